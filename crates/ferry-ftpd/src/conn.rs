@@ -1,0 +1,371 @@
+//! One control connection: reads bytes, feeds the session, and carries out its outputs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_auth::Password;
+use ferry_proto::command::Secret;
+use ferry_proto::limits::MAX_LINE;
+use ferry_proto::reply::{Reply, ReplyCode};
+use ferry_proto::session::{Login, Output, PassiveFamily, Session, TransferEvent};
+use ferry_proto::telnet::{ControlDecoder, ControlInput};
+use ferry_vfs::Storage;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, field, info, info_span, warn, Instrument};
+
+use crate::data::{self, DataCtx, DataPlan};
+use crate::limits::Refusal;
+use crate::transfer::{self, Running};
+use crate::{storage, Server};
+
+/// Control-channel read buffer; small because lines are short and sessions are many.
+const READ_BUFFER: usize = 4096;
+
+/// Runs one control connection to completion.
+pub(crate) async fn run(
+    id: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+    server: Arc<Server>,
+    stop: watch::Receiver<bool>,
+) {
+    let span = info_span!("session", id, peer = %peer, user = field::Empty);
+    async move {
+        let slot = match server.limits.acquire(data::canonical(peer.ip())) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let text = match refusal {
+                    Refusal::Total => "Too many connections; try again later",
+                    Refusal::PerIp => "Too many connections from your address; try again later",
+                };
+                info!(?refusal, "connection refused by limit");
+                refuse(stream, text).await;
+                return;
+            }
+        };
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        info!("connected");
+        let (rd, wr) = stream.into_split();
+        let session = Session::new(server.config.session.clone(), peer, local, Instant::now());
+        let mut conn = Conn {
+            server,
+            session,
+            peer,
+            local,
+            wr,
+            out: Vec::with_capacity(256),
+            storage: None,
+            plan: DataPlan::None,
+            running: None,
+        };
+        conn.serve(rd, stop).await;
+        drop(slot);
+        info!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn refuse(mut stream: TcpStream, text: &str) {
+    let reply = Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, text).to_bytes();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.write_all(&reply)).await;
+}
+
+struct Conn {
+    server: Arc<Server>,
+    session: Session,
+    peer: SocketAddr,
+    local: SocketAddr,
+    wr: OwnedWriteHalf,
+    out: Vec<u8>,
+    storage: Option<Arc<dyn Storage>>,
+    plan: DataPlan,
+    running: Option<Running>,
+}
+
+/// Why the connection loop ended.
+enum End {
+    Closed,
+    ControlLost,
+}
+
+impl Conn {
+    async fn serve(&mut self, mut rd: OwnedReadHalf, mut stop: watch::Receiver<bool>) {
+        let mut decoder = ControlDecoder::new(MAX_LINE);
+        let mut buf = vec![0u8; READ_BUFFER];
+        let end = loop {
+            if self.drain().await.is_err() {
+                break End::ControlLost;
+            }
+            if self.session.is_closed() {
+                break End::Closed;
+            }
+            let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                read = rd.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) | Err(_) => break End::ControlLost,
+                        Ok(n) => n,
+                    };
+                    decoder.push(buf.get(..n).unwrap_or_default());
+                    self.feed(&mut decoder);
+                }
+                event = next_event(&mut self.running) => {
+                    self.transfer_event(event);
+                }
+                () = sleep_until(deadline) => {
+                    self.session.handle_timeout(Instant::now());
+                }
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        self.abort_transfer().await;
+                        self.out.extend(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down").to_bytes());
+                        let _ = self.flush().await;
+                        break End::Closed;
+                    }
+                }
+            }
+        };
+        if let End::ControlLost = end {
+            if self.running.is_some() {
+                warn!("control connection lost during a transfer; cancelling it");
+            }
+        }
+        // Any transfer still running is cancelled: an unfinished upload is removed, never committed.
+        self.abort_transfer().await;
+        let _ = self.wr.shutdown().await;
+    }
+
+    fn feed(&mut self, decoder: &mut ControlDecoder) {
+        while let Some(input) = decoder.next() {
+            let now = Instant::now();
+            if let Some(r) = &self.running {
+                self.session.handle_transfer_progress(r.bytes());
+            }
+            match input {
+                ControlInput::Line(line) => {
+                    log_line(&line);
+                    self.session.handle_line(now, &line);
+                }
+                ControlInput::TooLong => self.session.handle_line_too_long(now),
+                ControlInput::Urgent(u) => self.session.handle_urgent(now, u),
+                ControlInput::Respond(bytes) => self.out.extend_from_slice(&bytes),
+            }
+        }
+    }
+
+    fn transfer_event(&mut self, event: Option<TransferEvent>) {
+        let now = Instant::now();
+        match event {
+            Some(ev @ TransferEvent::Started { .. }) => self.session.handle_transfer(now, ev),
+            Some(ev) => {
+                self.running = None;
+                debug!(?ev, "transfer ended");
+                self.session.handle_transfer(now, ev);
+            }
+            // The task ended without a final event (it panicked): report a local error.
+            None => {
+                self.running = None;
+                self.session.handle_transfer(
+                    now,
+                    TransferEvent::StorageFailed(ferry_proto::session::FsError::Io),
+                );
+            }
+        }
+    }
+
+    /// Carries out every queued output, then writes pending replies.
+    async fn drain(&mut self) -> std::io::Result<()> {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Reply(reply) => {
+                    debug!(code = reply.code().0, "reply");
+                    reply.encode_into(&mut self.out);
+                }
+                Output::Authenticate { user, password } => {
+                    // Replies queued so far (none, normally) go out first.
+                    self.flush().await?;
+                    let login = self.authenticate(&user, password).await;
+                    self.session.handle_auth(Instant::now(), login);
+                }
+                Output::Storage(request) => {
+                    let result = match &self.storage {
+                        Some(s) => storage::run(s.as_ref(), request).await,
+                        None => Err(ferry_proto::session::FsError::PermissionDenied),
+                    };
+                    self.session.handle_storage(Instant::now(), result);
+                }
+                Output::OpenPassive(family) => {
+                    self.plan = DataPlan::None;
+                    let result = self.open_passive(family);
+                    self.session.handle_passive(Instant::now(), result);
+                }
+                Output::SetActive(addr) => self.plan = DataPlan::Active(addr),
+                Output::ResetData => self.plan = DataPlan::None,
+                Output::Transfer(t) => {
+                    let storage = match &self.storage {
+                        Some(s) => Arc::clone(s),
+                        None => {
+                            let ev =
+                                TransferEvent::StorageFailed(ferry_proto::session::FsError::PermissionDenied);
+                            self.session.handle_transfer(Instant::now(), ev);
+                            continue;
+                        }
+                    };
+                    let ctx = DataCtx {
+                        peer_ip: self.peer.ip(),
+                        local_ip: self.local.ip(),
+                        timeout: self.server.config.data_timeout,
+                    };
+                    let plan = std::mem::take(&mut self.plan);
+                    self.running = Some(transfer::spawn(t, storage, plan, ctx));
+                }
+                Output::AbortTransfer => self.abort_transfer().await,
+                Output::Close => {
+                    self.flush().await?;
+                    return Ok(());
+                }
+            }
+        }
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.wr.write_all(&self.out).await?;
+            self.out.clear();
+            if self.out.capacity() > 64 * 1024 {
+                self.out.shrink_to(256);
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels the running transfer and reports how it ended: if it had already ended, its own final
+    /// event; otherwise `Aborted`.
+    async fn abort_transfer(&mut self) {
+        let Some(mut running) = self.running.take() else {
+            return;
+        };
+        running.handle.abort();
+        let _ = (&mut running.handle).await;
+        let mut last = None;
+        while let Ok(ev) = running.events.try_recv() {
+            match ev {
+                TransferEvent::Started { .. } => self.session.handle_transfer(Instant::now(), ev),
+                ev => last = Some(ev),
+            }
+        }
+        self.session
+            .handle_transfer(Instant::now(), last.unwrap_or(TransferEvent::Aborted));
+    }
+
+    fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
+        let bind_ip = crate::passive_bind_ip(self.local);
+        let listener = data::open_passive(bind_ip, &self.server.config.passive_ports).map_err(|e| {
+            warn!(error = %e, "cannot open passive listener");
+        })?;
+        let port = listener.local_addr().map_err(|_| ())?.port();
+        self.plan = DataPlan::Passive(listener);
+        let ip = match family {
+            PassiveFamily::V4 => self
+                .server
+                .config
+                .masquerade_address
+                .unwrap_or(data::canonical(self.local.ip())),
+            PassiveFamily::Any => self.local.ip(),
+        };
+        Ok(SocketAddr::new(ip, port))
+    }
+
+    async fn authenticate(&mut self, user: &str, password: Secret) -> Option<Login> {
+        let server = Arc::clone(&self.server);
+        let (login, home) = match (&server.config.anonymous, user) {
+            (Some(anon), "anonymous" | "ftp") => (
+                Login {
+                    user: "anonymous".to_owned(),
+                    permissions: to_proto(anon.permissions),
+                },
+                anon.home.clone(),
+            ),
+            _ => {
+                let pw = Password::new(password.expose().to_owned());
+                match server.users.authenticate(user, &pw).await {
+                    Ok(Some(u)) => (
+                        Login {
+                            user: u.name.clone(),
+                            permissions: to_proto(u.permissions),
+                        },
+                        u.home,
+                    ),
+                    Ok(None) => {
+                        info!(user, "login failed");
+                        return None;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "user store error during login");
+                        return None;
+                    }
+                }
+            }
+        };
+        match server.storage.scoped(home.as_bytes(), true).await {
+            Ok(storage) => {
+                self.storage = Some(storage);
+                tracing::Span::current().record("user", login.user.as_str());
+                info!(home, "logged in");
+                Some(login)
+            }
+            Err(e) => {
+                warn!(error = %e, home, "cannot open the user's home directory");
+                None
+            }
+        }
+    }
+}
+
+fn to_proto(p: ferry_auth::Permissions) -> ferry_proto::session::Permissions {
+    ferry_proto::session::Permissions {
+        list: p.list,
+        read: p.read,
+        write: p.write,
+        delete: p.delete,
+        rename: p.rename,
+        mkdir: p.mkdir,
+    }
+}
+
+/// Logs a command line, never a password.
+fn log_line(line: &[u8]) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let verb = line.get(..verb_end).unwrap_or_default();
+        if verb.eq_ignore_ascii_case(b"PASS") {
+            debug!(command = "PASS ***", "command");
+        } else {
+            debug!(command = %String::from_utf8_lossy(line), "command");
+        }
+    }
+}
+
+async fn next_event(running: &mut Option<Running>) -> Option<TransferEvent> {
+    match running {
+        Some(r) => r.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,126 @@
+//! Data connections: passive listeners that accept only the control peer, and active connections that
+//! were checked (by the session) to target only the control peer.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tracing::{debug, warn};
+
+/// Random ports tried before scanning the whole range in order.
+const RANDOM_PORT_TRIES: usize = 16;
+
+/// How the next transfer gets its data connection.
+#[derive(Debug, Default)]
+pub(crate) enum DataPlan {
+    /// Nothing prepared.
+    #[default]
+    None,
+    /// A listener waiting for the client.
+    Passive(TcpListener),
+    /// Connect to the client here.
+    Active(SocketAddr),
+}
+
+/// Addresses a data connection must respect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DataCtx {
+    pub(crate) peer_ip: IpAddr,
+    pub(crate) local_ip: IpAddr,
+    pub(crate) timeout: Duration,
+}
+
+/// Opens a passive listener on `ip`, on a random free port of `ports`.
+pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<TcpListener> {
+    let (lo, hi) = (*ports.start(), *ports.end());
+    if lo > hi {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty passive port range",
+        ));
+    }
+    let mut rng = rand::rng();
+    for _ in 0..RANDOM_PORT_TRIES {
+        if let Ok(l) = bind(ip, rng.random_range(lo..=hi)) {
+            return Ok(l);
+        }
+    }
+    // Crowded range: scan from a random start so that concurrent sessions do not all collide.
+    let span = u32::from(hi - lo) + 1;
+    let start = rng.random_range(0..span);
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        if let Ok(l) = bind(ip, port) {
+            return Ok(l);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free passive port"))
+}
+
+fn bind(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // No SO_REUSEADDR: two sessions must never share a passive port.
+    socket.bind(SocketAddr::new(ip, port))?;
+    socket.listen(1)
+}
+
+/// Establishes the data connection of `plan`, within the timeout.
+pub(crate) async fn establish(plan: DataPlan, ctx: DataCtx) -> io::Result<TcpStream> {
+    let stream = match plan {
+        DataPlan::None => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no data connection prepared",
+            ))
+        }
+        DataPlan::Passive(listener) => tokio::time::timeout(ctx.timeout, accept_peer(listener, ctx.peer_ip))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??,
+        DataPlan::Active(target) => tokio::time::timeout(ctx.timeout, connect(target, ctx.local_ip))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "active connect timed out"))??,
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Accepts exactly one connection from the control peer's IP; connections from anyone else are closed
+/// at once (passive-port theft), and the listener is dropped after the first good one.
+async fn accept_peer(listener: TcpListener, peer_ip: IpAddr) -> io::Result<TcpStream> {
+    let want = canonical(peer_ip);
+    loop {
+        let (stream, from) = listener.accept().await?;
+        if canonical(from.ip()) == want {
+            debug!(%from, "passive data connection accepted");
+            return Ok(stream);
+        }
+        warn!(%from, expected = %want, "passive data connection from a foreign address refused");
+        drop(stream);
+    }
+}
+
+async fn connect(target: SocketAddr, local_ip: IpAddr) -> io::Result<TcpStream> {
+    let socket = match target {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // Leave from the address the client talks to, when the families match (multi-homed hosts).
+    let local = canonical(local_ip);
+    if local.is_ipv4() == target.is_ipv4() {
+        socket.bind(SocketAddr::new(local, 0))?;
+    }
+    socket.connect(target).await
+}
+
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}

@@ -1,0 +1,140 @@
+//! tokio glue that serves FTP.
+//!
+//! `ferry-ftpd` accepts control connections, runs one [`ferry_proto::session::Session`] per connection in
+//! its own task, and carries out what the session asks for: authentication through `ferry-auth`, storage
+//! requests and transfers through `ferry-vfs`, passive listeners and active connections. It enforces the
+//! network-side defences the session cannot see: connection limits, passive connections only from the
+//! control peer, and data-connection timeouts.
+//!
+//! What it deliberately does not do: parse FTP or choose replies (that is `ferry-proto`), touch files
+//! directly (that is `ferry-vfs`), read configuration files or install a tracing subscriber (that is the
+//! `ferry` binary).
+#![forbid(unsafe_code)]
+
+mod conn;
+mod data;
+mod limits;
+mod storage;
+mod transfer;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_auth::{Permissions, UserStore};
+use ferry_vfs::Storage;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+pub use limits::ConnectionLimits;
+
+/// Anonymous login settings. Anonymous login is off unless this is configured.
+#[derive(Debug, Clone)]
+pub struct Anonymous {
+    /// Virtual home under the storage root, e.g. `/pub`.
+    pub home: String,
+    /// What anonymous users may do; read-only (list, read) by default.
+    pub permissions: Permissions,
+}
+
+/// Server settings; the `ferry` binary builds this from flags and `ferry.toml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Per-session protocol settings (greeting, login and idle timeouts, login attempts).
+    pub session: ferry_proto::session::Config,
+    /// Ports for passive data listeners.
+    pub passive_ports: RangeInclusive<u16>,
+    /// Address advertised in PASV replies instead of the control connection's local address (for NAT).
+    pub masquerade_address: Option<IpAddr>,
+    /// Time allowed for a data connection to be accepted or connected.
+    pub data_timeout: Duration,
+    /// Connection limits.
+    pub limits: ConnectionLimits,
+    /// Anonymous login, if enabled.
+    pub anonymous: Option<Anonymous>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            session: ferry_proto::session::Config::default(),
+            passive_ports: 50000..=50100,
+            masquerade_address: None,
+            data_timeout: Duration::from_secs(30),
+            limits: ConnectionLimits::default(),
+            anonymous: None,
+        }
+    }
+}
+
+/// Everything a connection needs: settings, users and storage.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    users: UserStore,
+    storage: Arc<dyn Storage>,
+    limits: limits::Tracker,
+}
+
+impl Server {
+    /// A server over `users` and `storage` (the root under which user homes live).
+    pub fn new(config: Config, users: UserStore, storage: Arc<dyn Storage>) -> Arc<Self> {
+        let limits = limits::Tracker::new(config.limits.clone());
+        Arc::new(Self {
+            config,
+            users,
+            storage,
+            limits,
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Serves FTP on `listener` until `shutdown` completes; then stops accepting, tells every open session
+/// `421` and waits for the sessions to end.
+pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Typically EMFILE: back off briefly instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        next_id += 1;
+        let id = next_id;
+        let server = Arc::clone(&server);
+        let stop = stop_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            conn::run(id, stream, peer, server, stop).await;
+            drop(done);
+        });
+    }
+    info!("shutting down: no new connections; closing sessions");
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+}
+
+/// The address a passive listener should bind for a control connection on `local`.
+pub(crate) fn passive_bind_ip(local: SocketAddr) -> IpAddr {
+    local.ip()
+}

@@ -1,0 +1,306 @@
+//! One data transfer, run as its own task so the control channel stays live (ABOR, STAT, NOOP, QUIT).
+//!
+//! The task reports [`TransferEvent`]s in order: `Started` once the storage side is open (the session then
+//! sends 150), and exactly one final event. Dropping or aborting the task drops the storage writer, which
+//! removes an unfinished upload's temporary file; only a clean end of the data stream commits it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ferry_proto::ascii;
+use ferry_proto::listing::{write_list_line, write_mlsx_facts, write_nlst_line, Entry};
+use ferry_proto::path::VPath;
+use ferry_proto::session::{FsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent};
+use ferry_vfs::{EntryKind, Storage, WriteMode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::data::{self, DataCtx, DataPlan};
+use crate::storage::{entry, fs_error, name_of};
+
+/// Transfer buffer size: large enough that a 1 GiB transfer takes few system calls.
+const BUFFER: usize = 256 * 1024;
+
+/// Listing output is flushed to the data connection in chunks of about this size.
+const LIST_CHUNK: usize = 64 * 1024;
+
+/// Directory entries fetched from storage per batch while listing.
+const LIST_BATCH: usize = 256;
+
+/// A running transfer.
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) handle: JoinHandle<()>,
+    pub(crate) events: mpsc::UnboundedReceiver<TransferEvent>,
+    pub(crate) progress: Arc<AtomicU64>,
+}
+
+impl Running {
+    /// Bytes moved so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts `transfer` in a new task.
+pub(crate) fn spawn(transfer: Transfer, storage: Arc<dyn Storage>, plan: DataPlan, ctx: DataCtx) -> Running {
+    let (tx, events) = mpsc::unbounded_channel();
+    let progress = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&progress);
+    let handle = tokio::spawn(async move {
+        let job = Job {
+            storage,
+            plan: Some(plan),
+            ctx,
+            tx: tx.clone(),
+            progress: counter,
+        };
+        let end = match transfer {
+            Transfer::Retr { path, offset, ascii } => job.retr(&path, offset, ascii).await,
+            Transfer::Stor { path, mode, ascii } => job.stor(&path, mode, ascii).await,
+            Transfer::List {
+                path,
+                format,
+                permissions,
+                all,
+            } => job.list(&path, format, permissions, all).await,
+        };
+        let _ = tx.send(end);
+    });
+    Running {
+        handle,
+        events,
+        progress,
+    }
+}
+
+struct Job {
+    storage: Arc<dyn Storage>,
+    plan: Option<DataPlan>,
+    ctx: DataCtx,
+    tx: mpsc::UnboundedSender<TransferEvent>,
+    progress: Arc<AtomicU64>,
+}
+
+impl Job {
+    fn started(&self, name: Option<Vec<u8>>, size: Option<u64>) {
+        let _ = self.tx.send(TransferEvent::Started { name, size });
+    }
+
+    async fn connect(&mut self) -> Result<TcpStream, TransferEvent> {
+        let plan = self.plan.take().unwrap_or_default();
+        data::establish(plan, self.ctx).await.map_err(|e| {
+            tracing::info!(error = %e, "data connection failed");
+            TransferEvent::NoConnection
+        })
+    }
+
+    fn add(&self, n: usize) -> u64 {
+        self.progress.fetch_add(n as u64, Ordering::Relaxed) + n as u64
+    }
+
+    async fn retr(mut self, path: &VPath, offset: u64, ascii: bool) -> TransferEvent {
+        let meta = match self.storage.metadata(path.as_bytes()).await {
+            Ok(m) => m,
+            Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+        };
+        match meta.kind {
+            EntryKind::File => {}
+            EntryKind::Dir => return TransferEvent::StorageFailed(FsError::IsADirectory),
+            _ => return TransferEvent::StorageFailed(FsError::PermissionDenied),
+        }
+        let mut reader = match self.storage.open_read(path.as_bytes(), offset).await {
+            Ok(r) => r,
+            Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+        };
+        let size = (!ascii).then(|| meta.size.saturating_sub(offset));
+        self.started(None, size);
+        let mut sock = match self.connect().await {
+            Ok(s) => s,
+            Err(ev) => return ev,
+        };
+        let mut buf = vec![0u8; BUFFER];
+        let mut converted = Vec::new();
+        let mut conv = ascii::ToNetwork::new();
+        let mut bytes = 0;
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+            };
+            let chunk = match buf.get(..n) {
+                Some(c) => c,
+                None => return TransferEvent::StorageFailed(FsError::Io),
+            };
+            let out = if ascii {
+                converted.clear();
+                conv.convert(chunk, &mut converted);
+                &converted[..]
+            } else {
+                chunk
+            };
+            if sock.write_all(out).await.is_err() {
+                return TransferEvent::ConnectionLost;
+            }
+            bytes = self.add(out.len());
+        }
+        if sock.shutdown().await.is_err() {
+            return TransferEvent::ConnectionLost;
+        }
+        TransferEvent::Finished { bytes }
+    }
+
+    async fn stor(mut self, path: &VPath, mode: StoreMode, ascii: bool) -> TransferEvent {
+        // Refuse before any data moves if the target is a directory.
+        if let Ok(m) = self.storage.metadata(path.as_bytes()).await {
+            if m.kind == EntryKind::Dir && mode != StoreMode::Unique {
+                return TransferEvent::StorageFailed(FsError::IsADirectory);
+            }
+        }
+        let wmode = match mode {
+            StoreMode::Create => WriteMode::Create,
+            StoreMode::Append => WriteMode::Append,
+            StoreMode::At(n) => WriteMode::At(n),
+            StoreMode::Unique => WriteMode::Unique,
+        };
+        let mut writer = match self.storage.open_write(path.as_bytes(), wmode).await {
+            Ok(w) => w,
+            Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+        };
+        self.started(Some(writer.final_name().to_vec()), None);
+        let mut sock = match self.connect().await {
+            Ok(s) => s,
+            Err(ev) => {
+                writer.abort().await;
+                return ev;
+            }
+        };
+        let mut buf = vec![0u8; BUFFER];
+        let mut converted = Vec::new();
+        let mut conv = ascii::FromNetwork::new();
+        let mut bytes = 0;
+        loop {
+            let n = match sock.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) => {
+                    writer.abort().await;
+                    return TransferEvent::ConnectionLost;
+                }
+            };
+            bytes = self.add(n);
+            let Some(chunk) = buf.get(..n) else {
+                writer.abort().await;
+                return TransferEvent::StorageFailed(FsError::Io);
+            };
+            let data = if ascii {
+                converted.clear();
+                conv.convert(chunk, &mut converted);
+                &converted[..]
+            } else {
+                chunk
+            };
+            if let Err(e) = writer.write_all(data).await {
+                writer.abort().await;
+                return TransferEvent::StorageFailed(fs_error(e));
+            }
+        }
+        if ascii {
+            converted.clear();
+            conv.finish(&mut converted);
+            if let Err(e) = writer.write_all(&converted).await {
+                writer.abort().await;
+                return TransferEvent::StorageFailed(fs_error(e));
+            }
+        }
+        match writer.commit().await {
+            Ok(_) => TransferEvent::Finished { bytes },
+            Err(e) => TransferEvent::StorageFailed(fs_error(e)),
+        }
+    }
+
+    async fn list(
+        mut self,
+        path: &VPath,
+        format: ListFormat,
+        perms: Permissions,
+        all: bool,
+    ) -> TransferEvent {
+        let now = SystemTime::now();
+        let meta = match self.storage.metadata(path.as_bytes()).await {
+            Ok(m) => m,
+            Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+        };
+        let mut stream = None;
+        let mut single = None;
+        if meta.kind == EntryKind::Dir {
+            match self.storage.list(path.as_bytes()).await {
+                Ok(s) => stream = Some(s),
+                Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+            }
+        } else if format == ListFormat::Machine {
+            // RFC 3659: MLSD of a non-directory is an error (MLST is for single files).
+            return TransferEvent::StorageFailed(FsError::NotADirectory);
+        } else {
+            single = Some(entry(name_of(path), &meta));
+        }
+        self.started(None, None);
+        let mut sock = match self.connect().await {
+            Ok(s) => s,
+            Err(ev) => return ev,
+        };
+        let mut out = Vec::with_capacity(LIST_CHUNK + 1024);
+        let mut bytes = 0;
+        let hide_dot = !all && format != ListFormat::Machine;
+        if let Some(e) = single {
+            format_entry(&mut out, &e, format, perms, now);
+        }
+        if let Some(stream) = stream.as_mut() {
+            loop {
+                let batch = match stream.next_batch(LIST_BATCH).await {
+                    Ok(b) if b.is_empty() => break,
+                    Ok(b) => b,
+                    Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+                };
+                for d in batch {
+                    if hide_dot && d.name.first() == Some(&b'.') {
+                        continue;
+                    }
+                    format_entry(&mut out, &entry(d.name, &d.metadata), format, perms, now);
+                }
+                if out.len() >= LIST_CHUNK {
+                    if sock.write_all(&out).await.is_err() {
+                        return TransferEvent::ConnectionLost;
+                    }
+                    bytes = self.add(out.len());
+                    out.clear();
+                }
+            }
+        }
+        if !out.is_empty() {
+            if sock.write_all(&out).await.is_err() {
+                return TransferEvent::ConnectionLost;
+            }
+            bytes = self.add(out.len());
+        }
+        if sock.shutdown().await.is_err() {
+            return TransferEvent::ConnectionLost;
+        }
+        TransferEvent::Finished { bytes }
+    }
+}
+
+fn format_entry(out: &mut Vec<u8>, e: &Entry, format: ListFormat, perms: Permissions, now: SystemTime) {
+    match format {
+        ListFormat::Long => write_list_line(out, e, now),
+        ListFormat::Names => write_nlst_line(out, &e.name),
+        ListFormat::Machine => {
+            write_mlsx_facts(out, e, perms);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
