@@ -1,0 +1,29 @@
+//! Users, permissions and Argon2id password hashes for ferry, stored in SQLite.
+//!
+//! # What it does
+//! - [`UserStore`] keeps users (name, Argon2id hash, virtual home, [`Permissions`], enabled flag)
+//!   in an SQLite database, migrated from the embedded `migrations/` on open.
+//! - [`UserStore::authenticate`] verifies passwords off the async threads and spends the same
+//!   work for unknown or disabled users, so timing does not reveal which names exist.
+//! - [`Password`] keeps secrets out of `Debug` output and logs.
+//!
+//! # What it deliberately does not do
+//! - No protocol logic: it does not know FTP or SFTP, and does not enforce permissions on file
+//!   operations (the front ends do, with the [`Permissions`] returned here).
+//! - No rate limiting or banning of failed logins (that is the defender's job), no printing, no
+//!   logging setup. Secrets are not zeroed in memory.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod password;
+mod permissions;
+mod store;
+mod user;
+
+pub use error::Error;
+pub use password::{generate_password, hash_password, Password};
+pub use permissions::Permissions;
+pub use store::UserStore;
+pub use user::{NewUser, User};

@@ -1,0 +1,240 @@
+//! The SQLite-backed user store.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::Error;
+use crate::password::{self, hash_password, Password};
+use crate::permissions::Permissions;
+use crate::user::{validate_home, validate_name, validate_password, NewUser, User, MAX_PASSWORD_LEN};
+
+/// How long a writer waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections in the pool of a file database.
+const FILE_POOL_SIZE: u32 = 4;
+
+const USER_COLUMNS: &str = "name, home, permissions, enabled, created";
+
+/// Users in an SQLite database. Cheap to clone (it wraps a connection pool).
+#[derive(Clone)]
+pub struct UserStore {
+    pool: SqlitePool,
+}
+
+impl fmt::Debug for UserStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserStore").finish_non_exhaustive()
+    }
+}
+
+impl UserStore {
+    /// Opens the database file at `path` (creating it if missing, in WAL mode) and migrates it.
+    pub async fn open(path: &Path) -> Result<Self, Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_POOL_SIZE)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    /// Opens a fresh in-memory database (one connection that is never recycled, so the data
+    /// lives as long as the store). Meant for tests.
+    pub async fn open_in_memory() -> Result<Self, Error> {
+        let options = SqliteConnectOptions::new().in_memory(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<Self, Error> {
+        sqlx::migrate!().run(&pool).await?;
+        // Compute the dummy hash now rather than during someone's first failed login.
+        let _ = tokio::task::spawn_blocking(password::dummy_hash).await;
+        Ok(UserStore { pool })
+    }
+
+    /// Adds a user; fails with `AlreadyExists` if the name is taken.
+    pub async fn add_user(&self, u: NewUser) -> Result<(), Error> {
+        validate_name(&u.name)?;
+        validate_home(&u.home)?;
+        validate_password(&u.password)?;
+        let hash = hash_blocking(u.password).await?;
+        let result = sqlx::query(
+            "INSERT INTO users (name, password_hash, home, permissions, enabled, created) \
+             VALUES (?, ?, ?, ?, 1, ?)",
+        )
+        .bind(&u.name)
+        .bind(hash)
+        .bind(&u.home)
+        .bind(u.permissions.to_string())
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::AlreadyExists(u.name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a user.
+    pub async fn delete_user(&self, name: &str) -> Result<(), Error> {
+        let done = sqlx::query("DELETE FROM users WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected(), name)
+    }
+
+    /// Replaces a user's password.
+    pub async fn set_password(&self, name: &str, pw: Password) -> Result<(), Error> {
+        validate_password(&pw)?;
+        if self.user(name).await?.is_none() {
+            return Err(Error::NotFound(name.to_owned()));
+        }
+        let hash = hash_blocking(pw).await?;
+        self.update(name, "password_hash", hash).await
+    }
+
+    /// Replaces a user's permissions.
+    pub async fn set_permissions(&self, name: &str, p: Permissions) -> Result<(), Error> {
+        self.update(name, "permissions", p.to_string()).await
+    }
+
+    /// Replaces a user's virtual home.
+    pub async fn set_home(&self, name: &str, home: &str) -> Result<(), Error> {
+        validate_home(home)?;
+        self.update(name, "home", home.to_owned()).await
+    }
+
+    /// Enables or disables a user.
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), Error> {
+        let done = sqlx::query("UPDATE users SET enabled = ? WHERE name = ?")
+            .bind(i64::from(enabled))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected(), name)
+    }
+
+    /// The user called `name`, if any.
+    pub async fn user(&self, name: &str) -> Result<Option<User>, Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?");
+        let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// All users, ordered by name.
+    pub async fn list_users(&self) -> Result<Vec<User>, Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Whether there are no users at all.
+    pub async fn is_empty(&self) -> Result<bool, Error> {
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM users)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? == 0)
+    }
+
+    /// The user, if `name` exists, is enabled and `pw` matches.
+    ///
+    /// Unknown, disabled and malformed names still cost one Argon2id verification (against a
+    /// fixed dummy hash) so that response time does not reveal which names exist. Verification
+    /// runs on the blocking pool.
+    pub async fn authenticate(&self, name: &str, pw: &Password) -> Result<Option<User>, Error> {
+        let candidate = if validate_name(name).is_ok() && pw.expose().len() <= MAX_PASSWORD_LEN {
+            let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = ?");
+            match sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await? {
+                Some(row) => {
+                    let user = user_from_row(&row)?;
+                    let hash: String = row.try_get("password_hash")?;
+                    user.enabled.then_some((user, hash))
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let pw = pw.clone();
+        match candidate {
+            Some((user, hash)) => {
+                let ok = tokio::task::spawn_blocking(move || password::verify(&hash, &pw))
+                    .await
+                    .map_err(|e| Error::Hash(format!("verification task failed: {e}")))??;
+                Ok(ok.then_some(user))
+            }
+            None => {
+                let _ = tokio::task::spawn_blocking(move || password::verify_dummy(&pw)).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sets one text column of one user.
+    async fn update(&self, name: &str, column: &'static str, value: String) -> Result<(), Error> {
+        let sql = format!("UPDATE users SET {column} = ? WHERE name = ?");
+        let done = sqlx::query(&sql)
+            .bind(value)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected(), name)
+    }
+}
+
+/// Hashes on the blocking pool.
+async fn hash_blocking(pw: Password) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || hash_password(&pw))
+        .await
+        .map_err(|e| Error::Hash(format!("hashing task failed: {e}")))?
+}
+
+fn found(rows_affected: u64, name: &str) -> Result<(), Error> {
+    if rows_affected == 0 {
+        Err(Error::NotFound(name.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, Error> {
+    let name: String = row.try_get("name")?;
+    let permissions: String = row.try_get("permissions")?;
+    let permissions = permissions.parse().map_err(|e| {
+        Error::InvalidInput(format!("stored permissions of user {name:?} are unreadable: {e}"))
+    })?;
+    Ok(User {
+        home: row.try_get("home")?,
+        permissions,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created: row.try_get("created")?,
+        name,
+    })
+}
+
+fn unix_now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}

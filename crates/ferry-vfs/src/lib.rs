@@ -1,0 +1,44 @@
+//! Protocol-neutral storage for ferry.
+//!
+//! This crate defines the [`Storage`] trait that the FTP and SFTP front ends use to touch user
+//! files, the neutral [`Error`]/[`ErrorKind`] they map to their own reply codes, and
+//! [`LocalFs`], a back-end that keeps every operation inside one directory on the host.
+//!
+//! # What it does
+//! - Takes *virtual* absolute paths as raw bytes (`b"/dir/file"`, `b"/"` is the root). Names are
+//!   bytes, so non-UTF-8 names work. Paths are re-validated here: a NUL byte, a `.` or `..`
+//!   component, or a component starting with the upload temp prefix is refused with
+//!   [`ErrorKind::InvalidName`].
+//! - Jails [`LocalFs`] by directory handle (`cap_std::fs::Dir`), never by comparing path strings:
+//!   symlinks that resolve outside the root (absolute symlinks, `../` escapes) are refused with
+//!   [`ErrorKind::PermissionDenied`]; symlinks that stay inside are followed.
+//! - Streams directory listings in batches and uploads through a temporary file that only appears
+//!   under its final name when the writer is committed.
+//!
+//! # What it deliberately does not do
+//! - No FTP/SFTP semantics: no reply codes, no listing formats, no permission checks (the caller
+//!   decides what a user may do) and no path normalisation of client input (the caller resolves
+//!   `..` against the working directory first).
+//! - No printing and no logging setup.
+//! - Unix only: names are raw bytes (`OsStrExt`) and errors are classified by errno.
+//! - No defence against hard links: a hard link placed inside the root by someone with host access
+//!   to a file outside it cannot be told apart from a regular file, so do not give untrusted host
+//!   users write access to the storage root.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod local;
+mod path;
+mod storage;
+
+pub use error::{Error, ErrorKind, Result};
+pub use local::LocalFs;
+pub use storage::{DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, Storage, WriteMode};
+
+/// Prefix of the temporary files uploads are written to before they are committed.
+///
+/// Such files are hidden from listings and names starting with it are refused as
+/// [`ErrorKind::InvalidName`], so clients can neither see nor touch uploads in progress.
+pub const TEMP_PREFIX: &[u8] = b".ferry-upload.";

@@ -1,0 +1,257 @@
+//! Uploads for the local back-end: temp file + rename, append, resume at offset, unique names.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cap_std::fs::{Dir, File};
+use rand::Rng;
+use tokio::io::AsyncWriteExt;
+
+use super::{blocking, check_regular, name_bytes, write_options};
+use crate::error::{Error, ErrorKind, Result};
+use crate::path::VPath;
+use crate::storage::{FileWriter, WriteMode};
+use crate::TEMP_PREFIX;
+
+/// How many random temp names to try before giving up.
+const TEMP_ATTEMPTS: usize = 16;
+/// `Unique` tries `name.1` … `name.SEQUENTIAL_SUFFIXES` before random suffixes.
+const SEQUENTIAL_SUFFIXES: u32 = 99;
+
+/// Opens a writer for `vpath` in `mode`.
+pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: WriteMode) -> Result<LocalWriter> {
+    let Some((parent_rel, name)) = vpath.split() else {
+        return Err(ErrorKind::IsADirectory.into());
+    };
+    let rel = vpath.rel();
+    blocking(move || match mode {
+        WriteMode::Create => {
+            let parent = root.open_dir(&parent_rel)?;
+            if parent.symlink_metadata(&name).is_ok_and(|md| md.is_dir()) {
+                return Err(ErrorKind::IsADirectory.into());
+            }
+            let (temp, file) = create_temp(&parent)?;
+            Ok(LocalWriter::new(
+                file,
+                name_bytes(&name),
+                Some(Pending {
+                    parent,
+                    temp,
+                    name,
+                    reserved: false,
+                }),
+            ))
+        }
+        WriteMode::Unique => {
+            let parent = root.open_dir(&parent_rel)?;
+            let chosen = reserve_unique(&parent, &name)?;
+            let (temp, file) = match create_temp(&parent) {
+                Ok(created) => created,
+                Err(e) => {
+                    let _ = parent.remove_file(&chosen);
+                    return Err(e);
+                }
+            };
+            let pending = Pending {
+                parent,
+                temp,
+                name: chosen.clone(),
+                reserved: true,
+            };
+            Ok(LocalWriter::new(file, name_bytes(&chosen), Some(pending)))
+        }
+        WriteMode::Append => {
+            let mut options = write_options();
+            options.append(true).create(true);
+            let file = root.open_with(&rel, &options)?;
+            check_regular(&file.metadata()?)?;
+            Ok(LocalWriter::new(file, name_bytes(&name), None))
+        }
+        WriteMode::At(offset) => {
+            let mut options = write_options();
+            options.create(offset == 0);
+            let file = root.open_with(&rel, &options)?;
+            check_regular(&file.metadata()?)?;
+            let mut file = file.into_std();
+            // Resumed upload: drop whatever followed the restart point, then write from there.
+            file.set_len(offset)?;
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(LocalWriter::new(File::from_std(file), name_bytes(&name), None))
+        }
+    })
+    .await
+}
+
+/// A temp file waiting to be renamed over its final name.
+struct Pending {
+    /// Handle on the target directory (the rename happens inside it).
+    parent: Dir,
+    /// The temp file's name in `parent`.
+    temp: OsString,
+    /// The final name in `parent`.
+    name: OsString,
+    /// Whether `name` is an empty placeholder we created (`Unique`) and must remove on abort.
+    reserved: bool,
+}
+
+impl Pending {
+    /// Removes the temp file (and the placeholder); errors are ignored, nothing else can be done.
+    fn discard(self) {
+        let _ = self.parent.remove_file(&self.temp);
+        if self.reserved {
+            let _ = self.parent.remove_file(&self.name);
+        }
+    }
+
+    /// [`discard`](Pending::discard) on the blocking pool.
+    async fn discard_in_background(self) {
+        let _ = tokio::task::spawn_blocking(move || self.discard()).await;
+    }
+}
+
+/// A file being uploaded.
+pub(super) struct LocalWriter {
+    file: Option<tokio::fs::File>,
+    final_name: Vec<u8>,
+    written: u64,
+    /// `Some` for `Create`/`Unique` until committed or aborted.
+    pending: Option<Pending>,
+}
+
+impl fmt::Debug for LocalWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalWriter")
+            .field("final_name", &String::from_utf8_lossy(&self.final_name))
+            .field("written", &self.written)
+            .field("pending", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl LocalWriter {
+    fn new(file: File, final_name: Vec<u8>, pending: Option<Pending>) -> LocalWriter {
+        LocalWriter {
+            file: Some(tokio::fs::File::from_std(file.into_std())),
+            final_name,
+            written: 0,
+            pending,
+        }
+    }
+
+    /// Waits for buffered writes to reach the file, then closes it.
+    async fn close(&mut self) -> Result<()> {
+        match self.file.take() {
+            Some(mut file) => Ok(file.flush().await?),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl FileWriter for LocalWriter {
+    async fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        let file = self.file.as_mut().ok_or_else(|| Error::new(ErrorKind::Io))?;
+        file.write_all(buf).await?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64> {
+        let closed = self.close().await;
+        let pending = self.pending.take();
+        let written = self.written;
+        if let Err(e) = closed {
+            if let Some(pending) = pending {
+                pending.discard_in_background().await;
+            }
+            return Err(e);
+        }
+        if let Some(pending) = pending {
+            blocking(move || {
+                match pending
+                    .parent
+                    .rename(&pending.temp, &pending.parent, &pending.name)
+                {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        pending.discard();
+                        Err(e.into())
+                    }
+                }
+            })
+            .await?;
+        }
+        Ok(written)
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        let _ = self.close().await;
+        if let Some(pending) = self.pending.take() {
+            pending.discard_in_background().await;
+        }
+    }
+
+    fn final_name(&self) -> &[u8] {
+        &self.final_name
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        // Dropped without commit or abort (e.g. the session task was cancelled): a quick
+        // synchronous unlink is acceptable here.
+        if let Some(pending) = self.pending.take() {
+            self.file.take();
+            pending.discard();
+        }
+    }
+}
+
+/// Creates a fresh `.ferry-upload.<hex>.tmp` file in `dir`.
+fn create_temp(dir: &Dir) -> Result<(OsString, File)> {
+    for _ in 0..TEMP_ATTEMPTS {
+        let mut name = TEMP_PREFIX.to_vec();
+        name.extend_from_slice(format!("{:016x}.tmp", rand::rng().random::<u64>()).as_bytes());
+        let name = OsString::from_vec(name);
+        match create_new(dir, &name) {
+            Ok(file) => return Ok((name, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ErrorKind::AlreadyExists.into())
+}
+
+/// Reserves an unused name derived from `name` by creating it empty; returns the name chosen.
+fn reserve_unique(dir: &Dir, name: &OsStr) -> Result<OsString> {
+    let sequential = (0..=SEQUENTIAL_SUFFIXES).map(|n| match n {
+        0 => name.to_os_string(),
+        n => suffixed(name, &n.to_string()),
+    });
+    let random = (0..TEMP_ATTEMPTS).map(|_| suffixed(name, &format!("{:08x}", rand::rng().random::<u32>())));
+    for candidate in sequential.chain(random) {
+        match create_new(dir, &candidate) {
+            Ok(_) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ErrorKind::AlreadyExists.into())
+}
+
+fn suffixed(name: &OsStr, suffix: &str) -> OsString {
+    let mut bytes = name.as_bytes().to_vec();
+    bytes.push(b'.');
+    bytes.extend_from_slice(suffix.as_bytes());
+    OsString::from_vec(bytes)
+}
+
+fn create_new(dir: &Dir, name: &OsStr) -> std::io::Result<File> {
+    let mut options = write_options();
+    options.create_new(true);
+    dir.open_with(name, &options)
+}

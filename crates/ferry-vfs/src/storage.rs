@@ -1,0 +1,135 @@
+//! The storage trait and the plain data types it exchanges.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// What kind of object a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link that could not be followed (dangling, or leading outside the jail).
+    Symlink,
+    /// Anything else (device, FIFO, socket).
+    Other,
+}
+
+/// Facts about one file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// The kind of object.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time, if the back-end knows it.
+    pub modified: Option<SystemTime>,
+    /// Unix permission bits (`mode & 0o7777`), if the back-end has them.
+    pub mode: Option<u32>,
+    /// Number of hard links (1 where the back-end has no such notion).
+    pub nlink: u64,
+    /// A string that identifies the object within the back-end (e.g. device and inode), used for
+    /// the MLSD `unique` fact.
+    pub unique: Option<String>,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's name (a single component, raw bytes).
+    pub name: Vec<u8>,
+    /// The entry's metadata; symlinks that stay inside the jail are followed.
+    pub metadata: Metadata,
+}
+
+/// How [`Storage::open_write`] treats the target file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Write a new file that replaces the target only when committed.
+    Create,
+    /// Append to the target, creating it if missing.
+    Append,
+    /// Truncate the existing target to this offset and write from there (resumed upload).
+    /// The target must exist unless the offset is 0.
+    At(u64),
+    /// Write under a name derived from the requested one that does not exist yet.
+    Unique,
+}
+
+/// A file store addressed by virtual absolute paths given as bytes (`b"/"` is the root).
+///
+/// Paths must already be normalised by the caller; implementations still refuse NUL bytes and
+/// `.`/`..` components with [`ErrorKind::InvalidName`](crate::ErrorKind::InvalidName).
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Metadata of `path`, following symlinks that stay inside the store.
+    async fn metadata(&self, path: &[u8]) -> Result<Metadata>;
+
+    /// Starts listing the directory `path`; fails with `NotADirectory` for a file.
+    async fn list(&self, path: &[u8]) -> Result<Box<dyn DirStream>>;
+
+    /// Opens the file `path` for reading from byte `offset`; fails with `IsADirectory` for a
+    /// directory.
+    async fn open_read(&self, path: &[u8], offset: u64) -> Result<Box<dyn FileReader>>;
+
+    /// Opens the file `path` for writing in the given mode.
+    async fn open_write(&self, path: &[u8], mode: WriteMode) -> Result<Box<dyn FileWriter>>;
+
+    /// Creates the directory `path` (its parent must exist).
+    async fn create_dir(&self, path: &[u8]) -> Result<()>;
+
+    /// Removes the empty directory `path`; fails with `DirectoryNotEmpty` otherwise.
+    async fn remove_dir(&self, path: &[u8]) -> Result<()>;
+
+    /// Removes the file (or symlink) `path`; fails with `IsADirectory` for a directory.
+    async fn remove_file(&self, path: &[u8]) -> Result<()>;
+
+    /// Renames `from` to `to`, replacing a file at `to`.
+    async fn rename(&self, from: &[u8], to: &[u8]) -> Result<()>;
+
+    /// Sets the modification time of `path`.
+    async fn set_modified(&self, path: &[u8], t: SystemTime) -> Result<()>;
+
+    /// A new store jailed at the subdirectory `home`, created with its parents if `create`.
+    async fn scoped(&self, home: &[u8], create: bool) -> Result<Arc<dyn Storage>>;
+}
+
+/// A directory listing in progress.
+#[async_trait]
+pub trait DirStream: Send + std::fmt::Debug {
+    /// Up to `max` further entries (at least one while any remain); an empty vector means the end.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<DirEntry>>;
+}
+
+/// A file opened for reading.
+#[async_trait]
+pub trait FileReader: Send + std::fmt::Debug {
+    /// Reads into `buf`, returning the number of bytes read; 0 means end of file.
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize>;
+}
+
+/// A file opened for writing.
+///
+/// Dropping a writer without [`commit`](FileWriter::commit) behaves like
+/// [`abort`](FileWriter::abort).
+#[async_trait]
+pub trait FileWriter: Send + std::fmt::Debug {
+    /// Writes all of `buf`.
+    async fn write_all(&mut self, buf: &[u8]) -> Result<()>;
+
+    /// Finishes the upload: flushes and, for `Create`/`Unique`, moves the data under its final
+    /// name. Returns the number of bytes written through this writer.
+    async fn commit(self: Box<Self>) -> Result<u64>;
+
+    /// Abandons the upload: for `Create`/`Unique` nothing appears; for `Append`/`At` what was
+    /// written so far is kept so the client can resume.
+    async fn abort(self: Box<Self>);
+
+    /// The final file name (a single component); for `Unique` the name that was chosen.
+    fn final_name(&self) -> &[u8];
+}

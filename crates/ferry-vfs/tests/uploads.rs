@@ -1,0 +1,264 @@
+//! Upload semantics of the local back-end: temp + rename, abort, append, resume, unique names.
+
+mod common;
+
+use common::{host_names, list_names, read_all, upload, Jail};
+use ferry_vfs::{ErrorKind, Storage, WriteMode};
+
+fn temp_files(names: &[String]) -> Vec<&String> {
+    names.iter().filter(|n| n.starts_with(".ferry-upload.")).collect()
+}
+
+#[tokio::test]
+async fn create_is_invisible_until_commit() {
+    let jail = Jail::new();
+    let mut writer = jail
+        .fs
+        .open_write(b"/up.bin", WriteMode::Create)
+        .await
+        .expect("open");
+    assert_eq!(writer.final_name(), b"up.bin");
+    writer.write_all(b"part one, ").await.expect("write");
+    writer.write_all(b"part two").await.expect("write");
+    assert!(!jail.host("up.bin").exists());
+    assert_eq!(
+        jail.fs.metadata(b"/up.bin").await.expect_err("hidden").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        temp_files(&host_names(&jail.host(""))).len(),
+        1,
+        "temp lives in the target dir"
+    );
+    assert!(
+        list_names(&jail.fs, b"/").await.expect("list").is_empty(),
+        "temp hidden from listing"
+    );
+    assert_eq!(writer.commit().await.expect("commit"), 18);
+    assert_eq!(
+        std::fs::read(jail.host("up.bin")).expect("read"),
+        b"part one, part two"
+    );
+    assert_eq!(host_names(&jail.host("")), vec!["up.bin"]);
+}
+
+#[tokio::test]
+async fn create_replaces_an_existing_file_only_on_commit() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("f"), b"old").expect("write");
+    let mut writer = jail.fs.open_write(b"/f", WriteMode::Create).await.expect("open");
+    writer.write_all(b"new content").await.expect("write");
+    assert_eq!(read_all(&jail.fs, b"/f", 0).await.expect("read"), b"old");
+    writer.commit().await.expect("commit");
+    assert_eq!(read_all(&jail.fs, b"/f", 0).await.expect("read"), b"new content");
+}
+
+#[tokio::test]
+async fn aborted_create_leaves_no_file_and_no_temp() {
+    let jail = Jail::new();
+    std::fs::create_dir(jail.host("d")).expect("mkdir");
+    let mut writer = jail
+        .fs
+        .open_write(b"/d/up", WriteMode::Create)
+        .await
+        .expect("open");
+    writer.write_all(b"partial").await.expect("write");
+    writer.abort().await;
+    assert!(host_names(&jail.host("d")).is_empty());
+}
+
+#[tokio::test]
+async fn aborted_create_keeps_the_previous_file() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("f"), b"old").expect("write");
+    let mut writer = jail.fs.open_write(b"/f", WriteMode::Create).await.expect("open");
+    writer.write_all(b"half").await.expect("write");
+    writer.abort().await;
+    assert_eq!(std::fs::read(jail.host("f")).expect("read"), b"old");
+    assert_eq!(host_names(&jail.host("")), vec!["f"]);
+}
+
+#[tokio::test]
+async fn dropped_writer_removes_its_temp() {
+    let jail = Jail::new();
+    let mut writer = jail.fs.open_write(b"/up", WriteMode::Create).await.expect("open");
+    writer.write_all(b"data").await.expect("write");
+    drop(writer);
+    assert!(host_names(&jail.host("")).is_empty());
+}
+
+#[tokio::test]
+async fn create_over_a_directory_or_root_is_a_directory() {
+    let jail = Jail::new();
+    std::fs::create_dir(jail.host("d")).expect("mkdir");
+    let err = jail
+        .fs
+        .open_write(b"/d", WriteMode::Create)
+        .await
+        .expect_err("dir");
+    assert_eq!(err.kind(), ErrorKind::IsADirectory);
+    let err = jail
+        .fs
+        .open_write(b"/", WriteMode::Create)
+        .await
+        .expect_err("root");
+    assert_eq!(err.kind(), ErrorKind::IsADirectory);
+    let err = jail
+        .fs
+        .open_write(b"/d", WriteMode::Append)
+        .await
+        .expect_err("append to dir");
+    assert_eq!(err.kind(), ErrorKind::IsADirectory);
+    assert!(host_names(&jail.host("d")).is_empty());
+}
+
+#[tokio::test]
+async fn create_in_a_missing_directory_is_not_found() {
+    let jail = Jail::new();
+    let err = jail
+        .fs
+        .open_write(b"/no/such/file", WriteMode::Create)
+        .await
+        .expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn append_extends_or_creates() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("log"), b"one,").expect("write");
+    assert_eq!(
+        upload(&jail.fs, b"/log", WriteMode::Append, b"two")
+            .await
+            .expect("append"),
+        3
+    );
+    assert_eq!(std::fs::read(jail.host("log")).expect("read"), b"one,two");
+    upload(&jail.fs, b"/fresh", WriteMode::Append, b"new")
+        .await
+        .expect("append new");
+    assert_eq!(std::fs::read(jail.host("fresh")).expect("read"), b"new");
+}
+
+#[tokio::test]
+async fn aborted_append_keeps_what_was_written() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("f"), b"abc").expect("write");
+    let mut writer = jail.fs.open_write(b"/f", WriteMode::Append).await.expect("open");
+    writer.write_all(b"def").await.expect("write");
+    writer.abort().await;
+    assert_eq!(std::fs::read(jail.host("f")).expect("read"), b"abcdef");
+}
+
+#[tokio::test]
+async fn rest_then_stor_truncates_and_resumes_at_offset() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("f"), b"0123456789").expect("write");
+    upload(&jail.fs, b"/f", WriteMode::At(4), b"xy")
+        .await
+        .expect("resume");
+    assert_eq!(std::fs::read(jail.host("f")).expect("read"), b"0123xy");
+}
+
+#[tokio::test]
+async fn at_zero_creates_and_at_offset_needs_an_existing_file() {
+    let jail = Jail::new();
+    upload(&jail.fs, b"/new", WriteMode::At(0), b"data")
+        .await
+        .expect("at 0");
+    assert_eq!(std::fs::read(jail.host("new")).expect("read"), b"data");
+    let err = jail
+        .fs
+        .open_write(b"/missing", WriteMode::At(5))
+        .await
+        .expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn aborted_resume_keeps_partial_data() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("f"), b"0123456789").expect("write");
+    let mut writer = jail.fs.open_write(b"/f", WriteMode::At(2)).await.expect("open");
+    writer.write_all(b"ab").await.expect("write");
+    writer.abort().await;
+    assert_eq!(std::fs::read(jail.host("f")).expect("read"), b"01ab");
+}
+
+#[tokio::test]
+async fn unique_never_overwrites() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("name"), b"original").expect("write");
+    std::fs::write(jail.host("name.1"), b"first copy").expect("write");
+    let mut writer = jail
+        .fs
+        .open_write(b"/name", WriteMode::Unique)
+        .await
+        .expect("open");
+    assert_eq!(writer.final_name(), b"name.2");
+    writer.write_all(b"unique").await.expect("write");
+    writer.commit().await.expect("commit");
+    assert_eq!(std::fs::read(jail.host("name")).expect("read"), b"original");
+    assert_eq!(std::fs::read(jail.host("name.1")).expect("read"), b"first copy");
+    assert_eq!(std::fs::read(jail.host("name.2")).expect("read"), b"unique");
+}
+
+#[tokio::test]
+async fn unique_uses_the_requested_name_when_free() {
+    let jail = Jail::new();
+    let writer = jail
+        .fs
+        .open_write(b"/free", WriteMode::Unique)
+        .await
+        .expect("open");
+    assert_eq!(writer.final_name(), b"free");
+    writer.commit().await.expect("commit");
+    assert!(jail.host("free").is_file());
+}
+
+#[tokio::test]
+async fn concurrent_unique_uploads_get_distinct_names() {
+    let jail = Jail::new();
+    let mut a = jail
+        .fs
+        .open_write(b"/same", WriteMode::Unique)
+        .await
+        .expect("open a");
+    let mut b = jail
+        .fs
+        .open_write(b"/same", WriteMode::Unique)
+        .await
+        .expect("open b");
+    assert_ne!(a.final_name(), b.final_name());
+    a.write_all(b"A").await.expect("write");
+    b.write_all(b"B").await.expect("write");
+    a.commit().await.expect("commit a");
+    b.commit().await.expect("commit b");
+    assert_eq!(std::fs::read(jail.host("same")).expect("read"), b"A");
+    assert_eq!(std::fs::read(jail.host("same.1")).expect("read"), b"B");
+}
+
+#[tokio::test]
+async fn aborted_unique_releases_its_name() {
+    let jail = Jail::new();
+    let mut writer = jail.fs.open_write(b"/u", WriteMode::Unique).await.expect("open");
+    writer.write_all(b"x").await.expect("write");
+    writer.abort().await;
+    assert!(host_names(&jail.host("")).is_empty());
+}
+
+#[tokio::test]
+async fn large_upload_round_trips() {
+    let jail = Jail::new();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut writer = jail
+        .fs
+        .open_write(b"/big", WriteMode::Create)
+        .await
+        .expect("open");
+    for chunk in data.chunks(64 * 1024) {
+        writer.write_all(chunk).await.expect("write");
+    }
+    assert_eq!(writer.commit().await.expect("commit"), data.len() as u64);
+    assert_eq!(std::fs::read(jail.host("big")).expect("read"), data);
+}
