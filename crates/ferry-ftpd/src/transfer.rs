@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ferry_proto::ascii;
 use ferry_proto::listing::{write_list_line, write_mlsx_facts, write_nlst_line, Entry};
 use ferry_proto::path::VPath;
 use ferry_proto::session::{FsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent};
+use ferry_proto::{ascii, glob};
 use ferry_vfs::{EntryKind, Storage, WriteMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -231,10 +231,27 @@ impl Job {
         all: bool,
     ) -> TransferEvent {
         let now = SystemTime::now();
+        let mut path = path.clone();
+        let mut pattern = None;
         let meta = match self.storage.metadata(path.as_bytes()).await {
             Ok(m) => m,
+            // `NLST *.txt`: a missing last component with wildcards lists the matching entries of its
+            // directory. MLSD takes no wildcards (RFC 3659 §7.1).
+            Err(e)
+                if e.kind() == ferry_vfs::ErrorKind::NotFound
+                    && format != ListFormat::Machine
+                    && path.file_name().is_some_and(glob::has_wildcard) =>
+            {
+                pattern = path.file_name().map(<[u8]>::to_vec);
+                path = path.parent();
+                match self.storage.metadata(path.as_bytes()).await {
+                    Ok(m) => m,
+                    Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+                }
+            }
             Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
         };
+        let path = &path;
         let mut stream = None;
         let mut single = None;
         if meta.kind == EntryKind::Dir {
@@ -268,6 +285,9 @@ impl Job {
                 };
                 for d in batch {
                     if hide_dot && d.name.first() == Some(&b'.') {
+                        continue;
+                    }
+                    if pattern.as_ref().is_some_and(|p| !glob::matches(p, &d.name)) {
                         continue;
                     }
                     format_entry(&mut out, &entry(d.name, &d.metadata), format, perms, now);

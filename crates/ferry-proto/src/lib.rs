@@ -9,6 +9,7 @@
 //! - [`reply`]: reply codes as named constants and the single/multi-line reply encoder.
 //! - [`addr`]: PORT/PASV and EPRT/EPSV address codecs, IPv4 and IPv6.
 //! - [`listing`]: LIST (`ls -l`), NLST and MLSD/MLST formatting.
+//! - [`glob`]: bounded `*`/`?` wildcards for the last component of LIST/NLST arguments.
 //! - [`path`]: virtual path normalisation that can never climb above `/`.
 //! - [`ascii`]: TYPE A line-ending conversion, streaming.
 //! - [`session`]: the per-connection state machine (`handle_*` in, `poll_output` out, `now` passed in).
@@ -20,6 +21,7 @@
 pub mod addr;
 pub mod ascii;
 pub mod command;
+pub mod glob;
 pub mod limits;
 pub mod listing;
 pub mod path;

@@ -1,0 +1,360 @@
+//! Exact replies on a raw control connection: line limits, Telnet handling, login rules, multi-line
+//! reply formats, command sequencing, timeouts, connection limits and shutdown.
+//! (Data connections, transfers and the path jail are in `raw_data.rs`.)
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{write_file, TestServer};
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn overlong_line_is_answered_500_and_the_session_continues() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    let mut line = b"NOOP ".to_vec();
+    line.extend(std::iter::repeat_n(b'x', 5 * 1024));
+    c.send_bytes(&line);
+    assert_eq!(c.reply().code, 500);
+    c.expect("NOOP", 200);
+    // Also after login, and for a verb that would otherwise need an argument.
+    c.login(common::USER, common::PASSWORD);
+    let mut line = b"CWD ".to_vec();
+    line.extend(std::iter::repeat_n(b'd', 5 * 1024));
+    c.send_bytes(&line);
+    assert_eq!(c.reply().code, 500);
+    c.expect("NOOP", 200);
+    c.expect("PWD", 257);
+}
+
+#[test]
+fn binary_garbage_line_is_answered_500() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    c.send_bytes(&[0x80, 0x9f, 0xc3, 0x28, b' ', 0x01, 0x02, 0xfe, 0x7f]);
+    let r = c.reply();
+    assert_eq!(r.code, 500, "{}", r.text());
+    c.expect("NOOP", 200);
+}
+
+#[test]
+fn telnet_will_is_refused_with_dont() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    c.send_raw(&[0xff, 0xfb, 0x01]); // IAC WILL ECHO
+    c.send("NOOP");
+    assert_eq!(c.read_exact(3), [0xff, 0xfe, 0x01], "expected IAC DONT ECHO");
+    assert_eq!(c.reply().code, 200);
+}
+
+#[test]
+fn doubled_iac_in_an_argument_is_one_0xff_byte() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    c.send_bytes(b"MKD a\xff\xffb");
+    let r = c.reply();
+    assert_eq!(r.code, 257, "{}", r.text());
+    // The reply escapes the byte again as IAC IAC.
+    assert!(
+        r.lines[0].windows(4).any(|w| w == b"a\xff\xffb"),
+        "257 line {:?}",
+        r.lines[0]
+    );
+    use std::os::unix::ffi::OsStrExt;
+    let on_disk = server.root().join(std::ffi::OsStr::from_bytes(b"a\xffb"));
+    assert!(
+        on_disk.is_dir(),
+        "expected directory named a\\xffb, found {:?}",
+        names_in(&server.root())
+    );
+}
+
+#[test]
+fn telnet_interrupt_and_abor_without_transfer_gets_225_or_226() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    // IAC IP, IAC DM, then ABOR (the Synch sequence, in band).
+    c.send_raw(b"\xff\xf4\xff\xf2ABOR\r\n");
+    let r = c.reply();
+    assert!(
+        r.code == 225 || r.code == 226,
+        "ABOR with no transfer got {}",
+        r.text()
+    );
+    c.expect("NOOP", 200);
+}
+
+#[test]
+fn commands_before_login_are_answered_530() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    c.expect("LIST", 530);
+    c.expect("CWD /", 530);
+    c.expect("RETR x", 530);
+    c.expect("PASV", 530);
+    c.expect("USER nosuch", 331);
+    c.expect("PASS x", 530);
+    c.expect("LIST", 530);
+}
+
+#[test]
+fn unknown_unimplemented_and_unsupported_parameters_get_distinct_codes() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    c.expect("XYZZY", 500);
+    c.expect("SMNT x", 502);
+    c.expect("LPSV", 502);
+    c.login(common::USER, common::PASSWORD);
+    c.expect("XYZZY plugh", 500);
+    c.expect("SMNT /x", 502);
+    c.expect("LPSV", 502);
+    c.expect("TYPE E", 504);
+    c.expect("TYPE I", 200);
+    c.expect("TYPE A", 200);
+}
+
+#[test]
+fn feat_is_a_multiline_reply_with_space_indented_features() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    let r = c.expect("FEAT", 211);
+    assert!(r.lines.len() >= 3, "{}", r.text());
+    assert!(r.lines[0].starts_with(b"211-"), "{}", r.text());
+    assert_eq!(
+        r.lines.last().map(Vec::as_slice),
+        Some(&b"211 End"[..]),
+        "{}",
+        r.text()
+    );
+    let features: Vec<String> = r.lines[1..r.lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let s = String::from_utf8_lossy(l).into_owned();
+            assert!(
+                s.starts_with(' ') && !s.starts_with("  "),
+                "feature line {s:?} must start with one space"
+            );
+            s[1..].to_owned()
+        })
+        .collect();
+    for want in ["UTF8", "EPSV", "SIZE", "MDTM", "REST STREAM"] {
+        assert!(
+            features.iter().any(|f| f == want),
+            "FEAT lacks {want}: {features:?}"
+        );
+    }
+    let mlst = features
+        .iter()
+        .find(|f| f.starts_with("MLST "))
+        .expect("FEAT lacks MLST");
+    for fact in ["type*;", "size*;", "modify*;"] {
+        assert!(mlst.contains(fact), "MLST feature {mlst:?} lacks {fact}");
+    }
+}
+
+#[test]
+fn mlst_entry_line_has_exactly_one_leading_space() {
+    let server = TestServer::start();
+    write_file(&server.path("hello.txt"), b"0123456789");
+    let mut c = server.login();
+    let r = c.expect("MLST hello.txt", 250);
+    assert_eq!(r.lines.len(), 3, "{}", r.text());
+    assert!(r.lines[0].starts_with(b"250-"), "{}", r.text());
+    let entry = String::from_utf8_lossy(&r.lines[1]).into_owned();
+    assert!(
+        entry.starts_with(' ') && !entry.starts_with("  "),
+        "entry line {entry:?}"
+    );
+    let (facts, name) = entry[1..]
+        .split_once("; ")
+        .map(|(f, n)| (format!("{f};"), n))
+        .expect("facts; name");
+    assert!(facts.to_ascii_lowercase().contains("type=file;"), "{facts}");
+    assert!(facts.to_ascii_lowercase().contains("size=10;"), "{facts}");
+    assert!(name.ends_with("hello.txt"), "{name}");
+    assert!(r.lines[2].starts_with(b"250 "), "{}", r.text());
+    // A missing file is 550.
+    c.expect("MLST nope.txt", 550);
+}
+
+#[test]
+fn stat_and_help_are_multiline_replies() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    let r = c.expect("STAT", 211);
+    assert!(
+        r.lines.len() >= 3 && r.lines[0].starts_with(b"211-"),
+        "{}",
+        r.text()
+    );
+    assert!(r.lines.last().expect("last").starts_with(b"211 "), "{}", r.text());
+    let r = c.expect("HELP", 214);
+    assert!(
+        r.lines.len() >= 3 && r.lines[0].starts_with(b"214-"),
+        "{}",
+        r.text()
+    );
+    assert!(r.lines.last().expect("last").starts_with(b"214 "), "{}", r.text());
+    let all = r.text();
+    for verb in ["RETR", "STOR", "EPSV", "MLSD"] {
+        assert!(all.contains(verb), "HELP does not mention {verb}: {all}");
+    }
+    c.expect("NOOP", 200);
+}
+
+#[test]
+fn rnto_without_rnfr_is_a_bad_sequence() {
+    let server = TestServer::start();
+    write_file(&server.path("a"), b"a");
+    let mut c = server.login();
+    c.expect("RNTO b", 503);
+    // RNTO must immediately follow RNFR.
+    c.expect("RNFR a", 350);
+    c.expect("NOOP", 200);
+    c.expect("RNTO b", 503);
+    assert!(server.path("a").exists() && !server.path("b").exists());
+    c.expect("RNFR a", 350);
+    c.expect("RNTO b", 250);
+    assert!(!server.path("a").exists() && server.path("b").exists());
+}
+
+#[test]
+fn opts_utf8_on_is_accepted() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    c.expect("OPTS UTF8 ON", 200);
+    c.login(common::USER, common::PASSWORD);
+    c.expect("OPTS UTF8 ON", 200);
+}
+
+#[test]
+fn quotes_in_257_paths_are_doubled() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    let r = c.expect("MKD say \"hi\"", 257);
+    assert_eq!(
+        r.lines,
+        vec![b"257 \"/say \"\"hi\"\"\" created".to_vec()],
+        "{}",
+        r.text()
+    );
+    c.expect("CWD say \"hi\"", 250);
+    let r = c.expect("PWD", 257);
+    assert!(r.text().starts_with("257 \"/say \"\"hi\"\"\" "), "{}", r.text());
+    assert!(server.path("say \"hi\"").is_dir());
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    c.send_raw(
+        format!(
+            "USER {}\r\nPASS {}\r\nPWD\r\nTYPE I\r\nMKD p\r\nCWD p\r\nPWD\r\n",
+            common::USER,
+            common::PASSWORD
+        )
+        .as_bytes(),
+    );
+    let codes: Vec<u16> = (0..7).map(|_| c.reply().code).collect();
+    assert_eq!(codes, [331, 230, 257, 200, 257, 250, 257]);
+}
+
+#[test]
+fn rein_logs_out_and_a_new_login_works() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    std::fs::create_dir(server.path("x")).expect("mkdir");
+    c.expect("CWD x", 250);
+    c.expect("REIN", 220);
+    c.expect("PWD", 530);
+    c.login(common::USER, common::PASSWORD);
+    assert!(c.expect("PWD", 257).text().starts_with("257 \"/\""));
+}
+
+#[test]
+fn too_many_failed_logins_close_the_connection() {
+    let server = TestServer::start();
+    let mut c = server.control();
+    for _ in 0..2 {
+        c.expect(&format!("USER {}", common::USER), 331);
+        c.expect("PASS wrong", 530);
+    }
+    c.expect(&format!("USER {}", common::USER), 331);
+    let r = c.cmd("PASS wrong");
+    assert!(r.code == 421 || r.code == 530, "{}", r.text());
+    assert!(
+        c.closed_by_server(),
+        "connection still open after too many failures"
+    );
+}
+
+#[test]
+fn login_timeout_closes_an_idle_unauthenticated_session_with_421() {
+    let server = TestServer::start_with(common::Options {
+        anonymous: None,
+        tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
+            config.session.login_timeout = Duration::from_millis(500);
+        })),
+    });
+    let mut c = server.control();
+    let started = Instant::now();
+    c.expect_reply(421);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn connections_over_the_per_ip_limit_get_421() {
+    let server = TestServer::start_with(common::Options {
+        anonymous: None,
+        tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
+            config.limits.max_per_ip = 2;
+        })),
+    });
+    let mut a = server.control();
+    let _b = server.control();
+    let mut third = TcpStream::connect(server.addr).expect("connect");
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    third.read_to_end(&mut got).expect("read refusal");
+    assert!(
+        got.starts_with(b"421 "),
+        "third connection got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // Slots are released when connections end.
+    a.expect("QUIT", 221);
+    drop(a);
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            let mut s = TcpStream::connect(server.addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+            let mut first = [0u8; 4];
+            s.read_exact(&mut first).is_ok() && &first == b"220 "
+        }),
+        "slot not released after QUIT"
+    );
+}
+
+#[test]
+fn shutdown_tells_open_sessions_421() {
+    let mut server = TestServer::start();
+    let mut c = server.login();
+    server.stop();
+    c.expect_reply(421);
+    assert!(c.closed_by_server());
+}

@@ -1,0 +1,455 @@
+//! Raw control plus data connections: the path jail and symlinks, PORT/EPRT address checks, listing
+//! formats on the wire, REST/STAT/ABOR/QUIT around running transfers, and what cut-off uploads leave
+//! behind.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{write_file, TestServer};
+
+/// Large enough that a transfer cannot finish into the socket buffers while the test is not reading.
+const BIG: usize = 32 << 20;
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    names_in(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(".ferry-upload"))
+        .collect()
+}
+
+#[test]
+fn cwd_above_the_root_stays_at_the_root() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    c.expect("CWD ../../..", 250);
+    let r = c.expect("PWD", 257);
+    assert_eq!(r.lines, vec![b"257 \"/\" is the current directory".to_vec()]);
+    std::fs::create_dir(server.path("sub")).expect("mkdir");
+    c.expect("CWD /sub/../../../sub", 250);
+    assert!(c.expect("PWD", 257).text().starts_with("257 \"/sub\""));
+    c.expect("CDUP", 250);
+    c.expect("CDUP", 250);
+    assert!(c.expect("PWD", 257).text().starts_with("257 \"/\""));
+}
+
+#[test]
+fn retr_with_dot_dot_or_encoded_dots_cannot_leave_the_root() {
+    let server = TestServer::start();
+    write_file(&server.base().join("secret.txt"), b"outside the jail");
+    let mut c = server.login();
+    for path in [
+        "../../etc/passwd",
+        "/../../etc/passwd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "../secret.txt",
+        "/../secret.txt",
+        "..%2fsecret.txt",
+    ] {
+        let (data, r) = c.download(&format!("RETR {path}"));
+        assert_eq!(r.code, 550, "RETR {path} got {}", r.text());
+        assert!(data.is_empty(), "RETR {path} sent data");
+        let r = c.cmd(&format!("SIZE {path}"));
+        assert_eq!(r.code, 550, "SIZE {path} got {}", r.text());
+    }
+    c.expect("NOOP", 200);
+}
+
+#[test]
+fn symlinks_leading_out_of_the_root_are_refused() {
+    use std::os::unix::fs::symlink;
+    let server = TestServer::start();
+    write_file(&server.base().join("secret.txt"), b"outside the jail");
+    symlink("/etc", server.path("etc_link")).expect("symlink to /etc");
+    symlink("/etc/passwd", server.path("passwd_link")).expect("symlink to /etc/passwd");
+    symlink("../secret.txt", server.path("outside_link")).expect("symlink to ../secret.txt");
+    symlink("..", server.path("parent_link")).expect("symlink to ..");
+    let mut c = server.login();
+    for path in [
+        "etc_link/passwd",
+        "passwd_link",
+        "outside_link",
+        "parent_link/secret.txt",
+    ] {
+        let (data, r) = c.download(&format!("RETR {path}"));
+        assert_eq!(r.code, 550, "RETR {path} got {}", r.text());
+        assert!(
+            data.is_empty(),
+            "RETR {path} sent data: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        let r = c.cmd(&format!("SIZE {path}"));
+        assert_eq!(r.code, 550, "SIZE {path} got {}", r.text());
+    }
+    for dir in ["etc_link", "parent_link"] {
+        let r = c.cmd(&format!("CWD {dir}"));
+        assert_eq!(r.code, 550, "CWD {dir} got {}", r.text());
+        let (data, r) = c.download(&format!("LIST {dir}"));
+        assert_eq!(
+            r.code,
+            550,
+            "LIST {dir} got {} with data {:?}",
+            r.text(),
+            String::from_utf8_lossy(&data)
+        );
+        let (data, r) = c.download(&format!("NLST {dir}"));
+        assert_eq!(
+            r.code,
+            550,
+            "NLST {dir} got {} with data {:?}",
+            r.text(),
+            String::from_utf8_lossy(&data)
+        );
+    }
+    assert!(c.expect("PWD", 257).text().starts_with("257 \"/\""));
+    // Listing the root that holds the links still works.
+    let (_, r) = c.download("LIST");
+    assert_eq!(r.code, 226, "{}", r.text());
+}
+
+#[test]
+fn port_to_another_address_is_refused_without_connecting() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    let started = Instant::now();
+    // 10.0.0.1 is not the client: the session must refuse it outright.
+    c.expect("PORT 10,0,0,1,195,80", 501);
+    c.expect("EPRT |1|10.0.0.1|50000|", 501);
+    // No data target was kept: a transfer has no connection to use, and fails at once.
+    c.expect("LIST", 425);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "server seems to have tried to connect"
+    );
+}
+
+#[test]
+fn port_or_eprt_to_a_privileged_port_is_refused() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    c.expect("PORT 127,0,0,1,0,80", 501);
+    c.expect("PORT 127,0,0,1,3,255", 501); // 1023
+    c.expect("EPRT |1|127.0.0.1|80|", 501);
+    c.expect("LIST", 425);
+}
+
+#[test]
+fn epsv_all_refuses_pasv_port_and_eprt() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    c.expect("EPSV ALL", 200);
+    c.expect("PASV", 503);
+    c.expect("PORT 127,0,0,1,195,80", 503);
+    c.expect("EPRT |1|127.0.0.1|50000|", 503);
+    // EPSV still works.
+    c.epsv();
+}
+
+#[test]
+fn rest_then_retr_sends_the_tail_of_the_file() {
+    let server = TestServer::start();
+    write_file(&server.path("ten.bin"), b"0123456789");
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    c.expect("REST 5", 350);
+    let (data, r) = c.download("RETR ten.bin");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(data, b"56789");
+    // The offset applies to one transfer only.
+    let (data, r) = c.download("RETR ten.bin");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(data, b"0123456789");
+}
+
+#[test]
+fn quit_during_a_download_waits_for_the_transfer_reply() {
+    let server = TestServer::start();
+    let content = common::pseudo_random(BIG, 7);
+    write_file(&server.path("big.bin"), &content);
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("RETR big.bin", 150);
+    let mut head = vec![0u8; 64 * 1024];
+    data.read_exact(&mut head).expect("first bytes");
+    c.send("QUIT");
+    assert!(
+        c.quiet_for(Duration::from_millis(500)),
+        "server answered QUIT before the transfer ended"
+    );
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).expect("rest of the data");
+    assert_eq!(head.len() + rest.len(), BIG, "download was cut short");
+    let end = c.reply();
+    assert!(
+        end.code == 226 || end.code == 426,
+        "transfer end reply: {}",
+        end.text()
+    );
+    let bye = c.reply();
+    assert_eq!(bye.code, 221, "{}", bye.text());
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn abor_during_a_download_answers_426_then_226_and_the_session_goes_on() {
+    let server = TestServer::start();
+    write_file(&server.path("big.bin"), common::pseudo_random(BIG, 8));
+    write_file(&server.path("small.txt"), b"still here\n");
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("RETR big.bin", 150);
+    let mut head = vec![0u8; 64 * 1024];
+    data.read_exact(&mut head).expect("first bytes");
+    c.send("ABOR");
+    let r1 = c.reply();
+    let r2 = c.reply();
+    assert_eq!(
+        (r1.code, r2.code),
+        (426, 226),
+        "ABOR replies: {:?} then {:?}",
+        r1.text(),
+        r2.text()
+    );
+    drop(data);
+    c.expect("NOOP", 200);
+    let (got, r) = c.download("RETR small.txt");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(got, b"still here\n");
+}
+
+#[test]
+fn upload_whose_data_connection_is_reset_leaves_no_file() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("STOR cut.bin", 150);
+    data.write_all(&common::pseudo_random(1 << 20, 3))
+        .expect("send part of the upload");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !temp_files(&server.root()).is_empty()),
+        "no upload in progress on disk: {:?}",
+        names_in(&server.root())
+    );
+    // SO_LINGER 0: close with RST instead of FIN.
+    socket2::SockRef::from(&data)
+        .set_linger(Some(Duration::ZERO))
+        .expect("set linger");
+    drop(data);
+    let r = c.reply();
+    assert!(matches!(r.code, 426 | 451), "reset upload got {}", r.text());
+    assert!(
+        common::wait_until(Duration::from_secs(5), || names_in(&server.root()).is_empty()),
+        "left behind: {:?}",
+        names_in(&server.root())
+    );
+    let (list, r) = c.download("LIST -a");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert!(list.is_empty(), "LIST shows {:?}", String::from_utf8_lossy(&list));
+    let r = c.cmd("SIZE cut.bin");
+    assert_eq!(r.code, 550, "{}", r.text());
+}
+
+#[test]
+fn upload_whose_control_connection_drops_leaves_no_file() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("STOR dropped.bin", 150);
+    data.write_all(&common::pseudo_random(1 << 20, 4))
+        .expect("send part of the upload");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !temp_files(&server.root()).is_empty()),
+        "no upload in progress on disk: {:?}",
+        names_in(&server.root())
+    );
+    drop(c);
+    // The server cancels the upload when it sees the control connection go, with the data
+    // connection still open.
+    assert!(
+        common::wait_until(Duration::from_secs(5), || temp_files(&server.root()).is_empty()),
+        "temp file not removed: {:?}",
+        names_in(&server.root())
+    );
+    // A later clean end of the data stream must not commit anything either.
+    let _ = data.write_all(b"tail");
+    drop(data);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        names_in(&server.root()).is_empty(),
+        "left behind: {:?}",
+        names_in(&server.root())
+    );
+    let mut c = server.login();
+    let (list, r) = c.download("LIST -a");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert!(list.is_empty(), "LIST shows {:?}", String::from_utf8_lossy(&list));
+}
+
+#[test]
+fn pasv_advertises_the_control_address_and_serves_a_transfer() {
+    let server = TestServer::start();
+    write_file(&server.path("p.txt"), b"pasv data");
+    let mut c = server.login();
+    let addr = c.pasv();
+    assert_eq!(addr.ip(), server.addr.ip());
+    assert!(
+        common::PASSIVE_PORTS.contains(&addr.port()),
+        "port {} outside the range",
+        addr.port()
+    );
+    let mut data = TcpStream::connect(addr).expect("connect PASV port");
+    c.expect("RETR p.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read");
+    assert_eq!(got, b"pasv data");
+    c.expect_reply(226);
+}
+
+#[test]
+fn list_lines_end_in_crlf_and_flags_are_not_paths() {
+    let server = TestServer::start();
+    write_file(&server.path("dir/one.txt"), b"1");
+    write_file(&server.path("dir/.hidden"), b"h");
+    write_file(&server.path("top.txt"), b"t");
+    let mut c = server.login();
+    for (command, want) in [
+        ("LIST dir", vec!["one.txt"]),
+        ("LIST -al dir", vec![".hidden", "one.txt"]),
+        ("LIST -la /dir", vec![".hidden", "one.txt"]),
+        ("LIST -l", vec!["dir", "top.txt"]),
+        ("NLST dir", vec!["one.txt"]),
+        ("NLST -a dir", vec![".hidden", "one.txt"]),
+    ] {
+        let (data, r) = c.download(command);
+        assert_eq!(r.code, 226, "{command}: {}", r.text());
+        let text = String::from_utf8(data).expect("UTF-8 listing");
+        assert!(text.ends_with("\r\n"), "{command}: {text:?}");
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        assert!(
+            lines.iter().all(|l| !l.contains('\n') && !l.starts_with("total")),
+            "{command}: {text:?}"
+        );
+        let mut names: Vec<&str> = lines
+            .iter()
+            .map(|l| l.rsplit(' ').next().unwrap_or_default())
+            .collect();
+        names.sort();
+        assert_eq!(names, want, "{command}: {text:?}");
+    }
+    // NLST of a file names that file.
+    let (data, r) = c.download("NLST top.txt");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(data, b"top.txt\r\n");
+}
+
+#[test]
+fn names_that_are_not_utf8_are_listed_and_retrievable() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = TestServer::start();
+    let name: &[u8] = b"caf\xe9 latin1.txt";
+    write_file(
+        &server.root().join(std::ffi::OsStr::from_bytes(name)),
+        b"bytes on disk",
+    );
+    let mut c = server.login();
+    let (list, r) = c.download("NLST");
+    assert_eq!(r.code, 226, "{}", r.text());
+    let mut want = name.to_vec();
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(list, want, "NLST {:?}", String::from_utf8_lossy(&list));
+    let mut retr = b"RETR ".to_vec();
+    retr.extend_from_slice(name);
+    let mut data = c.data();
+    c.send_bytes(&retr);
+    c.expect_reply(150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read");
+    c.expect_reply(226);
+    assert_eq!(got, b"bytes on disk");
+}
+
+#[test]
+fn mlsd_lines_have_no_leading_space_and_no_trailing_blank_line() {
+    let server = TestServer::start();
+    write_file(&server.path("d/f1"), b"1");
+    write_file(&server.path("d/f 2"), b"22");
+    std::fs::create_dir(server.path("d/sub")).expect("mkdir");
+    let mut c = server.login();
+    let (data, r) = c.download("MLSD d");
+    assert_eq!(r.code, 226, "{}", r.text());
+    let text = String::from_utf8(data).expect("UTF-8");
+    assert!(text.ends_with("\r\n") && !text.ends_with("\r\n\r\n"), "{text:?}");
+    let mut names = Vec::new();
+    for line in text.split_terminator("\r\n") {
+        assert!(!line.starts_with(' '), "MLSD line with leading space: {line:?}");
+        let (facts, name) = line
+            .split_once("; ")
+            .unwrap_or_else(|| panic!("no `; ` in {line:?}"));
+        assert!(facts.split(';').all(|f| f.contains('=')), "{line:?}");
+        let lower = facts.to_ascii_lowercase();
+        if lower.contains("type=cdir") || lower.contains("type=pdir") {
+            continue;
+        }
+        names.push(name.to_owned());
+    }
+    names.sort();
+    assert_eq!(names, ["f 2", "f1", "sub"]);
+    // MLSD of a file is refused (that is MLST's job).
+    let (_, r) = c.download("MLSD d/f1");
+    assert!(r.code == 550 || r.code == 501, "MLSD of a file got {}", r.text());
+}
+
+#[test]
+fn transfers_onto_or_from_directories_are_refused() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("dir")).expect("mkdir");
+    let mut c = server.login();
+    let (data, r) = c.download("RETR dir");
+    assert_eq!(r.code, 550, "RETR of a directory: {}", r.text());
+    assert!(data.is_empty());
+    let r = c.upload("STOR dir", b"x");
+    assert_eq!(r.code, 550, "STOR onto a directory: {}", r.text());
+    assert!(server.path("dir").is_dir());
+    c.expect("DELE dir", 550);
+    c.expect("SIZE dir", 550);
+    c.expect("RNFR /", 550);
+    c.expect("RMD /", 550);
+}
+
+#[test]
+fn stat_and_noop_are_answered_during_a_transfer() {
+    let server = TestServer::start();
+    write_file(&server.path("big.bin"), common::pseudo_random(BIG, 9));
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("RETR big.bin", 150);
+    let mut head = vec![0u8; 64 * 1024];
+    data.read_exact(&mut head).expect("first bytes");
+    c.expect("NOOP", 200);
+    let r = c.expect("STAT", 211);
+    assert!(
+        r.text().contains("big.bin"),
+        "STAT during a transfer should name it: {}",
+        r.text()
+    );
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).expect("rest");
+    assert_eq!(head.len() + rest.len(), BIG);
+    c.expect_reply(226);
+}

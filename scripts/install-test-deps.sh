@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the real FTP clients the integration tests drive (curl, lftp, wget, the classic `ftp`, and
+# python3 for ftplib). Idempotent: only missing commands are installed, with one `apt-get update`.
+# Debian/Ubuntu only; uses sudo when not run as root.
+set -euo pipefail
+
+# command:package
+wanted=(curl:curl lftp:lftp wget:wget ftp:ftp python3:python3)
+
+missing=()
+for pair in "${wanted[@]}"; do
+    cmd=${pair%%:*}
+    pkg=${pair#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-test-deps: all clients present"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-deps: missing ${missing[*]} and apt-get is not available; install them by hand" >&2
+    exit 1
+fi
+
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "install-test-deps: need root (or sudo) to install ${missing[*]}" >&2
+        exit 1
+    fi
+    as_root=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+${as_root[@]+"${as_root[@]}"} apt-get update
+# Newer releases may drop the transitional `ftp` package; tnftp provides the same `ftp` command.
+for i in "${!missing[@]}"; do
+    if [ "${missing[$i]}" = ftp ] && ! apt-cache show ftp >/dev/null 2>&1; then
+        missing[i]=tnftp
+    fi
+done
+echo "install-test-deps: installing ${missing[*]}"
+${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+
+for pair in "${wanted[@]}"; do
+    cmd=${pair%%:*}
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        echo "install-test-deps: $cmd still missing after installing ${pair#*:}" >&2
+        exit 1
+    fi
+done
