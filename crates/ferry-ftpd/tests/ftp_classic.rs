@@ -95,3 +95,27 @@ fn active_session_puts_gets_lists_makes_and_deletes() {
     }
     session(false);
 }
+
+#[test]
+fn mget_with_a_wildcard_fetches_every_matching_file() {
+    if skip_unless("ftp") {
+        return;
+    }
+    let server = TestServer::start();
+    for (name, body) in [("one.txt", "1\n"), ("two.txt", "2\n"), ("skip.log", "no\n")] {
+        write_file(&server.path(name), body.as_bytes());
+    }
+    let into = server.local("mget");
+    std::fs::create_dir_all(&into).expect("mkdir");
+    // `prompt` turns off per-file confirmation; `lcd` sets where mget writes.
+    let script = format!("prompt\nlcd {}\nmget *.txt", into.display());
+    let r = ftp(&server, true, &script);
+    assert!(
+        r.out().contains("NLST") || r.out().contains("226 "),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(read_file(&into.join("one.txt")), b"1\n", "{}", r.dump());
+    assert_eq!(read_file(&into.join("two.txt")), b"2\n", "{}", r.dump());
+    assert!(!into.join("skip.log").exists(), "{}", r.dump());
+}

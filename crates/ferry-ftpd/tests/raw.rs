@@ -303,10 +303,10 @@ fn too_many_failed_logins_close_the_connection() {
 #[test]
 fn login_timeout_closes_an_idle_unauthenticated_session_with_421() {
     let server = TestServer::start_with(common::Options {
-        anonymous: None,
         tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
             config.session.login_timeout = Duration::from_millis(500);
         })),
+        ..Default::default()
     });
     let mut c = server.control();
     let started = Instant::now();
@@ -318,10 +318,10 @@ fn login_timeout_closes_an_idle_unauthenticated_session_with_421() {
 #[test]
 fn connections_over_the_per_ip_limit_get_421() {
     let server = TestServer::start_with(common::Options {
-        anonymous: None,
         tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
             config.limits.max_per_ip = 2;
         })),
+        ..Default::default()
     });
     let mut a = server.control();
     let _b = server.control();

@@ -358,6 +358,40 @@ fn list_lines_end_in_crlf_and_flags_are_not_paths() {
 }
 
 #[test]
+fn nlst_and_list_expand_wildcards_in_the_last_component() {
+    let server = TestServer::start();
+    for name in ["a.txt", "b.txt", "c.log", "dir/d.txt", ".e.txt"] {
+        write_file(&server.path(name), b"x");
+    }
+    let mut c = server.login();
+    let sorted = |data: Vec<u8>| {
+        let text = String::from_utf8(data).expect("UTF-8 listing");
+        let mut names: Vec<String> = text
+            .split_terminator("\r\n")
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    for (command, want) in [
+        ("NLST *.txt", vec!["a.txt", "b.txt"]),
+        ("NLST -a *.txt", vec![".e.txt", "a.txt", "b.txt"]),
+        ("NLST ?.log", vec!["c.log"]),
+        ("LIST dir/*.txt", vec!["d.txt"]),
+        ("NLST *.none", vec![]),
+    ] {
+        let (data, r) = c.download(command);
+        assert_eq!(r.code, 226, "{command}: {}", r.text());
+        assert_eq!(sorted(data), want, "{command}");
+    }
+    // A wildcard in a directory component is not expanded, and MLSD takes no wildcards.
+    let (_, r) = c.download("NLST d*/d.txt");
+    assert_eq!(r.code, 550, "{}", r.text());
+    let (_, r) = c.download("MLSD *.txt");
+    assert_eq!(r.code, 550, "{}", r.text());
+}
+
+#[test]
 fn names_that_are_not_utf8_are_listed_and_retrievable() {
     use std::os::unix::ffi::OsStrExt;
     let server = TestServer::start();

@@ -57,6 +57,8 @@ pub struct Options {
     pub anonymous: Option<ferry_ftpd::Anonymous>,
     /// Any other change to the configuration.
     pub tweak: Option<ConfigTweak>,
+    /// Listen on `[::1]` instead of `127.0.0.1`.
+    pub ipv6: bool,
 }
 
 /// A change to the server configuration, applied before the server starts.
@@ -83,7 +85,7 @@ impl TestServer {
                 home: "/".into(),
                 permissions: ferry_auth::Permissions::read_only(),
             }),
-            tweak: None,
+            ..Options::default()
         })
     }
 
@@ -111,6 +113,11 @@ impl TestServer {
                         return;
                     }
                 };
+                let bind_ip: std::net::IpAddr = if options.ipv6 {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                } else {
+                    Ipv4Addr::LOCALHOST.into()
+                };
                 runtime.block_on(async move {
                     let server = match build_server(&files, &users_db, options).await {
                         Ok(s) => s,
@@ -119,7 +126,7 @@ impl TestServer {
                             return;
                         }
                     };
-                    let listener = match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await {
+                    let listener = match tokio::net::TcpListener::bind((bind_ip, 0)).await {
                         Ok(l) => l,
                         Err(e) => {
                             let _ = addr_tx.send(Err(format!("bind: {e}")));
@@ -185,16 +192,16 @@ impl TestServer {
         p
     }
 
-    /// `ftp://127.0.0.1:PORT/path` without credentials.
+    /// `ftp://ADDR/path` without credentials (`[::1]:PORT` for IPv6 servers).
     pub fn url(&self, path: &str) -> String {
-        format!("ftp://127.0.0.1:{}/{}", self.port(), path.trim_start_matches('/'))
+        format!("ftp://{}/{}", self.addr, path.trim_start_matches('/'))
     }
 
-    /// `ftp://alice:PASSWORD@127.0.0.1:PORT/path`.
+    /// `ftp://alice:PASSWORD@ADDR/path`.
     pub fn url_with_login(&self, path: &str) -> String {
         format!(
-            "ftp://{USER}:{PASSWORD_URL}@127.0.0.1:{}/{}",
-            self.port(),
+            "ftp://{USER}:{PASSWORD_URL}@{}/{}",
+            self.addr,
             path.trim_start_matches('/')
         )
     }
