@@ -25,6 +25,9 @@ use crate::{storage, Server};
 /// Control-channel read buffer; small because lines are short and sessions are many.
 const READ_BUFFER: usize = 4096;
 
+/// Non-blocking reads attempted after each control read (see `Conn::read_ready`).
+const EXTRA_READS: usize = 4;
+
 /// Runs one control connection to completion.
 pub(crate) async fn run(
     id: u64,
@@ -52,6 +55,10 @@ pub(crate) async fn run(
             Err(_) => return,
         };
         let _ = stream.set_nodelay(true);
+        // Clients send the Telnet Synch's DM byte as TCP urgent data before ABOR (RFC 959 §4.1.3). Without
+        // OOBINLINE the kernel drops it from the stream, and the IAC before it would swallow the "A" of
+        // ABOR; inline, the decoder sees IAC IP IAC DM ABOR as intended.
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         info!("connected");
         let (rd, wr) = stream.into_split();
         let session = Session::new(server.config.session.clone(), peer, local, Instant::now());
@@ -117,6 +124,13 @@ impl Conn {
                     };
                     decoder.push(buf.get(..n).unwrap_or_default());
                     self.feed(&mut decoder);
+                    // Linux ends a read early at a TCP urgent mark (the DM byte of an urgent ABOR), and
+                    // tokio takes a short read to mean "drained" and waits for new data that may never
+                    // come. Read on without waiting until the kernel says WouldBlock; a few rounds suffice
+                    // and keep one chatty client from holding the task.
+                    if self.read_ready(&rd, &mut buf, &mut decoder).is_err() {
+                        break End::ControlLost;
+                    }
                 }
                 event = next_event(&mut self.running) => {
                     self.transfer_event(event);
@@ -142,6 +156,32 @@ impl Conn {
         // Any transfer still running is cancelled: an unfinished upload is removed, never committed.
         self.abort_transfer().await;
         let _ = self.wr.shutdown().await;
+    }
+
+    fn read_ready(
+        &mut self,
+        rd: &OwnedReadHalf,
+        buf: &mut [u8],
+        decoder: &mut ControlDecoder,
+    ) -> Result<(), ()> {
+        use std::io::Read;
+        // Not `try_read`: after the short read tokio believes the socket is drained and would answer
+        // WouldBlock without asking the kernel. A direct non-blocking recv on the same socket asks it;
+        // tokio's readiness is already cleared, so data arriving later still wakes the task.
+        let sock = socket2::SockRef::from(rd.as_ref());
+        for _ in 0..EXTRA_READS {
+            match (&*sock).read(buf) {
+                Ok(0) => return Err(()),
+                Ok(n) => {
+                    decoder.push(buf.get(..n).unwrap_or_default());
+                    self.feed(decoder);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(()),
+            }
+        }
+        Ok(())
     }
 
     fn feed(&mut self, decoder: &mut ControlDecoder) {

@@ -231,6 +231,30 @@ fn abor_during_a_download_answers_426_then_226_and_the_session_goes_on() {
 }
 
 #[test]
+fn urgent_abor_with_dm_as_tcp_urgent_data_aborts_the_download() {
+    let server = TestServer::start();
+    write_file(&server.path("big.bin"), common::pseudo_random(BIG, 9));
+    let mut c = server.login();
+    let mut data = c.data();
+    c.expect("RETR big.bin", 150);
+    let mut head = vec![0u8; 64 * 1024];
+    data.read_exact(&mut head).expect("first bytes");
+    c.send_urgent_abor();
+    let (r1, r2) = (c.reply(), c.reply());
+    assert_eq!(
+        (r1.code, r2.code),
+        (426, 226),
+        "{:?} then {:?}",
+        r1.text(),
+        r2.text()
+    );
+    drop(data);
+    // Nothing of the Synch sequence leaked into the next command.
+    c.expect("NOOP", 200);
+    c.expect("PWD", 257);
+}
+
+#[test]
 fn upload_whose_data_connection_is_reset_leaves_no_file() {
     let server = TestServer::start();
     let mut c = server.login();

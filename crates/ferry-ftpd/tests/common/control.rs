@@ -83,6 +83,16 @@ impl Control {
         self.writer.write_all(bytes).expect("write to control connection");
     }
 
+    /// Sends ABOR the way RFC 959 §4.1.3 describes and BSD-derived clients do it: IAC IP and IAC in
+    /// band, the DM byte as TCP urgent data (MSG_OOB), then the ABOR line.
+    pub fn send_urgent_abor(&mut self) {
+        self.writer.write_all(b"\xff\xf4\xff").expect("write IAC IP IAC");
+        socket2::SockRef::from(&self.writer)
+            .send_out_of_band(b"\xf2")
+            .expect("send DM as urgent data");
+        self.writer.write_all(b"ABOR\r\n").expect("write ABOR");
+    }
+
     /// Sends `line` and reads one reply.
     pub fn cmd(&mut self, line: &str) -> Reply {
         self.send(line);
