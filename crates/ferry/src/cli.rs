@@ -1,0 +1,253 @@
+//! Command-line flags. Every flag that sets a configuration key also reads a `FERRY_*` environment
+//! variable; flags beat environment variables, which beat `ferry.toml`, which beats the defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ferry_auth::{Password, Permissions};
+
+use crate::config::parse;
+
+/// ferry: a secure FTP server.
+///
+/// With no configuration at all, `ferry serve` keeps its state in ./ferry-data/, serves the files
+/// under ./ferry-data/files/ on port 2121 and creates a first user `ferry` with a generated password.
+/// See docs/configuration.md for every setting.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand understands, so `serve` and `user` agree on where the state lives.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Configuration file [default: ./ferry.toml if it exists].
+    ///
+    /// A file named here must exist; the implicit ./ferry.toml is only read when present.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "FERRY_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Directory for ferry's state (config key `data_dir`) [default: ./ferry-data].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "FERRY_DATA_DIR",
+        value_name = "DIR"
+    )]
+    pub data_dir: Option<PathBuf>,
+
+    /// User database file (config key `users_db`) [default: <data_dir>/users.db].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "FERRY_USERS_DB",
+        value_name = "FILE"
+    )]
+    pub users_db: Option<PathBuf>,
+
+    /// Log filter, e.g. `info` or `ferry_ftpd=debug` (config key `log`) [default: $RUST_LOG, else
+    /// the config file, else `info` for serve and `warn` for user commands].
+    ///
+    /// Logs go to standard error. Passwords are never logged.
+    #[arg(long, global = true, help_heading = "Global options", env = "FERRY_LOG", value_name = "FILTER", value_parser = parse::log_filter)]
+    pub log: Option<String>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the FTP server until SIGINT or SIGTERM.
+    ///
+    /// On the first start (empty user database) creates the user `ferry` with a generated
+    /// password and prints it once.
+    Serve(ServeArgs),
+
+    /// Manage the users in the user database.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Server settings; each overrides the config key of the same name (with `_` for `-`).
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Root directory of the served files (config key `files_root`) [default: <data_dir>/files].
+    #[arg(long, env = "FERRY_FILES_ROOT", value_name = "DIR")]
+    pub files_root: Option<PathBuf>,
+
+    /// Address(es) for FTP control connections, comma-separated or repeated (config key `listen`)
+    /// [default: `0.0.0.0:2121,[::]:2121`].
+    #[arg(long, env = "FERRY_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse::socket_addr)]
+    pub listen: Option<Vec<SocketAddr>>,
+
+    /// Port range for passive data connections, LOW-HIGH with LOW >= 1024 (config key
+    /// `passive_ports`) [default: 50000-50100].
+    #[arg(long, env = "FERRY_PASSIVE_PORTS", value_name = "LOW-HIGH", value_parser = parse::port_range)]
+    pub passive_ports: Option<RangeInclusive<u16>>,
+
+    /// IPv4 address to announce in PASV replies instead of the local address, for NAT (config key
+    /// `masquerade_address`) [default: none].
+    #[arg(long, env = "FERRY_MASQUERADE_ADDRESS", value_name = "IPV4", value_parser = parse::masquerade_address)]
+    pub masquerade_address: Option<IpAddr>,
+
+    /// Text of the 220 greeting (config key `greeting`) [default: "ferry FTP server ready"].
+    #[arg(long, env = "FERRY_GREETING", value_name = "TEXT", value_parser = parse::greeting)]
+    pub greeting: Option<String>,
+
+    /// Seconds from connecting to logging in before the server hangs up (config key
+    /// `login_timeout_secs`) [default: 60].
+    #[arg(long, env = "FERRY_LOGIN_TIMEOUT_SECS", value_name = "SECS", value_parser = parse::secs)]
+    pub login_timeout_secs: Option<u64>,
+
+    /// Seconds without a command (and no transfer running) before the server hangs up (config key
+    /// `idle_timeout_secs`) [default: 300].
+    #[arg(long, env = "FERRY_IDLE_TIMEOUT_SECS", value_name = "SECS", value_parser = parse::secs)]
+    pub idle_timeout_secs: Option<u64>,
+
+    /// Seconds allowed for a data connection to be made (config key `data_timeout_secs`)
+    /// [default: 30].
+    #[arg(long, env = "FERRY_DATA_TIMEOUT_SECS", value_name = "SECS", value_parser = parse::secs)]
+    pub data_timeout_secs: Option<u64>,
+
+    /// Failed passwords on one connection before it is closed (config key `max_login_attempts`)
+    /// [default: 3].
+    #[arg(long, env = "FERRY_MAX_LOGIN_ATTEMPTS", value_name = "N", value_parser = parse::login_attempts)]
+    pub max_login_attempts: Option<u32>,
+
+    /// Control connections open at once, all clients together (config key `max_connections`)
+    /// [default: 1000].
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS", value_name = "N", value_parser = parse::count)]
+    pub max_connections: Option<usize>,
+
+    /// Control connections open at once from one IP address (config key
+    /// `max_connections_per_ip`) [default: 50].
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS_PER_IP", value_name = "N", value_parser = parse::count)]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Allow anonymous login as `anonymous` or `ftp` (config key `anonymous.enabled`)
+    /// [default: false].
+    #[arg(
+        long,
+        env = "FERRY_ANONYMOUS_ENABLED",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse::boolean
+    )]
+    pub anonymous_enabled: Option<bool>,
+
+    /// Virtual home of anonymous users (config key `anonymous.home`) [default: /pub].
+    #[arg(long, env = "FERRY_ANONYMOUS_HOME", value_name = "PATH", value_parser = parse::home)]
+    pub anonymous_home: Option<String>,
+
+    /// What anonymous users may do (config key `anonymous.permissions`) [default: ro].
+    #[arg(long, env = "FERRY_ANONYMOUS_PERMISSIONS", value_name = "PERMS", value_parser = parse::permissions)]
+    pub anonymous_permissions: Option<Permissions>,
+}
+
+/// User management. Changes take effect for the next login; a running server need not restart.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password or --password-stdin a password is generated and printed.
+    Add {
+        /// User name: 1 to 64 characters from A-Z a-z 0-9 . _ @ -.
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Virtual home directory under the files root; the user cannot leave it.
+        #[arg(long, default_value = "/", value_name = "PATH", value_parser = parse::home)]
+        home: String,
+        /// `all`, `ro` (list and read), `none`, or a comma-separated list of list, read, write,
+        /// delete, rename, mkdir.
+        #[arg(long, default_value = "all", value_name = "PERMS", value_parser = parse::permissions)]
+        permissions: Permissions,
+        /// Create the user disabled (it cannot log in until `ferry user enable`).
+        #[arg(long)]
+        disabled: bool,
+    },
+
+    /// Delete a user. Their files are kept.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// User name.
+        name: String,
+    },
+
+    /// List all users: name, home, permissions, enabled.
+    #[command(visible_alias = "ls")]
+    List,
+
+    /// Show one user.
+    Show {
+        /// User name.
+        name: String,
+    },
+
+    /// Set a user's password. Without --password or --password-stdin a password is generated and
+    /// printed.
+    Passwd {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+
+    /// Change a user's permissions.
+    Perms {
+        /// User name.
+        name: String,
+        /// `all`, `ro` (list and read), `none`, or a comma-separated list of list, read, write,
+        /// delete, rename, mkdir.
+        #[arg(value_name = "PERMS", value_parser = parse::permissions)]
+        permissions: Permissions,
+    },
+
+    /// Change a user's virtual home directory.
+    Home {
+        /// User name.
+        name: String,
+        /// Virtual home directory under the files root, starting with `/`.
+        #[arg(value_name = "PATH", value_parser = parse::home)]
+        home: String,
+    },
+
+    /// Allow a user to log in again.
+    Enable {
+        /// User name.
+        name: String,
+    },
+
+    /// Stop a user from logging in, keeping their settings.
+    Disable {
+        /// User name.
+        name: String,
+    },
+}
+
+/// Where a new password comes from.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct PasswordArgs {
+    /// The password (visible to other local users in the process list; prefer --password-stdin).
+    #[arg(long, value_name = "PASSWORD", value_parser = parse::password)]
+    pub password: Option<Password>,
+
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}

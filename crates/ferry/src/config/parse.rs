@@ -1,0 +1,234 @@
+//! Parsers and checks for single configuration values, shared by flags, environment variables and
+//! `ferry.toml` so that every source accepts and rejects exactly the same values.
+//!
+//! Errors are plain sentences without the key name; the caller adds the flag or key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+
+use ferry_auth::{Password, Permissions};
+use tracing_subscriber::EnvFilter;
+
+/// Longest accepted timeout: one year. Keeps deadline arithmetic far from overflow.
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 60 * 60;
+/// Lowest port a passive range may start at; lower ports are privileged or well known.
+pub const MIN_PASSIVE_PORT: u16 = 1024;
+/// Longest accepted greeting, in bytes; it must fit comfortably in one reply line.
+pub const MAX_GREETING_LEN: usize = 200;
+
+/// `IP:PORT`, with IPv6 addresses in brackets.
+pub fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an address; expected IP:PORT such as 0.0.0.0:2121 or [::]:2121"))
+}
+
+/// `LOW-HIGH` (or a single port) with `1024 <= LOW <= HIGH`.
+pub fn port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let bad = || format!("{s:?} is not a port range; expected LOW-HIGH such as 50000-50100");
+    let (lo, hi) = match s.split_once('-') {
+        Some((lo, hi)) => (lo.trim(), hi.trim()),
+        None => (s.trim(), s.trim()),
+    };
+    let lo: u16 = lo.parse().map_err(|_| bad())?;
+    let hi: u16 = hi.parse().map_err(|_| bad())?;
+    if lo > hi {
+        return Err(format!(
+            "port range {lo}-{hi} is empty: the low port must not exceed the high port"
+        ));
+    }
+    if lo < MIN_PASSIVE_PORT {
+        return Err(format!("port range {lo}-{hi} starts below {MIN_PASSIVE_PORT}"));
+    }
+    Ok(lo..=hi)
+}
+
+/// An IPv4 address (PASV replies can only carry IPv4).
+pub fn masquerade_address(s: &str) -> Result<IpAddr, String> {
+    match s.trim().parse::<IpAddr>() {
+        Ok(ip @ IpAddr::V4(_)) => Ok(ip),
+        Ok(IpAddr::V6(_)) => Err(format!(
+            "{s:?} is IPv6; PASV replies carry only IPv4 (IPv6 clients use EPSV, which needs none)"
+        )),
+        Err(_) => Err(format!("{s:?} is not an IPv4 address")),
+    }
+}
+
+/// Greeting text: non-empty, at most [`MAX_GREETING_LEN`] bytes, no control characters.
+pub fn greeting(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the greeting is empty".to_owned());
+    }
+    if s.len() > MAX_GREETING_LEN {
+        return Err(format!("the greeting is longer than {MAX_GREETING_LEN} bytes"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("the greeting contains a control character (line breaks are not allowed)".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+/// A timeout in whole seconds, from 1 to [`MAX_TIMEOUT_SECS`].
+pub fn secs(s: &str) -> Result<u64, String> {
+    let n = s
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number of seconds"))?;
+    check_secs(n)
+}
+
+/// Checks a timeout already read as a number.
+pub fn check_secs(n: u64) -> Result<u64, String> {
+    if n == 0 {
+        return Err("a timeout must be at least 1 second".to_owned());
+    }
+    if n > MAX_TIMEOUT_SECS {
+        return Err(format!("{n} seconds is more than a year"));
+    }
+    Ok(n)
+}
+
+/// Login attempts per connection, at least 1.
+pub fn login_attempts(s: &str) -> Result<u32, String> {
+    let n = s
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    check_login_attempts(n)
+}
+
+/// Checks a login-attempt count already read as a number.
+pub fn check_login_attempts(n: u32) -> Result<u32, String> {
+    if n == 0 {
+        return Err("at least 1 login attempt must be allowed".to_owned());
+    }
+    Ok(n)
+}
+
+/// A connection count, at least 1.
+pub fn count(s: &str) -> Result<usize, String> {
+    let n = s
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    check_count(n)
+}
+
+/// Checks a connection count already read as a number.
+pub fn check_count(n: usize) -> Result<usize, String> {
+    if n == 0 {
+        return Err("at least 1 connection must be allowed".to_owned());
+    }
+    Ok(n)
+}
+
+/// `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
+pub fn boolean(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is not true or false")),
+    }
+}
+
+/// A virtual home directory: absolute, without `.`/`..` components or control characters.
+pub fn home(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!(
+            "{s:?} must start with '/' (it is a path under the files root)"
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("{s:?} contains a control character"));
+    }
+    if s.split('/').any(|c| c == "." || c == "..") {
+        return Err(format!("{s:?} contains a '.' or '..' component"));
+    }
+    Ok(s.to_owned())
+}
+
+/// `all`, `ro`, `none`, or a comma-separated list of list, read, write, delete, rename, mkdir.
+pub fn permissions(s: &str) -> Result<Permissions, String> {
+    s.parse::<Permissions>().map_err(|e| e.to_string())
+}
+
+/// A password given on the command line, kept out of `Debug` output from here on.
+pub fn password(s: &str) -> Result<Password, String> {
+    if s.is_empty() {
+        return Err("the password is empty".to_owned());
+    }
+    Ok(Password::new(s.to_owned()))
+}
+
+/// A tracing filter such as `info` or `warn,ferry_ftpd=debug`.
+pub fn log_filter(s: &str) -> Result<String, String> {
+    EnvFilter::builder()
+        .parse(s)
+        .map_err(|e| format!("{s:?} is not a log filter: {e}"))?;
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_accepts_ranges_and_single_ports() {
+        assert_eq!(port_range("50000-50100"), Ok(50000..=50100));
+        assert_eq!(port_range(" 2000 - 2001 "), Ok(2000..=2001));
+        assert_eq!(port_range("40000"), Ok(40000..=40000));
+    }
+
+    #[test]
+    fn port_range_rejects_reversed_privileged_and_garbage() {
+        assert!(port_range("50100-50000").is_err());
+        assert!(port_range("80-2000").is_err());
+        assert!(port_range("1-2-3").is_err());
+        assert!(port_range("").is_err());
+        assert!(port_range("50000-70000").is_err());
+    }
+
+    #[test]
+    fn timeouts_must_be_positive_and_bounded() {
+        assert_eq!(secs("30"), Ok(30));
+        assert!(secs("0").is_err());
+        assert!(secs("-1").is_err());
+        assert!(secs(&u64::MAX.to_string()).is_err());
+    }
+
+    #[test]
+    fn masquerade_address_must_be_ipv4() {
+        assert!(masquerade_address("203.0.113.7").is_ok());
+        assert!(masquerade_address("2001:db8::1").is_err());
+        assert!(masquerade_address("example.com").is_err());
+    }
+
+    #[test]
+    fn greeting_rejects_line_breaks() {
+        assert!(greeting("hello").is_ok());
+        assert!(greeting("hello\r\n230 fake").is_err());
+        assert!(greeting("  ").is_err());
+    }
+
+    #[test]
+    fn home_must_be_absolute_without_dot_components() {
+        assert!(home("/").is_ok());
+        assert!(home("/pub/incoming/").is_ok());
+        assert!(home("pub").is_err());
+        assert!(home("/pub/../etc").is_err());
+        assert!(home("/./x").is_err());
+    }
+
+    #[test]
+    fn booleans_in_several_spellings() {
+        assert_eq!(boolean("TRUE"), Ok(true));
+        assert_eq!(boolean("off"), Ok(false));
+        assert!(boolean("maybe").is_err());
+    }
+
+    #[test]
+    fn log_filter_is_checked() {
+        assert!(log_filter("info,ferry_ftpd=debug").is_ok());
+        assert!(log_filter("info,=[").is_err());
+    }
+}

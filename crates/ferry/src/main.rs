@@ -1,0 +1,74 @@
+//! The `ferry` command: turns flags, `FERRY_*` environment variables and `ferry.toml` into validated
+//! settings, then runs the FTP server (`ferry serve`) or manages users (`ferry user …`).
+//!
+//! This crate is deliberately thin: it parses configuration, sets up logging, binds sockets, waits
+//! for signals and prints what an operator needs to see. Everything FTP means lives in `ferry-proto`,
+//! everything the server does on the network in `ferry-ftpd`, users in `ferry-auth` and files in
+//! `ferry-vfs`. It is the only crate that uses `anyhow`, prints, or installs a tracing subscriber.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod config;
+mod serve;
+mod user;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, ServeArgs};
+
+/// How long to wait for stray blocking work (e.g. a password hash) when the runtime stops.
+const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty());
+    let no_serve_flags = ServeArgs::default();
+    let serve_args = match &cli.command {
+        Command::Serve(args) => args,
+        Command::User(_) => &no_serve_flags,
+    };
+    let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
+    // User commands are quiet unless asked otherwise; the server reports its progress.
+    let default_log = match cli.command {
+        Command::Serve(_) => "info",
+        Command::User(_) => "warn",
+    };
+    init_logging(settings.log.as_deref().unwrap_or(default_log));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = match cli.command {
+        Command::Serve(_) => runtime.block_on(serve::run(settings)),
+        Command::User(command) => runtime.block_on(user::run(&settings, command)),
+    };
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    result
+}
+
+/// Logs to standard error, filtered by `filter` (already validated by the config loader).
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::builder().parse_lossy(filter);
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

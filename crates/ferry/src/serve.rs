@@ -1,0 +1,212 @@
+//! `ferry serve`: open the user store and the files root, bind the listeners, run until a signal.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use ferry_auth::{generate_password, NewUser, Permissions, UserStore};
+use ferry_ftpd::Server;
+use ferry_vfs::{LocalFs, Storage};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+
+/// Name of the user created on the first start.
+const FIRST_USER: &str = "ferry";
+/// Pending connections the kernel queues per listener.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(settings: Settings) -> Result<()> {
+    info!(
+        data_dir = %settings.data_dir.display(),
+        files_root = %settings.files_root.display(),
+        users_db = %settings.users_db.display(),
+        "starting"
+    );
+    let listeners = bind_all(&settings.listen)?;
+    let users = open_store(&settings.users_db).await?;
+    create_first_user(&users).await?;
+    let storage: Arc<dyn Storage> = Arc::new(
+        LocalFs::open(&settings.files_root)
+            .with_context(|| format!("cannot open files root {}", settings.files_root.display()))?,
+    );
+    // Install the signal handlers before announcing the addresses, so a signal sent by whoever
+    // reads the announcement is never missed.
+    let mut signal = Signals::install()?;
+    let server = Server::new(settings.ftpd, users, storage);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut out = io::stdout().lock();
+    for listener in listeners {
+        let addr = listener
+            .local_addr()
+            .context("cannot read a listener's address")?;
+        writeln!(out, "ferry: FTP listening on {addr}")?;
+        info!(%addr, "FTP listening");
+        let mut stop = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        tasks.spawn(ferry_ftpd::serve(listener, Arc::clone(&server), shutdown));
+    }
+    out.flush()?;
+    drop(out);
+
+    let name = signal.recv().await;
+    info!(
+        signal = name,
+        "shutting down; send the signal again to stop at once"
+    );
+    let _ = stop_tx.send(true);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Ok(())) => {}
+                Some(Err(e)) => warn!(error = %e, "a listener task failed"),
+                None => break,
+            },
+            name = signal.recv() => {
+                warn!(signal = name, "stopping without waiting for open sessions");
+                return Ok(());
+            }
+        }
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Binds every address. An IPv6 address that cannot be bound is skipped with a warning when an IPv4
+/// address was bound (hosts without IPv6 still start on the default `0.0.0.0` + `[::]`); any other
+/// failure is an error.
+fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
+    let mut bound = Vec::new();
+    let mut v6_failures = Vec::new();
+    for &addr in addrs {
+        match bind(addr) {
+            Ok(listener) => bound.push(listener),
+            Err(e) if addr.is_ipv6() => v6_failures.push((addr, e)),
+            Err(e) => return Err(anyhow!("cannot listen on {addr}: {e}")),
+        }
+    }
+    let any_v4 = bound
+        .iter()
+        .any(|l| l.local_addr().map(|a| a.is_ipv4()).unwrap_or(false));
+    for (addr, e) in v6_failures {
+        if !any_v4 {
+            return Err(anyhow!("cannot listen on {addr}: {e}"));
+        }
+        warn!(%addr, error = %e, "cannot listen on IPv6 address; continuing with IPv4 only");
+    }
+    Ok(bound)
+}
+
+/// One listening socket. IPv6 sockets are IPv6-only so `0.0.0.0:P` and `[::]:P` can both be bound.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Lets a restarted server bind while old connections linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Opens the user database, creating its directory (private to this user) if missing.
+pub async fn open_store(path: &Path) -> Result<UserStore> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    UserStore::open(path)
+        .await
+        .with_context(|| format!("cannot open user database {}", path.display()))
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// On the first start (no users at all) creates `ferry` with a generated password and prints it.
+async fn create_first_user(users: &UserStore) -> Result<()> {
+    if !users.is_empty().await.context("cannot read the user database")? {
+        return Ok(());
+    }
+    let password = generate_password();
+    let user = NewUser {
+        name: FIRST_USER.to_owned(),
+        password: password.clone(),
+        home: "/".to_owned(),
+        permissions: Permissions::all(),
+    };
+    users
+        .add_user(user)
+        .await
+        .context("cannot create the first user")?;
+    info!(user = FIRST_USER, "first start: created user");
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "ferry: first start: created user {FIRST_USER:?} (home /, all permissions)"
+    )?;
+    writeln!(out, "ferry: user: {FIRST_USER}")?;
+    writeln!(out, "ferry: password: {}", password.expose())?;
+    writeln!(
+        out,
+        "ferry: this password will not be shown again; change it with `ferry user passwd {FIRST_USER}`"
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+/// SIGINT and SIGTERM (Ctrl-C only, off Unix).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+            let int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+            Ok(Signals { term, int })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Waits for the next signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}

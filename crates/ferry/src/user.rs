@@ -1,0 +1,242 @@
+//! `ferry user …`: manage the user database that `ferry serve` reads.
+
+use std::io::{self, BufRead, Write};
+
+use anyhow::{anyhow, bail, Context, Result};
+use ferry_auth::{generate_password, NewUser, Password, Permissions, User};
+
+use crate::cli::{PasswordArgs, UserCommand};
+use crate::config::Settings;
+use crate::serve::open_store;
+
+/// Runs one user command against the configured user database.
+pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
+    let db = &settings.users_db;
+    if !matches!(command, UserCommand::Add { .. }) && !db.exists() {
+        if matches!(command, UserCommand::List) {
+            println!("no users (the user database {} does not exist yet)", db.display());
+            return Ok(());
+        }
+        bail!(
+            "the user database {} does not exist yet (create a user with `ferry user add` or start \
+             `ferry serve`); check --config, --data-dir and --users-db",
+            db.display()
+        );
+    }
+    let store = open_store(db).await?;
+    let mut out = io::stdout().lock();
+    match command {
+        UserCommand::Add {
+            name,
+            password,
+            home,
+            permissions,
+            disabled,
+        } => {
+            let (password, generated) = password_from(password)?;
+            let user = NewUser {
+                name: name.clone(),
+                password: password.clone(),
+                home,
+                permissions,
+            };
+            store.add_user(user).await?;
+            if disabled {
+                store.set_enabled(&name, false).await?;
+            }
+            writeln!(out, "created user {name}")?;
+            print_generated(&mut out, &password, generated)?;
+        }
+        UserCommand::Del { name } => {
+            store.delete_user(&name).await?;
+            writeln!(out, "deleted user {name} (their files are kept)")?;
+        }
+        UserCommand::List => print_table(&mut out, &store.list_users().await?)?,
+        UserCommand::Show { name } => {
+            let user = store
+                .user(&name)
+                .await?
+                .ok_or_else(|| anyhow!("user {name:?} not found"))?;
+            print_user(&mut out, &user)?;
+        }
+        UserCommand::Passwd { name, password } => {
+            let (password, generated) = password_from(password)?;
+            store.set_password(&name, password.clone()).await?;
+            writeln!(out, "changed the password of {name}")?;
+            print_generated(&mut out, &password, generated)?;
+        }
+        UserCommand::Perms { name, permissions } => {
+            store.set_permissions(&name, permissions).await?;
+            writeln!(out, "permissions of {name}: {}", permissions_label(permissions))?;
+        }
+        UserCommand::Home { name, home } => {
+            store.set_home(&name, &home).await?;
+            writeln!(out, "home of {name}: {home}")?;
+        }
+        UserCommand::Enable { name } => {
+            store.set_enabled(&name, true).await?;
+            writeln!(out, "enabled user {name}")?;
+        }
+        UserCommand::Disable { name } => {
+            store.set_enabled(&name, false).await?;
+            writeln!(out, "disabled user {name} (they can no longer log in)")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The password the operator chose, or a generated one; `true` when generated.
+fn password_from(args: PasswordArgs) -> Result<(Password, bool)> {
+    if let Some(password) = args.password {
+        return Ok((password, false));
+    }
+    if args.password_stdin {
+        let mut line = String::new();
+        io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        if password.is_empty() {
+            bail!("no password on standard input (expected one line)");
+        }
+        return Ok((Password::new(password.to_owned()), false));
+    }
+    Ok((generate_password(), true))
+}
+
+fn print_generated(out: &mut impl Write, password: &Password, generated: bool) -> io::Result<()> {
+    if generated {
+        writeln!(out, "password: {}", password.expose())?;
+        writeln!(out, "this generated password will not be shown again")?;
+    }
+    Ok(())
+}
+
+fn print_table(out: &mut impl Write, users: &[User]) -> io::Result<()> {
+    if users.is_empty() {
+        return writeln!(out, "no users");
+    }
+    let rows: Vec<[String; 4]> = users
+        .iter()
+        .map(|u| {
+            [
+                u.name.clone(),
+                u.home.clone(),
+                permissions_label(u.permissions),
+                yes_no(u.enabled).to_owned(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "HOME", "PERMISSIONS", "ENABLED"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let [name, home, perms, enabled] = row;
+        let [wn, wh, wp, _] = widths;
+        writeln!(out, "{name:<wn$}  {home:<wh$}  {perms:<wp$}  {enabled}")?;
+    }
+    Ok(())
+}
+
+fn print_user(out: &mut impl Write, user: &User) -> io::Result<()> {
+    writeln!(out, "name:        {}", user.name)?;
+    writeln!(out, "home:        {}", user.home)?;
+    writeln!(out, "permissions: {}", permissions_label(user.permissions))?;
+    writeln!(out, "enabled:     {}", yes_no(user.enabled))?;
+    writeln!(out, "created:     {}", utc_timestamp(user.created))
+}
+
+/// `all` and `none` by name, anything else as its list.
+fn permissions_label(p: Permissions) -> String {
+    if p == Permissions::all() {
+        "all".to_owned()
+    } else if p == Permissions::none() {
+        "none".to_owned()
+    } else {
+        p.to_string()
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Formats unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
+fn utc_timestamp(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Year, month, day of the day `days` after 1970-01-01: counts 400-year eras of 146 097 days from
+/// 0000-03-01, so that the leap day falls at the end of each year of the era.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468; // days from 0000-03-01 to 1970-01-01
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_formatted_in_utc() {
+        assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_timestamp(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_timestamp(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let user = |name: &str, enabled| User {
+            name: name.to_owned(),
+            home: "/".to_owned(),
+            permissions: ferry_auth::Permissions::all(),
+            enabled,
+            created: 0,
+        };
+        let mut out = Vec::new();
+        print_table(&mut out, &[user("alice", true), user("bob-the-builder", false)]).expect("print");
+        let text = String::from_utf8(out).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let col = lines[0].find("HOME").expect("HOME");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.get(col..col + 1) == Some("/") || l.contains("HOME")),
+            "{text}"
+        );
+        assert!(lines[2].ends_with("no"), "{text}");
+    }
+}

@@ -1,0 +1,618 @@
+//! End-to-end tests of the `ferry` binary: user management, configuration errors and a real server
+//! on an ephemeral port, each in its own temporary directory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+/// Generous: the first start hashes a password and creates the database.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `ferry` run in `dir`, unaffected by the caller's `FERRY_*` and `RUST_LOG` variables.
+fn ferry(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("FERRY_") || k == "RUST_LOG")
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    ferry(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ferry")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    assert!(
+        out.status.success(),
+        "ferry {args:?} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Runs and expects exit code 1; returns standard error.
+#[track_caller]
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ferry {args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+fn generated_password(text: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("password: ")
+                .or_else(|| l.strip_prefix("ferry: password: "))
+        })
+        .unwrap_or_else(|| panic!("no password in {text:?}"))
+        .to_owned()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+// ---------------------------------------------------------------------------------------------
+// ferry user
+
+#[test]
+fn user_add_list_show_passwd_disable_del_round_trip() {
+    let dir = tempdir();
+    let d = dir.path();
+
+    let out = ok(
+        d,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password",
+            "s3cret",
+            "--home",
+            "/alice",
+            "--permissions",
+            "ro",
+        ],
+    );
+    assert!(out.contains("created user alice"), "{out}");
+    assert!(!out.contains("s3cret"), "a chosen password is not echoed: {out}");
+    assert!(d.join("ferry-data/users.db").exists());
+
+    let out = ok(d, &["user", "add", "bob"]);
+    let bob_pw = generated_password(&out);
+    assert_eq!(bob_pw.len(), 20, "{out}");
+
+    let list = ok(d, &["user", "list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("PERMISSIONS"),
+        "{list}"
+    );
+    let alice: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(alice, ["alice", "/alice", "list,read", "yes"], "{list}");
+    let bob: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(bob, ["bob", "/", "all", "yes"], "{list}");
+
+    let show = ok(d, &["user", "show", "alice"]);
+    assert!(show.contains("home:        /alice"), "{show}");
+    assert!(show.contains("permissions: list,read"), "{show}");
+    assert!(show.contains("enabled:     yes"), "{show}");
+
+    let out = ok(d, &["user", "passwd", "alice"]);
+    let new_pw = generated_password(&out);
+    assert_ne!(new_pw, "s3cret");
+
+    ok(d, &["user", "disable", "alice"]);
+    assert!(ok(d, &["user", "show", "alice"]).contains("enabled:     no"));
+    ok(d, &["user", "enable", "alice"]);
+    assert!(ok(d, &["user", "show", "alice"]).contains("enabled:     yes"));
+
+    ok(d, &["user", "perms", "alice", "list,read,write"]);
+    ok(d, &["user", "home", "alice", "/a2"]);
+    let show = ok(d, &["user", "show", "alice"]);
+    assert!(
+        show.contains("permissions: list,read,write") && show.contains("home:        /a2"),
+        "{show}"
+    );
+
+    ok(d, &["user", "del", "alice"]);
+    let err = fails(d, &["user", "show", "alice"]);
+    assert!(err.contains("alice") && err.contains("not found"), "{err}");
+    let list = ok(d, &["user", "list"]);
+    assert!(!list.contains("alice") && list.contains("bob"), "{list}");
+}
+
+#[test]
+fn password_stdin_reads_one_line() {
+    let dir = tempdir();
+    let mut child = ferry(dir.path())
+        .args(["user", "add", "carol", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"from-stdin\r\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stdout(&out).contains("password:"),
+        "nothing generated: {}",
+        stdout(&out)
+    );
+
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = server.wait_listening();
+    let mut ctl = Control::connect(addr);
+    assert_eq!(ctl.reply().0, 220);
+    ctl.expect("USER carol", 331);
+    ctl.expect("PASS from-stdin", 230);
+}
+
+#[test]
+fn unknown_users_are_an_error_with_exit_code_1() {
+    let dir = tempdir();
+    ok(dir.path(), &["user", "add", "dave", "--password", "x"]);
+    for args in [
+        &["user", "show", "nobody"][..],
+        &["user", "del", "nobody"],
+        &["user", "passwd", "nobody", "--password", "y"],
+        &["user", "enable", "nobody"],
+        &["user", "disable", "nobody"],
+    ] {
+        let err = fails(dir.path(), args);
+        assert!(err.contains("nobody"), "{args:?}: {err}");
+    }
+    let err = fails(dir.path(), &["user", "add", "dave", "--password", "x"]);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn bad_permissions_and_names_are_rejected() {
+    let dir = tempdir();
+    let out = run(dir.path(), &["user", "add", "erin", "--permissions", "read,fly"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("fly"), "{}", stderr(&out));
+
+    let err = fails(dir.path(), &["user", "add", "--password", "x", "--", "-bad name"]);
+    assert!(err.contains("invalid user name"), "{err}");
+
+    let out = run(dir.path(), &["user", "add", "frank", "--home", "relative"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--home"), "{}", stderr(&out));
+}
+
+#[test]
+fn list_without_a_database_says_so() {
+    let dir = tempdir();
+    let out = ok(dir.path(), &["user", "list"]);
+    assert!(out.contains("no users"), "{out}");
+    assert!(!dir.path().join("ferry-data").exists(), "listing creates nothing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// configuration
+
+#[test]
+fn unknown_config_key_is_rejected_by_name() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("ferry.toml"), "listen_port = 21\n").expect("write");
+    let err = fails(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(err.contains("listen_port"), "{err}");
+    assert!(err.contains("ferry.toml"), "{err}");
+
+    std::fs::write(dir.path().join("other.toml"), "[anonymous]\nwritable = true\n").expect("write");
+    let err = fails(dir.path(), &["user", "list", "--config", "other.toml"]);
+    assert!(err.contains("writable"), "{err}");
+}
+
+#[test]
+fn invalid_config_values_name_their_key() {
+    let dir = tempdir();
+    for (text, key) in [
+        ("passive_ports = \"50100-50000\"", "passive_ports"),
+        ("passive_ports = \"80-90\"", "passive_ports"),
+        ("idle_timeout_secs = 0", "idle_timeout_secs"),
+        ("max_connections_per_ip = 0", "max_connections_per_ip"),
+        ("listen = [\"nowhere\"]", "listen"),
+    ] {
+        std::fs::write(dir.path().join("ferry.toml"), text).expect("write");
+        let err = fails(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    let dir = tempdir();
+    let err = fails(dir.path(), &["user", "list", "--config", "absent.toml"]);
+    assert!(err.contains("absent.toml"), "{err}");
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("ferry.toml"), "data_dir = \"from-file\"\n").expect("write");
+
+    ok(d, &["user", "add", "u1", "--password", "x"]);
+    assert!(d.join("from-file/users.db").exists());
+
+    let out = ferry(d)
+        .env("FERRY_DATA_DIR", "from-env")
+        .args(["user", "add", "u2", "--password", "x"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(d.join("from-env/users.db").exists());
+
+    let out = ferry(d)
+        .env("FERRY_DATA_DIR", "from-env")
+        .args(["--data-dir", "from-flag", "user", "add", "u3", "--password", "x"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(d.join("from-flag/users.db").exists());
+
+    let out = ok(d, &["user", "list", "--users-db", "from-env/users.db"]);
+    assert!(out.contains("u2") && !out.contains("u1"), "{out}");
+}
+
+#[test]
+fn every_subcommand_has_help_and_version_works() {
+    let dir = tempdir();
+    let version = ok(dir.path(), &["--version"]);
+    assert!(version.starts_with("ferry "), "{version}");
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["user", "--help"],
+        &["user", "add", "--help"],
+        &["user", "del", "--help"],
+        &["user", "list", "--help"],
+        &["user", "show", "--help"],
+        &["user", "passwd", "--help"],
+        &["user", "perms", "--help"],
+        &["user", "home", "--help"],
+        &["user", "enable", "--help"],
+        &["user", "disable", "--help"],
+    ] {
+        let help = ok(dir.path(), args);
+        assert!(help.contains("Usage: ferry"), "{args:?}: {help}");
+    }
+    let help = ok(dir.path(), &["serve", "--help"]);
+    for flag in [
+        "--listen",
+        "--passive-ports",
+        "--masquerade-address",
+        "--config",
+        "FERRY_LISTEN",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ferry serve
+
+/// A running `ferry serve`; killed when dropped so a failing test leaves no process behind.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    /// Everything printed so far.
+    printed: Vec<String>,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = ferry(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ferry serve");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            lines,
+            printed: Vec::new(),
+        }
+    }
+
+    /// Reads stdout until the listening line; returns the address.
+    fn wait_listening(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no listening line; printed so far: {:?}", self.printed));
+            self.printed.push(line.clone());
+            if let Some(addr) = line.strip_prefix("ferry: FTP listening on ") {
+                return addr.parse().expect("listening address");
+            }
+        }
+    }
+
+    fn printed_password(&self) -> Option<String> {
+        self.printed
+            .iter()
+            .find_map(|l| l.strip_prefix("ferry: password: ").map(str::to_owned))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal FTP control connection.
+struct Control {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Control {
+    fn connect(addr: SocketAddr) -> Control {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let writer = stream.try_clone().expect("clone");
+        Control {
+            reader: BufReader::new(stream),
+            writer,
+        }
+    }
+
+    /// Reads one (possibly multi-line) reply; returns its code and last line.
+    fn reply(&mut self) -> (u16, String) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.reader.read_line(&mut line).expect("read reply");
+            assert!(n > 0, "connection closed while waiting for a reply");
+            let bytes = line.as_bytes();
+            if bytes.len() >= 4 && bytes[..3].iter().all(u8::is_ascii_digit) && bytes[3] == b' ' {
+                let code = line[..3].parse().expect("code");
+                return (code, line.trim_end().to_owned());
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> (u16, String) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("send");
+        self.reply()
+    }
+
+    #[track_caller]
+    fn expect(&mut self, line: &str, code: u16) -> String {
+        let (got, text) = self.cmd(line);
+        assert_eq!(got, code, "{line} -> {text}");
+        text
+    }
+
+    /// `EPSV`, then a data connection to the announced port.
+    fn epsv(&mut self, addr: SocketAddr) -> TcpStream {
+        let text = self.expect("EPSV", 229);
+        let start = text.find("(|||").expect("EPSV reply") + 4;
+        let port: u16 = text[start..]
+            .split('|')
+            .next()
+            .expect("port")
+            .parse()
+            .expect("port number");
+        let data = TcpStream::connect_timeout(&SocketAddr::new(addr.ip(), port), IO_TIMEOUT).expect("data");
+        data.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        data
+    }
+}
+
+#[test]
+fn serve_creates_first_user_prints_password_and_accepts_login() {
+    let dir = tempdir();
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = server.wait_listening();
+    assert_ne!(addr.port(), 0, "the real bound port is printed");
+    let password = server
+        .printed_password()
+        .expect("first start prints the password");
+    assert!(
+        server.printed.iter().any(|l| l.contains("not be shown again")),
+        "{:?}",
+        server.printed
+    );
+
+    let mut ctl = Control::connect(addr);
+    let (code, text) = ctl.reply();
+    assert_eq!(code, 220, "{text}");
+    ctl.expect("USER ferry", 331);
+    ctl.expect(&format!("PASS {password}"), 230);
+    ctl.expect("QUIT", 221);
+}
+
+#[test]
+fn wrong_password_is_refused() {
+    let dir = tempdir();
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = server.wait_listening();
+    let mut ctl = Control::connect(addr);
+    assert_eq!(ctl.reply().0, 220);
+    ctl.expect("USER ferry", 331);
+    ctl.expect("PASS not-the-password", 530);
+}
+
+#[test]
+fn second_start_keeps_users_and_prints_no_password() {
+    let dir = tempdir();
+    let mut first = Server::start(dir.path(), &[]);
+    first.wait_listening();
+    let password = first.printed_password().expect("password");
+    drop(first);
+
+    let mut second = Server::start(dir.path(), &[]);
+    let addr = second.wait_listening();
+    assert_eq!(second.printed_password(), None, "{:?}", second.printed);
+    let mut ctl = Control::connect(addr);
+    assert_eq!(ctl.reply().0, 220);
+    ctl.expect("USER ferry", 331);
+    ctl.expect(&format!("PASS {password}"), 230);
+}
+
+#[test]
+fn users_added_with_the_cli_can_log_in_and_upload() {
+    let dir = tempdir();
+    ok(
+        dir.path(),
+        &["user", "add", "gina", "--password", "pw-gina", "--home", "/gina"],
+    );
+    let mut server = Server::start(
+        dir.path(),
+        &["--passive-ports", "40000-40100", "--greeting", "hi there"],
+    );
+    let addr = server.wait_listening();
+    assert_eq!(server.printed_password(), None, "users exist: no first user");
+
+    let mut ctl = Control::connect(addr);
+    let (code, text) = ctl.reply();
+    assert_eq!(code, 220);
+    assert!(text.contains("hi there"), "{text}");
+    ctl.expect("USER gina", 331);
+    ctl.expect("PASS pw-gina", 230);
+    ctl.expect("TYPE I", 200);
+
+    let mut data = ctl.epsv(addr);
+    let port = data.peer_addr().expect("peer").port();
+    assert!(
+        (40000..=40100).contains(&port),
+        "passive port {port} from --passive-ports"
+    );
+    let (code, text) = ctl.cmd("STOR hello.txt");
+    assert!(code == 150 || code == 125, "{text}");
+    data.write_all(b"hello, ferry\n").expect("upload");
+    drop(data);
+    ctl.expect_final(226);
+    let stored = dir.path().join("ferry-data/files/gina/hello.txt");
+    assert_eq!(std::fs::read(&stored).expect("uploaded file"), b"hello, ferry\n");
+
+    let mut data = ctl.epsv(addr);
+    let (code, text) = ctl.cmd("RETR hello.txt");
+    assert!(code == 150 || code == 125, "{text}");
+    let mut body = Vec::new();
+    data.read_to_end(&mut body).expect("download");
+    ctl.expect_final(226);
+    assert_eq!(body, b"hello, ferry\n");
+    ctl.expect("QUIT", 221);
+}
+
+#[test]
+fn anonymous_login_works_only_when_enabled() {
+    let dir = tempdir();
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = server.wait_listening();
+    let mut ctl = Control::connect(addr);
+    assert_eq!(ctl.reply().0, 220);
+    let (code, _) = ctl.cmd("USER anonymous");
+    if code == 331 {
+        ctl.expect("PASS guest@", 530);
+    }
+    drop(server);
+
+    let mut server = Server::start(dir.path(), &["--anonymous-enabled"]);
+    let addr = server.wait_listening();
+    let mut ctl = Control::connect(addr);
+    assert_eq!(ctl.reply().0, 220);
+    ctl.expect("USER anonymous", 331);
+    ctl.expect("PASS guest@", 230);
+    ctl.expect("MKD nope", 550);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempdir();
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = server.wait_listening();
+    let mut ctl = Control::connect(addr);
+    assert_eq!(ctl.reply().0, 220);
+
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    let (code, text) = ctl.reply();
+    assert_eq!(
+        code, 421,
+        "open sessions are told the server is going away: {text}"
+    );
+
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "ferry did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Control {
+    /// Reads the final reply of a transfer.
+    #[track_caller]
+    fn expect_final(&mut self, code: u16) {
+        let (got, text) = self.reply();
+        assert_eq!(got, code, "{text}");
+    }
+}
