@@ -65,7 +65,11 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    // No SO_REUSEADDR: two sessions must never share a passive port.
+    // SO_REUSEADDR lets a port whose last data connection is in TIME_WAIT (the server closes first after
+    // RETR and listings) be used again at once; without it a busy session exhausts the range within one
+    // TIME_WAIT period. On Linux it never lets two sockets listen on the same port, so two sessions still
+    // cannot share a passive port.
+    socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::new(ip, port))?;
     socket.listen(1)
 }

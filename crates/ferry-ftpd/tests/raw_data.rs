@@ -416,6 +416,41 @@ fn nlst_and_list_expand_wildcards_in_the_last_component() {
 }
 
 #[test]
+fn a_small_passive_range_serves_many_transfers_in_a_row() {
+    // After RETR the server closes first, leaving each passive port in TIME_WAIT for a minute; the
+    // range must still be reusable at once (regression: 425 after ~100 files with the default range).
+    let server = TestServer::start_with(common::Options {
+        tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
+            config.passive_ports = 47001..=47003;
+        })),
+        ..Default::default()
+    });
+    write_file(&server.path("f.txt"), b"again\n");
+    let mut c = server.login();
+    for i in 0..20 {
+        let (data, r) = c.download("RETR f.txt");
+        assert_eq!(r.code, 226, "transfer {i}: {}", r.text());
+        assert_eq!(data, b"again\n");
+    }
+}
+
+#[test]
+fn two_sessions_never_share_a_passive_port() {
+    let server = TestServer::start_with(common::Options {
+        tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
+            config.passive_ports = 47011..=47011;
+        })),
+        ..Default::default()
+    });
+    let mut a = server.login();
+    let mut b = server.login();
+    let first = a.epsv();
+    assert_eq!(first.port(), 47011);
+    // The only port is held by a's listener: b is refused instead of sharing it.
+    b.expect("EPSV", 425);
+}
+
+#[test]
 fn names_that_are_not_utf8_are_listed_and_retrievable() {
     use std::os::unix::ffi::OsStrExt;
     let server = TestServer::start();
