@@ -1,6 +1,7 @@
 //! `ferry user …`: manage the user database that `ferry serve` reads.
 
 use std::io::{self, BufRead, Write};
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_auth::{generate_password, NewUser, Password, Permissions, User};
@@ -172,36 +173,26 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
-/// Formats unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
+/// Formats unix seconds as `YYYY-MM-DD HH:MM:SS UTC`, using the protocol core's calendar code.
 fn utc_timestamp(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// Year, month, day of the day `days` after 1970-01-01: counts 400-year eras of 146 097 days from
-/// 0000-03-01, so that the leap day falls at the end of each year of the era.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468; // days from 0000-03-01 to 1970-01-01
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
+    let offset = Duration::from_secs(unix.unsigned_abs());
+    let t = if unix >= 0 {
+        UNIX_EPOCH + offset
     } else {
-        month_from_march - 9
+        UNIX_EPOCH - offset
     };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    // `YYYYMMDDHHMMSS`; creation times are whole seconds, so there is no fraction.
+    let s = ferry_proto::listing::format_mdtm(t);
+    let part = |r: std::ops::Range<usize>| s.get(r).unwrap_or("??");
+    format!(
+        "{}-{}-{} {}:{}:{} UTC",
+        part(0..4),
+        part(4..6),
+        part(6..8),
+        part(8..10),
+        part(10..12),
+        part(12..14)
+    )
 }
 
 #[cfg(test)]
