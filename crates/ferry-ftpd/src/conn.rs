@@ -280,7 +280,13 @@ impl Conn {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.wr.write_all(&self.out).await?;
+            // A client that stops reading its replies cannot hold the session forever.
+            tokio::time::timeout(
+                self.server.config.session.idle_timeout,
+                self.wr.write_all(&self.out),
+            )
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "control write stalled"))??;
             self.out.clear();
             if self.out.capacity() > 64 * 1024 {
                 self.out.shrink_to(256);

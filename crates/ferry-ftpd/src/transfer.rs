@@ -98,6 +98,35 @@ impl Job {
         })
     }
 
+    /// Writes all of `data`; fails if the peer accepts nothing for the data timeout. Slow but steady
+    /// clients are fine: every write that makes progress restarts the clock.
+    async fn send(&self, sock: &mut TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let n = tokio::time::timeout(self.ctx.timeout, sock.write(data))
+                .await
+                .map_err(|_| stalled())??;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            data = data.get(n..).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Reads some data; fails if the peer sends nothing for the data timeout.
+    async fn receive(&self, sock: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+        tokio::time::timeout(self.ctx.timeout, sock.read(buf))
+            .await
+            .map_err(|_| stalled())?
+    }
+
+    /// Ends the sending side of the data connection (the EOF that tells the client the data is complete).
+    async fn finish(&self, sock: &mut TcpStream) -> std::io::Result<()> {
+        tokio::time::timeout(self.ctx.timeout, sock.shutdown())
+            .await
+            .map_err(|_| stalled())?
+    }
+
     fn add(&self, n: usize) -> u64 {
         self.progress.fetch_add(n as u64, Ordering::Relaxed) + n as u64
     }
@@ -143,12 +172,12 @@ impl Job {
             } else {
                 chunk
             };
-            if sock.write_all(out).await.is_err() {
+            if self.send(&mut sock, out).await.is_err() {
                 return TransferEvent::ConnectionLost;
             }
             bytes = self.add(out.len());
         }
-        if sock.shutdown().await.is_err() {
+        if self.finish(&mut sock).await.is_err() {
             return TransferEvent::ConnectionLost;
         }
         TransferEvent::Finished { bytes }
@@ -184,7 +213,7 @@ impl Job {
         let mut conv = ascii::FromNetwork::new();
         let mut bytes = 0;
         loop {
-            let n = match sock.read(&mut buf).await {
+            let n = match self.receive(&mut sock, &mut buf).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(_) => {
@@ -293,7 +322,7 @@ impl Job {
                     format_entry(&mut out, &entry(d.name, &d.metadata), format, perms, now);
                 }
                 if out.len() >= LIST_CHUNK {
-                    if sock.write_all(&out).await.is_err() {
+                    if self.send(&mut sock, &out).await.is_err() {
                         return TransferEvent::ConnectionLost;
                     }
                     bytes = self.add(out.len());
@@ -302,16 +331,20 @@ impl Job {
             }
         }
         if !out.is_empty() {
-            if sock.write_all(&out).await.is_err() {
+            if self.send(&mut sock, &out).await.is_err() {
                 return TransferEvent::ConnectionLost;
             }
             bytes = self.add(out.len());
         }
-        if sock.shutdown().await.is_err() {
+        if self.finish(&mut sock).await.is_err() {
             return TransferEvent::ConnectionLost;
         }
         TransferEvent::Finished { bytes }
     }
+}
+
+fn stalled() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "data connection stalled")
 }
 
 fn format_entry(out: &mut Vec<u8>, e: &Entry, format: ListFormat, perms: Permissions, now: SystemTime) {

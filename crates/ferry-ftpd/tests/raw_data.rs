@@ -450,6 +450,51 @@ fn two_sessions_never_share_a_passive_port() {
     b.expect("EPSV", 425);
 }
 
+fn short_data_timeout() -> common::Options {
+    common::Options {
+        tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
+            config.data_timeout = Duration::from_secs(1);
+        })),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_download_the_client_stops_reading_ends_with_426() {
+    let server = TestServer::start_with(short_data_timeout());
+    // Larger than the loopback socket buffers, so the server's writes really stall.
+    write_file(&server.path("big.bin"), common::pseudo_random(64 << 20, 12));
+    let mut c = server.login();
+    let data = c.data();
+    c.expect("RETR big.bin", 150);
+    let started = Instant::now();
+    let r = c.reply();
+    assert_eq!(r.code, 426, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(data);
+    c.expect("NOOP", 200);
+}
+
+#[test]
+fn an_upload_the_client_stops_sending_ends_with_426_and_leaves_no_file() {
+    let server = TestServer::start_with(short_data_timeout());
+    let mut c = server.login();
+    let mut data = c.data();
+    c.expect("STOR stalled.bin", 150);
+    data.write_all(b"first bytes, then nothing").expect("write");
+    let r = c.reply();
+    assert_eq!(r.code, 426, "{}", r.text());
+    drop(data);
+    assert!(!server.path("stalled.bin").exists());
+    let (list, r) = c.download("NLST -a");
+    assert_eq!(r.code, 226);
+    assert!(list.is_empty(), "{:?}", String::from_utf8_lossy(&list));
+}
+
 #[test]
 fn names_that_are_not_utf8_are_listed_and_retrievable() {
     use std::os::unix::ffi::OsStrExt;
