@@ -315,10 +315,11 @@ impl Conn {
     }
 
     fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
-        let bind_ip = crate::passive_bind_ip(self.local);
-        let listener = data::open_passive(bind_ip, &self.server.config.passive_ports).map_err(|e| {
-            warn!(error = %e, "cannot open passive listener");
-        })?;
+        // Listen on the address the client reached us on (multi-homed hosts, IPv4 vs IPv6).
+        let listener =
+            data::open_passive(self.local.ip(), &self.server.config.passive_ports).map_err(|e| {
+                warn!(error = %e, "cannot open passive listener");
+            })?;
         let port = listener.local_addr().map_err(|_| ())?.port();
         self.plan = DataPlan::Passive(listener);
         let ip = match family {

@@ -18,7 +18,7 @@ mod storage;
 mod transfer;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,9 +132,4 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Fu
     let _ = stop_tx.send(true);
     drop(done_tx);
     let _ = done_rx.recv().await;
-}
-
-/// The address a passive listener should bind for a control connection on `local`.
-pub(crate) fn passive_bind_ip(local: SocketAddr) -> IpAddr {
-    local.ip()
 }

@@ -202,7 +202,6 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
     let mut session = Session::new(config, peer, local, now);
     let mut decoder = ControlDecoder::new(MAX_LINE);
     let mut closed = false;
-    let mut transfer_running = false;
     for _ in 0..steps {
         now += Duration::from_millis(rng.next() % 2_000);
         // Input: a line through the decoder, sometimes with Telnet sequences and odd chunking.
@@ -287,7 +286,6 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
                     session.handle_passive(now, if rng.chance(80) { Ok(addr) } else { Err(()) });
                 }
                 Output::Transfer(_) => {
-                    transfer_running = true;
                     if rng.chance(70) {
                         session.handle_transfer(
                             now,
@@ -300,12 +298,10 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
                     if rng.chance(50) {
                         session.handle_transfer_progress(rng.next());
                         session.handle_transfer(now, random_transfer_end(&mut rng));
-                        transfer_running = false;
                     }
                 }
                 Output::AbortTransfer => {
                     session.handle_transfer(now, TransferEvent::Aborted);
-                    transfer_running = false;
                 }
                 Output::SetActive(a) => {
                     // The session only ever asks to connect back to the control peer, on a high port.
@@ -325,7 +321,6 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
             decoder = ControlDecoder::new(MAX_LINE);
             closed = false;
         }
-        let _ = transfer_running;
     }
 }
 

@@ -1,0 +1,490 @@
+//! Command handlers: what each control command does to the session, and the replies to storage results.
+
+use std::net::SocketAddr;
+
+use crate::command::{Command, Opts, ParseError, Secret, TransferType, IMPLEMENTED_VERBS};
+use crate::limits;
+use crate::listing::{format_mdtm, parse_list_args, EntryKind, MLST_FACTS_FEAT};
+use crate::path::{PathError, VPath};
+use crate::reply::{Reply, ReplyCode};
+
+use super::*;
+
+impl Session {
+    pub(super) fn run(&mut self, parsed: Result<Command, ParseError>) {
+        let cmd = match parsed {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                self.rename_from = None;
+                return self.reply(e.code, e.message);
+            }
+        };
+        // RNTO must immediately follow RNFR: any other command forgets the pending rename.
+        let rename_from = self.rename_from.take();
+        // REST survives data-connection set-up (clients send it before or after PASV) and is consumed by
+        // the next transfer command.
+        let restart = match cmd {
+            Command::Retr(_)
+            | Command::Stor(_)
+            | Command::Appe(_)
+            | Command::Stou(_)
+            | Command::List(_)
+            | Command::Nlst(_)
+            | Command::Mlsd(_) => std::mem::take(&mut self.restart),
+            _ => 0,
+        };
+        // Session-level commands legal in every phase.
+        match &cmd {
+            Command::Quit => return self.close_with(ReplyCode::CLOSING_CONTROL, "Goodbye"),
+            Command::Noop => return self.reply(ReplyCode::COMMAND_OK, "NOOP ok"),
+            Command::Syst => return self.reply(ReplyCode::SYSTEM_TYPE, "UNIX Type: L8"),
+            Command::Feat => return self.feat(),
+            Command::Help(topic) => return self.help(topic.as_deref()),
+            Command::Opts(opts) => return self.opts(opts),
+            Command::Abor => return self.reply(ReplyCode::DATA_OPEN_NO_TRANSFER, "No transfer to abort"),
+            Command::Security(verb) => {
+                return self.reply(
+                    ReplyCode::NOT_IMPLEMENTED,
+                    format!("{verb} not supported: no TLS configured"),
+                )
+            }
+            Command::Unsupported(verb) => {
+                return self.reply(ReplyCode::NOT_IMPLEMENTED, format!("{verb} not implemented"))
+            }
+            Command::Unknown(verb) => {
+                let verb = if verb.is_empty() { "(empty)" } else { verb.as_str() };
+                return self.reply(ReplyCode::SYNTAX_ERROR, format!("Unknown command {verb}"));
+            }
+            Command::Smnt(_) => return self.reply(ReplyCode::NOT_IMPLEMENTED, "SMNT not implemented"),
+            Command::User(name) => return self.user_cmd(name.clone()),
+            Command::Pass(pw) => return self.pass_cmd(pw.clone()),
+            Command::Rein => return self.rein(),
+            _ => {}
+        }
+        if self.login().is_none() {
+            let text = match self.phase {
+                Phase::AwaitPass { .. } => "Send PASS first",
+                _ => "Please log in with USER and PASS",
+            };
+            return self.reply(ReplyCode::NOT_LOGGED_IN, text);
+        }
+        match cmd {
+            Command::Acct(_) => self.reply(ReplyCode::SUPERFLUOUS, "ACCT not needed"),
+            Command::Allo => self.reply(ReplyCode::SUPERFLUOUS, "ALLO not needed"),
+            Command::Pwd => {
+                let cwd = self.cwd.clone();
+                self.push(Output::Reply(Reply::path_created(
+                    cwd.as_bytes(),
+                    "is the current directory",
+                )));
+            }
+            Command::Cwd(arg) => self.with_path(&arg, |s, path| {
+                s.storage(Pending::Cwd(path.clone()), StorageRequest::Stat(path))
+            }),
+            Command::Cdup => {
+                let path = self.cwd.parent();
+                self.storage(Pending::Cwd(path.clone()), StorageRequest::Stat(path));
+            }
+            Command::Type(t) => {
+                self.transfer_type = t;
+                let text = match t {
+                    TransferType::Ascii => "Type set to A",
+                    TransferType::Image => "Type set to I",
+                };
+                self.reply(ReplyCode::COMMAND_OK, text);
+            }
+            Command::Stru => self.reply(ReplyCode::COMMAND_OK, "Structure set to F"),
+            Command::Mode => self.reply(ReplyCode::COMMAND_OK, "Mode set to S"),
+            Command::Rest(n) => {
+                self.restart = n;
+                self.reply(
+                    ReplyCode::FILE_ACTION_PENDING,
+                    format!("Restarting at {n}; send STOR or RETR"),
+                );
+            }
+            Command::Port(addr) => self.active(SocketAddr::V4(addr)),
+            Command::Eprt(addr) => self.active(addr),
+            Command::Pasv => self.passive(PassiveFamily::V4),
+            Command::Epsv(arg) => self.epsv(arg),
+            Command::Retr(arg) => self.retr(&arg, restart),
+            Command::Stor(arg) => {
+                let mode = if restart > 0 {
+                    StoreMode::At(restart)
+                } else {
+                    StoreMode::Create
+                };
+                self.stor(&arg, mode)
+            }
+            Command::Appe(arg) => self.stor(&arg, StoreMode::Append),
+            Command::Stou(arg) => {
+                let arg = arg.unwrap_or_else(|| b"ferry-upload".to_vec());
+                self.stor(&arg, StoreMode::Unique)
+            }
+            Command::List(arg) => self.list(arg.as_deref(), ListFormat::Long),
+            Command::Nlst(arg) => self.list(arg.as_deref(), ListFormat::Names),
+            Command::Mlsd(arg) => self.list(arg.as_deref(), ListFormat::Machine),
+            Command::Mlst(arg) => {
+                if self.denied(|p| p.list) {
+                    return;
+                }
+                let arg = arg.unwrap_or_default();
+                self.with_path(&arg, |s, path| {
+                    s.storage(Pending::Mlst(path.clone()), StorageRequest::Stat(path))
+                })
+            }
+            Command::Stat(None) => self.stat_server(),
+            Command::Stat(Some(arg)) => {
+                if self.denied(|p| p.list) {
+                    return;
+                }
+                let args = parse_list_args(Some(&arg));
+                let arg = args.path.unwrap_or_default();
+                self.with_path(&arg, |s, path| {
+                    s.storage(Pending::StatPath, StorageRequest::ListBrief(path))
+                })
+            }
+            Command::Size(arg) => self.with_path(&arg, |s, path| {
+                s.storage(Pending::Size, StorageRequest::Stat(path))
+            }),
+            Command::Mdtm(arg) => self.with_path(&arg, |s, path| {
+                s.storage(Pending::Mdtm, StorageRequest::Stat(path))
+            }),
+            Command::Mfmt(time, arg) => {
+                if self.denied(|p| p.write) {
+                    return;
+                }
+                self.with_path(&arg, |s, path| {
+                    s.storage(
+                        Pending::Mfmt(path.clone(), time),
+                        StorageRequest::SetModified(path, time),
+                    )
+                })
+            }
+            Command::Mkd(arg) => {
+                if self.denied(|p| p.mkdir) {
+                    return;
+                }
+                self.with_path(&arg, |s, path| {
+                    s.storage(Pending::Mkd(path.clone()), StorageRequest::CreateDir(path))
+                })
+            }
+            Command::Rmd(arg) => {
+                if self.denied(|p| p.delete) {
+                    return;
+                }
+                self.with_path(&arg, |s, path| {
+                    if path.is_root() {
+                        return s.reply(ReplyCode::FILE_UNAVAILABLE, "Cannot remove the root directory");
+                    }
+                    s.storage(Pending::Rmd, StorageRequest::RemoveDir(path))
+                })
+            }
+            Command::Dele(arg) => {
+                if self.denied(|p| p.delete) {
+                    return;
+                }
+                self.with_path(&arg, |s, path| {
+                    s.storage(Pending::Dele, StorageRequest::RemoveFile(path))
+                })
+            }
+            Command::Rnfr(arg) => {
+                if self.denied(|p| p.rename) {
+                    return;
+                }
+                self.with_path(&arg, |s, path| {
+                    if path.is_root() {
+                        return s.reply(ReplyCode::FILE_UNAVAILABLE, "Cannot rename the root directory");
+                    }
+                    s.storage(Pending::Rnfr(path.clone()), StorageRequest::Stat(path))
+                })
+            }
+            Command::Rnto(arg) => match rename_from {
+                None => self.reply(ReplyCode::BAD_SEQUENCE, "RNFR required first"),
+                Some(from) => self.with_path(&arg, |s, to| {
+                    if to.is_root() {
+                        return s.reply(
+                            ReplyCode::NAME_NOT_ALLOWED,
+                            "Cannot rename onto the root directory",
+                        );
+                    }
+                    s.storage(Pending::Rnto, StorageRequest::Rename { from, to })
+                }),
+            },
+            Command::Site(arg) => self.site(&arg),
+            // Handled above for every phase.
+            Command::Quit
+            | Command::Noop
+            | Command::Syst
+            | Command::Feat
+            | Command::Help(_)
+            | Command::Opts(_)
+            | Command::Abor
+            | Command::Security(_)
+            | Command::Unsupported(_)
+            | Command::Unknown(_)
+            | Command::Smnt(_)
+            | Command::User(_)
+            | Command::Pass(_)
+            | Command::Rein => {}
+        }
+    }
+
+    pub(super) fn user_cmd(&mut self, name: String) {
+        if self.login().is_some() {
+            return self.reply(
+                ReplyCode::BAD_SEQUENCE,
+                "Already logged in; use REIN to change user",
+            );
+        }
+        if name.len() > limits::MAX_USER || name.chars().any(char::is_control) {
+            return self.reply(ReplyCode::ARGUMENT_ERROR, "Invalid user name");
+        }
+        // Always 331, whether or not the user exists.
+        self.phase = Phase::AwaitPass { user: name };
+        self.reply(ReplyCode::NEED_PASSWORD, "Password required");
+    }
+
+    pub(super) fn pass_cmd(&mut self, password: Secret) {
+        match std::mem::replace(&mut self.phase, Phase::AwaitUser) {
+            Phase::AwaitPass { user } => {
+                self.waiting = Waiting::Auth;
+                self.push(Output::Authenticate { user, password });
+            }
+            Phase::LoggedIn(login) => {
+                self.phase = Phase::LoggedIn(login);
+                self.reply(ReplyCode::BAD_SEQUENCE, "Already logged in");
+            }
+            Phase::AwaitUser => self.reply(ReplyCode::BAD_SEQUENCE, "Send USER first"),
+        }
+    }
+
+    pub(super) fn rein(&mut self) {
+        self.phase = Phase::AwaitUser;
+        self.cwd = VPath::root();
+        self.transfer_type = TransferType::Image;
+        self.restart = 0;
+        self.rename_from = None;
+        self.data = DataSetup::None;
+        self.epsv_all = false;
+        self.push(Output::ResetData);
+        self.reply(ReplyCode::SERVICE_READY, "Session reinitialised; log in again");
+    }
+
+    pub(super) fn feat(&mut self) {
+        let lines: Vec<Vec<u8>> = [
+            "Extensions supported:",
+            "EPRT",
+            "EPSV",
+            "MDTM",
+            "MFMT",
+            MLST_FACTS_FEAT,
+            "PASV",
+            "REST STREAM",
+            "SIZE",
+            "TVFS",
+            "UTF8",
+            "End",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        self.push(Output::Reply(Reply::multi(ReplyCode::SYSTEM_STATUS, lines)));
+    }
+
+    pub(super) fn help(&mut self, topic: Option<&str>) {
+        if let Some(topic) = topic {
+            let topic = topic.trim().to_ascii_uppercase();
+            return if IMPLEMENTED_VERBS.contains(&topic.as_str()) {
+                self.reply(ReplyCode::HELP, format!("{topic} is implemented"))
+            } else {
+                self.reply(ReplyCode::ARGUMENT_ERROR, format!("Unknown command {topic}"))
+            };
+        }
+        let mut lines = vec![b"The following commands are recognized:".to_vec()];
+        for chunk in IMPLEMENTED_VERBS.chunks(10) {
+            lines.push(chunk.join(" ").into_bytes());
+        }
+        lines.push(b"Help OK".to_vec());
+        self.push(Output::Reply(Reply::multi(ReplyCode::HELP, lines)));
+    }
+
+    pub(super) fn opts(&mut self, opts: &Opts) {
+        match opts {
+            // Paths are bytes end to end (RFC 2640 §2.2: servers should treat them so), so the switch
+            // only needs acknowledging.
+            Opts::Utf8(on) => {
+                self.reply(
+                    ReplyCode::COMMAND_OK,
+                    if *on {
+                        "UTF8 mode enabled"
+                    } else {
+                        "UTF8 mode disabled"
+                    },
+                );
+            }
+            // ferry always sends every fact it has; clients ignore extra ones (RFC 3659 §7.9 allows it).
+            Opts::Mlst(_) => self.reply(
+                ReplyCode::COMMAND_OK,
+                "MLST OPTS type;size;modify;perm;unique;unix.mode;",
+            ),
+        }
+    }
+
+    pub(super) fn site(&mut self, arg: &str) {
+        let word = arg
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        match word.as_str() {
+            "HELP" => self.reply(ReplyCode::HELP, "SITE commands: HELP"),
+            _ => self.reply(
+                ReplyCode::PARAMETER_NOT_IMPLEMENTED,
+                format!("SITE {word} not supported"),
+            ),
+        }
+    }
+
+    pub(super) fn denied(&mut self, allowed: impl Fn(&Permissions) -> bool) -> bool {
+        let ok = self.login().is_some_and(|l| allowed(&l.permissions));
+        if !ok {
+            self.reply(ReplyCode::FILE_UNAVAILABLE, "Permission denied");
+        }
+        !ok
+    }
+
+    pub(super) fn with_path(&mut self, arg: &[u8], then: impl FnOnce(&mut Self, VPath)) {
+        match self.cwd.resolve(arg) {
+            Ok(path) => then(self, path),
+            Err(e) => self.path_error(e),
+        }
+    }
+
+    pub(super) fn path_error(&mut self, e: PathError) {
+        let text = match e {
+            PathError::Nul => "File name not allowed",
+            PathError::TooLong => "Path too long",
+            PathError::NameTooLong => "File name too long",
+        };
+        self.reply(ReplyCode::NAME_NOT_ALLOWED, text);
+    }
+
+    pub(super) fn storage(&mut self, pending: Pending, request: StorageRequest) {
+        self.waiting = Waiting::Storage(pending);
+        self.push(Output::Storage(request));
+    }
+
+    pub(super) fn storage_reply(&mut self, pending: Pending, result: Result<StorageOk, FsError>) {
+        let ok = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                let (code, text) = fs_reply(e);
+                return self.reply(code, text);
+            }
+        };
+        match (pending, ok) {
+            (Pending::Cwd(path), StorageOk::Entry(e)) => {
+                if e.kind != EntryKind::Dir {
+                    return self.reply(ReplyCode::FILE_UNAVAILABLE, "Not a directory");
+                }
+                if self.denied(|p| p.list) {
+                    return;
+                }
+                self.cwd = path;
+                self.reply(ReplyCode::FILE_ACTION_OK, "Directory changed");
+            }
+            (Pending::Mkd(path), StorageOk::Done) => {
+                self.push(Output::Reply(Reply::path_created(path.as_bytes(), "created")));
+            }
+            (Pending::Rmd, StorageOk::Done) => self.reply(ReplyCode::FILE_ACTION_OK, "Directory removed"),
+            (Pending::Dele, StorageOk::Done) => self.reply(ReplyCode::FILE_ACTION_OK, "File deleted"),
+            (Pending::Rnfr(path), StorageOk::Entry(_)) => {
+                self.rename_from = Some(path);
+                self.reply(ReplyCode::FILE_ACTION_PENDING, "Ready for RNTO");
+            }
+            (Pending::Rnto, StorageOk::Done) => self.reply(ReplyCode::FILE_ACTION_OK, "Rename successful"),
+            (Pending::Size, StorageOk::Entry(e)) => match e.kind {
+                EntryKind::File => self.reply(ReplyCode::FILE_STATUS, e.size.to_string()),
+                _ => self.reply(ReplyCode::FILE_UNAVAILABLE, "Not a plain file"),
+            },
+            (Pending::Mdtm, StorageOk::Entry(e)) => match (e.kind, e.modified) {
+                (EntryKind::File, Some(t)) => self.reply(ReplyCode::FILE_STATUS, format_mdtm(t)),
+                (EntryKind::File, None) => {
+                    self.reply(ReplyCode::FILE_UNAVAILABLE, "Modification time unknown")
+                }
+                _ => self.reply(ReplyCode::FILE_UNAVAILABLE, "Not a plain file"),
+            },
+            (Pending::Mfmt(path, time), StorageOk::Done) => {
+                let mut text = format!("Modify={}; ", format_mdtm(time)).into_bytes();
+                text.extend_from_slice(path.file_name().unwrap_or(b"/"));
+                self.reply(ReplyCode::FILE_STATUS, text);
+            }
+            (Pending::Mlst(path), StorageOk::Entry(mut e)) => {
+                let perms = self.login().map(|l| l.permissions).unwrap_or_default();
+                // MLST names the entry by the path as asked (RFC 3659 §7.3.1 allows the full pathname).
+                e.name = path.as_bytes().to_vec();
+                // Reply::multi sends middle lines with exactly one leading space, as RFC 3659 §7.2 wants.
+                let mut line = Vec::new();
+                crate::listing::write_mlsx_facts(&mut line, &e, perms);
+                let mut first = b"Listing ".to_vec();
+                first.extend_from_slice(path.as_bytes());
+                self.push(Output::Reply(Reply::multi(
+                    ReplyCode::FILE_ACTION_OK,
+                    vec![first, line, b"End".to_vec()],
+                )));
+            }
+            (
+                Pending::StatPath,
+                StorageOk::Entries {
+                    entries,
+                    truncated,
+                    listed_at,
+                },
+            ) => {
+                let mut lines = vec![b"Status follows:".to_vec()];
+                for e in &entries {
+                    let mut l = Vec::new();
+                    crate::listing::write_list_line(&mut l, e, listed_at);
+                    while l.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                        l.pop();
+                    }
+                    lines.push(l);
+                }
+                if truncated {
+                    lines.push(
+                        format!("(listing truncated at {} entries; use LIST)", entries.len()).into_bytes(),
+                    );
+                }
+                lines.push(b"End of status".to_vec());
+                self.push(Output::Reply(Reply::multi(ReplyCode::FILE_STATUS, lines)));
+            }
+            (_, _) => self.reply(
+                ReplyCode::LOCAL_ERROR,
+                "Internal error: unexpected storage result",
+            ),
+        }
+    }
+
+    pub(super) fn stat_server(&mut self) {
+        let mut lines = vec![b"ferry FTP server status:".to_vec()];
+        lines.push(format!("Connected from {}", self.peer.ip()).into_bytes());
+        match &self.phase {
+            Phase::LoggedIn(l) => lines.push(format!("Logged in as {}", l.user).into_bytes()),
+            _ => lines.push(b"Not logged in".to_vec()),
+        }
+        lines.push(format!("TYPE: {}, STRU: F, MODE: S", self.mode_name()).into_bytes());
+        let data = match self.data {
+            DataSetup::None => "none",
+            DataSetup::Passive => "passive listener ready",
+            DataSetup::Active => "active target set",
+        };
+        lines.push(format!("Data connection: {data}").into_bytes());
+        if let Waiting::Transfer(r) = &self.waiting {
+            lines.push(format!("Transferring {}: {} bytes so far", r.what, r.bytes).into_bytes());
+        } else {
+            lines.push(b"No transfer in progress".to_vec());
+        }
+        lines.push(b"End of status".to_vec());
+        self.push(Output::Reply(Reply::multi(ReplyCode::SYSTEM_STATUS, lines)));
+    }
+}

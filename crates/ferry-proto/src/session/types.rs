@@ -1,0 +1,238 @@
+//! The values the session exchanges with the glue: its actions ([`Output`]) and the results the glue
+//! reports back.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use crate::command::Secret;
+use crate::limits;
+use crate::listing::{Entry, FactPerms};
+use crate::path::VPath;
+use crate::reply::Reply;
+
+/// What a logged-in user may do. Mirrors `ferry-auth`'s permissions without depending on it.
+pub type Permissions = FactPerms;
+
+/// Session settings that do not change during a connection.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Text of the 220 greeting.
+    pub greeting: String,
+    /// Time allowed from connect to a successful login before `421`.
+    pub login_timeout: Duration,
+    /// Time allowed without a command (and no transfer running) before `421`.
+    pub idle_timeout: Duration,
+    /// Failed PASS attempts on one connection before `421` and close.
+    pub max_login_attempts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            greeting: "ferry FTP server ready".to_owned(),
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
+            max_login_attempts: limits::MAX_LOGIN_ATTEMPTS,
+        }
+    }
+}
+
+/// The outcome of an [`Output::Authenticate`] request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The user name as it should appear in logs and STAT.
+    pub user: String,
+    /// What the user may do.
+    pub permissions: Permissions,
+}
+
+/// Storage errors as the session needs to distinguish them (the glue maps its storage crate's kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsError {
+    /// The path does not exist.
+    NotFound,
+    /// The storage refused access, or the path would leave the jail.
+    PermissionDenied,
+    /// The target exists.
+    AlreadyExists,
+    /// A directory was needed.
+    NotADirectory,
+    /// A file was needed.
+    IsADirectory,
+    /// RMD of a directory with entries.
+    DirectoryNotEmpty,
+    /// The name is not allowed by the storage.
+    InvalidName,
+    /// Quota or disk space exhausted.
+    QuotaExceeded,
+    /// The back-end cannot do this.
+    Unsupported,
+    /// Local I/O failure.
+    Io,
+}
+
+/// A storage request the session asks the glue to run; answer with [`super::Session::handle_storage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageRequest {
+    /// Metadata of a path (answer [`StorageOk::Entry`]).
+    Stat(VPath),
+    /// Up to [`limits::MAX_STAT_ENTRIES`] entries of a directory, or the entry of a file, for STAT over the
+    /// control channel (answer [`StorageOk::Entries`]).
+    ListBrief(VPath),
+    /// Create a directory (answer [`StorageOk::Done`]).
+    CreateDir(VPath),
+    /// Remove an empty directory.
+    RemoveDir(VPath),
+    /// Remove a file.
+    RemoveFile(VPath),
+    /// Rename.
+    Rename {
+        /// Existing path.
+        from: VPath,
+        /// New path.
+        to: VPath,
+    },
+    /// Set the modification time.
+    SetModified(VPath, SystemTime),
+}
+
+/// A successful storage result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageOk {
+    /// The action was done.
+    Done,
+    /// Metadata; `name` is the base name (empty for the root).
+    Entry(Entry),
+    /// Entries for STAT over the control channel.
+    Entries {
+        /// At most [`limits::MAX_STAT_ENTRIES`] entries.
+        entries: Vec<Entry>,
+        /// True when there were more than the limit.
+        truncated: bool,
+        /// Wall-clock time of the listing, for the six-month rule of `ls -l` dates.
+        listed_at: SystemTime,
+    },
+}
+
+/// Which data-connection family a passive listener must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassiveFamily {
+    /// PASV: the advertised address must be IPv4.
+    V4,
+    /// EPSV: the same family as the control connection; only the port is advertised.
+    Any,
+}
+
+/// What to store for an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    /// STOR: a new file, visible under its name only when complete.
+    Create,
+    /// APPE: append to the file (created if missing).
+    Append,
+    /// REST n + STOR: write from offset n of the existing file.
+    At(u64),
+    /// STOU: a new file under a unique name derived from the path.
+    Unique,
+}
+
+/// Which listing format a LIST-like transfer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// LIST: `/bin/ls -l` lines.
+    Long,
+    /// NLST: names only.
+    Names,
+    /// MLSD: RFC 3659 facts.
+    Machine,
+}
+
+/// A data transfer the glue must run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transfer {
+    /// Send a file from `offset`.
+    Retr {
+        /// File to send.
+        path: VPath,
+        /// Start offset (REST).
+        offset: u64,
+        /// TYPE A: convert LF to CRLF on the way out.
+        ascii: bool,
+    },
+    /// Receive a file.
+    Stor {
+        /// Target path (for STOU, the name hint).
+        path: VPath,
+        /// How to store it.
+        mode: StoreMode,
+        /// TYPE A: convert CRLF to LF on the way in.
+        ascii: bool,
+    },
+    /// Send a listing of a directory (or of one file).
+    List {
+        /// What to list.
+        path: VPath,
+        /// Line format.
+        format: ListFormat,
+        /// Permissions for MLSD `perm` facts.
+        permissions: Permissions,
+        /// `-a`: include dot files.
+        all: bool,
+    },
+}
+
+/// How a transfer ended or progressed, reported by the glue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferEvent {
+    /// The storage side is open and the data connection is about to be used: send 150. `name` is the
+    /// unique name chosen for STOU; `size` the file size for RETR (shown in the reply).
+    Started {
+        /// STOU's chosen name.
+        name: Option<Vec<u8>>,
+        /// Bytes that will be sent, when known.
+        size: Option<u64>,
+    },
+    /// All data moved and (for uploads) the file is in place: 226.
+    Finished {
+        /// Bytes moved over the data connection.
+        bytes: u64,
+    },
+    /// The storage side could not be opened, or failed during the transfer.
+    StorageFailed(FsError),
+    /// No data connection could be made (accept/connect timeout or refusal): 425.
+    NoConnection,
+    /// The data connection broke or the peer did not finish cleanly: 426.
+    ConnectionLost,
+    /// The transfer was cancelled after [`Output::AbortTransfer`].
+    Aborted,
+}
+
+/// An action for the glue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this reply on the control connection.
+    Reply(Reply),
+    /// Verify these credentials; answer with [`super::Session::handle_auth`].
+    Authenticate {
+        /// User name given with USER.
+        user: String,
+        /// Password given with PASS.
+        password: Secret,
+    },
+    /// Run a storage request; answer with [`super::Session::handle_storage`].
+    Storage(StorageRequest),
+    /// Drop any passive listener or active target and open a new passive listener; answer with
+    /// [`super::Session::handle_passive`] giving the address to advertise.
+    OpenPassive(PassiveFamily),
+    /// Drop any passive listener; the next transfer connects to this address (already checked to be the
+    /// control peer's address with a port ≥ 1024).
+    SetActive(SocketAddr),
+    /// Drop any passive listener or active target.
+    ResetData,
+    /// Run this transfer over the prepared data connection; report with [`super::Session::handle_transfer`].
+    Transfer(Transfer),
+    /// Cancel the running transfer; then report [`TransferEvent::Aborted`] (or how it ended if it already had).
+    AbortTransfer,
+    /// Flush the replies sent so far and close the control connection.
+    Close,
+}
