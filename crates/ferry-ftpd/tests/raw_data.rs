@@ -496,6 +496,30 @@ fn an_upload_the_client_stops_sending_ends_with_426_and_leaves_no_file() {
 }
 
 #[test]
+fn pasv_advertises_the_masquerade_address_and_still_serves_the_client() {
+    let server = TestServer::start_with(common::Options {
+        tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
+            config.masquerade_address = Some("203.0.113.7".parse().expect("ip"));
+        })),
+        ..Default::default()
+    });
+    write_file(&server.path("m.txt"), b"behind NAT\n");
+    let mut c = server.login();
+    let advertised = c.pasv();
+    assert_eq!(advertised.ip().to_string(), "203.0.113.7");
+    // Here the "NAT" is the identity: connect to the real address with the advertised port.
+    let mut data = TcpStream::connect(("127.0.0.1", advertised.port())).expect("connect");
+    c.expect("RETR m.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read");
+    c.expect_reply(226);
+    assert_eq!(got, b"behind NAT\n");
+    // EPSV carries only a port, so the masquerade address does not appear.
+    let r = c.expect("EPSV", 229);
+    assert!(!r.text().contains("203"), "{}", r.text());
+}
+
+#[test]
 fn names_that_are_not_utf8_are_listed_and_retrievable() {
     use std::os::unix::ffi::OsStrExt;
     let server = TestServer::start();
