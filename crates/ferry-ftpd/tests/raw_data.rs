@@ -520,6 +520,53 @@ fn pasv_advertises_the_masquerade_address_and_still_serves_the_client() {
 }
 
 #[test]
+fn rest_then_stor_resumes_at_offset() {
+    let server = TestServer::start();
+    write_file(&server.path("r.bin"), b"0123456789");
+    let mut c = server.login();
+    c.expect("REST 4", 350);
+    let r = c.upload("STOR r.bin", b"abcd");
+    assert_eq!(r.code, 226, "{}", r.text());
+    // Everything after the restart point is replaced by what was sent.
+    assert_eq!(common::read_file(&server.path("r.bin")), b"0123abcd");
+    // APPE appends.
+    let r = c.upload("APPE r.bin", b"++");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(common::read_file(&server.path("r.bin")), b"0123abcd++");
+    // REST only applies to the next transfer.
+    let r = c.upload("STOR r.bin", b"new");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(common::read_file(&server.path("r.bin")), b"new");
+}
+
+#[test]
+fn interrupted_resumed_upload_keeps_the_partial_data_under_its_name() {
+    // The documented decision: REST+STOR and APPE write in place because the client asked to resume,
+    // so a broken transfer leaves what arrived, ready for the next REST.
+    let server = TestServer::start();
+    write_file(&server.path("part.bin"), b"HEAD");
+    let mut c = server.login();
+    c.expect("REST 4", 350);
+    let mut data = c.data();
+    c.expect("STOR part.bin", 150);
+    data.write_all(b"-tail").expect("send");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            common::read_file(&server.path("part.bin")) == b"HEAD-tail"
+        }),
+        "partial data not written in place"
+    );
+    socket2::SockRef::from(&data)
+        .set_linger(Some(Duration::ZERO))
+        .expect("set linger");
+    drop(data);
+    let r = c.reply();
+    assert!(matches!(r.code, 426 | 451), "reset upload got {}", r.text());
+    assert_eq!(common::read_file(&server.path("part.bin")), b"HEAD-tail");
+    assert_eq!(c.expect("SIZE part.bin", 213).message(), "9");
+}
+
+#[test]
 fn names_that_are_not_utf8_are_listed_and_retrievable() {
     use std::os::unix::ffi::OsStrExt;
     let server = TestServer::start();
