@@ -11,7 +11,7 @@ use ferry_proto::reply::{Reply, ReplyCode};
 use ferry_proto::session::{Login, Output, PassiveFamily, Session, TransferEvent};
 use ferry_proto::telnet::{ControlDecoder, ControlInput};
 use ferry_vfs::Storage;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -25,8 +25,8 @@ use crate::{storage, Server};
 /// Control-channel read buffer; small because lines are short and sessions are many.
 const READ_BUFFER: usize = 4096;
 
-/// Non-blocking reads attempted after each control read (see `Conn::read_ready`).
-const EXTRA_READS: usize = 4;
+/// Control-socket buffers read per wake-up (see `Conn::read_available`).
+const MAX_READS: usize = 4;
 
 /// Runs one control connection to completion.
 pub(crate) async fn run(
@@ -105,7 +105,7 @@ enum End {
 }
 
 impl Conn {
-    async fn serve(&mut self, mut rd: OwnedReadHalf, mut stop: watch::Receiver<bool>) {
+    async fn serve(&mut self, rd: OwnedReadHalf, mut stop: watch::Receiver<bool>) {
         let mut decoder = ControlDecoder::new(MAX_LINE);
         let mut buf = vec![0u8; READ_BUFFER];
         let end = loop {
@@ -117,18 +117,8 @@ impl Conn {
             }
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
-                read = rd.read(&mut buf) => {
-                    let n = match read {
-                        Ok(0) | Err(_) => break End::ControlLost,
-                        Ok(n) => n,
-                    };
-                    decoder.push(buf.get(..n).unwrap_or_default());
-                    self.feed(&mut decoder);
-                    // Linux ends a read early at a TCP urgent mark (the DM byte of an urgent ABOR), and
-                    // tokio takes a short read to mean "drained" and waits for new data that may never
-                    // come. Read on without waiting until the kernel says WouldBlock; a few rounds suffice
-                    // and keep one chatty client from holding the task.
-                    if self.read_ready(&rd, &mut buf, &mut decoder).is_err() {
+                ready = rd.as_ref().readable() => {
+                    if ready.is_err() || self.read_available(&rd, &mut buf, &mut decoder).is_err() {
                         break End::ControlLost;
                     }
                 }
@@ -158,27 +148,32 @@ impl Conn {
         let _ = self.wr.shutdown().await;
     }
 
-    fn read_ready(
+    /// Reads what the control socket has, up to [`MAX_READS`] buffers, feeding the session.
+    ///
+    /// Reads go through `try_io`, which clears tokio's readiness only when the kernel answers WouldBlock.
+    /// A plain `read` also clears it after a short read, and Linux ends a read early at a TCP urgent mark
+    /// (the DM byte of an urgent ABOR): the rest of the line would then wait for data that never comes.
+    /// Stopping after a few buffers keeps one chatty client from holding the task; readiness stays set,
+    /// so the next loop turn reads on.
+    fn read_available(
         &mut self,
         rd: &OwnedReadHalf,
         buf: &mut [u8],
         decoder: &mut ControlDecoder,
-    ) -> Result<(), ()> {
+    ) -> std::io::Result<()> {
         use std::io::Read;
-        // Not `try_read`: after the short read tokio believes the socket is drained and would answer
-        // WouldBlock without asking the kernel. A direct non-blocking recv on the same socket asks it;
-        // tokio's readiness is already cleared, so data arriving later still wakes the task.
-        let sock = socket2::SockRef::from(rd.as_ref());
-        for _ in 0..EXTRA_READS {
-            match (&*sock).read(buf) {
-                Ok(0) => return Err(()),
+        let stream = rd.as_ref();
+        let sock = socket2::SockRef::from(stream);
+        for _ in 0..MAX_READS {
+            match stream.try_io(Interest::READABLE, || (&*sock).read(buf)) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     decoder.push(buf.get(..n).unwrap_or_default());
                     self.feed(decoder);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(()),
+                Err(e) => return Err(e),
             }
         }
         Ok(())
