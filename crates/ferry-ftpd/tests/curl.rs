@@ -456,13 +456,7 @@ fn head_request_reports_size_and_modification_time() {
     let path = server.path("h.bin");
     write_file(&path, pseudo_random(4321, 13));
     // 2021-02-03 04:05:06 UTC
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_612_325_106);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .expect("open")
-        .set_modified(when)
-        .expect("set mtime");
+    common::set_mtime(&path, 1_612_325_106);
     let r = run(curl(&server).arg("-I").arg(server.url("h.bin")), None);
     r.assert_success();
     assert_sent(&r.stderr, "SIZE");

@@ -146,13 +146,7 @@ fn size_mdtm_rename_and_delete() {
     let path = server.path("s.bin");
     write_file(&path, pseudo_random(1234, 1));
     // 2020-01-02 03:04:05 UTC
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_934_245);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .expect("open")
-        .set_modified(when)
-        .expect("set mtime");
+    common::set_mtime(&path, 1_577_934_245);
     python(
         &server,
         r#"

@@ -255,6 +255,14 @@ fn reply_code(line: &[u8]) -> Option<u16> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// Closes `stream` with a TCP reset (SO_LINGER 0) instead of a clean FIN: a broken connection.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("set SO_LINGER 0");
+    drop(stream);
+}
+
 /// Parses the `h1,h2,h3,h4,p1,p2` of a 227 reply.
 pub fn parse_pasv(text: &str) -> Option<SocketAddr> {
     let start = text.find('(')? + 1;

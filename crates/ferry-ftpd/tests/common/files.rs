@@ -68,6 +68,15 @@ pub fn write_file(path: &Path, data: impl AsRef<[u8]>) {
 }
 
 /// The bytes of the file at `path`.
+/// Sets a file's modification time to `unix_secs` after the epoch.
+pub fn set_mtime(path: &Path, unix_secs: u64) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs)))
+        .unwrap_or_else(|e| panic!("set mtime of {}: {e}", path.display()));
+}
+
 pub fn read_file(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-pub use control::{parse_pasv, wait_until, Control, Reply};
+pub use control::{parse_pasv, reset, wait_until, Control, Reply};
 pub use files::{
-    assert_same_tree, make_tree, pseudo_random, read_file, sha256, sha256_file, tree, write_file,
+    assert_same_tree, make_tree, pseudo_random, read_file, set_mtime, sha256, sha256_file, tree, write_file,
     write_random_file,
 };
 
@@ -76,6 +76,14 @@ impl TestServer {
     /// A server with the default configuration (plus a wide passive port range) and user alice.
     pub fn start() -> TestServer {
         TestServer::start_with(Options::default())
+    }
+
+    /// A server whose configuration `tweak` changes before it starts.
+    pub fn start_tweaked(tweak: impl FnOnce(&mut ferry_ftpd::Config) + Send + 'static) -> TestServer {
+        TestServer::start_with(Options {
+            tweak: Some(Box::new(tweak)),
+            ..Options::default()
+        })
     }
 
     /// A server with anonymous read-only login to `/` enabled.
