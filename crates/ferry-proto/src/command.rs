@@ -46,6 +46,28 @@ pub enum TransferType {
     Image,
 }
 
+/// PROT argument (RFC 2228 §4): the data channel protection level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtLevel {
+    /// `C`: clear, no protection.
+    Clear,
+    /// `S`: integrity only; TLS has no such mode.
+    Safe,
+    /// `E`: confidentiality only; TLS has no such mode.
+    Confidential,
+    /// `P`: integrity and confidentiality (TLS).
+    Private,
+}
+
+/// AUTH mechanisms (RFC 4217 §4 and the names older clients send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMechanism {
+    /// `TLS`, `TLS-C`, or the historical `SSL`.
+    Tls,
+    /// `TLS-P`: TLS with the data channel protected from the start (draft usage).
+    TlsProtected,
+}
+
 /// OPTS arguments (RFC 2389) that ferry understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opts {
@@ -142,7 +164,15 @@ pub enum Command {
     Mlsd(Option<Vec<u8>>),
     /// MFMT (draft-somers-ftp-mfxx): set modification time.
     Mfmt(SystemTime, Vec<u8>),
-    /// AUTH, PBSZ, PROT, CCC and the other RFC 2228/4217 security verbs; answered until FTPS lands.
+    /// AUTH (RFC 2228/4217): start TLS on the control connection.
+    Auth(AuthMechanism),
+    /// PBSZ (RFC 4217 §8): protection buffer size; always 0 for TLS.
+    Pbsz(u64),
+    /// PROT (RFC 4217 §9): data channel protection level.
+    Prot(ProtLevel),
+    /// CCC (RFC 4217 §6): clear the command channel.
+    Ccc,
+    /// ADAT, MIC, CONF, ENC: RFC 2228 security verbs TLS does not use.
     Security(String),
     /// LPRT/LPSV (RFC 1639) and other known verbs ferry deliberately does not implement.
     Unsupported(String),
@@ -270,7 +300,24 @@ impl Command {
                     None => return Err(bad_arg("MFMT time must be YYYYMMDDHHMMSS")),
                 }
             }
-            "AUTH" | "ADAT" | "PBSZ" | "PROT" | "CCC" | "MIC" | "CONF" | "ENC" => Command::Security(verb),
+            "AUTH" => match text(required(&verb, arg)?).trim().to_ascii_uppercase().as_str() {
+                "TLS" | "TLS-C" | "SSL" => Command::Auth(AuthMechanism::Tls),
+                "TLS-P" => Command::Auth(AuthMechanism::TlsProtected),
+                _ => return Err(unsupported_param("Unsupported AUTH mechanism; use AUTH TLS")),
+            },
+            "PBSZ" => match parse_offset(text(required(&verb, arg)?).trim()) {
+                Some(n) => Command::Pbsz(n),
+                None => return Err(bad_arg("PBSZ needs a decimal number")),
+            },
+            "PROT" => match text(required(&verb, arg)?).trim().to_ascii_uppercase().as_str() {
+                "C" => Command::Prot(ProtLevel::Clear),
+                "S" => Command::Prot(ProtLevel::Safe),
+                "E" => Command::Prot(ProtLevel::Confidential),
+                "P" => Command::Prot(ProtLevel::Private),
+                _ => return Err(unsupported_param("Unknown protection level; use PROT P or PROT C")),
+            },
+            "CCC" => Command::Ccc,
+            "ADAT" | "MIC" | "CONF" | "ENC" => Command::Security(verb),
             "LPRT" | "LPSV" | "LANG" | "HOST" | "XRCP" | "XRSQ" | "XSEM" | "XSEN" | "MLFL" | "MAIL"
             | "MSND" | "MSOM" | "MSAM" | "MRSQ" | "MRCP" => Command::Unsupported(verb),
             _ => Command::Unknown(verb),
@@ -323,6 +370,10 @@ impl Command {
             Command::Mlst(_) => "MLST",
             Command::Mlsd(_) => "MLSD",
             Command::Mfmt(..) => "MFMT",
+            Command::Auth(_) => "AUTH",
+            Command::Pbsz(_) => "PBSZ",
+            Command::Prot(_) => "PROT",
+            Command::Ccc => "CCC",
             Command::Security(v) | Command::Unsupported(v) | Command::Unknown(v) => v,
         }
     }
@@ -330,8 +381,8 @@ impl Command {
 
 /// Every verb ferry implements, for HELP.
 pub const IMPLEMENTED_VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP", "LIST", "MDTM",
-    "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PORT", "PWD", "QUIT",
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP", "LIST", "MDTM",
+    "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT",
     "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST",
     "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
 ];
@@ -568,7 +619,19 @@ mod tests {
 
     #[test]
     fn security_and_unsupported_verbs_are_recognised() {
-        assert_eq!(p("AUTH TLS"), Ok(Command::Security("AUTH".into())));
+        assert_eq!(p("AUTH TLS"), Ok(Command::Auth(AuthMechanism::Tls)));
+        assert_eq!(p("auth ssl"), Ok(Command::Auth(AuthMechanism::Tls)));
+        assert_eq!(p("AUTH TLS-P"), Ok(Command::Auth(AuthMechanism::TlsProtected)));
+        assert_eq!(p("AUTH KERBEROS_V4").unwrap_err().code, ReplyCode(504));
+        assert_eq!(p("AUTH").unwrap_err().code, ReplyCode(501));
+        assert_eq!(p("PBSZ 0"), Ok(Command::Pbsz(0)));
+        assert_eq!(p("PBSZ x").unwrap_err().code, ReplyCode(501));
+        assert_eq!(p("PROT p"), Ok(Command::Prot(ProtLevel::Private)));
+        assert_eq!(p("PROT C"), Ok(Command::Prot(ProtLevel::Clear)));
+        assert_eq!(p("PROT E"), Ok(Command::Prot(ProtLevel::Confidential)));
+        assert_eq!(p("PROT X").unwrap_err().code, ReplyCode(504));
+        assert_eq!(p("CCC"), Ok(Command::Ccc));
+        assert_eq!(p("ADAT x"), Ok(Command::Security("ADAT".into())));
         assert_eq!(p("LPSV"), Ok(Command::Unsupported("LPSV".into())));
     }
 }

@@ -36,6 +36,8 @@ impl ReplyCode {
     pub const PASSIVE_MODE: Self = Self(227);
     pub const EXTENDED_PASSIVE_MODE: Self = Self(229);
     pub const LOGGED_IN: Self = Self(230);
+    /// 234: security data exchange complete; AUTH TLS accepted (RFC 4217 §4).
+    pub const AUTH_OK: Self = Self(234);
     pub const FILE_ACTION_OK: Self = Self(250);
     pub const PATH_CREATED: Self = Self(257);
     pub const NEED_PASSWORD: Self = Self(331);
@@ -52,9 +54,17 @@ impl ReplyCode {
     pub const NOT_IMPLEMENTED: Self = Self(502);
     pub const BAD_SEQUENCE: Self = Self(503);
     pub const PARAMETER_NOT_IMPLEMENTED: Self = Self(504);
-    /// 522: network protocol not supported (RFC 2428).
+    /// 521: data connection cannot be opened with this PROT setting (RFC 2228).
+    pub const PROT_LEVEL_DENIED: Self = Self(521);
+    /// 522: network protocol not supported (RFC 2428); also the data-TLS refusal (vsftpd's usage).
     pub const PROTOCOL_NOT_SUPPORTED: Self = Self(522);
     pub const NOT_LOGGED_IN: Self = Self(530);
+    /// 533: command protection level denied for policy reasons (RFC 2228).
+    pub const PROTECTION_DENIED: Self = Self(533);
+    /// 534: request denied for policy reasons (RFC 2228/4217).
+    pub const POLICY_DENIED: Self = Self(534);
+    /// 536: requested PROT level not supported by the mechanism (RFC 2228).
+    pub const PROT_NOT_SUPPORTED: Self = Self(536);
     pub const FILE_UNAVAILABLE: Self = Self(550);
     pub const PAGE_TYPE_UNKNOWN: Self = Self(551);
     pub const EXCEEDED_STORAGE: Self = Self(552);

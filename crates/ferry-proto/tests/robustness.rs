@@ -9,7 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::listing::{Entry, EntryKind};
-use ferry_proto::session::{Config, FsError, Login, Output, Permissions, Session, StorageOk, TransferEvent};
+use ferry_proto::session::{
+    Config, DataTlsError, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk, TlsPolicy,
+    TlsSettings, TransferEvent,
+};
 use ferry_proto::telnet::{ControlDecoder, ControlInput, Urgent};
 
 /// xorshift64*: small, deterministic, good enough to pick test inputs.
@@ -38,11 +41,15 @@ const VERBS: &[&str] = &[
     "USER", "PASS", "ACCT", "CWD", "XCWD", "CDUP", "XCUP", "SMNT", "REIN", "QUIT", "PORT", "PASV", "TYPE",
     "STRU", "MODE", "RETR", "STOR", "STOU", "APPE", "ALLO", "REST", "RNFR", "RNTO", "ABOR", "DELE", "RMD",
     "XRMD", "MKD", "XMKD", "PWD", "XPWD", "LIST", "NLST", "SITE", "SYST", "STAT", "HELP", "NOOP", "FEAT",
-    "OPTS", "EPRT", "EPSV", "SIZE", "MDTM", "MLST", "MLSD", "MFMT", "AUTH", "LPSV", "FOO",
+    "OPTS", "EPRT", "EPSV", "SIZE", "MDTM", "MLST", "MLSD", "MFMT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT", "LPSV", "FOO",
 ];
 
 const ARGS: &[&str] = &[
     "",
+    "TLS",
+    "SSL",
+    "P",
+    "C",
     "alice",
     "/",
     "..",
@@ -89,6 +96,9 @@ const BURSTS: &[&[&str]] = &[
     &["SIZE f", "MDTM f", "MLST f"],
     &["STAT /d"],
     &["TYPE A", "EPSV", "APPE f", "ABOR"],
+    &["AUTH TLS", "USER smuggled", "PBSZ 0", "PROT P"],
+    &["PBSZ 0", "PROT C", "EPSV", "RETR f"],
+    &["PROT E", "CCC"],
 ];
 
 fn random_lines(rng: &mut Rng) -> Vec<Vec<u8>> {
@@ -157,11 +167,16 @@ fn random_fs_error(rng: &mut Rng) -> FsError {
 }
 
 fn random_transfer_end(rng: &mut Rng) -> TransferEvent {
-    match rng.below(5) {
+    match rng.below(6) {
         0 => TransferEvent::Finished { bytes: rng.next() },
         1 => TransferEvent::StorageFailed(random_fs_error(rng)),
         2 => TransferEvent::NoConnection,
         3 => TransferEvent::ConnectionLost,
+        4 => TransferEvent::DataTlsRefused(if rng.chance(50) {
+            DataTlsError::NotResumed
+        } else {
+            DataTlsError::Handshake
+        }),
         _ => TransferEvent::Aborted,
     }
 }
@@ -190,15 +205,24 @@ fn check_reply(wire: &[u8]) {
     }
 }
 
+fn random_config(rng: &mut Rng) -> Config {
+    Config {
+        max_login_attempts: 1000,
+        tls: TlsSettings {
+            policy: [TlsPolicy::Off, TlsPolicy::Optional, TlsPolicy::Required][rng.below(3)],
+            require_protected_data: rng.chance(50),
+            implicit: rng.chance(30),
+        },
+        ..Config::default()
+    }
+}
+
 fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
     let mut rng = Rng(seed);
     let mut now = Instant::now();
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let local: SocketAddr = "127.0.0.1:2121".parse().unwrap();
-    let config = Config {
-        max_login_attempts: 1000,
-        ..Config::default()
-    };
+    let config = random_config(&mut rng);
     let mut session = Session::new(config, peer, local, now);
     let mut decoder = ControlDecoder::new(MAX_LINE);
     let mut closed = false;
@@ -263,6 +287,10 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
                             rename: rng.chance(80),
                             mkdir: rng.chance(80),
                         },
+                        tls: LoginTls {
+                            required: rng.chance(20),
+                            protected_data: [None, Some(true), Some(false)][rng.below(3)],
+                        },
                     });
                     session.handle_auth(now, ok);
                 }
@@ -309,6 +337,7 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
                     assert!(a.port() >= 1024);
                 }
                 Output::ResetData => {}
+                Output::StartTls => session.handle_tls(now, rng.chance(90)),
                 Output::Close => closed = true,
             }
         }
@@ -317,7 +346,7 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
             // Start over on a new connection: closed sessions must stay silent.
             session.handle_line(now, b"NOOP");
             assert!(session.poll_output().is_none());
-            session = Session::new(Config::default(), peer, local, now);
+            session = Session::new(random_config(&mut rng), peer, local, now);
             decoder = ControlDecoder::new(MAX_LINE);
             closed = false;
         }
@@ -334,7 +363,7 @@ fn random_sessions_never_panic_and_replies_stay_well_formed() {
     // failures, storage replies, limits and timeouts.
     for code in [
         150, 200, 211, 213, 221, 226, 227, 229, 230, 250, 257, 331, 350, 421, 425, 426, 451, 500, 501, 502,
-        503, 504, 522, 530, 550, 553,
+        503, 504, 521, 522, 530, 534, 536, 550, 553,
     ] {
         assert!(seen.contains(&code), "reply {code} never produced; saw {seen:?}");
     }

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ferry_proto::listing::{Entry, EntryKind};
 use ferry_proto::path::VPath;
+use ferry_proto::reply::{Reply, ReplyCode};
 use ferry_proto::session::{
-    Config, FsError, ListFormat, Login, Output, PassiveFamily, Permissions, Session, StorageOk,
+    Config, DataTlsError, FsError, ListFormat, Login, LoginTls, TlsPolicy, TlsSettings, Output, PassiveFamily, Permissions, Session, StorageOk,
     StorageRequest, StoreMode, Transfer, TransferEvent,
 };
 use ferry_proto::telnet::Urgent;
@@ -108,6 +109,7 @@ impl T {
             Some(Login {
                 user: "alice".into(),
                 permissions: perms,
+                tls: LoginTls::default(),
             }),
         );
         assert_eq!(self.replies(), vec![(230, "User alice logged in".to_owned())]);
@@ -952,4 +954,259 @@ fn quit_closes() {
     assert!(matches!(&outs[..], [Output::Reply(r), Output::Close] if r.code().0 == 221));
     assert!(t.s.is_closed());
     assert_eq!(t.line("NOOP"), vec![]);
+}
+
+// ----- FTPS (RFC 4217) -------------------------------------------------------------------------------------
+
+fn tls_config(policy: TlsPolicy, require_protected_data: bool) -> Config {
+    Config {
+        tls: TlsSettings {
+            policy,
+            require_protected_data,
+            implicit: false,
+        },
+        ..Config::default()
+    }
+}
+
+impl T {
+    fn with_tls(policy: TlsPolicy, require_protected_data: bool) -> Self {
+        Self::with(tls_config(policy, require_protected_data), peer(), local())
+    }
+
+    /// AUTH TLS, then a successful handshake.
+    fn auth_tls(&mut self) {
+        let outs = self.line("AUTH TLS");
+        assert_eq!(
+            outs,
+            vec![
+                Output::Reply(Reply::new(
+                    ReplyCode(234),
+                    "AUTH TLS successful; start TLS negotiation"
+                )),
+                Output::StartTls
+            ]
+        );
+        self.s.handle_tls(self.now, true);
+        assert!(self.s.is_tls());
+        assert!(self.outputs().is_empty());
+    }
+
+    fn login_tls(&mut self, tls: LoginTls) -> Vec<(u16, String)> {
+        assert_eq!(self.codes("USER alice"), vec![331]);
+        let outs = self.line("PASS secret");
+        assert!(matches!(&outs[..], [Output::Authenticate { .. }]));
+        self.s.handle_auth(
+            self.now,
+            Some(Login {
+                user: "alice".into(),
+                permissions: all_perms(),
+                tls,
+            }),
+        );
+        self.replies()
+    }
+}
+
+#[test]
+fn feat_offers_auth_tls_pbsz_prot_unless_tls_is_off() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    t.s.handle_line(t.now, b"FEAT");
+    let feat = t.outputs();
+    let Output::Reply(r) = &feat[0] else { panic!() };
+    let text = String::from_utf8(r.to_bytes()).unwrap();
+    for f in [" AUTH TLS\r\n", " PBSZ\r\n", " PROT\r\n"] {
+        assert!(text.contains(f), "{f:?} missing from {text}");
+    }
+    let mut t = T::with_tls(TlsPolicy::Off, true);
+    t.s.handle_line(t.now, b"FEAT");
+    let feat = t.outputs();
+    let Output::Reply(r) = &feat[0] else { panic!() };
+    let text = String::from_utf8(r.to_bytes()).unwrap();
+    assert!(!text.contains("AUTH") && !text.contains("PROT"), "{text}");
+    assert_eq!(t.codes("AUTH TLS"), vec![502]);
+}
+
+#[test]
+fn pipelined_cleartext_after_auth_tls_is_discarded() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    let outs = t.line("AUTH TLS");
+    assert_eq!(outs.last(), Some(&Output::StartTls));
+    // Lines decoded from the same cleartext read, before the handshake: never executed.
+    t.s.handle_line(t.now, b"USER alice");
+    t.s.handle_line(t.now, b"PASS secret");
+    t.s.handle_line(t.now, b"DELE important");
+    assert!(t.outputs().is_empty());
+    t.s.handle_tls(t.now, true);
+    assert!(t.outputs().is_empty());
+    // The session is in its pre-login state under TLS.
+    assert_eq!(t.codes("PASS secret"), vec![503]);
+}
+
+#[test]
+fn failed_control_handshake_closes_the_session() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    t.line("AUTH TLS");
+    t.s.handle_tls(t.now, false);
+    assert_eq!(t.outputs(), vec![Output::Close]);
+    assert!(t.s.is_closed());
+}
+
+#[test]
+fn auth_rules_already_tls_after_login_and_a_pending_user_is_forgotten() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    assert_eq!(t.codes("USER alice"), vec![331]);
+    t.auth_tls();
+    // RFC 4217 §4: USER must be sent again under TLS.
+    assert_eq!(t.codes("PASS secret"), vec![503]);
+    assert_eq!(t.codes("AUTH TLS"), vec![503]);
+    let mut t = T::with_tls(TlsPolicy::Optional, false);
+    t.login();
+    assert_eq!(t.codes("AUTH TLS"), vec![503]);
+}
+
+#[test]
+fn cleartext_user_is_refused_when_tls_is_required() {
+    let mut t = T::with_tls(TlsPolicy::Required, true);
+    let replies = {
+        t.s.handle_line(t.now, b"USER alice");
+        t.replies()
+    };
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].0, 530);
+    assert!(replies[0].1.contains("AUTH TLS"), "{replies:?}");
+    // The password is never asked for, and PASS finds no pending USER.
+    assert_eq!(t.codes("PASS secret"), vec![503]);
+    t.auth_tls();
+    assert_eq!(t.login_tls(LoginTls::default())[0].0, 230);
+}
+
+#[test]
+fn a_user_who_requires_tls_cannot_log_in_in_the_clear() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    let tls = LoginTls {
+        required: true,
+        protected_data: None,
+    };
+    let replies = t.login_tls(tls);
+    assert_eq!(replies[0].0, 530);
+    assert!(replies[0].1.contains("requires TLS"), "{replies:?}");
+    assert_eq!(t.codes("PWD"), vec![530]);
+    t.auth_tls();
+    assert_eq!(t.login_tls(tls)[0].0, 230);
+}
+
+#[test]
+fn pbsz_and_prot_sequence() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    // Before AUTH.
+    assert_eq!(t.codes("PBSZ 0"), vec![503]);
+    assert_eq!(t.codes("PROT P"), vec![503]);
+    t.auth_tls();
+    // PROT before PBSZ.
+    assert_eq!(t.codes("PROT P"), vec![503]);
+    assert_eq!(t.codes("PBSZ 1024"), vec![200]);
+    assert_eq!(t.codes("PROT S"), vec![536]);
+    assert_eq!(t.codes("PROT E"), vec![536]);
+    assert_eq!(t.codes("PROT Q"), vec![504]);
+    // Policy requires protection: PROT C is refused and P stays.
+    assert_eq!(t.codes("PROT C"), vec![534]);
+    assert_eq!(t.codes("PROT P"), vec![200]);
+    assert!(t.s.data_protected());
+    assert_eq!(t.codes("CCC"), vec![534]);
+}
+
+#[test]
+fn prot_c_allowed_when_policy_does_not_require_protection() {
+    let mut t = T::with_tls(TlsPolicy::Optional, false);
+    t.auth_tls();
+    assert_eq!(t.codes("PBSZ 0"), vec![200]);
+    assert_eq!(t.codes("PROT P"), vec![200]);
+    assert_eq!(t.codes("PROT C"), vec![200]);
+    assert!(!t.s.data_protected());
+    assert_eq!(t.login_tls(LoginTls::default())[0].0, 230);
+    t.pasv();
+    assert!(matches!(t.transfer("RETR f"), Transfer::Retr { .. }));
+}
+
+#[test]
+fn transfers_under_tls_without_prot_p_get_521_when_protection_is_required() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    t.auth_tls();
+    assert_eq!(t.login_tls(LoginTls::default())[0].0, 230);
+    t.pasv();
+    let outs = t.line("RETR f");
+    assert_eq!(outs[0], Output::ResetData);
+    let Output::Reply(r) = &outs[1] else { panic!("{outs:?}") };
+    assert_eq!(r.code().0, 521);
+    assert!(r.text().contains("PROT P"));
+    assert_eq!(t.codes("PBSZ 0"), vec![200]);
+    assert_eq!(t.codes("PROT P"), vec![200]);
+    t.pasv();
+    assert!(matches!(t.transfer("RETR f"), Transfer::Retr { .. }));
+}
+
+#[test]
+fn a_user_override_can_relax_or_tighten_data_protection() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    t.auth_tls();
+    let relaxed = LoginTls {
+        required: false,
+        protected_data: Some(false),
+    };
+    assert_eq!(t.login_tls(relaxed)[0].0, 230);
+    t.pasv();
+    assert!(matches!(t.transfer("LIST"), Transfer::List { .. }));
+
+    let mut t = T::with_tls(TlsPolicy::Optional, false);
+    t.auth_tls();
+    let strict = LoginTls {
+        required: false,
+        protected_data: Some(true),
+    };
+    assert_eq!(t.login_tls(strict)[0].0, 230);
+    assert_eq!(t.codes("PBSZ 0"), vec![200]);
+    assert_eq!(t.codes("PROT C"), vec![534]);
+}
+
+#[test]
+fn data_tls_refusal_is_522_after_150() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    t.auth_tls();
+    t.login_tls(LoginTls::default());
+    t.codes("PBSZ 0");
+    t.codes("PROT P");
+    t.pasv();
+    t.transfer("STOR f");
+    t.s.handle_transfer(
+        t.now,
+        TransferEvent::Started {
+            name: Some(b"f".to_vec()),
+            size: None,
+        },
+    );
+    assert_eq!(t.replies()[0].0, 150);
+    t.s.handle_transfer(t.now, TransferEvent::DataTlsRefused(DataTlsError::NotResumed));
+    let r = t.replies();
+    assert_eq!(r[0].0, 522);
+    assert!(r[0].1.contains("session reuse required"), "{r:?}");
+    assert_eq!(t.codes("NOOP"), vec![200]);
+}
+
+#[test]
+fn implicit_tls_starts_protected() {
+    let config = Config {
+        tls: TlsSettings {
+            policy: TlsPolicy::Required,
+            require_protected_data: true,
+            implicit: true,
+        },
+        ..Config::default()
+    };
+    let mut t = T::with(config, peer(), local());
+    assert!(t.s.is_tls() && t.s.data_protected());
+    assert_eq!(t.codes("AUTH TLS"), vec![503]);
+    assert_eq!(t.login_tls(LoginTls::default())[0].0, 230);
+    t.pasv();
+    assert!(matches!(t.transfer("RETR f"), Transfer::Retr { .. }));
 }

@@ -42,10 +42,23 @@ impl Session {
             Command::Help(topic) => return self.help(topic.as_deref()),
             Command::Opts(opts) => return self.opts(opts),
             Command::Abor => return self.reply(ReplyCode::DATA_OPEN_NO_TRANSFER, "No transfer to abort"),
+            Command::Auth(mech) => return self.auth(*mech),
+            Command::Pbsz(_) => return self.pbsz(),
+            Command::Prot(level) => return self.prot(*level),
+            Command::Ccc => {
+                return if self.tls {
+                    self.reply(
+                        ReplyCode::POLICY_DENIED,
+                        "CCC refused by policy: the control connection stays encrypted",
+                    )
+                } else {
+                    self.reply(ReplyCode::PROTECTION_DENIED, "CCC needs a TLS control connection")
+                }
+            }
             Command::Security(verb) => {
                 return self.reply(
                     ReplyCode::NOT_IMPLEMENTED,
-                    format!("{verb} not supported: no TLS configured"),
+                    format!("{verb} not supported: ferry uses TLS (AUTH TLS)"),
                 )
             }
             Command::Unsupported(verb) => {
@@ -219,6 +232,10 @@ impl Session {
             | Command::Help(_)
             | Command::Opts(_)
             | Command::Abor
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
+            | Command::Ccc
             | Command::Security(_)
             | Command::Unsupported(_)
             | Command::Unknown(_)
@@ -238,6 +255,14 @@ impl Session {
         }
         if name.len() > limits::MAX_USER || name.chars().any(char::is_control) {
             return self.reply(ReplyCode::ARGUMENT_ERROR, "Invalid user name");
+        }
+        if !self.tls && self.config.tls.policy == TlsPolicy::Required {
+            // Refused before the client sends its password in the clear; the same for every name.
+            self.phase = Phase::AwaitUser;
+            return self.reply(
+                ReplyCode::NOT_LOGGED_IN,
+                "TLS required: use AUTH TLS before logging in",
+            );
         }
         // Always 331, whether or not the user exists.
         self.phase = Phase::AwaitPass { user: name };
@@ -273,12 +298,15 @@ impl Session {
     pub(super) fn feat(&mut self) {
         let lines: Vec<Vec<u8>> = [
             "Extensions supported:",
+            "AUTH TLS",
             "EPRT",
             "EPSV",
             "MDTM",
             "MFMT",
             MLST_FACTS_FEAT,
             "PASV",
+            "PBSZ",
+            "PROT",
             "REST STREAM",
             "SIZE",
             "TVFS",
@@ -286,9 +314,78 @@ impl Session {
             "End",
         ]
         .iter()
+        .filter(|f| self.config.tls.policy != TlsPolicy::Off || !matches!(**f, "AUTH TLS" | "PBSZ" | "PROT"))
         .map(|s| s.as_bytes().to_vec())
         .collect();
         self.push(Output::Reply(Reply::multi(ReplyCode::SYSTEM_STATUS, lines)));
+    }
+
+    pub(super) fn auth(&mut self, mech: crate::command::AuthMechanism) {
+        if self.config.tls.policy == TlsPolicy::Off {
+            return self.reply(ReplyCode::NOT_IMPLEMENTED, "AUTH not supported: TLS is off");
+        }
+        if self.tls {
+            return self.reply(ReplyCode::BAD_SEQUENCE, "Already using TLS");
+        }
+        if self.login().is_some() {
+            return self.reply(ReplyCode::BAD_SEQUENCE, "AUTH TLS must come before login");
+        }
+        // RFC 4217 §4: a USER sent before AUTH must be sent again under TLS.
+        self.phase = Phase::AwaitUser;
+        self.rename_from = None;
+        if mech == crate::command::AuthMechanism::TlsProtected {
+            self.pbsz = true;
+            self.prot_private = true;
+        }
+        self.reply(ReplyCode::AUTH_OK, "AUTH TLS successful; start TLS negotiation");
+        // Anything pipelined after AUTH was sent in the clear: drop it, never run it under TLS.
+        self.held.clear();
+        self.waiting = Waiting::Tls;
+        self.push(Output::StartTls);
+    }
+
+    pub(super) fn pbsz(&mut self) {
+        if !self.tls {
+            return self.reply(ReplyCode::BAD_SEQUENCE, "PBSZ needs AUTH TLS first");
+        }
+        self.pbsz = true;
+        // RFC 4217 §8: TLS streams, so the only buffer size is 0.
+        self.reply(ReplyCode::COMMAND_OK, "PBSZ=0");
+    }
+
+    pub(super) fn prot(&mut self, level: crate::command::ProtLevel) {
+        use crate::command::ProtLevel;
+        if !self.tls {
+            return self.reply(ReplyCode::BAD_SEQUENCE, "PROT needs AUTH TLS first");
+        }
+        if !self.pbsz {
+            return self.reply(ReplyCode::BAD_SEQUENCE, "PROT needs PBSZ 0 first");
+        }
+        match level {
+            ProtLevel::Private => {
+                self.prot_private = true;
+                self.reply(ReplyCode::COMMAND_OK, "Protection level set to P");
+            }
+            ProtLevel::Clear if self.require_protected_data() => self.reply(
+                ReplyCode::POLICY_DENIED,
+                "PROT C refused by policy: data connections must be protected",
+            ),
+            ProtLevel::Clear => {
+                self.prot_private = false;
+                self.reply(ReplyCode::COMMAND_OK, "Protection level set to C");
+            }
+            ProtLevel::Safe | ProtLevel::Confidential => self.reply(
+                ReplyCode::PROT_NOT_SUPPORTED,
+                "Only PROT P and PROT C are supported with TLS",
+            ),
+        }
+    }
+
+    /// Whether data connections must be protected: the user's override once logged in, else the listener's.
+    pub(super) fn require_protected_data(&self) -> bool {
+        self.login()
+            .and_then(|l| l.tls.protected_data)
+            .unwrap_or(self.config.tls.require_protected_data)
     }
 
     pub(super) fn help(&mut self, topic: Option<&str>) {
@@ -473,6 +570,15 @@ impl Session {
             _ => lines.push(b"Not logged in".to_vec()),
         }
         lines.push(format!("TYPE: {}, STRU: F, MODE: S", self.mode_name()).into_bytes());
+        lines.push(
+            match (self.tls, self.prot_private) {
+                (false, _) => "Control connection: cleartext",
+                (true, true) => "Control connection: TLS; data connections: TLS (PROT P)",
+                (true, false) => "Control connection: TLS; data connections: cleartext (PROT C)",
+            }
+            .as_bytes()
+            .to_vec(),
+        );
         let data = match self.data {
             DataSetup::None => "none",
             DataSetup::Passive => "passive listener ready",

@@ -146,6 +146,14 @@ impl Session {
     }
 
     pub(super) fn start_transfer(&mut self, what: String, unique: bool, transfer: Transfer) {
+        if self.tls && !self.prot_private && self.require_protected_data() {
+            self.data = DataSetup::None;
+            self.push(Output::ResetData);
+            return self.reply(
+                ReplyCode::PROT_LEVEL_DENIED,
+                "Data connections must be protected: send PBSZ 0 and PROT P",
+            );
+        }
         if self.data == DataSetup::None {
             return self.reply(ReplyCode::CANT_OPEN_DATA, "Use PORT, EPRT, PASV or EPSV first");
         }

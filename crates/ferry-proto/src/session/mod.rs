@@ -51,6 +51,8 @@ enum Waiting {
     Storage(Pending),
     Passive(PassiveFamily),
     Transfer(Running),
+    /// `234` was sent; the glue is running the control connection's TLS handshake.
+    Tls,
 }
 
 /// What a storage request was for, so its result can be turned into the right reply.
@@ -90,6 +92,12 @@ pub struct Session {
     rename_from: Option<VPath>,
     data: DataSetup,
     epsv_all: bool,
+    /// The control connection is TLS.
+    tls: bool,
+    /// PBSZ was sent under TLS (RFC 4217 §8: it must precede PROT).
+    pbsz: bool,
+    /// PROT P is in force: data connections are TLS.
+    prot_private: bool,
     waiting: Waiting,
     held: VecDeque<Result<Command, ParseError>>,
     outputs: VecDeque<Output>,
@@ -102,6 +110,7 @@ pub struct Session {
 impl Session {
     /// A new session for a connection from `peer` to our `local` address; queues the 220 greeting.
     pub fn new(config: Config, peer: SocketAddr, local: SocketAddr, now: Instant) -> Self {
+        let implicit = config.tls.implicit && config.tls.policy != TlsPolicy::Off;
         let mut s = Self {
             config,
             peer,
@@ -113,6 +122,9 @@ impl Session {
             rename_from: None,
             data: DataSetup::None,
             epsv_all: false,
+            tls: implicit,
+            pbsz: implicit,
+            prot_private: implicit,
             waiting: Waiting::Nothing,
             held: VecDeque::new(),
             outputs: VecDeque::new(),
@@ -137,7 +149,10 @@ impl Session {
             return None;
         }
         match (&self.phase, &self.waiting) {
-            (_, Waiting::Transfer(_) | Waiting::Auth | Waiting::Storage(_) | Waiting::Passive(_)) => None,
+            (
+                _,
+                Waiting::Transfer(_) | Waiting::Auth | Waiting::Storage(_) | Waiting::Passive(_) | Waiting::Tls,
+            ) => None,
             (Phase::LoggedIn(_), _) => Some(self.last_activity + self.config.idle_timeout),
             _ => Some(
                 (self.connected_at + self.config.login_timeout)
@@ -159,6 +174,16 @@ impl Session {
         }
     }
 
+    /// True when the control connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// True when data connections must be TLS (`PROT P` under a TLS control connection).
+    pub fn data_protected(&self) -> bool {
+        self.tls && self.prot_private
+    }
+
     /// The current working directory.
     pub fn cwd(&self) -> &VPath {
         &self.cwd
@@ -167,6 +192,11 @@ impl Session {
     /// Feeds one control line (Telnet-decoded, CRLF stripped).
     pub fn handle_line(&mut self, now: Instant, line: &[u8]) {
         if self.closed {
+            return;
+        }
+        if let Waiting::Tls = self.waiting {
+            // Cleartext sent after AUTH TLS, before the handshake: never executed (CVE-2011-1575). The glue
+            // discards what it has buffered; this catches lines already decoded from the same read.
             return;
         }
         self.last_activity = now;
@@ -216,6 +246,14 @@ impl Session {
         self.waiting = Waiting::Nothing;
         self.last_activity = now;
         match result {
+            Some(login) if login.tls.required && !self.tls => {
+                // The password was right, but this account may only log in over TLS.
+                self.phase = Phase::AwaitUser;
+                self.reply(
+                    ReplyCode::NOT_LOGGED_IN,
+                    "This account requires TLS: use AUTH TLS before logging in",
+                );
+            }
             Some(login) => {
                 let text = format!("User {} logged in", login.user);
                 self.phase = Phase::LoggedIn(login);
@@ -236,6 +274,23 @@ impl Session {
             }
         }
         self.run_held();
+    }
+
+    /// The answer to [`Output::StartTls`]: whether the control connection's TLS handshake succeeded. On
+    /// failure the session closes (the connection is unusable).
+    pub fn handle_tls(&mut self, now: Instant, ok: bool) {
+        if !matches!(self.waiting, Waiting::Tls) {
+            return;
+        }
+        self.waiting = Waiting::Nothing;
+        self.last_activity = now;
+        if ok {
+            self.tls = true;
+        } else {
+            self.closed = true;
+            self.held.clear();
+            self.push(Output::Close);
+        }
     }
 
     /// The answer to [`Output::Storage`].
@@ -336,6 +391,17 @@ impl Session {
             TransferEvent::StorageFailed(err) => {
                 let (code, text) = fs_reply(err);
                 self.reply(code, text);
+                self.abor_after_failure(aborting);
+            }
+            TransferEvent::DataTlsRefused(err) => {
+                let text = match err {
+                    DataTlsError::NotResumed => {
+                        "SSL connection failed: session reuse required (the data connection must resume \
+                         this control connection's TLS session)"
+                    }
+                    DataTlsError::Handshake => "SSL connection failed: TLS handshake on the data connection failed",
+                };
+                self.reply(ReplyCode::PROTOCOL_NOT_SUPPORTED, text);
                 self.abor_after_failure(aborting);
             }
         }

@@ -24,8 +24,33 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Failed PASS attempts on one connection before `421` and close.
     pub max_login_attempts: u32,
+    /// FTPS (RFC 4217) settings for this connection.
+    pub tls: TlsSettings,
 }
 
+/// Whether the control connection must, may or cannot use TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsPolicy {
+    /// No TLS: AUTH is refused and FEAT does not offer it. The default, since TLS needs a certificate.
+    #[default]
+    Off,
+    /// AUTH TLS is offered; cleartext logins are allowed too.
+    Optional,
+    /// Logins need TLS: a cleartext USER is refused with 530.
+    Required,
+}
+
+/// FTPS settings of one connection, decided by the glue from its listener and the peer's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    /// Control-channel policy. Anything but `Off` needs a certificate in the glue.
+    pub policy: TlsPolicy,
+    /// Whether data connections must be protected (`PROT P`) while the control channel is TLS.
+    pub require_protected_data: bool,
+    /// The connection came in on an implicit-TLS listener: TLS is up before the greeting and data is
+    /// protected unless the client asks for `PROT C`.
+    pub implicit: bool,
+}
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -33,6 +58,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
             max_login_attempts: limits::MAX_LOGIN_ATTEMPTS,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -44,6 +70,18 @@ pub struct Login {
     pub user: String,
     /// What the user may do.
     pub permissions: Permissions,
+    /// The user's own FTPS requirements, which override the listener's.
+    pub tls: LoginTls,
+}
+
+/// Per-user FTPS overrides, reported with a successful login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginTls {
+    /// The user may log in only over TLS, even where the listener makes TLS optional. Checked after the
+    /// password, so that the reply does not tell which accounts exist.
+    pub required: bool,
+    /// Overrides whether this user's data connections must be protected under a TLS control channel.
+    pub protected_data: Option<bool>,
 }
 
 /// Storage errors as the session needs to distinguish them (the glue maps its storage crate's kinds).
@@ -205,6 +243,18 @@ pub enum TransferEvent {
     ConnectionLost,
     /// The transfer was cancelled after [`Output::AbortTransfer`].
     Aborted,
+    /// The data connection's TLS handshake failed, or it did not resume this control connection's TLS
+    /// session: 522, and no data moved.
+    DataTlsRefused(DataTlsError),
+}
+
+/// Why a protected data connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataTlsError {
+    /// The handshake completed but did not resume the control connection's session.
+    NotResumed,
+    /// The handshake failed.
+    Handshake,
 }
 
 /// An action for the glue.
@@ -233,6 +283,9 @@ pub enum Output {
     Transfer(Transfer),
     /// Cancel the running transfer; then report [`TransferEvent::Aborted`] (or how it ended if it already had).
     AbortTransfer,
+    /// Flush the replies sent so far (the last is `234`), discard any cleartext input already received,
+    /// and run the TLS handshake on the control connection; answer with [`super::Session::handle_tls`].
+    StartTls,
     /// Flush the replies sent so far and close the control connection.
     Close,
 }
