@@ -26,4 +26,4 @@ pub use error::Error;
 pub use password::{generate_password, hash_password, Password};
 pub use permissions::Permissions;
 pub use store::UserStore;
-pub use user::{NewUser, User};
+pub use user::{NewUser, User, UserTls};

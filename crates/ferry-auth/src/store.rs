@@ -12,14 +12,17 @@ use sqlx::{Row, SqlitePool};
 use crate::error::Error;
 use crate::password::{self, hash_password, Password};
 use crate::permissions::Permissions;
-use crate::user::{validate_home, validate_name, validate_password, NewUser, User, MAX_PASSWORD_LEN};
+use crate::user::{
+    validate_home, validate_name, validate_password, NewUser, User, UserTls, MAX_PASSWORD_LEN,
+};
 
 /// How long a writer waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections in the pool of a file database.
 const FILE_POOL_SIZE: u32 = 4;
 
-const USER_COLUMNS: &str = "name, home, permissions, enabled, created";
+const USER_COLUMNS: &str = "name, home, permissions, enabled, created, require_tls, protected_data, \
+                            danger_allow_unresumed_data_tls";
 
 /// Users in an SQLite database. Cheap to clone (it wraps a connection pool).
 #[derive(Clone)]
@@ -134,6 +137,21 @@ impl UserStore {
         found(done.rows_affected(), name)
     }
 
+    /// Replaces a user's FTPS overrides.
+    pub async fn set_tls(&self, name: &str, tls: UserTls) -> Result<(), Error> {
+        let done = sqlx::query(
+            "UPDATE users SET require_tls = ?, protected_data = ?, danger_allow_unresumed_data_tls = ? \
+             WHERE name = ?",
+        )
+        .bind(i64::from(tls.require_tls))
+        .bind(tls.protected_data.map(i64::from))
+        .bind(tls.danger_allow_unresumed_data_tls.map(i64::from))
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        found(done.rows_affected(), name)
+    }
+
     /// The user called `name`, if any.
     pub async fn user(&self, name: &str) -> Result<Option<User>, Error> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?");
@@ -228,6 +246,13 @@ fn user_from_row(row: &SqliteRow) -> Result<User, Error> {
         permissions,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         created: row.try_get("created")?,
+        tls: UserTls {
+            require_tls: row.try_get::<i64, _>("require_tls")? != 0,
+            protected_data: row.try_get::<Option<i64>, _>("protected_data")?.map(|v| v != 0),
+            danger_allow_unresumed_data_tls: row
+                .try_get::<Option<i64>, _>("danger_allow_unresumed_data_tls")?
+                .map(|v| v != 0),
+        },
         name,
     })
 }

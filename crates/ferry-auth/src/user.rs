@@ -24,6 +24,20 @@ pub struct User {
     pub enabled: bool,
     /// Creation time, unix seconds.
     pub created: i64,
+    /// FTPS overrides for this user.
+    pub tls: UserTls,
+}
+
+/// A user's own FTPS settings; `None` means the listener's setting applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserTls {
+    /// The user may log in only over TLS, even where the listener makes TLS optional.
+    pub require_tls: bool,
+    /// Whether data connections must be TLS (PROT P) when the control connection is.
+    pub protected_data: Option<bool>,
+    /// Accept TLS data connections that do not resume the control connection's TLS session (for clients
+    /// that cannot resume, such as Python's ftplib). Weakens the defence against passive-port theft.
+    pub danger_allow_unresumed_data_tls: Option<bool>,
 }
 
 /// A user to be added.

@@ -1,26 +1,82 @@
 //! One control connection: reads bytes, feeds the session, and carries out its outputs.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_auth::Password;
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::reply::{Reply, ReplyCode};
-use ferry_proto::session::{Login, Output, PassiveFamily, Session, TransferEvent};
+use ferry_proto::session::{
+    DataTlsError, Login, LoginTls, Output, PassiveFamily, Session, TlsPolicy, TlsSettings, TransferEvent,
+};
 use ferry_proto::telnet::{ControlDecoder, ControlInput};
 use ferry_vfs::Storage;
-use tokio::io::{AsyncWriteExt, Interest};
+use rustls::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, field, info, info_span, warn, Instrument};
 
-use crate::data::{self, DataCtx, DataPlan};
+use crate::data::{self, DataCtx, DataPlan, DataTls};
 use crate::limits::Refusal;
+use crate::tls::SessionTls;
 use crate::transfer::{self, Running};
-use crate::{storage, Server};
+use crate::{storage, ListenerKind, Server};
+
+/// A control connection after its TLS handshake.
+type TlsControl = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The reading side of the control connection.
+enum Reader {
+    Plain(OwnedReadHalf),
+    Tls(ReadHalf<TlsControl>),
+}
+
+/// The writing side of the control connection.
+enum Writer {
+    Plain(OwnedWriteHalf),
+    Tls(WriteHalf<TlsControl>),
+    /// Taken for the TLS upgrade.
+    Gone,
+}
+
+impl Writer {
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Writer::Plain(w) => w.write_all(bytes).await,
+            Writer::Tls(w) => {
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
+            Writer::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Ends the connection's sending side; under TLS this sends close_notify first.
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Writer::Plain(w) => w.shutdown().await,
+            Writer::Tls(w) => w.shutdown().await,
+            Writer::Gone => Ok(()),
+        }
+    }
+}
+
+/// Runs a TLS handshake as the server, within `timeout`.
+pub(crate) async fn tls_accept(
+    stream: TcpStream,
+    config: Arc<ServerConfig>,
+    timeout: Duration,
+) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::time::timeout(timeout, acceptor.accept(stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+}
 
 /// Control-channel read buffer; small because lines are short and sessions are many.
 const READ_BUFFER: usize = 4096;
@@ -34,6 +90,7 @@ pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     server: Arc<Server>,
+    kind: ListenerKind,
     stop: watch::Receiver<bool>,
 ) {
     let span = info_span!("session", id, peer = %peer, user = field::Empty);
@@ -55,18 +112,62 @@ pub(crate) async fn run(
             Err(_) => return,
         };
         let _ = stream.set_nodelay(true);
-        // Clients send the Telnet Synch's DM byte as TCP urgent data before ABOR (RFC 959 §4.1.3). Without
-        // OOBINLINE the kernel drops it from the stream, and the IAC before it would swallow the "A" of
-        // ABOR; inline, the decoder sees IAC IP IAC DM ABOR as intended.
-        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
-        info!("connected");
-        let (rd, wr) = stream.into_split();
-        let session = Session::new(server.config.session.clone(), peer, local, Instant::now());
+        let implicit = kind == ListenerKind::Implicit;
+        let ftps = &server.config.ftps;
+        let mut session_tls = None;
+        let (rd, wr) = if implicit {
+            let Some(tls) = ftps.tls.as_ref() else {
+                warn!("implicit FTPS listener without a certificate; closing");
+                return;
+            };
+            let st = match tls.session() {
+                Ok(st) => st,
+                Err(e) => {
+                    warn!(error = %e, "cannot set up TLS");
+                    return;
+                }
+            };
+            match tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await {
+                Ok(s) => {
+                    info!("connected (implicit TLS)");
+                    session_tls = Some(st);
+                    let (r, w) = tokio::io::split(s);
+                    (Reader::Tls(r), Writer::Tls(w))
+                }
+                Err(e) => {
+                    info!(error = %e, "TLS handshake failed");
+                    return;
+                }
+            }
+        } else {
+            // Clients send the Telnet Synch's DM byte as TCP urgent data before ABOR (RFC 959 §4.1.3).
+            // Without OOBINLINE the kernel drops it from the stream, and the IAC before it would swallow the
+            // "A" of ABOR; inline, the decoder sees IAC IP IAC DM ABOR as intended.
+            let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+            info!("connected");
+            let (r, w) = stream.into_split();
+            (Reader::Plain(r), Writer::Plain(w))
+        };
+        let mut config = server.config.session.clone();
+        config.tls = TlsSettings {
+            policy: if implicit {
+                TlsPolicy::Required
+            } else {
+                ftps.policy_for(peer.ip())
+            },
+            require_protected_data: ftps.require_protected_data,
+            implicit,
+        };
+        let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
+        let session = Session::new(config, peer, local, Instant::now());
         let mut conn = Conn {
             server,
             session,
             peer,
             local,
+            session_tls,
+            start_tls: false,
+            allow_unresumed,
             wr,
             out: Vec::with_capacity(256),
             storage: None,
@@ -91,7 +192,13 @@ struct Conn {
     session: Session,
     peer: SocketAddr,
     local: SocketAddr,
-    wr: OwnedWriteHalf,
+    /// This control connection's TLS configurations, once TLS is up.
+    session_tls: Option<SessionTls>,
+    /// The session asked for the TLS handshake (after `234`).
+    start_tls: bool,
+    /// Accept TLS data connections that do not resume this session (danger switch, global or per user).
+    allow_unresumed: bool,
+    wr: Writer,
     out: Vec<u8>,
     storage: Option<Arc<dyn Storage>>,
     plan: DataPlan,
@@ -105,7 +212,7 @@ enum End {
 }
 
 impl Conn {
-    async fn serve(&mut self, rd: OwnedReadHalf, mut stop: watch::Receiver<bool>) {
+    async fn serve(&mut self, mut rd: Reader, mut stop: watch::Receiver<bool>) {
         let mut decoder = ControlDecoder::new(MAX_LINE);
         let mut buf = vec![0u8; READ_BUFFER];
         let end = loop {
@@ -115,10 +222,37 @@ impl Conn {
             if self.session.is_closed() {
                 break End::Closed;
             }
+            if std::mem::take(&mut self.start_tls) {
+                match self.upgrade(rd).await {
+                    Ok(tls) => {
+                        rd = tls;
+                        // Cleartext that followed AUTH TLS in the same read is dropped, never run.
+                        decoder.reset();
+                        self.session.handle_tls(Instant::now(), true);
+                        continue;
+                    }
+                    Err(e) => {
+                        info!(error = %e, "TLS handshake on the control connection failed");
+                        self.session.handle_tls(Instant::now(), false);
+                        return;
+                    }
+                }
+            }
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
-                ready = rd.as_ref().readable() => {
-                    if ready.is_err() || self.read_available(&rd, &mut buf, &mut decoder).is_err() {
+                input = wait_input(&mut rd, &mut buf) => {
+                    let ok = match (input, &rd) {
+                        (Ok(None), Reader::Plain(plain)) => {
+                            self.read_available(plain, &mut buf, &mut decoder).is_ok()
+                        }
+                        (Ok(Some(n)), _) => {
+                            decoder.push(buf.get(..n).unwrap_or_default());
+                            self.feed(&mut decoder);
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !ok {
                         break End::ControlLost;
                     }
                 }
@@ -146,6 +280,30 @@ impl Conn {
         // Any transfer still running is cancelled: an unfinished upload is removed, never committed.
         self.abort_transfer().await;
         let _ = self.wr.shutdown().await;
+    }
+
+    /// Turns the cleartext control connection into a TLS one (after `234`).
+    async fn upgrade(&mut self, rd: Reader) -> io::Result<Reader> {
+        let wr = std::mem::replace(&mut self.wr, Writer::Gone);
+        let (Reader::Plain(rd), Writer::Plain(wr)) = (rd, wr) else {
+            return Err(io::Error::other("control connection is already TLS"));
+        };
+        let stream = rd.reunite(wr).map_err(io::Error::other)?;
+        // Under TLS an urgent byte inline would corrupt the record stream; out of line, the kernel keeps it
+        // out of the way.
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(false);
+        let ftps = &self.server.config.ftps;
+        let tls = ftps
+            .tls
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no certificate configured"))?;
+        let st = tls.session().map_err(io::Error::other)?;
+        let stream = tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await?;
+        info!("TLS established on the control connection");
+        self.session_tls = Some(st);
+        let (r, w) = tokio::io::split(stream);
+        self.wr = Writer::Tls(w);
+        Ok(Reader::Tls(r))
     }
 
     /// Reads what the control socket has, up to [`MAX_READS`] buffers, feeding the session.
@@ -255,15 +413,38 @@ impl Conn {
                             continue;
                         }
                     };
+                    let tls = if self.session.data_protected() {
+                        match &self.session_tls {
+                            Some(st) => Some(DataTls {
+                                config: Arc::clone(&st.data),
+                                require_resumed: !self.allow_unresumed,
+                                handshake_timeout: self.server.config.ftps.handshake_timeout,
+                            }),
+                            None => {
+                                let ev = TransferEvent::DataTlsRefused(DataTlsError::Handshake);
+                                self.session.handle_transfer(Instant::now(), ev);
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     let ctx = DataCtx {
                         peer_ip: self.peer.ip(),
                         local_ip: self.local.ip(),
                         timeout: self.server.config.data_timeout,
+                        tls,
                     };
                     let plan = std::mem::take(&mut self.plan);
                     self.running = Some(transfer::spawn(t, storage, plan, ctx));
                 }
                 Output::AbortTransfer => self.abort_transfer().await,
+                Output::StartTls => {
+                    // 234 goes out in the clear; the serve loop runs the handshake next.
+                    self.flush().await?;
+                    self.start_tls = true;
+                    return Ok(());
+                }
                 Output::Close => {
                     self.flush().await?;
                     return Ok(());
@@ -330,13 +511,16 @@ impl Conn {
 
     async fn authenticate(&mut self, user: &str, password: Secret) -> Option<Login> {
         let server = Arc::clone(&self.server);
-        let (login, home) = match (&server.config.anonymous, user) {
+        let global_unresumed = server.config.ftps.danger_allow_unresumed_data_tls;
+        let (login, home, allow_unresumed) = match (&server.config.anonymous, user) {
             (Some(anon), "anonymous" | "ftp") => (
                 Login {
                     user: "anonymous".to_owned(),
                     permissions: to_proto(anon.permissions),
+                    tls: LoginTls::default(),
                 },
                 anon.home.clone(),
+                global_unresumed,
             ),
             _ => {
                 let pw = Password::new(password.expose().to_owned());
@@ -345,8 +529,13 @@ impl Conn {
                         Login {
                             user: u.name.clone(),
                             permissions: to_proto(u.permissions),
+                            tls: LoginTls {
+                                required: u.tls.require_tls,
+                                protected_data: u.tls.protected_data,
+                            },
                         },
                         u.home,
+                        u.tls.danger_allow_unresumed_data_tls.unwrap_or(global_unresumed),
                     ),
                     Ok(None) => {
                         info!(user, "login failed");
@@ -362,6 +551,7 @@ impl Conn {
         match server.storage.scoped(home.as_bytes(), true).await {
             Ok(storage) => {
                 self.storage = Some(storage);
+                self.allow_unresumed = allow_unresumed;
                 tracing::Span::current().record("user", login.user.as_str());
                 info!(home, "logged in");
                 Some(login)
@@ -395,6 +585,21 @@ fn log_line(line: &[u8]) {
         } else {
             debug!(command = %String::from_utf8_lossy(line), "command");
         }
+    }
+}
+
+/// Waits for control input. Cleartext: waits for readiness (the caller reads with `try_io`, see
+/// `Conn::read_available`) and returns `None`. TLS: reads decrypted bytes into `buf`.
+async fn wait_input(rd: &mut Reader, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match rd {
+        Reader::Plain(plain) => {
+            plain.as_ref().readable().await?;
+            Ok(None)
+        }
+        Reader::Tls(tls) => match tls.read(buf).await? {
+            0 => Err(io::ErrorKind::UnexpectedEof.into()),
+            n => Ok(Some(n)),
+        },
     }
 }
 

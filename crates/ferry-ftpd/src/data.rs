@@ -4,6 +4,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -25,12 +26,32 @@ pub(crate) enum DataPlan {
     Active(SocketAddr),
 }
 
-/// Addresses a data connection must respect.
-#[derive(Debug, Clone, Copy)]
+/// Addresses a data connection must respect, and its TLS settings.
+#[derive(Debug, Clone)]
 pub(crate) struct DataCtx {
     pub(crate) peer_ip: IpAddr,
     pub(crate) local_ip: IpAddr,
     pub(crate) timeout: Duration,
+    /// `Some` when the data connection must be TLS (PROT P).
+    pub(crate) tls: Option<DataTls>,
+}
+
+/// TLS for a protected data connection.
+#[derive(Clone)]
+pub(crate) struct DataTls {
+    /// The control connection's data configuration (shares its session cache and ticket key).
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    /// Refuse a handshake that does not resume the control connection's session.
+    pub(crate) require_resumed: bool,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl std::fmt::Debug for DataTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataTls")
+            .field("require_resumed", &self.require_resumed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Opens a passive listener on `ip`, on a random free port of `ports`.
@@ -75,7 +96,7 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
 }
 
 /// Establishes the data connection of `plan`, within the timeout.
-pub(crate) async fn establish(plan: DataPlan, ctx: DataCtx) -> io::Result<TcpStream> {
+pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpStream> {
     let stream = match plan {
         DataPlan::None => {
             return Err(io::Error::new(

@@ -15,6 +15,7 @@ mod conn;
 mod data;
 mod limits;
 mod storage;
+mod tls;
 mod transfer;
 
 use std::future::Future;
@@ -29,7 +30,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+pub use ferry_proto::session::TlsPolicy;
 pub use limits::ConnectionLimits;
+pub use tls::{fingerprint, PemIdentity, Tls, TlsError};
 
 /// Anonymous login settings. Anonymous login is off unless this is configured.
 #[derive(Debug, Clone)]
@@ -55,6 +58,62 @@ pub struct Config {
     pub limits: ConnectionLimits,
     /// Anonymous login, if enabled.
     pub anonymous: Option<Anonymous>,
+    /// FTPS settings.
+    pub ftps: Ftps,
+}
+
+/// FTPS (RFC 4217) settings. Without a certificate ([`Ftps::tls`] `None`) TLS is off whatever the policies
+/// say.
+#[derive(Debug, Clone)]
+pub struct Ftps {
+    /// The certificate and TLS settings.
+    pub tls: Option<Arc<Tls>>,
+    /// Control-channel policy for clients not on loopback.
+    pub policy: TlsPolicy,
+    /// Control-channel policy for clients on loopback (127.0.0.0/8, ::1).
+    pub loopback_policy: TlsPolicy,
+    /// Data connections must be TLS (PROT P) whenever the control connection is.
+    pub require_protected_data: bool,
+    /// Accept TLS data connections that do not resume the control connection's TLS session. Off by
+    /// default; users can have it switched on individually.
+    pub danger_allow_unresumed_data_tls: bool,
+    /// Time allowed for a TLS handshake on the control or a data connection.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Ftps {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            policy: TlsPolicy::Required,
+            loopback_policy: TlsPolicy::Optional,
+            require_protected_data: true,
+            danger_allow_unresumed_data_tls: false,
+            handshake_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Ftps {
+    /// The control-channel policy for a client at `peer`.
+    pub fn policy_for(&self, peer: IpAddr) -> TlsPolicy {
+        if self.tls.is_none() {
+            TlsPolicy::Off
+        } else if data::canonical(peer).is_loopback() {
+            self.loopback_policy
+        } else {
+            self.policy
+        }
+    }
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// FTP with optional or required `AUTH TLS` (explicit FTPS), per [`Ftps`].
+    Explicit,
+    /// Implicit FTPS: TLS starts before the greeting (port 990 style).
+    Implicit,
 }
 
 impl Default for Config {
@@ -66,6 +125,7 @@ impl Default for Config {
             data_timeout: Duration::from_secs(30),
             limits: ConnectionLimits::default(),
             anonymous: None,
+            ftps: Ftps::default(),
         }
     }
 }
@@ -97,9 +157,20 @@ impl Server {
     }
 }
 
-/// Serves FTP on `listener` until `shutdown` completes; then stops accepting, tells every open session
-/// `421` and waits for the sessions to end.
+/// Serves FTP (with explicit FTPS when configured) on `listener` until `shutdown` completes; then stops
+/// accepting, tells every open session `421` and waits for the sessions to end.
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) {
+    serve_kind(listener, server, ListenerKind::Explicit, shutdown).await;
+}
+
+/// Like [`serve`], for a listener of the given kind. An implicit-FTPS listener needs [`Ftps::tls`]; without
+/// it every connection is closed at once.
+pub async fn serve_kind(
+    listener: TcpListener,
+    server: Arc<Server>,
+    kind: ListenerKind,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut next_id: u64 = 0;
@@ -124,7 +195,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Fu
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            conn::run(id, stream, peer, server, stop).await;
+            conn::run(id, stream, peer, server, kind, stop).await;
             drop(done);
         });
     }

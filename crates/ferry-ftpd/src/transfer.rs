@@ -4,16 +4,21 @@
 //! sends 150), and exactly one final event. Dropping or aborting the task drops the storage writer, which
 //! removes an unfinished upload's temporary file; only a clean end of the data stream commits it.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use ferry_proto::listing::{write_list_line, write_mlsx_facts, write_nlst_line, Entry};
 use ferry_proto::path::VPath;
-use ferry_proto::session::{FsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent};
+use ferry_proto::session::{
+    DataTlsError, FsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent,
+};
 use ferry_proto::{ascii, glob};
 use ferry_vfs::{EntryKind, Storage, WriteMode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -29,6 +34,48 @@ const LIST_CHUNK: usize = 64 * 1024;
 
 /// Directory entries fetched from storage per batch while listing.
 const LIST_BATCH: usize = 256;
+
+/// After sending close_notify, how long a TLS data connection waits (in the background) for the client's
+/// close_notify and FIN before it is dropped.
+const TLS_LINGER: Duration = Duration::from_secs(5);
+
+/// A data connection: plain TCP, or TLS (PROT P).
+enum DataStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for DataStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            DataStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for DataStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            DataStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            DataStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            DataStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A running transfer.
 #[derive(Debug)]
@@ -50,26 +97,30 @@ pub(crate) fn spawn(transfer: Transfer, storage: Arc<dyn Storage>, plan: DataPla
     let (tx, events) = mpsc::unbounded_channel();
     let progress = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&progress);
-    let handle = tokio::spawn(async move {
-        let job = Job {
-            storage,
-            plan: Some(plan),
-            ctx,
-            tx: tx.clone(),
-            progress: counter,
-        };
-        let end = match transfer {
-            Transfer::Retr { path, offset, ascii } => job.retr(&path, offset, ascii).await,
-            Transfer::Stor { path, mode, ascii } => job.stor(&path, mode, ascii).await,
-            Transfer::List {
-                path,
-                format,
-                permissions,
-                all,
-            } => job.list(&path, format, permissions, all).await,
-        };
-        let _ = tx.send(end);
-    });
+    let span = tracing::Span::current();
+    let handle = tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let job = Job {
+                storage,
+                plan: Some(plan),
+                ctx,
+                tx: tx.clone(),
+                progress: counter,
+            };
+            let end = match transfer {
+                Transfer::Retr { path, offset, ascii } => job.retr(&path, offset, ascii).await,
+                Transfer::Stor { path, mode, ascii } => job.stor(&path, mode, ascii).await,
+                Transfer::List {
+                    path,
+                    format,
+                    permissions,
+                    all,
+                } => job.list(&path, format, permissions, all).await,
+            };
+            let _ = tx.send(end);
+        },
+        span,
+    ));
     Running {
         handle,
         events,
@@ -90,17 +141,34 @@ impl Job {
         let _ = self.tx.send(TransferEvent::Started { name, size });
     }
 
-    async fn connect(&mut self) -> Result<TcpStream, TransferEvent> {
+    async fn connect(&mut self) -> Result<DataStream, TransferEvent> {
         let plan = self.plan.take().unwrap_or_default();
-        data::establish(plan, self.ctx).await.map_err(|e| {
+        let tcp = data::establish(plan, &self.ctx).await.map_err(|e| {
             tracing::info!(error = %e, "data connection failed");
             TransferEvent::NoConnection
-        })
+        })?;
+        let Some(tls) = &self.ctx.tls else {
+            return Ok(DataStream::Plain(tcp));
+        };
+        let stream = crate::conn::tls_accept(tcp, Arc::clone(&tls.config), tls.handshake_timeout)
+            .await
+            .map_err(|e| {
+                tracing::info!(error = %e, "TLS handshake on the data connection failed");
+                TransferEvent::DataTlsRefused(DataTlsError::Handshake)
+            })?;
+        if tls.require_resumed && !crate::tls::resumed(stream.get_ref().1) {
+            tracing::warn!(
+                "data connection did not resume this control connection's TLS session; refused \
+                 (passive-port theft, or a client that cannot resume: see danger_allow_unresumed_data_tls)"
+            );
+            return Err(TransferEvent::DataTlsRefused(DataTlsError::NotResumed));
+        }
+        Ok(DataStream::Tls(Box::new(stream)))
     }
 
     /// Writes all of `data`; fails if the peer accepts nothing for the data timeout. Slow but steady
     /// clients are fine: every write that makes progress restarts the clock.
-    async fn send(&self, sock: &mut TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    async fn send(&self, sock: &mut DataStream, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
             let n = tokio::time::timeout(self.ctx.timeout, sock.write(data))
                 .await
@@ -114,17 +182,33 @@ impl Job {
     }
 
     /// Reads some data; fails if the peer sends nothing for the data timeout.
-    async fn receive(&self, sock: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    async fn receive(&self, sock: &mut DataStream, buf: &mut [u8]) -> std::io::Result<usize> {
         tokio::time::timeout(self.ctx.timeout, sock.read(buf))
             .await
             .map_err(|_| stalled())?
     }
 
-    /// Ends the sending side of the data connection (the EOF that tells the client the data is complete).
-    async fn finish(&self, sock: &mut TcpStream) -> std::io::Result<()> {
+    /// Ends the sending side of the data connection: the EOF (under TLS, close_notify then EOF) that tells
+    /// the client the data is complete. A TLS connection then lingers in the background to take the
+    /// client's close_notify, so that closing does not reset the connection under the client.
+    async fn finish(&self, mut sock: DataStream) -> std::io::Result<()> {
         tokio::time::timeout(self.ctx.timeout, sock.shutdown())
             .await
-            .map_err(|_| stalled())?
+            .map_err(|_| stalled())??;
+        if let DataStream::Tls(_) = sock {
+            tokio::spawn(async move {
+                let mut scratch = [0u8; 512];
+                let _ = tokio::time::timeout(TLS_LINGER, async {
+                    while let Ok(n) = sock.read(&mut scratch).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
+        }
+        Ok(())
     }
 
     fn add(&self, n: usize) -> u64 {
@@ -177,7 +261,7 @@ impl Job {
             }
             bytes = self.add(out.len());
         }
-        if self.finish(&mut sock).await.is_err() {
+        if self.finish(sock).await.is_err() {
             return TransferEvent::ConnectionLost;
         }
         TransferEvent::Finished { bytes }
@@ -245,6 +329,10 @@ impl Job {
                 writer.abort().await;
                 return TransferEvent::StorageFailed(fs_error(e));
             }
+        }
+        // Under TLS the client's close_notify has arrived (a bare EOF is an error above); answer with ours.
+        if let DataStream::Tls(_) = sock {
+            let _ = self.finish(sock).await;
         }
         match writer.commit().await {
             Ok(_) => TransferEvent::Finished { bytes },
@@ -336,7 +424,7 @@ impl Job {
             }
             bytes = self.add(out.len());
         }
-        if self.finish(&mut sock).await.is_err() {
+        if self.finish(sock).await.is_err() {
             return TransferEvent::ConnectionLost;
         }
         TransferEvent::Finished { bytes }

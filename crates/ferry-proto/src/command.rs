@@ -314,7 +314,11 @@ impl Command {
                 "S" => Command::Prot(ProtLevel::Safe),
                 "E" => Command::Prot(ProtLevel::Confidential),
                 "P" => Command::Prot(ProtLevel::Private),
-                _ => return Err(unsupported_param("Unknown protection level; use PROT P or PROT C")),
+                _ => {
+                    return Err(unsupported_param(
+                        "Unknown protection level; use PROT P or PROT C",
+                    ))
+                }
             },
             "CCC" => Command::Ccc,
             "ADAT" | "MIC" | "CONF" | "ENC" => Command::Security(verb),
@@ -381,10 +385,10 @@ impl Command {
 
 /// Every verb ferry implements, for HELP.
 pub const IMPLEMENTED_VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP", "LIST", "MDTM",
-    "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT",
-    "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST",
-    "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP",
+    "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ",
+    "PORT", "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT",
+    "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
 ];
 
 fn required<'a>(verb: &str, arg: Option<&'a [u8]>) -> Result<&'a [u8], ParseError> {

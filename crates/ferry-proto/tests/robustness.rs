@@ -41,7 +41,8 @@ const VERBS: &[&str] = &[
     "USER", "PASS", "ACCT", "CWD", "XCWD", "CDUP", "XCUP", "SMNT", "REIN", "QUIT", "PORT", "PASV", "TYPE",
     "STRU", "MODE", "RETR", "STOR", "STOU", "APPE", "ALLO", "REST", "RNFR", "RNTO", "ABOR", "DELE", "RMD",
     "XRMD", "MKD", "XMKD", "PWD", "XPWD", "LIST", "NLST", "SITE", "SYST", "STAT", "HELP", "NOOP", "FEAT",
-    "OPTS", "EPRT", "EPSV", "SIZE", "MDTM", "MLST", "MLSD", "MFMT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT", "LPSV", "FOO",
+    "OPTS", "EPRT", "EPSV", "SIZE", "MDTM", "MLST", "MLSD", "MFMT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT",
+    "LPSV", "FOO",
 ];
 
 const ARGS: &[&str] = &[

@@ -8,8 +8,8 @@ use ferry_proto::listing::{Entry, EntryKind};
 use ferry_proto::path::VPath;
 use ferry_proto::reply::{Reply, ReplyCode};
 use ferry_proto::session::{
-    Config, DataTlsError, FsError, ListFormat, Login, LoginTls, TlsPolicy, TlsSettings, Output, PassiveFamily, Permissions, Session, StorageOk,
-    StorageRequest, StoreMode, Transfer, TransferEvent,
+    Config, DataTlsError, FsError, ListFormat, Login, LoginTls, Output, PassiveFamily, Permissions, Session,
+    StorageOk, StorageRequest, StoreMode, TlsPolicy, TlsSettings, Transfer, TransferEvent,
 };
 use ferry_proto::telnet::Urgent;
 
@@ -1137,7 +1137,9 @@ fn transfers_under_tls_without_prot_p_get_521_when_protection_is_required() {
     t.pasv();
     let outs = t.line("RETR f");
     assert_eq!(outs[0], Output::ResetData);
-    let Output::Reply(r) = &outs[1] else { panic!("{outs:?}") };
+    let Output::Reply(r) = &outs[1] else {
+        panic!("{outs:?}")
+    };
     assert_eq!(r.code().0, 521);
     assert!(r.text().contains("PROT P"));
     assert_eq!(t.codes("PBSZ 0"), vec![200]);

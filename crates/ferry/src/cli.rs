@@ -158,6 +158,70 @@ pub struct ServeArgs {
     /// What anonymous users may do (config key `anonymous.permissions`) [default: ro].
     #[arg(long, env = "FERRY_ANONYMOUS_PERMISSIONS", value_name = "PERMS", value_parser = parse::permissions)]
     pub anonymous_permissions: Option<Permissions>,
+
+    /// TLS policy for logins from clients not on loopback: required, optional or off (config key
+    /// `ftps.policy`) [default: required].
+    #[arg(long, env = "FERRY_FTPS_POLICY", value_name = "POLICY", value_parser = parse::tls_policy)]
+    pub ftps_policy: Option<ferry_ftpd::TlsPolicy>,
+
+    /// TLS policy for logins from loopback clients (config key `ftps.loopback_policy`)
+    /// [default: optional].
+    #[arg(long, env = "FERRY_FTPS_LOOPBACK_POLICY", value_name = "POLICY", value_parser = parse::tls_policy)]
+    pub ftps_loopback_policy: Option<ferry_ftpd::TlsPolicy>,
+
+    /// PEM certificate chain for FTPS (config key `ftps.certificate`) [default: <data_dir>/tls/cert.pem,
+    /// generated self-signed on first start].
+    #[arg(long, env = "FERRY_FTPS_CERTIFICATE", value_name = "FILE")]
+    pub ftps_certificate: Option<PathBuf>,
+
+    /// PEM private key for FTPS (config key `ftps.private_key`) [default: <data_dir>/tls/key.pem].
+    #[arg(long, env = "FERRY_FTPS_PRIVATE_KEY", value_name = "FILE")]
+    pub ftps_private_key: Option<PathBuf>,
+
+    /// Data connections must be TLS (PROT P) when the control connection is (config key
+    /// `ftps.require_protected_data`) [default: true].
+    #[arg(
+        long,
+        env = "FERRY_FTPS_REQUIRE_PROTECTED_DATA",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse::boolean
+    )]
+    pub ftps_require_protected_data: Option<bool>,
+
+    /// Accept TLS data connections that do not resume the control connection's TLS session; weakens the
+    /// defence against passive-port theft (config key `ftps.danger_allow_unresumed_data_tls`)
+    /// [default: false].
+    #[arg(
+        long,
+        env = "FERRY_FTPS_DANGER_ALLOW_UNRESUMED_DATA_TLS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse::boolean
+    )]
+    pub ftps_danger_allow_unresumed_data_tls: Option<bool>,
+
+    /// Serve implicit FTPS (TLS before the greeting) on `ftps.implicit_listen` (config key
+    /// `ftps.implicit`) [default: false].
+    #[arg(
+        long,
+        env = "FERRY_FTPS_IMPLICIT",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse::boolean
+    )]
+    pub ftps_implicit: Option<bool>,
+
+    /// Address(es) for implicit FTPS, comma-separated (config key `ftps.implicit_listen`)
+    /// [default: `0.0.0.0:2990,[::]:2990` when `ftps.implicit` is on].
+    #[arg(long, env = "FERRY_FTPS_IMPLICIT_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse::socket_addr)]
+    pub ftps_implicit_listen: Option<Vec<SocketAddr>>,
 }
 
 /// User management. Changes take effect for the next login; a running server need not restart.
@@ -236,6 +300,23 @@ pub enum UserCommand {
     Disable {
         /// User name.
         name: String,
+    },
+
+    /// Set a user's FTPS overrides; options not given are left as they are. `default` means "the
+    /// listener's setting applies".
+    Tls {
+        /// User name.
+        name: String,
+        /// The user may log in only over TLS, even where the listener makes TLS optional.
+        #[arg(long, value_name = "BOOL", value_parser = parse::boolean)]
+        require_tls: Option<bool>,
+        /// Whether the user's data connections must be TLS: `required`, `optional` or `default`.
+        #[arg(long, value_name = "SETTING", value_parser = parse::protected_data)]
+        protected_data: Option<Option<bool>>,
+        /// Accept TLS data connections that do not resume the control connection's session, for clients
+        /// that cannot resume (Python ftplib, .NET): `true`, `false` or `default`.
+        #[arg(long, value_name = "SETTING", value_parser = parse::optional_boolean)]
+        danger_allow_unresumed_data_tls: Option<Option<bool>>,
     },
 }
 

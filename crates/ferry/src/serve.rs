@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use ferry_auth::{generate_password, NewUser, Permissions, UserStore};
-use ferry_ftpd::Server;
+use ferry_ftpd::{ListenerKind, PemIdentity, Server, Tls, TlsPolicy};
 use ferry_vfs::{LocalFs, Storage};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::config::Settings;
+use crate::config::{FtpsFiles, Settings};
 
 /// Name of the user created on the first start.
 const FIRST_USER: &str = "ferry";
@@ -31,6 +31,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         "starting"
     );
     let listeners = bind_all(&settings.listen)?;
+    let implicit = bind_all(&settings.ftps.implicit_listen)?;
     let users = open_store(&settings.users_db).await?;
     create_first_user(&users).await?;
     let storage: Arc<dyn Storage> = Arc::new(
@@ -40,7 +41,23 @@ pub async fn run(settings: Settings) -> Result<()> {
     // Install the signal handlers before announcing the addresses, so a signal sent by whoever
     // reads the announcement is never missed.
     let mut signal = Signals::install()?;
-    let server = Server::new(settings.ftpd, users, storage);
+    let mut ftpd = settings.ftpd;
+    let tls_wanted = ftpd.ftps.policy != TlsPolicy::Off
+        || ftpd.ftps.loopback_policy != TlsPolicy::Off
+        || !implicit.is_empty();
+    if tls_wanted {
+        let tls = load_tls(&settings.ftps)?;
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "ferry: FTPS certificate {} (SHA-256 {})",
+            settings.ftps.certificate.display(),
+            tls.fingerprint()
+        )?;
+        ftpd.ftps.tls = Some(tls);
+    }
+    let tls = ftpd.ftps.tls.clone();
+    let server = Server::new(ftpd, users, storage);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -57,10 +74,32 @@ pub async fn run(settings: Settings) -> Result<()> {
         };
         tasks.spawn(ferry_ftpd::serve(listener, Arc::clone(&server), shutdown));
     }
+    for listener in implicit {
+        let addr = listener
+            .local_addr()
+            .context("cannot read a listener's address")?;
+        writeln!(out, "ferry: FTPS (implicit) listening on {addr}")?;
+        info!(%addr, "implicit FTPS listening");
+        let mut stop = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        tasks.spawn(ferry_ftpd::serve_kind(
+            listener,
+            Arc::clone(&server),
+            ListenerKind::Implicit,
+            shutdown,
+        ));
+    }
     out.flush()?;
     drop(out);
 
-    let name = signal.recv().await;
+    let name = loop {
+        match signal.recv().await {
+            "SIGHUP" => reload_tls(tls.as_deref(), &settings.ftps),
+            name => break name,
+        }
+    };
     info!(
         signal = name,
         "shutting down; send the signal again to stop at once"
@@ -74,12 +113,105 @@ pub async fn run(settings: Settings) -> Result<()> {
                 None => break,
             },
             name = signal.recv() => {
+                if name == "SIGHUP" {
+                    continue;
+                }
                 warn!(signal = name, "stopping without waiting for open sessions");
                 return Ok(());
             }
         }
     }
     info!("stopped");
+    Ok(())
+}
+
+/// Loads the FTPS certificate; with the default paths, generates a self-signed one on the first start.
+fn load_tls(files: &FtpsFiles) -> Result<Arc<Tls>> {
+    let exists = files.certificate.exists() || files.private_key.exists();
+    if files.generated && !exists {
+        let identity = PemIdentity::self_signed(self_signed_names())
+            .context("cannot generate a self-signed FTPS certificate")?;
+        if let Some(dir) = files.certificate.parent() {
+            create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        write_private(&files.private_key, &identity.key)?;
+        std::fs::write(&files.certificate, &identity.cert)
+            .with_context(|| format!("cannot write {}", files.certificate.display()))?;
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "ferry: first start: generated a self-signed FTPS certificate in {}",
+            files.certificate.display()
+        )?;
+        writeln!(
+            out,
+            "ferry: clients will warn about it; compare the fingerprint below, or configure ftps.certificate"
+        )?;
+    }
+    let identity = PemIdentity::read(&files.certificate, &files.private_key)
+        .context("cannot read the FTPS certificate")?;
+    let tls = Tls::new(&identity).with_context(|| {
+        format!(
+            "cannot use the FTPS certificate {} with key {}",
+            files.certificate.display(),
+            files.private_key.display()
+        )
+    })?;
+    Ok(Arc::new(tls))
+}
+
+/// SIGHUP: reads the certificate files again. New handshakes use the new certificate; on error the old
+/// one stays in force.
+fn reload_tls(tls: Option<&Tls>, files: &FtpsFiles) {
+    let Some(tls) = tls else {
+        info!("SIGHUP: FTPS is off; nothing to reload");
+        return;
+    };
+    let result =
+        PemIdentity::read(&files.certificate, &files.private_key).and_then(|identity| tls.reload(&identity));
+    match result {
+        Ok(()) => {
+            info!(fingerprint = %tls.fingerprint(), "SIGHUP: FTPS certificate reloaded");
+            let mut out = io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "ferry: FTPS certificate reloaded (SHA-256 {})",
+                tls.fingerprint()
+            );
+            let _ = out.flush();
+        }
+        Err(e) => warn!(error = %e, "SIGHUP: cannot reload the FTPS certificate; keeping the old one"),
+    }
+}
+
+/// Names for the generated certificate: localhost and the loopback addresses, plus the host name.
+fn self_signed_names() -> Vec<String> {
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+        let host = host.trim();
+        if !host.is_empty()
+            && host.len() < 254
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            names.push(host.to_owned());
+        }
+    }
+    names
+}
+
+/// Writes a file readable only by its owner.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -173,12 +305,14 @@ async fn create_first_user(users: &UserStore) -> Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM (Ctrl-C only, off Unix).
+/// SIGINT and SIGTERM (Ctrl-C only, off Unix), and SIGHUP (reload the certificate).
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -188,7 +322,8 @@ impl Signals {
             use tokio::signal::unix::{signal, SignalKind};
             let term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
             let int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-            Ok(Signals { term, int })
+            let hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+            Ok(Signals { term, int, hup })
         }
         #[cfg(not(unix))]
         Ok(Signals {})
@@ -201,6 +336,7 @@ impl Signals {
             tokio::select! {
                 _ = self.term.recv() => "SIGTERM",
                 _ = self.int.recv() => "SIGINT",
+                _ = self.hup.recv() => "SIGHUP",
             }
         }
         #[cfg(not(unix))]

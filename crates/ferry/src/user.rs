@@ -82,6 +82,30 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             store.set_enabled(&name, false).await?;
             writeln!(out, "disabled user {name} (they can no longer log in)")?;
         }
+        UserCommand::Tls {
+            name,
+            require_tls,
+            protected_data,
+            danger_allow_unresumed_data_tls,
+        } => {
+            let user = store
+                .user(&name)
+                .await?
+                .ok_or_else(|| anyhow!("user {name:?} not found"))?;
+            let mut tls = user.tls;
+            if let Some(v) = require_tls {
+                tls.require_tls = v;
+            }
+            if let Some(v) = protected_data {
+                tls.protected_data = v;
+            }
+            if let Some(v) = danger_allow_unresumed_data_tls {
+                tls.danger_allow_unresumed_data_tls = v;
+            }
+            store.set_tls(&name, tls).await?;
+            writeln!(out, "FTPS settings of {name}:")?;
+            print_tls(&mut out, tls)?;
+        }
     }
     out.flush()?;
     Ok(())
@@ -151,7 +175,25 @@ fn print_user(out: &mut impl Write, user: &User) -> io::Result<()> {
     writeln!(out, "home:        {}", user.home)?;
     writeln!(out, "permissions: {}", permissions_label(user.permissions))?;
     writeln!(out, "enabled:     {}", yes_no(user.enabled))?;
-    writeln!(out, "created:     {}", utc_timestamp(user.created))
+    writeln!(out, "created:     {}", utc_timestamp(user.created))?;
+    print_tls(out, user.tls)
+}
+
+fn print_tls(out: &mut impl Write, tls: ferry_auth::UserTls) -> io::Result<()> {
+    let listener = "listener's setting";
+    writeln!(out, "require TLS: {}", yes_no(tls.require_tls))?;
+    let data = match tls.protected_data {
+        Some(true) => "required",
+        Some(false) => "optional",
+        None => listener,
+    };
+    writeln!(out, "TLS data:    {data}")?;
+    let unresumed = match tls.danger_allow_unresumed_data_tls {
+        Some(true) => "allowed (danger)",
+        Some(false) => "refused",
+        None => listener,
+    };
+    writeln!(out, "unresumed data TLS: {unresumed}")
 }
 
 /// `all` and `none` by name, anything else as its list.
@@ -215,6 +257,7 @@ mod tests {
             permissions: ferry_auth::Permissions::all(),
             enabled,
             created: 0,
+            tls: ferry_auth::UserTls::default(),
         };
         let mut out = Vec::new();
         print_table(&mut out, &[user("alice", true), user("bob-the-builder", false)]).expect("print");

@@ -151,7 +151,11 @@ impl Session {
         match (&self.phase, &self.waiting) {
             (
                 _,
-                Waiting::Transfer(_) | Waiting::Auth | Waiting::Storage(_) | Waiting::Passive(_) | Waiting::Tls,
+                Waiting::Transfer(_)
+                | Waiting::Auth
+                | Waiting::Storage(_)
+                | Waiting::Passive(_)
+                | Waiting::Tls,
             ) => None,
             (Phase::LoggedIn(_), _) => Some(self.last_activity + self.config.idle_timeout),
             _ => Some(
@@ -399,7 +403,9 @@ impl Session {
                         "SSL connection failed: session reuse required (the data connection must resume \
                          this control connection's TLS session)"
                     }
-                    DataTlsError::Handshake => "SSL connection failed: TLS handshake on the data connection failed",
+                    DataTlsError::Handshake => {
+                        "SSL connection failed: TLS handshake on the data connection failed"
+                    }
                 };
                 self.reply(ReplyCode::PROTOCOL_NOT_SUPPORTED, text);
                 self.abor_after_failure(aborting);

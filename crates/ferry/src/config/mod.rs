@@ -23,6 +23,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "ferry.toml";
 pub const DEFAULT_DATA_DIR: &str = "ferry-data";
 /// The FTP port used when nothing else is configured.
 pub const DEFAULT_FTP_PORT: u16 = 2121;
+/// The implicit-FTPS port used when implicit FTPS is turned on without addresses (990 is conventional but
+/// needs privileges).
+pub const DEFAULT_IMPLICIT_PORT: u16 = 2990;
 const DEFAULT_ANONYMOUS_HOME: &str = "/pub";
 
 /// Validated settings, ready to hand to the library crates.
@@ -36,10 +39,26 @@ pub struct Settings {
     pub users_db: PathBuf,
     /// Control-connection addresses.
     pub listen: Vec<SocketAddr>,
-    /// Everything the FTP server itself needs.
+    /// Everything the FTP server itself needs (`ftpd.ftps.tls` is filled in by `serve`).
     pub ftpd: ferry_ftpd::Config,
+    /// Where the FTPS certificate comes from, and the implicit-FTPS addresses.
+    pub ftps: FtpsFiles,
     /// The tracing filter, if one was configured (the command picks its own default otherwise).
     pub log: Option<String>,
+}
+
+/// FTPS certificate files and implicit listeners.
+#[derive(Debug, Clone)]
+pub struct FtpsFiles {
+    /// PEM certificate chain.
+    pub certificate: PathBuf,
+    /// PEM private key.
+    pub private_key: PathBuf,
+    /// True when both paths are the defaults under the data directory: a self-signed certificate is
+    /// generated there if missing.
+    pub generated: bool,
+    /// Implicit-FTPS addresses (empty: none).
+    pub implicit_listen: Vec<SocketAddr>,
 }
 
 /// `ferry.toml` as written. Every field is optional; unknown keys are an error.
@@ -60,7 +79,22 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     anonymous: Option<AnonymousFile>,
+    ftps: Option<FtpsFile>,
     log: Option<String>,
+}
+
+/// The `[ftps]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FtpsFile {
+    policy: Option<String>,
+    loopback_policy: Option<String>,
+    require_protected_data: Option<bool>,
+    danger_allow_unresumed_data_tls: Option<bool>,
+    certificate: Option<PathBuf>,
+    private_key: Option<PathBuf>,
+    implicit: Option<bool>,
+    implicit_listen: Option<Vec<String>>,
 }
 
 /// The `[anonymous]` table.
@@ -238,6 +272,74 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         None
     };
 
+    let tf = file.ftps.unwrap_or_default();
+    let policy = |key: &str, flag: Option<ferry_ftpd::TlsPolicy>, raw: Option<&str>, default| match flag {
+        Some(p) => Ok(p),
+        None => raw
+            .map(parse::tls_policy)
+            .transpose()
+            .map_err(|m| key_err(key, m))
+            .map(|p| p.unwrap_or(default)),
+    };
+    let ftps = ferry_ftpd::Ftps {
+        tls: None,
+        policy: policy(
+            "ftps.policy",
+            serve.ftps_policy,
+            tf.policy.as_deref(),
+            defaults.ftps.policy,
+        )?,
+        loopback_policy: policy(
+            "ftps.loopback_policy",
+            serve.ftps_loopback_policy,
+            tf.loopback_policy.as_deref(),
+            defaults.ftps.loopback_policy,
+        )?,
+        require_protected_data: serve
+            .ftps_require_protected_data
+            .or(tf.require_protected_data)
+            .unwrap_or(defaults.ftps.require_protected_data),
+        danger_allow_unresumed_data_tls: serve
+            .ftps_danger_allow_unresumed_data_tls
+            .or(tf.danger_allow_unresumed_data_tls)
+            .unwrap_or(defaults.ftps.danger_allow_unresumed_data_tls),
+        handshake_timeout: defaults.ftps.handshake_timeout,
+    };
+    let certificate = serve.ftps_certificate.clone().or(tf.certificate);
+    let private_key = serve.ftps_private_key.clone().or(tf.private_key);
+    let generated = certificate.is_none() && private_key.is_none();
+    let (certificate, private_key) = match (certificate, private_key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => (data_dir.join("tls/cert.pem"), data_dir.join("tls/key.pem")),
+        _ => {
+            return Err(anyhow!(
+                "{origin}: `ftps.certificate` and `ftps.private_key` must be given together"
+            ))
+        }
+    };
+    let file_implicit = match tf.implicit_listen {
+        Some(list) => Some(
+            list.iter()
+                .map(|s| parse::socket_addr(s).map_err(|m| key_err("ftps.implicit_listen", m)))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let implicit_listen = match serve.ftps_implicit.or(tf.implicit).unwrap_or(false) {
+        true => serve
+            .ftps_implicit_listen
+            .clone()
+            .or(file_implicit)
+            .unwrap_or_else(default_implicit_listen),
+        false => Vec::new(),
+    };
+    let ftps_files = FtpsFiles {
+        certificate,
+        private_key,
+        generated,
+        implicit_listen,
+    };
+
     let log = match (&common.log, rust_log) {
         (Some(log), _) => Some(log.clone()),
         (None, Some(env)) => Some(parse::log_filter(env).map_err(|m| anyhow!("invalid RUST_LOG: {m}"))?),
@@ -255,12 +357,14 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             login_timeout,
             idle_timeout,
             max_login_attempts,
+            tls: Default::default(),
         },
         passive_ports,
         masquerade_address,
         data_timeout,
         limits,
         anonymous,
+        ftps,
     };
     for (key, path) in [
         ("data_dir", &data_dir),
@@ -277,8 +381,17 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         users_db,
         listen,
         ftpd,
+        ftps: ftps_files,
         log,
     })
+}
+
+/// Implicit FTPS on [`DEFAULT_IMPLICIT_PORT`], every IPv4 and IPv6 address.
+pub fn default_implicit_listen() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_IMPLICIT_PORT),
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_IMPLICIT_PORT),
+    ]
 }
 
 /// The embedded default: port 2121 on every IPv4 and every IPv6 address.
@@ -382,9 +495,26 @@ mod tests {
             enabled = true
             home = "/public"
             permissions = "list,read,write"
+            [ftps]
+            policy = "optional"
+            loopback_policy = "off"
+            require_protected_data = false
+            danger_allow_unresumed_data_tls = true
+            certificate = "/etc/ferry/cert.pem"
+            private_key = "/etc/ferry/key.pem"
+            implicit = true
+            implicit_listen = ["127.0.0.1:990"]
             "#,
         )
         .expect("load");
+        assert_eq!(s.ftpd.ftps.policy, ferry_ftpd::TlsPolicy::Optional);
+        assert_eq!(s.ftpd.ftps.loopback_policy, ferry_ftpd::TlsPolicy::Off);
+        assert!(!s.ftpd.ftps.require_protected_data);
+        assert!(s.ftpd.ftps.danger_allow_unresumed_data_tls);
+        assert_eq!(s.ftps.certificate, PathBuf::from("/etc/ferry/cert.pem"));
+        assert_eq!(s.ftps.private_key, PathBuf::from("/etc/ferry/key.pem"));
+        assert!(!s.ftps.generated);
+        assert_eq!(s.ftps.implicit_listen, vec!["127.0.0.1:990".parse().unwrap()]);
         assert_eq!(s.files_root, PathBuf::from("/srv/files"));
         assert_eq!(s.users_db, PathBuf::from("/srv/users.db"));
         assert_eq!(s.listen.len(), 2);
@@ -480,7 +610,7 @@ mod tests {
     }
 
     /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 18] = [
+    const KEYS: [&str; 27] = [
         "data_dir",
         "files_root",
         "users_db",
@@ -499,6 +629,15 @@ mod tests {
         "anonymous.enabled",
         "anonymous.home",
         "anonymous.permissions",
+        "ftps",
+        "ftps.policy",
+        "ftps.loopback_policy",
+        "ftps.require_protected_data",
+        "ftps.danger_allow_unresumed_data_tls",
+        "ftps.certificate",
+        "ftps.private_key",
+        "ftps.implicit",
+        "ftps.implicit_listen",
     ];
 
     /// The settings lines of `ferry.example.toml`, uncommented.
@@ -509,7 +648,9 @@ mod tests {
             .filter_map(|line| {
                 let body = line.strip_prefix("# ")?;
                 let is_key = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-                let setting = body == "[anonymous]" || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
+                let setting = body == "[anonymous]"
+                    || body == "[ftps]"
+                    || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
                 setting.then(|| format!("{body}\n"))
             })
             .collect()
@@ -537,7 +678,15 @@ mod tests {
                 && file.log.is_some()
                 && anon.enabled.is_some()
                 && anon.home.is_some()
-                && anon.permissions.is_some(),
+                && anon.permissions.is_some()
+                && file.ftps.as_ref().is_some_and(|f| f.policy.is_some()
+                    && f.loopback_policy.is_some()
+                    && f.require_protected_data.is_some()
+                    && f.danger_allow_unresumed_data_tls.is_some()
+                    && f.certificate.is_some()
+                    && f.private_key.is_some()
+                    && f.implicit.is_some()
+                    && f.implicit_listen.is_some()),
             "a key is missing from ferry.example.toml:\n{text}"
         );
 
@@ -564,13 +713,28 @@ mod tests {
         assert_eq!(example.ftpd.data_timeout, defaults.ftpd.data_timeout);
         assert_eq!(example.ftpd.limits, defaults.ftpd.limits);
         assert!(example.ftpd.anonymous.is_none());
+        assert_eq!(example.ftpd.ftps.policy, defaults.ftpd.ftps.policy);
+        assert_eq!(
+            example.ftpd.ftps.loopback_policy,
+            defaults.ftpd.ftps.loopback_policy
+        );
+        assert_eq!(
+            example.ftpd.ftps.require_protected_data,
+            defaults.ftpd.ftps.require_protected_data
+        );
+        assert!(!example.ftpd.ftps.danger_allow_unresumed_data_tls);
+        assert_eq!(example.ftps.implicit_listen, defaults.ftps.implicit_listen);
     }
 
     #[test]
     fn configuration_reference_documents_every_key() {
         let doc = include_str!("../../../../docs/configuration.md");
         for key in KEYS {
-            let shown = if key == "anonymous" { "[anonymous]" } else { key };
+            let shown = match key {
+                "anonymous" => "[anonymous]",
+                "ftps" => "[ftps]",
+                _ => key,
+            };
             assert!(
                 doc.contains(&format!("### `{shown}`")),
                 "docs/configuration.md lacks a section for {key}"
