@@ -1,6 +1,6 @@
 //! The user store: management operations, authentication and persistence.
 
-use ferry_auth::{Error, NewUser, Password, Permissions, UserStore};
+use ferry_auth::{Error, NewUser, Password, Permissions, UserStore, UserTls};
 
 fn new_user(name: &str, password: &str) -> NewUser {
     NewUser {
@@ -291,4 +291,35 @@ fn password_debug_is_redacted() {
     let shown = format!("{user:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("Password(***)"), "{shown}");
+}
+
+#[tokio::test]
+async fn tls_overrides_default_to_the_listener_and_round_trip() {
+    let store = store().await;
+    store.add_user(new_user("alice", "pw")).await.expect("add");
+    let user = store.user("alice").await.expect("get").expect("alice");
+    assert_eq!(user.tls, UserTls::default());
+    let tls = UserTls {
+        require_tls: true,
+        protected_data: Some(false),
+        danger_allow_unresumed_data_tls: Some(true),
+    };
+    store.set_tls("alice", tls).await.expect("set_tls");
+    assert_eq!(store.user("alice").await.expect("get").expect("alice").tls, tls);
+    // authenticate() returns the same overrides the server applies at login.
+    let logged_in = store
+        .authenticate("alice", &pw("pw"))
+        .await
+        .expect("auth")
+        .expect("ok");
+    assert_eq!(logged_in.tls, tls);
+    store.set_tls("alice", UserTls::default()).await.expect("reset");
+    assert_eq!(
+        store.user("alice").await.expect("get").expect("alice").tls,
+        UserTls::default()
+    );
+    assert!(matches!(
+        store.set_tls("nobody", tls).await,
+        Err(Error::NotFound(_))
+    ));
 }
