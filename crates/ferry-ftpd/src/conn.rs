@@ -157,6 +157,7 @@ pub(crate) async fn run(
             },
             require_protected_data: ftps.require_protected_data,
             implicit,
+            allow_ccc: ftps.danger_allow_ccc,
         };
         let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
         let session = Session::new(config, peer, local, Instant::now());
@@ -167,6 +168,7 @@ pub(crate) async fn run(
             local,
             session_tls,
             start_tls: false,
+            stop_tls: false,
             allow_unresumed,
             wr,
             out: Vec::with_capacity(256),
@@ -196,6 +198,8 @@ struct Conn {
     session_tls: Option<SessionTls>,
     /// The session asked for the TLS handshake (after `234`).
     start_tls: bool,
+    /// The session asked to end TLS on the control connection (after `200` to CCC).
+    stop_tls: bool,
     /// Accept TLS data connections that do not resume this session (danger switch, global or per user).
     allow_unresumed: bool,
     wr: Writer,
@@ -234,6 +238,21 @@ impl Conn {
                     Err(e) => {
                         info!(error = %e, "TLS handshake on the control connection failed");
                         self.session.handle_tls(Instant::now(), false);
+                        return;
+                    }
+                }
+            }
+            if std::mem::take(&mut self.stop_tls) {
+                match self.downgrade(rd).await {
+                    Ok(plain) => {
+                        rd = plain;
+                        decoder.reset();
+                        self.session.handle_tls_stopped(Instant::now(), true);
+                        continue;
+                    }
+                    Err(e) => {
+                        info!(error = %e, "CCC: ending TLS on the control connection failed");
+                        self.session.handle_tls_stopped(Instant::now(), false);
                         return;
                     }
                 }
@@ -280,6 +299,42 @@ impl Conn {
         // Any transfer still running is cancelled: an unfinished upload is removed, never committed.
         self.abort_transfer().await;
         let _ = self.wr.shutdown().await;
+    }
+
+    /// CCC: ends TLS on the control connection (our close_notify, then the client's) and continues on the
+    /// bare TCP connection.
+    async fn downgrade(&mut self, rd: Reader) -> io::Result<Reader> {
+        let wr = std::mem::replace(&mut self.wr, Writer::Gone);
+        let (Reader::Tls(rd), Writer::Tls(wr)) = (rd, wr) else {
+            return Err(io::Error::other("control connection is not TLS"));
+        };
+        let mut tls = rd.unsplit(wr);
+        let timeout = self.server.config.ftps.handshake_timeout;
+        // RFC 4217 §6: after the 200 the client closes TLS first; the server answers with its own
+        // close_notify. (Sending ours first makes some clients, lftp among them, see the connection as
+        // closed.) Anything but close_notify before that is a protocol error.
+        let wait_close = async {
+            let mut scratch = [0u8; 256];
+            match tls.read(&mut scratch).await? {
+                0 => {}
+                _ => {
+                    return Err(io::Error::other(
+                        "data after CCC before the client's close_notify",
+                    ))
+                }
+            }
+            tls.get_mut().1.send_close_notify();
+            tls.flush().await
+        };
+        tokio::time::timeout(timeout, wait_close)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no close_notify after CCC"))??;
+        let (stream, _) = tls.into_inner();
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+        info!("CCC: the control connection continues in the clear");
+        let (r, w) = stream.into_split();
+        self.wr = Writer::Plain(w);
+        Ok(Reader::Plain(r))
     }
 
     /// Turns the cleartext control connection into a TLS one (after `234`).
@@ -439,6 +494,12 @@ impl Conn {
                     self.running = Some(transfer::spawn(t, storage, plan, ctx));
                 }
                 Output::AbortTransfer => self.abort_transfer().await,
+                Output::StopTls => {
+                    // The 200 goes out under TLS; the serve loop ends TLS next.
+                    self.flush().await?;
+                    self.stop_tls = true;
+                    return Ok(());
+                }
                 Output::StartTls => {
                     // 234 goes out in the clear; the serve loop runs the handshake next.
                     self.flush().await?;

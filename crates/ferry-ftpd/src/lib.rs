@@ -77,6 +77,10 @@ pub struct Ftps {
     /// Accept TLS data connections that do not resume the control connection's TLS session. Off by
     /// default; users can have it switched on individually.
     pub danger_allow_unresumed_data_tls: bool,
+    /// Accept CCC after login: the rest of the control connection goes in the clear (commands and replies
+    /// can then be read and forged on the way; data stays protected). For firewalls that must read the
+    /// control connection. Off by default.
+    pub danger_allow_ccc: bool,
     /// Time allowed for a TLS handshake on the control or a data connection.
     pub handshake_timeout: Duration,
 }
@@ -89,6 +93,7 @@ impl Default for Ftps {
             loopback_policy: TlsPolicy::Optional,
             require_protected_data: true,
             danger_allow_unresumed_data_tls: false,
+            danger_allow_ccc: false,
             handshake_timeout: Duration::from_secs(15),
         }
     }

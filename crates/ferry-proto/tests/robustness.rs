@@ -213,6 +213,7 @@ fn random_config(rng: &mut Rng) -> Config {
             policy: [TlsPolicy::Off, TlsPolicy::Optional, TlsPolicy::Required][rng.below(3)],
             require_protected_data: rng.chance(50),
             implicit: rng.chance(30),
+            allow_ccc: rng.chance(50),
         },
         ..Config::default()
     }
@@ -339,6 +340,7 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
                 }
                 Output::ResetData => {}
                 Output::StartTls => session.handle_tls(now, rng.chance(90)),
+                Output::StopTls => session.handle_tls_stopped(now, rng.chance(90)),
                 Output::Close => closed = true,
             }
         }

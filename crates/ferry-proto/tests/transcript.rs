@@ -964,6 +964,7 @@ fn tls_config(policy: TlsPolicy, require_protected_data: bool) -> Config {
             policy,
             require_protected_data,
             implicit: false,
+            allow_ccc: false,
         },
         ..Config::default()
     }
@@ -1202,6 +1203,7 @@ fn implicit_tls_starts_protected() {
             policy: TlsPolicy::Required,
             require_protected_data: true,
             implicit: true,
+            allow_ccc: true,
         },
         ..Config::default()
     };
@@ -1211,4 +1213,36 @@ fn implicit_tls_starts_protected() {
     assert_eq!(t.login_tls(LoginTls::default())[0].0, 230);
     t.pasv();
     assert!(matches!(t.transfer("RETR f"), Transfer::Retr { .. }));
+}
+
+#[test]
+fn ccc_only_when_allowed_after_login_and_never_on_implicit() {
+    let mut t = T::with_tls(TlsPolicy::Optional, true);
+    assert_eq!(t.codes("CCC"), vec![533]);
+    t.auth_tls();
+    assert_eq!(t.codes("CCC"), vec![534]);
+
+    let mut config = tls_config(TlsPolicy::Optional, true);
+    config.tls.allow_ccc = true;
+    let mut t = T::with(config, peer(), local());
+    t.auth_tls();
+    // Before login the password would follow in the clear.
+    assert_eq!(t.codes("CCC"), vec![503]);
+    t.login_tls(LoginTls::default());
+    t.codes("PBSZ 0");
+    t.codes("PROT P");
+    let outs = t.line("CCC");
+    assert!(
+        matches!(&outs[..], [Output::Reply(r), Output::StopTls] if r.code().0 == 200),
+        "{outs:?}"
+    );
+    // Lines that arrive before the glue has finished are dropped, as after AUTH TLS.
+    t.s.handle_line(t.now, b"DELE x");
+    assert!(t.outputs().is_empty());
+    t.s.handle_tls_stopped(t.now, true);
+    assert!(!t.s.is_tls());
+    // The data protection level is unaffected by CCC (RFC 4217 §6).
+    assert!(t.s.data_protected());
+    assert_eq!(t.codes("NOOP"), vec![200]);
+    assert_eq!(t.codes("CCC"), vec![533]);
 }

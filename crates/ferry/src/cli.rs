@@ -205,6 +205,19 @@ pub struct ServeArgs {
     )]
     pub ftps_danger_allow_unresumed_data_tls: Option<bool>,
 
+    /// Accept CCC after login: the rest of the control connection goes in the clear (config key
+    /// `ftps.danger_allow_ccc`) [default: false].
+    #[arg(
+        long,
+        env = "FERRY_FTPS_DANGER_ALLOW_CCC",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse::boolean
+    )]
+    pub ftps_danger_allow_ccc: Option<bool>,
+
     /// Serve implicit FTPS (TLS before the greeting) on `ftps.implicit_listen` (config key
     /// `ftps.implicit`) [default: false].
     #[arg(

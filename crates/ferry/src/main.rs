@@ -46,7 +46,8 @@ fn run(cli: Cli) -> Result<()> {
     let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
     // User commands are quiet unless asked otherwise; the server reports its progress.
     let default_log = match cli.command {
-        Command::Serve(_) => "info",
+        // rustls warns about every client quirk (an IP address sent as SNI, say); ferry logs what matters.
+        Command::Serve(_) => "info,rustls=error",
         Command::User(_) => "warn",
     };
     init_logging(settings.log.as_deref().unwrap_or(default_log));

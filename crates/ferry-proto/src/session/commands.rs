@@ -45,16 +45,7 @@ impl Session {
             Command::Auth(mech) => return self.auth(*mech),
             Command::Pbsz(_) => return self.pbsz(),
             Command::Prot(level) => return self.prot(*level),
-            Command::Ccc => {
-                return if self.tls {
-                    self.reply(
-                        ReplyCode::POLICY_DENIED,
-                        "CCC refused by policy: the control connection stays encrypted",
-                    )
-                } else {
-                    self.reply(ReplyCode::PROTECTION_DENIED, "CCC needs a TLS control connection")
-                }
-            }
+            Command::Ccc => return self.ccc(),
             Command::Security(verb) => {
                 return self.reply(
                     ReplyCode::NOT_IMPLEMENTED,
@@ -256,7 +247,7 @@ impl Session {
         if name.len() > limits::MAX_USER || name.chars().any(char::is_control) {
             return self.reply(ReplyCode::ARGUMENT_ERROR, "Invalid user name");
         }
-        if !self.tls && self.config.tls.policy == TlsPolicy::Required {
+        if !self.is_tls() && self.config.tls.policy == TlsPolicy::Required {
             // Refused before the client sends its password in the clear; the same for every name.
             self.phase = Phase::AwaitUser;
             return self.reply(
@@ -342,6 +333,30 @@ impl Session {
         self.held.clear();
         self.waiting = Waiting::Tls;
         self.push(Output::StartTls);
+    }
+
+    /// CCC (RFC 4217 §6): back to a cleartext control connection, only where configured and only after
+    /// login (so the password was protected). Data protection stays as it was.
+    pub(super) fn ccc(&mut self) {
+        if !self.is_tls() {
+            return self.reply(ReplyCode::PROTECTION_DENIED, "CCC needs a TLS control connection");
+        }
+        if !self.config.tls.allow_ccc || self.config.tls.implicit {
+            return self.reply(
+                ReplyCode::POLICY_DENIED,
+                "CCC refused by policy: the control connection stays encrypted",
+            );
+        }
+        if self.login().is_none() {
+            return self.reply(ReplyCode::BAD_SEQUENCE, "CCC is allowed only after login");
+        }
+        self.reply(
+            ReplyCode::COMMAND_OK,
+            "CCC ok; the control connection continues in the clear",
+        );
+        self.held.clear();
+        self.waiting = Waiting::Ccc;
+        self.push(Output::StopTls);
     }
 
     pub(super) fn pbsz(&mut self) {
@@ -571,7 +586,7 @@ impl Session {
         }
         lines.push(format!("TYPE: {}, STRU: F, MODE: S", self.mode_name()).into_bytes());
         lines.push(
-            match (self.tls, self.prot_private) {
+            match (self.is_tls(), self.prot_private) {
                 (false, _) => "Control connection: cleartext",
                 (true, true) => "Control connection: TLS; data connections: TLS (PROT P)",
                 (true, false) => "Control connection: TLS; data connections: cleartext (PROT C)",

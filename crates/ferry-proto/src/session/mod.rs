@@ -53,6 +53,8 @@ enum Waiting {
     Transfer(Running),
     /// `234` was sent; the glue is running the control connection's TLS handshake.
     Tls,
+    /// `200` to CCC was sent; the glue is ending TLS on the control connection.
+    Ccc,
 }
 
 /// What a storage request was for, so its result can be turned into the right reply.
@@ -94,6 +96,8 @@ pub struct Session {
     epsv_all: bool,
     /// The control connection is TLS.
     tls: bool,
+    /// CCC ended TLS on the control connection; the session's TLS state still protects data.
+    cleared: bool,
     /// PBSZ was sent under TLS (RFC 4217 §8: it must precede PROT).
     pbsz: bool,
     /// PROT P is in force: data connections are TLS.
@@ -123,6 +127,7 @@ impl Session {
             data: DataSetup::None,
             epsv_all: false,
             tls: implicit,
+            cleared: false,
             pbsz: implicit,
             prot_private: implicit,
             waiting: Waiting::Nothing,
@@ -155,7 +160,8 @@ impl Session {
                 | Waiting::Auth
                 | Waiting::Storage(_)
                 | Waiting::Passive(_)
-                | Waiting::Tls,
+                | Waiting::Tls
+                | Waiting::Ccc,
             ) => None,
             (Phase::LoggedIn(_), _) => Some(self.last_activity + self.config.idle_timeout),
             _ => Some(
@@ -178,12 +184,13 @@ impl Session {
         }
     }
 
-    /// True when the control connection is TLS.
+    /// True when the control connection is TLS (and not cleared by CCC).
     pub fn is_tls(&self) -> bool {
-        self.tls
+        self.tls && !self.cleared
     }
 
-    /// True when data connections must be TLS (`PROT P` under a TLS control connection).
+    /// True when data connections must be TLS: `PROT P` after TLS was established on the control
+    /// connection (CCC does not change this, RFC 4217 §6).
     pub fn data_protected(&self) -> bool {
         self.tls && self.prot_private
     }
@@ -198,7 +205,7 @@ impl Session {
         if self.closed {
             return;
         }
-        if let Waiting::Tls = self.waiting {
+        if let Waiting::Tls | Waiting::Ccc = self.waiting {
             // Cleartext sent after AUTH TLS, before the handshake: never executed (CVE-2011-1575). The glue
             // discards what it has buffered; this catches lines already decoded from the same read.
             return;
@@ -250,7 +257,7 @@ impl Session {
         self.waiting = Waiting::Nothing;
         self.last_activity = now;
         match result {
-            Some(login) if login.tls.required && !self.tls => {
+            Some(login) if login.tls.required && !self.is_tls() => {
                 // The password was right, but this account may only log in over TLS.
                 self.phase = Phase::AwaitUser;
                 self.reply(
@@ -290,6 +297,23 @@ impl Session {
         self.last_activity = now;
         if ok {
             self.tls = true;
+        } else {
+            self.closed = true;
+            self.held.clear();
+            self.push(Output::Close);
+        }
+    }
+
+    /// The answer to [`Output::StopTls`]: whether TLS ended cleanly on the control connection (both
+    /// close_notify alerts exchanged). On failure the session closes.
+    pub fn handle_tls_stopped(&mut self, now: Instant, ok: bool) {
+        if !matches!(self.waiting, Waiting::Ccc) {
+            return;
+        }
+        self.waiting = Waiting::Nothing;
+        self.last_activity = now;
+        if ok {
+            self.cleared = true;
         } else {
             self.closed = true;
             self.held.clear();

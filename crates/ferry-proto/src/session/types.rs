@@ -50,6 +50,8 @@ pub struct TlsSettings {
     /// The connection came in on an implicit-TLS listener: TLS is up before the greeting and data is
     /// protected unless the client asks for `PROT C`.
     pub implicit: bool,
+    /// Accept CCC (clear the control channel after login). Off by default; never on implicit listeners.
+    pub allow_ccc: bool,
 }
 impl Default for Config {
     fn default() -> Self {
@@ -286,6 +288,10 @@ pub enum Output {
     /// Flush the replies sent so far (the last is `234`), discard any cleartext input already received,
     /// and run the TLS handshake on the control connection; answer with [`super::Session::handle_tls`].
     StartTls,
+    /// Flush the replies sent so far (the last is `200` to CCC), then end TLS on the control connection
+    /// (close_notify both ways) and continue in the clear; answer with
+    /// [`super::Session::handle_tls_stopped`].
+    StopTls,
     /// Flush the replies sent so far and close the control connection.
     Close,
 }

@@ -91,6 +91,7 @@ struct FtpsFile {
     loopback_policy: Option<String>,
     require_protected_data: Option<bool>,
     danger_allow_unresumed_data_tls: Option<bool>,
+    danger_allow_ccc: Option<bool>,
     certificate: Option<PathBuf>,
     private_key: Option<PathBuf>,
     implicit: Option<bool>,
@@ -303,6 +304,10 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             .ftps_danger_allow_unresumed_data_tls
             .or(tf.danger_allow_unresumed_data_tls)
             .unwrap_or(defaults.ftps.danger_allow_unresumed_data_tls),
+        danger_allow_ccc: serve
+            .ftps_danger_allow_ccc
+            .or(tf.danger_allow_ccc)
+            .unwrap_or(defaults.ftps.danger_allow_ccc),
         handshake_timeout: defaults.ftps.handshake_timeout,
     };
     let certificate = serve.ftps_certificate.clone().or(tf.certificate);
@@ -500,6 +505,7 @@ mod tests {
             loopback_policy = "off"
             require_protected_data = false
             danger_allow_unresumed_data_tls = true
+            danger_allow_ccc = true
             certificate = "/etc/ferry/cert.pem"
             private_key = "/etc/ferry/key.pem"
             implicit = true
@@ -511,6 +517,7 @@ mod tests {
         assert_eq!(s.ftpd.ftps.loopback_policy, ferry_ftpd::TlsPolicy::Off);
         assert!(!s.ftpd.ftps.require_protected_data);
         assert!(s.ftpd.ftps.danger_allow_unresumed_data_tls);
+        assert!(s.ftpd.ftps.danger_allow_ccc);
         assert_eq!(s.ftps.certificate, PathBuf::from("/etc/ferry/cert.pem"));
         assert_eq!(s.ftps.private_key, PathBuf::from("/etc/ferry/key.pem"));
         assert!(!s.ftps.generated);
@@ -610,7 +617,7 @@ mod tests {
     }
 
     /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 27] = [
+    const KEYS: [&str; 28] = [
         "data_dir",
         "files_root",
         "users_db",
@@ -634,6 +641,7 @@ mod tests {
         "ftps.loopback_policy",
         "ftps.require_protected_data",
         "ftps.danger_allow_unresumed_data_tls",
+        "ftps.danger_allow_ccc",
         "ftps.certificate",
         "ftps.private_key",
         "ftps.implicit",
@@ -683,6 +691,7 @@ mod tests {
                     && f.loopback_policy.is_some()
                     && f.require_protected_data.is_some()
                     && f.danger_allow_unresumed_data_tls.is_some()
+                    && f.danger_allow_ccc.is_some()
                     && f.certificate.is_some()
                     && f.private_key.is_some()
                     && f.implicit.is_some()
@@ -723,6 +732,7 @@ mod tests {
             defaults.ftpd.ftps.require_protected_data
         );
         assert!(!example.ftpd.ftps.danger_allow_unresumed_data_tls);
+        assert!(!example.ftpd.ftps.danger_allow_ccc);
         assert_eq!(example.ftps.implicit_listen, defaults.ftps.implicit_listen);
     }
 
