@@ -471,7 +471,10 @@ impl Conn {
                     let tls = if self.session.data_protected() {
                         match &self.session_tls {
                             Some(st) => Some(DataTls {
-                                config: Arc::clone(&st.data),
+                                config: Arc::clone(match &t {
+                                    ferry_proto::session::Transfer::Stor { .. } => &st.upload,
+                                    _ => &st.download,
+                                }),
                                 require_resumed: !self.allow_unresumed,
                                 handshake_timeout: self.server.config.ftps.handshake_timeout,
                             }),

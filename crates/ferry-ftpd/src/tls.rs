@@ -12,11 +12,20 @@
 //! `522`. This is the defence against passive-port theft that vsftpd's `require_ssl_reuse` provides, without
 //! a process-wide cache that any client could populate.
 //!
-//! # TLS 1.3 and uploads
+//! # TLS 1.3 tickets
 //!
-//! The control configuration sends several TLS 1.3 tickets after its handshake; they are stateless and can be
-//! reused, so every data connection can resume. The data configuration sends none: a ticket arriving on a
-//! data connection the client only writes to is what makes some clients lose uploads.
+//! The control configuration sends several TLS 1.3 tickets after its handshake. They are stateless, so a
+//! client that resumes the same ticket for every data connection (GnuTLS clients such as lftp and
+//! FileZilla, Python's ssl) can do so for the whole session.
+//!
+//! Clients built on OpenSSL with a client session cache (curl) use each TLS 1.3 ticket only once, as
+//! OpenSSL recommends, so they need a fresh ticket for every data connection. rustls can send tickets only
+//! right after a handshake, never later on the control connection, so the fresh ticket has to come on the
+//! data connection itself. That is safe only where the client *reads* the connection to its end:
+//! downloads and listings get one replacement ticket. Upload connections get none: a ticket waiting unread
+//! in the receive buffer of a client that only writes turns its close into a TCP reset, which can destroy
+//! the end of the upload — how vsftpd and pyftpdlib lose TLS 1.3 uploads. (ferry would answer such an upload
+//! with 426, never keep it truncated; see `transfer.rs`.)
 
 use std::fmt;
 use std::path::Path;
@@ -34,9 +43,12 @@ use sha2::{Digest, Sha256};
 /// without it is refused, which defeats cross-protocol attacks such as ALPACA.
 pub const ALPN_FTP: &[u8] = b"ftp";
 
-/// TLS 1.3 tickets sent after each control-connection handshake. Tickets are reusable here (stateless), so
-/// a few cover clients that insist on a fresh one per data connection for a while.
+/// TLS 1.3 tickets sent after each control-connection handshake (stateless, so each can be resumed many
+/// times).
 const CONTROL_TICKETS: usize = 4;
+
+/// TLS 1.3 tickets sent on a download or listing connection: one replacement for the ticket it used.
+const DOWNLOAD_TICKETS: usize = 1;
 
 /// Session-cache entries per control connection (TLS 1.2 session IDs of its data connections).
 const SESSION_CACHE: usize = 32;
@@ -173,11 +185,14 @@ impl Tls {
         control.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
         control.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
         control.send_tls13_tickets = CONTROL_TICKETS;
-        let mut data = control.clone();
-        data.send_tls13_tickets = 0;
+        let mut download = control.clone();
+        download.send_tls13_tickets = DOWNLOAD_TICKETS;
+        let mut upload = control.clone();
+        upload.send_tls13_tickets = 0;
         Ok(SessionTls {
             control: Arc::new(control),
-            data: Arc::new(data),
+            download: Arc::new(download),
+            upload: Arc::new(upload),
         })
     }
 }
@@ -186,7 +201,10 @@ impl Tls {
 #[derive(Clone)]
 pub(crate) struct SessionTls {
     pub(crate) control: Arc<ServerConfig>,
-    pub(crate) data: Arc<ServerConfig>,
+    /// Data connections the client reads (RETR, LIST, NLST, MLSD).
+    pub(crate) download: Arc<ServerConfig>,
+    /// Data connections the client writes (STOR, APPE, STOU): no tickets.
+    pub(crate) upload: Arc<ServerConfig>,
 }
 
 impl fmt::Debug for SessionTls {
@@ -271,10 +289,17 @@ mod tests {
         let tls = Tls::new(&PemIdentity::self_signed(vec!["localhost".into()]).unwrap()).unwrap();
         let a = tls.session().unwrap();
         let b = tls.session().unwrap();
-        assert!(Arc::ptr_eq(&a.control.ticketer, &a.data.ticketer));
-        assert!(Arc::ptr_eq(&a.control.session_storage, &a.data.session_storage));
+        for data in [&a.download, &a.upload] {
+            assert!(Arc::ptr_eq(&a.control.ticketer, &data.ticketer));
+            assert!(Arc::ptr_eq(&a.control.session_storage, &data.session_storage));
+        }
         assert!(!Arc::ptr_eq(&a.control.ticketer, &b.control.ticketer));
-        assert_eq!(a.data.send_tls13_tickets, 0);
-        assert!(a.control.send_tls13_tickets > 0);
+        assert!(!Arc::ptr_eq(
+            &a.control.session_storage,
+            &b.control.session_storage
+        ));
+        assert_eq!(a.upload.send_tls13_tickets, 0);
+        assert_eq!(a.download.send_tls13_tickets, 1);
+        assert!(a.control.send_tls13_tickets > 1);
     }
 }
