@@ -70,6 +70,8 @@ pub struct CommonArgs {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
+// Parsed once per process; boxing the server flags would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the FTP server until SIGINT or SIGTERM.
     ///

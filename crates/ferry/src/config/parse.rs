@@ -168,6 +168,36 @@ pub fn log_filter(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// A control-channel TLS policy: `required`, `optional` or `off`.
+pub fn tls_policy(s: &str) -> Result<ferry_ftpd::TlsPolicy, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "required" => Ok(ferry_ftpd::TlsPolicy::Required),
+        "optional" => Ok(ferry_ftpd::TlsPolicy::Optional),
+        "off" => Ok(ferry_ftpd::TlsPolicy::Off),
+        _ => Err(format!(
+            "{s:?} is not a TLS policy; expected required, optional or off"
+        )),
+    }
+}
+
+/// A per-user data-protection override: `required`, `optional`, or `default` (the listener's).
+pub fn protected_data(s: &str) -> Result<Option<bool>, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "required" => Ok(Some(true)),
+        "optional" => Ok(Some(false)),
+        "default" => Ok(None),
+        _ => Err(format!("{s:?} is not required, optional or default")),
+    }
+}
+
+/// A per-user boolean override: a boolean, or `default` (the listener's setting).
+pub fn optional_boolean(s: &str) -> Result<Option<bool>, String> {
+    if s.trim().eq_ignore_ascii_case("default") {
+        return Ok(None);
+    }
+    boolean(s).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,34 +261,4 @@ mod tests {
         assert!(log_filter("info,ferry_ftpd=debug").is_ok());
         assert!(log_filter("info,=[").is_err());
     }
-}
-
-/// A control-channel TLS policy: `required`, `optional` or `off`.
-pub fn tls_policy(s: &str) -> Result<ferry_ftpd::TlsPolicy, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "required" => Ok(ferry_ftpd::TlsPolicy::Required),
-        "optional" => Ok(ferry_ftpd::TlsPolicy::Optional),
-        "off" => Ok(ferry_ftpd::TlsPolicy::Off),
-        _ => Err(format!(
-            "{s:?} is not a TLS policy; expected required, optional or off"
-        )),
-    }
-}
-
-/// A per-user data-protection override: `required`, `optional`, or `default` (the listener's).
-pub fn protected_data(s: &str) -> Result<Option<bool>, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "required" => Ok(Some(true)),
-        "optional" => Ok(Some(false)),
-        "default" => Ok(None),
-        _ => Err(format!("{s:?} is not required, optional or default")),
-    }
-}
-
-/// A per-user boolean override: a boolean, or `default` (the listener's setting).
-pub fn optional_boolean(s: &str) -> Result<Option<bool>, String> {
-    if s.trim().eq_ignore_ascii_case("default") {
-        return Ok(None);
-    }
-    boolean(s).map(Some)
 }
