@@ -4,10 +4,16 @@
 //! background thread, over a fresh temp dir (`files/` is the storage root, `users.db` the user store
 //! with user [`USER`] / [`PASSWORD`]). Tests are plain `#[test]` functions that run real client programs
 //! with [`run`] or talk to the control port with [`Control`].
+//!
+//! FTPS: [`Options::ftps`] gives the server a self-signed certificate (one per test process, also written to
+//! [`TestServer::cert_path`]) and [`Options::implicit`] adds an implicit-FTPS listener
+//! ([`TestServer::implicit_addr`]); per-user TLS overrides and extra users are set on the running server
+//! with [`TestServer::set_user_tls`] and [`TestServer::add_user`]. The `ftps` module has the Python side.
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of the harness
 
 mod control;
 mod files;
+mod ftps;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -25,6 +31,7 @@ pub use files::{
     assert_same_tree, make_tree, pseudo_random, read_file, set_mtime, sha256, sha256_file, tree, write_file,
     write_random_file,
 };
+pub use ftps::{python_ftps, test_identity, PY_FTPS};
 
 /// The test user's name.
 pub const USER: &str = "alice";
@@ -45,9 +52,14 @@ pub const PASSIVE_PORTS: std::ops::RangeInclusive<u16> = 40000..=49999;
 pub struct TestServer {
     /// Where the control listener is.
     pub addr: SocketAddr,
+    /// Where the implicit-FTPS listener is ([`Options::implicit`]).
+    pub implicit_addr: Option<SocketAddr>,
     dir: TempDir,
+    users: ferry_auth::UserStore,
+    runtime: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    finished: mpsc::Receiver<()>,
+    /// In a mutex so that tests can share `&TestServer` between threads.
+    finished: std::sync::Mutex<mpsc::Receiver<()>>,
 }
 
 /// Options for [`TestServer::start_with`].
@@ -59,6 +71,11 @@ pub struct Options {
     pub tweak: Option<ConfigTweak>,
     /// Listen on `[::1]` instead of `127.0.0.1`.
     pub ipv6: bool,
+    /// FTPS: a self-signed certificate ([`test_identity`]) in `config.ftps.tls`, with the server's default
+    /// policies (on loopback TLS is optional; tweak `loopback_policy` to require it). `tweak` runs after.
+    pub ftps: bool,
+    /// Also serve implicit FTPS on a second listener (implies `ftps`).
+    pub implicit: bool,
 }
 
 /// A change to the server configuration, applied before the server starts.
@@ -68,6 +85,9 @@ impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
             .field("anonymous", &self.anonymous)
+            .field("ipv6", &self.ipv6)
+            .field("ftps", &self.ftps)
+            .field("implicit", &self.implicit)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +117,17 @@ impl TestServer {
         })
     }
 
+    /// A server with FTPS (explicit, and implicit on [`TestServer::implicit_addr`]) whose configuration
+    /// `tweak` changes before it starts.
+    pub fn start_ftps(tweak: impl FnOnce(&mut ferry_ftpd::Config) + Send + 'static) -> TestServer {
+        TestServer::start_with(Options {
+            ftps: true,
+            implicit: true,
+            tweak: Some(Box::new(tweak)),
+            ..Options::default()
+        })
+    }
+
     /// A server with `options`.
     pub fn start_with(options: Options) -> TestServer {
         let dir = tempfile::tempdir().expect("create temp dir");
@@ -104,7 +135,10 @@ impl TestServer {
         std::fs::create_dir_all(&files).expect("create files dir");
         std::fs::create_dir_all(dir.path().join("home")).expect("create client home dir");
         let users_db = dir.path().join("users.db");
-        let (addr_tx, addr_rx) = mpsc::channel::<Result<SocketAddr, String>>();
+        if options.ftps || options.implicit {
+            std::fs::write(dir.path().join("cert.pem"), &test_identity().cert).expect("write cert.pem");
+        }
+        let (addr_tx, addr_rx) = mpsc::channel::<Result<Started, String>>();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (finished_tx, finished) = mpsc::channel::<()>();
         thread::Builder::new()
@@ -126,42 +160,118 @@ impl TestServer {
                 } else {
                     Ipv4Addr::LOCALHOST.into()
                 };
+                let implicit = options.implicit;
                 runtime.block_on(async move {
-                    let server = match build_server(&files, &users_db, options).await {
+                    let (server, users) = match build_server(&files, &users_db, options).await {
                         Ok(s) => s,
                         Err(e) => {
                             let _ = addr_tx.send(Err(e));
                             return;
                         }
                     };
-                    let listener = match tokio::net::TcpListener::bind((bind_ip, 0)).await {
+                    let bind = || tokio::net::TcpListener::bind((bind_ip, 0));
+                    let listener = match bind().await {
                         Ok(l) => l,
                         Err(e) => {
                             let _ = addr_tx.send(Err(format!("bind: {e}")));
                             return;
                         }
                     };
-                    let addr = listener.local_addr().map_err(|e| format!("local_addr: {e}"));
-                    let _ = addr_tx.send(addr);
-                    ferry_ftpd::serve(listener, server, async move {
+                    let implicit_listener = if implicit {
+                        match bind().await {
+                            Ok(l) => Some(l),
+                            Err(e) => {
+                                let _ = addr_tx.send(Err(format!("bind implicit: {e}")));
+                                return;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    let addrs = listener.local_addr().and_then(|a| {
+                        Ok(Started {
+                            addr: a,
+                            implicit_addr: implicit_listener.as_ref().map(|l| l.local_addr()).transpose()?,
+                            users,
+                            runtime: tokio::runtime::Handle::current(),
+                        })
+                    });
+                    let _ = addr_tx.send(addrs.map_err(|e| format!("local_addr: {e}")));
+                    // Both listeners stop on the one shutdown signal.
+                    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                    tokio::spawn(async move {
                         let _ = shutdown_rx.await;
-                    })
-                    .await;
+                        let _ = stop_tx.send(true);
+                    });
+                    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    };
+                    let explicit = ferry_ftpd::serve(listener, Arc::clone(&server), stopped(stop_rx.clone()));
+                    let implicit = async {
+                        if let Some(l) = implicit_listener {
+                            ferry_ftpd::serve_kind(
+                                l,
+                                Arc::clone(&server),
+                                ferry_ftpd::ListenerKind::Implicit,
+                                stopped(stop_rx.clone()),
+                            )
+                            .await;
+                        }
+                    };
+                    tokio::join!(explicit, implicit);
                 });
                 runtime.shutdown_timeout(Duration::from_secs(5));
                 let _ = finished_tx.send(());
             })
             .expect("spawn server thread");
-        let addr = addr_rx
+        let started = addr_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("server did not start within 60 s")
             .unwrap_or_else(|e| panic!("server failed to start: {e}"));
         TestServer {
-            addr,
+            addr: started.addr,
+            implicit_addr: started.implicit_addr,
             dir,
+            users: started.users,
+            runtime: started.runtime,
             shutdown: Some(shutdown_tx),
-            finished,
+            finished: std::sync::Mutex::new(finished),
         }
+    }
+
+    /// The implicit-FTPS port; panics unless the server was started with [`Options::implicit`].
+    pub fn implicit_port(&self) -> u16 {
+        self.implicit_addr
+            .expect("server started without an implicit FTPS listener")
+            .port()
+    }
+
+    /// The PEM file of the server certificate ([`Options::ftps`]), for clients that verify it.
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    /// Sets `name`'s FTPS overrides in the user store; they apply from the next login.
+    pub fn set_user_tls(&self, name: &str, tls: ferry_auth::UserTls) {
+        let users = self.users.clone();
+        let name = name.to_owned();
+        self.runtime
+            .block_on(async move { users.set_tls(&name, tls).await })
+            .unwrap_or_else(|e| panic!("set_tls: {e}"));
+    }
+
+    /// Adds another user with home `/` and every permission.
+    pub fn add_user(&self, name: &str, password: &str) {
+        let users = self.users.clone();
+        let user = ferry_auth::NewUser {
+            name: name.to_owned(),
+            password: ferry_auth::Password::new(password.to_owned()),
+            home: "/".into(),
+            permissions: ferry_auth::Permissions::all(),
+        };
+        self.runtime
+            .block_on(async move { users.add_user(user).await })
+            .unwrap_or_else(|e| panic!("add_user: {e}"));
     }
 
     /// Signals the server to shut down, without waiting (drop waits).
@@ -249,17 +359,29 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
         // Bounded: a stuck shutdown must not hang the test run; it is reported instead.
-        if self.finished.recv_timeout(Duration::from_secs(15)).is_err() && !thread::panicking() {
+        let finished = self
+            .finished
+            .get_mut()
+            .is_ok_and(|rx| rx.recv_timeout(Duration::from_secs(15)).is_ok());
+        if !finished && !thread::panicking() {
             eprintln!("warning: ferry test server did not shut down within 15 s");
         }
     }
+}
+
+/// What the server thread hands back once it listens.
+struct Started {
+    addr: SocketAddr,
+    implicit_addr: Option<SocketAddr>,
+    users: ferry_auth::UserStore,
+    runtime: tokio::runtime::Handle,
 }
 
 async fn build_server(
     files: &Path,
     users_db: &Path,
     options: Options,
-) -> Result<Arc<ferry_ftpd::Server>, String> {
+) -> Result<(Arc<ferry_ftpd::Server>, ferry_auth::UserStore), String> {
     let storage: Arc<dyn ferry_vfs::Storage> =
         Arc::new(ferry_vfs::LocalFs::open(files).map_err(|e| format!("open storage: {e}"))?);
     let users = ferry_auth::UserStore::open(users_db)
@@ -279,10 +401,14 @@ async fn build_server(
         ..ferry_ftpd::Config::default()
     };
     config.anonymous = options.anonymous;
+    if options.ftps || options.implicit {
+        let tls = ferry_ftpd::Tls::new(test_identity()).map_err(|e| format!("TLS: {e}"))?;
+        config.ftps.tls = Some(Arc::new(tls));
+    }
     if let Some(tweak) = options.tweak {
         tweak(&mut config);
     }
-    Ok(ferry_ftpd::Server::new(config, users, storage))
+    Ok((ferry_ftpd::Server::new(config, users.clone(), storage), users))
 }
 
 // ----- client programs ------------------------------------------------------------------------------
