@@ -376,6 +376,19 @@ c.expect('CCC', 534)
 c.expect('PROT P', 200)
 c.close()
 
+# AUTH TLS-P also turns on PROT P: a protected transfer needs no PBSZ or PROT.
+ctx = context()
+p = Raw()
+p.starttls(ctx, mech='TLS-P')
+p.login()
+d = p.epsv()
+p.expect('RETR f.txt', 150)
+d = ctx.wrap_socket(d, server_hostname='localhost', session=p.s.session)
+assert read_all(d) == b'implicit data'
+d.close()
+assert p.reply()[0] == 226
+p.close()
+
 # Implicit FTPS: data is protected from the start, without PBSZ or PROT.
 ctx = context()
 i = Raw(port=IPORT, implicit_ctx=ctx)
