@@ -120,13 +120,7 @@ pub(crate) async fn run(
                 warn!("implicit FTPS listener without a certificate; closing");
                 return;
             };
-            let st = match tls.session() {
-                Ok(st) => st,
-                Err(e) => {
-                    warn!(error = %e, "cannot set up TLS");
-                    return;
-                }
-            };
+            let st = tls.session(peer.ip(), ftps.danger_allow_data_tls_from_sibling_sessions);
             match tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await {
                 Ok(s) => {
                     info!("connected (implicit TLS)");
@@ -352,7 +346,7 @@ impl Conn {
             .tls
             .as_ref()
             .ok_or_else(|| io::Error::other("no certificate configured"))?;
-        let st = tls.session().map_err(io::Error::other)?;
+        let st = tls.session(self.peer.ip(), ftps.danger_allow_data_tls_from_sibling_sessions);
         let stream = tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await?;
         info!("TLS established on the control connection");
         self.session_tls = Some(st);
@@ -476,6 +470,7 @@ impl Conn {
                                     _ => &st.download,
                                 }),
                                 require_resumed: !self.allow_unresumed,
+                                binding: Arc::clone(&st.binding),
                                 handshake_timeout: self.server.config.ftps.handshake_timeout,
                             }),
                             None => {
@@ -615,6 +610,9 @@ impl Conn {
         match server.storage.scoped(home.as_bytes(), true).await {
             Ok(storage) => {
                 self.storage = Some(storage);
+                if let Some(st) = &self.session_tls {
+                    st.set_user(Some(&login.user));
+                }
                 self.allow_unresumed = allow_unresumed;
                 tracing::Span::current().record("user", login.user.as_str());
                 info!(home, "logged in");

@@ -43,6 +43,8 @@ pub(crate) struct DataTls {
     pub(crate) config: Arc<rustls::ServerConfig>,
     /// Refuse a handshake that does not resume the control connection's session.
     pub(crate) require_resumed: bool,
+    /// Tells which control connection a resumed session came from.
+    pub(crate) binding: Arc<crate::tls::BoundTicketer>,
     pub(crate) handshake_timeout: Duration,
 }
 

@@ -81,6 +81,10 @@ pub struct Ftps {
     /// can then be read and forged on the way; data stays protected). For firewalls that must read the
     /// control connection. Off by default.
     pub danger_allow_ccc: bool,
+    /// Accept a TLS data connection that resumes a session of *another* control connection logged in as
+    /// the same user from the same address (for clients that share one session cache among parallel
+    /// connections, such as rclone before 1.64). Off by default.
+    pub danger_allow_data_tls_from_sibling_sessions: bool,
     /// Time allowed for a TLS handshake on the control or a data connection.
     pub handshake_timeout: Duration,
 }
@@ -94,6 +98,7 @@ impl Default for Ftps {
             require_protected_data: true,
             danger_allow_unresumed_data_tls: false,
             danger_allow_ccc: false,
+            danger_allow_data_tls_from_sibling_sessions: false,
             handshake_timeout: Duration::from_secs(15),
         }
     }

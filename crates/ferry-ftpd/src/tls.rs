@@ -3,14 +3,19 @@
 //!
 //! # How data connections are bound to their control connection
 //!
-//! Each control connection that starts TLS gets its own pair of rustls configurations (see
-//! [`Tls::session`]). The pair shares a session cache and a ticket key that exist only for that control
-//! connection: nobody else can produce a ticket or session ID that it accepts. A data connection's handshake
-//! can therefore only be *resumed* if the client carries over the TLS session of this very control
-//! connection (or of one of its earlier data connections); a connection from anyone else, even another
-//! logged-in client with its own TLS session, gets a full handshake, and [`require_resumed`] turns that into
-//! `522`. This is the defence against passive-port theft that vsftpd's `require_ssl_reuse` provides, without
-//! a process-wide cache that any client could populate.
+//! Each control connection that starts TLS gets its own rustls configurations (see [`Tls::session`]). They
+//! share a TLS 1.2 session cache that exists only for that control connection, and a ticketer that seals the
+//! control connection's identity into every ticket it issues (inside the ticket's authenticated encryption)
+//! and accepts only tickets sealed with that identity. A data connection's handshake can therefore only be
+//! *resumed* if the client carries over a TLS session of this very control connection (or of one of its
+//! earlier data connections); a connection from anyone else, even another logged-in client with its own TLS
+//! session, gets a full handshake, and [`resumed`] turns that into `522`. This is the defence against
+//! passive-port theft that vsftpd's `require_ssl_reuse` provides, without a process-wide cache that any
+//! client could populate.
+//!
+//! `danger_allow_data_tls_from_sibling_sessions` widens "this control connection" to "any control
+//! connection logged in as the same user from the same address", for clients that share one TLS session
+//! cache among parallel control connections (rclone before 1.64).
 //!
 //! # TLS 1.3 tickets
 //!
@@ -27,14 +32,18 @@
 //! the end of the upload — how vsftpd and pyftpdlib lose TLS 1.3 uploads. (ferry would answer such an upload
 //! with 426, never keep it truncated; see `transfer.rs`.)
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig};
 use sha2::{Digest, Sha256};
@@ -52,6 +61,12 @@ const DOWNLOAD_TICKETS: usize = 1;
 
 /// Session-cache entries per control connection (TLS 1.2 session IDs of its data connections).
 const SESSION_CACHE: usize = 32;
+
+/// How long a closed control connection's tickets stay valid for its siblings' data connections.
+const SIBLING_GRACE: Duration = Duration::from_secs(600);
+
+/// Bytes of control-connection identity sealed into each ticket.
+const SESSION_ID_LEN: usize = 8;
 
 /// Why certificates could not be loaded or generated.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +99,11 @@ pub struct Tls {
     provider: Arc<CryptoProvider>,
     resolver: Arc<CurrentCert>,
     base: ServerConfig,
+    /// The process's ticket keys (rotated by rustls every few hours); every ticket also carries the
+    /// identity of the control connection it was issued for.
+    keys: Arc<dyn ProducesTickets>,
+    sessions: Arc<Registry>,
+    next_session: AtomicU64,
 }
 
 impl fmt::Debug for Tls {
@@ -152,6 +172,9 @@ impl Tls {
             provider,
             resolver,
             base,
+            keys: rustls::crypto::aws_lc_rs::Ticketer::new()?,
+            sessions: Arc::new(Registry::default()),
+            next_session: AtomicU64::new(1),
         })
     }
 
@@ -178,33 +201,214 @@ impl Tls {
             .unwrap_or_default()
     }
 
-    /// A fresh pair of configurations for one control connection and its data connections, sharing a
-    /// session cache and ticket key that exist only for this control connection.
-    pub(crate) fn session(&self) -> Result<SessionTls, TlsError> {
+    /// Fresh configurations for one control connection from `peer` and its data connections, sharing a
+    /// session cache and a ticketer that accept only this control connection's sessions (or, with
+    /// `siblings`, those of control connections logged in as the same user from the same address).
+    pub(crate) fn session(&self, peer: IpAddr, siblings: bool) -> SessionTls {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.sessions.open(id, peer);
+        let ticketer = Arc::new(BoundTicketer {
+            id,
+            keys: Arc::clone(&self.keys),
+            sessions: Arc::clone(&self.sessions),
+            siblings,
+            resumed_from: Mutex::new(None),
+        });
         let mut control = self.base.clone();
         control.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-        control.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        control.ticketer = Arc::clone(&ticketer) as Arc<dyn ProducesTickets>;
         control.send_tls13_tickets = CONTROL_TICKETS;
         let mut download = control.clone();
         download.send_tls13_tickets = DOWNLOAD_TICKETS;
         let mut upload = control.clone();
         upload.send_tls13_tickets = 0;
-        Ok(SessionTls {
+        SessionTls {
+            id,
+            sessions: Arc::clone(&self.sessions),
+            binding: ticketer,
             control: Arc::new(control),
             download: Arc::new(download),
             upload: Arc::new(upload),
-        })
+        }
+    }
+}
+
+/// Control connections with TLS: their address and, once logged in, their user. Closed ones are kept for
+/// [`SIBLING_GRACE`] so that a sibling's data connection may still resume one of their tickets.
+#[derive(Debug, Default)]
+struct Registry(Mutex<HashMap<u64, Member>>);
+
+#[derive(Debug)]
+struct Member {
+    ip: IpAddr,
+    user: Option<String>,
+    ended: Option<Instant>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Member>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn open(&self, id: u64, ip: IpAddr) {
+        let mut map = self.lock();
+        let now = Instant::now();
+        map.retain(|_, m| m.ended.is_none_or(|t| now.duration_since(t) < SIBLING_GRACE));
+        map.insert(
+            id,
+            Member {
+                ip: crate::data::canonical(ip),
+                user: None,
+                ended: None,
+            },
+        );
+    }
+
+    fn set_user(&self, id: u64, user: Option<&str>) {
+        if let Some(m) = self.lock().get_mut(&id) {
+            m.user = user.map(str::to_owned);
+        }
+    }
+
+    fn close(&self, id: u64) {
+        if let Some(m) = self.lock().get_mut(&id) {
+            m.ended = Some(Instant::now());
+        }
+    }
+
+    /// True when `other` is logged in (or was, within the grace period) as the same user as `me`, from the
+    /// same address.
+    fn siblings(&self, me: u64, other: u64) -> bool {
+        let map = self.lock();
+        let (Some(a), Some(b)) = (map.get(&me), map.get(&other)) else {
+            return false;
+        };
+        let fresh = b.ended.is_none_or(|t| t.elapsed() < SIBLING_GRACE);
+        fresh && a.ip == b.ip && a.user.is_some() && a.user == b.user
+    }
+
+    /// True when `other` is, or recently was, a control connection from the same address as `me`. Whether
+    /// it is also logged in as the same user is checked after the handshake (it may still be logging in).
+    fn same_address(&self, me: u64, other: u64) -> bool {
+        let map = self.lock();
+        let (Some(a), Some(b)) = (map.get(&me), map.get(&other)) else {
+            return false;
+        };
+        b.ended.is_none_or(|t| t.elapsed() < SIBLING_GRACE) && a.ip == b.ip
+    }
+}
+
+/// Issues tickets that carry this control connection's identity, and accepts only tickets of this control
+/// connection (or, when allowed, of control connections from the same address, confirmed as siblings by
+/// [`BoundTicketer::confirm`] after the handshake).
+pub(crate) struct BoundTicketer {
+    id: u64,
+    keys: Arc<dyn ProducesTickets>,
+    sessions: Arc<Registry>,
+    siblings: bool,
+    /// The control connection whose ticket the latest handshake resumed. A control connection has at most
+    /// one data connection in its handshake at a time (one transfer, one accepted connection).
+    resumed_from: Mutex<Option<u64>>,
+}
+
+impl BoundTicketer {
+    fn resumed_from(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.resumed_from
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the previous handshake; call before a data connection's handshake.
+    pub(crate) fn clear(&self) {
+        *self.resumed_from() = None;
+    }
+
+    /// After a resumed handshake: true when the session resumed belongs to this control connection, or to a
+    /// sibling (same user, same address) where allowed. A sibling still logging in is waited for, up to
+    /// `wait`.
+    pub(crate) async fn confirm(&self, wait: Duration) -> bool {
+        let from = self.resumed_from().take();
+        let other = match from {
+            // TLS 1.2 session IDs live in this control connection's own cache.
+            None => return true,
+            Some(id) if id == self.id => return true,
+            Some(id) => id,
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.sessions.siblings(self.id, other) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl fmt::Debug for BoundTicketer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundTicketer")
+            .field("session", &self.id)
+            .field("siblings", &self.siblings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProducesTickets for BoundTicketer {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.keys.lifetime()
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let mut sealed = Vec::with_capacity(SESSION_ID_LEN + plain.len());
+        sealed.extend_from_slice(&self.id.to_be_bytes());
+        sealed.extend_from_slice(plain);
+        self.keys.encrypt(&sealed)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        let plain = self.keys.decrypt(cipher)?;
+        let (id, state) = plain.split_at_checked(SESSION_ID_LEN)?;
+        let id = u64::from_be_bytes(id.try_into().ok()?);
+        let ours = id == self.id || (self.siblings && self.sessions.same_address(self.id, id));
+        if !ours {
+            return None;
+        }
+        *self.resumed_from() = Some(id);
+        Some(state.to_vec())
     }
 }
 
 /// One control connection's TLS configurations.
-#[derive(Clone)]
 pub(crate) struct SessionTls {
+    id: u64,
+    sessions: Arc<Registry>,
+    /// Checks which control connection a data connection's session came from.
+    pub(crate) binding: Arc<BoundTicketer>,
     pub(crate) control: Arc<ServerConfig>,
     /// Data connections the client reads (RETR, LIST, NLST, MLSD).
     pub(crate) download: Arc<ServerConfig>,
     /// Data connections the client writes (STOR, APPE, STOU): no tickets.
     pub(crate) upload: Arc<ServerConfig>,
+}
+
+impl SessionTls {
+    /// Records who is logged in on this control connection (for sibling resumption).
+    pub(crate) fn set_user(&self, user: Option<&str>) {
+        self.sessions.set_user(self.id, user);
+    }
+}
+
+impl Drop for SessionTls {
+    fn drop(&mut self) {
+        self.sessions.close(self.id);
+    }
 }
 
 impl fmt::Debug for SessionTls {
@@ -287,13 +491,21 @@ mod tests {
     #[test]
     fn session_configs_share_only_their_own_ticket_key() {
         let tls = Tls::new(&PemIdentity::self_signed(vec!["localhost".into()]).unwrap()).unwrap();
-        let a = tls.session().unwrap();
-        let b = tls.session().unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = tls.session(ip, false);
+        let b = tls.session(ip, false);
         for data in [&a.download, &a.upload] {
             assert!(Arc::ptr_eq(&a.control.ticketer, &data.ticketer));
             assert!(Arc::ptr_eq(&a.control.session_storage, &data.session_storage));
         }
         assert!(!Arc::ptr_eq(&a.control.ticketer, &b.control.ticketer));
+        // A ticket of one control connection is refused by another's ticketer.
+        let ticket = a.control.ticketer.encrypt(b"state").unwrap();
+        assert_eq!(
+            a.download.ticketer.decrypt(&ticket).as_deref(),
+            Some(&b"state"[..])
+        );
+        assert_eq!(b.download.ticketer.decrypt(&ticket), None);
         assert!(!Arc::ptr_eq(
             &a.control.session_storage,
             &b.control.session_storage
@@ -301,5 +513,56 @@ mod tests {
         assert_eq!(a.upload.send_tls13_tickets, 0);
         assert_eq!(a.download.send_tls13_tickets, 1);
         assert!(a.control.send_tls13_tickets > 1);
+    }
+
+    #[tokio::test]
+    async fn sibling_tickets_need_the_switch_the_same_user_and_the_same_address() {
+        let tls = Tls::new(&PemIdentity::self_signed(vec!["localhost".into()]).unwrap()).unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other_ip: IpAddr = "192.0.2.2".parse().unwrap();
+        let a = tls.session(ip, true);
+        let b = tls.session(ip, true);
+        let strict = tls.session(ip, false);
+        let far = tls.session(other_ip, true);
+        let ticket = a.control.ticketer.encrypt(b"state").unwrap();
+        let short = Duration::from_millis(50);
+        // Same address: the handshake may resume, but nobody is logged in yet, so it is not confirmed.
+        b.binding.clear();
+        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(!b.binding.confirm(short).await);
+        // Without the switch, or from another address, the ticket does not even decrypt.
+        assert_eq!(strict.upload.ticketer.decrypt(&ticket), None);
+        assert_eq!(far.upload.ticketer.decrypt(&ticket), None);
+        for s in [&a, &b, &strict, &far] {
+            s.set_user(Some("alice"));
+        }
+        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(b.binding.confirm(short).await);
+        // Own tickets are always confirmed; a different user is not a sibling.
+        let own = b.control.ticketer.encrypt(b"mine").unwrap();
+        assert!(b.upload.ticketer.decrypt(&own).is_some());
+        assert!(b.binding.confirm(short).await);
+        b.set_user(Some("bob"));
+        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(!b.binding.confirm(short).await);
+        b.set_user(Some("alice"));
+        // A sibling that logs in while the data connection waits is confirmed.
+        a.set_user(None);
+        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        let sessions = Arc::clone(&a.sessions);
+        let a_id = a.id;
+        let login = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            sessions.set_user(a_id, Some("alice"));
+        });
+        assert!(b.binding.confirm(Duration::from_secs(2)).await);
+        login.await.unwrap();
+        // A closed sibling's tickets stay good for the grace period.
+        drop(a);
+        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(b.binding.confirm(short).await);
+        // Garbage and truncated tickets are refused.
+        assert_eq!(b.upload.ticketer.decrypt(b"short"), None);
+        assert_eq!(b.upload.ticketer.decrypt(&ticket[..ticket.len() - 1]), None);
     }
 }

@@ -150,13 +150,18 @@ impl Job {
         let Some(tls) = &self.ctx.tls else {
             return Ok(DataStream::Plain(tcp));
         };
+        tls.binding.clear();
         let stream = crate::conn::tls_accept(tcp, Arc::clone(&tls.config), tls.handshake_timeout)
             .await
             .map_err(|e| {
                 tracing::info!(error = %e, "TLS handshake on the data connection failed");
                 TransferEvent::DataTlsRefused(DataTlsError::Handshake)
             })?;
-        if tls.require_resumed && !crate::tls::resumed(stream.get_ref().1) {
+        let resumed = crate::tls::resumed(stream.get_ref().1);
+        // A sibling control connection may still be checking its password; give it a moment.
+        let wait = tls.handshake_timeout.min(std::time::Duration::from_secs(3));
+        let resumed = resumed && tls.binding.confirm(wait).await;
+        if tls.require_resumed && !resumed {
             tracing::warn!(
                 "data connection did not resume this control connection's TLS session; refused \
                  (passive-port theft, or a client that cannot resume: see danger_allow_unresumed_data_tls)"

@@ -5,8 +5,10 @@
 //! rclone resumes TLS sessions through one Go `ClientSessionCache` shared by all its connections to a
 //! server (`tls_cache_size`), keyed by address. With several control connections at once (its defaults:
 //! 4 transfers, 8 checkers) a data connection often offers the session of *another* control connection,
-//! which ferry refuses with 522 by design. These tests therefore keep rclone to one control connection
-//! (`concurrency=1`, one transfer, one checker); `default_parallelism_works` documents the failure.
+//! which ferry refuses with 522 by default. These tests therefore keep rclone to one control connection
+//! (`concurrency=1`, one transfer, one checker), as docs/ftps.md advises, except
+//! `default_parallelism_works_with_sibling_sessions_allowed`, which turns on
+//! `danger_allow_data_tls_from_sibling_sessions`.
 
 mod common;
 
@@ -115,22 +117,33 @@ fn implicit_tls12_copy_up_down_and_lsf() {
     copy_round_trip(&server, Mode::Implicit, false, "i12");
 }
 
-/// rclone's defaults (several control connections sharing one TLS session cache). Fails today: data
-/// connections offer another control connection's session and get 522. Run with `--ignored` once ferry
-/// binds data connections to something wider than one control connection, or rclone keeps one cache per
-/// connection.
+/// rclone's defaults (4 transfers, 8 checkers: several control connections sharing one TLS session cache)
+/// work when ferry accepts sessions of sibling control connections (same user, same address).
 #[test]
-#[ignore = "rclone shares one TLS session cache across parallel control connections: 522 (see module docs)"]
-fn default_parallelism_works() {
+fn default_parallelism_works_with_sibling_sessions_allowed() {
     if skip_unless("rclone") {
         return;
     }
-    let server = TestServer::start_ftps(|_| {});
+    let server = TestServer::start_ftps(|c| c.ftps.danger_allow_data_tls_from_sibling_sessions = true);
     let src = server.local("src");
     std::fs::create_dir_all(&src).expect("mkdir");
     make_tree(&src);
-    let up = format!("{}up", remote(&server, Mode::Explicit, true, ""));
-    let r = rclone(&server, &["copy", src.to_str().expect("utf-8 path"), &up], false);
-    r.assert_success();
+    for i in 0..12 {
+        std::fs::write(
+            src.join(format!("extra-{i}.bin")),
+            vec![i as u8; 50_000 + i * 1000],
+        )
+        .expect("write");
+    }
+    let r = remote(&server, Mode::Explicit, true, "");
+    let up = format!("{r}up");
+    let run_up = rclone(&server, &["copy", src.to_str().expect("utf-8 path"), &up], false);
+    run_up.assert_success();
+    assert!(!run_up.stderr.contains("522"), "{}", run_up.stderr);
     assert_same_tree(&src, &server.path("up"), &[]);
+    let back = server.local("back");
+    let run_down = rclone(&server, &["copy", &up, back.to_str().expect("utf-8 path")], false);
+    run_down.assert_success();
+    assert!(!run_down.stderr.contains("522"), "{}", run_down.stderr);
+    assert_same_tree(&src, &back, &[]);
 }

@@ -63,6 +63,103 @@ for version in ('1.3', '1.2'):
 }
 
 #[test]
+fn with_sibling_sessions_allowed_only_the_same_users_sessions_are_accepted() {
+    if skip_unless("python3") {
+        return;
+    }
+    let server = TestServer::start_ftps(|c| c.ftps.danger_allow_data_tls_from_sibling_sessions = true);
+    server.add_user("mallory", "mallory pw");
+    write_file(&server.path("secret.bin"), b"alice's data\n".repeat(1000));
+    python_ftps(
+        &server,
+        r#"
+def retr_with_session(a, session, ctx):
+    a.voidcmd('TYPE I')
+    host, port = a.makepasv()
+    a.putcmd('RETR secret.bin')
+    first = a.getresp()
+    assert first.startswith('150'), first
+    d = ctx.wrap_socket(socket.create_connection((host, port), timeout=20),
+                        server_hostname=a.host, session=session)
+    reused = d.session_reused
+    got = read_all(d)
+    d.close()
+    try:
+        final = a.getresp()
+    except ftplib.error_perm as e:
+        final = str(e)
+    return reused, got, final
+
+for version in ('1.3', '1.2'):
+    ctx = context(version)
+    a = login(ctx=ctx)
+    sibling = login(ctx=ctx)
+    mallory = login(user='mallory', pw='mallory pw', ctx=ctx)
+    # Another control connection of the same user from the same address: accepted.
+    reused, got, final = retr_with_session(a, sibling.sock.session, ctx)
+    assert got == b"alice's data\n" * 1000 and final.startswith('226 '), (version, reused, final)
+    # A control connection of another user from the same address: refused, nothing leaks.
+    reused, got, final = retr_with_session(a, mallory.sock.session, ctx)
+    assert got == b'', f'{len(got)} bytes leaked to another user'
+    assert final.startswith('522 '), final
+    a.quit(); sibling.quit(); mallory.quit()
+"#,
+    );
+}
+
+#[test]
+fn ccc_is_refused_by_default_and_when_allowed_clears_only_the_control_connection() {
+    if skip_unless("python3") {
+        return;
+    }
+    let strict = TestServer::start_ftps(|_| {});
+    python_ftps(
+        &strict,
+        r#"
+a = login()
+expect_error('534', a.voidcmd, 'CCC')
+a.voidcmd('NOOP')
+a.quit()
+"#,
+    );
+    let server = TestServer::start_ftps(|c| c.ftps.danger_allow_ccc = true);
+    write_file(&server.path("after-ccc.bin"), b"still protected\n".repeat(500));
+    python_ftps(
+        &server,
+        r#"
+class AfterCcc(Reusing):
+    # After CCC the control socket is plain; data connections resume the session saved before.
+    saved = None
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.saved)
+        assert conn.session_reused, 'data connection did not resume after CCC'
+        return conn, size
+
+f = AfterCcc(context=context('1.3'), timeout=20)
+f.connect(HOST, PORT)
+f.auth()
+# Not before login: the password must not follow in the clear.
+expect_error('503', f.voidcmd, 'CCC')
+f.login(USER, PW)
+f.prot_p()
+f.saved = f.sock.session
+resp = f.ccc()   # sends CCC, then unwraps TLS (close_notify both ways)
+assert resp.startswith('200'), resp
+# The server now reads cleartext: a NOOP sent in the clear is answered.
+assert f.voidcmd('NOOP').startswith('200')
+buf = io.BytesIO()
+assert f.retrbinary('RETR after-ccc.bin', buf.write).startswith('226')
+assert buf.getvalue() == b'still protected\n' * 500
+# PROT C is still refused by policy, and CCC again has no TLS to clear.
+expect_error('534', f.voidcmd, 'PROT C')
+expect_error('533', f.voidcmd, 'CCC')
+f.quit()
+"#,
+    );
+}
+
+#[test]
 fn cleartext_login_is_refused_when_tls_is_required() {
     if skip_unless("python3") {
         return;

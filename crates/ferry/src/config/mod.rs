@@ -92,6 +92,7 @@ struct FtpsFile {
     require_protected_data: Option<bool>,
     danger_allow_unresumed_data_tls: Option<bool>,
     danger_allow_ccc: Option<bool>,
+    danger_allow_data_tls_from_sibling_sessions: Option<bool>,
     certificate: Option<PathBuf>,
     private_key: Option<PathBuf>,
     implicit: Option<bool>,
@@ -308,6 +309,10 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             .ftps_danger_allow_ccc
             .or(tf.danger_allow_ccc)
             .unwrap_or(defaults.ftps.danger_allow_ccc),
+        danger_allow_data_tls_from_sibling_sessions: serve
+            .ftps_danger_allow_data_tls_from_sibling_sessions
+            .or(tf.danger_allow_data_tls_from_sibling_sessions)
+            .unwrap_or(defaults.ftps.danger_allow_data_tls_from_sibling_sessions),
         handshake_timeout: defaults.ftps.handshake_timeout,
     };
     let certificate = serve.ftps_certificate.clone().or(tf.certificate);
@@ -506,6 +511,7 @@ mod tests {
             require_protected_data = false
             danger_allow_unresumed_data_tls = true
             danger_allow_ccc = true
+            danger_allow_data_tls_from_sibling_sessions = true
             certificate = "/etc/ferry/cert.pem"
             private_key = "/etc/ferry/key.pem"
             implicit = true
@@ -518,6 +524,7 @@ mod tests {
         assert!(!s.ftpd.ftps.require_protected_data);
         assert!(s.ftpd.ftps.danger_allow_unresumed_data_tls);
         assert!(s.ftpd.ftps.danger_allow_ccc);
+        assert!(s.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions);
         assert_eq!(s.ftps.certificate, PathBuf::from("/etc/ferry/cert.pem"));
         assert_eq!(s.ftps.private_key, PathBuf::from("/etc/ferry/key.pem"));
         assert!(!s.ftps.generated);
@@ -617,7 +624,7 @@ mod tests {
     }
 
     /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 28] = [
+    const KEYS: [&str; 29] = [
         "data_dir",
         "files_root",
         "users_db",
@@ -642,6 +649,7 @@ mod tests {
         "ftps.require_protected_data",
         "ftps.danger_allow_unresumed_data_tls",
         "ftps.danger_allow_ccc",
+        "ftps.danger_allow_data_tls_from_sibling_sessions",
         "ftps.certificate",
         "ftps.private_key",
         "ftps.implicit",
@@ -692,6 +700,7 @@ mod tests {
                     && f.require_protected_data.is_some()
                     && f.danger_allow_unresumed_data_tls.is_some()
                     && f.danger_allow_ccc.is_some()
+                    && f.danger_allow_data_tls_from_sibling_sessions.is_some()
                     && f.certificate.is_some()
                     && f.private_key.is_some()
                     && f.implicit.is_some()
@@ -733,6 +742,7 @@ mod tests {
         );
         assert!(!example.ftpd.ftps.danger_allow_unresumed_data_tls);
         assert!(!example.ftpd.ftps.danger_allow_ccc);
+        assert!(!example.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions);
         assert_eq!(example.ftps.implicit_listen, defaults.ftps.implicit_listen);
     }
 
