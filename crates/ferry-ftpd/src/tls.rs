@@ -159,7 +159,17 @@ impl Tls {
     /// secrecy), aws-lc-rs as the one crypto provider, ALPN "ftp" enforced when the client offers ALPN, and
     /// any SNI accepted.
     pub fn new(identity: &PemIdentity) -> Result<Self, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        // Server order: AES-128-GCM first (the fastest with AES hardware, and no weaker in practice), then
+        // AES-256-GCM, then ChaCha20-Poly1305; rustls' defaults hold only AEAD suites with forward secrecy.
+        provider
+            .cipher_suites
+            .sort_by_key(|s| match format!("{:?}", s.suite()) {
+                name if name.contains("AES_128_GCM") => 0,
+                name if name.contains("AES_256_GCM") => 1,
+                _ => 2,
+            });
+        let provider = Arc::new(provider);
         let key = certified_key(identity, &provider)?;
         let resolver = Arc::new(CurrentCert(RwLock::new(Arc::new(key))));
         let mut base = ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -461,6 +471,33 @@ impl ResolvesServerCert for CurrentCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cipher_suites_are_aead_with_aes_128_gcm_preferred() {
+        let tls = Tls::new(&PemIdentity::self_signed(vec!["localhost".into()]).unwrap()).unwrap();
+        let names: Vec<String> = tls
+            .provider
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(
+            names.first().map(String::as_str),
+            Some("TLS13_AES_128_GCM_SHA256"),
+            "{names:?}"
+        );
+        assert!(tls.base.ignore_client_order);
+        for n in &names {
+            assert!(
+                n.contains("GCM") || n.contains("CHACHA20_POLY1305"),
+                "non-AEAD suite {n}"
+            );
+            assert!(
+                n.starts_with("TLS13_") || n.contains("ECDHE"),
+                "suite without forward secrecy {n}"
+            );
+        }
+    }
 
     #[test]
     fn self_signed_identity_loads_and_reloads_with_a_new_fingerprint() {
