@@ -22,7 +22,8 @@ use crate::limits::Refusal;
 use crate::transfer::{self, Running};
 use crate::{storage, Server};
 
-/// Control-channel read buffer; small because lines are short and sessions are many.
+/// Control-channel read buffer; small because lines are short. It lives on the worker thread's stack
+/// only while a read runs, so an idle session holds no read buffer at all.
 const READ_BUFFER: usize = 4096;
 
 /// Control-socket buffers read per wake-up (see `Conn::read_available`).
@@ -107,7 +108,6 @@ enum End {
 impl Conn {
     async fn serve(&mut self, rd: OwnedReadHalf, mut stop: watch::Receiver<bool>) {
         let mut decoder = ControlDecoder::new(MAX_LINE);
-        let mut buf = vec![0u8; READ_BUFFER];
         let end = loop {
             if self.drain().await.is_err() {
                 break End::ControlLost;
@@ -118,7 +118,7 @@ impl Conn {
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 ready = rd.as_ref().readable() => {
-                    if ready.is_err() || self.read_available(&rd, &mut buf, &mut decoder).is_err() {
+                    if ready.is_err() || self.read_available(&rd, &mut decoder).is_err() {
                         break End::ControlLost;
                     }
                 }
@@ -155,13 +155,10 @@ impl Conn {
     /// (the DM byte of an urgent ABOR): the rest of the line would then wait for data that never comes.
     /// Stopping after a few buffers keeps one chatty client from holding the task; readiness stays set,
     /// so the next loop turn reads on.
-    fn read_available(
-        &mut self,
-        rd: &OwnedReadHalf,
-        buf: &mut [u8],
-        decoder: &mut ControlDecoder,
-    ) -> std::io::Result<()> {
+    fn read_available(&mut self, rd: &OwnedReadHalf, decoder: &mut ControlDecoder) -> std::io::Result<()> {
         use std::io::Read;
+        let mut buf = [0u8; READ_BUFFER];
+        let buf = &mut buf[..];
         let stream = rd.as_ref();
         let sock = socket2::SockRef::from(stream);
         for _ in 0..MAX_READS {

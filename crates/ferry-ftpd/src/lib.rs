@@ -16,6 +16,7 @@ mod data;
 mod limits;
 mod storage;
 mod transfer;
+mod zerocopy;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -12,7 +12,7 @@ use ferry_proto::listing::{write_list_line, write_mlsx_facts, write_nlst_line, E
 use ferry_proto::path::VPath;
 use ferry_proto::session::{FsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent};
 use ferry_proto::{ascii, glob};
-use ferry_vfs::{EntryKind, Storage, WriteMode};
+use ferry_vfs::{EntryKind, FileWriter, Storage, WriteMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -20,9 +20,11 @@ use tokio::task::JoinHandle;
 
 use crate::data::{self, DataCtx, DataPlan};
 use crate::storage::{entry, fs_error, name_of};
+use crate::zerocopy;
 
-/// Transfer buffer size: large enough that a 1 GiB transfer takes few system calls.
-const BUFFER: usize = 256 * 1024;
+/// Transfer buffer size: large enough that a 1 GiB transfer takes few system calls and storage
+/// calls. Allocated per transfer (STOR uses up to two), never held by an idle session.
+const BUFFER: usize = 1024 * 1024;
 
 /// Listing output is flushed to the data connection in chunks of about this size.
 const LIST_CHUNK: usize = 64 * 1024;
@@ -113,13 +115,6 @@ impl Job {
         Ok(())
     }
 
-    /// Reads some data; fails if the peer sends nothing for the data timeout.
-    async fn receive(&self, sock: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
-        tokio::time::timeout(self.ctx.timeout, sock.read(buf))
-            .await
-            .map_err(|_| stalled())?
-    }
-
     /// Ends the sending side of the data connection (the EOF that tells the client the data is complete).
     async fn finish(&self, sock: &mut TcpStream) -> std::io::Result<()> {
         tokio::time::timeout(self.ctx.timeout, sock.shutdown())
@@ -132,25 +127,40 @@ impl Job {
     }
 
     async fn retr(mut self, path: &VPath, offset: u64, ascii: bool) -> TransferEvent {
-        let meta = match self.storage.metadata(path.as_bytes()).await {
-            Ok(m) => m,
-            Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
-        };
-        match meta.kind {
-            EntryKind::File => {}
-            EntryKind::Dir => return TransferEvent::StorageFailed(FsError::IsADirectory),
-            _ => return TransferEvent::StorageFailed(FsError::PermissionDenied),
-        }
+        // Opening refuses directories (IsADirectory) and anything but regular files.
         let mut reader = match self.storage.open_read(path.as_bytes(), offset).await {
             Ok(r) => r,
             Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
         };
-        let size = (!ascii).then(|| meta.size.saturating_sub(offset));
+        // A local file tells its size itself (fstat); other back-ends are asked.
+        let total = match reader.local_file().map(std::fs::File::metadata) {
+            Some(Ok(m)) => m.len(),
+            _ => match self.storage.metadata(path.as_bytes()).await {
+                Ok(m) => m.size,
+                Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+            },
+        };
+        let size = (!ascii).then(|| total.saturating_sub(offset));
         self.started(None, size);
         let mut sock = match self.connect().await {
             Ok(s) => s,
             Err(ev) => return ev,
         };
+        if !ascii {
+            if let Some(file) = reader.local_file() {
+                let sent = zerocopy::send_file(&sock, file, self.ctx.timeout, |n| {
+                    self.add(n);
+                })
+                .await;
+                return match sent {
+                    Ok(bytes) => self.finished(&mut sock, bytes).await,
+                    Err(e) => {
+                        tracing::info!(error = %e, "sendfile failed");
+                        TransferEvent::ConnectionLost
+                    }
+                };
+            }
+        }
         let mut buf = vec![0u8; BUFFER];
         let mut converted = Vec::new();
         let mut conv = ascii::ToNetwork::new();
@@ -177,17 +187,24 @@ impl Job {
             }
             bytes = self.add(out.len());
         }
-        if self.finish(&mut sock).await.is_err() {
+        self.finished(&mut sock, bytes).await
+    }
+
+    /// Ends a transfer that sent `bytes`: the EOF on the data connection, then `Finished`.
+    async fn finished(&self, sock: &mut TcpStream, bytes: u64) -> TransferEvent {
+        if self.finish(sock).await.is_err() {
             return TransferEvent::ConnectionLost;
         }
         TransferEvent::Finished { bytes }
     }
 
     async fn stor(mut self, path: &VPath, mode: StoreMode, ascii: bool) -> TransferEvent {
-        // Refuse before any data moves if the target is a directory.
-        if let Ok(m) = self.storage.metadata(path.as_bytes()).await {
-            if m.kind == EntryKind::Dir && mode != StoreMode::Unique {
-                return TransferEvent::StorageFailed(FsError::IsADirectory);
+        // Refuse before any data moves if the target is a directory (`Create` checks when opening).
+        if matches!(mode, StoreMode::Append | StoreMode::At(_)) {
+            if let Ok(m) = self.storage.metadata(path.as_bytes()).await {
+                if m.kind == EntryKind::Dir {
+                    return TransferEvent::StorageFailed(FsError::IsADirectory);
+                }
             }
         }
         let wmode = match mode {
@@ -208,48 +225,96 @@ impl Job {
                 return ev;
             }
         };
-        let mut buf = vec![0u8; BUFFER];
-        let mut converted = Vec::new();
+        match self.receive_into(&mut sock, writer.as_mut(), ascii).await {
+            Ok(bytes) => match writer.commit().await {
+                Ok(_) => TransferEvent::Finished { bytes },
+                Err(e) => TransferEvent::StorageFailed(fs_error(e)),
+            },
+            Err(ev) => {
+                writer.abort().await;
+                ev
+            }
+        }
+    }
+
+    /// Copies the data connection into `writer` until EOF; returns the bytes received.
+    ///
+    /// Two buffers alternate: while one is written to storage (on another thread, for the local
+    /// back-end) the other fills from the socket, so disk and network work overlap. Each buffer is
+    /// filled completely before it is handed over, so a large upload costs few storage calls; the
+    /// second buffer is only allocated once the first is full, so a small file needs one.
+    async fn receive_into(
+        &self,
+        sock: &mut TcpStream,
+        writer: &mut dyn FileWriter,
+        ascii: bool,
+    ) -> Result<u64, TransferEvent> {
         let mut conv = ascii::FromNetwork::new();
-        let mut bytes = 0;
+        let mut filling = Vec::with_capacity(BUFFER);
+        let mut to_write: Option<Vec<u8>> = None;
         loop {
-            let n = match self.receive(&mut sock, &mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(_) => {
-                    writer.abort().await;
-                    return TransferEvent::ConnectionLost;
+            let write = async {
+                match to_write.take() {
+                    Some(buf) => writer
+                        .write_owned(buf)
+                        .await
+                        .map(Some)
+                        .map_err(|e| TransferEvent::StorageFailed(fs_error(e))),
+                    None => Ok(None),
                 }
             };
-            bytes = self.add(n);
-            let Some(chunk) = buf.get(..n) else {
-                writer.abort().await;
-                return TransferEvent::StorageFailed(FsError::Io);
+            let read = async {
+                self.fill(sock, &mut filling)
+                    .await
+                    .map_err(|_| TransferEvent::ConnectionLost)
             };
+            let (written, eof) = tokio::try_join!(write, read)?;
+            let mut next = match written {
+                Some(mut b) if b.capacity() >= BUFFER => {
+                    b.clear();
+                    b
+                }
+                _ if eof => Vec::new(),
+                _ => Vec::with_capacity(BUFFER),
+            };
+            std::mem::swap(&mut next, &mut filling);
             let data = if ascii {
-                converted.clear();
-                conv.convert(chunk, &mut converted);
-                &converted[..]
+                let mut out = Vec::with_capacity(next.len() + next.len() / 64);
+                conv.convert(&next, &mut out);
+                if eof {
+                    conv.finish(&mut out);
+                }
+                filling = next;
+                out
             } else {
-                chunk
+                next
             };
-            if let Err(e) = writer.write_all(data).await {
-                writer.abort().await;
-                return TransferEvent::StorageFailed(fs_error(e));
+            if eof {
+                if !data.is_empty() {
+                    writer
+                        .write_owned(data)
+                        .await
+                        .map_err(|e| TransferEvent::StorageFailed(fs_error(e)))?;
+                }
+                return Ok(self.progress.load(Ordering::Relaxed));
             }
+            to_write = Some(data);
         }
-        if ascii {
-            converted.clear();
-            conv.finish(&mut converted);
-            if let Err(e) = writer.write_all(&converted).await {
-                writer.abort().await;
-                return TransferEvent::StorageFailed(fs_error(e));
+    }
+
+    /// Reads from the data connection until `buf` is full (its capacity) or the peer ends the
+    /// stream; returns whether it ended. Fails if the peer sends nothing for the data timeout.
+    async fn fill(&self, sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        while buf.len() < buf.capacity() {
+            let n = tokio::time::timeout(self.ctx.timeout, sock.read_buf(buf))
+                .await
+                .map_err(|_| stalled())??;
+            if n == 0 {
+                return Ok(true);
             }
+            self.add(n);
         }
-        match writer.commit().await {
-            Ok(_) => TransferEvent::Finished { bytes },
-            Err(e) => TransferEvent::StorageFailed(fs_error(e)),
-        }
+        Ok(false)
     }
 
     async fn list(

@@ -111,6 +111,16 @@ pub trait DirStream: Send + std::fmt::Debug {
 pub trait FileReader: Send + std::fmt::Debug {
     /// Reads into `buf`, returning the number of bytes read; 0 means end of file.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize>;
+
+    /// The open host file, positioned at the offset given to
+    /// [`open_read`](Storage::open_read), for back-ends that have one (the local back-end).
+    ///
+    /// Front ends use it for zero-copy sending (`sendfile`) and to learn the size without another
+    /// storage round trip; it is only ever read from. Other back-ends return `None` (the default)
+    /// and are read with [`read`](FileReader::read).
+    fn local_file(&self) -> Option<&std::fs::File> {
+        None
+    }
 }
 
 /// A file opened for writing.
@@ -121,6 +131,15 @@ pub trait FileReader: Send + std::fmt::Debug {
 pub trait FileWriter: Send + std::fmt::Debug {
     /// Writes all of `buf`.
     async fn write_all(&mut self, buf: &[u8]) -> Result<()>;
+
+    /// Writes all of `buf`, taking the buffer by value so that a back-end can hand it to another
+    /// thread without copying it; returns the buffer for reuse.
+    ///
+    /// The default calls [`write_all`](FileWriter::write_all).
+    async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
+        self.write_all(&buf).await?;
+        Ok(buf)
+    }
 
     /// Finishes the upload: flushes and, for `Create`/`Unique`, moves the data under its final
     /// name. Returns the number of bytes written through this writer.
