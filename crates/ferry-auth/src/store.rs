@@ -204,6 +204,13 @@ impl UserStore {
         }
         let ok = {
             let _turn = self.verifiers.acquire().await;
+            // While this login waited for its turn, another one with the same credentials (a login
+            // storm) may have verified them: look again before spending Argon2id work.
+            if let Some(cache) = &self.cache {
+                if cache.hit(name, &hash, pw, Instant::now()) {
+                    return Ok(Some(user));
+                }
+            }
             let (hash, pw) = (hash.clone(), pw.clone());
             tokio::task::spawn_blocking(move || password::verify(&hash, &pw))
                 .await
