@@ -188,7 +188,12 @@ mod tests {
         let cache = VerifyCache::new().expect("cache");
         let now = Instant::now();
         for i in 0..MAX_ENTRIES + 10 {
-            cache.remember(&format!("u{i}"), "$h", &pw("p"), now + Duration::from_millis(i as u64));
+            cache.remember(
+                &format!("u{i}"),
+                "$h",
+                &pw("p"),
+                now + Duration::from_millis(i as u64),
+            );
         }
         let len = cache.entries.lock().map(|e| e.len()).unwrap_or(0);
         assert_eq!(len, MAX_ENTRIES);

@@ -10,7 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
-use crate::cache::{VerifyCache, Verifiers};
+use crate::cache::{Verifiers, VerifyCache};
 use crate::error::Error;
 use crate::password::{self, hash_password, Password};
 use crate::permissions::Permissions;

@@ -330,7 +330,10 @@ async fn a_cached_login_ends_with_a_password_change_disable_or_delete() {
     store.delete_user("alice").await.expect("delete");
     assert!(!logs_in(&store, "alice", "new pw").await);
     // A new user of the same name does not inherit the old one's cached password.
-    store.add_user(new_user("alice", "other pw")).await.expect("re-add");
+    store
+        .add_user(new_user("alice", "other pw"))
+        .await
+        .expect("re-add");
     assert!(!logs_in(&store, "alice", "new pw").await);
     assert!(logs_in(&store, "alice", "other pw").await);
 }

@@ -226,8 +226,10 @@ impl Job {
             }
         };
         match self.receive_into(&mut sock, writer.as_mut(), ascii).await {
-            Ok(bytes) => match writer.commit().await {
-                Ok(_) => TransferEvent::Finished { bytes },
+            Ok(last) => match writer.commit_with(last).await {
+                Ok(_) => TransferEvent::Finished {
+                    bytes: self.progress.load(Ordering::Relaxed),
+                },
                 Err(e) => TransferEvent::StorageFailed(fs_error(e)),
             },
             Err(ev) => {
@@ -237,38 +239,50 @@ impl Job {
         }
     }
 
-    /// Copies the data connection into `writer` until EOF; returns the bytes received.
+    /// Copies the data connection into `writer` until EOF, except for the last piece of data, which
+    /// it returns so that the caller can write it together with the commit.
     ///
     /// Two buffers alternate: while one is written to storage (on another thread, for the local
-    /// back-end) the other fills from the socket, so disk and network work overlap. Each buffer is
-    /// filled completely before it is handed over, so a large upload costs few storage calls; the
-    /// second buffer is only allocated once the first is full, so a small file needs one.
+    /// back-end) the other fills from the socket, so disk and network work overlap. A buffer is
+    /// handed over when it is full, or when the socket has nothing more ready, so a fast upload costs
+    /// few storage calls and a slow one still reaches the file as it arrives (a resumed upload that
+    /// breaks keeps what came). The second buffer is only allocated once the first is handed over.
     async fn receive_into(
         &self,
         sock: &mut TcpStream,
         writer: &mut dyn FileWriter,
         ascii: bool,
-    ) -> Result<u64, TransferEvent> {
+    ) -> Result<Vec<u8>, TransferEvent> {
         let mut conv = ascii::FromNetwork::new();
         let mut filling = Vec::with_capacity(BUFFER);
         let mut to_write: Option<Vec<u8>> = None;
         loop {
             let write = async {
                 match to_write.take() {
-                    Some(buf) => writer
-                        .write_owned(buf)
-                        .await
-                        .map(Some)
-                        .map_err(|e| TransferEvent::StorageFailed(fs_error(e))),
+                    Some(buf) => writer.write_owned(buf).await.map(Some),
                     None => Ok(None),
                 }
             };
-            let read = async {
-                self.fill(sock, &mut filling)
-                    .await
-                    .map_err(|_| TransferEvent::ConnectionLost)
+            // Not `try_join`: a write in flight is never cancelled halfway.
+            let (written, filled) = tokio::join!(write, self.fill(sock, &mut filling));
+            let written = written.map_err(|e| TransferEvent::StorageFailed(fs_error(e)))?;
+            let eof = match filled {
+                Ok(eof) => eof,
+                Err(_) => {
+                    // What arrived before the break is kept (it matters for resumed uploads; a new
+                    // file is discarded anyway).
+                    let mut rest = std::mem::take(&mut filling);
+                    if ascii {
+                        let mut out = Vec::with_capacity(rest.len());
+                        conv.convert(&rest, &mut out);
+                        rest = out;
+                    }
+                    if !rest.is_empty() {
+                        let _ = writer.write_owned(rest).await;
+                    }
+                    return Err(TransferEvent::ConnectionLost);
+                }
             };
-            let (written, eof) = tokio::try_join!(write, read)?;
             let mut next = match written {
                 Some(mut b) if b.capacity() >= BUFFER => {
                     b.clear();
@@ -278,41 +292,52 @@ impl Job {
                 _ => Vec::with_capacity(BUFFER),
             };
             std::mem::swap(&mut next, &mut filling);
+            // `next` holds the data read; `filling` is empty again.
             let data = if ascii {
                 let mut out = Vec::with_capacity(next.len() + next.len() / 64);
                 conv.convert(&next, &mut out);
                 if eof {
                     conv.finish(&mut out);
                 }
+                next.clear();
                 filling = next;
                 out
             } else {
                 next
             };
             if eof {
-                if !data.is_empty() {
-                    writer
-                        .write_owned(data)
-                        .await
-                        .map_err(|e| TransferEvent::StorageFailed(fs_error(e)))?;
-                }
-                return Ok(self.progress.load(Ordering::Relaxed));
+                return Ok(data);
             }
             to_write = Some(data);
         }
     }
 
-    /// Reads from the data connection until `buf` is full (its capacity) or the peer ends the
-    /// stream; returns whether it ended. Fails if the peer sends nothing for the data timeout.
+    /// Reads from the data connection into `buf`: waits for some data, then takes whatever else is
+    /// ready, until `buf` is full (its capacity). Returns whether the peer ended the stream. Fails if
+    /// the peer sends nothing for the data timeout.
     async fn fill(&self, sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        let n = tokio::time::timeout(self.ctx.timeout, sock.read_buf(buf))
+            .await
+            .map_err(|_| stalled())??;
+        if n == 0 {
+            return Ok(true);
+        }
+        self.add(n);
         while buf.len() < buf.capacity() {
-            let n = tokio::time::timeout(self.ctx.timeout, sock.read_buf(buf))
-                .await
-                .map_err(|_| stalled())??;
-            if n == 0 {
-                return Ok(true);
+            // Only what is ready now: polled once, and dropping an unfinished read loses nothing.
+            let ready = tokio::select! {
+                biased;
+                r = sock.read_buf(buf) => Some(r),
+                () = std::future::ready(()) => None,
+            };
+            match ready {
+                None => break,
+                Some(Ok(0)) => return Ok(true),
+                Some(Ok(n)) => {
+                    self.add(n);
+                }
+                Some(Err(e)) => return Err(e),
             }
-            self.add(n);
         }
         Ok(false)
     }

@@ -145,6 +145,16 @@ pub trait FileWriter: Send + std::fmt::Debug {
     /// name. Returns the number of bytes written through this writer.
     async fn commit(self: Box<Self>) -> Result<u64>;
 
+    /// Writes `last` and then commits, like [`write_owned`](FileWriter::write_owned) followed by
+    /// [`commit`](FileWriter::commit); a back-end may do both in one step (the local one makes one
+    /// trip to the blocking pool instead of two, which matters for small files).
+    async fn commit_with(mut self: Box<Self>, last: Vec<u8>) -> Result<u64> {
+        if !last.is_empty() {
+            self.write_owned(last).await?;
+        }
+        self.commit().await
+    }
+
     /// Abandons the upload: for `Create`/`Unique` nothing appears; for `Append`/`At` what was
     /// written so far is kept so the client can resume.
     async fn abort(self: Box<Self>);

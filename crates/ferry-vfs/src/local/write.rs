@@ -181,32 +181,44 @@ impl FileWriter for LocalWriter {
         Ok(buf)
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<u64> {
-        let closed = self.close().await;
+    async fn commit(self: Box<Self>) -> Result<u64> {
+        self.commit_with(Vec::new()).await
+    }
+
+    async fn commit_with(mut self: Box<Self>, last: Vec<u8>) -> Result<u64> {
+        use std::io::Write;
+        let file = self.file.take();
         let pending = self.pending.take();
-        let written = self.written;
-        if let Err(e) = closed {
-            if let Some(pending) = pending {
-                pending.discard_in_background().await;
+        let written = self.written + last.len() as u64;
+        // One trip to the blocking pool: the last write, close, and the rename into place.
+        blocking(move || {
+            let Some(mut file) = file else {
+                // An earlier write failed or was cancelled.
+                if let Some(pending) = pending {
+                    pending.discard();
+                }
+                return Err(ErrorKind::Io.into());
+            };
+            if let Err(e) = file.write_all(&last) {
+                drop(file);
+                if let Some(pending) = pending {
+                    pending.discard();
+                }
+                return Err(e.into());
             }
-            return Err(e);
-        }
-        if let Some(pending) = pending {
-            blocking(move || {
-                match pending
+            drop(file);
+            if let Some(pending) = pending {
+                if let Err(e) = pending
                     .parent
                     .rename(&pending.temp, &pending.parent, &pending.name)
                 {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        pending.discard();
-                        Err(e.into())
-                    }
+                    pending.discard();
+                    return Err(e.into());
                 }
-            })
-            .await?;
-        }
-        Ok(written)
+            }
+            Ok(written)
+        })
+        .await
     }
 
     async fn abort(mut self: Box<Self>) {
