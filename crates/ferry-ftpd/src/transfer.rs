@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use ferry_proto::listing::{write_list_line, write_mlsx_facts, write_nlst_line, Entry};
 use ferry_proto::path::VPath;
@@ -25,6 +25,10 @@ use crate::zerocopy;
 /// Transfer buffer size: large enough that a 1 GiB transfer takes few system calls and storage
 /// calls. Allocated per transfer (STOR uses up to two), never held by an idle session.
 const BUFFER: usize = 1024 * 1024;
+
+/// An upload buffer that is not full is handed to storage once the client has sent nothing for this
+/// long (see `Job::fill`).
+const PAUSE: Duration = Duration::from_millis(50);
 
 /// Listing output is flushed to the data connection in chunks of about this size.
 const LIST_CHUNK: usize = 64 * 1024;
@@ -244,8 +248,8 @@ impl Job {
     ///
     /// Two buffers alternate: while one is written to storage (on another thread, for the local
     /// back-end) the other fills from the socket, so disk and network work overlap. A buffer is
-    /// handed over when it is full, or when the socket has nothing more ready, so a fast upload costs
-    /// few storage calls and a slow one still reaches the file as it arrives (a resumed upload that
+    /// handed over when it is full, or when the client pauses ([`PAUSE`]), so a fast upload costs few
+    /// storage calls and a slow one still reaches the file as it arrives (a resumed upload that
     /// breaks keeps what came). The second buffer is only allocated once the first is handed over.
     async fn receive_into(
         &self,
@@ -312,9 +316,14 @@ impl Job {
         }
     }
 
-    /// Reads from the data connection into `buf`: waits for some data, then takes whatever else is
-    /// ready, until `buf` is full (its capacity). Returns whether the peer ended the stream. Fails if
-    /// the peer sends nothing for the data timeout.
+    /// Reads from the data connection into `buf`: waits for some data, then goes on reading until
+    /// `buf` is full (its capacity), the peer ends the stream, or no more data comes for [`PAUSE`].
+    /// Returns whether the peer ended the stream. Fails if the peer sends nothing for the data
+    /// timeout.
+    ///
+    /// The short pause lets a small file's data and its end arrive in one fill, so that it is
+    /// written together with the commit; a longer one hands over what came, so a slow upload still
+    /// reaches the file as it arrives.
     async fn fill(&self, sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
         let n = tokio::time::timeout(self.ctx.timeout, sock.read_buf(buf))
             .await
@@ -324,19 +333,14 @@ impl Job {
         }
         self.add(n);
         while buf.len() < buf.capacity() {
-            // Only what is ready now: polled once, and dropping an unfinished read loses nothing.
-            let ready = tokio::select! {
-                biased;
-                r = sock.read_buf(buf) => Some(r),
-                () = std::future::ready(()) => None,
-            };
-            match ready {
-                None => break,
-                Some(Ok(0)) => return Ok(true),
-                Some(Ok(n)) => {
+            // Dropping an unfinished read on time-out loses nothing.
+            match tokio::time::timeout(PAUSE, sock.read_buf(buf)).await {
+                Err(_) => break,
+                Ok(Ok(0)) => return Ok(true),
+                Ok(Ok(n)) => {
                     self.add(n);
                 }
-                Some(Err(e)) => return Err(e),
+                Ok(Err(e)) => return Err(e),
             }
         }
         Ok(false)
