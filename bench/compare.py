@@ -3,7 +3,7 @@
 
 Builds ferry (release), starts a private instance of each server on loopback (own config, own port, own
 passive range, files on tmpfs, same user and password), runs an ftpbench-compatible harness against each
-in turn (A B C A B C ...), and prints medians per server and the ratio ferry / best peer per row.
+in turn (A B C, B C A, C A B, ...), and prints medians per server and the ratio ferry / best peer per row.
 
   python3 bench/compare.py [--harness ../shared/bench/ftpbench.py] [--rounds 3] [--tls]
 
@@ -54,7 +54,7 @@ def main():
                    help="path of ftpbench.py (default: ../shared/bench/ftpbench.py next to the repo)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--servers", default="ferry,vsftpd,pyftpdlib")
-    p.add_argument("--tests", default="retr,stor,small,conc", help="per-round tests (idle runs separately)")
+    p.add_argument("--tests", default="retr,stor,small,conc", help="per-round tests (idle runs separately); empty for none")
     p.add_argument("--idle-n", default="1000", help="comma list of idle session counts, e.g. 1000,10000")
     p.add_argument("--no-idle", action="store_true")
     p.add_argument("--tls", action="store_true",
@@ -91,23 +91,27 @@ def main():
     results = {name: {} for name in servers}  # name -> test -> [flat run dicts]
     running = {}
     try:
-        for name in servers:
+        for name in servers if a.tests else []:
             running[name] = start(name, specs[name], a, ferry_bin, cert)
             harness(a, specs[name], "prepare", src)
-        for r in range(a.rounds):
-            for name in servers:
+        for r in range(a.rounds if a.tests else 0):
+            # The order rotates each round, so no server always follows the same one (a login storm
+            # against a forking server leaves load behind for a while).
+            for name in servers[r % len(servers):] + servers[:r % len(servers)]:
                 print(f"== round {r + 1}/{a.rounds}: {name}  load {os.getloadavg()[0]:.2f}", flush=True)
                 out = harness(a, specs[name], a.tests, src)
                 for t, runs in out.items():
                     results[name].setdefault(t, []).extend(runs)
+                settle(running[name])
         for name in list(running):
             stop(running.pop(name))
         if not a.no_idle:
             for n in [int(x) for x in a.idle_n.split(",")]:
                 for r in range(a.rounds):
-                    for name in servers:
+                    for name in servers[r % len(servers):] + servers[:r % len(servers)]:
                         # A fresh server each time, so that memory left over from earlier tests is not counted.
                         proc = start(name, specs[name], a, ferry_bin, cert)
+                        warm_up(a, specs[name])
                         print(f"== idle {n} round {r + 1}/{a.rounds}: {name}", flush=True)
                         out = harness(a, specs[name], "idle", src, ["--idle-n", str(n), "--server-pid", str(proc.pid)])
                         for t, runs in out.items():
@@ -232,6 +236,51 @@ def wait_port(port, proc, timeout=30):
         except OSError:
             time.sleep(0.2)
     sys.exit(f"server on port {port} did not come up")
+
+
+def warm_up(a, spec):
+    """One login before the idle baseline is taken, for every server alike: ferry's first login runs
+    Argon2id (19 MiB of working memory, which the allocator keeps), later ones hit its verification
+    cache; that one-off is not per-session memory."""
+    import ftplib
+    try:
+        f = ftplib.FTP()
+        f.connect("127.0.0.1", spec["port"], timeout=30)
+        if a.tls:
+            f = ftplib.FTP_TLS()
+            f.connect("127.0.0.1", spec["port"], timeout=30)
+            f.auth()
+        f.login(a.user, a.password)
+        f.quit()
+    except ftplib.all_errors as e:
+        print(f"warm-up login to {spec['name']} failed: {e}", file=sys.stderr)
+
+
+def settle(proc, timeout=60):
+    """Waits until a forking server's session processes have gone (at most `timeout` s), so that the
+    next server does not run while they still load the machine."""
+    end = time.time() + timeout
+    while time.time() < end and len(descendants(proc.pid)) > 2:
+        time.sleep(1)
+
+
+def descendants(root):
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    parent[int(d)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        for c, pp in parent.items():
+            if pp == p and c not in found:
+                found.add(c)
+                todo.append(c)
+    return found
 
 
 def stop(proc):
