@@ -244,13 +244,9 @@ def warm_up(a, spec):
     cache; that one-off is not per-session memory."""
     import ftplib
     try:
-        f = ftplib.FTP()
+        f = ftplib.FTP_TLS() if a.tls else ftplib.FTP()
         f.connect("127.0.0.1", spec["port"], timeout=30)
-        if a.tls:
-            f = ftplib.FTP_TLS()
-            f.connect("127.0.0.1", spec["port"], timeout=30)
-            f.auth()
-        f.login(a.user, a.password)
+        f.login(a.user, a.password)  # FTP_TLS.login sends AUTH TLS first
         f.quit()
     except ftplib.all_errors as e:
         print(f"warm-up login to {spec['name']} failed: {e}", file=sys.stderr)

@@ -69,7 +69,7 @@ pub(crate) async fn run(
             peer,
             local,
             wr,
-            out: Vec::with_capacity(256),
+            out: Vec::new(),
             storage: None,
             plan: DataPlan::None,
             running: None,
@@ -225,12 +225,14 @@ impl Conn {
                 Output::Authenticate { user, password } => {
                     // Replies queued so far (none, normally) go out first.
                     self.flush().await?;
-                    let login = self.authenticate(&user, password).await;
+                    // Boxed, like storage requests below: their futures are large and short-lived, and
+                    // inline they would make every idle session's task as large as the largest.
+                    let login = Box::pin(self.authenticate(&user, password)).await;
                     self.session.handle_auth(Instant::now(), login);
                 }
                 Output::Storage(request) => {
                     let result = match &self.storage {
-                        Some(s) => storage::run(s.as_ref(), request).await,
+                        Some(s) => Box::pin(storage::run(s.as_ref(), request)).await,
                         None => Err(ferry_proto::session::FsError::PermissionDenied),
                     };
                     self.session.handle_storage(Instant::now(), result);
