@@ -3,8 +3,10 @@
 //! # What it does
 //! - [`UserStore`] keeps users (name, Argon2id hash, virtual home, [`Permissions`], enabled flag)
 //!   in an SQLite database, migrated from the embedded `migrations/` on open.
-//! - [`UserStore::authenticate`] verifies passwords off the async threads and spends the same
-//!   work for unknown or disabled users, so timing does not reveal which names exist.
+//! - [`UserStore::authenticate`] verifies passwords off the async threads, at most one per CPU at
+//!   a time, and spends the same work for unknown or disabled users, so timing does not reveal
+//!   which names exist. Recent successful verifications are remembered for a few minutes (keyed
+//!   HMAC of the password plus the stored hash; never matches a wrong or changed password).
 //! - [`Password`] keeps secrets out of `Debug` output and logs.
 //!
 //! # What it deliberately does not do
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cache;
 mod error;
 mod password;
 mod permissions;

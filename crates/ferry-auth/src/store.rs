@@ -2,13 +2,15 @@
 
 use std::fmt;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
 
+use crate::cache::{Verifiers, VerifyCache};
 use crate::error::Error;
 use crate::password::{self, hash_password, Password};
 use crate::permissions::Permissions;
@@ -24,10 +26,14 @@ const FILE_POOL_SIZE: u32 = 4;
 const USER_COLUMNS: &str = "name, home, permissions, enabled, created, require_tls, protected_data, \
                             danger_allow_unresumed_data_tls";
 
-/// Users in an SQLite database. Cheap to clone (it wraps a connection pool).
+/// Users in an SQLite database. Cheap to clone (it wraps a connection pool); clones share the
+/// verification cache and the bound on concurrent verifications.
 #[derive(Clone)]
 pub struct UserStore {
     pool: SqlitePool,
+    /// Successful verifications (see [`crate::cache`]); `None` if the OS gave no random key.
+    cache: Option<Arc<VerifyCache>>,
+    verifiers: Verifiers,
 }
 
 impl fmt::Debug for UserStore {
@@ -70,7 +76,11 @@ impl UserStore {
         sqlx::migrate!().run(&pool).await?;
         // Compute the dummy hash now rather than during someone's first failed login.
         let _ = tokio::task::spawn_blocking(password::dummy_hash).await;
-        Ok(UserStore { pool })
+        Ok(UserStore {
+            pool,
+            cache: VerifyCache::new().map(Arc::new),
+            verifiers: Verifiers::new(),
+        })
     }
 
     /// Adds a user; fails with `AlreadyExists` if the name is taken.
@@ -103,6 +113,7 @@ impl UserStore {
             .bind(name)
             .execute(&self.pool)
             .await?;
+        self.forget(name);
         found(done.rows_affected(), name)
     }
 
@@ -113,7 +124,10 @@ impl UserStore {
             return Err(Error::NotFound(name.to_owned()));
         }
         let hash = hash_blocking(pw).await?;
-        self.update(name, "password_hash", hash).await
+        let done = self.update(name, "password_hash", hash).await;
+        // Not needed for correctness (a new hash never matches a cached one) but frees the entry.
+        self.forget(name);
+        done
     }
 
     /// Replaces a user's permissions.
@@ -178,7 +192,9 @@ impl UserStore {
     ///
     /// Unknown, disabled and malformed names still cost one Argon2id verification (against a
     /// fixed dummy hash) so that response time does not reveal which names exist. Verification
-    /// runs on the blocking pool.
+    /// runs on the blocking pool, at most one per CPU at a time. A password verified recently
+    /// against the very hash stored now is accepted from a short-lived cache without a new
+    /// Argon2id run (see [`crate::cache`]); a wrong password never is.
     pub async fn authenticate(&self, name: &str, pw: &Password) -> Result<Option<User>, Error> {
         let candidate = if validate_name(name).is_ok() && pw.expose().len() <= MAX_PASSWORD_LEN {
             let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = ?");
@@ -193,18 +209,43 @@ impl UserStore {
         } else {
             None
         };
-        let pw = pw.clone();
-        match candidate {
-            Some((user, hash)) => {
-                let ok = tokio::task::spawn_blocking(move || password::verify(&hash, &pw))
-                    .await
-                    .map_err(|e| Error::Hash(format!("verification task failed: {e}")))??;
-                Ok(ok.then_some(user))
+        let Some((user, hash)) = candidate else {
+            let pw = pw.clone();
+            let _turn = self.verifiers.acquire().await;
+            let _ = tokio::task::spawn_blocking(move || password::verify_dummy(&pw)).await;
+            return Ok(None);
+        };
+        if let Some(cache) = &self.cache {
+            if cache.hit(name, &hash, pw, Instant::now()) {
+                return Ok(Some(user));
             }
-            None => {
-                let _ = tokio::task::spawn_blocking(move || password::verify_dummy(&pw)).await;
-                Ok(None)
+        }
+        let ok = {
+            let _turn = self.verifiers.acquire().await;
+            // While this login waited for its turn, another one with the same credentials (a login
+            // storm) may have verified them: look again before spending Argon2id work.
+            if let Some(cache) = &self.cache {
+                if cache.hit(name, &hash, pw, Instant::now()) {
+                    return Ok(Some(user));
+                }
             }
+            let (hash, pw) = (hash.clone(), pw.clone());
+            tokio::task::spawn_blocking(move || password::verify(&hash, &pw))
+                .await
+                .map_err(|e| Error::Hash(format!("verification task failed: {e}")))??
+        };
+        if ok {
+            if let Some(cache) = &self.cache {
+                cache.remember(name, &hash, pw, Instant::now());
+            }
+        }
+        Ok(ok.then_some(user))
+    }
+
+    /// Drops `name` from the verification cache.
+    fn forget(&self, name: &str) {
+        if let Some(cache) = &self.cache {
+            cache.forget(name);
         }
     }
 

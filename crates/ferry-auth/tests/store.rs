@@ -323,3 +323,80 @@ async fn tls_overrides_default_to_the_listener_and_round_trip() {
         Err(Error::NotFound(_))
     ));
 }
+
+async fn logs_in(store: &UserStore, name: &str, password: &str) -> bool {
+    store
+        .authenticate(name, &pw(password))
+        .await
+        .expect("authenticate")
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_cached_login_never_accepts_a_wrong_password() {
+    let store = store().await;
+    store.add_user(new_user("alice", "right pw")).await.expect("add");
+    // The first success fills the cache; later logins may come from it.
+    assert!(logs_in(&store, "alice", "right pw").await);
+    assert!(logs_in(&store, "alice", "right pw").await);
+    for wrong in ["wrong", "right p", "right pw ", "RIGHT PW", ""] {
+        assert!(!logs_in(&store, "alice", wrong).await, "{wrong:?} accepted");
+    }
+    // A failed attempt does not spoil the cache for the right password either.
+    assert!(logs_in(&store, "alice", "right pw").await);
+}
+
+#[tokio::test]
+async fn a_cached_login_ends_with_a_password_change_disable_or_delete() {
+    let store = store().await;
+    store.add_user(new_user("alice", "old pw")).await.expect("add");
+    assert!(logs_in(&store, "alice", "old pw").await);
+    store.set_password("alice", pw("new pw")).await.expect("passwd");
+    assert!(!logs_in(&store, "alice", "old pw").await);
+    assert!(logs_in(&store, "alice", "new pw").await);
+    store.set_enabled("alice", false).await.expect("disable");
+    assert!(!logs_in(&store, "alice", "new pw").await);
+    store.set_enabled("alice", true).await.expect("enable");
+    assert!(logs_in(&store, "alice", "new pw").await);
+    store.delete_user("alice").await.expect("delete");
+    assert!(!logs_in(&store, "alice", "new pw").await);
+    // A new user of the same name does not inherit the old one's cached password.
+    store
+        .add_user(new_user("alice", "other pw"))
+        .await
+        .expect("re-add");
+    assert!(!logs_in(&store, "alice", "new pw").await);
+    assert!(logs_in(&store, "alice", "other pw").await);
+}
+
+#[tokio::test]
+async fn a_password_changed_by_another_process_ends_the_cached_login() {
+    // The CLI changes passwords in its own process, with its own store (and cache) on the same file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("users.db");
+    let server = UserStore::open(&path).await.expect("open");
+    server.add_user(new_user("alice", "old pw")).await.expect("add");
+    assert!(logs_in(&server, "alice", "old pw").await);
+    let cli = UserStore::open(&path).await.expect("open again");
+    cli.set_password("alice", pw("new pw")).await.expect("passwd");
+    assert!(!logs_in(&server, "alice", "old pw").await);
+    assert!(logs_in(&server, "alice", "new pw").await);
+}
+
+#[tokio::test]
+async fn concurrent_logins_all_succeed_or_fail_correctly() {
+    let store = store().await;
+    store.add_user(new_user("alice", "right pw")).await.expect("add");
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let password = if i % 4 == 0 { "wrong" } else { "right pw" };
+            (i, logs_in(&store, "alice", password).await)
+        }));
+    }
+    for t in tasks {
+        let (i, ok) = t.await.expect("task");
+        assert_eq!(ok, i % 4 != 0, "login {i}");
+    }
+}

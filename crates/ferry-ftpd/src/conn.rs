@@ -78,7 +78,8 @@ pub(crate) async fn tls_accept(
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
 }
 
-/// Control-channel read buffer; small because lines are short and sessions are many.
+/// Control-channel read buffer; small because lines are short. It lives on the worker thread's stack
+/// only while a read runs, so an idle session holds no read buffer at all.
 const READ_BUFFER: usize = 4096;
 
 /// Control-socket buffers read per wake-up (see `Conn::read_available`).
@@ -165,7 +166,7 @@ pub(crate) async fn run(
             stop_tls: false,
             allow_unresumed,
             wr,
-            out: Vec::with_capacity(256),
+            out: Vec::new(),
             storage: None,
             plan: DataPlan::None,
             running: None,
@@ -212,7 +213,9 @@ enum End {
 impl Conn {
     async fn serve(&mut self, mut rd: Reader, mut stop: watch::Receiver<bool>) {
         let mut decoder = ControlDecoder::new(MAX_LINE);
-        let mut buf = vec![0u8; READ_BUFFER];
+        // Under TLS, decrypted input is read into this buffer (allocated with the first TLS read; a
+        // cleartext session reads into a stack buffer instead, see `read_available`).
+        let mut tls_buf: Vec<u8> = Vec::new();
         let end = loop {
             if self.drain().await.is_err() {
                 break End::ControlLost;
@@ -253,13 +256,11 @@ impl Conn {
             }
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
-                input = wait_input(&mut rd, &mut buf) => {
+                input = wait_input(&mut rd, &mut tls_buf) => {
                     let ok = match (input, &rd) {
-                        (Ok(None), Reader::Plain(plain)) => {
-                            self.read_available(plain, &mut buf, &mut decoder).is_ok()
-                        }
+                        (Ok(None), Reader::Plain(plain)) => self.read_available(plain, &mut decoder).is_ok(),
                         (Ok(Some(n)), _) => {
-                            decoder.push(buf.get(..n).unwrap_or_default());
+                            decoder.push(tls_buf.get(..n).unwrap_or_default());
                             self.feed(&mut decoder);
                             true
                         }
@@ -362,13 +363,10 @@ impl Conn {
     /// (the DM byte of an urgent ABOR): the rest of the line would then wait for data that never comes.
     /// Stopping after a few buffers keeps one chatty client from holding the task; readiness stays set,
     /// so the next loop turn reads on.
-    fn read_available(
-        &mut self,
-        rd: &OwnedReadHalf,
-        buf: &mut [u8],
-        decoder: &mut ControlDecoder,
-    ) -> std::io::Result<()> {
+    fn read_available(&mut self, rd: &OwnedReadHalf, decoder: &mut ControlDecoder) -> std::io::Result<()> {
         use std::io::Read;
+        let mut buf = [0u8; READ_BUFFER];
+        let buf = &mut buf[..];
         let stream = rd.as_ref();
         let sock = socket2::SockRef::from(stream);
         for _ in 0..MAX_READS {
@@ -435,12 +433,14 @@ impl Conn {
                 Output::Authenticate { user, password } => {
                     // Replies queued so far (none, normally) go out first.
                     self.flush().await?;
-                    let login = self.authenticate(&user, password).await;
+                    // Boxed, like storage requests below: their futures are large and short-lived, and
+                    // inline they would make every idle session's task as large as the largest.
+                    let login = Box::pin(self.authenticate(&user, password)).await;
                     self.session.handle_auth(Instant::now(), login);
                 }
                 Output::Storage(request) => {
                     let result = match &self.storage {
-                        Some(s) => storage::run(s.as_ref(), request).await,
+                        Some(s) => Box::pin(storage::run(s.as_ref(), request)).await,
                         None => Err(ferry_proto::session::FsError::PermissionDenied),
                     };
                     self.session.handle_storage(Instant::now(), result);
@@ -652,16 +652,21 @@ fn log_line(line: &[u8]) {
 
 /// Waits for control input. Cleartext: waits for readiness (the caller reads with `try_io`, see
 /// `Conn::read_available`) and returns `None`. TLS: reads decrypted bytes into `buf`.
-async fn wait_input(rd: &mut Reader, buf: &mut [u8]) -> io::Result<Option<usize>> {
+async fn wait_input(rd: &mut Reader, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
     match rd {
         Reader::Plain(plain) => {
             plain.as_ref().readable().await?;
             Ok(None)
         }
-        Reader::Tls(tls) => match tls.read(buf).await? {
-            0 => Err(io::ErrorKind::UnexpectedEof.into()),
-            n => Ok(Some(n)),
-        },
+        Reader::Tls(tls) => {
+            if buf.len() < READ_BUFFER {
+                buf.resize(READ_BUFFER, 0);
+            }
+            match tls.read(buf).await? {
+                0 => Err(io::ErrorKind::UnexpectedEof.into()),
+                n => Ok(Some(n)),
+            }
+        }
     }
 }
 

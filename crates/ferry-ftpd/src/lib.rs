@@ -17,6 +17,7 @@ mod limits;
 mod storage;
 mod tls;
 mod transfer;
+mod zerocopy;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -17,7 +17,7 @@ use ferry_proto::session::{
     DataTlsError, FsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent,
 };
 use ferry_proto::{ascii, glob};
-use ferry_vfs::{EntryKind, Storage, WriteMode};
+use ferry_vfs::{EntryKind, FileWriter, Storage, WriteMode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -25,9 +25,15 @@ use tokio::task::JoinHandle;
 
 use crate::data::{self, DataCtx, DataPlan};
 use crate::storage::{entry, fs_error, name_of};
+use crate::zerocopy;
 
-/// Transfer buffer size: large enough that a 1 GiB transfer takes few system calls.
-const BUFFER: usize = 256 * 1024;
+/// Transfer buffer size: large enough that a 1 GiB transfer takes few system calls and storage
+/// calls. Allocated per transfer (STOR uses up to two), never held by an idle session.
+const BUFFER: usize = 1024 * 1024;
+
+/// An upload buffer that is not full is handed to storage once the client has sent nothing for this
+/// long (see `Job::fill`).
+const PAUSE: Duration = Duration::from_millis(50);
 
 /// Listing output is flushed to the data connection in chunks of about this size.
 const LIST_CHUNK: usize = 64 * 1024;
@@ -186,13 +192,6 @@ impl Job {
         Ok(())
     }
 
-    /// Reads some data; fails if the peer sends nothing for the data timeout.
-    async fn receive(&self, sock: &mut DataStream, buf: &mut [u8]) -> std::io::Result<usize> {
-        tokio::time::timeout(self.ctx.timeout, sock.read(buf))
-            .await
-            .map_err(|_| stalled())?
-    }
-
     /// Ends the sending side of the data connection: the EOF (under TLS, close_notify then EOF) that tells
     /// the client the data is complete. A TLS connection then lingers in the background to take the
     /// client's close_notify, so that closing does not reset the connection under the client.
@@ -221,25 +220,42 @@ impl Job {
     }
 
     async fn retr(mut self, path: &VPath, offset: u64, ascii: bool) -> TransferEvent {
-        let meta = match self.storage.metadata(path.as_bytes()).await {
-            Ok(m) => m,
-            Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
-        };
-        match meta.kind {
-            EntryKind::File => {}
-            EntryKind::Dir => return TransferEvent::StorageFailed(FsError::IsADirectory),
-            _ => return TransferEvent::StorageFailed(FsError::PermissionDenied),
-        }
+        // Opening refuses directories (IsADirectory) and anything but regular files.
         let mut reader = match self.storage.open_read(path.as_bytes(), offset).await {
             Ok(r) => r,
             Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
         };
-        let size = (!ascii).then(|| meta.size.saturating_sub(offset));
+        // A local file tells its size itself (fstat); other back-ends are asked.
+        let total = match reader.local_file().map(std::fs::File::metadata) {
+            Some(Ok(m)) => m.len(),
+            _ => match self.storage.metadata(path.as_bytes()).await {
+                Ok(m) => m.size,
+                Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
+            },
+        };
+        let size = (!ascii).then(|| total.saturating_sub(offset));
         self.started(None, size);
         let mut sock = match self.connect().await {
             Ok(s) => s,
             Err(ev) => return ev,
         };
+        // Zero-copy for binary transfers of local files on cleartext connections; TLS must encrypt in
+        // user space.
+        if let (false, Some(file), DataStream::Plain(tcp)) = (ascii, reader.local_file(), &sock) {
+            {
+                let sent = zerocopy::send_file(tcp, file, self.ctx.timeout, |n| {
+                    self.add(n);
+                })
+                .await;
+                return match sent {
+                    Ok(bytes) => self.finished(sock, bytes).await,
+                    Err(e) => {
+                        tracing::info!(error = %e, "sendfile failed");
+                        TransferEvent::ConnectionLost
+                    }
+                };
+            }
+        }
         let mut buf = vec![0u8; BUFFER];
         let mut converted = Vec::new();
         let mut conv = ascii::ToNetwork::new();
@@ -266,6 +282,11 @@ impl Job {
             }
             bytes = self.add(out.len());
         }
+        self.finished(sock, bytes).await
+    }
+
+    /// Ends a transfer that sent `bytes`: the EOF on the data connection, then `Finished`.
+    async fn finished(&self, sock: DataStream, bytes: u64) -> TransferEvent {
         if self.finish(sock).await.is_err() {
             return TransferEvent::ConnectionLost;
         }
@@ -273,10 +294,12 @@ impl Job {
     }
 
     async fn stor(mut self, path: &VPath, mode: StoreMode, ascii: bool) -> TransferEvent {
-        // Refuse before any data moves if the target is a directory.
-        if let Ok(m) = self.storage.metadata(path.as_bytes()).await {
-            if m.kind == EntryKind::Dir && mode != StoreMode::Unique {
-                return TransferEvent::StorageFailed(FsError::IsADirectory);
+        // Refuse before any data moves if the target is a directory (`Create` checks when opening).
+        if matches!(mode, StoreMode::Append | StoreMode::At(_)) {
+            if let Ok(m) = self.storage.metadata(path.as_bytes()).await {
+                if m.kind == EntryKind::Dir {
+                    return TransferEvent::StorageFailed(FsError::IsADirectory);
+                }
             }
         }
         let wmode = match mode {
@@ -297,52 +320,128 @@ impl Job {
                 return ev;
             }
         };
-        let mut buf = vec![0u8; BUFFER];
-        let mut converted = Vec::new();
+        match self.receive_into(&mut sock, writer.as_mut(), ascii).await {
+            Ok(last) => {
+                // Under TLS the client's close_notify has arrived (a bare EOF is an error); answer with
+                // ours.
+                if let DataStream::Tls(_) = sock {
+                    let _ = self.finish(sock).await;
+                }
+                match writer.commit_with(last).await {
+                    Ok(_) => TransferEvent::Finished {
+                        bytes: self.progress.load(Ordering::Relaxed),
+                    },
+                    Err(e) => TransferEvent::StorageFailed(fs_error(e)),
+                }
+            }
+            Err(ev) => {
+                writer.abort().await;
+                ev
+            }
+        }
+    }
+
+    /// Copies the data connection into `writer` until EOF, except for the last piece of data, which
+    /// it returns so that the caller can write it together with the commit.
+    ///
+    /// Two buffers alternate: while one is written to storage (on another thread, for the local
+    /// back-end) the other fills from the socket, so disk and network work overlap. A buffer is
+    /// handed over when it is full, or when the client pauses ([`PAUSE`]), so a fast upload costs few
+    /// storage calls and a slow one still reaches the file as it arrives (a resumed upload that
+    /// breaks keeps what came). The second buffer is only allocated once the first is handed over.
+    async fn receive_into(
+        &self,
+        sock: &mut DataStream,
+        writer: &mut dyn FileWriter,
+        ascii: bool,
+    ) -> Result<Vec<u8>, TransferEvent> {
         let mut conv = ascii::FromNetwork::new();
-        let mut bytes = 0;
+        let mut filling = Vec::with_capacity(BUFFER);
+        let mut to_write: Option<Vec<u8>> = None;
         loop {
-            let n = match self.receive(&mut sock, &mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(_) => {
-                    writer.abort().await;
-                    return TransferEvent::ConnectionLost;
+            let write = async {
+                match to_write.take() {
+                    Some(buf) => writer.write_owned(buf).await.map(Some),
+                    None => Ok(None),
                 }
             };
-            bytes = self.add(n);
-            let Some(chunk) = buf.get(..n) else {
-                writer.abort().await;
-                return TransferEvent::StorageFailed(FsError::Io);
+            // Not `try_join`: a write in flight is never cancelled halfway.
+            let (written, filled) = tokio::join!(write, self.fill(sock, &mut filling));
+            let written = written.map_err(|e| TransferEvent::StorageFailed(fs_error(e)))?;
+            let eof = match filled {
+                Ok(eof) => eof,
+                Err(_) => {
+                    // What arrived before the break is kept (it matters for resumed uploads; a new
+                    // file is discarded anyway).
+                    let mut rest = std::mem::take(&mut filling);
+                    if ascii {
+                        let mut out = Vec::with_capacity(rest.len());
+                        conv.convert(&rest, &mut out);
+                        rest = out;
+                    }
+                    if !rest.is_empty() {
+                        let _ = writer.write_owned(rest).await;
+                    }
+                    return Err(TransferEvent::ConnectionLost);
+                }
             };
+            let mut next = match written {
+                Some(mut b) if b.capacity() >= BUFFER => {
+                    b.clear();
+                    b
+                }
+                _ if eof => Vec::new(),
+                _ => Vec::with_capacity(BUFFER),
+            };
+            std::mem::swap(&mut next, &mut filling);
+            // `next` holds the data read; `filling` is empty again.
             let data = if ascii {
-                converted.clear();
-                conv.convert(chunk, &mut converted);
-                &converted[..]
+                let mut out = Vec::with_capacity(next.len() + next.len() / 64);
+                conv.convert(&next, &mut out);
+                if eof {
+                    conv.finish(&mut out);
+                }
+                next.clear();
+                filling = next;
+                out
             } else {
-                chunk
+                next
             };
-            if let Err(e) = writer.write_all(data).await {
-                writer.abort().await;
-                return TransferEvent::StorageFailed(fs_error(e));
+            if eof {
+                return Ok(data);
+            }
+            to_write = Some(data);
+        }
+    }
+
+    /// Reads from the data connection into `buf`: waits for some data, then goes on reading until
+    /// `buf` is full (its capacity), the peer ends the stream, or no more data comes for [`PAUSE`].
+    /// Returns whether the peer ended the stream. Fails if the peer sends nothing for the data
+    /// timeout.
+    ///
+    /// The short pause lets a small file's data and its end arrive in one fill, so that it is
+    /// written together with the commit; a longer one hands over what came, so a slow upload still
+    /// reaches the file as it arrives.
+    async fn fill(&self, sock: &mut DataStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        let n = tokio::time::timeout(self.ctx.timeout, sock.read_buf(buf))
+            .await
+            .map_err(|_| stalled())??;
+        if n == 0 {
+            return Ok(true);
+        }
+        self.add(n);
+        while buf.len() < buf.capacity() {
+            // Dropping an unfinished read on time-out loses nothing.
+            match tokio::time::timeout(PAUSE, sock.read_buf(buf)).await {
+                Err(_) => break,
+                Ok(Ok(0)) => return Ok(true),
+                Ok(Ok(n)) => {
+                    self.add(n);
+                }
+                Ok(Err(e)) => return Err(e),
             }
         }
-        if ascii {
-            converted.clear();
-            conv.finish(&mut converted);
-            if let Err(e) = writer.write_all(&converted).await {
-                writer.abort().await;
-                return TransferEvent::StorageFailed(fs_error(e));
-            }
-        }
-        // Under TLS the client's close_notify has arrived (a bare EOF is an error above); answer with ours.
-        if let DataStream::Tls(_) = sock {
-            let _ = self.finish(sock).await;
-        }
-        match writer.commit().await {
-            Ok(_) => TransferEvent::Finished { bytes },
-            Err(e) => TransferEvent::StorageFailed(fs_error(e)),
-        }
+        Ok(false)
     }
 
     async fn list(
@@ -429,10 +528,7 @@ impl Job {
             }
             bytes = self.add(out.len());
         }
-        if self.finish(sock).await.is_err() {
-            return TransferEvent::ConnectionLost;
-        }
-        TransferEvent::Finished { bytes }
+        self.finished(sock, bytes).await
     }
 }
 

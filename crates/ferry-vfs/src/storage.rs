@@ -111,6 +111,16 @@ pub trait DirStream: Send + std::fmt::Debug {
 pub trait FileReader: Send + std::fmt::Debug {
     /// Reads into `buf`, returning the number of bytes read; 0 means end of file.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize>;
+
+    /// The open host file, positioned at the offset given to
+    /// [`open_read`](Storage::open_read), for back-ends that have one (the local back-end).
+    ///
+    /// Front ends use it for zero-copy sending (`sendfile`) and to learn the size without another
+    /// storage round trip; it is only ever read from. Other back-ends return `None` (the default)
+    /// and are read with [`read`](FileReader::read).
+    fn local_file(&self) -> Option<&std::fs::File> {
+        None
+    }
 }
 
 /// A file opened for writing.
@@ -122,9 +132,28 @@ pub trait FileWriter: Send + std::fmt::Debug {
     /// Writes all of `buf`.
     async fn write_all(&mut self, buf: &[u8]) -> Result<()>;
 
+    /// Writes all of `buf`, taking the buffer by value so that a back-end can hand it to another
+    /// thread without copying it; returns the buffer for reuse.
+    ///
+    /// The default calls [`write_all`](FileWriter::write_all).
+    async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
+        self.write_all(&buf).await?;
+        Ok(buf)
+    }
+
     /// Finishes the upload: flushes and, for `Create`/`Unique`, moves the data under its final
     /// name. Returns the number of bytes written through this writer.
     async fn commit(self: Box<Self>) -> Result<u64>;
+
+    /// Writes `last` and then commits, like [`write_owned`](FileWriter::write_owned) followed by
+    /// [`commit`](FileWriter::commit); a back-end may do both in one step (the local one makes one
+    /// trip to the blocking pool instead of two, which matters for small files).
+    async fn commit_with(mut self: Box<Self>, last: Vec<u8>) -> Result<u64> {
+        if !last.is_empty() {
+            self.write_owned(last).await?;
+        }
+        self.commit().await
+    }
 
     /// Abandons the upload: for `Create`/`Unique` nothing appears; for `Append`/`At` what was
     /// written so far is kept so the client can resume.

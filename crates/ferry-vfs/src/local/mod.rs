@@ -91,7 +91,8 @@ impl Storage for LocalFs {
             })
             .await?;
         Ok(Box::new(LocalReader {
-            file: tokio::fs::File::from_std(file),
+            file: Arc::new(file),
+            buf: Vec::new(),
         }))
     }
 
@@ -171,16 +172,39 @@ impl Storage for LocalFs {
 }
 
 /// A file being read.
+///
+/// Holds a plain `std::fs::File` so that front ends can send it with `sendfile`
+/// ([`FileReader::local_file`]); [`read`](FileReader::read) runs on the blocking pool, into a
+/// buffer kept across calls.
 #[derive(Debug)]
 struct LocalReader {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
+    buf: Vec<u8>,
 }
 
 #[async_trait]
 impl FileReader for LocalReader {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        use tokio::io::AsyncReadExt;
-        Ok(self.file.read(buf).await?)
+    async fn read(&mut self, out: &mut [u8]) -> Result<usize> {
+        use std::io::Read;
+        let file = Arc::clone(&self.file);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(out.len(), 0);
+        let (buf, n) = blocking(move || {
+            let n = (&*file).read(&mut buf);
+            Ok((buf, n))
+        })
+        .await?;
+        let n = n?;
+        let (Some(dst), Some(src)) = (out.get_mut(..n), buf.get(..n)) else {
+            return Err(ErrorKind::Io.into());
+        };
+        dst.copy_from_slice(src);
+        self.buf = buf;
+        Ok(n)
+    }
+
+    fn local_file(&self) -> Option<&std::fs::File> {
+        Some(&self.file)
     }
 }
 

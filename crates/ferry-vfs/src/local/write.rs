@@ -9,7 +9,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cap_std::fs::{Dir, File};
 use rand::Rng;
-use tokio::io::AsyncWriteExt;
 
 use super::{blocking, check_regular, name_bytes, write_options};
 use crate::error::{Error, ErrorKind, Result};
@@ -31,7 +30,10 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: WriteMode) -> Resul
     blocking(move || match mode {
         WriteMode::Create => {
             let parent = root.open_dir(&parent_rel)?;
-            if parent.symlink_metadata(&name).is_ok_and(|md| md.is_dir()) {
+            // A directory, or a symlink to one, is not replaced by a file.
+            if parent.metadata(&name).is_ok_and(|md| md.is_dir())
+                || parent.symlink_metadata(&name).is_ok_and(|md| md.is_dir())
+            {
                 return Err(ErrorKind::IsADirectory.into());
             }
             let (temp, file) = create_temp(&parent)?;
@@ -114,8 +116,12 @@ impl Pending {
 }
 
 /// A file being uploaded.
+///
+/// Writes go to a plain `std::fs::File` on the blocking pool, one pool task per buffer, with the
+/// buffer moved there and back ([`FileWriter::write_owned`]), not copied.
 pub(super) struct LocalWriter {
-    file: Option<tokio::fs::File>,
+    /// `None` while a write runs on the blocking pool, and after close.
+    file: Option<std::fs::File>,
     final_name: Vec<u8>,
     written: u64,
     /// `Some` for `Create`/`Unique` until committed or aborted.
@@ -135,18 +141,22 @@ impl fmt::Debug for LocalWriter {
 impl LocalWriter {
     fn new(file: File, final_name: Vec<u8>, pending: Option<Pending>) -> LocalWriter {
         LocalWriter {
-            file: Some(tokio::fs::File::from_std(file.into_std())),
+            file: Some(file.into_std()),
             final_name,
             written: 0,
             pending,
         }
     }
 
-    /// Waits for buffered writes to reach the file, then closes it.
+    /// Closes the file. Writes are synchronous on the blocking pool, so nothing is buffered here;
+    /// a write that failed or was cancelled left no file behind, which is an error.
     async fn close(&mut self) -> Result<()> {
         match self.file.take() {
-            Some(mut file) => Ok(file.flush().await?),
-            None => Ok(()),
+            Some(file) => {
+                drop(file);
+                Ok(())
+            }
+            None => Err(ErrorKind::Io.into()),
         }
     }
 }
@@ -154,38 +164,61 @@ impl LocalWriter {
 #[async_trait]
 impl FileWriter for LocalWriter {
     async fn write_all(&mut self, buf: &[u8]) -> Result<()> {
-        let file = self.file.as_mut().ok_or_else(|| Error::new(ErrorKind::Io))?;
-        file.write_all(buf).await?;
-        self.written += buf.len() as u64;
-        Ok(())
+        self.write_owned(buf.to_vec()).await.map(drop)
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<u64> {
-        let closed = self.close().await;
+    async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
+        use std::io::Write;
+        let mut file = self.file.take().ok_or_else(|| Error::new(ErrorKind::Io))?;
+        let (file, buf, written) = blocking(move || {
+            let written = file.write_all(&buf);
+            Ok((file, buf, written))
+        })
+        .await?;
+        self.file = Some(file);
+        written?;
+        self.written += buf.len() as u64;
+        Ok(buf)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<u64> {
+        self.commit_with(Vec::new()).await
+    }
+
+    async fn commit_with(mut self: Box<Self>, last: Vec<u8>) -> Result<u64> {
+        use std::io::Write;
+        let file = self.file.take();
         let pending = self.pending.take();
-        let written = self.written;
-        if let Err(e) = closed {
-            if let Some(pending) = pending {
-                pending.discard_in_background().await;
+        let written = self.written + last.len() as u64;
+        // One trip to the blocking pool: the last write, close, and the rename into place.
+        blocking(move || {
+            let Some(mut file) = file else {
+                // An earlier write failed or was cancelled.
+                if let Some(pending) = pending {
+                    pending.discard();
+                }
+                return Err(ErrorKind::Io.into());
+            };
+            if let Err(e) = file.write_all(&last) {
+                drop(file);
+                if let Some(pending) = pending {
+                    pending.discard();
+                }
+                return Err(e.into());
             }
-            return Err(e);
-        }
-        if let Some(pending) = pending {
-            blocking(move || {
-                match pending
+            drop(file);
+            if let Some(pending) = pending {
+                if let Err(e) = pending
                     .parent
                     .rename(&pending.temp, &pending.parent, &pending.name)
                 {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        pending.discard();
-                        Err(e.into())
-                    }
+                    pending.discard();
+                    return Err(e.into());
                 }
-            })
-            .await?;
-        }
-        Ok(written)
+            }
+            Ok(written)
+        })
+        .await
     }
 
     async fn abort(mut self: Box<Self>) {
