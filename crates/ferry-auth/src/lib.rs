@@ -6,16 +6,18 @@
 //! - [`UserStore::authenticate`] verifies passwords off the async threads and spends the same
 //!   work for unknown or disabled users, so timing does not reveal which names exist.
 //! - [`Password`] keeps secrets out of `Debug` output and logs.
+//! - [`defender::Defender`] scores failed logins and other misbehaviour per client address and bans
+//!   addresses past a threshold, with the bans stored in the same database (see the module docs).
 //!
 //! # What it deliberately does not do
 //! - No protocol logic: it does not know FTP or SFTP, and does not enforce permissions on file
 //!   operations (the front ends do, with the [`Permissions`] returned here).
-//! - No rate limiting or banning of failed logins (that is the defender's job), no printing, no
-//!   logging setup. Secrets are not zeroed in memory.
+//! - No printing, no logging setup. Secrets are not zeroed in memory.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod defender;
 mod error;
 mod password;
 mod permissions;

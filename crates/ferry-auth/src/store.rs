@@ -24,7 +24,7 @@ const USER_COLUMNS: &str = "name, home, permissions, enabled, created";
 /// Users in an SQLite database. Cheap to clone (it wraps a connection pool).
 #[derive(Clone)]
 pub struct UserStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl fmt::Debug for UserStore {
