@@ -97,6 +97,8 @@ pub struct Session {
     connected_at: Instant,
     last_activity: Instant,
     closed: bool,
+    /// FXP allowed for the logged-in user: PORT/EPRT to any address (security opt-out).
+    danger_allow_fxp: bool,
 }
 
 impl Session {
@@ -120,6 +122,7 @@ impl Session {
             connected_at: now,
             last_activity: now,
             closed: false,
+            danger_allow_fxp: false,
         };
         let greeting = s.config.greeting.clone();
         s.reply(ReplyCode::SERVICE_READY, greeting);
@@ -157,6 +160,13 @@ impl Session {
             Phase::LoggedIn(login) => Some(&login.user),
             _ => None,
         }
+    }
+
+    /// Allows (or again refuses) FXP: `PORT`/`EPRT` to addresses other than the control peer's. The glue
+    /// sets it for each successful login from its per-user policy, before [`Session::handle_auth`].
+    /// Ports below 1024 stay refused either way.
+    pub fn set_danger_allow_fxp(&mut self, allow: bool) {
+        self.danger_allow_fxp = allow;
     }
 
     /// The current working directory.
