@@ -80,6 +80,38 @@ pub enum Command {
     /// Manage the users in the user database.
     #[command(subcommand)]
     User(UserCommand),
+
+    /// List, add or lift bans of client addresses (kept in the user database; a running server
+    /// picks changes up within 10 seconds).
+    #[command(subcommand)]
+    Ban(BanCommand),
+}
+
+/// `ferry ban …`.
+#[derive(Debug, Subcommand)]
+pub enum BanCommand {
+    /// List the bans in force.
+    #[command(visible_alias = "ls")]
+    List,
+
+    /// Ban an address (IPv4 or IPv6).
+    Add {
+        /// The address to ban.
+        ip: IpAddr,
+        /// How long, in seconds.
+        #[arg(long, default_value = "3600", value_name = "SECS", value_parser = parse::secs)]
+        secs: u64,
+        /// Why (shown by `ferry ban list`).
+        #[arg(long, default_value = "banned by an administrator", value_name = "TEXT")]
+        reason: String,
+    },
+
+    /// Lift the ban on an address and forget its earlier bans.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// The address to unban.
+        ip: IpAddr,
+    },
 }
 
 /// Server settings; each overrides the config key of the same name (with `_` for `-`).
@@ -158,6 +190,9 @@ pub struct ServeArgs {
     /// What anonymous users may do (config key `anonymous.permissions`) [default: ro].
     #[arg(long, env = "FERRY_ANONYMOUS_PERMISSIONS", value_name = "PERMS", value_parser = parse::permissions)]
     pub anonymous_permissions: Option<Permissions>,
+
+    #[command(flatten)]
+    pub security: crate::config::security::SecurityArgs,
 }
 
 /// User management. Changes take effect for the next login; a running server need not restart.
