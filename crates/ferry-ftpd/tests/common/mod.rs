@@ -8,6 +8,7 @@
 
 mod control;
 mod files;
+pub mod rss;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
