@@ -19,6 +19,7 @@
 
 pub mod defender;
 mod error;
+mod hash_pool;
 mod password;
 mod permissions;
 mod store;

@@ -178,13 +178,13 @@ impl UserStore {
         let pw = pw.clone();
         match candidate {
             Some((user, hash)) => {
-                let ok = tokio::task::spawn_blocking(move || password::verify(&hash, &pw))
+                let ok = crate::hash_pool::run(move || password::verify(&hash, &pw))
                     .await
-                    .map_err(|e| Error::Hash(format!("verification task failed: {e}")))??;
+                    .ok_or_else(|| Error::Hash("verification task failed".to_owned()))??;
                 Ok(ok.then_some(user))
             }
             None => {
-                let _ = tokio::task::spawn_blocking(move || password::verify_dummy(&pw)).await;
+                let _ = crate::hash_pool::run(move || password::verify_dummy(&pw)).await;
                 Ok(None)
             }
         }

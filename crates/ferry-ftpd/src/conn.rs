@@ -388,7 +388,15 @@ impl Conn {
     /// whether or not the user exists, and is reported to the defender.
     async fn authenticate(&mut self, user: &str, password: Secret) -> Option<Login> {
         let started = tokio::time::Instant::now();
-        let login = self.check_credentials(user, password).await;
+        let server = Arc::clone(&self.server);
+        let ip = data::canonical(self.peer.ip());
+        // Password checks take turns (see `limits::max_concurrent_logins`). An address banned while this
+        // one waited is not worth a verification: a guessing burst stops costing CPU once it is banned.
+        let login = match server.logins.acquire().await {
+            Ok(_permit) if matches!(server.defender.check(ip), Verdict::Banned(_)) => None,
+            Ok(_permit) => self.check_credentials(user, password).await,
+            Err(_) => None,
+        };
         match &login {
             Some(login) => {
                 self.guard.slot.logged_in();
@@ -403,7 +411,6 @@ impl Conn {
                 } else {
                     Event::UnknownUser
                 };
-                let ip = data::canonical(self.peer.ip());
                 if let Verdict::Banned(_) = self.server.defender.record(ip, event).await {
                     self.guard.banned = true;
                 }

@@ -91,6 +91,8 @@ pub struct Server {
     storage: Arc<dyn Storage>,
     limits: limits::Tracker,
     defender: Arc<Defender>,
+    /// Password verifications running at once (each Argon2id verification holds 19 MiB).
+    logins: tokio::sync::Semaphore,
 }
 
 impl Server {
@@ -127,6 +129,7 @@ impl Server {
             storage,
             limits,
             defender,
+            logins: tokio::sync::Semaphore::new(limits::max_concurrent_logins()),
         })
     }
 

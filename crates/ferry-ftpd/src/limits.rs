@@ -27,6 +27,13 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Password verifications run at once, server-wide: one per CPU (at least 2). Each Argon2id
+/// verification takes tens of milliseconds of CPU and 19 MiB of memory, so a burst of logins would
+/// otherwise cost memory in proportion to its size; further logins wait their turn (in order).
+pub(crate) fn max_concurrent_logins() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
 /// Which limit refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
