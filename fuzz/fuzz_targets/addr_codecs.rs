@@ -5,8 +5,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use ferry_proto::addr::{
-    format_epsv_reply, format_eprt_arg, format_pasv_reply, format_port_arg, parse_epsv_arg, parse_epsv_reply,
-    parse_eprt_arg, parse_pasv_reply, parse_port_arg,
+    format_eprt_arg, format_epsv_reply, format_pasv_reply, format_port_arg, parse_eprt_arg, parse_epsv_arg,
+    parse_epsv_reply, parse_pasv_reply, parse_port_arg,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
     let eport = port.max(1);
     let v4e = SocketAddr::V4(SocketAddrV4::new(*v4.ip(), eport));
     assert_eq!(parse_eprt_arg(&format_eprt_arg(v4e)), Ok(v4e));
-    assert_eq!(parse_eprt_arg(&format_eprt_arg(SocketAddr::V4(SocketAddrV4::new(*v4.ip(), 0)))).ok(), None);
+    assert_eq!(
+        parse_eprt_arg(&format_eprt_arg(SocketAddr::V4(SocketAddrV4::new(*v4.ip(), 0)))).ok(),
+        None
+    );
     let mut v6 = [0u8; 16];
     v6.copy_from_slice(&b[2..18]);
     let v6 = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(v6), eport, 0, 0));

@@ -37,7 +37,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let flags = data[0];
-    let kinds = [EntryKind::File, EntryKind::Dir, EntryKind::Symlink, EntryKind::Other];
+    let kinds = [
+        EntryKind::File,
+        EntryKind::Dir,
+        EntryKind::Symlink,
+        EntryKind::Other,
+    ];
     let secs = u64_at(data, 1);
     let modified = (flags & 1 != 0)
         .then(|| {

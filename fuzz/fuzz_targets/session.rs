@@ -26,7 +26,11 @@ impl Input<'_> {
         }
     }
     fn line(&mut self) -> &[u8] {
-        let end = self.0.iter().position(|&b| b == b'\n').map_or(self.0.len(), |i| i + 1);
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.0.len(), |i| i + 1);
         let (line, rest) = self.0.split_at(end);
         self.0 = rest;
         line
@@ -64,7 +68,12 @@ fn transfer_end(b: u8) -> TransferEvent {
 fn entry(b: u8) -> Entry {
     Entry {
         name: vec![b'a' + b % 26, b'\n', b],
-        kind: [EntryKind::File, EntryKind::Dir, EntryKind::Symlink, EntryKind::Other][usize::from(b) % 4],
+        kind: [
+            EntryKind::File,
+            EntryKind::Dir,
+            EntryKind::Symlink,
+            EntryKind::Other,
+        ][usize::from(b) % 4],
         size: u64::from(b) << 20,
         modified: (b & 1 == 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(b) << 24)),
         mode: Some(u32::from(b)),
@@ -76,14 +85,23 @@ fn entry(b: u8) -> Entry {
 fn check_reply(wire: &[u8]) {
     assert!(wire.len() >= 6 && wire.ends_with(b"\r\n"), "reply {wire:?}");
     let code = &wire[..3];
-    assert!(code.iter().all(u8::is_ascii_digit) && (b'1'..=b'5').contains(&code[0]), "reply {wire:?}");
+    assert!(
+        code.iter().all(u8::is_ascii_digit) && (b'1'..=b'5').contains(&code[0]),
+        "reply {wire:?}"
+    );
     let lines: Vec<&[u8]> = wire[..wire.len() - 2].split(|&b| b == b'\n').collect();
     let last = lines[lines.len() - 1];
-    assert!(last.starts_with(code) && last.get(3) == Some(&b' '), "reply {wire:?}");
+    assert!(
+        last.starts_with(code) && last.get(3) == Some(&b' '),
+        "reply {wire:?}"
+    );
     if lines.len() > 1 {
         assert_eq!(wire[3], b'-', "reply {wire:?}");
         for middle in &lines[1..lines.len() - 1] {
-            assert!(!(middle.starts_with(code) && middle.get(3) == Some(&b' ')), "reply {wire:?}");
+            assert!(
+                !(middle.starts_with(code) && middle.get(3) == Some(&b' ')),
+                "reply {wire:?}"
+            );
         }
     }
 }
@@ -103,7 +121,14 @@ fuzz_target!(|data: &[u8]| {
         now += Duration::from_millis(u64::from(op) * 40);
         match op % 16 {
             0 => session.handle_timeout(now + Duration::from_secs(u64::from(input.byte()) * 4)),
-            1 => session.handle_urgent(now, if op & 16 != 0 { Urgent::InterruptProcess } else { Urgent::DataMark }),
+            1 => session.handle_urgent(
+                now,
+                if op & 16 != 0 {
+                    Urgent::InterruptProcess
+                } else {
+                    Urgent::DataMark
+                },
+            ),
             2 => session.handle_transfer(now, transfer_end(input.byte())),
             3 => session.handle_storage(now, Err(fs_error(input.byte()))),
             4 => session.handle_auth(now, None),
@@ -159,7 +184,8 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Output::OpenPassive(_) => {
                     let b = input.byte();
-                    let addr: SocketAddr = ["127.0.0.1:50000", "[::1]:50001", "10.0.0.1:1"][usize::from(b) % 3]
+                    let addr: SocketAddr = ["127.0.0.1:50000", "[::1]:50001", "10.0.0.1:1"]
+                        [usize::from(b) % 3]
                         .parse()
                         .expect("addr");
                     session.handle_passive(now, if b & 4 == 0 { Ok(addr) } else { Err(()) });
@@ -167,7 +193,13 @@ fuzz_target!(|data: &[u8]| {
                 Output::Transfer(_) => {
                     let b = input.byte();
                     if b & 1 == 0 {
-                        session.handle_transfer(now, TransferEvent::Started { name: Some(vec![b]), size: Some(u64::from(b)) });
+                        session.handle_transfer(
+                            now,
+                            TransferEvent::Started {
+                                name: Some(vec![b]),
+                                size: Some(u64::from(b)),
+                            },
+                        );
                     }
                     if b & 2 == 0 {
                         session.handle_transfer_progress(u64::from(b));

@@ -43,13 +43,21 @@ async fn failed_logins_past_the_threshold_ban_the_address_only() {
     let d = defender(None, &clock);
     let bad = ip("192.0.2.1");
     for i in 0..9 {
-        assert_eq!(d.record(bad, Event::FailedLogin).await, Verdict::Allowed, "event {i}");
+        assert_eq!(
+            d.record(bad, Event::FailedLogin).await,
+            Verdict::Allowed,
+            "event {i}"
+        );
     }
     assert_eq!(d.check(bad), Verdict::Allowed);
     let v = d.record(bad, Event::FailedLogin).await;
     assert_eq!(v, Verdict::Banned(clock_now(&clock) + 30 * MIN));
     assert!(banned(d.check(bad)));
-    assert_eq!(d.check(ip("192.0.2.2")), Verdict::Allowed, "other addresses are not affected");
+    assert_eq!(
+        d.check(ip("192.0.2.2")),
+        Verdict::Allowed,
+        "other addresses are not affected"
+    );
     // IPv4-mapped IPv6 is the same address.
     assert!(banned(d.check(ip("::ffff:192.0.2.1"))));
 }
@@ -64,7 +72,10 @@ async fn events_weigh_their_scores() {
     d.record(a, Event::LimitExceeded).await;
     d.record(a, Event::UnknownUser).await;
     assert_eq!(d.record(a, Event::PreLoginDisconnect).await, Verdict::Allowed);
-    assert!(banned(d.record(a, Event::FailedLogin).await), "10 reaches the threshold");
+    assert!(
+        banned(d.record(a, Event::FailedLogin).await),
+        "10 reaches the threshold"
+    );
 }
 
 #[tokio::test]
@@ -97,9 +108,15 @@ async fn bans_expire_and_repeat_bans_last_twice_as_long_up_to_the_cap() {
         let length = expected.next().expect("round");
         assert_eq!(verdict, Verdict::Banned(start + length), "round {round}");
         // While banned, further events do not extend the ban.
-        assert_eq!(d.record(a, Event::FailedLogin).await, Verdict::Banned(start + length));
+        assert_eq!(
+            d.record(a, Event::FailedLogin).await,
+            Verdict::Banned(start + length)
+        );
         clock.advance(length - Duration::from_secs(1));
-        assert!(banned(d.check(a)), "round {round}: still banned one second before the end");
+        assert!(
+            banned(d.check(a)),
+            "round {round}: still banned one second before the end"
+        );
         clock.advance(Duration::from_secs(1));
         assert_eq!(d.check(a), Verdict::Allowed, "round {round}: ban over");
     }
@@ -126,7 +143,11 @@ async fn allow_listed_networks_are_never_banned() {
         assert_eq!(d.record(friend, Event::UnknownUser).await, Verdict::Allowed);
     }
     d.ban(friend, MIN, "by hand").await.expect("ban");
-    assert_eq!(d.check(friend), Verdict::Allowed, "the allow-list wins over a manual ban");
+    assert_eq!(
+        d.check(friend),
+        Verdict::Allowed,
+        "the allow-list wins over a manual ban"
+    );
 }
 
 #[tokio::test]
@@ -170,12 +191,18 @@ async fn manual_bans_and_unbans_reach_other_nodes_on_refresh() {
     let a = ip("2001:db8::1");
     let ban = admin.ban(a, 5 * MIN, "manual").await.expect("ban");
     assert_eq!(ban.reason, "manual");
-    assert_eq!(admin.active_bans().await.expect("list"), vec![store.ban(a).await.expect("r").expect("row")]);
+    assert_eq!(
+        admin.active_bans().await.expect("list"),
+        vec![store.ban(a).await.expect("r").expect("row")]
+    );
     assert_eq!(node.check(a), Verdict::Allowed);
     node.refresh().await.expect("refresh");
     assert_eq!(node.check(a), Verdict::Banned(clock_now(&clock) + 5 * MIN));
     assert!(admin.unban(a).await.expect("unban"));
-    assert!(!admin.unban(a).await.expect("unban again"), "nothing left to lift");
+    assert!(
+        !admin.unban(a).await.expect("unban again"),
+        "nothing left to lift"
+    );
     node.refresh().await.expect("refresh");
     assert_eq!(node.check(a), Verdict::Allowed);
 }

@@ -154,7 +154,11 @@ impl Conn {
             }
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
             // Over the command rate: stop reading (the client's sends back up in TCP) until back under it.
-            let throttled = self.guard.throttle.blocked_until(Instant::now()).map(tokio::time::Instant::from_std);
+            let throttled = self
+                .guard
+                .throttle
+                .blocked_until(Instant::now())
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 () = sleep_until(throttled) => {}
                 ready = rd.as_ref().readable(), if throttled.is_none() => {

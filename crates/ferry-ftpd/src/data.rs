@@ -88,8 +88,8 @@ pub(crate) async fn establish(plan: DataPlan, ctx: DataCtx) -> io::Result<TcpStr
         DataPlan::Passive(listener) => {
             let from = (!ctx.allow_fxp).then_some(ctx.peer_ip);
             tokio::time::timeout(ctx.timeout, accept_peer(listener, from))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??
         }
         DataPlan::Active(target) => tokio::time::timeout(ctx.timeout, connect(target, ctx.local_ip))
             .await

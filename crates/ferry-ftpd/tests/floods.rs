@@ -47,7 +47,10 @@ fn report(name: &str, before: u64, peak: u64, after: u64, legit: Duration) {
         "flood {name}: legit client logged in and downloaded in {legit:?}; RSS before {before} KiB, \
          peak {peak} KiB, after {after} KiB"
     );
-    assert!(legit < Duration::from_secs(2), "{name}: legitimate client took {legit:?}");
+    assert!(
+        legit < Duration::from_secs(2),
+        "{name}: legitimate client took {legit:?}"
+    );
     assert!(
         peak.saturating_sub(before) < MAX_GROWTH_KIB,
         "{name}: RSS grew from {before} KiB to {peak} KiB"
@@ -139,7 +142,10 @@ fn floods_do_not_lock_out_a_legitimate_client_or_grow_memory() {
         }
         let refused = refused.load(Ordering::Relaxed);
         eprintln!("flood failing logins: {refused} of 500 attempts refused before the password (banned)");
-        assert!(refused > 400, "the defender did not stop the guessing ({refused} refused)");
+        assert!(
+            refused > 400,
+            "the defender did not stop the guessing ({refused} refused)"
+        );
         report("failing logins", before, peak.max(rss_kib()), rss_kib(), legit);
     }
     eprintln!("floods took {:?}", test_started.elapsed());

@@ -18,7 +18,8 @@ const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 /// Everything the server sends on a fresh connection from `source` until it closes it (or 10 s pass).
 fn greeting_then_close(source: IpAddr, server: &TestServer) -> String {
     let mut s = tcp_from(source, server.addr);
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
     String::from_utf8_lossy(&got).into_owned()
@@ -27,7 +28,8 @@ fn greeting_then_close(source: IpAddr, server: &TestServer) -> String {
 /// The first line the server sends on a fresh connection from `source` (then closes it).
 fn first_line(source: IpAddr, server: &TestServer) -> String {
     let s = tcp_from(source, server.addr);
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut line = String::new();
     let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line);
     line
@@ -36,7 +38,8 @@ fn first_line(source: IpAddr, server: &TestServer) -> String {
 /// Whether a connection from `source` is greeted with 220 (then closes it).
 fn greeted(source: IpAddr, server: &TestServer) -> bool {
     let mut s = tcp_from(source, server.addr);
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut first = [0u8; 4];
     s.read_exact(&mut first).is_ok() && &first == b"220 "
 }
@@ -129,7 +132,8 @@ fn disconnecting_before_login_and_limit_refusals_are_scored() {
     }
     drop(held);
     assert!(
-        common::wait_until(Duration::from_secs(5), || first_line(HOME, &server).contains("banned")),
+        common::wait_until(Duration::from_secs(5), || first_line(HOME, &server)
+            .contains("banned")),
         "address not banned after limit violations"
     );
     // Pre-login disconnects (1 point each) ban too.
@@ -140,7 +144,8 @@ fn disconnecting_before_login_and_limit_refusals_are_scored() {
         assert!(greeted(HOME, &server));
     }
     assert!(
-        common::wait_until(Duration::from_secs(5), || first_line(HOME, &server).contains("banned")),
+        common::wait_until(Duration::from_secs(5), || first_line(HOME, &server)
+            .contains("banned")),
         "address not banned after disconnects before login"
     );
 }
@@ -173,7 +178,11 @@ fn user_always_gets_331_and_a_failed_pass_takes_as_long_for_unknown_users() {
         c.expect(&format!("USER {user}"), 331);
         let started = Instant::now();
         let r = c.expect("PASS wrong", 530);
-        assert_eq!(r.text(), "530 Login incorrect", "the reply must not tell users apart");
+        assert_eq!(
+            r.text(),
+            "530 Login incorrect",
+            "the reply must not tell users apart"
+        );
         started.elapsed()
     };
     let known = time(USER);
@@ -181,13 +190,20 @@ fn user_always_gets_331_and_a_failed_pass_takes_as_long_for_unknown_users() {
     let invalid = time("-not-even-a-valid-name");
     for (what, t) in [("known", known), ("unknown", unknown), ("invalid", invalid)] {
         assert!(t >= delay, "{what} user answered after {t:?}, before the delay");
-        assert!(t < delay + Duration::from_millis(600), "{what} user answered after {t:?}");
+        assert!(
+            t < delay + Duration::from_millis(600),
+            "{what} user answered after {t:?}"
+        );
     }
     // A correct password is not delayed.
     c.expect(&format!("USER {USER}"), 331);
     let started = Instant::now();
     c.expect(&format!("PASS {PASSWORD}"), 230);
-    assert!(started.elapsed() < delay, "successful login took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < delay,
+        "successful login took {:?}",
+        started.elapsed()
+    );
 }
 
 // ----- connection limits ----------------------------------------------------------------------------
@@ -200,7 +216,10 @@ fn connections_over_the_pending_limit_get_421_and_logged_in_ones_do_not_count() 
     let mut a = server.control();
     let _b = Control::connect_from(OTHER, server.addr);
     let got = greeting_then_close(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), &server);
-    assert!(got.starts_with("421 ") && got.contains("waiting to log in"), "{got:?}");
+    assert!(
+        got.starts_with("421 ") && got.contains("waiting to log in"),
+        "{got:?}"
+    );
     // Once one logs in, a new connection may wait to log in.
     a.login(USER, PASSWORD);
     let mut c = Control::connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4)), server.addr);
@@ -243,7 +262,10 @@ fn a_passive_listener_nobody_connects_to_gives_425_after_the_data_timeout() {
     c.expect("RETR f", 150);
     c.expect_reply(425);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     c.expect("NOOP", 200);
 }
 
@@ -261,7 +283,11 @@ fn a_client_over_the_command_rate_is_slowed_down() {
     for _ in 0..40 {
         c.expect_reply(200);
     }
-    assert!(started.elapsed() < Duration::from_secs(1), "burst took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "burst took {:?}",
+        started.elapsed()
+    );
     // 60 more at once: 60 over the rate, 3 s of debt before the server reads again.
     c.send_raw("NOOP\r\n".repeat(60).as_bytes());
     for _ in 0..60 {
@@ -332,7 +358,10 @@ fn port_and_eprt_to_a_privileged_port_of_the_client_are_refused_without_connecti
     c.expect("EPRT |1|127.0.0.1|1023|", 501);
     c.expect("RETR f", 425);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(nobody_connected(&victim), "the server connected to a privileged port");
+    assert!(
+        nobody_connected(&victim),
+        "the server connected to a privileged port"
+    );
 }
 
 #[test]
@@ -361,7 +390,9 @@ fn a_passive_port_refuses_other_addresses_and_accepts_exactly_one_connection() {
     let addr = c.pasv();
     // A thief on another address connects first: closed at once, no data.
     let mut thief = tcp_from(OTHER, addr);
-    thief.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    thief
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     c.expect("RETR f", 150);
     let mut stolen = Vec::new();
     let _ = thief.read_to_end(&mut stolen);

@@ -50,7 +50,10 @@ fn listing_100k_entries_streams_with_bounded_memory() {
         growth < 4 * 1024,
         "RSS grew by {growth} KiB while a {total}-byte listing was in flight: not streamed"
     );
-    assert!(total > 6_000_000, "the listing is big enough to matter ({total} bytes)");
+    assert!(
+        total > 6_000_000,
+        "the listing is big enough to matter ({total} bytes)"
+    );
 }
 
 #[test]

@@ -19,7 +19,10 @@ async fn nothing_outside(jail: &Jail, path: &[u8]) {
         assert_ne!(data, SECRET, "read the secret through {path:?}");
     }
     if let Ok(names) = list_names(&jail.fs, path).await {
-        assert!(!names.contains(&b"secret.txt".to_vec()), "listed outside through {path:?}");
+        assert!(
+            !names.contains(&b"secret.txt".to_vec()),
+            "listed outside through {path:?}"
+        );
     }
     if let Ok(m) = jail.fs.metadata(path).await {
         assert_ne!(m.size, SECRET.len() as u64, "stat'ed the secret through {path:?}");
@@ -36,7 +39,7 @@ async fn encoded_dots_backslashes_and_overlong_utf8_are_plain_names() {
         b"/..%2f..%2foutside/secret.txt",
         b"/..\\outside\\secret.txt",
         b"/\\..\\..\\outside\\secret.txt",
-        b"/\xc0\xae\xc0\xae/outside/secret.txt",   // overlong UTF-8 for ".."
+        b"/\xc0\xae\xc0\xae/outside/secret.txt", // overlong UTF-8 for ".."
         b"/\xe0\x80\xae\xe0\x80\xae/outside/secret.txt",
         b"/\xc0\xaf..\xc0\xafoutside/secret.txt", // overlong UTF-8 for "/"
     ];
@@ -46,11 +49,18 @@ async fn encoded_dots_backslashes_and_overlong_utf8_are_plain_names() {
         assert_eq!(err.kind(), ErrorKind::NotFound, "{path:?}");
     }
     // Writing under such a name creates that literal name inside the root, nothing outside.
-    upload(&jail.fs, b"/..\\evil", WriteMode::Create, b"x").await.expect("literal backslash name");
+    upload(&jail.fs, b"/..\\evil", WriteMode::Create, b"x")
+        .await
+        .expect("literal backslash name");
     assert!(jail.host("..\\evil").exists());
-    upload(&jail.fs, b"/%2e%2e", WriteMode::Create, b"y").await.expect("literal percent name");
+    upload(&jail.fs, b"/%2e%2e", WriteMode::Create, b"y")
+        .await
+        .expect("literal percent name");
     assert!(jail.host("%2e%2e").exists());
-    assert_eq!(std::fs::read(jail.outside().join("secret.txt")).expect("read"), SECRET);
+    assert_eq!(
+        std::fs::read(jail.outside().join("secret.txt")).expect("read"),
+        SECRET
+    );
     let outside: Vec<_> = std::fs::read_dir(jail.outside()).expect("ls").collect();
     assert_eq!(outside.len(), 1, "something was created outside the root");
 }
@@ -69,7 +79,9 @@ async fn nul_bytes_relative_paths_and_dot_components_are_invalid_names() {
     ] {
         let err = jail.fs.metadata(path).await.expect_err("invalid");
         assert_eq!(err.kind(), ErrorKind::InvalidName, "{path:?}");
-        let err = upload(&jail.fs, path, WriteMode::Create, b"x").await.expect_err("invalid");
+        let err = upload(&jail.fs, path, WriteMode::Create, b"x")
+            .await
+            .expect_err("invalid");
         assert_eq!(err.kind(), ErrorKind::InvalidName, "{path:?}");
         let err = jail.fs.create_dir(path).await.expect_err("invalid");
         assert_eq!(err.kind(), ErrorKind::InvalidName, "{path:?}");
@@ -114,7 +126,9 @@ async fn symlink_loops_and_chains_that_leave_the_root_are_refused() {
         nothing_outside(&jail, path).await;
         assert!(read_all(&jail.fs, path, 0).await.is_err(), "{path:?}");
     }
-    assert!(upload(&jail.fs, b"/d/hop1/new", WriteMode::Create, b"x").await.is_err());
+    assert!(upload(&jail.fs, b"/d/hop1/new", WriteMode::Create, b"x")
+        .await
+        .is_err());
     assert!(jail.fs.create_dir(b"/hop2/newdir").await.is_err());
     assert!(!jail.outside().join("new").exists() && !jail.outside().join("newdir").exists());
 }
@@ -183,12 +197,18 @@ fn a_directory_swapped_for_an_escaping_symlink_during_use_never_leaks() {
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().expect("swapper");
     assert!(swaps > 100, "the race never ran ({swaps} swaps)");
-    assert!(inside_reads > 0, "never caught the directory in place; the test proves nothing");
+    assert!(
+        inside_reads > 0,
+        "never caught the directory in place; the test proves nothing"
+    );
     // Nothing was written outside, and the secret is untouched.
     let outside: Vec<_> = std::fs::read_dir(jail.outside())
         .expect("ls")
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(outside, vec![std::ffi::OsString::from("secret.txt")]);
-    assert_eq!(std::fs::read(jail.outside().join("secret.txt")).expect("read"), SECRET);
+    assert_eq!(
+        std::fs::read(jail.outside().join("secret.txt")).expect("read"),
+        SECRET
+    );
 }

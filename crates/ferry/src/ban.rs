@@ -56,7 +56,11 @@ fn print_table(out: &mut impl Write, bans: &[Ban], now: SystemTime) -> io::Resul
         .max()
         .unwrap_or(0)
         .max("ADDRESS".len());
-    writeln!(out, "{:width$}  {:23}  {:>8}  {:>4}  REASON", "ADDRESS", "UNTIL", "LEFT", "BANS")?;
+    writeln!(
+        out,
+        "{:width$}  {:23}  {:>8}  {:>4}  REASON",
+        "ADDRESS", "UNTIL", "LEFT", "BANS"
+    )?;
     for b in bans {
         let left = b.until.duration_since(now).map_or(0, |d| d.as_secs());
         writeln!(

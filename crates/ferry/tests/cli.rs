@@ -657,7 +657,10 @@ fn ban_add_list_del_and_the_server_enforces_stored_bans() {
         if code == 220 {
             break;
         }
-        assert!(Instant::now() < deadline, "ban still enforced 25 s after `ferry ban del`");
+        assert!(
+            Instant::now() < deadline,
+            "ban still enforced 25 s after `ferry ban del`"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -281,7 +281,9 @@ impl Defender {
                 events.pop_front();
             }
             // Every event scores at least 1, so `threshold` entries always suffice to reach it.
-            let cap = usize::try_from(self.config.threshold).unwrap_or(usize::MAX).max(1);
+            let cap = usize::try_from(self.config.threshold)
+                .unwrap_or(usize::MAX)
+                .max(1);
             while events.len() > cap {
                 events.pop_front();
             }
@@ -331,7 +333,15 @@ impl Defender {
         }
         let mut st = self.lock();
         st.scores.remove(&ip);
-        self.insert_ban(&mut st, ip, BanState { until: ban.until, count: ban.count }, now);
+        self.insert_ban(
+            &mut st,
+            ip,
+            BanState {
+                until: ban.until,
+                count: ban.count,
+            },
+            now,
+        );
         Ok(ban)
     }
 

@@ -15,12 +15,8 @@ impl Network {
     /// Whether `ip` is inside this network. IPv4-mapped IPv6 addresses count as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
             _ => false,
         }
     }
@@ -30,7 +26,8 @@ impl FromStr for Network {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not a network; expected an address or ADDRESS/PREFIX such as 10.0.0.0/8");
+        let bad =
+            || format!("{s:?} is not a network; expected an address or ADDRESS/PREFIX such as 10.0.0.0/8");
         let (addr, prefix) = match s.trim().split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s.trim(), None),
@@ -108,7 +105,15 @@ mod tests {
 
     #[test]
     fn malformed_networks_are_rejected() {
-        for s in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "host", "10.0.0.0/-1", "10.0.0.0/"] {
+        for s in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "host",
+            "10.0.0.0/-1",
+            "10.0.0.0/",
+        ] {
             assert!(s.parse::<Network>().is_err(), "{s:?}");
         }
     }

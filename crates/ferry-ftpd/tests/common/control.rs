@@ -211,7 +211,9 @@ impl Control {
         let addr = self.epsv();
         let s = match self.source {
             Some(source) => tcp_from(source, addr),
-            None => TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect data connection"),
+            None => {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect data connection")
+            }
         };
         s.set_read_timeout(Some(REPLY_TIMEOUT)).expect("set read timeout");
         s

@@ -303,7 +303,9 @@ async fn build_server(
     }
     // A fresh defender, as after a restart: stored bans reach it only through the database.
     let defender = Arc::new(new_defender());
-    Ok(ferry_ftpd::Server::new_with_defender(config, users, storage, defender))
+    Ok(ferry_ftpd::Server::new_with_defender(
+        config, users, storage, defender,
+    ))
 }
 
 // ----- client programs ------------------------------------------------------------------------------

@@ -546,10 +546,22 @@ mod tests {
             ("danger_allow_fxp = \"maybe\"", "danger_allow_fxp"),
             ("[defender]\nthreshold = 0", "defender.threshold"),
             ("[defender]\nban_secs = 0", "defender.ban_secs"),
-            ("[defender]\nban_secs = 100\nmax_ban_secs = 50", "defender.max_ban_secs"),
-            ("[defender]\nscore_unknown_user = 100000", "defender.score_unknown_user"),
-            ("[defender]\nallow_list = [\"10.0.0.0/40\"]", "defender.allow_list"),
-            ("[defender]\nallow_list = [\"example.com\"]", "defender.allow_list"),
+            (
+                "[defender]\nban_secs = 100\nmax_ban_secs = 50",
+                "defender.max_ban_secs",
+            ),
+            (
+                "[defender]\nscore_unknown_user = 100000",
+                "defender.score_unknown_user",
+            ),
+            (
+                "[defender]\nallow_list = [\"10.0.0.0/40\"]",
+                "defender.allow_list",
+            ),
+            (
+                "[defender]\nallow_list = [\"example.com\"]",
+                "defender.allow_list",
+            ),
             ("[defender]\nthreshhold = 3", "threshhold"),
         ] {
             let err = format!("{:#}", load_text(text).expect_err(text));
@@ -602,7 +614,9 @@ mod tests {
             .filter_map(|line| {
                 let body = line.strip_prefix("# ")?;
                 let is_key = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-                let setting = body == "[anonymous]" || body == "[defender]" || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
+                let setting = body == "[anonymous]"
+                    || body == "[defender]"
+                    || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
                 setting.then(|| format!("{body}\n"))
             })
             .collect()

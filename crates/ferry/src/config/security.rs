@@ -80,7 +80,12 @@ pub struct SecurityArgs {
     pub danger_allow_fxp: Option<bool>,
 
     /// DANGER: users allowed FXP (comma-separated)
-    #[arg(long, env = "FERRY_DANGER_ALLOW_FXP_USERS", value_name = "USERS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FERRY_DANGER_ALLOW_FXP_USERS",
+        value_name = "USERS",
+        value_delimiter = ','
+    )]
     pub danger_allow_fxp_users: Option<Vec<String>>,
 
     /// Defender: score that bans an address [default: 15]
@@ -146,12 +151,13 @@ pub fn load(
     default_max_pending: usize,
     key_err: &dyn Fn(&str, String) -> anyhow::Error,
 ) -> Result<Security> {
-    let pick = |flag: Option<u64>, file: Option<u64>, key: &str, check: &dyn Fn(u64) -> Result<u64, String>| {
-        match flag {
-            Some(v) => Ok(Some(v)),
-            None => file.map(check).transpose().map_err(|m| key_err(key, m)),
-        }
-    };
+    let pick =
+        |flag: Option<u64>, file: Option<u64>, key: &str, check: &dyn Fn(u64) -> Result<u64, String>| {
+            match flag {
+                Some(v) => Ok(Some(v)),
+                None => file.map(check).transpose().map_err(|m| key_err(key, m)),
+            }
+        };
     let protection_defaults = Protection::default();
     let max_pending = match args.max_pending_connections {
         Some(n) => n,
@@ -214,7 +220,12 @@ pub fn load(
         "defender.observation_secs",
         defaults.observation,
     )?;
-    let ban_time = secs(args.defender_ban_secs, d.ban_secs, "defender.ban_secs", defaults.ban_time)?;
+    let ban_time = secs(
+        args.defender_ban_secs,
+        d.ban_secs,
+        "defender.ban_secs",
+        defaults.ban_time,
+    )?;
     let max_ban_time = secs(
         args.defender_max_ban_secs,
         d.max_ban_secs,
