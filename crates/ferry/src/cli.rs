@@ -75,7 +75,7 @@ pub enum Command {
     ///
     /// On the first start (empty user database) creates the user `ferry` with a generated
     /// password and prints it once.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 
     /// Manage the users in the user database.
     #[command(subcommand)]

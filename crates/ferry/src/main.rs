@@ -42,7 +42,7 @@ fn run(cli: Cli) -> Result<()> {
     let rust_log = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty());
     let no_serve_flags = ServeArgs::default();
     let serve_args = match &cli.command {
-        Command::Serve(args) => args,
+        Command::Serve(args) => args.as_ref(),
         Command::User(_) | Command::Ban(_) => &no_serve_flags,
     };
     let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
