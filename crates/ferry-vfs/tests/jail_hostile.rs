@@ -212,3 +212,35 @@ fn a_directory_swapped_for_an_escaping_symlink_during_use_never_leaks() {
         SECRET
     );
 }
+
+#[tokio::test]
+async fn hard_links_to_files_outside_the_root_are_never_opened() {
+    let jail = Jail::new();
+    let secret = jail.outside().join("secret.txt");
+    std::fs::hard_link(&secret, jail.host("linked")).expect("hard link");
+    let err = read_all(&jail.fs, b"/linked", 0).await.expect_err("read");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    let err = upload(&jail.fs, b"/linked", WriteMode::Append, b"appended")
+        .await
+        .expect_err("append");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    let err = upload(&jail.fs, b"/linked", WriteMode::At(3), b"overwrite")
+        .await
+        .expect_err("write at offset");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        std::fs::read(&secret).expect("read"),
+        SECRET,
+        "the outside file is unchanged"
+    );
+    // A new upload under the name replaces the link, not the file behind it.
+    upload(&jail.fs, b"/linked", WriteMode::Create, b"new")
+        .await
+        .expect("replace");
+    assert_eq!(read_all(&jail.fs, b"/linked", 0).await.expect("read"), b"new");
+    assert_eq!(std::fs::read(&secret).expect("read"), SECRET);
+    // Deleting a link removes only the name inside the root.
+    std::fs::hard_link(&secret, jail.host("linked2")).expect("hard link");
+    jail.fs.remove_file(b"/linked2").await.expect("delete link");
+    assert_eq!(std::fs::read(&secret).expect("read"), SECRET);
+}
