@@ -456,3 +456,101 @@ fn fxp_needs_danger_allow_fxp_for_the_user() {
         b"uploaded by the other site"
     );
 }
+
+// ----- storage jail over FTP ------------------------------------------------------------------------
+
+#[test]
+fn hostile_paths_over_ftp_never_reach_outside_the_root() {
+    let server = TestServer::start();
+    let outside = server.base().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::fs::write(outside.join("secret.txt"), b"top secret").expect("write");
+    std::os::unix::fs::symlink("../outside", server.path("out")).expect("symlink");
+    std::os::unix::fs::symlink(&outside, server.path("abs")).expect("symlink");
+    std::fs::hard_link(outside.join("secret.txt"), server.path("hard")).expect("hard link");
+    let mut c = server.login();
+    let names: [&[u8]; 12] = [
+        b"../outside/secret.txt",
+        b"/../outside/secret.txt",
+        b"../../../../../../etc/passwd",
+        b"%2e%2e/outside/secret.txt",
+        b"..\\outside\\secret.txt",
+        b"\xc0\xae\xc0\xae/outside/secret.txt",
+        b"out/secret.txt",
+        b"abs/secret.txt",
+        b"hard",
+        b"/out/../out/secret.txt",
+        b"./out/./secret.txt",
+        b"secret.txt\0",
+    ];
+    for name in names {
+        // RETR: refused, or (for a literal name that happens to exist) never the secret.
+        let mut data = c.data();
+        let mut line = b"RETR ".to_vec();
+        line.extend_from_slice(name);
+        c.send_bytes(&line);
+        let first = c.reply();
+        if first.code == 150 {
+            let mut got = Vec::new();
+            data.read_to_end(&mut got).expect("read");
+            assert_ne!(got, b"top secret", "RETR {}", String::from_utf8_lossy(name));
+            c.reply();
+        } else {
+            assert!(
+                first.code >= 500,
+                "RETR {}: {}",
+                String::from_utf8_lossy(name),
+                first.text()
+            );
+        }
+        drop(data);
+        if name == b"hard" {
+            // A hard link is listed and stat'ed like any file (SECURITY.md, known limits); only its
+            // contents are refused.
+            continue;
+        }
+        for verb in [&b"SIZE "[..], b"MDTM ", b"MLST "] {
+            let mut line = verb.to_vec();
+            line.extend_from_slice(name);
+            c.send_bytes(&line);
+            let r = c.reply();
+            assert!(
+                (500..600).contains(&r.code) && !r.text().contains("10"),
+                "{} got {}",
+                String::from_utf8_lossy(&line),
+                r.text()
+            );
+        }
+        // Listings through the name show nothing from outside.
+        let mut data = c.data();
+        let mut line = b"LIST ".to_vec();
+        line.extend_from_slice(name);
+        c.send_bytes(&line);
+        let first = c.reply();
+        if first.code == 150 {
+            let mut listing = Vec::new();
+            data.read_to_end(&mut listing).expect("read listing");
+            assert!(
+                !String::from_utf8_lossy(&listing).contains("secret.txt"),
+                "LIST {} showed the outside",
+                String::from_utf8_lossy(name)
+            );
+            c.reply();
+        }
+    }
+    // Uploads through escaping names create nothing outside and leave the secret alone.
+    for name in ["../outside/new", "out/new", "abs/new"] {
+        let r = c.upload(&format!("STOR {name}"), b"x");
+        assert!(
+            r.code >= 500 || !outside.join("new").exists(),
+            "STOR {name}: {}",
+            r.text()
+        );
+    }
+    assert!(c.upload("APPE hard", b"appended").code >= 500);
+    assert!(!outside.join("new").exists());
+    assert_eq!(
+        std::fs::read(outside.join("secret.txt")).expect("read"),
+        b"top secret"
+    );
+}
