@@ -394,12 +394,12 @@ impl Conn {
         let started = tokio::time::Instant::now();
         let server = Arc::clone(&self.server);
         let ip = data::canonical(self.peer.ip());
-        // Password checks take turns (see `limits::max_concurrent_logins`). An address banned while this
-        // one waited is not worth a verification: a guessing burst stops costing CPU once it is banned.
-        let login = match server.logins.acquire().await {
-            Ok(_permit) if matches!(server.defender.check(ip), Verdict::Banned(_)) => None,
-            Ok(_permit) => self.check_credentials(user, password).await,
-            Err(_) => None,
+        // Password checks take turns (see `limits::LoginGate`). An address banned while this one waited
+        // is not worth a verification: a guessing burst stops costing CPU once it is banned.
+        let login = match server.logins.enter(ip).await {
+            Some(_turn) if matches!(server.defender.check(ip), Verdict::Banned(_)) => None,
+            Some(_turn) => self.check_credentials(user, password).await,
+            None => None,
         };
         match &login {
             Some(login) => {

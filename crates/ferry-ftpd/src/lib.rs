@@ -91,8 +91,8 @@ pub struct Server {
     storage: Arc<dyn Storage>,
     limits: limits::Tracker,
     defender: Arc<Defender>,
-    /// Password verifications running at once (each Argon2id verification holds 19 MiB).
-    logins: tokio::sync::Semaphore,
+    /// Turns for password checks (each Argon2id verification holds 19 MiB).
+    logins: limits::LoginGate,
 }
 
 impl Server {
@@ -129,7 +129,7 @@ impl Server {
             storage,
             limits,
             defender,
-            logins: tokio::sync::Semaphore::new(limits::max_concurrent_logins()),
+            logins: limits::LoginGate::new(),
         })
     }
 
