@@ -8,18 +8,21 @@
 //!   which names exist. Recent successful verifications are remembered for a few minutes (keyed
 //!   HMAC of the password plus the stored hash; never matches a wrong or changed password).
 //! - [`Password`] keeps secrets out of `Debug` output and logs.
+//! - [`defender::Defender`] scores failed logins and other misbehaviour per client address and bans
+//!   addresses past a threshold, with the bans stored in the same database (see the module docs).
 //!
 //! # What it deliberately does not do
 //! - No protocol logic: it does not know FTP or SFTP, and does not enforce permissions on file
 //!   operations (the front ends do, with the [`Permissions`] returned here).
-//! - No rate limiting or banning of failed logins (that is the defender's job), no printing, no
-//!   logging setup. Secrets are not zeroed in memory.
+//! - No printing, no logging setup. Secrets are not zeroed in memory.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod cache;
+pub mod defender;
 mod error;
+mod hash_pool;
 mod password;
 mod permissions;
 mod store;

@@ -30,7 +30,7 @@ const USER_COLUMNS: &str = "name, home, permissions, enabled, created, require_t
 /// verification cache and the bound on concurrent verifications.
 #[derive(Clone)]
 pub struct UserStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// Successful verifications (see [`crate::cache`]); `None` if the OS gave no random key.
     cache: Option<Arc<VerifyCache>>,
     verifiers: Verifiers,
@@ -192,7 +192,8 @@ impl UserStore {
     ///
     /// Unknown, disabled and malformed names still cost one Argon2id verification (against a
     /// fixed dummy hash) so that response time does not reveal which names exist. Verification
-    /// runs on the blocking pool, at most one per CPU at a time. A password verified recently
+    /// runs on a fixed set of Argon2id threads (see [`crate::hash_pool`]), at most one per CPU at a
+    /// time. A password verified recently
     /// against the very hash stored now is accepted from a short-lived cache without a new
     /// Argon2id run (see [`crate::cache`]); a wrong password never is.
     pub async fn authenticate(&self, name: &str, pw: &Password) -> Result<Option<User>, Error> {
@@ -212,7 +213,7 @@ impl UserStore {
         let Some((user, hash)) = candidate else {
             let pw = pw.clone();
             let _turn = self.verifiers.acquire().await;
-            let _ = tokio::task::spawn_blocking(move || password::verify_dummy(&pw)).await;
+            let _ = crate::hash_pool::run(move || password::verify_dummy(&pw)).await;
             return Ok(None);
         };
         if let Some(cache) = &self.cache {
@@ -230,9 +231,9 @@ impl UserStore {
                 }
             }
             let (hash, pw) = (hash.clone(), pw.clone());
-            tokio::task::spawn_blocking(move || password::verify(&hash, &pw))
+            crate::hash_pool::run(move || password::verify(&hash, &pw))
                 .await
-                .map_err(|e| Error::Hash(format!("verification task failed: {e}")))??
+                .ok_or_else(|| Error::Hash("verification task failed".to_owned()))??
         };
         if ok {
             if let Some(cache) = &self.cache {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_auth::defender::{Event, Verdict};
 use ferry_auth::Password;
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
@@ -22,7 +23,8 @@ use tokio::sync::watch;
 use tracing::{debug, field, info, info_span, warn, Instrument};
 
 use crate::data::{self, DataCtx, DataPlan, DataTls};
-use crate::limits::Refusal;
+use crate::limits::{Refusal, Slot};
+use crate::protection::Throttle;
 use crate::tls::SessionTls;
 use crate::transfer::{self, Running};
 use crate::{storage, ListenerKind, Server};
@@ -96,14 +98,23 @@ pub(crate) async fn run(
 ) {
     let span = info_span!("session", id, peer = %peer, user = field::Empty);
     async move {
-        let slot = match server.limits.acquire(data::canonical(peer.ip())) {
+        let ip = data::canonical(peer.ip());
+        // Banned addresses are refused before anything else: 421 instead of the greeting.
+        if let Verdict::Banned(_) = server.defender.check(ip) {
+            info!("connection refused: address banned");
+            refuse(stream, "Your address is banned; try again later").await;
+            return;
+        }
+        let slot = match server.limits.acquire(ip) {
             Ok(slot) => slot,
             Err(refusal) => {
                 let text = match refusal {
                     Refusal::Total => "Too many connections; try again later",
                     Refusal::PerIp => "Too many connections from your address; try again later",
+                    Refusal::Pending => "Too many connections waiting to log in; try again later",
                 };
                 info!(?refusal, "connection refused by limit");
+                server.defender.record(ip, Event::LimitExceeded).await;
                 refuse(stream, text).await;
                 return;
             }
@@ -156,6 +167,7 @@ pub(crate) async fn run(
         };
         let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
         let session = Session::new(config, peer, local, Instant::now());
+        let throttle = Throttle::new(server.config.protection.max_commands_per_sec, Instant::now());
         let mut conn = Conn {
             server,
             session,
@@ -170,9 +182,19 @@ pub(crate) async fn run(
             storage: None,
             plan: DataPlan::None,
             running: None,
+            guard: Guard {
+                slot,
+                throttle,
+                logged_in: false,
+                fxp: false,
+                banned: false,
+            },
         };
         conn.serve(rd, stop).await;
-        drop(slot);
+        if !conn.guard.logged_in {
+            conn.server.defender.record(ip, Event::PreLoginDisconnect).await;
+        }
+        drop(conn);
         info!("disconnected");
     }
     .instrument(span)
@@ -202,6 +224,21 @@ struct Conn {
     storage: Option<Arc<dyn Storage>>,
     plan: DataPlan,
     running: Option<Running>,
+    guard: Guard,
+}
+
+/// Hostile-client defences of one connection.
+struct Guard {
+    /// The connection's slot in the limits (pending until the first login).
+    slot: Slot,
+    /// Command-rate throttle.
+    throttle: Throttle,
+    /// Whether a login has succeeded on this connection.
+    logged_in: bool,
+    /// FXP allowed for the logged-in user (data connections with other addresses).
+    fxp: bool,
+    /// The defender banned this address during the session: close after the pending replies.
+    banned: bool,
 }
 
 /// Why the connection loop ended.
@@ -255,8 +292,15 @@ impl Conn {
                 }
             }
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            // Over the command rate: stop reading (the client's sends back up in TCP) until back under it.
+            let throttled = self
+                .guard
+                .throttle
+                .blocked_until(Instant::now())
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
-                input = wait_input(&mut rd, &mut tls_buf) => {
+                () = sleep_until(throttled) => {}
+                input = wait_input(&mut rd, &mut tls_buf), if throttled.is_none() => {
                     let ok = match (input, &rd) {
                         (Ok(None), Reader::Plain(plain)) => self.read_available(plain, &mut decoder).is_ok(),
                         (Ok(Some(n)), _) => {
@@ -375,6 +419,9 @@ impl Conn {
                 Ok(n) => {
                     decoder.push(buf.get(..n).unwrap_or_default());
                     self.feed(decoder);
+                    if self.guard.throttle.blocked_until(Instant::now()).is_some() {
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -389,6 +436,9 @@ impl Conn {
             let now = Instant::now();
             if let Some(r) = &self.running {
                 self.session.handle_transfer_progress(r.bytes());
+            }
+            if let ControlInput::Line(_) | ControlInput::TooLong = input {
+                self.guard.throttle.take(now, 1);
             }
             match input {
                 ControlInput::Line(line) => {
@@ -486,6 +536,7 @@ impl Conn {
                         peer_ip: self.peer.ip(),
                         local_ip: self.local.ip(),
                         timeout: self.server.config.data_timeout,
+                        allow_fxp: self.guard.fxp,
                         tls,
                     };
                     let plan = std::mem::take(&mut self.plan);
@@ -509,6 +560,15 @@ impl Conn {
                     return Ok(());
                 }
             }
+        }
+        if self.guard.banned {
+            let bye = Reply::new(
+                ReplyCode::SERVICE_NOT_AVAILABLE,
+                "Too many failures from your address; closing",
+            );
+            self.out.extend(bye.to_bytes());
+            self.flush().await?;
+            return Err(std::io::Error::other("address banned"));
         }
         self.flush().await
     }
@@ -568,7 +628,43 @@ impl Conn {
         Ok(SocketAddr::new(ip, port))
     }
 
+    /// Checks the credentials; a failure is answered only after `failed_login_delay` from the PASS,
+    /// whether or not the user exists, and is reported to the defender.
     async fn authenticate(&mut self, user: &str, password: Secret) -> Option<Login> {
+        let started = tokio::time::Instant::now();
+        let server = Arc::clone(&self.server);
+        let ip = data::canonical(self.peer.ip());
+        // Password checks take turns (see `limits::LoginGate`). An address banned while this one waited
+        // is not worth a verification: a guessing burst stops costing CPU once it is banned.
+        let login = match server.logins.enter(ip).await {
+            Some(_turn) if matches!(server.defender.check(ip), Verdict::Banned(_)) => None,
+            Some(_turn) => self.check_credentials(user, password).await,
+            None => None,
+        };
+        match &login {
+            Some(login) => {
+                self.guard.slot.logged_in();
+                self.guard.logged_in = true;
+                self.guard.fxp = self.server.config.protection.allows_fxp(&login.user);
+                self.session.set_danger_allow_fxp(self.guard.fxp);
+            }
+            None => {
+                let known = matches!(self.server.users.user(user).await, Ok(Some(u)) if u.enabled);
+                let event = if known {
+                    Event::FailedLogin
+                } else {
+                    Event::UnknownUser
+                };
+                if let Verdict::Banned(_) = self.server.defender.record(ip, event).await {
+                    self.guard.banned = true;
+                }
+                tokio::time::sleep_until(started + self.server.config.protection.failed_login_delay).await;
+            }
+        }
+        login
+    }
+
+    async fn check_credentials(&mut self, user: &str, password: Secret) -> Option<Login> {
         let server = Arc::clone(&self.server);
         let global_unresumed = server.config.ftps.danger_allow_unresumed_data_tls;
         let (login, home, allow_unresumed) = match (&server.config.anonymous, user) {

@@ -32,6 +32,8 @@ pub(crate) struct DataCtx {
     pub(crate) peer_ip: IpAddr,
     pub(crate) local_ip: IpAddr,
     pub(crate) timeout: Duration,
+    /// FXP: passive connections from any address.
+    pub(crate) allow_fxp: bool,
     /// `Some` when the data connection must be TLS (PROT P).
     pub(crate) tls: Option<DataTls>,
 }
@@ -106,9 +108,12 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
                 "no data connection prepared",
             ))
         }
-        DataPlan::Passive(listener) => tokio::time::timeout(ctx.timeout, accept_peer(listener, ctx.peer_ip))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??,
+        DataPlan::Passive(listener) => {
+            let from = (!ctx.allow_fxp).then_some(ctx.peer_ip);
+            tokio::time::timeout(ctx.timeout, accept_peer(listener, from))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??
+        }
         DataPlan::Active(target) => tokio::time::timeout(ctx.timeout, connect(target, ctx.local_ip))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "active connect timed out"))??,
@@ -117,17 +122,18 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
     Ok(stream)
 }
 
-/// Accepts exactly one connection from the control peer's IP; connections from anyone else are closed
-/// at once (passive-port theft), and the listener is dropped after the first good one.
-async fn accept_peer(listener: TcpListener, peer_ip: IpAddr) -> io::Result<TcpStream> {
-    let want = canonical(peer_ip);
+/// Accepts exactly one connection from the control peer's IP (from any address with FXP: `peer_ip`
+/// `None`); connections from anyone else are closed at once (passive-port theft), and the listener is
+/// dropped after the first good one.
+async fn accept_peer(listener: TcpListener, peer_ip: Option<IpAddr>) -> io::Result<TcpStream> {
+    let want = peer_ip.map(canonical);
     loop {
         let (stream, from) = listener.accept().await?;
-        if canonical(from.ip()) == want {
+        if want.is_none_or(|w| canonical(from.ip()) == w) {
             debug!(%from, "passive data connection accepted");
             return Ok(stream);
         }
-        warn!(%from, expected = %want, "passive data connection from a foreign address refused");
+        warn!(%from, expected = ?want, "passive data connection from a foreign address refused");
         drop(stream);
     }
 }

@@ -4,7 +4,8 @@
 //! its own task, and carries out what the session asks for: authentication through `ferry-auth`, storage
 //! requests and transfers through `ferry-vfs`, passive listeners and active connections. It enforces the
 //! network-side defences the session cannot see: connection limits, passive connections only from the
-//! control peer, and data-connection timeouts.
+//! control peer, data-connection timeouts, the command-rate throttle, and the login defender (bans
+//! checked at connect, misbehaviour reported to `ferry_auth::defender`).
 //!
 //! What it deliberately does not do: parse FTP or choose replies (that is `ferry-proto`), touch files
 //! directly (that is `ferry-vfs`), read configuration files or install a tracing subscriber (that is the
@@ -14,6 +15,7 @@
 mod conn;
 mod data;
 mod limits;
+mod protection;
 mod storage;
 mod tls;
 mod transfer;
@@ -25,14 +27,17 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_auth::defender::Defender;
 use ferry_auth::{Permissions, UserStore};
 use ferry_vfs::Storage;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+pub use ferry_auth::defender::DefenderConfig;
 pub use ferry_proto::session::TlsPolicy;
 pub use limits::ConnectionLimits;
+pub use protection::Protection;
 pub use tls::{fingerprint, PemIdentity, Tls, TlsError};
 
 /// Anonymous login settings. Anonymous login is off unless this is configured.
@@ -59,6 +64,12 @@ pub struct Config {
     pub limits: ConnectionLimits,
     /// Anonymous login, if enabled.
     pub anonymous: Option<Anonymous>,
+
+    // ----- hostile-client defences (security) -----
+    /// Command-rate throttle, failed-login delay, FXP opt-outs.
+    pub protection: Protection,
+    /// The login defender's scores, ban times and allow-list.
+    pub defender: DefenderConfig,
     /// FTPS settings.
     pub ftps: Ftps,
 }
@@ -137,6 +148,8 @@ impl Default for Config {
             limits: ConnectionLimits::default(),
             anonymous: None,
             ftps: Ftps::default(),
+            protection: Protection::default(),
+            defender: DefenderConfig::default(),
         }
     }
 }
@@ -148,18 +161,52 @@ pub struct Server {
     users: UserStore,
     storage: Arc<dyn Storage>,
     limits: limits::Tracker,
+    defender: Arc<Defender>,
+    /// Turns for password checks (each Argon2id verification holds 19 MiB).
+    logins: limits::LoginGate,
 }
 
 impl Server {
     /// A server over `users` and `storage` (the root under which user homes live).
     pub fn new(config: Config, users: UserStore, storage: Arc<dyn Storage>) -> Arc<Self> {
         let limits = limits::Tracker::new(config.limits.clone());
+        // Bans are kept in the user database, shared with `ferry ban` and other nodes.
+        let defender = Arc::new(Defender::new(config.defender.clone(), Some(users.clone())));
+        Self::with_defender(config, users, storage, limits, defender)
+    }
+
+    /// A server whose login defender is `defender` (e.g. on a test clock) instead of one built from
+    /// `config.defender`.
+    pub fn new_with_defender(
+        config: Config,
+        users: UserStore,
+        storage: Arc<dyn Storage>,
+        defender: Arc<Defender>,
+    ) -> Arc<Self> {
+        let limits = limits::Tracker::new(config.limits.clone());
+        Self::with_defender(config, users, storage, limits, defender)
+    }
+
+    fn with_defender(
+        config: Config,
+        users: UserStore,
+        storage: Arc<dyn Storage>,
+        limits: limits::Tracker,
+        defender: Arc<Defender>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
             users,
             storage,
             limits,
+            defender,
+            logins: limits::LoginGate::new(),
         })
+    }
+
+    /// The login defender (to list or lift bans while serving).
+    pub fn defender(&self) -> &Arc<Defender> {
+        &self.defender
     }
 
     /// The settings in force.
@@ -167,6 +214,9 @@ impl Server {
         &self.config
     }
 }
+
+/// How often each listener reloads the bans from the user database.
+const BAN_REFRESH: Duration = Duration::from_secs(10);
 
 /// Serves FTP (with explicit FTPS when configured) on `listener` until `shutdown` completes; then stops
 /// accepting, tells every open session `421` and waits for the sessions to end.
@@ -186,9 +236,20 @@ pub async fn serve_kind(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut next_id: u64 = 0;
     tokio::pin!(shutdown);
+    // Bans stored by earlier runs, other nodes and `ferry ban` apply from the first connection on.
+    if let Err(e) = server.defender.refresh().await {
+        warn!(error = %e, "cannot load bans from the user database");
+    }
+    let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + BAN_REFRESH, BAN_REFRESH);
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
+            _ = refresh.tick() => {
+                if let Err(e) = server.defender.refresh().await {
+                    warn!(error = %e, "cannot reload bans from the user database");
+                }
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {

@@ -21,9 +21,9 @@
 //!   `..` against the working directory first).
 //! - No printing and no logging setup.
 //! - Unix only: names are raw bytes (`OsStrExt`) and errors are classified by errno.
-//! - No defence against hard links: a hard link placed inside the root by someone with host access
-//!   to a file outside it cannot be told apart from a regular file, so do not give untrusted host
-//!   users write access to the storage root.
+//! - No reading or writing of files with more than one name: a hard link (possibly planted by someone
+//!   with host access, to a file outside the root) is refused with [`ErrorKind::PermissionDenied`].
+//!   It is still listed and can be deleted or renamed, which affects only the name inside the root.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -70,18 +70,48 @@ pub struct CommonArgs {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
-// Parsed once per process; boxing the server flags would only add noise.
-#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the FTP server until SIGINT or SIGTERM.
     ///
     /// On the first start (empty user database) creates the user `ferry` with a generated
     /// password and prints it once.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 
     /// Manage the users in the user database.
     #[command(subcommand)]
     User(UserCommand),
+
+    /// List, add or lift bans of client addresses (kept in the user database; a running server
+    /// picks changes up within 10 seconds).
+    #[command(subcommand)]
+    Ban(BanCommand),
+}
+
+/// `ferry ban …`.
+#[derive(Debug, Subcommand)]
+pub enum BanCommand {
+    /// List the bans in force.
+    #[command(visible_alias = "ls")]
+    List,
+
+    /// Ban an address (IPv4 or IPv6).
+    Add {
+        /// The address to ban.
+        ip: IpAddr,
+        /// How long, in seconds.
+        #[arg(long, default_value = "3600", value_name = "SECS", value_parser = parse::secs)]
+        secs: u64,
+        /// Why (shown by `ferry ban list`).
+        #[arg(long, default_value = "banned by an administrator", value_name = "TEXT")]
+        reason: String,
+    },
+
+    /// Lift the ban on an address and forget its earlier bans.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// The address to unban.
+        ip: IpAddr,
+    },
 }
 
 /// Server settings; each overrides the config key of the same name (with `_` for `-`).
@@ -251,6 +281,9 @@ pub struct ServeArgs {
     /// [default: `0.0.0.0:2990,[::]:2990` when `ftps.implicit` is on].
     #[arg(long, env = "FERRY_FTPS_IMPLICIT_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse::socket_addr)]
     pub ftps_implicit_listen: Option<Vec<SocketAddr>>,
+
+    #[command(flatten)]
+    pub security: crate::config::security::SecurityArgs,
 }
 
 /// User management. Changes take effect for the next login; a running server need not restart.

@@ -1,5 +1,6 @@
 //! The `ferry` command: turns flags, `FERRY_*` environment variables and `ferry.toml` into validated
-//! settings, then runs the FTP server (`ferry serve`) or manages users (`ferry user …`).
+//! settings, then runs the FTP server (`ferry serve`), manages users (`ferry user …`) or bans
+//! (`ferry ban …`).
 //!
 //! This crate is deliberately thin: it parses configuration, sets up logging, binds sockets, waits
 //! for signals and prints what an operator needs to see. Everything FTP means lives in `ferry-proto`,
@@ -7,6 +8,7 @@
 //! `ferry-vfs`. It is the only crate that uses `anyhow`, prints, or installs a tracing subscriber.
 #![forbid(unsafe_code)]
 
+mod ban;
 mod cli;
 mod config;
 mod serve;
@@ -40,15 +42,15 @@ fn run(cli: Cli) -> Result<()> {
     let rust_log = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty());
     let no_serve_flags = ServeArgs::default();
     let serve_args = match &cli.command {
-        Command::Serve(args) => args,
-        Command::User(_) => &no_serve_flags,
+        Command::Serve(args) => args.as_ref(),
+        Command::User(_) | Command::Ban(_) => &no_serve_flags,
     };
     let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
     // User commands are quiet unless asked otherwise; the server reports its progress.
     let default_log = match cli.command {
         // rustls warns about every client quirk (an IP address sent as SNI, say); ferry logs what matters.
         Command::Serve(_) => "info,rustls=error",
-        Command::User(_) => "warn",
+        Command::User(_) | Command::Ban(_) => "warn",
     };
     init_logging(settings.log.as_deref().unwrap_or(default_log));
 
@@ -59,6 +61,7 @@ fn run(cli: Cli) -> Result<()> {
     let result = match cli.command {
         Command::Serve(_) => runtime.block_on(serve::run(settings)),
         Command::User(command) => runtime.block_on(user::run(&settings, command)),
+        Command::Ban(command) => runtime.block_on(ban::run(&settings, command)),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     result

@@ -216,7 +216,7 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// Formats unix seconds as `YYYY-MM-DD HH:MM:SS UTC`, using the protocol core's calendar code.
-fn utc_timestamp(unix: i64) -> String {
+pub(crate) fn utc_timestamp(unix: i64) -> String {
     let offset = Duration::from_secs(unix.unsigned_abs());
     let t = if unix >= 0 {
         UNIX_EPOCH + offset

@@ -314,6 +314,10 @@ fn every_subcommand_has_help_and_version_works() {
         &["user", "home", "--help"],
         &["user", "enable", "--help"],
         &["user", "disable", "--help"],
+        &["ban", "--help"],
+        &["ban", "list", "--help"],
+        &["ban", "add", "--help"],
+        &["ban", "del", "--help"],
     ] {
         let help = ok(dir.path(), args);
         assert!(help.contains("Usage: ferry"), "{args:?}: {help}");
@@ -325,6 +329,11 @@ fn every_subcommand_has_help_and_version_works() {
         "--masquerade-address",
         "--config",
         "FERRY_LISTEN",
+        "--max-pending-connections",
+        "--max-commands-per-sec",
+        "--danger-allow-fxp",
+        "--defender-threshold",
+        "--defender-allow-list",
     ] {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
@@ -614,5 +623,44 @@ impl Control {
     fn expect_final(&mut self, code: u16) {
         let (got, text) = self.reply();
         assert_eq!(got, code, "{text}");
+    }
+}
+
+#[test]
+fn ban_add_list_del_and_the_server_enforces_stored_bans() {
+    let dir = tempdir();
+    assert!(ok(dir.path(), &["ban", "list"]).contains("no bans"));
+    let added = ok(
+        dir.path(),
+        &["ban", "add", "127.0.0.1", "--secs", "600", "--reason", "test ban"],
+    );
+    assert!(added.starts_with("banned 127.0.0.1 until "), "{added}");
+    let list = ok(dir.path(), &["ban", "list"]);
+    assert!(list.contains("127.0.0.1") && list.contains("test ban"), "{list}");
+    let bad = run(dir.path(), &["ban", "add", "not-an-address"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("not-an-address"));
+
+    // A server on the same database refuses the banned address before the greeting.
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = server.wait_listening();
+    let (code, text) = Control::connect(addr).reply();
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("banned"), "{text}");
+
+    // Lifting the ban reaches the running server at its next reload (every 10 s).
+    assert!(ok(dir.path(), &["ban", "del", "127.0.0.1"]).contains("lifted"));
+    assert!(ok(dir.path(), &["ban", "del", "127.0.0.1"]).contains("was not banned"));
+    assert!(ok(dir.path(), &["ban", "list"]).contains("no bans"));
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let (code, _) = Control::connect(addr).reply();
+        if code == 220 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ban still enforced 25 s after `ferry ban del`"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }

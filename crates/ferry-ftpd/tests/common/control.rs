@@ -39,6 +39,8 @@ impl Reply {
 pub struct Control {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    /// Source address of the control and data connections, when not the kernel's choice.
+    source: Option<IpAddr>,
 }
 
 impl Control {
@@ -46,6 +48,16 @@ impl Control {
     pub fn connect(addr: SocketAddr) -> Control {
         let stream =
             TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect to control port");
+        Control::over(stream, None)
+    }
+
+    /// Connects from `source` (e.g. 127.0.0.2, another loopback address), data connections included, and
+    /// reads the 220 greeting.
+    pub fn connect_from(source: IpAddr, addr: SocketAddr) -> Control {
+        Control::over(tcp_from(source, addr), Some(source))
+    }
+
+    fn over(stream: TcpStream, source: Option<IpAddr>) -> Control {
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .expect("set read timeout");
@@ -54,6 +66,7 @@ impl Control {
         let mut c = Control {
             reader: BufReader::new(stream),
             writer,
+            source,
         };
         let greeting = c.reply();
         assert_eq!(greeting.code, 220, "greeting: {}", greeting.text());
@@ -196,7 +209,12 @@ impl Control {
     /// EPSV, then connects the data connection.
     pub fn data(&mut self) -> TcpStream {
         let addr = self.epsv();
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect data connection");
+        let s = match self.source {
+            Some(source) => tcp_from(source, addr),
+            None => {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect data connection")
+            }
+        };
         s.set_read_timeout(Some(REPLY_TIMEOUT)).expect("set read timeout");
         s
     }
@@ -253,6 +271,23 @@ fn reply_code(line: &[u8]) -> Option<u16> {
         return None;
     }
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// A TCP connection to `to` from the local address `source` (any port).
+pub fn tcp_from(source: IpAddr, to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .expect("socket");
+    socket
+        .bind(&SocketAddr::new(source, 0).into())
+        .unwrap_or_else(|e| panic!("bind {source}: {e}"));
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("connect {source} -> {to}: {e}"));
+    socket.into()
 }
 
 /// Closes `stream` with a TCP reset (SO_LINGER 0) instead of a clean FIN: a broken connection.

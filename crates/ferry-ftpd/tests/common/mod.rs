@@ -14,6 +14,7 @@
 mod control;
 mod files;
 mod ftps;
+pub mod rss;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-pub use control::{parse_pasv, reset, wait_until, Control, Reply};
+pub use control::{parse_pasv, reset, tcp_from, wait_until, Control, Reply};
 pub use files::{
     assert_same_tree, make_tree, pseudo_random, read_file, set_mtime, sha256, sha256_file, tree, write_file,
     write_random_file,
@@ -76,6 +77,10 @@ pub struct Options {
     pub ftps: bool,
     /// Also serve implicit FTPS on a second listener (implies `ftps`).
     pub implicit: bool,
+    /// Bans written to the user database before the server starts (as by an earlier run or `ferry ban`).
+    pub bans: Vec<(std::net::IpAddr, Duration)>,
+    /// A clock for the login defender (instead of the system clock).
+    pub clock: Option<Arc<ferry_auth::defender::ManualClock>>,
 }
 
 /// A change to the server configuration, applied before the server starts.
@@ -408,7 +413,26 @@ async fn build_server(
     if let Some(tweak) = options.tweak {
         tweak(&mut config);
     }
-    Ok((ferry_ftpd::Server::new(config, users.clone(), storage), users))
+    let new_defender = || {
+        let d = ferry_auth::defender::Defender::new(config.defender.clone(), Some(users.clone()));
+        match &options.clock {
+            Some(clock) => d.with_clock(clock.clone()),
+            None => d,
+        }
+    };
+    let earlier_run = new_defender();
+    for (ip, duration) in &options.bans {
+        earlier_run
+            .ban(*ip, *duration, "test")
+            .await
+            .map_err(|e| format!("ban: {e}"))?;
+    }
+    // A fresh defender, as after a restart: stored bans reach it only through the database.
+    let defender = Arc::new(new_defender());
+    Ok((
+        ferry_ftpd::Server::new_with_defender(config, users.clone(), storage, defender),
+        users,
+    ))
 }
 
 // ----- client programs ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ impl Session {
             );
         }
         let peer_ip = canonical(self.peer.ip());
-        if canonical(target.ip()) != peer_ip {
+        if canonical(target.ip()) != peer_ip && !self.danger_allow_fxp {
             return self.reply(
                 ReplyCode::ARGUMENT_ERROR,
                 "Active data connections only to your own address",

@@ -109,6 +109,8 @@ pub struct Session {
     connected_at: Instant,
     last_activity: Instant,
     closed: bool,
+    /// FXP allowed for the logged-in user: PORT/EPRT to any address (security opt-out).
+    danger_allow_fxp: bool,
 }
 
 impl Session {
@@ -137,6 +139,7 @@ impl Session {
             connected_at: now,
             last_activity: now,
             closed: false,
+            danger_allow_fxp: false,
         };
         let greeting = s.config.greeting.clone();
         s.reply(ReplyCode::SERVICE_READY, greeting);
@@ -193,6 +196,13 @@ impl Session {
     /// connection (CCC does not change this, RFC 4217 §6).
     pub fn data_protected(&self) -> bool {
         self.tls && self.prot_private
+    }
+
+    /// Allows (or again refuses) FXP: `PORT`/`EPRT` to addresses other than the control peer's. The glue
+    /// sets it for each successful login from its per-user policy, before [`Session::handle_auth`].
+    /// Ports below 1024 stay refused either way.
+    pub fn set_danger_allow_fxp(&mut self, allow: bool) {
+        self.danger_allow_fxp = allow;
     }
 
     /// The current working directory.

@@ -277,7 +277,7 @@ pub enum Output {
     /// [`super::Session::handle_passive`] giving the address to advertise.
     OpenPassive(PassiveFamily),
     /// Drop any passive listener; the next transfer connects to this address (already checked to be the
-    /// control peer's address with a port ≥ 1024).
+    /// control peer's address with a port ≥ 1024; any address ≥ 1024 when FXP is allowed).
     SetActive(SocketAddr),
     /// Drop any passive listener or active target.
     ResetData,

@@ -226,6 +226,10 @@ fn check_regular(md: &cap_std::fs::Metadata) -> Result<()> {
         Err(ErrorKind::IsADirectory.into())
     } else if !md.is_file() {
         Err(ErrorKind::PermissionDenied.into())
+    } else if md.nlink() > 1 {
+        // A hard link is the file itself, wherever its other names are: one planted in the root by
+        // someone with host access could share a file from outside it. Such files are not opened.
+        Err(ErrorKind::PermissionDenied.into())
     } else {
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! key (or the flag) and the file it came from.
 
 pub mod parse;
+pub mod security;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -81,6 +82,14 @@ struct FileConfig {
     anonymous: Option<AnonymousFile>,
     ftps: Option<FtpsFile>,
     log: Option<String>,
+
+    // ----- hostile-client defences (see `security`) -----
+    max_pending_connections: Option<usize>,
+    max_commands_per_sec: Option<u32>,
+    failed_login_delay_ms: Option<u64>,
+    danger_allow_fxp: Option<bool>,
+    danger_allow_fxp_users: Option<Vec<String>>,
+    defender: Option<security::DefenderFile>,
 }
 
 /// The `[ftps]` table.
@@ -246,8 +255,22 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             file.max_connections_per_ip,
             defaults.limits.max_per_ip,
         )?,
+        max_pending: 0, // set below with the other defences
     };
 
+    let security = security::load(
+        &serve.security,
+        security::SecurityFile {
+            max_pending_connections: file.max_pending_connections,
+            max_commands_per_sec: file.max_commands_per_sec,
+            failed_login_delay_ms: file.failed_login_delay_ms,
+            danger_allow_fxp: file.danger_allow_fxp,
+            danger_allow_fxp_users: file.danger_allow_fxp_users,
+            defender: file.defender,
+        },
+        defaults.limits.max_pending,
+        &key_err,
+    )?;
     let anon = file.anonymous.unwrap_or_default();
     check("anonymous.home", anon.home.as_deref(), &|v| {
         parse::home(v).map(drop)
@@ -372,9 +395,14 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         passive_ports,
         masquerade_address,
         data_timeout,
-        limits,
+        limits: ConnectionLimits {
+            max_pending: security.max_pending,
+            ..limits
+        },
         anonymous,
         ftps,
+        protection: security.protection,
+        defender: security.defender,
     };
     for (key, path) in [
         ("data_dir", &data_dir),
@@ -476,7 +504,8 @@ mod tests {
             s.ftpd.limits,
             ConnectionLimits {
                 max_connections: 1000,
-                max_per_ip: 50
+                max_per_ip: 50,
+                max_pending: 200,
             }
         );
         assert!(s.ftpd.anonymous.is_none());
@@ -500,6 +529,11 @@ mod tests {
             max_login_attempts = 2
             max_connections = 7
             max_connections_per_ip = 3
+            max_pending_connections = 5
+            max_commands_per_sec = 40
+            failed_login_delay_ms = 2500
+            danger_allow_fxp = true
+            danger_allow_fxp_users = ["bob"]
             log = "debug"
             [anonymous]
             enabled = true
@@ -516,6 +550,16 @@ mod tests {
             private_key = "/etc/ferry/key.pem"
             implicit = true
             implicit_listen = ["127.0.0.1:990"]
+            [defender]
+            threshold = 7
+            observation_secs = 60
+            ban_secs = 120
+            max_ban_secs = 240
+            score_failed_login = 2
+            score_unknown_user = 3
+            score_pre_login_disconnect = 0
+            score_limit_exceeded = 4
+            allow_list = ["10.0.0.0/8", "2001:db8::1"]
             "#,
         )
         .expect("load");
@@ -546,9 +590,31 @@ mod tests {
             s.ftpd.limits,
             ConnectionLimits {
                 max_connections: 7,
-                max_per_ip: 3
+                max_per_ip: 3,
+                max_pending: 5,
             }
         );
+        let p = &s.ftpd.protection;
+        assert_eq!(p.max_commands_per_sec, 40);
+        assert_eq!(p.failed_login_delay, Duration::from_millis(2500));
+        assert!(p.danger_allow_fxp);
+        assert_eq!(p.danger_allow_fxp_users, vec!["bob".to_owned()]);
+        let d = &s.ftpd.defender;
+        assert_eq!(d.threshold, 7);
+        assert_eq!(d.observation, Duration::from_secs(60));
+        assert_eq!(d.ban_time, Duration::from_secs(120));
+        assert_eq!(d.max_ban_time, Duration::from_secs(240));
+        assert_eq!(
+            d.scores,
+            ferry_auth::defender::Scores {
+                failed_login: 2,
+                unknown_user: 3,
+                pre_login_disconnect: 0,
+                limit_exceeded: 4
+            }
+        );
+        assert_eq!(d.allow_list.len(), 2);
+        assert!(d.allow_list[0].contains("10.1.2.3".parse().expect("ip")));
         let anon = s.ftpd.anonymous.expect("anonymous");
         assert_eq!(anon.home, "/public");
         assert!(anon.permissions.write && !anon.permissions.delete);
@@ -617,6 +683,30 @@ mod tests {
             ("login_timeout_secs = \"ten\"", "login_timeout_secs"),
             ("[anonymous]\nhome = \"pub\"", "anonymous.home"),
             ("[anonymous]\npermissions = \"fly\"", "anonymous.permissions"),
+            ("max_pending_connections = 0", "max_pending_connections"),
+            ("max_commands_per_sec = 0", "max_commands_per_sec"),
+            ("failed_login_delay_ms = 5", "failed_login_delay_ms"),
+            ("failed_login_delay_ms = 999999", "failed_login_delay_ms"),
+            ("danger_allow_fxp = \"maybe\"", "danger_allow_fxp"),
+            ("[defender]\nthreshold = 0", "defender.threshold"),
+            ("[defender]\nban_secs = 0", "defender.ban_secs"),
+            (
+                "[defender]\nban_secs = 100\nmax_ban_secs = 50",
+                "defender.max_ban_secs",
+            ),
+            (
+                "[defender]\nscore_unknown_user = 100000",
+                "defender.score_unknown_user",
+            ),
+            (
+                "[defender]\nallow_list = [\"10.0.0.0/40\"]",
+                "defender.allow_list",
+            ),
+            (
+                "[defender]\nallow_list = [\"example.com\"]",
+                "defender.allow_list",
+            ),
+            ("[defender]\nthreshhold = 3", "threshhold"),
         ] {
             let err = format!("{:#}", load_text(text).expect_err(text));
             assert!(err.contains(key), "{text}: {err}");
@@ -624,7 +714,7 @@ mod tests {
     }
 
     /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 29] = [
+    const KEYS: [&str; 44] = [
         "data_dir",
         "files_root",
         "users_db",
@@ -654,6 +744,21 @@ mod tests {
         "ftps.private_key",
         "ftps.implicit",
         "ftps.implicit_listen",
+        "max_pending_connections",
+        "max_commands_per_sec",
+        "failed_login_delay_ms",
+        "danger_allow_fxp",
+        "danger_allow_fxp_users",
+        "defender",
+        "defender.threshold",
+        "defender.observation_secs",
+        "defender.ban_secs",
+        "defender.max_ban_secs",
+        "defender.score_failed_login",
+        "defender.score_unknown_user",
+        "defender.score_pre_login_disconnect",
+        "defender.score_limit_exceeded",
+        "defender.allow_list",
     ];
 
     /// The settings lines of `ferry.example.toml`, uncommented.
@@ -666,6 +771,7 @@ mod tests {
                 let is_key = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_');
                 let setting = body == "[anonymous]"
                     || body == "[ftps]"
+                    || body == "[defender]"
                     || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
                 setting.then(|| format!("{body}\n"))
             })
@@ -677,6 +783,7 @@ mod tests {
         let text = uncommented_example();
         let file: FileConfig = toml::from_str(&text).expect("example parses");
         let anon = file.anonymous.as_ref().expect("[anonymous]");
+        let defender = file.defender.as_ref().expect("[defender]");
         assert!(
             file.data_dir.is_some()
                 && file.files_root.is_some()
@@ -704,7 +811,13 @@ mod tests {
                     && f.certificate.is_some()
                     && f.private_key.is_some()
                     && f.implicit.is_some()
-                    && f.implicit_listen.is_some()),
+                    && f.implicit_listen.is_some())
+                && file.max_pending_connections.is_some()
+                && file.max_commands_per_sec.is_some()
+                && file.failed_login_delay_ms.is_some()
+                && file.danger_allow_fxp.is_some()
+                && file.danger_allow_fxp_users.is_some()
+                && defender.all_set(),
             "a key is missing from ferry.example.toml:\n{text}"
         );
 
@@ -744,6 +857,8 @@ mod tests {
         assert!(!example.ftpd.ftps.danger_allow_ccc);
         assert!(!example.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions);
         assert_eq!(example.ftps.implicit_listen, defaults.ftps.implicit_listen);
+        assert_eq!(example.ftpd.protection, defaults.ftpd.protection);
+        assert_eq!(example.ftpd.defender, defaults.ftpd.defender);
     }
 
     #[test]
@@ -753,7 +868,8 @@ mod tests {
             let shown = match key {
                 "anonymous" => "[anonymous]",
                 "ftps" => "[ftps]",
-                _ => key,
+                "defender" => "[defender]",
+                key => key,
             };
             assert!(
                 doc.contains(&format!("### `{shown}`")),
