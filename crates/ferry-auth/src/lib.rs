@@ -6,6 +6,8 @@
 //! - [`UserStore::authenticate`] verifies passwords off the async threads and spends the same
 //!   work for unknown or disabled users, so timing does not reveal which names exist.
 //! - [`Password`] keeps secrets out of `Debug` output and logs.
+//! - SSH public keys per user ([`PublicKeyRecord`], [`UserStore::authenticate_key`]) for SFTP logins;
+//!   stored as text, parsed and fingerprinted by the caller.
 //!
 //! # What it deliberately does not do
 //! - No protocol logic: it does not know FTP or SFTP, and does not enforce permissions on file
@@ -17,12 +19,14 @@
 #![warn(missing_docs)]
 
 mod error;
+mod keys;
 mod password;
 mod permissions;
 mod store;
 mod user;
 
 pub use error::Error;
+pub use keys::{PublicKeyRecord, MAX_KEYS_PER_USER};
 pub use password::{generate_password, hash_password, Password};
 pub use permissions::Permissions;
 pub use store::UserStore;
