@@ -166,6 +166,9 @@ async fn write_replies(tx: ChannelWriteHalf<Msg>, mut replies: mpsc::Receiver<By
             return;
         }
     }
+    // Like sshd when sftp-server exits: scp treats a channel closed without an exit status as a
+    // failure.
+    let _ = tx.exit_status(0).await;
     let _ = tx.eof().await;
     let _ = tx.close().await;
 }

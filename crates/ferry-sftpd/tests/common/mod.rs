@@ -151,7 +151,7 @@ impl TestServer {
             "-o",
             "UserKnownHostsFile=/dev/null",
             "-o",
-            "LogLevel=ERROR",
+            "LogLevel=VERBOSE",
             "-o",
             "IdentityAgent=none",
         ]
@@ -161,7 +161,8 @@ impl TestServer {
             o.extend(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no", "-i"].map(String::from));
             o.push(self.key().display().to_string());
         } else {
-            o.extend(["-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"].map(String::from));
+            // BatchMode=no first: `sftp -b` turns batch mode (no password prompts) on after our options.
+            o.extend(["-o", "BatchMode=no", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"].map(String::from));
         }
         o
     }
