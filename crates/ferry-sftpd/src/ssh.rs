@@ -35,8 +35,8 @@ const NO_LEGACY_SCP: &str = "ferry: the legacy SCP protocol is not supported; us
      (OpenSSH 9.0 and later use SFTP by default), or sftp.\r\n";
 
 /// Modern algorithms only: curve25519 (and the ML-KEM hybrid) key exchange with strict KEX
-/// (Terrapin, CVE-2023-48795), AEAD ciphers first, CTR only with encrypt-then-MAC SHA-2, no
-/// SHA-1 anywhere, no compression.
+/// (Terrapin, CVE-2023-48795), AEAD ciphers first, CTR only with SHA-2 MACs, no SHA-1
+/// anywhere, no CBC, no compression.
 pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
     let preferred = Preferred {
         kex: Cow::Owned(vec![
@@ -71,7 +71,13 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
             cipher::AES_256_CTR,
             cipher::AES_128_CTR,
         ]),
-        mac: Cow::Owned(vec![mac::HMAC_SHA256_ETM, mac::HMAC_SHA512_ETM]),
+        // Non-ETM SHA-2 MACs for CTR ciphers too: libssh2 before 1.11 (curl's SFTP) has no ETM.
+        mac: Cow::Owned(vec![
+            mac::HMAC_SHA256_ETM,
+            mac::HMAC_SHA512_ETM,
+            mac::HMAC_SHA256,
+            mac::HMAC_SHA512,
+        ]),
         ..Preferred::default()
     };
     russh::server::Config {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use ferry_vfs::{DirStream, PositionalFile};
-use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::{oneshot, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::limits::MAX_HANDLES;
 
@@ -30,6 +30,33 @@ pub(crate) struct FileHandle {
     order: Arc<RwLock<()>>,
     /// Ranges of reads and writes under way: (start, end, is_write).
     ranges: Mutex<Vec<(u64, u64, bool)>>,
+    /// Fires when the reply to the latest request on this handle has been queued.
+    last_reply: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+/// Keeps the replies to requests on one file handle in request order: the request waits for
+/// `previous` before queuing its reply, then fires `done`. (The requests themselves still run
+/// concurrently. paramiko's pipelined writes, for one, hang if their acknowledgements come back
+/// out of order, and OpenSSH's server never reorders them.)
+#[derive(Debug)]
+pub(crate) struct ReplyOrder {
+    previous: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+}
+
+impl ReplyOrder {
+    /// Waits until the replies to earlier requests on the handle are queued.
+    pub(crate) async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // An error means the earlier request was dropped: nothing left to wait for.
+            let _ = previous.await;
+        }
+    }
+
+    /// Lets the next request's reply go.
+    pub(crate) fn release(self) {
+        let _ = self.done.send(());
+    }
 }
 
 /// A directory being listed.
@@ -97,7 +124,16 @@ impl FileHandle {
             writable,
             order: Arc::new(RwLock::new(())),
             ranges: Mutex::new(Vec::new()),
+            last_reply: Mutex::new(None),
         }
+    }
+
+    /// Takes the next place in the reply order (call in request order).
+    pub(crate) fn reply_order(&self) -> ReplyOrder {
+        let (done, next) = oneshot::channel();
+        let mut last = self.last_reply.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = last.replace(next);
+        ReplyOrder { previous, done }
     }
 
     /// Queues a whole-handle request (CLOSE, FSTAT, FSETSTAT, fsync).

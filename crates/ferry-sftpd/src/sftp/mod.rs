@@ -87,8 +87,17 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
                 };
                 let (ctx, reply_tx) = (Arc::clone(&ctx), reply_tx.clone());
                 tokio::spawn(async move {
-                    let reply = request.run(&ctx).await;
-                    let _ = reply_tx.send(reply).await;
+                    let (reply, order) = request.run(&ctx).await;
+                    match order {
+                        Some(mut order) => {
+                            order.wait().await;
+                            let _ = reply_tx.send(reply).await;
+                            order.release();
+                        }
+                        None => {
+                            let _ = reply_tx.send(reply).await;
+                        }
+                    }
                     drop(permit);
                 });
             }

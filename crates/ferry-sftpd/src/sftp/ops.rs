@@ -9,7 +9,7 @@ use bytes::Bytes;
 use ferry_proto::listing::{write_list_line, Entry, EntryKind as ListKind};
 use ferry_vfs::{EntryKind, ErrorKind, Metadata, OpenMode};
 
-use super::handles::{DirHandle, FileHandle, Handle, Waiting};
+use super::handles::{DirHandle, FileHandle, Handle, ReplyOrder, Waiting};
 use super::path::{self, PathError};
 use super::wire::{self, kind, mode_bits, open_flags, Attrs, Malformed, Reader, Status, Writer};
 use super::Ctx;
@@ -35,6 +35,8 @@ const ST_RDONLY: u64 = 1;
 pub(crate) struct Request {
     id: u32,
     op: Op,
+    /// For requests on a file handle: the place of the reply in the handle's reply order.
+    pub(crate) order: Option<ReplyOrder>,
 }
 
 #[derive(Debug)]
@@ -86,15 +88,36 @@ impl Request {
             Ok(op) => op,
             Err(Refused(status, message)) => Op::Reply(wire::status_with(id, status, message)),
         };
-        Ok(Some(Request { id, op }))
+        let order = op.file().map(FileHandle::reply_order);
+        Ok(Some(Request { id, op, order }))
     }
 
-    /// Runs the request and returns its reply.
-    pub(crate) async fn run(self, ctx: &Ctx) -> Bytes {
+    /// Runs the request and returns its reply (and its place in the reply order).
+    pub(crate) async fn run(self, ctx: &Ctx) -> (Bytes, Option<ReplyOrder>) {
         let id = self.id;
-        match run_op(id, self.op, ctx).await {
+        let reply = match run_op(id, self.op, ctx).await {
             Ok(reply) => reply,
             Err(Refused(status, message)) => wire::status_with(id, status, message),
+        };
+        (reply, self.order)
+    }
+}
+
+impl Op {
+    /// The file handle the request works on, if any.
+    fn file(&self) -> Option<&FileHandle> {
+        let handle = match self {
+            Op::Close { handle, .. }
+            | Op::Read { handle, .. }
+            | Op::Write { handle, .. }
+            | Op::Fstat { handle, .. }
+            | Op::FSetStat { handle, .. }
+            | Op::Fsync { handle, .. } => handle,
+            _ => return None,
+        };
+        match &**handle {
+            Handle::File(file) => Some(file),
+            Handle::Dir(_) => None,
         }
     }
 }
