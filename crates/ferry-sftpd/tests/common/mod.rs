@@ -38,13 +38,22 @@ impl TestServer {
 
     /// A server where alice has `perms`, with its config changed by `tweak`.
     pub fn start_with(perms: Permissions, tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static) -> TestServer {
+        TestServer::start_in(&std::env::temp_dir(), perms, tweak)
+    }
+
+    /// Like [`TestServer::start_with`], with the temp dir under `parent` (e.g. `/dev/shm`).
+    pub fn start_in(
+        parent: &Path,
+        perms: Permissions,
+        tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static,
+    ) -> TestServer {
         if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                 .with_test_writer()
                 .try_init();
         }
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = tempfile::tempdir_in(parent).expect("temp dir");
         for sub in ["files", "home", "local"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
