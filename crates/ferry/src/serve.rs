@@ -40,6 +40,11 @@ pub async fn run(settings: Settings) -> Result<()> {
     // Install the signal handlers before announcing the addresses, so a signal sent by whoever
     // reads the announcement is never missed.
     let mut signal = Signals::install()?;
+    // --- SFTP: host keys and listeners are ready before anything is announced ---
+    let sftp = match &settings.sftp {
+        Some(sftp) => Some(sftp_server(sftp, &settings.ftpd, &users, &storage)?),
+        None => None,
+    };
     let server = Server::new(settings.ftpd, users, storage);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -56,6 +61,30 @@ pub async fn run(settings: Settings) -> Result<()> {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         tasks.spawn(ferry_ftpd::serve(listener, Arc::clone(&server), shutdown));
+    }
+    if let Some((sftp_server, sftp_listeners, host_keys)) = sftp {
+        for key in &host_keys {
+            let generated = if key.generated { " (generated)" } else { "" };
+            writeln!(
+                out,
+                "ferry: SFTP host key: {} {} {}{generated}",
+                key.algorithm(),
+                key.fingerprint(),
+                key.path.display()
+            )?;
+        }
+        for listener in sftp_listeners {
+            let addr = listener
+                .local_addr()
+                .context("cannot read a listener's address")?;
+            writeln!(out, "ferry: SFTP listening on {addr}")?;
+            info!(%addr, "SFTP listening");
+            let mut stop = stop_rx.clone();
+            let shutdown = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            tasks.spawn(ferry_sftpd::serve(listener, Arc::clone(&sftp_server), shutdown));
+        }
     }
     out.flush()?;
     drop(out);
@@ -81,6 +110,40 @@ pub async fn run(settings: Settings) -> Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The SFTP server: host keys loaded (the default one generated on first start), listeners bound.
+/// Timeouts and connection limits are the FTP ones (each protocol counts its own connections).
+fn sftp_server(
+    sftp: &crate::config::sftp::SftpSettings,
+    ftpd: &ferry_ftpd::Config,
+    users: &UserStore,
+    storage: &Arc<dyn Storage>,
+) -> Result<(Arc<ferry_sftpd::Server>, Vec<TcpListener>, Vec<ferry_sftpd::hostkey::HostKey>)> {
+    let host_keys = sftp
+        .host_keys
+        .iter()
+        .map(|path| {
+            if sftp.generate {
+                ferry_sftpd::hostkey::load_or_generate(path)
+            } else {
+                ferry_sftpd::hostkey::load(path)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let listeners = bind_all(&sftp.listen).context("SFTP")?;
+    let mut config = ferry_sftpd::Config::new(host_keys.iter().map(|k| k.key.clone()).collect());
+    config.limits = ferry_sftpd::ConnectionLimits {
+        max_connections: ftpd.limits.max_connections,
+        max_per_ip: ftpd.limits.max_per_ip,
+    };
+    config.login_timeout = ftpd.session.login_timeout;
+    config.idle_timeout = ftpd.session.idle_timeout;
+    config.max_auth_attempts = sftp.max_auth_attempts;
+    // The login defender plugs in here (ferry_sftpd::LoginGuard); until then everything is allowed.
+    let guard: Arc<dyn ferry_sftpd::LoginGuard> = Arc::new(ferry_sftpd::AllowAll);
+    let server = ferry_sftpd::Server::new(config, users.clone(), Arc::clone(storage), guard);
+    Ok((server, listeners, host_keys))
 }
 
 /// Binds every address. An IPv6 address that cannot be bound is skipped with a warning when an IPv4

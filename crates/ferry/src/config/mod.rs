@@ -5,6 +5,7 @@
 //! key (or the flag) and the file it came from.
 
 pub mod parse;
+pub mod sftp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct Settings {
     pub ftpd: ferry_ftpd::Config,
     /// The tracing filter, if one was configured (the command picks its own default otherwise).
     pub log: Option<String>,
+    /// SFTP, when enabled.
+    pub sftp: Option<sftp::SftpSettings>,
 }
 
 /// `ferry.toml` as written. Every field is optional; unknown keys are an error.
@@ -61,6 +64,7 @@ struct FileConfig {
     max_connections_per_ip: Option<usize>,
     anonymous: Option<AnonymousFile>,
     log: Option<String>,
+    sftp: Option<sftp::SftpFile>,
 }
 
 /// The `[anonymous]` table.
@@ -271,6 +275,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             return Err(anyhow!("`{key}` is empty: give a path"));
         }
     }
+    let sftp = sftp::load(file.sftp, serve, &data_dir, &key_err)?;
     Ok(Settings {
         data_dir,
         files_root,
@@ -278,6 +283,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         listen,
         ftpd,
         log,
+        sftp,
     })
 }
 
@@ -509,7 +515,7 @@ mod tests {
             .filter_map(|line| {
                 let body = line.strip_prefix("# ")?;
                 let is_key = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-                let setting = body == "[anonymous]" || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
+                let setting = body == "[anonymous]" || body == "[sftp]" || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
                 setting.then(|| format!("{body}\n"))
             })
             .collect()
@@ -564,6 +570,7 @@ mod tests {
         assert_eq!(example.ftpd.data_timeout, defaults.ftpd.data_timeout);
         assert_eq!(example.ftpd.limits, defaults.ftpd.limits);
         assert!(example.ftpd.anonymous.is_none());
+        assert_eq!(example.sftp, defaults.sftp);
     }
 
     #[test]
