@@ -64,8 +64,8 @@ pub fn load_or_generate(path: &Path) -> Result<HostKey, HostKeyError> {
         path: path.to_owned(),
         message: e.to_string(),
     };
-    let mut key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
-        .map_err(|e| invalid(&e))?;
+    let mut key =
+        PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519).map_err(|e| invalid(&e))?;
     key.set_comment("ferry host key");
     let text = key
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)

@@ -16,7 +16,9 @@ pub enum KeyError {
     #[error("authorized_keys options are not supported; give only `TYPE BASE64 [COMMENT]`")]
     Options,
     /// Key types we do not accept (DSA, certificates …).
-    #[error("key type {0} is not supported; use ssh-ed25519, ecdsa-sha2-* or ssh-rsa (RSA keys sign with SHA-2)")]
+    #[error(
+        "key type {0} is not supported; use ssh-ed25519, ecdsa-sha2-* or ssh-rsa (RSA keys sign with SHA-2)"
+    )]
     Unsupported(String),
 }
 
@@ -77,8 +79,14 @@ mod tests {
     #[test]
     fn options_garbage_and_dsa_are_refused() {
         let with_options = format!("from=\"10.0.0.1\" {ED25519}");
-        assert!(matches!(parse_authorized_key(&with_options), Err(KeyError::Options)));
-        assert!(matches!(parse_authorized_key("ssh-ed25519 AAAA"), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            parse_authorized_key(&with_options),
+            Err(KeyError::Options)
+        ));
+        assert!(matches!(
+            parse_authorized_key("ssh-ed25519 AAAA"),
+            Err(KeyError::Malformed(_))
+        ));
         assert!(matches!(parse_authorized_key(""), Err(KeyError::Malformed(_))));
     }
 }

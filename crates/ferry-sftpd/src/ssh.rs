@@ -96,7 +96,12 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
 }
 
 /// Runs one connection to completion.
-pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, server: Arc<Server>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    server: Arc<Server>,
+    mut stop: watch::Receiver<bool>,
+) {
     let span = info_span!("ssh", peer = %peer, user = field::Empty);
     async move {
         let ip = canonical(peer);
@@ -206,7 +211,12 @@ impl Connection {
     }
 
     /// Replies to a request for a shell or command with an explanation and exit status 1.
-    fn refuse_exec(&mut self, channel: ChannelId, message: &str, session: &mut Session) -> Result<(), russh::Error> {
+    fn refuse_exec(
+        &mut self,
+        channel: ChannelId,
+        message: &str,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
         self.channels.remove(&channel);
         session.channel_success(channel)?;
         session.extended_data(channel, 1, bytes::Bytes::copy_from_slice(message.as_bytes()))?;
@@ -228,7 +238,11 @@ impl russh::server::Handler for Connection {
         Ok(self.outcome(user, found))
     }
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         // RSA signatures with SHA-1 (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
         if matches!(offer.algorithm, Algorithm::Rsa { hash: None }) || !self.server.guard.allow(self.ip) {
             return Ok(Auth::reject());
@@ -282,7 +296,12 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         let (Some(user), true) = (self.user.clone(), name == "sftp") else {
             info!(subsystem = name, "subsystem refused");
             return session.channel_failure(channel);
@@ -305,7 +324,12 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data);
         let legacy_scp = command.trim_start().starts_with("scp ");
         info!(command = %command.chars().take(200).collect::<String>(), "exec refused");

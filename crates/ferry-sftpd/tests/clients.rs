@@ -62,9 +62,16 @@ except paramiko.AuthenticationException:
     );
     r.assert_success();
     assert!(r.stdout.contains("size 5000000"), "{}", r.dump());
-    assert!(r.stdout.contains("refused") && !r.stdout.contains("ACCEPTED"), "{}", r.dump());
+    assert!(
+        r.stdout.contains("refused") && !r.stdout.contains("ACCEPTED"),
+        "{}",
+        r.dump()
+    );
     assert_eq!(sha256_file(&s.path("big.bin")), sha256_file(&s.local("big.bin")));
-    assert_eq!(sha256_file(&s.local("back.bin")), sha256_file(&s.local("big.bin")));
+    assert_eq!(
+        sha256_file(&s.local("back.bin")),
+        sha256_file(&s.local("big.bin"))
+    );
 }
 
 #[test]
@@ -90,14 +97,21 @@ t.close()  # connection lost before CLOSE
 "#,
     );
     r.assert_success();
-    assert!(r.stdout.contains("listing ['keep.txt']"), "uploads in progress are invisible: {}", r.dump());
+    assert!(
+        r.stdout.contains("listing ['keep.txt']"),
+        "uploads in progress are invisible: {}",
+        r.dump()
+    );
     // The server discards the temp files once the connection is gone.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while names(&s.root()) != ["keep.txt"] && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(names(&s.root()), ["keep.txt"]);
-    assert_eq!(std::fs::read_to_string(s.path("keep.txt")).expect("read"), "old content");
+    assert_eq!(
+        std::fs::read_to_string(s.path("keep.txt")).expect("read"),
+        "old content"
+    );
 }
 
 #[test]
@@ -158,7 +172,9 @@ except IOError:
     assert!(out.contains("statvfs True"), "{}", r.dump());
     assert!(out.contains("symlink refused"), "{}", r.dump());
     let ooo = std::fs::read(s.path("ooo.bin")).expect("read");
-    let expected: Vec<u8> = (0..16u8).flat_map(|i| std::iter::repeat_n(65 + i, 1000)).collect();
+    let expected: Vec<u8> = (0..16u8)
+        .flat_map(|i| std::iter::repeat_n(65 + i, 1000))
+        .collect();
     assert_eq!(ooo, expected);
     assert_eq!(std::fs::read(s.path("b.bin")).expect("read"), b"aaaaaaaaaa");
 }
@@ -247,8 +263,21 @@ fn rclone_copies_and_syncs_a_nested_tree() {
         return;
     }
     let s = TestServer::start();
-    for (i, name) in ["a.txt", "d1/b.bin", "d1/d2/c.bin", "d1/d2/d3/e.bin", "empty/.keep"].iter().enumerate() {
-        write_random(&s.local(&format!("src/{name}")), 1000 * (i + 1) * (i + 1), 20 + i as u64);
+    for (i, name) in [
+        "a.txt",
+        "d1/b.bin",
+        "d1/d2/c.bin",
+        "d1/d2/d3/e.bin",
+        "empty/.keep",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write_random(
+            &s.local(&format!("src/{name}")),
+            1000 * (i + 1) * (i + 1),
+            20 + i as u64,
+        );
     }
     let remote = format!(
         ":sftp,host=127.0.0.1,port={},user={USER},key_file={},shell_type=none:",
@@ -262,7 +291,11 @@ fn rclone_copies_and_syncs_a_nested_tree() {
     };
     rclone(&["copy", "src", &format!("{remote}/dst")]).assert_success();
     for name in ["a.txt", "d1/b.bin", "d1/d2/c.bin", "d1/d2/d3/e.bin"] {
-        assert_eq!(sha256_file(&s.path(&format!("dst/{name}"))), sha256_file(&s.local(&format!("src/{name}"))), "{name}");
+        assert_eq!(
+            sha256_file(&s.path(&format!("dst/{name}"))),
+            sha256_file(&s.local(&format!("src/{name}"))),
+            "{name}"
+        );
     }
     // Change the source: one file removed, one changed, one added; sync mirrors it.
     std::fs::remove_file(s.local("src/d1/b.bin")).expect("rm");
@@ -270,8 +303,14 @@ fn rclone_copies_and_syncs_a_nested_tree() {
     write_random(&s.local("src/d1/d2/new.bin"), 4321, 98);
     rclone(&["sync", "src", &format!("{remote}/dst")]).assert_success();
     assert!(!s.path("dst/d1/b.bin").exists());
-    assert_eq!(sha256_file(&s.path("dst/a.txt")), sha256_file(&s.local("src/a.txt")));
-    assert_eq!(sha256_file(&s.path("dst/d1/d2/new.bin")), sha256_file(&s.local("src/d1/d2/new.bin")));
+    assert_eq!(
+        sha256_file(&s.path("dst/a.txt")),
+        sha256_file(&s.local("src/a.txt"))
+    );
+    assert_eq!(
+        sha256_file(&s.path("dst/d1/d2/new.bin")),
+        sha256_file(&s.local("src/d1/d2/new.bin"))
+    );
     // And back down again.
     rclone(&["copy", &format!("{remote}/dst"), "back"]).assert_success();
     let check = rclone(&["check", "src", "back"]);

@@ -15,7 +15,11 @@ fn one_gib_file_round_trips_byte_exact() {
         return;
     }
     let shm = Path::new("/dev/shm");
-    let parent = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+    let parent = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
     let s = TestServer::start_in(&parent, ferry_auth::Permissions::all(), |_| {});
     write_big(&s.local("big.bin"));
     let expected = sha256sum(&s.local("big.bin"));
@@ -23,14 +27,23 @@ fn one_gib_file_round_trips_byte_exact() {
     let started = Instant::now();
     s.sftp_batch("put big.bin /big.bin\n").assert_success();
     let put = started.elapsed();
-    let cmp = run(std::process::Command::new("cmp").arg(s.local("big.bin")).arg(s.path("big.bin")), None);
+    let cmp = run(
+        std::process::Command::new("cmp")
+            .arg(s.local("big.bin"))
+            .arg(s.path("big.bin")),
+        None,
+    );
     assert!(cmp.status.success(), "upload is byte-exact: {}", cmp.dump());
     std::fs::remove_file(s.local("big.bin")).expect("rm");
 
     let started = Instant::now();
     s.sftp_batch("get /big.bin back.bin\n").assert_success();
     let get = started.elapsed();
-    assert_eq!(sha256sum(&s.local("back.bin")), expected, "download is byte-exact");
+    assert_eq!(
+        sha256sum(&s.local("back.bin")),
+        expected,
+        "download is byte-exact"
+    );
     eprintln!("1 GiB: put {put:?}, get {get:?}");
 }
 

@@ -15,7 +15,11 @@ fn sftp_put_get_ls_mkdir_rename_rm_rmdir() {
         "mkdir /dir\nput up.bin /dir/a.bin\nls -l /dir\nrename /dir/a.bin /dir/b.bin\nget /dir/b.bin down.bin\n",
     );
     run.assert_success();
-    assert!(run.stdout.contains("a.bin"), "ls shows the upload:\n{}", run.dump());
+    assert!(
+        run.stdout.contains("a.bin"),
+        "ls shows the upload:\n{}",
+        run.dump()
+    );
     assert_eq!(sha256_file(&s.local("down.bin")), sha256_file(&s.local("up.bin")));
     assert_eq!(sha256_file(&s.path("dir/b.bin")), sha256_file(&s.local("up.bin")));
     assert!(!s.path("dir/a.bin").exists());
@@ -74,8 +78,14 @@ fn scp_copies_both_ways_including_a_tree() {
         .args(["-P", &s.port().to_string(), "-r", "tree"])
         .arg(&target);
     run(&mut up, None).assert_success();
-    assert_eq!(sha256_file(&s.path("tree/a.bin")), sha256_file(&s.local("tree/a.bin")));
-    assert_eq!(sha256_file(&s.path("tree/sub/b.bin")), sha256_file(&s.local("tree/sub/b.bin")));
+    assert_eq!(
+        sha256_file(&s.path("tree/a.bin")),
+        sha256_file(&s.local("tree/a.bin"))
+    );
+    assert_eq!(
+        sha256_file(&s.path("tree/sub/b.bin")),
+        sha256_file(&s.local("tree/sub/b.bin"))
+    );
 
     let mut down = s.client("scp");
     down.args(s.ssh_options(true))
@@ -83,7 +93,10 @@ fn scp_copies_both_ways_including_a_tree() {
         .arg(format!("{USER}@127.0.0.1:/tree/sub/b.bin"))
         .arg("copy.bin");
     run(&mut down, None).assert_success();
-    assert_eq!(sha256_file(&s.local("copy.bin")), sha256_file(&s.local("tree/sub/b.bin")));
+    assert_eq!(
+        sha256_file(&s.local("copy.bin")),
+        sha256_file(&s.local("tree/sub/b.bin"))
+    );
 }
 
 #[test]
@@ -100,7 +113,11 @@ fn legacy_scp_is_refused_with_an_explanation() {
         .arg(format!("{USER}@127.0.0.1:/x.bin"));
     let r = run(&mut legacy, None);
     r.assert_failure();
-    assert!(r.stderr.contains("legacy SCP protocol is not supported"), "{}", r.dump());
+    assert!(
+        r.stderr.contains("legacy SCP protocol is not supported"),
+        "{}",
+        r.dump()
+    );
     assert!(!s.path("x.bin").exists());
 }
 
@@ -123,7 +140,13 @@ fn shell_and_commands_are_refused() {
     // Local port forwarding: the channel is refused.
     let mut fwd = s.client("ssh");
     fwd.args(s.ssh_options(true))
-        .args(["-p", &s.port().to_string(), "-N", "-o", "ExitOnForwardFailure=yes"])
+        .args([
+            "-p",
+            &s.port().to_string(),
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+        ])
         .args(["-W", "127.0.0.1:22"])
         .arg(format!("{USER}@127.0.0.1"));
     let r = run(&mut fwd, None);
@@ -144,7 +167,11 @@ fn traversal_stays_inside_the_root() {
     let r = s.sftp_batch("cd ..\ncd ..\npwd\nls -1 ../../\n");
     r.assert_success();
     assert!(r.stdout.contains("Remote working directory: /\n"), "{}", r.dump());
-    assert!(r.stdout.contains("inside.txt"), "`..` of the root is the root:\n{}", r.dump());
+    assert!(
+        r.stdout.contains("inside.txt"),
+        "`..` of the root is the root:\n{}",
+        r.dump()
+    );
 
     for attempt in [
         "get ../secret.txt s1",
@@ -159,7 +186,8 @@ fn traversal_stays_inside_the_root() {
         assert!(!r.status.success(), "`{attempt}` must fail:\n{}", r.dump());
     }
     // `..` at the root is the root: an upload to ../planted.txt lands inside.
-    s.sftp_batch("put /etc/hostname ../planted.txt\n").assert_success();
+    s.sftp_batch("put /etc/hostname ../planted.txt\n")
+        .assert_success();
     assert!(s.path("planted.txt").exists());
     assert!(!s.base().join("planted.txt").exists());
     assert!(!s.path("pw").exists() && !s.path("hard.txt").exists());

@@ -39,8 +39,8 @@ mod storage;
 pub use error::{Error, ErrorKind, Result};
 pub use local::LocalFs;
 pub use storage::{
-    DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
-    WriteMode,
+    DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
+    Storage, WriteMode,
 };
 
 /// Prefix of the temporary files uploads are written to before they are committed.

@@ -178,7 +178,12 @@ pub struct ServeArgs {
 
     /// SSH host key file(s), OpenSSH format, comma-separated or repeated (config key
     /// `sftp.host_keys`) [default: <data_dir>/ssh_host_ed25519_key, generated on first start].
-    #[arg(long, env = "FERRY_SFTP_HOST_KEYS", value_name = "FILE", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FERRY_SFTP_HOST_KEYS",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
     pub sftp_host_keys: Option<Vec<PathBuf>>,
 }
 

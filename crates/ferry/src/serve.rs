@@ -119,7 +119,11 @@ fn sftp_server(
     ftpd: &ferry_ftpd::Config,
     users: &UserStore,
     storage: &Arc<dyn Storage>,
-) -> Result<(Arc<ferry_sftpd::Server>, Vec<TcpListener>, Vec<ferry_sftpd::hostkey::HostKey>)> {
+) -> Result<(
+    Arc<ferry_sftpd::Server>,
+    Vec<TcpListener>,
+    Vec<ferry_sftpd::hostkey::HostKey>,
+)> {
     let host_keys = sftp
         .host_keys
         .iter()

@@ -17,7 +17,9 @@ pub async fn run(store: &UserStore, command: KeyCommand, out: &mut impl Write) -
                     .lines()
                     .map(str::to_owned)
                     .collect(),
-                (None, []) => bail!("give the key (`ssh-ed25519 AAAA… comment`), `-` to read standard input, or --file"),
+                (None, []) => {
+                    bail!("give the key (`ssh-ed25519 AAAA… comment`), `-` to read standard input, or --file")
+                }
                 (None, [dash]) if dash == "-" => io::stdin()
                     .lock()
                     .lines()

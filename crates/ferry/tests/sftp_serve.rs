@@ -14,7 +14,10 @@ fn ferry(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir);
     for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("FERRY_") || k == "RUST_LOG") {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("FERRY_") || k == "RUST_LOG")
+        {
             cmd.env_remove(key);
         }
     }
@@ -87,8 +90,15 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = Serve::start(dir.path());
     let fingerprint = first.fingerprint();
-    assert!(fingerprint.starts_with("SHA256:") && fingerprint.len() > 40, "{fingerprint}");
-    assert!(first.printed.iter().any(|l| l.contains("(generated)")), "{:?}", first.printed);
+    assert!(
+        fingerprint.starts_with("SHA256:") && fingerprint.len() > 40,
+        "{fingerprint}"
+    );
+    assert!(
+        first.printed.iter().any(|l| l.contains("(generated)")),
+        "{:?}",
+        first.printed
+    );
     let key_file = dir.path().join("ferry-data/ssh_host_ed25519_key");
     assert!(key_file.is_file());
     drop(first);
@@ -99,7 +109,11 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
 
     // The fingerprint is OpenSSH's.
     if on_path("ssh-keygen") {
-        let out = Command::new("ssh-keygen").arg("-lf").arg(&key_file).output().expect("ssh-keygen");
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&key_file)
+            .output()
+            .expect("ssh-keygen");
         assert!(String::from_utf8_lossy(&out.stdout).contains(&fingerprint));
     }
 
@@ -124,8 +138,15 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
         .arg(public.trim())
         .output()
         .expect("key add");
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    let listed = ferry(dir.path()).args(["user", "key", "list", "ferry"]).output().expect("list");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = ferry(dir.path())
+        .args(["user", "key", "list", "ferry"])
+        .output()
+        .expect("list");
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.contains("ssh-ed25519 ferry@test"), "{listed}");
     let client_fingerprint = listed.split_whitespace().next().expect("fingerprint").to_owned();
@@ -133,10 +154,31 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
     std::fs::write(dir.path().join("ferry-data/files/hello.txt"), "hello").expect("write");
     let sftp = |dir: &Path| {
         let mut child = Command::new("sftp")
-            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-            .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR", "-i"])
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "LogLevel=ERROR",
+                "-i",
+            ])
             .arg(&client_key)
-            .args(["-P", &second.sftp.port().to_string(), "-b", "-", "ferry@127.0.0.1"])
+            .args([
+                "-P",
+                &second.sftp.port().to_string(),
+                "-b",
+                "-",
+                "ferry@127.0.0.1",
+            ])
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -150,7 +192,10 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
         child.wait().expect("wait")
     };
     assert!(sftp(dir.path()).success());
-    assert_eq!(std::fs::read_to_string(dir.path().join("got.txt")).expect("got"), "hello");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("got.txt")).expect("got"),
+        "hello"
+    );
 
     let removed = ferry(dir.path())
         .args(["user", "key", "del", "ferry", &client_fingerprint])

@@ -43,23 +43,74 @@ pub(crate) struct Request {
 enum Op {
     /// The reply is known without touching storage (bad handle, bad path, unsupported …).
     Reply(Bytes),
-    Open { path: Vec<u8>, flags: u32, attrs: Attrs },
-    Close { handle: Arc<Handle>, turn: Option<Waiting> },
-    Read { handle: Arc<Handle>, offset: u64, len: usize, turn: Waiting, range: (u64, u64, bool) },
-    Write { handle: Arc<Handle>, offset: u64, data: Bytes, turn: Waiting, range: (u64, u64, bool) },
-    Stat { path: Vec<u8> },
-    Fstat { handle: Arc<Handle>, turn: Waiting },
-    SetStat { path: Vec<u8>, attrs: Attrs },
-    FSetStat { handle: Arc<Handle>, attrs: Attrs, turn: Waiting },
-    OpenDir { path: Vec<u8> },
-    ReadDir { handle: Arc<Handle> },
-    Remove { path: Vec<u8> },
-    Mkdir { path: Vec<u8>, attrs: Attrs },
-    Rmdir { path: Vec<u8> },
-    RealPath { path: Vec<u8> },
-    Rename { from: Vec<u8>, to: Vec<u8>, replace: bool },
+    Open {
+        path: Vec<u8>,
+        flags: u32,
+        attrs: Attrs,
+    },
+    Close {
+        handle: Arc<Handle>,
+        turn: Option<Waiting>,
+    },
+    Read {
+        handle: Arc<Handle>,
+        offset: u64,
+        len: usize,
+        turn: Waiting,
+        range: (u64, u64, bool),
+    },
+    Write {
+        handle: Arc<Handle>,
+        offset: u64,
+        data: Bytes,
+        turn: Waiting,
+        range: (u64, u64, bool),
+    },
+    Stat {
+        path: Vec<u8>,
+    },
+    Fstat {
+        handle: Arc<Handle>,
+        turn: Waiting,
+    },
+    SetStat {
+        path: Vec<u8>,
+        attrs: Attrs,
+    },
+    FSetStat {
+        handle: Arc<Handle>,
+        attrs: Attrs,
+        turn: Waiting,
+    },
+    OpenDir {
+        path: Vec<u8>,
+    },
+    ReadDir {
+        handle: Arc<Handle>,
+    },
+    Remove {
+        path: Vec<u8>,
+    },
+    Mkdir {
+        path: Vec<u8>,
+        attrs: Attrs,
+    },
+    Rmdir {
+        path: Vec<u8>,
+    },
+    RealPath {
+        path: Vec<u8>,
+    },
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        replace: bool,
+    },
     StatVfs,
-    Fsync { handle: Arc<Handle>, turn: Waiting },
+    Fsync {
+        handle: Arc<Handle>,
+        turn: Waiting,
+    },
     Limits,
 }
 
@@ -136,7 +187,12 @@ fn handle_of(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Arc<Handle>, Refuse
 
 /// Parses the body of a request of type `kind`. The outer `Result` is a malformed packet (the
 /// session ends), the inner one a request refused at once.
-fn parse_op(kind: u8, r: &mut Reader<'_>, packet: &Bytes, ctx: &Ctx) -> Result<Result<Op, Refused>, Malformed> {
+fn parse_op(
+    kind: u8,
+    r: &mut Reader<'_>,
+    packet: &Bytes,
+    ctx: &Ctx,
+) -> Result<Result<Op, Refused>, Malformed> {
     Ok(Ok(match kind {
         kind::OPEN => {
             let path = resolved(r)?;
@@ -182,8 +238,20 @@ fn parse_op(kind: u8, r: &mut Reader<'_>, packet: &Bytes, ctx: &Ctx) -> Result<R
             };
             let (turn, range) = file.io(offset, len as u64, data.is_some());
             match data {
-                None => Op::Read { handle, offset, len, turn, range },
-                Some(data) => Op::Write { handle, offset, data, turn, range },
+                None => Op::Read {
+                    handle,
+                    offset,
+                    len,
+                    turn,
+                    range,
+                },
+                Some(data) => Op::Write {
+                    handle,
+                    offset,
+                    data,
+                    turn,
+                    range,
+                },
             }
         }
         kind::LSTAT | kind::STAT => match resolved(r)? {
@@ -192,7 +260,11 @@ fn parse_op(kind: u8, r: &mut Reader<'_>, packet: &Bytes, ctx: &Ctx) -> Result<R
         },
         kind::FSTAT | kind::FSETSTAT => {
             let handle = handle_of(r, ctx)?;
-            let attrs = if kind == kind::FSETSTAT { Some(r.attrs()?) } else { None };
+            let attrs = if kind == kind::FSETSTAT {
+                Some(r.attrs()?)
+            } else {
+                None
+            };
             let handle = match handle {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(e)),
@@ -231,16 +303,26 @@ fn parse_op(kind: u8, r: &mut Reader<'_>, packet: &Bytes, ctx: &Ctx) -> Result<R
         kind::RENAME => {
             let (from, to) = (resolved(r)?, resolved(r)?);
             match (from, to) {
-                (Ok(from), Ok(to)) => Op::Rename { from, to, replace: false },
+                (Ok(from), Ok(to)) => Op::Rename {
+                    from,
+                    to,
+                    replace: false,
+                },
                 (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
             }
         }
         kind::READLINK => {
             let _ = resolved(r)?;
-            return Ok(Err(Refused(Status::OpUnsupported, "symbolic links are not supported")));
+            return Ok(Err(Refused(
+                Status::OpUnsupported,
+                "symbolic links are not supported",
+            )));
         }
         kind::SYMLINK => {
-            return Ok(Err(Refused(Status::PermissionDenied, "symbolic link creation is disabled")));
+            return Ok(Err(Refused(
+                Status::PermissionDenied,
+                "symbolic link creation is disabled",
+            )));
         }
         kind::EXTENDED => return parse_extended(r, ctx),
         _ => return Ok(Err(Refused(Status::OpUnsupported, "unknown request type"))),
@@ -256,7 +338,11 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
         b"posix-rename@openssh.com" => {
             let (from, to) = (resolved(r)?, resolved(r)?);
             match (from, to) {
-                (Ok(from), Ok(to)) => Op::Rename { from, to, replace: true },
+                (Ok(from), Ok(to)) => Op::Rename {
+                    from,
+                    to,
+                    replace: true,
+                },
                 (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
             }
         }
@@ -277,7 +363,10 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
         }
         b"limits@openssh.com" => Op::Limits,
         b"hardlink@openssh.com" => {
-            return Ok(Err(Refused(Status::OpUnsupported, "hard links are not supported")));
+            return Ok(Err(Refused(
+                Status::OpUnsupported,
+                "hard links are not supported",
+            )));
         }
         _ => return Ok(Err(Refused(Status::OpUnsupported, "unknown extension"))),
     }))
@@ -324,7 +413,13 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             }
             Ok(ok())
         }
-        Op::Read { handle, offset, len, turn, range } => {
+        Op::Read {
+            handle,
+            offset,
+            len,
+            turn,
+            range,
+        } => {
             let Handle::File(file) = &*handle else {
                 return Err(Refused(Status::Failure, "not a file handle"));
             };
@@ -343,7 +438,13 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             w.string(&data);
             Ok(w.finish())
         }
-        Op::Write { handle, offset, data, turn, range } => {
+        Op::Write {
+            handle,
+            offset,
+            data,
+            turn,
+            range,
+        } => {
             let Handle::File(file) = &*handle else {
                 return Err(Refused(Status::Failure, "not a file handle"));
             };
@@ -372,7 +473,10 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             allowed(ctx.perms.write)?;
             check_settable(&attrs)?;
             if let Some(size) = attrs.size {
-                let mode = OpenMode::InPlace { read: false, append: false };
+                let mode = OpenMode::InPlace {
+                    read: false,
+                    append: false,
+                };
                 let file = storage.open_file(&path, mode).await.map_err(fs_error)?;
                 file.set_len(size).await.map_err(fs_error)?;
             }
@@ -380,7 +484,10 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
                 storage.set_mode(&path, mode).await.map_err(fs_error)?;
             }
             if let Some((_, mtime)) = attrs.times {
-                storage.set_modified(&path, unix_time(mtime)).await.map_err(fs_error)?;
+                storage
+                    .set_modified(&path, unix_time(mtime))
+                    .await
+                    .map_err(fs_error)?;
             }
             Ok(ok())
         }
@@ -542,7 +649,10 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
     };
     let replace = (excl && create) || (trunc && (exists || create)) || (!exists && create);
     let mode = if replace {
-        OpenMode::Replace { read, exclusive: excl && create }
+        OpenMode::Replace {
+            read,
+            exclusive: excl && create,
+        }
     } else if exists {
         OpenMode::InPlace { read, append }
     } else {
@@ -571,7 +681,10 @@ fn handle_reply(id: u32, ctx: &Ctx, handle: Handle) -> Result<Bytes, Refused> {
 /// Refuses attribute changes we cannot make (owner and group).
 fn check_settable(attrs: &Attrs) -> Result<(), Refused> {
     if attrs.uid_gid.is_some() {
-        return Err(Refused(Status::OpUnsupported, "changing owner or group is not supported"));
+        return Err(Refused(
+            Status::OpUnsupported,
+            "changing owner or group is not supported",
+        ));
     }
     Ok(())
 }

@@ -37,7 +37,10 @@ impl TestServer {
     }
 
     /// A server where alice has `perms`, with its config changed by `tweak`.
-    pub fn start_with(perms: Permissions, tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static) -> TestServer {
+    pub fn start_with(
+        perms: Permissions,
+        tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static,
+    ) -> TestServer {
         TestServer::start_in(&std::env::temp_dir(), perms, tweak)
     }
 
@@ -63,7 +66,9 @@ impl TestServer {
             .arg(&key)
             .status();
         let has_key = keygen.is_ok_and(|s| s.success());
-        let public = std::fs::read_to_string(key.with_extension("pub")).ok().filter(|_| has_key);
+        let public = std::fs::read_to_string(key.with_extension("pub"))
+            .ok()
+            .filter(|_| has_key);
         let (files, users_db) = (dir.path().join("files"), dir.path().join("users.db"));
         let host_key_path = dir.path().join("ssh_host_ed25519_key");
         let (addr_tx, addr_rx) = mpsc::channel::<Result<SocketAddr, String>>();
@@ -173,11 +178,32 @@ impl TestServer {
         .map(String::from)
         .to_vec();
         if key {
-            o.extend(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no", "-i"].map(String::from));
+            o.extend(
+                [
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "IdentitiesOnly=yes",
+                    "-o",
+                    "PasswordAuthentication=no",
+                    "-i",
+                ]
+                .map(String::from),
+            );
             o.push(self.key().display().to_string());
         } else {
             // BatchMode=no first: `sftp -b` turns batch mode (no password prompts) on after our options.
-            o.extend(["-o", "BatchMode=no", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"].map(String::from));
+            o.extend(
+                [
+                    "-o",
+                    "BatchMode=no",
+                    "-o",
+                    "PubkeyAuthentication=no",
+                    "-o",
+                    "NumberOfPasswordPrompts=1",
+                ]
+                .map(String::from),
+            );
         }
         o
     }
@@ -244,13 +270,15 @@ async fn build(
 
 /// Whether to skip because `tool` is missing (a failure with `FERRY_REQUIRE_CLIENTS=1`).
 pub fn skip_unless(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    let found =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
     if found {
         return false;
     }
     if std::env::var("FERRY_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
-        panic!("client `{tool}` is not installed and FERRY_REQUIRE_CLIENTS=1; run scripts/install-test-deps.sh");
+        panic!(
+            "client `{tool}` is not installed and FERRY_REQUIRE_CLIENTS=1; run scripts/install-test-deps.sh"
+        );
     }
     eprintln!("SKIPPED: client `{tool}` is not installed (run scripts/install-test-deps.sh)");
     true
@@ -270,7 +298,9 @@ pub fn skip_unless_paramiko() -> bool {
         return false;
     }
     if std::env::var("FERRY_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
-        panic!("python module paramiko is missing and FERRY_REQUIRE_CLIENTS=1; run scripts/install-test-deps.sh");
+        panic!(
+            "python module paramiko is missing and FERRY_REQUIRE_CLIENTS=1; run scripts/install-test-deps.sh"
+        );
     }
     eprintln!("SKIPPED: python module paramiko is not installed (run scripts/install-test-deps.sh)");
     true
@@ -287,12 +317,23 @@ pub struct Run {
 
 impl Run {
     pub fn assert_success(&self) -> &Self {
-        assert!(self.status.success(), "`{}` failed: {}\n{}", self.command, self.status, self.dump());
+        assert!(
+            self.status.success(),
+            "`{}` failed: {}\n{}",
+            self.command,
+            self.status,
+            self.dump()
+        );
         self
     }
 
     pub fn assert_failure(&self) -> &Self {
-        assert!(!self.status.success(), "`{}` should have failed\n{}", self.command, self.dump());
+        assert!(
+            !self.status.success(),
+            "`{}` should have failed\n{}",
+            self.command,
+            self.dump()
+        );
         self
     }
 
@@ -309,10 +350,16 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Run {
 /// Runs `cmd`, killing it (and failing the test) after `timeout`.
 pub fn run_timeout(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Run {
     let command = format!("{cmd:?}");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
     let input = stdin.map(<[u8]>::to_vec);
     let child_stdin = child.stdin.take();
     let writer = thread::spawn(move || {
@@ -346,8 +393,15 @@ pub fn run_timeout(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -
     let _ = writer.join();
     let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
     match status {
-        Some(status) => Run { command, status, stdout, stderr },
-        None => panic!("{command} did not finish within {timeout:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"),
+        Some(status) => Run {
+            command,
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{command} did not finish within {timeout:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+        ),
     }
 }
 

@@ -19,7 +19,8 @@ use cap_std::fs::{Dir, MetadataExt, OpenOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::VPath;
 use crate::storage::{
-    DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage, WriteMode,
+    DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
+    WriteMode,
 };
 
 /// A [`Storage`] on the local file system, confined to one root directory.

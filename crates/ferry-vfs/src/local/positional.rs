@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use cap_std::fs::{Dir, File, FileExt, Permissions};
 use cap_std::fs::PermissionsExt;
+use cap_std::fs::{Dir, File, FileExt, Permissions};
 
 use super::write::{create_temp, Pending};
 use super::{blocking, check_regular, convert_metadata, write_options};
@@ -131,14 +131,19 @@ impl PositionalFile for LocalFile {
     }
 
     async fn write_at(&self, offset: u64, data: Vec<u8>) -> Result<()> {
-        if offset.checked_add(data.len() as u64).is_none_or(|end| end > i64::MAX as u64) {
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
             return Err(ErrorKind::QuotaExceeded.into());
         }
-        self.with_file(move |file| Ok(file.write_all_at(&data, offset)?)).await
+        self.with_file(move |file| Ok(file.write_all_at(&data, offset)?))
+            .await
     }
 
     async fn metadata(&self) -> Result<Metadata> {
-        self.with_file(|file| Ok(convert_metadata(&file.metadata()?))).await
+        self.with_file(|file| Ok(convert_metadata(&file.metadata()?)))
+            .await
     }
 
     async fn set_len(&self, len: u64) -> Result<()> {

@@ -515,7 +515,9 @@ mod tests {
             .filter_map(|line| {
                 let body = line.strip_prefix("# ")?;
                 let is_key = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-                let setting = body == "[anonymous]" || body == "[sftp]" || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
+                let setting = body == "[anonymous]"
+                    || body == "[sftp]"
+                    || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
                 setting.then(|| format!("{body}\n"))
             })
             .collect()

@@ -76,8 +76,13 @@ pub(super) fn load(
         ));
     }
     let configured = serve.sftp_host_keys.clone().or(file.host_keys);
-    if configured.as_ref().is_some_and(|keys| keys.is_empty() || keys.iter().any(|k| k.as_os_str().is_empty())) {
-        return Err(anyhow!("`sftp.host_keys` must name at least one key file, and no empty path"));
+    if configured
+        .as_ref()
+        .is_some_and(|keys| keys.is_empty() || keys.iter().any(|k| k.as_os_str().is_empty()))
+    {
+        return Err(anyhow!(
+            "`sftp.host_keys` must name at least one key file, and no empty path"
+        ));
     }
     let default_key = vec![data_dir.join(GENERATED_HOST_KEY)];
     let host_keys = configured.unwrap_or_else(|| default_key.clone());
@@ -109,12 +114,16 @@ mod tests {
             sftp: Option<SftpFile>,
         }
         let w: Wrapper = toml::from_str(text)?;
-        load(w.sftp, serve, Path::new("state"), &|k, m| anyhow!("invalid `{k}`: {m}"))
+        load(w.sftp, serve, Path::new("state"), &|k, m| {
+            anyhow!("invalid `{k}`: {m}")
+        })
     }
 
     #[test]
     fn sftp_is_on_by_default_on_port_2222_with_a_generated_key() {
-        let s = load_text("", &ServeArgs::default()).expect("load").expect("enabled");
+        let s = load_text("", &ServeArgs::default())
+            .expect("load")
+            .expect("enabled");
         assert_eq!(s.listen, default_listen());
         assert_eq!(s.host_keys, vec![PathBuf::from("state/ssh_host_ed25519_key")]);
         assert!(s.generate);
@@ -124,7 +133,9 @@ mod tests {
     #[test]
     fn every_sftp_key_is_read_and_flags_win() {
         let text = "[sftp]\nenabled = true\nlisten = [\"127.0.0.1:22\"]\nhost_keys = [\"/etc/k\"]\nmax_auth_attempts = 2\n";
-        let s = load_text(text, &ServeArgs::default()).expect("load").expect("enabled");
+        let s = load_text(text, &ServeArgs::default())
+            .expect("load")
+            .expect("enabled");
         assert_eq!(s.listen, vec!["127.0.0.1:22".parse().expect("addr")]);
         assert_eq!(s.host_keys, vec![PathBuf::from("/etc/k")]);
         assert!(!s.generate);
@@ -147,7 +158,10 @@ mod tests {
             let err = format!("{:#}", load_text(text, &ServeArgs::default()).expect_err(text));
             assert!(err.contains(key), "{text}: {err}");
         }
-        assert!(load_text("[sftp]\nport = 22", &ServeArgs::default()).is_err(), "unknown key");
+        assert!(
+            load_text("[sftp]\nport = 22", &ServeArgs::default()).is_err(),
+            "unknown key"
+        );
     }
 
     #[test]
@@ -158,7 +172,10 @@ mod tests {
         assert!(example.contains("# [sftp]"), "ferry.example.toml lacks [sftp]");
         for key in ["enabled", "listen", "host_keys", "max_auth_attempts"] {
             assert!(doc.contains(&format!("### `sftp.{key}`")), "docs lack sftp.{key}");
-            assert!(example.contains(&format!("# {key} = ")), "example lacks sftp {key}");
+            assert!(
+                example.contains(&format!("# {key} = ")),
+                "example lacks sftp {key}"
+            );
         }
     }
 }
