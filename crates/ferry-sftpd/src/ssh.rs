@@ -123,40 +123,49 @@ pub(crate) async fn run(
             channels: HashMap::new(),
             sftp_sessions: 0,
         };
-        let session = match russh::server::run_stream(Arc::clone(&server.ssh), stream, handler).await {
-            Ok(session) => session,
-            Err(e) => {
+        // The login timeout covers the identification exchange too: a client that sends nothing
+        // is dropped as well.
+        let deadline = tokio::time::Instant::now() + server.config.login_timeout;
+        let started = russh::server::run_stream(Arc::clone(&server.ssh), stream, handler);
+        let session = match tokio::time::timeout_at(deadline, started).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) => {
                 debug!(error = %e, "SSH handshake failed");
+                return;
+            }
+            Err(_) => {
+                info!("login timeout before the SSH handshake");
                 return;
             }
         };
         let handle = session.handle();
-        let login_deadline = tokio::time::sleep(server.config.login_timeout);
+        // Fires at the login timeout unless the client has logged in by then.
+        let login_deadline = async move {
+            tokio::time::sleep_until(deadline).await;
+            if authenticated.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await.map(drop);
         };
         tokio::pin!(session, login_deadline, stopped);
-        loop {
-            tokio::select! {
-                result = &mut session => {
-                    if let Err(e) = result {
-                        debug!(error = %e, "connection ended with an error");
-                    }
-                    break;
+        tokio::select! {
+            result = &mut session => {
+                if let Err(e) = result {
+                    debug!(error = %e, "connection ended with an error");
                 }
-                () = &mut login_deadline, if !authenticated.load(Ordering::Relaxed) => {
-                    info!("login timeout");
-                    let _ = handle
-                        .disconnect(Disconnect::ByApplication, "login timeout".into(), String::new())
-                        .await;
-                    break;
-                }
-                () = &mut stopped => {
-                    let _ = handle
-                        .disconnect(Disconnect::ByApplication, "server shutting down".into(), String::new())
-                        .await;
-                    break;
-                }
+            }
+            () = &mut login_deadline => {
+                info!("login timeout");
+                let _ = handle
+                    .disconnect(Disconnect::ByApplication, "login timeout".into(), String::new())
+                    .await;
+            }
+            () = &mut stopped => {
+                let _ = handle
+                    .disconnect(Disconnect::ByApplication, "server shutting down".into(), String::new())
+                    .await;
             }
         }
         drop(slot);

@@ -316,3 +316,49 @@ fn rclone_copies_and_syncs_a_nested_tree() {
     let check = rclone(&["check", "src", "back"]);
     check.assert_success();
 }
+
+#[test]
+fn login_timeout_and_connection_limits() {
+    if skip_unless_paramiko() {
+        return;
+    }
+    let s = TestServer::start_with(ferry_auth::Permissions::all(), |c| {
+        c.login_timeout = std::time::Duration::from_secs(1);
+        c.limits.max_per_ip = 2;
+    });
+    let r = paramiko(
+        &s,
+        r#"
+import socket, time
+# Not logging in: the server hangs up after the login timeout.
+raw = socket.create_connection(("127.0.0.1", PORT)); raw.settimeout(10)
+banner = raw.recv(100)
+start = time.time()
+while raw.recv(4096):
+    pass
+print("idle closed after %.1f s, banner %s" % (time.time() - start, banner.split(b"\r")[0].decode()))
+# Logged in: the login timeout no longer applies.
+sftp, t = connect()
+time.sleep(2.5)
+print("still there", sftp.listdir("/"))
+# Per-IP limit 2: with the raw one gone and t open, one more is allowed, a third is refused.
+sftp2, t2 = connect()
+try:
+    connect(); print("third accepted")
+except Exception as e:
+    print("third refused")
+"#,
+    );
+    r.assert_success();
+    assert!(r.stdout.contains("banner SSH-2.0-ferry"), "{}", r.dump());
+    let secs: f64 = r
+        .stdout
+        .split("idle closed after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{}", r.dump()));
+    assert!((0.5..5.0).contains(&secs), "closed after {secs} s");
+    assert!(r.stdout.contains("still there []"), "{}", r.dump());
+    assert!(r.stdout.contains("third refused"), "{}", r.dump());
+}

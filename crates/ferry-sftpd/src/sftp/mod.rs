@@ -127,7 +127,7 @@ fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
         return Ok(None);
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if len < 1 || len > MAX_PACKET_LEN {
+    if !(1..=MAX_PACKET_LEN).contains(&len) {
         return Err(End::PacketLength(len));
     }
     if buf.len() < 4 + len {
