@@ -220,7 +220,7 @@ fn curl_sftp_upload_download_and_listing() {
     if skip_unless("curl") {
         return;
     }
-    let curl_v = run(&mut Command::new("curl").arg("-V"), None);
+    let curl_v = run(Command::new("curl").arg("-V"), None);
     if !curl_v.stdout.contains(" sftp") {
         assert!(
             std::env::var("FERRY_REQUIRE_CLIENTS").map_or(true, |v| v != "1"),

@@ -40,7 +40,14 @@ impl Serve {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn ferry serve");
-        let out = child.stdout.take().expect("stdout");
+        let out = child.stdout.take();
+        // Owned from here on, so that a failed start still kills and waits for the child.
+        let mut serve = Serve {
+            child,
+            printed: Vec::new(),
+            sftp: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let out = out.expect("stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -50,16 +57,15 @@ impl Serve {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut printed = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = lines
                 .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no SFTP listening line; printed: {printed:?}"));
-            printed.push(line.clone());
+                .unwrap_or_else(|_| panic!("no SFTP listening line; printed: {:?}", serve.printed));
+            serve.printed.push(line.clone());
             if let Some(addr) = line.strip_prefix("ferry: SFTP listening on ") {
-                let sftp = addr.parse().expect("address");
-                return Serve { child, printed, sftp };
+                serve.sftp = addr.parse().expect("address");
+                return serve;
             }
         }
     }

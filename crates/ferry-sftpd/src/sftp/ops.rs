@@ -647,7 +647,7 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
         Err(e) if e.kind() == ErrorKind::NotFound => false,
         Err(e) => return Err(fs_error(e)),
     };
-    let replace = (excl && create) || (create && !exists) || (trunc && exists);
+    let replace = (create && (excl || !exists)) || (trunc && exists);
     let mode = if replace {
         OpenMode::Replace {
             read,
