@@ -19,7 +19,11 @@ if [ ! -x /usr/sbin/sshd ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
 fi
-SFTP_SERVER=$(ls /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server 2>/dev/null | head -1)
+SFTP_SERVER=
+for candidate in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server; do
+    if [ -x "$candidate" ]; then SFTP_SERVER=$candidate; break; fi
+done
+[ -n "$SFTP_SERVER" ] || { echo "bench: sftp-server not found" >&2; exit 1; }
 
 W=$(mktemp -d /dev/shm/ferry-sftp-bench.XXXXXX)
 FERRY_PID= SSHD_PID=

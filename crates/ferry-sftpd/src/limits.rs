@@ -20,7 +20,7 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const MAX_PATH_LEN: usize = 4096;
 /// Directory entries per READDIR reply.
 pub const READDIR_BATCH: usize = 64;
-/// SFTP sessions (subsystem channels) per SSH connection.
+/// Session channels (SFTP sessions) open at once on one SSH connection.
 pub const MAX_SFTP_CHANNELS: usize = 4;
 /// Longest extension name accepted (longer ones are unsupported anyway).
 pub const MAX_EXTENSION_NAME: usize = 64;

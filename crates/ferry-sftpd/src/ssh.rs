@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,7 +121,7 @@ pub(crate) async fn run(
             user: None,
             authenticated: Arc::clone(&authenticated),
             channels: HashMap::new(),
-            sftp_sessions: 0,
+            sftp_sessions: Arc::new(AtomicUsize::new(0)),
         };
         // The login timeout covers the identification exchange too: a client that sends nothing
         // is dropped as well.
@@ -194,7 +194,8 @@ struct Connection {
     authenticated: Arc<AtomicBool>,
     /// Session channels opened but not yet given a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
-    sftp_sessions: usize,
+    /// SFTP sessions running on this connection.
+    sftp_sessions: Arc<AtomicUsize>,
 }
 
 impl Connection {
@@ -291,7 +292,8 @@ impl russh::server::Handler for Connection {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.user.is_none() || self.channels.len() + self.sftp_sessions >= MAX_SFTP_CHANNELS {
+        let running = self.sftp_sessions.load(Ordering::Relaxed);
+        if self.user.is_none() || self.channels.len() + running >= MAX_SFTP_CHANNELS {
             // Dropping the reply handle rejects the channel.
             return Ok(());
         }
@@ -326,10 +328,15 @@ impl russh::server::Handler for Connection {
             }
         };
         session.channel_success(channel)?;
-        self.sftp_sessions += 1;
         info!("SFTP session started");
         let ctx = Arc::new(Ctx::new(storage, user.permissions));
-        tokio::spawn(sftp::run(ch, ctx).instrument(tracing::Span::current()));
+        let running = Arc::clone(&self.sftp_sessions);
+        running.fetch_add(1, Ordering::Relaxed);
+        let session = async move {
+            sftp::run(ch, ctx).await;
+            running.fetch_sub(1, Ordering::Relaxed);
+        };
+        tokio::spawn(session.instrument(tracing::Span::current()));
         Ok(())
     }
 

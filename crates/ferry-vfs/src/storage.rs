@@ -139,6 +139,8 @@ pub enum OpenMode {
         read: bool,
         /// Refuse to replace an existing file.
         exclusive: bool,
+        /// Unix permission bits for the new file (`mode & 0o777`), if not the default.
+        mode: Option<u32>,
     },
 }
 

@@ -11,6 +11,7 @@ use ferry_vfs::{ErrorKind, OpenMode, PositionalFile, Storage};
 const REPLACE: OpenMode = OpenMode::Replace {
     read: false,
     exclusive: false,
+    mode: None,
 };
 
 #[tokio::test]
@@ -44,10 +45,13 @@ async fn exclusive_refuses_an_existing_target_at_open_and_at_commit() {
     let excl = OpenMode::Replace {
         read: false,
         exclusive: true,
+        mode: Some(0o640),
     };
     let err = j.fs.open_file(b"/there", excl).await.expect_err("exists");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     let f = j.fs.open_file(b"/late", excl).await.expect("open");
+    let mode = f.metadata().await.expect("fstat").mode;
+    assert_eq!(mode, Some(0o640), "the new file's mode is set at creation");
     std::fs::write(j.host("late"), b"first").expect("someone else");
     let err = f.commit().await.expect_err("appeared meanwhile");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);

@@ -641,29 +641,33 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
         return handle_reply(id, ctx, Handle::File(FileHandle::new(file, true, false)));
     }
     allowed(ctx.perms.write && (!read || ctx.perms.read))?;
-    let exists = match storage.metadata(&path).await {
-        Ok(md) if md.kind == EntryKind::Dir => return Err(fs_error(ErrorKind::IsADirectory.into())),
-        Ok(_) => true,
-        Err(e) if e.kind() == ErrorKind::NotFound => false,
-        Err(e) => return Err(fs_error(e)),
-    };
-    let replace = (create && (excl || !exists)) || (trunc && exists);
-    let mode = if replace {
+    // Permission bits for a new file, applied to the temp file when it is created.
+    let new_mode = attrs.permissions;
+    let mode = if create && (excl || trunc) {
+        // The common new upload (CREAT|TRUNC, CREAT|EXCL): no need to look at the target first.
         OpenMode::Replace {
             read,
-            exclusive: excl && create,
+            exclusive: excl,
+            mode: new_mode,
         }
-    } else if exists {
-        OpenMode::InPlace { read, append }
     } else {
-        return Err(Refused(Status::NoSuchFile, "no such file"));
+        let exists = match storage.metadata(&path).await {
+            Ok(md) if md.kind == EntryKind::Dir => return Err(fs_error(ErrorKind::IsADirectory.into())),
+            Ok(_) => true,
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            Err(e) => return Err(fs_error(e)),
+        };
+        match (exists, create, trunc) {
+            (true, _, true) | (false, true, _) => OpenMode::Replace {
+                read,
+                exclusive: false,
+                mode: new_mode,
+            },
+            (true, _, false) => OpenMode::InPlace { read, append },
+            (false, false, _) => return Err(Refused(Status::NoSuchFile, "no such file")),
+        }
     };
     let file = storage.open_file(&path, mode).await.map_err(fs_error)?;
-    if replace {
-        if let Some(mode) = attrs.permissions {
-            file.set_mode(mode).await.map_err(fs_error)?;
-        }
-    }
     handle_reply(id, ctx, Handle::File(FileHandle::new(file, read, true)))
 }
 

@@ -35,7 +35,11 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: OpenMode) -> Result
             check_regular(&file.metadata()?)?;
             Ok(LocalFile::new(file, None))
         }
-        OpenMode::Replace { read, exclusive } => {
+        OpenMode::Replace {
+            read,
+            exclusive,
+            mode,
+        } => {
             let Some((parent_rel, name)) = split else {
                 return Err(ErrorKind::IsADirectory.into());
             };
@@ -46,6 +50,12 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: OpenMode) -> Result
                 _ => {}
             }
             let (temp, file) = create_temp(&parent)?;
+            if let Some(mode) = mode {
+                if let Err(e) = file.set_permissions(Permissions::from_mode(mode & 0o777)) {
+                    let _ = parent.remove_file(&temp);
+                    return Err(e.into());
+                }
+            }
             let file = if read {
                 // The temp was created write-only; reopen it for reading and writing.
                 let mut options = write_options();
