@@ -216,3 +216,46 @@ fn password_login_works_and_a_wrong_password_is_refused() {
     attempt(PASSWORD).assert_success();
     assert_eq!(std::fs::read_to_string(s.local("got.txt")).expect("read"), "hi");
 }
+
+/// The server's KEXINIT (sent in clear) offers strict KEX and modern algorithms only.
+#[test]
+fn kexinit_offers_strict_kex_and_modern_algorithms_only() {
+    use std::io::{Read, Write};
+    let s = TestServer::start();
+    let mut tcp = std::net::TcpStream::connect(s.addr).expect("connect");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    tcp.write_all(b"SSH-2.0-probe\r\n").expect("banner");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the KEXINIT lists have arrived (the banner line, then one binary packet).
+    while !String::from_utf8_lossy(&seen).contains("none") && seen.len() < 64 * 1024 {
+        let n = tcp.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("SSH-2.0-ferry\r\n"), "{text}");
+    for wanted in [
+        "kex-strict-s-v00@openssh.com",
+        "curve25519-sha256",
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+        "ssh-ed25519",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing: {text}");
+    }
+    for unwanted in [
+        "hmac-sha1",
+        "-cbc",
+        "diffie-hellman-group1",
+        "diffie-hellman-group14-sha1",
+        "zlib",
+        "3des",
+    ] {
+        assert!(!text.contains(unwanted), "{unwanted} offered: {text}");
+    }
+}
