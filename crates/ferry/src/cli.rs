@@ -10,10 +10,11 @@ use ferry_auth::{Password, Permissions};
 
 use crate::config::parse;
 
-/// ferry: a secure FTP server.
+/// ferry: a secure FTP and SFTP server.
 ///
 /// With no configuration at all, `ferry serve` keeps its state in ./ferry-data/, serves the files
-/// under ./ferry-data/files/ on port 2121 and creates a first user `ferry` with a generated password.
+/// under ./ferry-data/files/ over FTP on port 2121 and SFTP on port 2222, and creates a first user
+/// `ferry` with a generated password.
 /// See docs/configuration.md for every setting.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, propagate_version = true, max_term_width = 100)]

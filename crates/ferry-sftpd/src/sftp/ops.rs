@@ -782,6 +782,65 @@ mod tests {
         assert!(line.ends_with(" a.txt"), "{line}");
     }
 
+    /// Random and truncated packets never panic the parser; they give a request or `Malformed`.
+    #[test]
+    fn random_packets_never_panic_the_parser() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = std::sync::Arc::new(ferry_vfs::LocalFs::open(dir.path()).expect("storage"));
+        let ctx = Ctx::new(storage, ferry_auth::Permissions::all());
+        // One open file handle, so that handle-bearing requests reach their deeper parsing.
+        let file = ferry_vfs::LocalFs::open(dir.path()).expect("storage");
+        std::fs::write(dir.path().join("f"), b"x").expect("write");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let handle = runtime
+            .block_on(ferry_vfs::Storage::open_file(&file, b"/f", OpenMode::Read))
+            .expect("open");
+        let name = ctx
+            .table()
+            .insert(Handle::File(FileHandle::new(handle, true, false)))
+            .expect("handle");
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let kind = [
+                1u8, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 200, 99,
+            ][(next() % 21) as usize];
+            let mut packet = vec![kind];
+            packet.extend_from_slice(&(next() as u32).to_be_bytes());
+            let len = (next() % 64) as usize;
+            for _ in 0..len {
+                // Mostly small numbers so that string lengths are sometimes plausible.
+                let b = if next() % 3 == 0 {
+                    (next() % 256) as u8
+                } else {
+                    (next() % 8) as u8
+                };
+                packet.push(b);
+            }
+            if next() % 4 == 0 {
+                packet.extend_from_slice(&4u32.to_be_bytes());
+                packet.extend_from_slice(&name);
+                packet.extend_from_slice(&(next() % 100).to_be_bytes());
+                packet.extend_from_slice(&((next() % 300_000) as u32).to_be_bytes());
+            }
+            if let Ok(Some(_)) = Request::parse(Bytes::from(packet), &ctx) {
+                parsed += 1;
+            }
+        }
+        assert!(
+            parsed > 1000,
+            "the generator reaches the parsers ({parsed} parsed)"
+        );
+    }
+
     #[test]
     fn uid_gid_changes_are_refused() {
         let attrs = Attrs {
