@@ -11,10 +11,16 @@ pub const MAX_PACKET_LEN: usize = 256 * 1024 + 1024;
 pub const MAX_READ_LEN: usize = 256 * 1024 - 1024;
 /// Most bytes one WRITE may carry, advertised as `max-write-length`.
 pub const MAX_WRITE_LEN: usize = 256 * 1024 - 1024;
+/// Bytes of received but not yet started requests one SFTP session may hold; more ends the
+/// session. Input is read even while [`MAX_IN_FLIGHT`] requests run (see `sftp::run`), so this is
+/// what bounds a client that sends faster than the server works; OpenSSH's client never gets near
+/// it (64 requests of at most 256 KiB), nor does rclone's default of 64 outstanding 32 KiB writes
+/// per file with 4 files at once.
+pub const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 /// Open file and directory handles per SFTP session.
 pub const MAX_HANDLES: usize = 256;
-/// Requests of one SFTP session being processed at once; further packets are not read (and SSH
-/// flow control holds the client) until one finishes. OpenSSH's client keeps up to 64 in flight.
+/// Requests of one SFTP session being processed at once; further requests wait, received, in
+/// the session's buffer (up to [`MAX_BUFFERED`]). OpenSSH's client keeps up to 64 in flight.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Longest path accepted, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;

@@ -16,7 +16,7 @@ use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info};
 
-use crate::limits::{MAX_IN_FLIGHT, MAX_PACKET_LEN};
+use crate::limits::{MAX_BUFFERED, MAX_IN_FLIGHT, MAX_PACKET_LEN};
 use wire::{kind, Reader, Writer};
 
 /// The SFTP protocol version spoken.
@@ -58,6 +58,8 @@ enum End {
     Sequence,
     #[error("client speaks SFTP version {0}; version 3 or later is needed")]
     Version(u32),
+    #[error("more than {MAX_BUFFERED} bytes of requests queued")]
+    Flood,
 }
 
 /// Serves SFTP on `channel` until the client closes it.
@@ -68,43 +70,60 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut initialised = false;
+    // The channel is drained continuously, also while every request slot is taken: russh delivers
+    // incoming data from its connection task and blocks there when the channel is full, which
+    // would also stop it from processing the client's window adjustments that our replies may be
+    // waiting for. Unparsed input is bounded by MAX_BUFFERED instead.
+    let mut eof = false;
     let result: Result<(), End> = async {
         loop {
-            while let Some(packet) = next_packet(&mut buf)? {
-                if !initialised {
-                    let reply = init(&packet)?;
-                    initialised = true;
-                    if reply_tx.send(reply).await.is_err() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                    return Ok(());
-                };
-                let Some(request) = ops::Request::parse(packet, &ctx)? else {
-                    return Err(End::Sequence);
-                };
-                let (ctx, reply_tx) = (Arc::clone(&ctx), reply_tx.clone());
-                tokio::spawn(async move {
-                    let (reply, order) = request.run(&ctx).await;
-                    match order {
-                        Some(mut order) => {
-                            order.wait().await;
-                            let _ = reply_tx.send(reply).await;
-                            order.release();
-                        }
-                        None => {
-                            let _ = reply_tx.send(reply).await;
-                        }
-                    }
-                    drop(permit);
-                });
+            let ready = packet_ready(&buf)?;
+            if eof && !ready {
+                return Ok(());
             }
-            match rx.wait().await {
-                Some(ChannelMsg::Data { data }) => buf.extend_from_slice(&data),
-                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Ok(()),
-                Some(_) => {}
+            if ready && !initialised {
+                let packet = next_packet(&mut buf)?.ok_or(End::Sequence)?;
+                let reply = init(&packet)?;
+                initialised = true;
+                if reply_tx.send(reply).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                permit = Arc::clone(&permits).acquire_owned(), if ready => {
+                    let Ok(permit) = permit else { return Ok(()) };
+                    let packet = next_packet(&mut buf)?.ok_or(End::Sequence)?;
+                    let Some(request) = ops::Request::parse(packet, &ctx)? else {
+                        return Err(End::Sequence);
+                    };
+                    let (ctx, reply_tx) = (Arc::clone(&ctx), reply_tx.clone());
+                    tokio::spawn(async move {
+                        let (reply, order) = request.run(&ctx).await;
+                        match order {
+                            Some(mut order) => {
+                                order.wait().await;
+                                let _ = reply_tx.send(reply).await;
+                                order.release();
+                            }
+                            None => {
+                                let _ = reply_tx.send(reply).await;
+                            }
+                        }
+                        drop(permit);
+                    });
+                }
+                msg = rx.wait(), if !eof => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        if buf.len() + data.len() > MAX_BUFFERED {
+                            return Err(End::Flood);
+                        }
+                        buf.extend_from_slice(&data);
+                    }
+                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => eof = true,
+                    Some(_) => {}
+                },
             }
         }
     }
@@ -119,6 +138,18 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     ctx.table().clear();
     drop(reply_tx);
     let _ = writer.await;
+}
+
+/// Whether a complete packet is at the front of `buf` (an impossible length is an error).
+fn packet_ready(buf: &[u8]) -> Result<bool, End> {
+    if buf.len() < 4 {
+        return Ok(false);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if !(1..=MAX_PACKET_LEN).contains(&len) {
+        return Err(End::PacketLength(len));
+    }
+    Ok(buf.len() >= 4 + len)
 }
 
 /// Takes one complete packet (without its length field) off the front of `buf`.
