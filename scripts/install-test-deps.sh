@@ -8,6 +8,19 @@ set -euo pipefail
 # command:package
 wanted=(curl:curl lftp:lftp wget:wget ftp:ftp python3:python3 rclone:rclone openssl:openssl)
 
+# --- SFTP clients (ferry-sftpd tests): OpenSSH sftp/scp/ssh-keygen, sshpass, rclone; paramiko via pip ---
+wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client sshpass:sshpass rclone:rclone)
+install_paramiko() {
+    if ! command -v python3 >/dev/null 2>&1 || python3 -c 'import paramiko' >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "install-test-deps: installing paramiko with pip"
+    python3 -m pip install --quiet paramiko ||
+        python3 -m pip install --quiet --break-system-packages paramiko
+}
+install_paramiko
+# --- end SFTP clients ---
+
 missing=()
 for pair in "${wanted[@]}"; do
     cmd=${pair%%:*}
@@ -54,3 +67,5 @@ for pair in "${wanted[@]}"; do
         exit 1
     fi
 done
+
+install_paramiko  # SFTP tests: python3 may only have been installed just now

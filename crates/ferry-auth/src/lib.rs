@@ -10,6 +10,8 @@
 //! - [`Password`] keeps secrets out of `Debug` output and logs.
 //! - [`defender::Defender`] scores failed logins and other misbehaviour per client address and bans
 //!   addresses past a threshold, with the bans stored in the same database (see the module docs).
+//! - SSH public keys per user ([`PublicKeyRecord`], [`UserStore::authenticate_key`]) for SFTP logins;
+//!   stored as text, parsed and fingerprinted by the caller.
 //!
 //! # What it deliberately does not do
 //! - No protocol logic: it does not know FTP or SFTP, and does not enforce permissions on file
@@ -23,12 +25,14 @@ mod cache;
 pub mod defender;
 mod error;
 mod hash_pool;
+mod keys;
 mod password;
 mod permissions;
 mod store;
 mod user;
 
 pub use error::Error;
+pub use keys::{PublicKeyRecord, MAX_KEYS_PER_USER};
 pub use password::{generate_password, hash_password, Password};
 pub use permissions::Permissions;
 pub use store::UserStore;

@@ -23,8 +23,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections in the pool of a file database.
 const FILE_POOL_SIZE: u32 = 4;
 
-const USER_COLUMNS: &str = "name, home, permissions, enabled, created, require_tls, protected_data, \
-                            danger_allow_unresumed_data_tls";
+pub(crate) const USER_COLUMNS: &str =
+    "name, home, permissions, enabled, created, require_tls, protected_data, \
+                                       danger_allow_unresumed_data_tls";
 
 /// Users in an SQLite database. Cheap to clone (it wraps a connection pool); clones share the
 /// verification cache and the bound on concurrent verifications.
@@ -250,6 +251,11 @@ impl UserStore {
         }
     }
 
+    /// The connection pool (for the other parts of the store).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Sets one text column of one user.
     async fn update(&self, name: &str, column: &'static str, value: String) -> Result<(), Error> {
         let sql = format!("UPDATE users SET {column} = ? WHERE name = ?");
@@ -269,7 +275,7 @@ async fn hash_blocking(pw: Password) -> Result<String, Error> {
         .map_err(|e| Error::Hash(format!("hashing task failed: {e}")))?
 }
 
-fn found(rows_affected: u64, name: &str) -> Result<(), Error> {
+pub(crate) fn found(rows_affected: u64, name: &str) -> Result<(), Error> {
     if rows_affected == 0 {
         Err(Error::NotFound(name.to_owned()))
     } else {
@@ -277,7 +283,7 @@ fn found(rows_affected: u64, name: &str) -> Result<(), Error> {
     }
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<User, Error> {
+pub(crate) fn user_from_row(row: &SqliteRow) -> Result<User, Error> {
     let name: String = row.try_get("name")?;
     let permissions: String = row.try_get("permissions")?;
     let permissions = permissions.parse().map_err(|e| {
@@ -299,7 +305,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, Error> {
     })
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -119,7 +119,7 @@ fn ascii_stor_of_a_large_file_strips_every_carriage_return_of_a_line_end() {
         let line: Vec<u8> = (0..i % 100).map(|k| b'a' + (k % 26) as u8).collect();
         payload.extend_from_slice(&line);
         expected.extend_from_slice(&line);
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             payload.extend_from_slice(b"\rx");
             expected.extend_from_slice(b"\rx");
         }

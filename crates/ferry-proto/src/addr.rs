@@ -507,7 +507,7 @@ mod tests {
                 let mut segs = [0u16; 8];
                 for seg in &mut segs {
                     let r = rng.next();
-                    *seg = if r % 3 == 0 { 0 } else { (r >> 16) as u16 };
+                    *seg = if r.is_multiple_of(3) { 0 } else { (r >> 16) as u16 };
                 }
                 SocketAddrV6::new(Ipv6Addr::from(segs), port, 0, 0).into()
             };

@@ -14,6 +14,9 @@
 //!   [`ErrorKind::PermissionDenied`]; symlinks that stay inside are followed.
 //! - Streams directory listings in batches and uploads through a temporary file that only appears
 //!   under its final name when the writer is committed.
+//! - Offers positional access for SFTP ([`Storage::open_file`] → [`PositionalFile`]): reads and
+//!   writes at any offset that can run concurrently, with the same temp-file rule for new content
+//!   ([`OpenMode::Replace`]).
 //!
 //! # What it deliberately does not do
 //! - No FTP/SFTP semantics: no reply codes, no listing formats, no permission checks (the caller
@@ -35,7 +38,10 @@ mod storage;
 
 pub use error::{Error, ErrorKind, Result};
 pub use local::LocalFs;
-pub use storage::{DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, Storage, WriteMode};
+pub use storage::{
+    DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
+    Storage, WriteMode,
+};
 
 /// Prefix of the temporary files uploads are written to before they are committed.
 ///

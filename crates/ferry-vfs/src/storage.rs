@@ -97,6 +97,106 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// A new store jailed at the subdirectory `home`, created with its parents if `create`.
     async fn scoped(&self, home: &[u8], create: bool) -> Result<Arc<dyn Storage>>;
+
+    // --- positional access (SFTP); the defaults answer `Unsupported` ---
+
+    /// Opens `path` for reads and writes at arbitrary offsets (see [`OpenMode`]).
+    async fn open_file(&self, path: &[u8], mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
+        let _ = (path, mode);
+        Err(crate::ErrorKind::Unsupported.into())
+    }
+
+    /// Sets the Unix permission bits (`mode & 0o777`) of `path`.
+    async fn set_mode(&self, path: &[u8], mode: u32) -> Result<()> {
+        let _ = (path, mode);
+        Err(crate::ErrorKind::Unsupported.into())
+    }
+
+    /// Space on the file system that holds the store.
+    async fn space(&self) -> Result<Space> {
+        Err(crate::ErrorKind::Unsupported.into())
+    }
+}
+
+/// How [`Storage::open_file`] opens a file for positional access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read an existing file.
+    Read,
+    /// Write (and read, if `read`) an existing file in place; with `append` every write goes to
+    /// the end of the file whatever its offset. Nothing is truncated.
+    InPlace {
+        /// Also allow reads.
+        read: bool,
+        /// Writes go to the end of the file.
+        append: bool,
+    },
+    /// New content for `path`: written to a temporary file that replaces the target only when
+    /// [`PositionalFile::commit`] is called (discarded otherwise). With `exclusive` the open fails
+    /// with `AlreadyExists` if the target exists, and so does the commit if it appeared meanwhile.
+    Replace {
+        /// Also allow reads (of what was written so far).
+        read: bool,
+        /// Refuse to replace an existing file.
+        exclusive: bool,
+        /// Unix permission bits for the new file (`mode & 0o777`), if not the default.
+        mode: Option<u32>,
+    },
+}
+
+/// Space on a file system, in the units `statvfs(3)` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Preferred block size.
+    pub block_size: u64,
+    /// Fundamental block size (the unit of the block counts).
+    pub fragment_size: u64,
+    /// Blocks in total.
+    pub blocks: u64,
+    /// Free blocks.
+    pub blocks_free: u64,
+    /// Free blocks available to unprivileged users.
+    pub blocks_available: u64,
+    /// Inodes in total.
+    pub files: u64,
+    /// Free inodes.
+    pub files_free: u64,
+    /// Free inodes available to unprivileged users.
+    pub files_available: u64,
+    /// Longest file name.
+    pub name_max: u64,
+}
+
+/// A file opened for positional reads and writes; all methods take `&self` so that requests at
+/// different offsets can run at once.
+///
+/// Dropping it without [`commit`](PositionalFile::commit) discards a [`OpenMode::Replace`] upload.
+#[async_trait]
+pub trait PositionalFile: Send + Sync + std::fmt::Debug {
+    /// Reads up to `len` bytes at `offset`; an empty vector means end of file.
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
+
+    /// Writes all of `data` at `offset` (at the end of the file in append mode).
+    async fn write_at(&self, offset: u64, data: Vec<u8>) -> Result<()>;
+
+    /// Metadata of the open file.
+    async fn metadata(&self) -> Result<Metadata>;
+
+    /// Truncates or extends the file to `len` bytes.
+    async fn set_len(&self, len: u64) -> Result<()>;
+
+    /// Sets the modification time.
+    async fn set_modified(&self, t: SystemTime) -> Result<()>;
+
+    /// Sets the Unix permission bits (`mode & 0o777`).
+    async fn set_mode(&self, mode: u32) -> Result<()>;
+
+    /// Flushes the file's data to stable storage.
+    async fn sync(&self) -> Result<()>;
+
+    /// Closes the file; a [`OpenMode::Replace`] upload now appears under its final name.
+    /// Later calls do nothing.
+    async fn commit(&self) -> Result<()>;
 }
 
 /// A directory listing in progress.

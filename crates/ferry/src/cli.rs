@@ -10,10 +10,11 @@ use ferry_auth::{Password, Permissions};
 
 use crate::config::parse;
 
-/// ferry: a secure FTP server.
+/// ferry: a secure FTP and SFTP server.
 ///
 /// With no configuration at all, `ferry serve` keeps its state in ./ferry-data/, serves the files
-/// under ./ferry-data/files/ on port 2121 and creates a first user `ferry` with a generated password.
+/// under ./ferry-data/files/ over FTP on port 2121 and SFTP on port 2222, and creates a first user
+/// `ferry` with a generated password.
 /// See docs/configuration.md for every setting.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, propagate_version = true, max_term_width = 100)]
@@ -71,7 +72,7 @@ pub struct CommonArgs {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the FTP server until SIGINT or SIGTERM.
+    /// Run the FTP and SFTP servers until SIGINT or SIGTERM.
     ///
     /// On the first start (empty user database) creates the user `ferry` with a generated
     /// password and prints it once.
@@ -284,6 +285,33 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub security: crate::config::security::SecurityArgs,
+
+    // --- SFTP ---
+    /// Serve SFTP (SSH) as well (config key `sftp.enabled`) [default: true].
+    #[arg(
+        long,
+        env = "FERRY_SFTP_ENABLED",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = parse::boolean
+    )]
+    pub sftp_enabled: Option<bool>,
+
+    /// Address(es) for SFTP, comma-separated or repeated (config key `sftp.listen`)
+    /// [default: `0.0.0.0:2222,[::]:2222`].
+    #[arg(long, env = "FERRY_SFTP_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse::socket_addr)]
+    pub sftp_listen: Option<Vec<SocketAddr>>,
+
+    /// SSH host key file(s), OpenSSH format, comma-separated or repeated (config key
+    /// `sftp.host_keys`) [default: <data_dir>/ssh_host_ed25519_key, generated on first start].
+    #[arg(
+        long,
+        env = "FERRY_SFTP_HOST_KEYS",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub sftp_host_keys: Option<Vec<PathBuf>>,
 }
 
 /// User management. Changes take effect for the next login; a running server need not restart.
@@ -379,6 +407,43 @@ pub enum UserCommand {
         /// that cannot resume (Python ftplib, .NET): `true`, `false` or `default`.
         #[arg(long, value_name = "SETTING", value_parser = parse::optional_boolean)]
         danger_allow_unresumed_data_tls: Option<Option<bool>>,
+    },
+
+    /// Manage a user's SSH public keys (SFTP logins).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `ferry user key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add public keys in OpenSSH authorized_keys form (`ssh-ed25519 AAAA… comment`): given as
+    /// arguments, read from --file (one per line), or read from standard input with `-`.
+    Add {
+        /// User name.
+        name: String,
+        /// The key line, or `-` for standard input.
+        #[arg(value_name = "KEY", num_args = 0.., allow_hyphen_values = true)]
+        key: Vec<String>,
+        /// Read keys from this file (authorized_keys format; blank and `#` lines are skipped).
+        #[arg(long, value_name = "FILE", conflicts_with = "key")]
+        file: Option<PathBuf>,
+    },
+
+    /// Remove a key, named by its SHA256 fingerprint (as `ferry user key list` shows it).
+    #[command(visible_alias = "delete")]
+    Del {
+        /// User name.
+        name: String,
+        /// `SHA256:…`
+        fingerprint: String,
+    },
+
+    /// List a user's keys: fingerprint, type, comment.
+    #[command(visible_alias = "ls")]
+    List {
+        /// User name.
+        name: String,
     },
 }
 

@@ -57,7 +57,17 @@ pub async fn run(settings: Settings) -> Result<()> {
         ftpd.ftps.tls = Some(tls);
     }
     let tls = ftpd.ftps.tls.clone();
-    let server = Server::new(ftpd, users, storage);
+    // One login defender for FTP and SFTP: the same scores, the same bans.
+    let defender = Arc::new(ferry_auth::defender::Defender::new(
+        ftpd.defender.clone(),
+        Some(users.clone()),
+    ));
+    // --- SFTP: host keys and listeners are ready before anything is announced ---
+    let sftp = match &settings.sftp {
+        Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender)?),
+        None => None,
+    };
+    let server = Server::new_with_defender(ftpd, users, storage, defender);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -90,6 +100,30 @@ pub async fn run(settings: Settings) -> Result<()> {
             ListenerKind::Implicit,
             shutdown,
         ));
+    }
+    if let Some((sftp_server, sftp_listeners, host_keys)) = sftp {
+        for key in &host_keys {
+            let generated = if key.generated { " (generated)" } else { "" };
+            writeln!(
+                out,
+                "ferry: SFTP host key: {} {} {}{generated}",
+                key.algorithm(),
+                key.fingerprint(),
+                key.path.display()
+            )?;
+        }
+        for listener in sftp_listeners {
+            let addr = listener
+                .local_addr()
+                .context("cannot read a listener's address")?;
+            writeln!(out, "ferry: SFTP listening on {addr}")?;
+            info!(%addr, "SFTP listening");
+            let mut stop = stop_rx.clone();
+            let shutdown = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            tasks.spawn(ferry_sftpd::serve(listener, Arc::clone(&sftp_server), shutdown));
+        }
     }
     out.flush()?;
     drop(out);
@@ -213,6 +247,45 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// The SFTP server: host keys loaded (the default one generated on first start), listeners bound.
+/// Timeouts and connection limits are the FTP ones (each protocol counts its own connections).
+fn sftp_server(
+    sftp: &crate::config::sftp::SftpSettings,
+    ftpd: &ferry_ftpd::Config,
+    users: &UserStore,
+    storage: &Arc<dyn Storage>,
+    defender: &Arc<ferry_auth::defender::Defender>,
+) -> Result<(
+    Arc<ferry_sftpd::Server>,
+    Vec<TcpListener>,
+    Vec<ferry_sftpd::hostkey::HostKey>,
+)> {
+    let host_keys = sftp
+        .host_keys
+        .iter()
+        .map(|path| {
+            if sftp.generate {
+                ferry_sftpd::hostkey::load_or_generate(path)
+            } else {
+                ferry_sftpd::hostkey::load(path)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let listeners = bind_all(&sftp.listen).context("SFTP")?;
+    let mut config = ferry_sftpd::Config::new(host_keys.iter().map(|k| k.key.clone()).collect());
+    config.limits = ferry_sftpd::ConnectionLimits {
+        max_connections: ftpd.limits.max_connections,
+        max_per_ip: ftpd.limits.max_per_ip,
+    };
+    config.login_timeout = ftpd.session.login_timeout;
+    config.idle_timeout = ftpd.session.idle_timeout;
+    config.max_auth_attempts = sftp.max_auth_attempts;
+    // The FTP server's login defender: banned addresses are refused, failed SSH logins are scored.
+    let guard: Arc<dyn ferry_sftpd::LoginGuard> = Arc::new(DefenderGuard(Arc::clone(defender)));
+    let server = ferry_sftpd::Server::new(config, users.clone(), Arc::clone(storage), guard);
+    Ok((server, listeners, host_keys))
 }
 
 /// Binds every address. An IPv6 address that cannot be bound is skipped with a warning when an IPv4
@@ -343,6 +416,28 @@ impl Signals {
         {
             let _ = tokio::signal::ctrl_c().await;
             "Ctrl-C"
+        }
+    }
+}
+
+/// The login defender as SFTP's [`ferry_sftpd::LoginGuard`]: FTP and SFTP share scores and bans.
+#[derive(Debug)]
+struct DefenderGuard(Arc<ferry_auth::defender::Defender>);
+
+impl ferry_sftpd::LoginGuard for DefenderGuard {
+    fn allow(&self, ip: std::net::IpAddr) -> bool {
+        matches!(self.0.check(ip), ferry_auth::defender::Verdict::Allowed)
+    }
+
+    fn record(&self, ip: std::net::IpAddr, _user: &str, outcome: ferry_sftpd::LoginOutcome) {
+        if let ferry_sftpd::LoginOutcome::Failure = outcome {
+            // Scoring may write a ban to the database: off the SSH handler's path.
+            let defender = Arc::clone(&self.0);
+            tokio::spawn(async move {
+                defender
+                    .record(ip, ferry_auth::defender::Event::FailedLogin)
+                    .await;
+            });
         }
     }
 }

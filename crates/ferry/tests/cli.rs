@@ -354,6 +354,7 @@ impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
         let mut child = ferry(dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--sftp-listen", "127.0.0.1:0"]) // not the default port 2222: tests run in parallel
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,6 +1,7 @@
 //! The local file system back-end, jailed by a `cap_std` directory handle.
 
 mod list;
+mod positional;
 mod write;
 
 use std::fmt;
@@ -17,7 +18,10 @@ use cap_std::fs::{Dir, MetadataExt, OpenOptions};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::VPath;
-use crate::storage::{DirStream, EntryKind, FileReader, FileWriter, Metadata, Storage, WriteMode};
+use crate::storage::{
+    DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
+    WriteMode,
+};
 
 /// A [`Storage`] on the local file system, confined to one root directory.
 ///
@@ -168,6 +172,38 @@ impl Storage for LocalFs {
             })
             .await?;
         Ok(Arc::new(LocalFs { root: Arc::new(dir) }))
+    }
+
+    async fn open_file(&self, path: &[u8], mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
+        let vpath = VPath::parse(path)?;
+        let file = positional::open(Arc::clone(&self.root), vpath, mode).await?;
+        Ok(Box::new(file))
+    }
+
+    async fn set_mode(&self, path: &[u8], mode: u32) -> Result<()> {
+        use cap_std::fs::PermissionsExt;
+        let rel = VPath::parse(path)?.rel();
+        let permissions = cap_std::fs::Permissions::from_mode(mode & 0o777);
+        self.run(move |root| Ok(root.set_permissions(rel, permissions)?))
+            .await
+    }
+
+    async fn space(&self) -> Result<Space> {
+        self.run(|root| {
+            let s = rustix::fs::fstatvfs(root).map_err(std::io::Error::from)?;
+            Ok(Space {
+                block_size: s.f_bsize,
+                fragment_size: s.f_frsize,
+                blocks: s.f_blocks,
+                blocks_free: s.f_bfree,
+                blocks_available: s.f_bavail,
+                files: s.f_files,
+                files_free: s.f_ffree,
+                files_available: s.f_favail,
+                name_max: s.f_namemax,
+            })
+        })
+        .await
     }
 }
 

@@ -89,20 +89,20 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: WriteMode) -> Resul
 }
 
 /// A temp file waiting to be renamed over its final name.
-struct Pending {
+pub(super) struct Pending {
     /// Handle on the target directory (the rename happens inside it).
-    parent: Dir,
+    pub(super) parent: Dir,
     /// The temp file's name in `parent`.
-    temp: OsString,
+    pub(super) temp: OsString,
     /// The final name in `parent`.
-    name: OsString,
+    pub(super) name: OsString,
     /// Whether `name` is an empty placeholder we created (`Unique`) and must remove on abort.
-    reserved: bool,
+    pub(super) reserved: bool,
 }
 
 impl Pending {
     /// Removes the temp file (and the placeholder); errors are ignored, nothing else can be done.
-    fn discard(self) {
+    pub(super) fn discard(self) {
         let _ = self.parent.remove_file(&self.temp);
         if self.reserved {
             let _ = self.parent.remove_file(&self.name);
@@ -245,7 +245,7 @@ impl Drop for LocalWriter {
 }
 
 /// Creates a fresh `.ferry-upload.<hex>.tmp` file in `dir`.
-fn create_temp(dir: &Dir) -> Result<(OsString, File)> {
+pub(super) fn create_temp(dir: &Dir) -> Result<(OsString, File)> {
     for _ in 0..TEMP_ATTEMPTS {
         let mut name = TEMP_PREFIX.to_vec();
         name.extend_from_slice(format!("{:016x}.tmp", rand::rng().random::<u64>()).as_bytes());

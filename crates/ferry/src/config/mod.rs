@@ -6,6 +6,7 @@
 
 pub mod parse;
 pub mod security;
+pub mod sftp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ pub struct Settings {
     pub ftps: FtpsFiles,
     /// The tracing filter, if one was configured (the command picks its own default otherwise).
     pub log: Option<String>,
+    /// SFTP, when enabled.
+    pub sftp: Option<sftp::SftpSettings>,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -90,6 +93,7 @@ struct FileConfig {
     danger_allow_fxp: Option<bool>,
     danger_allow_fxp_users: Option<Vec<String>>,
     defender: Option<security::DefenderFile>,
+    sftp: Option<sftp::SftpFile>,
 }
 
 /// The `[ftps]` table.
@@ -413,6 +417,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             return Err(anyhow!("`{key}` is empty: give a path"));
         }
     }
+    let sftp = sftp::load(file.sftp, serve, &data_dir, &key_err)?;
     Ok(Settings {
         data_dir,
         files_root,
@@ -421,6 +426,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         ftpd,
         ftps: ftps_files,
         log,
+        sftp,
     })
 }
 
@@ -772,6 +778,7 @@ mod tests {
                 let setting = body == "[anonymous]"
                     || body == "[ftps]"
                     || body == "[defender]"
+                    || body == "[sftp]"
                     || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
                 setting.then(|| format!("{body}\n"))
             })
@@ -859,6 +866,7 @@ mod tests {
         assert_eq!(example.ftps.implicit_listen, defaults.ftps.implicit_listen);
         assert_eq!(example.ftpd.protection, defaults.ftpd.protection);
         assert_eq!(example.ftpd.defender, defaults.ftpd.defender);
+        assert_eq!(example.sftp, defaults.sftp);
     }
 
     #[test]

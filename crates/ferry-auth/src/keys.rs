@@ -1,0 +1,135 @@
+//! SSH public keys of users (for SFTP logins). The store keeps them as text and does not parse
+//! them: the SFTP front end validates a key and computes its fingerprint before adding it.
+
+use sqlx::Row;
+
+use crate::error::Error;
+use crate::store::{found, unix_now, user_from_row, UserStore, USER_COLUMNS};
+use crate::user::{validate_name, User};
+
+/// Most keys one user may have.
+pub const MAX_KEYS_PER_USER: i64 = 100;
+/// Longest base64 key blob accepted, in bytes (an RSA-16384 key is about 2.8 KB).
+const MAX_KEY_LEN: usize = 8192;
+/// Longest comment, in bytes.
+const MAX_COMMENT_LEN: usize = 1024;
+
+/// A public key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyRecord {
+    /// Key type, e.g. `ssh-ed25519`.
+    pub algorithm: String,
+    /// The key blob, base64 (as in an authorized_keys line).
+    pub key_base64: String,
+    /// `SHA256:…` fingerprint.
+    pub fingerprint: String,
+    /// Free text, usually `user@host`.
+    pub comment: String,
+    /// When it was added, unix seconds (ignored by [`UserStore::add_key`]).
+    pub created: i64,
+}
+
+impl UserStore {
+    /// Adds a public key to user `name`; `AlreadyExists` if the user has it already.
+    pub async fn add_key(&self, name: &str, key: PublicKeyRecord) -> Result<(), Error> {
+        let printable = |s: &str| s.chars().all(|c| !c.is_control());
+        if key.algorithm.is_empty()
+            || key.key_base64.is_empty()
+            || key.key_base64.len() > MAX_KEY_LEN
+            || key.comment.len() > MAX_COMMENT_LEN
+            || !printable(&key.comment)
+            || !key.algorithm.chars().all(|c| c.is_ascii_graphic())
+            || !key.key_base64.chars().all(|c| c.is_ascii_graphic())
+            || !key.fingerprint.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(Error::InvalidInput("malformed public key".to_owned()));
+        }
+        if self.user(name).await?.is_none() {
+            return Err(Error::NotFound(name.to_owned()));
+        }
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM user_keys WHERE user_name = ?")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?;
+        if count >= MAX_KEYS_PER_USER {
+            return Err(Error::InvalidInput(format!(
+                "user {name:?} already has {MAX_KEYS_PER_USER} keys"
+            )));
+        }
+        let result = sqlx::query(
+            "INSERT INTO user_keys (user_name, algorithm, key_base64, fingerprint, comment, created) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(&key.algorithm)
+        .bind(&key.key_base64)
+        .bind(&key.fingerprint)
+        .bind(&key.comment)
+        .bind(unix_now())
+        .execute(self.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(Error::AlreadyExists(format!("{name} key {}", key.fingerprint)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes user `name`'s key with this fingerprint (`SHA256:…`).
+    pub async fn delete_key(&self, name: &str, fingerprint: &str) -> Result<(), Error> {
+        let done = sqlx::query("DELETE FROM user_keys WHERE user_name = ? AND fingerprint = ?")
+            .bind(name)
+            .bind(fingerprint)
+            .execute(self.pool())
+            .await?;
+        found(done.rows_affected(), &format!("{name} key {fingerprint}"))
+    }
+
+    /// User `name`'s keys, oldest first.
+    pub async fn keys(&self, name: &str) -> Result<Vec<PublicKeyRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT algorithm, key_base64, fingerprint, comment, created FROM user_keys \
+             WHERE user_name = ? ORDER BY created, rowid",
+        )
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PublicKeyRecord {
+                    algorithm: row.try_get("algorithm")?,
+                    key_base64: row.try_get("key_base64")?,
+                    fingerprint: row.try_get("fingerprint")?,
+                    comment: row.try_get("comment")?,
+                    created: row.try_get("created")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The user, if `name` exists, is enabled and has the key `key_base64` (the base64 blob, which
+    /// includes the key type). Signature checking is the caller's job.
+    pub async fn authenticate_key(&self, name: &str, key_base64: &str) -> Result<Option<User>, Error> {
+        if validate_name(name).is_err() || key_base64.len() > MAX_KEY_LEN {
+            return Ok(None);
+        }
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM users u JOIN user_keys k ON k.user_name = u.name \
+             WHERE u.name = ? AND k.key_base64 = ? AND u.enabled = 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .bind(key_base64)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+}

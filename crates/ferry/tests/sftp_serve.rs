@@ -1,0 +1,213 @@
+//! `ferry serve` with SFTP: the host key is generated once and reused, its fingerprint printed,
+//! and a key added with `ferry user key add` logs in with OpenSSH sftp.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+
+fn ferry(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("FERRY_") || k == "RUST_LOG")
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+struct Serve {
+    child: Child,
+    printed: Vec<String>,
+    sftp: SocketAddr,
+}
+
+impl Serve {
+    /// Starts `ferry serve` and reads its announcements up to the SFTP listening line.
+    fn start(dir: &Path) -> Serve {
+        let mut child = ferry(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--sftp-listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferry serve");
+        let out = child.stdout.take();
+        // Owned from here on, so that a failed start still kills and waits for the child.
+        let mut serve = Serve {
+            child,
+            printed: Vec::new(),
+            sftp: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let out = out.expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no SFTP listening line; printed: {:?}", serve.printed));
+            serve.printed.push(line.clone());
+            if let Some(addr) = line.strip_prefix("ferry: SFTP listening on ") {
+                serve.sftp = addr.parse().expect("address");
+                return serve;
+            }
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        let line = self
+            .printed
+            .iter()
+            .find(|l| l.starts_with("ferry: SFTP host key: ssh-ed25519 SHA256:"))
+            .unwrap_or_else(|| panic!("no host key line: {:?}", self.printed));
+        line.split_whitespace().nth(5).expect("fingerprint").to_owned()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+#[test]
+fn host_key_is_generated_once_and_user_keys_log_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Serve::start(dir.path());
+    let fingerprint = first.fingerprint();
+    assert!(
+        fingerprint.starts_with("SHA256:") && fingerprint.len() > 40,
+        "{fingerprint}"
+    );
+    assert!(
+        first.printed.iter().any(|l| l.contains("(generated)")),
+        "{:?}",
+        first.printed
+    );
+    let key_file = dir.path().join("ferry-data/ssh_host_ed25519_key");
+    assert!(key_file.is_file());
+    drop(first);
+
+    let second = Serve::start(dir.path());
+    assert_eq!(second.fingerprint(), fingerprint, "the key is reused");
+    assert!(!second.printed.iter().any(|l| l.contains("(generated)")));
+
+    // The fingerprint is OpenSSH's.
+    if on_path("ssh-keygen") {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&key_file)
+            .output()
+            .expect("ssh-keygen");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&fingerprint));
+    }
+
+    if !on_path("sftp") || !on_path("ssh-keygen") {
+        assert!(
+            std::env::var("FERRY_REQUIRE_CLIENTS").map_or(true, |v| v != "1"),
+            "sftp/ssh-keygen missing and FERRY_REQUIRE_CLIENTS=1"
+        );
+        eprintln!("SKIPPED: OpenSSH sftp/ssh-keygen not installed");
+        return;
+    }
+    let client_key = dir.path().join("id_ed25519");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ferry@test", "-f"])
+        .arg(&client_key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let public = std::fs::read_to_string(client_key.with_extension("pub")).expect("pub");
+    let added = ferry(dir.path())
+        .args(["user", "key", "add", "ferry"])
+        .arg(public.trim())
+        .output()
+        .expect("key add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let listed = ferry(dir.path())
+        .args(["user", "key", "list", "ferry"])
+        .output()
+        .expect("list");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("ssh-ed25519 ferry@test"), "{listed}");
+    let client_fingerprint = listed.split_whitespace().next().expect("fingerprint").to_owned();
+
+    std::fs::write(dir.path().join("ferry-data/files/hello.txt"), "hello").expect("write");
+    let sftp = |dir: &Path| {
+        let mut child = Command::new("sftp")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "LogLevel=ERROR",
+                "-i",
+            ])
+            .arg(&client_key)
+            .args([
+                "-P",
+                &second.sftp.port().to_string(),
+                "-b",
+                "-",
+                "ferry@127.0.0.1",
+            ])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sftp");
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"get hello.txt got.txt\n").expect("script");
+        drop(stdin);
+        child.wait().expect("wait")
+    };
+    assert!(sftp(dir.path()).success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("got.txt")).expect("got"),
+        "hello"
+    );
+
+    let removed = ferry(dir.path())
+        .args(["user", "key", "del", "ferry", &client_fingerprint])
+        .output()
+        .expect("key del");
+    assert!(removed.status.success());
+    std::fs::remove_file(dir.path().join("got.txt")).expect("rm");
+    assert!(!sftp(dir.path()).success(), "a removed key no longer logs in");
+}
