@@ -173,6 +173,9 @@ impl Server {
                 "127.0.0.1:0",
                 "--passive-ports",
                 "40000-49999",
+                // Not the default SFTP port 2222: tests run in parallel.
+                "--sftp-listen",
+                "127.0.0.1:0",
             ])
             .args(extra)
             .stdin(Stdio::null())
