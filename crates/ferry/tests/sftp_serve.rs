@@ -211,3 +211,57 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
     std::fs::remove_file(dir.path().join("got.txt")).expect("rm");
     assert!(!sftp(dir.path()).success(), "a removed key no longer logs in");
 }
+
+/// FTP and SFTP share the login defender: an address banned with `ferry ban add` gets no SSH banner,
+/// only a closed connection, and after `ferry ban del` it is served again.
+#[test]
+fn a_banned_address_is_refused_by_sftp_as_by_ftp() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first start creates the database; the ban is stored before the second one starts.
+    drop(Serve::start(dir.path()));
+    let banned = ferry(dir.path())
+        .args(["ban", "add", "127.0.0.1", "--secs", "600"])
+        .output()
+        .expect("ban add");
+    assert!(
+        banned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&banned.stderr)
+    );
+    let serve = Serve::start(dir.path());
+    let first_bytes = |addr: SocketAddr| {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    // The bans are loaded when the listeners start; allow the first reload a moment.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = first_bytes(serve.sftp);
+        if got.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "banned address still served: {got:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(serve);
+    let unbanned = ferry(dir.path())
+        .args(["ban", "del", "127.0.0.1"])
+        .output()
+        .expect("ban del");
+    assert!(
+        unbanned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unbanned.stderr)
+    );
+    let serve = Serve::start(dir.path());
+    let got = first_bytes(serve.sftp);
+    assert!(
+        got.starts_with("SSH-2.0-"),
+        "not served after the ban was lifted: {got:?}"
+    );
+}
