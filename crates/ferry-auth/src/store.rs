@@ -193,10 +193,10 @@ impl UserStore {
     ///
     /// Unknown, disabled and malformed names still cost one Argon2id verification (against a
     /// fixed dummy hash) so that response time does not reveal which names exist. Verification
-    /// runs on a fixed set of Argon2id threads (see [`crate::hash_pool`]), at most one per CPU at a
+    /// runs on a fixed set of Argon2id threads (the `hash_pool` module), at most one per CPU at a
     /// time. A password verified recently
     /// against the very hash stored now is accepted from a short-lived cache without a new
-    /// Argon2id run (see [`crate::cache`]); a wrong password never is.
+    /// Argon2id run (the `cache` module); a wrong password never is.
     pub async fn authenticate(&self, name: &str, pw: &Password) -> Result<Option<User>, Error> {
         let candidate = if validate_name(name).is_ok() && pw.expose().len() <= MAX_PASSWORD_LEN {
             let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = ?");
