@@ -23,7 +23,7 @@ pub struct Protection {
 impl Default for Protection {
     fn default() -> Self {
         Protection {
-            max_commands_per_sec: 100,
+            max_commands_per_sec: 10_000,
             failed_login_delay: Duration::from_secs(1),
             danger_allow_fxp: false,
             danger_allow_fxp_users: Vec::new(),
