@@ -167,7 +167,9 @@ def start_ferry(spec, a, ferry_bin):
     with open(conf, "w") as fh:
         fh.write(f'data_dir = "{root}/data"\nlisten = ["127.0.0.1:{spec["port"]}"]\n'
                  f'passive_ports = "{spec["pasv"][0]}-{spec["pasv"][1]}"\n'
-                 'max_connections = 20000\nmax_connections_per_ip = 20000\n')
+                 'max_connections = 20000\nmax_connections_per_ip = 20000\n'
+                 # ferry also limits connections that have not logged in yet (200 by default).
+                 'max_pending_connections = 20000\n')
         if a.ferry_extra_config:
             with open(a.ferry_extra_config) as extra:
                 fh.write(extra.read())
