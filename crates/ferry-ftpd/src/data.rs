@@ -41,7 +41,7 @@ pub(crate) struct DataCtx {
 /// TLS for a protected data connection.
 #[derive(Clone)]
 pub(crate) struct DataTls {
-    /// The control connection's data configuration (shares its session cache and ticket key).
+    /// The control connection's download or upload configuration (shares its session cache and ticketer).
     pub(crate) config: Arc<rustls::ServerConfig>,
     /// Refuse a handshake that does not resume the control connection's session.
     pub(crate) require_resumed: bool,
