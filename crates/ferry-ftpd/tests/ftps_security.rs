@@ -21,25 +21,6 @@ fn a_data_connection_resuming_another_control_sessions_tls_is_refused_with_522()
     python_ftps(
         &server,
         r#"
-def retr_with_session(a, session, ctx):
-    a.voidcmd('TYPE I')
-    host, port = a.makepasv()
-    a.putcmd('RETR secret.bin')
-    first = a.getresp()
-    assert first.startswith('150'), first
-    # Same server name (none: an IP address) as the control connection; a different SNI alone would
-    # make the server refuse to resume (RFC 6066).
-    d = ctx.wrap_socket(socket.create_connection((host, port), timeout=20),
-                        server_hostname=a.host, session=session)
-    reused = d.session_reused
-    got = read_all(d)
-    d.close()
-    try:
-        final = a.getresp()
-    except ftplib.error_perm as e:
-        final = str(e)
-    return reused, got, final
-
 for version in ('1.3', '1.2'):
     ctx = context(version)
     a = login(ctx=ctx)
@@ -73,23 +54,6 @@ fn with_sibling_sessions_allowed_only_the_same_users_sessions_are_accepted() {
     python_ftps(
         &server,
         r#"
-def retr_with_session(a, session, ctx):
-    a.voidcmd('TYPE I')
-    host, port = a.makepasv()
-    a.putcmd('RETR secret.bin')
-    first = a.getresp()
-    assert first.startswith('150'), first
-    d = ctx.wrap_socket(socket.create_connection((host, port), timeout=20),
-                        server_hostname=a.host, session=session)
-    reused = d.session_reused
-    got = read_all(d)
-    d.close()
-    try:
-        final = a.getresp()
-    except ftplib.error_perm as e:
-        final = str(e)
-    return reused, got, final
-
 for version in ('1.3', '1.2'):
     ctx = context(version)
     a = login(ctx=ctx)

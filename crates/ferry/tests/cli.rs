@@ -1,32 +1,14 @@
 //! End-to-end tests of the `ferry` binary: user management, configuration errors and a real server
 //! on an ephemeral port, each in its own temporary directory.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferry");
-/// Generous: the first start hashes a password and creates the database.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
 
-/// `ferry` run in `dir`, unaffected by the caller's `FERRY_*` and `RUST_LOG` variables.
-fn ferry(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars_os() {
-        if key
-            .to_str()
-            .is_some_and(|k| k.starts_with("FERRY_") || k == "RUST_LOG")
-        {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
+use common::{ferry, tempdir, Control, Server, IO_TIMEOUT};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     ferry(dir)
@@ -78,10 +60,6 @@ fn generated_password(text: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no password in {text:?}"))
         .to_owned()
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,134 +320,6 @@ fn every_subcommand_has_help_and_version_works() {
 // ---------------------------------------------------------------------------------------------
 // ferry serve
 
-/// A running `ferry serve`; killed when dropped so a failing test leaves no process behind.
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    /// Everything printed so far.
-    printed: Vec<String>,
-}
-
-impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = ferry(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--sftp-listen", "127.0.0.1:0"]) // not the default port 2222: tests run in parallel
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ferry serve");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            printed: Vec::new(),
-        }
-    }
-
-    /// Reads stdout until the listening line; returns the address.
-    fn wait_listening(&mut self) -> SocketAddr {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no listening line; printed so far: {:?}", self.printed));
-            self.printed.push(line.clone());
-            if let Some(addr) = line.strip_prefix("ferry: FTP listening on ") {
-                return addr.parse().expect("listening address");
-            }
-        }
-    }
-
-    fn printed_password(&self) -> Option<String> {
-        self.printed
-            .iter()
-            .find_map(|l| l.strip_prefix("ferry: password: ").map(str::to_owned))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal FTP control connection.
-struct Control {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Control {
-    fn connect(addr: SocketAddr) -> Control {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        let writer = stream.try_clone().expect("clone");
-        Control {
-            reader: BufReader::new(stream),
-            writer,
-        }
-    }
-
-    /// Reads one (possibly multi-line) reply; returns its code and last line.
-    fn reply(&mut self) -> (u16, String) {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.reader.read_line(&mut line).expect("read reply");
-            assert!(n > 0, "connection closed while waiting for a reply");
-            let bytes = line.as_bytes();
-            if bytes.len() >= 4 && bytes[..3].iter().all(u8::is_ascii_digit) && bytes[3] == b' ' {
-                let code = line[..3].parse().expect("code");
-                return (code, line.trim_end().to_owned());
-            }
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> (u16, String) {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("send");
-        self.reply()
-    }
-
-    #[track_caller]
-    fn expect(&mut self, line: &str, code: u16) -> String {
-        let (got, text) = self.cmd(line);
-        assert_eq!(got, code, "{line} -> {text}");
-        text
-    }
-
-    /// `EPSV`, then a data connection to the announced port.
-    fn epsv(&mut self, addr: SocketAddr) -> TcpStream {
-        let text = self.expect("EPSV", 229);
-        let start = text.find("(|||").expect("EPSV reply") + 4;
-        let port: u16 = text[start..]
-            .split('|')
-            .next()
-            .expect("port")
-            .parse()
-            .expect("port number");
-        let data = TcpStream::connect_timeout(&SocketAddr::new(addr.ip(), port), IO_TIMEOUT).expect("data");
-        data.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        data
-    }
-}
-
 #[test]
 fn serve_creates_first_user_prints_password_and_accepts_login() {
     let dir = tempdir();
@@ -615,15 +465,6 @@ fn sigterm_shuts_down_gracefully() {
         }
         assert!(Instant::now() < deadline, "ferry did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-impl Control {
-    /// Reads the final reply of a transfer.
-    #[track_caller]
-    fn expect_final(&mut self, code: u16) {
-        let (got, text) = self.reply();
-        assert_eq!(got, code, "{text}");
     }
 }
 

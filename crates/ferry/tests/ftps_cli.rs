@@ -4,36 +4,14 @@
 //! `scripts/install-test-deps.sh`; the tests are skipped when one is missing (failed with
 //! `FERRY_REQUIRE_CLIENTS=1`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferry");
-/// Generous: the first start hashes a password and generates a certificate.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
 
-/// `ferry` run in `dir`, unaffected by the caller's `FERRY_*` and `RUST_LOG` variables.
-fn ferry(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars_os() {
-        if key
-            .to_str()
-            .is_some_and(|k| k.starts_with("FERRY_") || k == "RUST_LOG")
-        {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{ferry, tempdir, text, Control, Server, IO_TIMEOUT};
 
 #[track_caller]
 fn ok(dir: &Path, args: &[&str]) -> String {
@@ -156,156 +134,6 @@ fn tls_session(port: u16, user: &str, pw: &str) -> (String, String) {
 }
 
 /// A running `ferry serve`; killed when dropped.
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    printed: Vec<String>,
-    stderr_log: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let stderr_log = dir.join(format!("stderr-{}.log", rand_suffix()));
-        let mut child = ferry(dir)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--passive-ports",
-                "40000-49999",
-                // Not the default SFTP port 2222: tests run in parallel.
-                "--sftp-listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_log).expect("stderr log"))
-            .spawn()
-            .expect("spawn ferry serve");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            printed: Vec::new(),
-            stderr_log,
-        }
-    }
-
-    /// Reads stdout until a line starting with `prefix`; returns the rest of that line.
-    fn wait_for(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "no line starting with {prefix:?}; printed so far: {:?}\nstderr: {}",
-                    self.printed,
-                    std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-                )
-            });
-            self.printed.push(line.clone());
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.to_owned();
-            }
-        }
-    }
-
-    fn wait_listening(&mut self) -> SocketAddr {
-        self.wait_for("ferry: FTP listening on ")
-            .parse()
-            .expect("listening address")
-    }
-
-    /// The fingerprint printed at start-up (`ferry: FTPS certificate PATH (SHA-256 FP)`).
-    fn printed_fingerprint(&self) -> Option<String> {
-        self.printed.iter().find_map(|l| {
-            l.strip_prefix("ferry: FTPS certificate ")
-                .and_then(|rest| rest.split_once("(SHA-256 "))
-                .map(|(_, fp)| fp.trim_end_matches(')').to_owned())
-        })
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-/// A cleartext control connection.
-struct Control {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Control {
-    fn connect(addr: SocketAddr) -> Control {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        let writer = stream.try_clone().expect("clone");
-        let mut c = Control {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        assert_eq!(c.reply().0, 220);
-        c
-    }
-
-    /// Reads one reply; returns its code and all its lines.
-    fn reply(&mut self) -> (u16, String) {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("read reply");
-            assert!(n > 0, "connection closed while waiting for a reply");
-            all.push_str(&line);
-            let b = line.as_bytes();
-            if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
-                return (line[..3].parse().expect("code"), all);
-            }
-        }
-    }
-
-    #[track_caller]
-    fn expect(&mut self, line: &str, code: u16) -> String {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("send");
-        let (got, text) = self.reply();
-        assert_eq!(got, code, "{line} -> {text}");
-        text
-    }
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 #[test]
 fn first_start_generates_a_private_certificate_prints_its_fingerprint_and_reuses_it() {
     if skip_unless("python3") || skip_unless("openssl") {
@@ -465,13 +293,13 @@ fn user_tls_require_tls_refuses_cleartext_logins_of_that_user() {
     let mut server = Server::start(d, &[]);
     let addr = server.wait_listening();
 
-    let mut c = Control::connect(addr);
+    let mut c = Control::connect_greeted(addr);
     c.expect("USER alice", 331);
     let text = c.expect("PASS pw-alice", 530);
     assert!(text.contains("TLS"), "{text}");
     c.expect("PWD", 530);
     // Loopback logins are otherwise allowed in the clear: bob is not affected.
-    let mut b = Control::connect(addr);
+    let mut b = Control::connect_greeted(addr);
     b.expect("USER bob", 331);
     b.expect("PASS pw-bob", 230);
 
@@ -491,7 +319,7 @@ fn ftps_off_answers_auth_with_502_and_hides_it_from_feat() {
         !d.join("ferry-data/tls").exists(),
         "no certificate is generated when FTPS is off"
     );
-    let mut c = Control::connect(addr);
+    let mut c = Control::connect_greeted(addr);
     let feat = c.expect("FEAT", 211);
     for f in [" AUTH TLS", " PBSZ", " PROT"] {
         assert!(
@@ -507,7 +335,7 @@ fn ftps_off_answers_auth_with_502_and_hides_it_from_feat() {
     drop(server);
     let mut server = Server::start(d, &[]);
     let addr = server.wait_listening();
-    let mut c = Control::connect(addr);
+    let mut c = Control::connect_greeted(addr);
     let feat = c.expect("FEAT", 211);
     assert!(feat.lines().any(|l| l.trim_end() == " AUTH TLS"), "{feat}");
     c.expect("AUTH TLS", 234);

@@ -1,89 +1,42 @@
 //! `ferry serve` with SFTP: the host key is generated once and reused, its fingerprint printed,
 //! and a key added with `ferry user key add` logs in with OpenSSH sftp.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+mod common;
 
-fn ferry(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars_os() {
-        if key
-            .to_str()
-            .is_some_and(|k| k.starts_with("FERRY_") || k == "RUST_LOG")
-        {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
+use common::{ferry, Server};
 
+/// `ferry serve` with its SFTP address, read from the announcements.
 struct Serve {
-    child: Child,
-    printed: Vec<String>,
+    server: Server,
     sftp: SocketAddr,
 }
 
 impl Serve {
-    /// Starts `ferry serve` and reads its announcements up to the SFTP listening line.
     fn start(dir: &Path) -> Serve {
-        let mut child = ferry(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--sftp-listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ferry serve");
-        let out = child.stdout.take();
-        // Owned from here on, so that a failed start still kills and waits for the child.
-        let mut serve = Serve {
-            child,
-            printed: Vec::new(),
-            sftp: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        let out = out.expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no SFTP listening line; printed: {:?}", serve.printed));
-            serve.printed.push(line.clone());
-            if let Some(addr) = line.strip_prefix("ferry: SFTP listening on ") {
-                serve.sftp = addr.parse().expect("address");
-                return serve;
-            }
-        }
+        let mut server = Server::start(dir, &[]);
+        let sftp = server
+            .wait_for("ferry: SFTP listening on ")
+            .parse()
+            .expect("address");
+        Serve { server, sftp }
+    }
+
+    fn printed(&self) -> &[String] {
+        &self.server.printed
     }
 
     fn fingerprint(&self) -> String {
         let line = self
-            .printed
+            .printed()
             .iter()
             .find(|l| l.starts_with("ferry: SFTP host key: ssh-ed25519 SHA256:"))
-            .unwrap_or_else(|| panic!("no host key line: {:?}", self.printed));
+            .unwrap_or_else(|| panic!("no host key line: {:?}", self.printed()));
         line.split_whitespace().nth(5).expect("fingerprint").to_owned()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -101,9 +54,9 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
         "{fingerprint}"
     );
     assert!(
-        first.printed.iter().any(|l| l.contains("(generated)")),
+        first.printed().iter().any(|l| l.contains("(generated)")),
         "{:?}",
-        first.printed
+        first.printed()
     );
     let key_file = dir.path().join("ferry-data/ssh_host_ed25519_key");
     assert!(key_file.is_file());
@@ -111,7 +64,7 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
 
     let second = Serve::start(dir.path());
     assert_eq!(second.fingerprint(), fingerprint, "the key is reused");
-    assert!(!second.printed.iter().any(|l| l.contains("(generated)")));
+    assert!(!second.printed().iter().any(|l| l.contains("(generated)")));
 
     // The fingerprint is OpenSSH's.
     if on_path("ssh-keygen") {

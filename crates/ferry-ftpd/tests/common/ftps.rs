@@ -126,6 +126,27 @@ class Raw:
         except OSError:
             pass
 
+def retr_with_session(a, session, ctx, name='secret.bin'):
+    """RETR `name` on control connection `a`, with a data connection that offers TLS `session` (or none).
+    Returns (whether the server resumed it, the bytes received, the final reply)."""
+    a.voidcmd('TYPE I')
+    host, port = a.makepasv()
+    a.putcmd('RETR ' + name)
+    first = a.getresp()
+    assert first.startswith('150'), first
+    # Same server name (none: an IP address) as the control connection; a different SNI alone would
+    # make the server refuse to resume (RFC 6066).
+    d = ctx.wrap_socket(socket.create_connection((host, port), timeout=20),
+                        server_hostname=a.host, session=session)
+    reused = d.session_reused
+    got = read_all(d)
+    d.close()
+    try:
+        final = a.getresp()
+    except ftplib.error_perm as e:
+        final = str(e)
+    return reused, got, final
+
 def read_all(sock):
     out = b''
     while True:
