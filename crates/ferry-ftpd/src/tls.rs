@@ -289,22 +289,23 @@ impl Registry {
     /// True when `other` is logged in (or was, within the grace period) as the same user as `me`, from the
     /// same address.
     fn siblings(&self, me: u64, other: u64) -> bool {
-        let map = self.lock();
-        let (Some(a), Some(b)) = (map.get(&me), map.get(&other)) else {
-            return false;
-        };
-        let fresh = b.ended.is_none_or(|t| t.elapsed() < SIBLING_GRACE);
-        fresh && a.ip == b.ip && a.user.is_some() && a.user == b.user
+        self.compare(me, other, |a, b| a.user.is_some() && a.user == b.user)
     }
 
     /// True when `other` is, or recently was, a control connection from the same address as `me`. Whether
     /// it is also logged in as the same user is checked after the handshake (it may still be logging in).
     fn same_address(&self, me: u64, other: u64) -> bool {
+        self.compare(me, other, |_, _| true)
+    }
+
+    /// `me` and a still-fresh `other` from the same address, passing `also`.
+    fn compare(&self, me: u64, other: u64, also: impl Fn(&Member, &Member) -> bool) -> bool {
         let map = self.lock();
         let (Some(a), Some(b)) = (map.get(&me), map.get(&other)) else {
             return false;
         };
-        b.ended.is_none_or(|t| t.elapsed() < SIBLING_GRACE) && a.ip == b.ip
+        let fresh = b.ended.is_none_or(|t| t.elapsed() < SIBLING_GRACE);
+        fresh && a.ip == b.ip && also(a, b)
     }
 }
 
