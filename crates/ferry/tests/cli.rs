@@ -85,7 +85,10 @@ fn user_add_list_show_passwd_disable_del_round_trip() {
         ],
     );
     assert!(out.contains("created user alice"), "{out}");
-    assert!(!out.contains("s3cret-enough-chars"), "a chosen password is not echoed: {out}");
+    assert!(
+        !out.contains("s3cret-enough-chars"),
+        "a chosen password is not echoed: {out}"
+    );
     assert!(d.join("ferry-data/users.db").exists());
 
     let out = ok(d, &["user", "add", "bob"]);
@@ -168,7 +171,10 @@ fn password_stdin_reads_one_line() {
 #[test]
 fn unknown_users_are_an_error_with_exit_code_1() {
     let dir = tempdir();
-    ok(dir.path(), &["user", "add", "dave", "--password", "x-long-password"]);
+    ok(
+        dir.path(),
+        &["user", "add", "dave", "--password", "x-long-password"],
+    );
     for args in [
         &["user", "show", "nobody"][..],
         &["user", "del", "nobody"],
@@ -179,7 +185,10 @@ fn unknown_users_are_an_error_with_exit_code_1() {
         let err = fails(dir.path(), args);
         assert!(err.contains("nobody"), "{args:?}: {err}");
     }
-    let err = fails(dir.path(), &["user", "add", "dave", "--password", "x-long-password"]);
+    let err = fails(
+        dir.path(),
+        &["user", "add", "dave", "--password", "x-long-password"],
+    );
     assert!(err.contains("already exists"), "{err}");
 }
 
@@ -190,7 +199,10 @@ fn bad_permissions_and_names_are_rejected() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("fly"), "{}", stderr(&out));
 
-    let err = fails(dir.path(), &["user", "add", "--password", "x-long-password", "--", "-bad name"]);
+    let err = fails(
+        dir.path(),
+        &["user", "add", "--password", "x-long-password", "--", "-bad name"],
+    );
     assert!(err.contains("invalid user name"), "{err}");
 
     let out = run(dir.path(), &["user", "add", "frank", "--home", "relative"]);
@@ -270,7 +282,15 @@ fn flags_beat_environment_beat_file() {
 
     let out = ferry(d)
         .env("FERRY_DATA_DIR", "from-env")
-        .args(["--data-dir", "from-flag", "user", "add", "u3", "--password", "x-long-password"])
+        .args([
+            "--data-dir",
+            "from-flag",
+            "user",
+            "add",
+            "u3",
+            "--password",
+            "x-long-password",
+        ])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -382,7 +402,15 @@ fn users_added_with_the_cli_can_log_in_and_upload() {
     let dir = tempdir();
     ok(
         dir.path(),
-        &["user", "add", "gina", "--password", "pw-gina-long-enough", "--home", "/gina"],
+        &[
+            "user",
+            "add",
+            "gina",
+            "--password",
+            "pw-gina-long-enough",
+            "--home",
+            "/gina",
+        ],
     );
     let mut server = Server::start(
         dir.path(),

@@ -260,7 +260,15 @@ fn implicit_listener_serves_curl_ftps() {
     let curl = |args: &[&str]| {
         let mut cmd = Command::new("curl");
         cmd.env("HOME", d)
-            .args(["-sS", "-v", "-k", "--max-time", "20", "--user", "alice:pw-alice-long-enough"])
+            .args([
+                "-sS",
+                "-v",
+                "-k",
+                "--max-time",
+                "20",
+                "--user",
+                "alice:pw-alice-long-enough",
+            ])
             .args(args);
         let out = output(&mut cmd);
         assert!(out.status.success(), "curl {args:?}: {}", text(&out.stderr));
