@@ -61,8 +61,9 @@ pub struct CommonArgs {
     )]
     pub users_db: Option<PathBuf>,
 
-    /// Log filter, e.g. `info` or `ferry_ftpd=debug` (config key `log`) [default: $RUST_LOG, else
-    /// the config file, else `info` for serve and `warn` for user commands].
+    /// Log filter, e.g. `info` or `ferry_ftpd=debug` (config key `log`; $RUST_LOG sits between
+    /// this flag and the file) [default: `info,rustls=error` for serve, `warn` for user and ban
+    /// commands].
     ///
     /// Logs go to standard error. Passwords are never logged.
     #[arg(long, global = true, help_heading = "Global options", env = "FERRY_LOG", value_name = "FILTER", value_parser = parse::log_filter)]
