@@ -352,7 +352,8 @@ fn sftp_server(
                 ferry_sftpd::hostkey::load(path)
             }
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(host_key_error)?;
     let listeners = bind_all(&sftp.listen, SFTP_LISTEN)?;
     let mut config = ferry_sftpd::Config::new(host_keys.iter().map(|k| k.key.clone()).collect());
     config.limits = ferry_sftpd::ConnectionLimits {
@@ -387,6 +388,23 @@ const SFTP_LISTEN: ListenSetting = ListenSetting {
     key: "sftp.listen",
     flag: "--sftp-listen",
 };
+
+/// A host key that cannot be loaded or generated, with the setting that names it.
+fn host_key_error(e: ferry_sftpd::hostkey::HostKeyError) -> anyhow::Error {
+    use ferry_sftpd::hostkey::HostKeyError;
+    const SETTING: &str = "set `sftp.host_keys` / `--sftp-host-keys`";
+    match e {
+        HostKeyError::Io { path, source } => anyhow!(
+            "cannot read or create the SSH host key {}: {} ({SETTING})",
+            path.display(),
+            cause(&source)
+        ),
+        HostKeyError::Invalid { path, message } => anyhow!(
+            "the SSH host key {} cannot be used: {message} ({SETTING})",
+            path.display()
+        ),
+    }
+}
 
 /// Binds every address. An IPv6 address that cannot be bound is skipped with a warning when an IPv4
 /// address was bound (hosts without IPv6 still start on the default `0.0.0.0` + `[::]`); any other
