@@ -32,10 +32,12 @@ const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve(_));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        // `ferry user list | head -1`: the reader has all it wanted; that is not an error.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // `ferry user list | head -1`: the reader has all it wanted; that is not an error. (A server
+        // that cannot print its announcements still stops with the error.)
+        Err(e) if !serving && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferry: error: {}", error_text(&e));
             ExitCode::FAILURE
