@@ -536,6 +536,12 @@ impl Conn {
                         peer_ip: self.peer.ip(),
                         local_ip: self.local.ip(),
                         timeout: self.server.config.data_timeout,
+                        active_source: match self.server.config.active_source_port {
+                            crate::ActiveSourcePort::Any => None,
+                            crate::ActiveSourcePort::ControlMinusOne => {
+                                self.local.port().checked_sub(1).filter(|p| *p > 0)
+                            }
+                        },
                         allow_fxp: self.guard.fxp,
                         tls,
                     };

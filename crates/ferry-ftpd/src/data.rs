@@ -32,6 +32,8 @@ pub(crate) struct DataCtx {
     pub(crate) peer_ip: IpAddr,
     pub(crate) local_ip: IpAddr,
     pub(crate) timeout: Duration,
+    /// Active connections leave from this port (`active_source_port = "control-minus-one"`); `None`: any.
+    pub(crate) active_source: Option<u16>,
     /// FXP: passive connections from any address.
     pub(crate) allow_fxp: bool,
     /// `Some` when the data connection must be TLS (PROT P).
@@ -114,9 +116,11 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??
         }
-        DataPlan::Active(target) => tokio::time::timeout(ctx.timeout, connect(target, ctx.local_ip))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "active connect timed out"))??,
+        DataPlan::Active(target) => {
+            tokio::time::timeout(ctx.timeout, connect(target, ctx.local_ip, ctx.active_source))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "active connect timed out"))??
+        }
     };
     stream.set_nodelay(true)?;
     Ok(stream)
@@ -138,15 +142,53 @@ async fn accept_peer(listener: TcpListener, peer_ip: Option<IpAddr>) -> io::Resu
     }
 }
 
-async fn connect(target: SocketAddr, local_ip: IpAddr) -> io::Result<TcpStream> {
+/// Active connections cannot leave from the configured source port: it is below 1024 and the server has
+/// neither root nor CAP_NET_BIND_SERVICE. Carried inside the `io::Error` of [`establish`].
+#[derive(Debug)]
+pub(crate) struct SourcePortDenied(pub(crate) u16);
+
+impl std::fmt::Display for SourcePortDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "binding source port {} needs root or CAP_NET_BIND_SERVICE (active_source_port)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for SourcePortDenied {}
+
+async fn connect(target: SocketAddr, local_ip: IpAddr, source_port: Option<u16>) -> io::Result<TcpStream> {
     let socket = match target {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     // Leave from the address the client talks to, when the families match (multi-homed hosts).
     let local = canonical(local_ip);
-    if local.is_ipv4() == target.is_ipv4() {
-        socket.bind(SocketAddr::new(local, 0))?;
+    let same_family = local.is_ipv4() == target.is_ipv4();
+    match source_port {
+        Some(port) => {
+            let ip = match (same_family, target) {
+                (true, _) => local,
+                (false, SocketAddr::V4(_)) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                (false, SocketAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            // SO_REUSEADDR: transfers to different clients leave from this one port at the same time
+            // (each connection is its own address pair), and the port is usable again at once while
+            // closed connections sit in TIME_WAIT.
+            socket.set_reuseaddr(true)?;
+            socket
+                .bind(SocketAddr::new(ip, port))
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::PermissionDenied => {
+                        io::Error::new(io::ErrorKind::PermissionDenied, SourcePortDenied(port))
+                    }
+                    _ => e,
+                })?;
+        }
+        None if same_family => socket.bind(SocketAddr::new(local, 0))?,
+        None => {}
     }
     socket.connect(target).await
 }

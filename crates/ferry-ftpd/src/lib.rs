@@ -60,6 +60,8 @@ pub struct Config {
     pub masquerade_address: Option<IpAddr>,
     /// Time allowed for a data connection to be accepted or connected.
     pub data_timeout: Duration,
+    /// Source port of active-mode (PORT/EPRT) data connections.
+    pub active_source_port: ActiveSourcePort,
     /// Connection limits.
     pub limits: ConnectionLimits,
     /// Anonymous login, if enabled.
@@ -129,6 +131,19 @@ impl Ftps {
     }
 }
 
+/// The source port of active-mode data connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActiveSourcePort {
+    /// Any free port the system picks (needs no privileges).
+    #[default]
+    Any,
+    /// The control connection's port minus one: 20 behind port 21, RFC 959's default data port, for
+    /// stateless firewalls that let only that port out. Ports below 1024 need root or
+    /// CAP_NET_BIND_SERVICE; several transfers share the port (SO_REUSEADDR), one per client address
+    /// and port.
+    ControlMinusOne,
+}
+
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerKind {
@@ -145,6 +160,7 @@ impl Default for Config {
             passive_ports: 50000..=50100,
             masquerade_address: None,
             data_timeout: Duration::from_secs(30),
+            active_source_port: ActiveSourcePort::Any,
             limits: ConnectionLimits::default(),
             anonymous: None,
             ftps: Ftps::default(),

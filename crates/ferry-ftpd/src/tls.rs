@@ -85,7 +85,10 @@ pub enum TlsError {
     /// The PEM data holds no usable private key.
     #[error("no private key found in the key file: {0}")]
     NoKey(String),
-    /// rustls refused the certificate or key (mismatch, unsupported algorithm).
+    /// The private key is not the key of the certificate.
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
+    /// rustls refused the certificate or key (unsupported algorithm, say).
     #[error("certificate or key rejected: {0}")]
     Rejected(#[from] rustls::Error),
     /// A self-signed certificate could not be generated.
@@ -208,6 +211,17 @@ impl Tls {
             .cert
             .first()
             .map(|c| fingerprint(c.as_ref()))
+            .unwrap_or_default()
+    }
+
+    /// SHA-1 fingerprint of the leaf certificate, as `AB:CD:…`: what lftp shows when it does not trust a
+    /// certificate, and what its `ssl:verify-certificate/<fingerprint>` setting takes. For comparing only.
+    pub fn fingerprint_sha1(&self) -> String {
+        let current = self.resolver.current();
+        current
+            .cert
+            .first()
+            .map(|c| colon_hex(&sha1::Sha1::digest(c.as_ref())))
             .unwrap_or_default()
     }
 
@@ -436,7 +450,10 @@ pub(crate) fn resumed(conn: &rustls::ServerConnection) -> bool {
 
 /// Formats a SHA-256 fingerprint as colon-separated upper-case hex.
 pub fn fingerprint(der: &[u8]) -> String {
-    let digest = Sha256::digest(der);
+    colon_hex(&Sha256::digest(der))
+}
+
+fn colon_hex(digest: &[u8]) -> String {
     let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
     hex.join(":")
 }
@@ -449,7 +466,10 @@ fn certified_key(identity: &PemIdentity, provider: &CryptoProvider) -> Result<Ce
         return Err(TlsError::NoCertificate);
     }
     let key = PrivateKeyDer::from_pem_slice(&identity.key).map_err(|e| TlsError::NoKey(e.to_string()))?;
-    Ok(CertifiedKey::from_der(chain, key, provider)?)
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch,
+        e => TlsError::Rejected(e),
+    })
 }
 
 /// The certificate in force, swappable at runtime.

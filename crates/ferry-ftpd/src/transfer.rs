@@ -150,6 +150,17 @@ impl Job {
     async fn connect(&mut self) -> Result<DataStream, TransferEvent> {
         let plan = self.plan.take().unwrap_or_default();
         let tcp = data::establish(plan, &self.ctx).await.map_err(|e| {
+            let denied = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<data::SourcePortDenied>());
+            if let Some(data::SourcePortDenied(port)) = denied {
+                tracing::warn!(
+                    port,
+                    "active data connection failed: binding source port {port} needs root or \
+                     CAP_NET_BIND_SERVICE (set active_source_port = \"any\", or grant the capability)"
+                );
+                return TransferEvent::SourcePortDenied { port: *port };
+            }
             tracing::info!(error = %e, "data connection failed");
             TransferEvent::NoConnection
         })?;

@@ -361,6 +361,20 @@ fn missing_file_is_550_without_150() {
 }
 
 #[test]
+fn a_denied_active_source_port_is_425_saying_why() {
+    let mut t = T::new();
+    t.login();
+    t.pasv();
+    t.transfer("RETR f");
+    let replies = t.event(TransferEvent::SourcePortDenied { port: 20 });
+    assert_eq!(codes(&replies), vec![425]);
+    assert!(
+        replies[0].1.contains("source port 20") && replies[0].1.contains("passive"),
+        "{replies:?}"
+    );
+}
+
+#[test]
 fn data_connection_failures_are_425_and_426() {
     let mut t = T::new();
     t.login();

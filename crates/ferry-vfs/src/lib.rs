@@ -37,7 +37,7 @@ mod path;
 mod storage;
 
 pub use error::{Error, ErrorKind, Result};
-pub use local::LocalFs;
+pub use local::{LocalFs, Swept};
 pub use storage::{
     DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
     Storage, WriteMode,

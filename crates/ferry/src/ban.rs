@@ -9,17 +9,16 @@ use ferry_auth::defender::{Ban, Defender};
 
 use crate::cli::BanCommand;
 use crate::config::Settings;
-use crate::serve::open_store;
+use crate::state::{create_store, existing_store};
 use crate::user::utc_timestamp;
 
 /// Runs one ban command against the configured user database.
 pub async fn run(settings: &Settings, command: BanCommand) -> Result<()> {
     let db = &settings.users_db;
-    if matches!(command, BanCommand::List) && !db.exists() {
-        println!("no bans (the user database {} does not exist yet)", db.display());
-        return Ok(());
-    }
-    let store = open_store(db).await?;
+    let store = match command {
+        BanCommand::Add { .. } => create_store(db).await?,
+        BanCommand::List | BanCommand::Del { .. } => existing_store(db).await?,
+    };
     let defender = Defender::new(settings.ftpd.defender.clone(), Some(store));
     let mut out = io::stdout().lock();
     match command {

@@ -61,12 +61,26 @@ pub struct CommonArgs {
     )]
     pub users_db: Option<PathBuf>,
 
-    /// Log filter, e.g. `info` or `ferry_ftpd=debug` (config key `log`) [default: $RUST_LOG, else
-    /// the config file, else `info` for serve and `warn` for user commands].
+    /// Log filter, e.g. `info` or `ferry_ftpd=debug` (config key `log`; $RUST_LOG sits between
+    /// this flag and the file) [default: `info,rustls=error` for serve, `warn` for user and ban
+    /// commands].
     ///
     /// Logs go to standard error. Passwords are never logged.
     #[arg(long, global = true, help_heading = "Global options", env = "FERRY_LOG", value_name = "FILTER", value_parser = parse::log_filter)]
     pub log: Option<String>,
+
+    /// Shortest password `ferry user add` and `ferry user passwd` accept with --password or
+    /// --password-stdin, 8 to 1024 (config key `min_password_length`) [default: 12]. Generated
+    /// passwords are 20 characters.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "FERRY_MIN_PASSWORD_LENGTH",
+        value_name = "N",
+        value_parser = parse::min_password_length
+    )]
+    pub min_password_length: Option<usize>,
 }
 
 /// What to do.
@@ -155,6 +169,12 @@ pub struct ServeArgs {
     /// [default: 30].
     #[arg(long, env = "FERRY_DATA_TIMEOUT_SECS", value_name = "SECS", value_parser = parse::secs)]
     pub data_timeout_secs: Option<u64>,
+
+    /// Source port of active-mode (PORT/EPRT) data connections: `any` (chosen by the system) or
+    /// `control-minus-one` (20 behind port 21, for stateless firewalls; ports below 1024 need root or
+    /// CAP_NET_BIND_SERVICE) (config key `active_source_port`) [default: any].
+    #[arg(long, env = "FERRY_ACTIVE_SOURCE_PORT", value_name = "CHOICE", value_parser = parse::active_source_port)]
+    pub active_source_port: Option<ferry_ftpd::ActiveSourcePort>,
 
     /// Failed passwords on one connection before it is closed (config key `max_login_attempts`)
     /// [default: 3].

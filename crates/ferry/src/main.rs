@@ -12,6 +12,8 @@ mod ban;
 mod cli;
 mod config;
 mod serve;
+mod state;
+mod sweep;
 mod user;
 mod user_keys;
 
@@ -30,13 +32,43 @@ const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve(_));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `ferry user list | head -1`: the reader has all it wanted; that is not an error. (A server
+        // that cannot print its announcements still stops with the error.)
+        Err(e) if !serving && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferry: error: {e:#}");
+            eprintln!("ferry: error: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each said once: libraries often repeat their source in their own message
+/// (`… (os error 2): … (os error 2)`), so a cause already contained in the text so far is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Whether the error is a write to a closed standard output (a pipe whose reader has exited).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {

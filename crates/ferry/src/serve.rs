@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::{FtpsFiles, Settings};
+use crate::state::{absolute, cause, create_private_dir, create_store, write_private};
 
 /// Name of the user created on the first start.
 const FIRST_USER: &str = "ferry";
@@ -24,20 +25,35 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(settings: Settings) -> Result<()> {
+    // Relative paths are relative to the working directory: say where they lead.
     info!(
-        data_dir = %settings.data_dir.display(),
-        files_root = %settings.files_root.display(),
-        users_db = %settings.users_db.display(),
+        config = %settings.config_file.as_deref().map_or("none (built-in defaults)".into(), |p| absolute(p).display().to_string()),
+        data_dir = %absolute(&settings.data_dir).display(),
+        files_root = %absolute(&settings.files_root).display(),
+        users_db = %absolute(&settings.users_db).display(),
         "starting"
     );
-    let listeners = bind_all(&settings.listen)?;
-    let implicit = bind_all(&settings.ftps.implicit_listen)?;
-    let users = open_store(&settings.users_db).await?;
-    create_first_user(&users).await?;
-    let storage: Arc<dyn Storage> = Arc::new(
-        LocalFs::open(&settings.files_root)
-            .with_context(|| format!("cannot open files root {}", settings.files_root.display()))?,
-    );
+    create_private_dir(&settings.data_dir).map_err(|e| {
+        anyhow!(
+            "cannot create the data directory {}: {} (set `data_dir` / `--data-dir`)",
+            settings.data_dir.display(),
+            cause(&e)
+        )
+    })?;
+    let listeners = bind_all(&settings.listen, LISTEN)?;
+    let implicit = bind_all(&settings.ftps.implicit_listen, IMPLICIT_LISTEN)?;
+    let users = create_store(&settings.users_db).await?;
+    #[cfg(unix)]
+    crate::state::check_private(&settings.users_db);
+    let local = LocalFs::open(&settings.files_root).map_err(|e| {
+        anyhow!(
+            "cannot open the files root {}: {} (set `files_root` / `--files-root`)",
+            settings.files_root.display(),
+            cause(&e)
+        )
+    })?;
+    crate::sweep::start(local.clone());
+    let storage: Arc<dyn Storage> = Arc::new(local);
     // Install the signal handlers before announcing the addresses, so a signal sent by whoever
     // reads the announcement is never missed.
     let mut signal = Signals::install()?;
@@ -47,13 +63,11 @@ pub async fn run(settings: Settings) -> Result<()> {
         || !implicit.is_empty();
     if tls_wanted {
         let tls = load_tls(&settings.ftps)?;
-        let mut out = io::stdout().lock();
-        writeln!(
-            out,
-            "ferry: FTPS certificate {} (SHA-256 {})",
-            settings.ftps.certificate.display(),
-            tls.fingerprint()
-        )?;
+        let port = listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port());
+        print_certificate(&settings.ftps, &tls, port)?;
         ftpd.ftps.tls = Some(tls);
     }
     let tls = ftpd.ftps.tls.clone();
@@ -67,6 +81,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender)?),
         None => None,
     };
+    // Every start-up check has passed: only now is the one-time password shown.
+    create_first_user(&users).await?;
     let server = Server::new_with_defender(ftpd, users, storage, defender);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -166,11 +182,11 @@ fn load_tls(files: &FtpsFiles) -> Result<Arc<Tls>> {
         let identity = PemIdentity::self_signed(self_signed_names())
             .context("cannot generate a self-signed FTPS certificate")?;
         if let Some(dir) = files.certificate.parent() {
-            create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            create_private_dir(dir)
+                .map_err(|e| anyhow!("cannot create the directory {}: {}", dir.display(), cause(&e)))?;
         }
         write_private(&files.private_key, &identity.key)?;
-        std::fs::write(&files.certificate, &identity.cert)
-            .with_context(|| format!("cannot write {}", files.certificate.display()))?;
+        write_private(&files.certificate, &identity.cert)?;
         let mut out = io::stdout().lock();
         writeln!(
             out,
@@ -182,16 +198,94 @@ fn load_tls(files: &FtpsFiles) -> Result<Arc<Tls>> {
             "ferry: clients will warn about it; compare the fingerprint below, or configure ftps.certificate"
         )?;
     }
-    let identity = PemIdentity::read(&files.certificate, &files.private_key)
-        .context("cannot read the FTPS certificate")?;
-    let tls = Tls::new(&identity).with_context(|| {
-        format!(
-            "cannot use the FTPS certificate {} with key {}",
-            files.certificate.display(),
-            files.private_key.display()
-        )
-    })?;
+    let identity = read_identity(files)?;
+    let tls = Tls::new(&identity).map_err(|e| tls_error(e, files))?;
     Ok(Arc::new(tls))
+}
+
+/// Reads the certificate and key files, naming the setting of the one that cannot be read.
+fn read_identity(files: &FtpsFiles) -> Result<PemIdentity> {
+    let read = |path: &Path, what: &str, key: &str, flag: &str| {
+        std::fs::read(path).map_err(|e| {
+            anyhow!(
+                "cannot read the FTPS {what} {}: {} (set `{key}` / `{flag}`)",
+                path.display(),
+                cause(&e)
+            )
+        })
+    };
+    Ok(PemIdentity {
+        cert: read(
+            &files.certificate,
+            "certificate",
+            "ftps.certificate",
+            "--ftps-certificate",
+        )?,
+        key: read(
+            &files.private_key,
+            "private key",
+            "ftps.private_key",
+            "--ftps-private-key",
+        )?,
+    })
+}
+
+/// A certificate that cannot be used, said once with the settings that name the files.
+fn tls_error(e: ferry_ftpd::TlsError, files: &FtpsFiles) -> anyhow::Error {
+    let (cert, key) = (files.certificate.display(), files.private_key.display());
+    match e {
+        ferry_ftpd::TlsError::KeyMismatch => anyhow!(
+            "the FTPS certificate {cert} and the private key {key} do not match (ftps.certificate, \
+             ftps.private_key)"
+        ),
+        ferry_ftpd::TlsError::NoCertificate => anyhow!(
+            "no PEM certificate in {cert} (set `ftps.certificate` / `--ftps-certificate` to a PEM \
+             certificate chain)"
+        ),
+        ferry_ftpd::TlsError::NoKey(why) => anyhow!(
+            "no usable PEM private key in {key}: {why} (set `ftps.private_key` / `--ftps-private-key`)"
+        ),
+        e => anyhow!("cannot use the FTPS certificate {cert} with the key {key}: {e} (ftps.certificate, ftps.private_key)"),
+    }
+}
+
+/// The certificate's fingerprints (SHA-256 as browsers and OpenSSL show it, SHA-1 as lftp shows it) and,
+/// for the generated self-signed one, ready-to-paste client settings that trust it.
+fn print_certificate(files: &FtpsFiles, tls: &Tls, port: Option<u16>) -> Result<()> {
+    let mut out = io::stdout().lock();
+    let cert = files.certificate.display();
+    writeln!(
+        out,
+        "ferry: FTPS certificate {cert} (SHA-256 {})",
+        tls.fingerprint()
+    )?;
+    writeln!(
+        out,
+        "ferry: FTPS certificate SHA-1 {} (as lftp shows it)",
+        tls.fingerprint_sha1()
+    )?;
+    if files.generated {
+        let port = port.unwrap_or(crate::config::DEFAULT_FTP_PORT);
+        writeln!(
+            out,
+            "ferry: the certificate is self-signed; to trust it, from this directory:"
+        )?;
+        writeln!(
+            out,
+            "ferry:   curl --ssl-reqd --cacert {cert} -u ferry:PASSWORD ftp://127.0.0.1:{port}/"
+        )?;
+        writeln!(
+            out,
+            "ferry:   lftp -u ferry,PASSWORD -p {port} -e 'set ssl:ca-file {cert}; ls; bye' 127.0.0.1"
+        )?;
+        writeln!(
+            out,
+            "ferry:   or in lftp, from anywhere: set ssl:verify-certificate/{} no",
+            tls.fingerprint_sha1()
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// SIGHUP: reads the certificate files again. New handshakes use the new certificate; on error the old
@@ -235,20 +329,6 @@ fn self_signed_names() -> Vec<String> {
     names
 }
 
-/// Writes a file readable only by its owner.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
 /// The SFTP server: host keys loaded (the default one generated on first start), listeners bound.
 /// Timeouts and connection limits are the FTP ones (each protocol counts its own connections).
 fn sftp_server(
@@ -272,8 +352,9 @@ fn sftp_server(
                 ferry_sftpd::hostkey::load(path)
             }
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let listeners = bind_all(&sftp.listen).context("SFTP")?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(host_key_error)?;
+    let listeners = bind_all(&sftp.listen, SFTP_LISTEN)?;
     let mut config = ferry_sftpd::Config::new(host_keys.iter().map(|k| k.key.clone()).collect());
     config.limits = ferry_sftpd::ConnectionLimits {
         max_connections: ftpd.limits.max_connections,
@@ -288,17 +369,63 @@ fn sftp_server(
     Ok((server, listeners, host_keys))
 }
 
+/// The setting (file key and flag) that chose a group of listening addresses, for error messages.
+#[derive(Debug, Clone, Copy)]
+struct ListenSetting {
+    key: &'static str,
+    flag: &'static str,
+}
+
+const LISTEN: ListenSetting = ListenSetting {
+    key: "listen",
+    flag: "--listen",
+};
+const IMPLICIT_LISTEN: ListenSetting = ListenSetting {
+    key: "ftps.implicit_listen",
+    flag: "--ftps-implicit-listen",
+};
+const SFTP_LISTEN: ListenSetting = ListenSetting {
+    key: "sftp.listen",
+    flag: "--sftp-listen",
+};
+
+/// A host key that cannot be loaded or generated, with the setting that names it.
+fn host_key_error(e: ferry_sftpd::hostkey::HostKeyError) -> anyhow::Error {
+    use ferry_sftpd::hostkey::HostKeyError;
+    const SETTING: &str = "set `sftp.host_keys` / `--sftp-host-keys`";
+    match e {
+        HostKeyError::Io { path, source } => anyhow!(
+            "cannot read or create the SSH host key {}: {} ({SETTING})",
+            path.display(),
+            cause(&source)
+        ),
+        HostKeyError::Invalid { path, message } => anyhow!(
+            "the SSH host key {} cannot be used: {message} ({SETTING})",
+            path.display()
+        ),
+    }
+}
+
 /// Binds every address. An IPv6 address that cannot be bound is skipped with a warning when an IPv4
 /// address was bound (hosts without IPv6 still start on the default `0.0.0.0` + `[::]`); any other
 /// failure is an error.
-fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
+fn bind_all(addrs: &[SocketAddr], setting: ListenSetting) -> Result<Vec<TcpListener>> {
     let mut bound = Vec::new();
     let mut v6_failures = Vec::new();
     for &addr in addrs {
         match bind(addr) {
             Ok(listener) => bound.push(listener),
-            Err(e) if addr.is_ipv6() => v6_failures.push((addr, e)),
-            Err(e) => return Err(anyhow!("cannot listen on {addr}: {e}")),
+            // A port in use or a privileged port fails the same way on IPv4: report it either way.
+            Err(e)
+                if addr.is_ipv6()
+                    && !matches!(
+                        e.kind(),
+                        io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+                    ) =>
+            {
+                v6_failures.push((addr, e))
+            }
+            Err(e) => return Err(bind_error(addr, &e, setting)),
         }
     }
     let any_v4 = bound
@@ -306,11 +433,31 @@ fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
         .any(|l| l.local_addr().map(|a| a.is_ipv4()).unwrap_or(false));
     for (addr, e) in v6_failures {
         if !any_v4 {
-            return Err(anyhow!("cannot listen on {addr}: {e}"));
+            return Err(bind_error(addr, &e, setting));
         }
-        warn!(%addr, error = %e, "cannot listen on IPv6 address; continuing with IPv4 only");
+        warn!(%addr, error = %cause(&e), "cannot listen on IPv6 address; continuing with IPv4 only");
     }
     Ok(bound)
+}
+
+/// Why an address cannot be listened on, and the setting to change.
+fn bind_error(addr: SocketAddr, e: &io::Error, setting: ListenSetting) -> anyhow::Error {
+    let ListenSetting { key, flag } = setting;
+    let port = addr.port();
+    let ip = addr.ip();
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            anyhow!("port {port} is in use on {ip} (another program, or another ferry, listens there; set `{key}` / `{flag}`)")
+        }
+        io::ErrorKind::PermissionDenied if port < 1024 => anyhow!(
+            "binding port {port} needs root or CAP_NET_BIND_SERVICE (set `{key}` / `{flag}` to a port of 1024 \
+             or more, or grant the capability: setcap cap_net_bind_service=+ep <ferry binary>)"
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            anyhow!("{ip} is not an address of this host (set `{key}` / `{flag}`)")
+        }
+        _ => anyhow!("cannot listen on {addr}: {} (set `{key}` / `{flag}`)", cause(e)),
+    }
 }
 
 /// One listening socket. IPv6 sockets are IPv6-only so `0.0.0.0:P` and `[::]:P` can both be bound.
@@ -326,24 +473,6 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     TcpListener::from_std(socket.into())
-}
-
-/// Opens the user database, creating its directory (private to this user) if missing.
-pub async fn open_store(path: &Path) -> Result<UserStore> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        create_private_dir(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
-    UserStore::open(path)
-        .await
-        .with_context(|| format!("cannot open user database {}", path.display()))
-}
-
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 /// On the first start (no users at all) creates `ferry` with a generated password and prints it.

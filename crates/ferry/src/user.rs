@@ -8,23 +8,16 @@ use ferry_auth::{generate_password, NewUser, Password, Permissions, User};
 
 use crate::cli::{PasswordArgs, UserCommand};
 use crate::config::Settings;
-use crate::serve::open_store;
+use crate::state::{create_store, existing_store};
 
 /// Runs one user command against the configured user database.
 pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
     let db = &settings.users_db;
-    if !matches!(command, UserCommand::Add { .. }) && !db.exists() {
-        if matches!(command, UserCommand::List) {
-            println!("no users (the user database {} does not exist yet)", db.display());
-            return Ok(());
-        }
-        bail!(
-            "the user database {} does not exist yet (create a user with `ferry user add` or start \
-             `ferry serve`); check --config, --data-dir and --users-db",
-            db.display()
-        );
-    }
-    let store = open_store(db).await?;
+    let store = match command {
+        UserCommand::Add { .. } => create_store(db).await?,
+        _ => existing_store(db).await?,
+    };
+    let min = settings.min_password_length;
     let mut out = io::stdout().lock();
     match command {
         UserCommand::Add {
@@ -34,7 +27,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             permissions,
             disabled,
         } => {
-            let (password, generated) = password_from(password)?;
+            let (password, generated) = password_from(password, min)?;
             let user = NewUser {
                 name: name.clone(),
                 password: password.clone(),
@@ -61,7 +54,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             print_user(&mut out, &user)?;
         }
         UserCommand::Passwd { name, password } => {
-            let (password, generated) = password_from(password)?;
+            let (password, generated) = password_from(password, min)?;
             store.set_password(&name, password.clone()).await?;
             writeln!(out, "changed the password of {name}")?;
             print_generated(&mut out, &password, generated)?;
@@ -112,9 +105,11 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
     Ok(())
 }
 
-/// The password the operator chose, or a generated one; `true` when generated.
-fn password_from(args: PasswordArgs) -> Result<(Password, bool)> {
+/// The password the operator chose (at least `min` characters), or a generated one; `true` when
+/// generated.
+fn password_from(args: PasswordArgs, min: usize) -> Result<(Password, bool)> {
     if let Some(password) = args.password {
+        check_length(&password, min, "--password")?;
         return Ok((password, false));
     }
     if args.password_stdin {
@@ -128,9 +123,23 @@ fn password_from(args: PasswordArgs) -> Result<(Password, bool)> {
         if password.is_empty() {
             bail!("no password on standard input (expected one line)");
         }
-        return Ok((Password::new(password.to_owned()), false));
+        let password = Password::new(password.to_owned());
+        check_length(&password, min, "--password-stdin")?;
+        return Ok((password, false));
     }
     Ok((generate_password(), true))
+}
+
+/// A chosen password must have at least `min` characters (`min_password_length`).
+fn check_length(password: &Password, min: usize, flag: &str) -> Result<()> {
+    let len = password.expose().chars().count();
+    if len < min {
+        bail!(
+            "the password given with {flag} has {len} characters; at least {min} are required (set \
+             `min_password_length` / `--min-password-length`, or leave out {flag} to get a generated one)"
+        );
+    }
+    Ok(())
 }
 
 fn print_generated(out: &mut impl Write, password: &Password, generated: bool) -> io::Result<()> {

@@ -13,7 +13,13 @@ pub async fn run(store: &UserStore, command: KeyCommand, out: &mut impl Write) -
         KeyCommand::Add { name, key, file } => {
             let lines = match (file, key.as_slice()) {
                 (Some(path), _) => std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot read --file {}: {}",
+                            path.display(),
+                            crate::state::cause(&e)
+                        )
+                    })?
                     .lines()
                     .map(str::to_owned)
                     .collect(),

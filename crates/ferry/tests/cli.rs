@@ -77,7 +77,7 @@ fn user_add_list_show_passwd_disable_del_round_trip() {
             "add",
             "alice",
             "--password",
-            "s3cret",
+            "s3cret-enough-chars",
             "--home",
             "/alice",
             "--permissions",
@@ -85,7 +85,10 @@ fn user_add_list_show_passwd_disable_del_round_trip() {
         ],
     );
     assert!(out.contains("created user alice"), "{out}");
-    assert!(!out.contains("s3cret"), "a chosen password is not echoed: {out}");
+    assert!(
+        !out.contains("s3cret-enough-chars"),
+        "a chosen password is not echoed: {out}"
+    );
     assert!(d.join("ferry-data/users.db").exists());
 
     let out = ok(d, &["user", "add", "bob"]);
@@ -111,7 +114,7 @@ fn user_add_list_show_passwd_disable_del_round_trip() {
 
     let out = ok(d, &["user", "passwd", "alice"]);
     let new_pw = generated_password(&out);
-    assert_ne!(new_pw, "s3cret");
+    assert_ne!(new_pw, "s3cret-enough-chars");
 
     ok(d, &["user", "disable", "alice"]);
     assert!(ok(d, &["user", "show", "alice"]).contains("enabled:     no"));
@@ -147,7 +150,7 @@ fn password_stdin_reads_one_line() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"from-stdin\r\n")
+        .write_all(b"from-stdin-password\r\n")
         .expect("write");
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -162,24 +165,30 @@ fn password_stdin_reads_one_line() {
     let mut ctl = Control::connect(addr);
     assert_eq!(ctl.reply().0, 220);
     ctl.expect("USER carol", 331);
-    ctl.expect("PASS from-stdin", 230);
+    ctl.expect("PASS from-stdin-password", 230);
 }
 
 #[test]
 fn unknown_users_are_an_error_with_exit_code_1() {
     let dir = tempdir();
-    ok(dir.path(), &["user", "add", "dave", "--password", "x"]);
+    ok(
+        dir.path(),
+        &["user", "add", "dave", "--password", "x-long-password"],
+    );
     for args in [
         &["user", "show", "nobody"][..],
         &["user", "del", "nobody"],
-        &["user", "passwd", "nobody", "--password", "y"],
+        &["user", "passwd", "nobody", "--password", "y-long-password"],
         &["user", "enable", "nobody"],
         &["user", "disable", "nobody"],
     ] {
         let err = fails(dir.path(), args);
         assert!(err.contains("nobody"), "{args:?}: {err}");
     }
-    let err = fails(dir.path(), &["user", "add", "dave", "--password", "x"]);
+    let err = fails(
+        dir.path(),
+        &["user", "add", "dave", "--password", "x-long-password"],
+    );
     assert!(err.contains("already exists"), "{err}");
 }
 
@@ -190,7 +199,10 @@ fn bad_permissions_and_names_are_rejected() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("fly"), "{}", stderr(&out));
 
-    let err = fails(dir.path(), &["user", "add", "--password", "x", "--", "-bad name"]);
+    let err = fails(
+        dir.path(),
+        &["user", "add", "--password", "x-long-password", "--", "-bad name"],
+    );
     assert!(err.contains("invalid user name"), "{err}");
 
     let out = run(dir.path(), &["user", "add", "frank", "--home", "relative"]);
@@ -199,10 +211,16 @@ fn bad_permissions_and_names_are_rejected() {
 }
 
 #[test]
-fn list_without_a_database_says_so() {
+fn list_without_a_database_fails_and_names_the_path() {
     let dir = tempdir();
-    let out = ok(dir.path(), &["user", "list"]);
-    assert!(out.contains("no users"), "{out}");
+    for args in [&["user", "list"][..], &["ban", "list"], &["user", "show", "x"]] {
+        let err = fails(dir.path(), args);
+        assert!(
+            err.contains("ferry-data/users.db") && err.contains("does not exist"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("no users") && !err.contains("no bans"), "{err}");
+    }
     assert!(!dir.path().join("ferry-data").exists(), "listing creates nothing");
 }
 
@@ -251,12 +269,12 @@ fn flags_beat_environment_beat_file() {
     let d = dir.path();
     std::fs::write(d.join("ferry.toml"), "data_dir = \"from-file\"\n").expect("write");
 
-    ok(d, &["user", "add", "u1", "--password", "x"]);
+    ok(d, &["user", "add", "u1", "--password", "x-long-password"]);
     assert!(d.join("from-file/users.db").exists());
 
     let out = ferry(d)
         .env("FERRY_DATA_DIR", "from-env")
-        .args(["user", "add", "u2", "--password", "x"])
+        .args(["user", "add", "u2", "--password", "x-long-password"])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -264,7 +282,15 @@ fn flags_beat_environment_beat_file() {
 
     let out = ferry(d)
         .env("FERRY_DATA_DIR", "from-env")
-        .args(["--data-dir", "from-flag", "user", "add", "u3", "--password", "x"])
+        .args([
+            "--data-dir",
+            "from-flag",
+            "user",
+            "add",
+            "u3",
+            "--password",
+            "x-long-password",
+        ])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -376,7 +402,15 @@ fn users_added_with_the_cli_can_log_in_and_upload() {
     let dir = tempdir();
     ok(
         dir.path(),
-        &["user", "add", "gina", "--password", "pw-gina", "--home", "/gina"],
+        &[
+            "user",
+            "add",
+            "gina",
+            "--password",
+            "pw-gina-long-enough",
+            "--home",
+            "/gina",
+        ],
     );
     let mut server = Server::start(
         dir.path(),
@@ -390,7 +424,7 @@ fn users_added_with_the_cli_can_log_in_and_upload() {
     assert_eq!(code, 220);
     assert!(text.contains("hi there"), "{text}");
     ctl.expect("USER gina", 331);
-    ctl.expect("PASS pw-gina", 230);
+    ctl.expect("PASS pw-gina-long-enough", 230);
     ctl.expect("TYPE I", 200);
 
     let mut data = ctl.epsv(addr);
@@ -471,7 +505,6 @@ fn sigterm_shuts_down_gracefully() {
 #[test]
 fn ban_add_list_del_and_the_server_enforces_stored_bans() {
     let dir = tempdir();
-    assert!(ok(dir.path(), &["ban", "list"]).contains("no bans"));
     let added = ok(
         dir.path(),
         &["ban", "add", "127.0.0.1", "--secs", "600", "--reason", "test ban"],

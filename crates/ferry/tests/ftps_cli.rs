@@ -248,7 +248,7 @@ fn implicit_listener_serves_curl_ftps() {
     }
     let dir = tempdir();
     let d = dir.path();
-    ok(d, &["user", "add", "alice", "--password", "pw-alice"]);
+    ok(d, &["user", "add", "alice", "--password", "pw-alice-long-enough"]);
     let mut server = Server::start(d, &["--ftps-implicit", "--ftps-implicit-listen", "127.0.0.1:0"]);
     let implicit: SocketAddr = server
         .wait_for("ferry: FTPS (implicit) listening on ")
@@ -260,7 +260,15 @@ fn implicit_listener_serves_curl_ftps() {
     let curl = |args: &[&str]| {
         let mut cmd = Command::new("curl");
         cmd.env("HOME", d)
-            .args(["-sS", "-v", "-k", "--max-time", "20", "--user", "alice:pw-alice"])
+            .args([
+                "-sS",
+                "-v",
+                "-k",
+                "--max-time",
+                "20",
+                "--user",
+                "alice:pw-alice-long-enough",
+            ])
             .args(args);
         let out = output(&mut cmd);
         assert!(out.status.success(), "curl {args:?}: {}", text(&out.stderr));
@@ -286,8 +294,8 @@ fn user_tls_require_tls_refuses_cleartext_logins_of_that_user() {
     }
     let dir = tempdir();
     let d = dir.path();
-    ok(d, &["user", "add", "alice", "--password", "pw-alice"]);
-    ok(d, &["user", "add", "bob", "--password", "pw-bob"]);
+    ok(d, &["user", "add", "alice", "--password", "pw-alice-long-enough"]);
+    ok(d, &["user", "add", "bob", "--password", "pw-bob-long-enough"]);
     let shown = ok(d, &["user", "tls", "alice", "--require-tls", "true"]);
     assert!(shown.contains("require TLS: yes"), "{shown}");
     let mut server = Server::start(d, &[]);
@@ -295,16 +303,16 @@ fn user_tls_require_tls_refuses_cleartext_logins_of_that_user() {
 
     let mut c = Control::connect_greeted(addr);
     c.expect("USER alice", 331);
-    let text = c.expect("PASS pw-alice", 530);
+    let text = c.expect("PASS pw-alice-long-enough", 530);
     assert!(text.contains("TLS"), "{text}");
     c.expect("PWD", 530);
     // Loopback logins are otherwise allowed in the clear: bob is not affected.
     let mut b = Control::connect_greeted(addr);
     b.expect("USER bob", 331);
-    b.expect("PASS pw-bob", 230);
+    b.expect("PASS pw-bob-long-enough", 230);
 
     std::fs::write(d.join("ferry-data/files/visible.txt"), b"x").expect("write");
-    let (_, listing) = tls_session(addr.port(), "alice", "pw-alice");
+    let (_, listing) = tls_session(addr.port(), "alice", "pw-alice-long-enough");
     assert!(listing.contains("visible.txt"), "alice over TLS: {listing}");
 }
 

@@ -419,6 +419,14 @@ impl Session {
                 self.reply(ReplyCode::CANT_OPEN_DATA, "Cannot open data connection");
                 self.abor_after_failure(aborting);
             }
+            TransferEvent::SourcePortDenied { port } => {
+                let text = format!(
+                    "Cannot open data connection: the server may not use source port {port}; use passive \
+                     mode (PASV/EPSV)"
+                );
+                self.reply(ReplyCode::CANT_OPEN_DATA, text);
+                self.abor_after_failure(aborting);
+            }
             TransferEvent::ConnectionLost => {
                 self.reply(
                     ReplyCode::TRANSFER_ABORTED,

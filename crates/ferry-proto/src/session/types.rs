@@ -241,6 +241,12 @@ pub enum TransferEvent {
     StorageFailed(FsError),
     /// No data connection could be made (accept/connect timeout or refusal): 425.
     NoConnection,
+    /// An active data connection could not leave from the configured source port `port` (below 1024,
+    /// and the server lacks the privilege): 425 saying so.
+    SourcePortDenied {
+        /// The source port the server was configured to use.
+        port: u16,
+    },
     /// The data connection broke or the peer did not finish cleanly: 426.
     ConnectionLost,
     /// The transfer was cancelled after [`Output::AbortTransfer`].

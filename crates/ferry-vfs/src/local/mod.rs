@@ -2,7 +2,10 @@
 
 mod list;
 mod positional;
+mod sweep;
 mod write;
+
+pub use sweep::Swept;
 
 use std::fmt;
 use std::io::{Seek, SeekFrom};

@@ -30,9 +30,16 @@ pub const DEFAULT_FTP_PORT: u16 = 2121;
 pub const DEFAULT_IMPLICIT_PORT: u16 = 2990;
 const DEFAULT_ANONYMOUS_HOME: &str = "/pub";
 
+/// Shortest password `ferry user add` / `passwd` accept when the operator chooses one.
+pub const DEFAULT_MIN_PASSWORD_LENGTH: usize = 12;
+
 /// Validated settings, ready to hand to the library crates.
 #[derive(Debug)]
 pub struct Settings {
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// Shortest password accepted when the operator chooses one (generated ones are longer).
+    pub min_password_length: usize,
     /// Directory for ferry's state.
     pub data_dir: PathBuf,
     /// Root of the served files.
@@ -82,6 +89,8 @@ struct FileConfig {
     max_login_attempts: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    min_password_length: Option<usize>,
+    active_source_port: Option<String>,
     anonymous: Option<AnonymousFile>,
     ftps: Option<FtpsFile>,
     log: Option<String>,
@@ -125,7 +134,7 @@ struct AnonymousFile {
 ///
 /// `rust_log` is the value of `RUST_LOG`, which sits between `--log`/`FERRY_LOG` and the file.
 pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> Result<Settings> {
-    let (file, origin) = read_file(common.config.as_deref())?;
+    let (file, origin, config_file) = read_file(common.config.as_deref())?;
     let key_err = |key: &str, msg: String| anyhow!("{origin}: invalid `{key}`: {msg}");
     let check = |key: &str, raw: Option<&str>, f: &dyn Fn(&str) -> Result<(), String>| match raw {
         Some(v) => f(v).map_err(|m| key_err(key, m)),
@@ -226,6 +235,17 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         file.data_timeout_secs,
         defaults.data_timeout,
     )?;
+
+    let active_source_port = match serve.active_source_port {
+        Some(p) => p,
+        None => file
+            .active_source_port
+            .as_deref()
+            .map(parse::active_source_port)
+            .transpose()
+            .map_err(|m| key_err("active_source_port", m))?
+            .unwrap_or_default(),
+    };
 
     let max_login_attempts = match serve.max_login_attempts {
         Some(n) => n,
@@ -399,6 +419,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         passive_ports,
         masquerade_address,
         data_timeout,
+        active_source_port,
         limits: ConnectionLimits {
             max_pending: security.max_pending,
             ..limits
@@ -418,7 +439,18 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         }
     }
     let sftp = sftp::load(file.sftp, serve, &data_dir, &key_err)?;
+    let min_password_length = match common.min_password_length {
+        Some(n) => n,
+        None => file
+            .min_password_length
+            .map(parse::check_min_password_length)
+            .transpose()
+            .map_err(|m| key_err("min_password_length", m))?
+            .unwrap_or(DEFAULT_MIN_PASSWORD_LENGTH),
+    };
     Ok(Settings {
+        config_file,
+        min_password_length,
         data_dir,
         files_root,
         users_db,
@@ -447,22 +479,27 @@ pub fn default_listen() -> Vec<SocketAddr> {
 }
 
 /// Reads and parses the config file: `explicit` if given (it must exist), else `./ferry.toml` if it
-/// exists, else nothing. Returns the parsed file and a name for it in error messages.
-fn read_file(explicit: Option<&Path>) -> Result<(FileConfig, String)> {
+/// exists, else nothing. Returns the parsed file, a name for it in error messages and its path.
+fn read_file(explicit: Option<&Path>) -> Result<(FileConfig, String, Option<PathBuf>)> {
     let path = match explicit {
         Some(path) => path.to_owned(),
         None => {
             let implicit = PathBuf::from(DEFAULT_CONFIG_FILE);
             if !implicit.exists() {
-                return Ok((FileConfig::default(), "defaults".to_owned()));
+                return Ok((FileConfig::default(), "defaults".to_owned(), None));
             }
             implicit
         }
     };
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {origin}"))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow!(
+            "cannot read the config file {origin}: {} (set `--config` / FERRY_CONFIG)",
+            crate::state::cause(&e)
+        )
+    })?;
     let file = parse_file(&text).with_context(|| format!("invalid config file {origin}"))?;
-    Ok((file, origin))
+    Ok((file, origin, Some(path)))
 }
 
 fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
@@ -480,6 +517,7 @@ mod tests {
                 data_dir: None,
                 users_db: None,
                 log: None,
+                min_password_length: None,
             },
             ServeArgs::default(),
         )
@@ -535,6 +573,8 @@ mod tests {
             max_login_attempts = 2
             max_connections = 7
             max_connections_per_ip = 3
+            min_password_length = 16
+            active_source_port = "control-minus-one"
             max_pending_connections = 5
             max_commands_per_sec = 40
             failed_login_delay_ms = 2500
@@ -592,6 +632,11 @@ mod tests {
         assert_eq!(s.ftpd.session.idle_timeout, Duration::from_secs(20));
         assert_eq!(s.ftpd.data_timeout, Duration::from_secs(5));
         assert_eq!(s.ftpd.session.max_login_attempts, 2);
+        assert_eq!(s.min_password_length, 16);
+        assert_eq!(
+            s.ftpd.active_source_port,
+            ferry_ftpd::ActiveSourcePort::ControlMinusOne
+        );
         assert_eq!(
             s.ftpd.limits,
             ConnectionLimits {
@@ -681,6 +726,8 @@ mod tests {
             ("max_login_attempts = 0", "max_login_attempts"),
             ("max_connections = 0", "max_connections"),
             ("max_connections_per_ip = 0", "max_connections_per_ip"),
+            ("min_password_length = 3", "min_password_length"),
+            ("active_source_port = \"20\"", "active_source_port"),
             ("listen = [\"localhost\"]", "listen"),
             ("listen = []", "listen"),
             ("masquerade_address = \"::1\"", "masquerade_address"),
@@ -720,7 +767,9 @@ mod tests {
     }
 
     /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 44] = [
+    const KEYS: [&str; 46] = [
+        "min_password_length",
+        "active_source_port",
         "data_dir",
         "files_root",
         "users_db",
@@ -805,6 +854,8 @@ mod tests {
                 && file.max_login_attempts.is_some()
                 && file.max_connections.is_some()
                 && file.max_connections_per_ip.is_some()
+                && file.min_password_length.is_some()
+                && file.active_source_port.is_some()
                 && file.log.is_some()
                 && anon.enabled.is_some()
                 && anon.home.is_some()
@@ -849,6 +900,8 @@ mod tests {
             defaults.ftpd.session.max_login_attempts
         );
         assert_eq!(example.ftpd.data_timeout, defaults.ftpd.data_timeout);
+        assert_eq!(example.min_password_length, defaults.min_password_length);
+        assert_eq!(example.ftpd.active_source_port, defaults.ftpd.active_source_port);
         assert_eq!(example.ftpd.limits, defaults.ftpd.limits);
         assert!(example.ftpd.anonymous.is_none());
         assert_eq!(example.ftpd.ftps.policy, defaults.ftpd.ftps.policy);

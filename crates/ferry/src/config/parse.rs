@@ -198,6 +198,39 @@ pub fn optional_boolean(s: &str) -> Result<Option<bool>, String> {
     boolean(s).map(Some)
 }
 
+/// Shortest password accepted from the operator; below 8 is refused outright.
+pub const MIN_MIN_PASSWORD_LENGTH: usize = 8;
+/// Longest `min_password_length` accepted.
+pub const MAX_MIN_PASSWORD_LENGTH: usize = 1024;
+
+/// `min_password_length`: 8 to 1024.
+pub fn min_password_length(s: &str) -> Result<usize, String> {
+    let n = s.parse::<usize>().map_err(|_| format!("{s:?} is not a number"))?;
+    check_min_password_length(n)
+}
+
+/// Checks a `min_password_length` from the config file.
+pub fn check_min_password_length(n: usize) -> Result<usize, String> {
+    if (MIN_MIN_PASSWORD_LENGTH..=MAX_MIN_PASSWORD_LENGTH).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range: give {MIN_MIN_PASSWORD_LENGTH} to {MAX_MIN_PASSWORD_LENGTH}"
+        ))
+    }
+}
+
+/// `active_source_port`: `any` or `control-minus-one`.
+pub fn active_source_port(s: &str) -> Result<ferry_ftpd::ActiveSourcePort, String> {
+    match s {
+        "any" => Ok(ferry_ftpd::ActiveSourcePort::Any),
+        "control-minus-one" => Ok(ferry_ftpd::ActiveSourcePort::ControlMinusOne),
+        other => Err(format!(
+            "{other:?} is not a source port choice: give \"any\" or \"control-minus-one\""
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
