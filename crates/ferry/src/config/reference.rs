@@ -169,7 +169,7 @@ mod tests {
             .lines()
             .zip(want.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(|| have.lines().count().min(want.lines().count()), |n| n);
+            .unwrap_or_else(|| have.lines().count().min(want.lines().count()));
         panic!(
             "{rel} differs from the setting definitions (crates/ferry/src/config/defs.rs) from line {}:\n  \
              committed: {:?}\n  generated: {:?}\nRun `FERRY_BLESS=1 cargo test -p ferry --bin ferry config::reference` \

@@ -66,7 +66,7 @@ pub fn build(v: &Values) -> Result<Security> {
             },
             allow_list: v
                 .list("defender.allow_list", |x| match x {
-                    Value::Network(n) => Some(n.clone()),
+                    Value::Network(n) => Some(*n),
                     _ => None,
                 })?
                 .unwrap_or_default(),
