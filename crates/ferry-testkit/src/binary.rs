@@ -92,6 +92,19 @@ impl Server {
         }
     }
 
+    /// Waits until the server's standard error (its log) contains `needle`; fails the test, quoting
+    /// the log, if it does not within the start-up timeout.
+    pub fn wait_logged(&self, needle: &str) {
+        let logged = crate::wait::wait_until(STARTUP_TIMEOUT, || {
+            std::fs::read_to_string(&self.stderr_log).is_ok_and(|log| log.contains(needle))
+        });
+        assert!(
+            logged,
+            "ferry serve did not log {needle:?}; its stderr:\n{}",
+            std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+        );
+    }
+
     /// Reads stdout until a line starting with `prefix`; returns the rest of that line.
     pub fn wait_for(&mut self, prefix: &str) -> String {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
