@@ -368,6 +368,83 @@ impl Drop for TestServer {
     }
 }
 
+/// A server on the calling test's own tokio runtime, so that a `#[tokio::test]` can pause the clock
+/// (`tokio::time::pause()`) and see timeouts of their real length pass at once. Start it before
+/// pausing: opening the user database does real I/O. Stops when dropped.
+#[derive(Debug)]
+pub struct LocalServer {
+    /// The control-connection address.
+    pub addr: SocketAddr,
+    _dir: TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LocalServer {
+    /// Starts a server with `options` on the current runtime.
+    pub async fn start(options: Options) -> LocalServer {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let files = dir.path().join("files");
+        std::fs::create_dir_all(&files).expect("create files dir");
+        let (server, _users) = build_server(&files, &dir.path().join("users.db"), options)
+            .await
+            .unwrap_or_else(|e| panic!("server failed to start: {e}"));
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(ferry_ftpd::serve(listener, server, async {
+            let _ = stopped.await;
+        }));
+        LocalServer {
+            addr,
+            _dir: dir,
+            _stop: stop,
+        }
+    }
+
+    /// A control connection logged in as [`USER`].
+    pub async fn login(&self) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut c = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        assert!(read_reply(&mut c).await.starts_with("220"), "no greeting");
+        for (line, code) in [
+            (format!("USER {USER}"), "331"),
+            (format!("PASS {PASSWORD}"), "230"),
+        ] {
+            c.write_all(format!("{line}\r\n").as_bytes()).await.expect("send");
+            let reply = read_reply(&mut c).await;
+            assert!(reply.starts_with(code), "{line}: {reply}");
+        }
+        c
+    }
+}
+
+/// Reads one (possibly multi-line) reply from an async control connection.
+pub async fn read_reply(c: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    let mut line = Vec::new();
+    loop {
+        let mut byte = [0u8; 1];
+        let n = c.read(&mut byte).await.expect("read reply");
+        assert!(
+            n == 1,
+            "connection closed mid-reply: {text}{}",
+            String::from_utf8_lossy(&line)
+        );
+        line.push(byte[0]);
+        if line.ends_with(b"\r\n") {
+            let l = String::from_utf8_lossy(&line).into_owned();
+            text.push_str(&l);
+            line.clear();
+            if l.len() >= 4 && l.as_bytes()[3] == b' ' && l[..3].bytes().all(|b| b.is_ascii_digit()) {
+                return text;
+            }
+        }
+    }
+}
+
 /// What the server thread hands back once it listens.
 struct Started {
     addr: SocketAddr,
