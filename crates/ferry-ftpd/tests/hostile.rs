@@ -255,9 +255,10 @@ async fn idle_timeout_closes_a_logged_in_session_with_421() {
         text.starts_with("421 ") && text.contains("Idle timeout"),
         "{text}"
     );
+    // The deadline was set by PASS, a moment before the clock was paused.
     let waited = started.elapsed();
     assert!(
-        (Duration::from_secs(300)..Duration::from_secs(301)).contains(&waited),
+        (Duration::from_secs(299)..Duration::from_secs(301)).contains(&waited),
         "closed after {waited:?}"
     );
 }
