@@ -1,6 +1,6 @@
 //! Every setting of ferry, each described once.
 //!
-//! A [`Def`] names the setting by its `ferry.toml` key and gives its [`Kind`] (type, parser and
+//! A [`Def`] names the setting by its `ferry.toml` key and gives its [`Kind`](super::layer::Kind) (type, parser and
 //! validation), its default, a one-line help text and an example value. Everything else is derived
 //! from it: the flag (`--key-with-dashes`, tables joined with `-`), the `FERRY_*` environment variable
 //! (the key in upper case, `.` as `_`), the `--help` line, `ferry.example.toml` and the tables in
@@ -8,7 +8,7 @@
 //!
 //! # Adding a setting
 //!
-//! 1. Add one [`Def`] to [`DEFS`] (pick a [`Kind`] from `layer`, or add one there if no existing kind
+//! 1. Add one [`Def`] to [`DEFS`] (pick a [`Kind`](super::layer::Kind) from `layer`, or add one there if no existing kind
 //!    parses the value).
 //! 2. Use it where [`super::load`] builds the settings: `values.secs("my_key")?` and so on.
 //! 3. Run `FERRY_BLESS=1 cargo test -p ferry --bin ferry config::reference` to regenerate
