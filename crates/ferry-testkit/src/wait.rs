@@ -22,3 +22,25 @@ pub fn wait_every(limit: Duration, every: Duration, mut cond: impl FnMut() -> bo
         thread::sleep(every.min(deadline.saturating_duration_since(Instant::now())));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_returns_as_soon_as_the_condition_holds_and_false_at_the_deadline() {
+        let mut n = 0;
+        assert!(wait_until(Duration::from_secs(5), || {
+            n += 1;
+            n == 3
+        }));
+        assert_eq!(n, 3);
+        let started = Instant::now();
+        assert!(!wait_every(
+            Duration::from_millis(50),
+            Duration::from_millis(10),
+            || false
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+}
