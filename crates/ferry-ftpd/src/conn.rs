@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_auth::defender::{Event, Verdict};
 use ferry_auth::Password;
@@ -26,6 +26,8 @@ use crate::data::{self, DataCtx, DataPlan, DataTls};
 use crate::limits::{Refusal, Slot};
 use crate::protection::Throttle;
 use crate::tls::SessionTls;
+
+use self::clock::Instant;
 use crate::transfer::{self, Running};
 use crate::{storage, ListenerKind, Server};
 
@@ -783,5 +785,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The session's clock is tokio's: the same as `std::time::Instant::now()` in a server, and the
+/// paused, auto-advancing clock of a test that calls `tokio::time::pause()`, so that tests move
+/// through real timeouts without waiting for them.
+mod clock {
+    /// Stands in for `std::time::Instant` in this file, which only asks it for `now`.
+    pub(super) struct Instant;
+
+    impl Instant {
+        pub(super) fn now() -> std::time::Instant {
+            tokio::time::Instant::now().into_std()
+        }
     }
 }

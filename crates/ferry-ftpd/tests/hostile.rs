@@ -237,17 +237,30 @@ fn connections_over_the_total_limit_get_421() {
     assert!(got.starts_with("421 Too many connections;"), "{got:?}");
 }
 
-#[test]
-fn idle_timeout_closes_a_logged_in_session_with_421() {
-    let server = TestServer::start_tweaked(|config: &mut ferry_ftpd::Config| {
-        config.session.idle_timeout = Duration::from_millis(600);
-    });
-    let mut c = server.login();
-    let started = Instant::now();
-    let r = c.expect_reply(421);
-    assert!(r.text().contains("Idle timeout"), "{}", r.text());
-    assert!(started.elapsed() >= Duration::from_millis(500));
-    assert!(c.closed_by_server());
+/// On a paused clock (after logging in on the real one): the default idle timeout (300 s) passes at
+/// once, and no earlier.
+#[tokio::test]
+async fn idle_timeout_closes_a_logged_in_session_with_421() {
+    use tokio::io::AsyncReadExt;
+    let server = common::LocalServer::start(common::Options::default()).await;
+    let mut c = server.login().await;
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got)
+        .await
+        .expect("read until the server closes");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("421 ") && text.contains("Idle timeout"),
+        "{text}"
+    );
+    // The deadline was set by PASS, a moment before the clock was paused.
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(299)..Duration::from_secs(301)).contains(&waited),
+        "closed after {waited:?}"
+    );
 }
 
 #[test]

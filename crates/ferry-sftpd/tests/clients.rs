@@ -63,9 +63,9 @@ except paramiko.AuthenticationException:
 "#,
     );
     r.assert_success();
-    assert!(r.stdout.contains("size 40000000"), "{}", r.dump());
+    assert!(r.out().contains("size 40000000"), "{}", r.dump());
     assert!(
-        r.stdout.contains("refused") && !r.stdout.contains("ACCEPTED"),
+        r.out().contains("refused") && !r.out().contains("ACCEPTED"),
         "{}",
         r.dump()
     );
@@ -100,15 +100,14 @@ t.close()  # connection lost before CLOSE
     );
     r.assert_success();
     assert!(
-        r.stdout.contains("listing ['keep.txt']"),
+        r.out().contains("listing ['keep.txt']"),
         "uploads in progress are invisible: {}",
         r.dump()
     );
     // The server discards the temp files once the connection is gone.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while names(&s.root()) != ["keep.txt"] && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(std::time::Duration::from_secs(10), || {
+        names(&s.root()) == ["keep.txt"]
+    });
     assert_eq!(names(&s.root()), ["keep.txt"]);
     assert_eq!(
         std::fs::read_to_string(s.path("keep.txt")).expect("read"),
@@ -165,7 +164,7 @@ except IOError:
 "#,
     );
     r.assert_success();
-    let out = &r.stdout;
+    let out = &r.out();
     assert!(out.contains("concurrent True True"), "{}", r.dump());
     assert!(out.contains("attrs 0o600 1000000000 10"), "{}", r.dump());
     assert!(out.contains("rename refused"), "{}", r.dump());
@@ -211,9 +210,9 @@ print("chmod", denied(lambda: sftp.chmod("/r.txt", 0o600)))
     );
     r.assert_success();
     for op in ["put", "rm", "mkdir", "rmdir", "mv", "chmod"] {
-        assert!(r.stdout.contains(&format!("{op} denied")), "{op}: {}", r.dump());
+        assert!(r.out().contains(&format!("{op} denied")), "{op}: {}", r.dump());
     }
-    assert!(r.stdout.contains("read b'readable'"), "{}", r.dump());
+    assert!(r.out().contains("read b'readable'"), "{}", r.dump());
     assert_eq!(names(&s.root()), ["d", "r.txt"]);
 }
 
@@ -223,14 +222,10 @@ fn curl_sftp_upload_download_and_listing() {
         return;
     }
     let curl_v = run(Command::new("curl").arg("-V"), None);
-    if !curl_v.stdout.contains(" sftp") {
-        assert!(
-            std::env::var("FERRY_REQUIRE_CLIENTS").map_or(true, |v| v != "1"),
-            "curl lacks sftp support and FERRY_REQUIRE_CLIENTS=1"
-        );
-        eprintln!("SKIPPED: this curl is built without sftp support");
-        return;
-    }
+    assert!(
+        curl_v.out().contains(" sftp"),
+        "this curl is built without sftp support; install Debian's curl (scripts/install-test-deps.sh)"
+    );
     let s = TestServer::start();
     write_random(&s.local("c.bin"), 1_000_000, 12);
     let base = format!("sftp://127.0.0.1:{}", s.port());
@@ -245,7 +240,7 @@ fn curl_sftp_upload_download_and_listing() {
     assert_eq!(sha256_file(&s.local("back.bin")), sha256_file(&s.local("c.bin")));
     let list = curl(&[&format!("{base}/up/")]);
     list.assert_success();
-    assert!(list.stdout.contains("c.bin"), "{}", list.dump());
+    assert!(list.out().contains("c.bin"), "{}", list.dump());
     // Key login, and a traversal attempt that stays inside the root.
     let mut keyed = s.client("curl");
     keyed
@@ -352,15 +347,15 @@ except Exception as e:
 "#,
     );
     r.assert_success();
-    assert!(r.stdout.contains("banner SSH-2.0-ferry"), "{}", r.dump());
+    assert!(r.out().contains("banner SSH-2.0-ferry"), "{}", r.dump());
     let secs: f64 = r
-        .stdout
+        .out()
         .split("idle closed after ")
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{}", r.dump()));
     assert!((0.5..5.0).contains(&secs), "closed after {secs} s");
-    assert!(r.stdout.contains("still there []"), "{}", r.dump());
-    assert!(r.stdout.contains("third refused"), "{}", r.dump());
+    assert!(r.out().contains("still there []"), "{}", r.dump());
+    assert!(r.out().contains("third refused"), "{}", r.dump());
 }

@@ -70,5 +70,5 @@ fn write_big(path: &Path) {
 fn sha256sum(path: &Path) -> String {
     let r = run(std::process::Command::new("sha256sum").arg(path), None);
     r.assert_success();
-    r.stdout.split_whitespace().next().unwrap_or_default().to_owned()
+    r.out().split_whitespace().next().unwrap_or_default().to_owned()
 }

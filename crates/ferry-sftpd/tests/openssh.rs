@@ -16,7 +16,7 @@ fn sftp_put_get_ls_mkdir_rename_rm_rmdir() {
     );
     run.assert_success();
     assert!(
-        run.stdout.contains("a.bin"),
+        run.out().contains("a.bin"),
         "ls shows the upload:\n{}",
         run.dump()
     );
@@ -135,7 +135,7 @@ fn shell_and_commands_are_refused() {
     let r = run(&mut ssh, None);
     assert_eq!(r.status.code(), Some(1), "{}", r.dump());
     assert!(r.stderr.contains("SFTP only"), "{}", r.dump());
-    assert!(!r.stdout.contains("root:"), "{}", r.dump());
+    assert!(!r.out().contains("root:"), "{}", r.dump());
 
     // Local port forwarding: the channel is refused.
     let mut fwd = s.client("ssh");
@@ -166,9 +166,9 @@ fn traversal_stays_inside_the_root() {
 
     let r = s.sftp_batch("cd ..\ncd ..\npwd\nls -1 ../../\n");
     r.assert_success();
-    assert!(r.stdout.contains("Remote working directory: /\n"), "{}", r.dump());
+    assert!(r.out().contains("Remote working directory: /\n"), "{}", r.dump());
     assert!(
-        r.stdout.contains("inside.txt"),
+        r.out().contains("inside.txt"),
         "`..` of the root is the root:\n{}",
         r.dump()
     );

@@ -1,13 +1,14 @@
-//! Command-line flags. Every flag that sets a configuration key also reads a `FERRY_*` environment
-//! variable; flags beat environment variables, which beat `ferry.toml`, which beats the defaults.
+//! Command-line flags. The flags that set configuration keys are made from the setting definitions
+//! in `config::defs` (each also reads a `FERRY_*` environment variable); flags beat environment
+//! variables, which beat `ferry.toml`, which beats the defaults.
 
-use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use ferry_auth::{Password, Permissions};
 
+use crate::config::layer::{GlobalFlags, ServeFlags};
 use crate::config::parse;
 
 /// ferry: a secure FTP and SFTP server.
@@ -41,46 +42,9 @@ pub struct CommonArgs {
     )]
     pub config: Option<PathBuf>,
 
-    /// Directory for ferry's state (config key `data_dir`) [default: ./ferry-data].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "FERRY_DATA_DIR",
-        value_name = "DIR"
-    )]
-    pub data_dir: Option<PathBuf>,
-
-    /// User database file (config key `users_db`) [default: <data_dir>/users.db].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "FERRY_USERS_DB",
-        value_name = "FILE"
-    )]
-    pub users_db: Option<PathBuf>,
-
-    /// Log filter, e.g. `info` or `ferry_ftpd=debug` (config key `log`; $RUST_LOG sits between
-    /// this flag and the file) [default: `info,rustls=error` for serve, `warn` for user and ban
-    /// commands].
-    ///
-    /// Logs go to standard error. Passwords are never logged.
-    #[arg(long, global = true, help_heading = "Global options", env = "FERRY_LOG", value_name = "FILTER", value_parser = parse::log_filter)]
-    pub log: Option<String>,
-
-    /// Shortest password `ferry user add` and `ferry user passwd` accept with --password or
-    /// --password-stdin, 8 to 1024 (config key `min_password_length`) [default: 12]. Generated
-    /// passwords are 20 characters.
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "FERRY_MIN_PASSWORD_LENGTH",
-        value_name = "N",
-        value_parser = parse::min_password_length
-    )]
-    pub min_password_length: Option<usize>,
+    /// `--data-dir`, `--users-db` and `--log`, made from their definitions in `config::defs`.
+    #[command(flatten)]
+    pub settings: GlobalFlags,
 }
 
 /// What to do.
@@ -100,6 +64,17 @@ pub enum Command {
     /// picks changes up within 10 seconds).
     #[command(subcommand)]
     Ban(BanCommand),
+
+    /// Show configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `ferry config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a ferry.toml with every key, commented out, at its default.
+    Example,
 }
 
 /// `ferry ban …`.
@@ -129,209 +104,12 @@ pub enum BanCommand {
     },
 }
 
-/// Server settings; each overrides the config key of the same name (with `_` for `-`).
+/// Server settings; each overrides the config key of the same name (with `_` for `-`). The flags are
+/// made from the definitions in `config::defs`.
 #[derive(Debug, Default, Args)]
 pub struct ServeArgs {
-    /// Root directory of the served files (config key `files_root`) [default: <data_dir>/files].
-    #[arg(long, env = "FERRY_FILES_ROOT", value_name = "DIR")]
-    pub files_root: Option<PathBuf>,
-
-    /// Address(es) for FTP control connections, comma-separated or repeated (config key `listen`)
-    /// [default: `0.0.0.0:2121,[::]:2121`].
-    #[arg(long, env = "FERRY_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse::socket_addr)]
-    pub listen: Option<Vec<SocketAddr>>,
-
-    /// Port range for passive data connections, LOW-HIGH with LOW >= 1024 (config key
-    /// `passive_ports`) [default: 50000-50100].
-    #[arg(long, env = "FERRY_PASSIVE_PORTS", value_name = "LOW-HIGH", value_parser = parse::port_range)]
-    pub passive_ports: Option<RangeInclusive<u16>>,
-
-    /// IPv4 address to announce in PASV replies instead of the local address, for NAT (config key
-    /// `masquerade_address`) [default: none].
-    #[arg(long, env = "FERRY_MASQUERADE_ADDRESS", value_name = "IPV4", value_parser = parse::masquerade_address)]
-    pub masquerade_address: Option<IpAddr>,
-
-    /// Text of the 220 greeting (config key `greeting`) [default: "ferry FTP server ready"].
-    #[arg(long, env = "FERRY_GREETING", value_name = "TEXT", value_parser = parse::greeting)]
-    pub greeting: Option<String>,
-
-    /// Seconds from connecting to logging in before the server hangs up (config key
-    /// `login_timeout_secs`) [default: 60].
-    #[arg(long, env = "FERRY_LOGIN_TIMEOUT_SECS", value_name = "SECS", value_parser = parse::secs)]
-    pub login_timeout_secs: Option<u64>,
-
-    /// Seconds without a command (and no transfer running) before the server hangs up (config key
-    /// `idle_timeout_secs`) [default: 300].
-    #[arg(long, env = "FERRY_IDLE_TIMEOUT_SECS", value_name = "SECS", value_parser = parse::secs)]
-    pub idle_timeout_secs: Option<u64>,
-
-    /// Seconds allowed for a data connection to be made (config key `data_timeout_secs`)
-    /// [default: 30].
-    #[arg(long, env = "FERRY_DATA_TIMEOUT_SECS", value_name = "SECS", value_parser = parse::secs)]
-    pub data_timeout_secs: Option<u64>,
-
-    /// Source port of active-mode (PORT/EPRT) data connections: `any` (chosen by the system) or
-    /// `control-minus-one` (20 behind port 21, for stateless firewalls; ports below 1024 need root or
-    /// CAP_NET_BIND_SERVICE) (config key `active_source_port`) [default: any].
-    #[arg(long, env = "FERRY_ACTIVE_SOURCE_PORT", value_name = "CHOICE", value_parser = parse::active_source_port)]
-    pub active_source_port: Option<ferry_ftpd::ActiveSourcePort>,
-
-    /// Failed passwords on one connection before it is closed (config key `max_login_attempts`)
-    /// [default: 3].
-    #[arg(long, env = "FERRY_MAX_LOGIN_ATTEMPTS", value_name = "N", value_parser = parse::login_attempts)]
-    pub max_login_attempts: Option<u32>,
-
-    /// Control connections open at once, all clients together (config key `max_connections`)
-    /// [default: 1000].
-    #[arg(long, env = "FERRY_MAX_CONNECTIONS", value_name = "N", value_parser = parse::count)]
-    pub max_connections: Option<usize>,
-
-    /// Control connections open at once from one IP address (config key
-    /// `max_connections_per_ip`) [default: 50].
-    #[arg(long, env = "FERRY_MAX_CONNECTIONS_PER_IP", value_name = "N", value_parser = parse::count)]
-    pub max_connections_per_ip: Option<usize>,
-
-    /// Allow anonymous login as `anonymous` or `ftp` (config key `anonymous.enabled`)
-    /// [default: false].
-    #[arg(
-        long,
-        env = "FERRY_ANONYMOUS_ENABLED",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub anonymous_enabled: Option<bool>,
-
-    /// Virtual home of anonymous users (config key `anonymous.home`) [default: /pub].
-    #[arg(long, env = "FERRY_ANONYMOUS_HOME", value_name = "PATH", value_parser = parse::home)]
-    pub anonymous_home: Option<String>,
-
-    /// What anonymous users may do (config key `anonymous.permissions`) [default: ro].
-    #[arg(long, env = "FERRY_ANONYMOUS_PERMISSIONS", value_name = "PERMS", value_parser = parse::permissions)]
-    pub anonymous_permissions: Option<Permissions>,
-
-    /// TLS policy for logins from clients not on loopback: required, optional or off (config key
-    /// `ftps.policy`) [default: required].
-    #[arg(long, env = "FERRY_FTPS_POLICY", value_name = "POLICY", value_parser = parse::tls_policy)]
-    pub ftps_policy: Option<ferry_ftpd::TlsPolicy>,
-
-    /// TLS policy for logins from loopback clients (config key `ftps.loopback_policy`)
-    /// [default: optional].
-    #[arg(long, env = "FERRY_FTPS_LOOPBACK_POLICY", value_name = "POLICY", value_parser = parse::tls_policy)]
-    pub ftps_loopback_policy: Option<ferry_ftpd::TlsPolicy>,
-
-    /// PEM certificate chain for FTPS (config key `ftps.certificate`) [default: <data_dir>/tls/cert.pem,
-    /// generated self-signed on first start].
-    #[arg(long, env = "FERRY_FTPS_CERTIFICATE", value_name = "FILE")]
-    pub ftps_certificate: Option<PathBuf>,
-
-    /// PEM private key for FTPS (config key `ftps.private_key`) [default: <data_dir>/tls/key.pem].
-    #[arg(long, env = "FERRY_FTPS_PRIVATE_KEY", value_name = "FILE")]
-    pub ftps_private_key: Option<PathBuf>,
-
-    /// Data connections must be TLS (PROT P) when the control connection is (config key
-    /// `ftps.require_protected_data`) [default: true].
-    #[arg(
-        long,
-        env = "FERRY_FTPS_REQUIRE_PROTECTED_DATA",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub ftps_require_protected_data: Option<bool>,
-
-    /// Accept TLS data connections that do not resume the control connection's TLS session; weakens the
-    /// defence against passive-port theft (config key `ftps.danger_allow_unresumed_data_tls`)
-    /// [default: false].
-    #[arg(
-        long,
-        env = "FERRY_FTPS_DANGER_ALLOW_UNRESUMED_DATA_TLS",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub ftps_danger_allow_unresumed_data_tls: Option<bool>,
-
-    /// Accept CCC after login: the rest of the control connection goes in the clear (config key
-    /// `ftps.danger_allow_ccc`) [default: false].
-    #[arg(
-        long,
-        env = "FERRY_FTPS_DANGER_ALLOW_CCC",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub ftps_danger_allow_ccc: Option<bool>,
-
-    /// Accept a TLS data connection that resumes a session of another control connection logged in as
-    /// the same user from the same address, for clients that share one session cache among parallel
-    /// connections (config key `ftps.danger_allow_data_tls_from_sibling_sessions`) [default: false].
-    #[arg(
-        long,
-        env = "FERRY_FTPS_DANGER_ALLOW_DATA_TLS_FROM_SIBLING_SESSIONS",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub ftps_danger_allow_data_tls_from_sibling_sessions: Option<bool>,
-
-    /// Serve implicit FTPS (TLS before the greeting) on `ftps.implicit_listen` (config key
-    /// `ftps.implicit`) [default: false].
-    #[arg(
-        long,
-        env = "FERRY_FTPS_IMPLICIT",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub ftps_implicit: Option<bool>,
-
-    /// Address(es) for implicit FTPS, comma-separated (config key `ftps.implicit_listen`)
-    /// [default: `0.0.0.0:2990,[::]:2990` when `ftps.implicit` is on].
-    #[arg(long, env = "FERRY_FTPS_IMPLICIT_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse::socket_addr)]
-    pub ftps_implicit_listen: Option<Vec<SocketAddr>>,
-
     #[command(flatten)]
-    pub security: crate::config::security::SecurityArgs,
-
-    // --- SFTP ---
-    /// Serve SFTP (SSH) as well (config key `sftp.enabled`) [default: true].
-    #[arg(
-        long,
-        env = "FERRY_SFTP_ENABLED",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub sftp_enabled: Option<bool>,
-
-    /// Address(es) for SFTP, comma-separated or repeated (config key `sftp.listen`)
-    /// [default: `0.0.0.0:2222,[::]:2222`].
-    #[arg(long, env = "FERRY_SFTP_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = parse::socket_addr)]
-    pub sftp_listen: Option<Vec<SocketAddr>>,
-
-    /// SSH host key file(s), OpenSSH format, comma-separated or repeated (config key
-    /// `sftp.host_keys`) [default: <data_dir>/ssh_host_ed25519_key, generated on first start].
-    #[arg(
-        long,
-        env = "FERRY_SFTP_HOST_KEYS",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub sftp_host_keys: Option<Vec<PathBuf>>,
+    pub settings: ServeFlags,
 }
 
 /// User management. Changes take effect for the next login; a running server need not restart.

@@ -72,18 +72,22 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Config(cli::ConfigCommand::Example) = cli.command {
+        print!("{}", config::reference::example_file(true));
+        return Ok(());
+    }
     let rust_log = std::env::var("RUST_LOG").ok().filter(|s| !s.is_empty());
     let no_serve_flags = ServeArgs::default();
     let serve_args = match &cli.command {
         Command::Serve(args) => args.as_ref(),
-        Command::User(_) | Command::Ban(_) => &no_serve_flags,
+        Command::User(_) | Command::Ban(_) | Command::Config(_) => &no_serve_flags,
     };
     let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
     // User commands are quiet unless asked otherwise; the server reports its progress.
     let default_log = match cli.command {
         // rustls warns about every client quirk (an IP address sent as SNI, say); ferry logs what matters.
         Command::Serve(_) => "info,rustls=error",
-        Command::User(_) | Command::Ban(_) => "warn",
+        Command::User(_) | Command::Ban(_) | Command::Config(_) => "warn",
     };
     init_logging(settings.log.as_deref().unwrap_or(default_log));
 
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(_) => runtime.block_on(serve::run(settings)),
         Command::User(command) => runtime.block_on(user::run(&settings, command)),
         Command::Ban(command) => runtime.block_on(ban::run(&settings, command)),
+        Command::Config(_) => Ok(()),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     result

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -491,15 +491,13 @@ fn sigterm_shuts_down_gracefully() {
         "open sessions are told the server is going away: {text}"
     );
 
-    let deadline = Instant::now() + IO_TIMEOUT;
-    loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            assert!(status.success(), "exit status {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "ferry did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut status = None;
+    let exited = common::wait_until(IO_TIMEOUT, || {
+        status = server.child.try_wait().expect("wait");
+        status.is_some()
+    });
+    assert!(exited, "ferry did not exit after SIGTERM");
+    assert!(status.is_some_and(|s| s.success()), "exit status {status:?}");
 }
 
 #[test]
@@ -526,16 +524,9 @@ fn ban_add_list_del_and_the_server_enforces_stored_bans() {
     assert!(ok(dir.path(), &["ban", "del", "127.0.0.1"]).contains("lifted"));
     assert!(ok(dir.path(), &["ban", "del", "127.0.0.1"]).contains("was not banned"));
     assert!(ok(dir.path(), &["ban", "list"]).contains("no bans"));
-    let deadline = Instant::now() + Duration::from_secs(25);
-    loop {
-        let (code, _) = Control::connect(addr).reply();
-        if code == 220 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ban still enforced 25 s after `ferry ban del`"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    // Polled every 500 ms: each poll is a connection.
+    let served = common::wait_every(Duration::from_secs(25), Duration::from_millis(500), || {
+        Control::connect(addr).reply().0 == 220
+    });
+    assert!(served, "ban still enforced 25 s after `ferry ban del`");
 }

@@ -1,17 +1,15 @@
 //! End-to-end FTPS tests of the `ferry` binary: the certificate generated on first start (files, key mode,
 //! printed fingerprint) and reused afterwards, SIGHUP reload, the implicit listener, `ferry user tls`, and
 //! FTPS switched off. TLS clients: python3 (`ssl`, `ftplib`), curl and openssl, as installed by
-//! `scripts/install-test-deps.sh`; the tests are skipped when one is missing (failed with
-//! `FERRY_REQUIRE_CLIENTS=1`).
+//! `scripts/install-test-deps.sh`; a test whose client is missing fails with the install hint.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 mod common;
 
-use common::{ferry, tempdir, text, Control, Server, IO_TIMEOUT};
+use common::{ferry, run_timeout, skip_unless, tempdir, text, Control, Run, Server, IO_TIMEOUT};
 
 #[track_caller]
 fn ok(dir: &Path, args: &[&str]) -> String {
@@ -29,54 +27,16 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// Whether `tool` is missing (then the test returns early), or panics under `FERRY_REQUIRE_CLIENTS=1`.
-fn skip_unless(tool: &str) -> bool {
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(d.join(tool)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    });
-    if found {
-        return false;
-    }
-    assert!(
-        !std::env::var("FERRY_REQUIRE_CLIENTS").is_ok_and(|v| v == "1"),
-        "client `{tool}` is not installed and FERRY_REQUIRE_CLIENTS=1; run scripts/install-test-deps.sh"
-    );
-    eprintln!("SKIPPED: `{tool}` is not installed (run scripts/install-test-deps.sh)");
-    true
-}
-
-/// Runs `cmd` to completion within `IO_TIMEOUT` * 3 (killing it otherwise).
-fn output(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let deadline = Instant::now() + IO_TIMEOUT * 3;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{cmd:?} did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+/// Runs `cmd` to completion within `IO_TIMEOUT` * 3 (killing it and failing otherwise).
+fn output(cmd: &mut Command) -> Run {
+    run_timeout(cmd, None, IO_TIMEOUT * 3)
 }
 
 #[track_caller]
 fn success(cmd: &mut Command) -> String {
     let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    assert!(out.status.success(), "{cmd:?} failed: {}", out.dump());
+    out.out()
 }
 
 /// The SHA-256 fingerprint of a PEM certificate file, as `openssl x509 -fingerprint -sha256` prints it.
@@ -221,7 +181,7 @@ fn sighup_reloads_the_certificate_for_new_connections_and_keeps_it_on_errors() {
     assert_ne!(new, old);
     std::fs::copy(spare.join("cert.pem"), &cert).expect("copy cert");
     server.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
+    server.wait_logged("cannot reload the FTPS certificate; keeping the old one");
     assert_eq!(
         live_fingerprint(addr.port()),
         old,
@@ -271,8 +231,8 @@ fn implicit_listener_serves_curl_ftps() {
             ])
             .args(args);
         let out = output(&mut cmd);
-        assert!(out.status.success(), "curl {args:?}: {}", text(&out.stderr));
-        text(&out.stderr)
+        assert!(out.status.success(), "curl {args:?}: {}", out.stderr);
+        out.stderr
     };
     let url = format!("ftps://127.0.0.1:{}/", implicit.port());
     let log = curl(&["-T", local.to_str().expect("path"), &format!("{url}up.bin")]);

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -40,10 +40,6 @@ impl Serve {
     }
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
 #[test]
 fn host_key_is_generated_once_and_user_keys_log_in() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -67,7 +63,9 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
     assert!(!second.printed().iter().any(|l| l.contains("(generated)")));
 
     // The fingerprint is OpenSSH's.
-    if on_path("ssh-keygen") {
+    common::require("sftp");
+    common::require("ssh-keygen");
+    {
         let out = Command::new("ssh-keygen")
             .arg("-lf")
             .arg(&key_file)
@@ -76,14 +74,6 @@ fn host_key_is_generated_once_and_user_keys_log_in() {
         assert!(String::from_utf8_lossy(&out.stdout).contains(&fingerprint));
     }
 
-    if !on_path("sftp") || !on_path("ssh-keygen") {
-        assert!(
-            std::env::var("FERRY_REQUIRE_CLIENTS").map_or(true, |v| v != "1"),
-            "sftp/ssh-keygen missing and FERRY_REQUIRE_CLIENTS=1"
-        );
-        eprintln!("SKIPPED: OpenSSH sftp/ssh-keygen not installed");
-        return;
-    }
     let client_key = dir.path().join("id_ed25519");
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "ferry@test", "-f"])
@@ -192,15 +182,13 @@ fn a_banned_address_is_refused_by_sftp_as_by_ftp() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     // The bans are loaded when the listeners start; allow the first reload a moment.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let got = first_bytes(serve.sftp);
-        if got.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "banned address still served: {got:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Polled every 200 ms: each poll is a connection.
+    let mut got = String::new();
+    let refused = common::wait_every(Duration::from_secs(15), Duration::from_millis(200), || {
+        got = first_bytes(serve.sftp);
+        got.is_empty()
+    });
+    assert!(refused, "banned address still served: {got:?}");
     drop(serve);
     let unbanned = ferry(dir.path())
         .args(["ban", "del", "127.0.0.1"])

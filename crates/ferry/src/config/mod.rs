@@ -1,37 +1,32 @@
-//! Settings: embedded defaults, overridden by `ferry.toml`, overridden by `FERRY_*` environment
-//! variables and flags (clap merges those two, flags first).
+//! Settings: embedded defaults, overridden by `ferry.toml`, overridden by `RUST_LOG` (for `log`
+//! only), overridden by `FERRY_*` environment variables and flags (clap merges those two, flags
+//! first).
 //!
-//! Every value goes through the same parser in [`parse`] whatever its source, and an error names the
-//! key (or the flag) and the file it came from.
+//! Every setting is defined once, in [`defs`]; [`layer`] turns the definitions into flags, reads the
+//! file and merges the layers, parsing every value with the setting's own parser whatever its source.
+//! An error names the key (or the flag) and the file it came from. This module only turns the merged
+//! values into the structures the library crates take.
 
+pub mod defs;
+pub mod layer;
 pub mod parse;
+pub mod reference;
 pub mod security;
 pub mod sftp;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
-use ferry_auth::Permissions;
+use anyhow::{anyhow, Result};
 use ferry_ftpd::{Anonymous, ConnectionLimits};
-use serde::Deserialize;
 
 use crate::cli::{CommonArgs, ServeArgs};
+use layer::{Layer, Value, Values};
 
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "ferry.toml";
-/// The state directory used when nothing else is configured.
-pub const DEFAULT_DATA_DIR: &str = "ferry-data";
-/// The FTP port used when nothing else is configured.
+/// The FTP port of the embedded default `listen`.
 pub const DEFAULT_FTP_PORT: u16 = 2121;
-/// The implicit-FTPS port used when implicit FTPS is turned on without addresses (990 is conventional but
-/// needs privileges).
-pub const DEFAULT_IMPLICIT_PORT: u16 = 2990;
-const DEFAULT_ANONYMOUS_HOME: &str = "/pub";
-
-/// Shortest password `ferry user add` / `passwd` accept when the operator chooses one.
-pub const DEFAULT_MIN_PASSWORD_LENGTH: usize = 12;
 
 /// Validated settings, ready to hand to the library crates.
 #[derive(Debug)]
@@ -72,300 +67,100 @@ pub struct FtpsFiles {
     pub implicit_listen: Vec<SocketAddr>,
 }
 
-/// `ferry.toml` as written. Every field is optional; unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    files_root: Option<PathBuf>,
-    users_db: Option<PathBuf>,
-    listen: Option<Vec<String>>,
-    passive_ports: Option<String>,
-    masquerade_address: Option<String>,
-    greeting: Option<String>,
-    login_timeout_secs: Option<u64>,
-    idle_timeout_secs: Option<u64>,
-    data_timeout_secs: Option<u64>,
-    max_login_attempts: Option<u32>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    min_password_length: Option<usize>,
-    active_source_port: Option<String>,
-    anonymous: Option<AnonymousFile>,
-    ftps: Option<FtpsFile>,
-    log: Option<String>,
-
-    // ----- hostile-client defences (see `security`) -----
-    max_pending_connections: Option<usize>,
-    max_commands_per_sec: Option<u32>,
-    failed_login_delay_ms: Option<u64>,
-    danger_allow_fxp: Option<bool>,
-    danger_allow_fxp_users: Option<Vec<String>>,
-    defender: Option<security::DefenderFile>,
-    sftp: Option<sftp::SftpFile>,
-}
-
-/// The `[ftps]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FtpsFile {
-    policy: Option<String>,
-    loopback_policy: Option<String>,
-    require_protected_data: Option<bool>,
-    danger_allow_unresumed_data_tls: Option<bool>,
-    danger_allow_ccc: Option<bool>,
-    danger_allow_data_tls_from_sibling_sessions: Option<bool>,
-    certificate: Option<PathBuf>,
-    private_key: Option<PathBuf>,
-    implicit: Option<bool>,
-    implicit_listen: Option<Vec<String>>,
-}
-
-/// The `[anonymous]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AnonymousFile {
-    enabled: Option<bool>,
-    home: Option<String>,
-    permissions: Option<String>,
-}
-
-/// Reads the config file (if any) and merges it with the defaults and the flags/environment.
-///
-/// `rust_log` is the value of `RUST_LOG`, which sits between `--log`/`FERRY_LOG` and the file.
+/// Reads the config file (if any) and merges it with the defaults, `RUST_LOG` and the
+/// flags/environment.
 pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> Result<Settings> {
-    let (file, origin, config_file) = read_file(common.config.as_deref())?;
-    let key_err = |key: &str, msg: String| anyhow!("{origin}: invalid `{key}`: {msg}");
-    let check = |key: &str, raw: Option<&str>, f: &dyn Fn(&str) -> Result<(), String>| match raw {
-        Some(v) => f(v).map_err(|m| key_err(key, m)),
-        None => Ok(()),
-    };
+    let (file, config_file) = read_file(common.config.as_deref())?;
+    let rust_log = Layer::rust_log(rust_log);
+    let values = layer::merge(&[&file, &rust_log, &common.settings.0, &serve.settings.0])?;
+    let mut settings = build(&values, &file.origin)?;
+    settings.config_file = config_file;
+    Ok(settings)
+}
 
-    let data_dir = common
-        .data_dir
-        .clone()
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let files_root = serve
-        .files_root
-        .clone()
-        .or(file.files_root)
-        .unwrap_or_else(|| data_dir.join("files"));
-    let users_db = common
-        .users_db
-        .clone()
-        .or(file.users_db)
-        .unwrap_or_else(|| data_dir.join("users.db"));
-
-    let file_listen = match file.listen {
-        Some(list) => Some(
-            list.iter()
-                .map(|s| parse::socket_addr(s).map_err(|m| key_err("listen", m)))
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        None => None,
-    };
-    let listen = serve
-        .listen
-        .clone()
-        .or(file_listen)
-        .unwrap_or_else(default_listen);
+/// Turns the merged values into [`Settings`], with the checks that involve several keys.
+fn build(v: &Values, origin: &str) -> Result<Settings> {
+    let data_dir = v.path("data_dir")?.unwrap_or_default();
+    let files_root = v.path("files_root")?.unwrap_or_else(|| data_dir.join("files"));
+    let users_db = v.path("users_db")?.unwrap_or_else(|| data_dir.join("users.db"));
+    let listen = v.addrs("listen")?;
     if listen.is_empty() {
         return Err(anyhow!(
             "`listen` is empty: give at least one address such as 0.0.0.0:2121"
         ));
     }
-
-    let file_passive = file.passive_ports.as_deref().map(parse::port_range).transpose();
-    let passive_ports = match serve.passive_ports.clone() {
-        Some(r) => r,
-        None => file_passive
-            .map_err(|m| key_err("passive_ports", m))?
-            .unwrap_or(50000..=50100),
+    let anonymous = match v.bool("anonymous.enabled")? {
+        true => Some(Anonymous {
+            home: v.text("anonymous.home")?,
+            permissions: v.get("anonymous.permissions", |x| match x {
+                Value::Permissions(p) => Some(*p),
+                _ => None,
+            })?,
+        }),
+        false => None,
     };
-
-    let file_masq = file
-        .masquerade_address
-        .as_deref()
-        .map(parse::masquerade_address)
-        .transpose();
-    let masquerade_address = match serve.masquerade_address {
-        Some(ip) => Some(ip),
-        None => file_masq.map_err(|m| key_err("masquerade_address", m))?,
-    };
-
-    let file_greeting = file.greeting.as_deref().map(parse::greeting).transpose();
-    let defaults = ferry_ftpd::Config::default();
-    let greeting = match serve.greeting.clone() {
-        Some(g) => g,
-        None => file_greeting
-            .map_err(|m| key_err("greeting", m))?
-            .unwrap_or(defaults.session.greeting),
-    };
-
-    let secs = |key: &str, flag: Option<u64>, file: Option<u64>, default: Duration| -> Result<Duration> {
-        let n = match flag {
-            Some(n) => n,
-            None => match file
-                .map(parse::check_secs)
-                .transpose()
-                .map_err(|m| key_err(key, m))?
-            {
-                Some(n) => n,
-                None => return Ok(default),
-            },
-        };
-        Ok(Duration::from_secs(n))
-    };
-    let login_timeout = secs(
-        "login_timeout_secs",
-        serve.login_timeout_secs,
-        file.login_timeout_secs,
-        defaults.session.login_timeout,
-    )?;
-    let idle_timeout = secs(
-        "idle_timeout_secs",
-        serve.idle_timeout_secs,
-        file.idle_timeout_secs,
-        defaults.session.idle_timeout,
-    )?;
-    let data_timeout = secs(
-        "data_timeout_secs",
-        serve.data_timeout_secs,
-        file.data_timeout_secs,
-        defaults.data_timeout,
-    )?;
-
-    let active_source_port = match serve.active_source_port {
-        Some(p) => p,
-        None => file
-            .active_source_port
-            .as_deref()
-            .map(parse::active_source_port)
-            .transpose()
-            .map_err(|m| key_err("active_source_port", m))?
-            .unwrap_or_default(),
-    };
-
-    let max_login_attempts = match serve.max_login_attempts {
-        Some(n) => n,
-        None => file
-            .max_login_attempts
-            .map(parse::check_login_attempts)
-            .transpose()
-            .map_err(|m| key_err("max_login_attempts", m))?
-            .unwrap_or(defaults.session.max_login_attempts),
-    };
-    let count = |key: &str, flag: Option<usize>, file: Option<usize>, default: usize| -> Result<usize> {
-        match flag {
-            Some(n) => Ok(n),
-            None => Ok(file
-                .map(parse::check_count)
-                .transpose()
-                .map_err(|m| key_err(key, m))?
-                .unwrap_or(default)),
-        }
-    };
-    let limits = ConnectionLimits {
-        max_connections: count(
-            "max_connections",
-            serve.max_connections,
-            file.max_connections,
-            defaults.limits.max_connections,
-        )?,
-        max_per_ip: count(
-            "max_connections_per_ip",
-            serve.max_connections_per_ip,
-            file.max_connections_per_ip,
-            defaults.limits.max_per_ip,
-        )?,
-        max_pending: 0, // set below with the other defences
-    };
-
-    let security = security::load(
-        &serve.security,
-        security::SecurityFile {
-            max_pending_connections: file.max_pending_connections,
-            max_commands_per_sec: file.max_commands_per_sec,
-            failed_login_delay_ms: file.failed_login_delay_ms,
-            danger_allow_fxp: file.danger_allow_fxp,
-            danger_allow_fxp_users: file.danger_allow_fxp_users,
-            defender: file.defender,
+    let security = security::build(v)?;
+    let ftpd = ferry_ftpd::Config {
+        session: ferry_proto::session::Config {
+            greeting: v.text("greeting")?,
+            login_timeout: v.secs("login_timeout_secs")?,
+            idle_timeout: v.secs("idle_timeout_secs")?,
+            max_login_attempts: v.number("max_login_attempts")?,
+            tls: Default::default(),
         },
-        defaults.limits.max_pending,
-        &key_err,
-    )?;
-    let anon = file.anonymous.unwrap_or_default();
-    check("anonymous.home", anon.home.as_deref(), &|v| {
-        parse::home(v).map(drop)
-    })?;
-    check("anonymous.permissions", anon.permissions.as_deref(), &|v| {
-        parse::permissions(v).map(drop)
-    })?;
-    let anonymous_enabled = serve.anonymous_enabled.or(anon.enabled).unwrap_or(false);
-    let anonymous = if anonymous_enabled {
-        let home = serve
-            .anonymous_home
-            .clone()
-            .or(anon.home)
-            .unwrap_or_else(|| DEFAULT_ANONYMOUS_HOME.to_owned());
-        let permissions = match serve.anonymous_permissions {
-            Some(p) => p,
-            None => match anon.permissions.as_deref() {
-                Some(p) => parse::permissions(p).map_err(|m| key_err("anonymous.permissions", m))?,
-                None => Permissions::read_only(),
-            },
-        };
-        Some(Anonymous { home, permissions })
-    } else {
-        None
+        passive_ports: v.get("passive_ports", |x| match x {
+            Value::Ports(r) => Some(r.clone()),
+            _ => None,
+        })?,
+        masquerade_address: v.opt("masquerade_address", |x| match x {
+            Value::Ip(ip) => Some(*ip),
+            _ => None,
+        })?,
+        data_timeout: v.secs("data_timeout_secs")?,
+        active_source_port: parse::active_source_port(&v.text("active_source_port")?)
+            .map_err(|m| anyhow!("{origin}: invalid `active_source_port`: {m}"))?,
+        limits: ConnectionLimits {
+            max_connections: v.number("max_connections")?,
+            max_per_ip: v.number("max_connections_per_ip")?,
+            max_pending: v.number("max_pending_connections")?,
+        },
+        anonymous,
+        ftps: ferry_ftpd::Ftps {
+            tls: None,
+            policy: v.policy("ftps.policy")?,
+            loopback_policy: v.policy("ftps.loopback_policy")?,
+            require_protected_data: v.bool("ftps.require_protected_data")?,
+            danger_allow_unresumed_data_tls: v.bool("ftps.danger_allow_unresumed_data_tls")?,
+            danger_allow_ccc: v.bool("ftps.danger_allow_ccc")?,
+            danger_allow_data_tls_from_sibling_sessions: v
+                .bool("ftps.danger_allow_data_tls_from_sibling_sessions")?,
+            handshake_timeout: ferry_ftpd::Ftps::default().handshake_timeout,
+        },
+        protection: security.protection,
+        defender: security.defender,
     };
+    let ftps = ftps_files(v, &data_dir, origin)?;
+    let sftp = sftp::build(v, &data_dir)?;
+    Ok(Settings {
+        config_file: None,
+        min_password_length: v.number("min_password_length")?,
+        files_root,
+        users_db,
+        listen,
+        ftpd,
+        ftps,
+        log: v.opt("log", |x| match x {
+            Value::Text(s) => Some(s.clone()),
+            _ => None,
+        })?,
+        sftp,
+        data_dir,
+    })
+}
 
-    let tf = file.ftps.unwrap_or_default();
-    let policy = |key: &str, flag: Option<ferry_ftpd::TlsPolicy>, raw: Option<&str>, default| match flag {
-        Some(p) => Ok(p),
-        None => raw
-            .map(parse::tls_policy)
-            .transpose()
-            .map_err(|m| key_err(key, m))
-            .map(|p| p.unwrap_or(default)),
-    };
-    let ftps = ferry_ftpd::Ftps {
-        tls: None,
-        policy: policy(
-            "ftps.policy",
-            serve.ftps_policy,
-            tf.policy.as_deref(),
-            defaults.ftps.policy,
-        )?,
-        loopback_policy: policy(
-            "ftps.loopback_policy",
-            serve.ftps_loopback_policy,
-            tf.loopback_policy.as_deref(),
-            defaults.ftps.loopback_policy,
-        )?,
-        require_protected_data: serve
-            .ftps_require_protected_data
-            .or(tf.require_protected_data)
-            .unwrap_or(defaults.ftps.require_protected_data),
-        danger_allow_unresumed_data_tls: serve
-            .ftps_danger_allow_unresumed_data_tls
-            .or(tf.danger_allow_unresumed_data_tls)
-            .unwrap_or(defaults.ftps.danger_allow_unresumed_data_tls),
-        danger_allow_ccc: serve
-            .ftps_danger_allow_ccc
-            .or(tf.danger_allow_ccc)
-            .unwrap_or(defaults.ftps.danger_allow_ccc),
-        danger_allow_data_tls_from_sibling_sessions: serve
-            .ftps_danger_allow_data_tls_from_sibling_sessions
-            .or(tf.danger_allow_data_tls_from_sibling_sessions)
-            .unwrap_or(defaults.ftps.danger_allow_data_tls_from_sibling_sessions),
-        handshake_timeout: defaults.ftps.handshake_timeout,
-    };
-    let certificate = serve.ftps_certificate.clone().or(tf.certificate);
-    let private_key = serve.ftps_private_key.clone().or(tf.private_key);
-    let generated = certificate.is_none() && private_key.is_none();
-    let (certificate, private_key) = match (certificate, private_key) {
+/// The certificate files (given together, or both defaulted) and the implicit listeners.
+fn ftps_files(v: &Values, data_dir: &Path, origin: &str) -> Result<FtpsFiles> {
+    let (certificate, private_key) = match (v.path("ftps.certificate")?, v.path("ftps.private_key")?) {
         (Some(c), Some(k)) => (c, k),
         (None, None) => (data_dir.join("tls/cert.pem"), data_dir.join("tls/key.pem")),
         _ => {
@@ -374,119 +169,37 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             ))
         }
     };
-    let file_implicit = match tf.implicit_listen {
-        Some(list) => Some(
-            list.iter()
-                .map(|s| parse::socket_addr(s).map_err(|m| key_err("ftps.implicit_listen", m)))
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        None => None,
-    };
-    let implicit_listen = match serve.ftps_implicit.or(tf.implicit).unwrap_or(false) {
-        true => serve
-            .ftps_implicit_listen
-            .clone()
-            .or(file_implicit)
-            .unwrap_or_else(default_implicit_listen),
+    let implicit_listen = match v.bool("ftps.implicit")? {
+        true => v.addrs("ftps.implicit_listen")?,
         false => Vec::new(),
     };
-    let ftps_files = FtpsFiles {
+    Ok(FtpsFiles {
+        generated: v.path("ftps.certificate")?.is_none(),
         certificate,
         private_key,
-        generated,
         implicit_listen,
-    };
-
-    let log = match (&common.log, rust_log) {
-        (Some(log), _) => Some(log.clone()),
-        (None, Some(env)) => Some(parse::log_filter(env).map_err(|m| anyhow!("invalid RUST_LOG: {m}"))?),
-        (None, None) => file
-            .log
-            .as_deref()
-            .map(parse::log_filter)
-            .transpose()
-            .map_err(|m| key_err("log", m))?,
-    };
-
-    let ftpd = ferry_ftpd::Config {
-        session: ferry_proto::session::Config {
-            greeting,
-            login_timeout,
-            idle_timeout,
-            max_login_attempts,
-            tls: Default::default(),
-        },
-        passive_ports,
-        masquerade_address,
-        data_timeout,
-        active_source_port,
-        limits: ConnectionLimits {
-            max_pending: security.max_pending,
-            ..limits
-        },
-        anonymous,
-        ftps,
-        protection: security.protection,
-        defender: security.defender,
-    };
-    for (key, path) in [
-        ("data_dir", &data_dir),
-        ("files_root", &files_root),
-        ("users_db", &users_db),
-    ] {
-        if path.as_os_str().is_empty() {
-            return Err(anyhow!("`{key}` is empty: give a path"));
-        }
-    }
-    let sftp = sftp::load(file.sftp, serve, &data_dir, &key_err)?;
-    let min_password_length = match common.min_password_length {
-        Some(n) => n,
-        None => file
-            .min_password_length
-            .map(parse::check_min_password_length)
-            .transpose()
-            .map_err(|m| key_err("min_password_length", m))?
-            .unwrap_or(DEFAULT_MIN_PASSWORD_LENGTH),
-    };
-    Ok(Settings {
-        config_file,
-        min_password_length,
-        data_dir,
-        files_root,
-        users_db,
-        listen,
-        ftpd,
-        ftps: ftps_files,
-        log,
-        sftp,
     })
 }
 
-/// Implicit FTPS on [`DEFAULT_IMPLICIT_PORT`], every IPv4 and IPv6 address.
-pub fn default_implicit_listen() -> Vec<SocketAddr> {
-    vec![
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_IMPLICIT_PORT),
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_IMPLICIT_PORT),
-    ]
-}
-
 /// The embedded default: port 2121 on every IPv4 and every IPv6 address.
-pub fn default_listen() -> Vec<SocketAddr> {
+#[cfg(test)]
+fn default_listen() -> Vec<SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     vec![
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_FTP_PORT),
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_FTP_PORT),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2121),
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 2121),
     ]
 }
 
 /// Reads and parses the config file: `explicit` if given (it must exist), else `./ferry.toml` if it
-/// exists, else nothing. Returns the parsed file, a name for it in error messages and its path.
-fn read_file(explicit: Option<&Path>) -> Result<(FileConfig, String, Option<PathBuf>)> {
+/// exists, else nothing. Returns the layer and the file's path.
+fn read_file(explicit: Option<&Path>) -> Result<(Layer, Option<PathBuf>)> {
     let path = match explicit {
         Some(path) => path.to_owned(),
         None => {
             let implicit = PathBuf::from(DEFAULT_CONFIG_FILE);
             if !implicit.exists() {
-                return Ok((FileConfig::default(), "defaults".to_owned(), None));
+                return Ok((Layer::new("defaults"), None));
             }
             implicit
         }
@@ -498,26 +211,24 @@ fn read_file(explicit: Option<&Path>) -> Result<(FileConfig, String, Option<Path
             crate::state::cause(&e)
         )
     })?;
-    let file = parse_file(&text).with_context(|| format!("invalid config file {origin}"))?;
-    Ok((file, origin, Some(path)))
-}
-
-fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
-    toml::from_str(text)
+    Ok((Layer::from_toml(&text, &origin)?, Some(path)))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use clap::Parser;
+    use ferry_auth::Permissions;
+
     use super::*;
 
     fn no_flags() -> (CommonArgs, ServeArgs) {
         (
             CommonArgs {
                 config: None,
-                data_dir: None,
-                users_db: None,
-                log: None,
-                min_password_length: None,
+                settings: crate::config::layer::GlobalFlags::default(),
             },
             ServeArgs::default(),
         )
@@ -694,8 +405,8 @@ mod tests {
         std::fs::write(&path, "data_dir = \"a\"\nidle_timeout_secs = 9\nlog = \"warn\"").expect("write");
         let (mut common, mut serve) = no_flags();
         common.config = Some(path);
-        common.data_dir = Some(PathBuf::from("b"));
-        serve.idle_timeout_secs = Some(11);
+        common.settings.0.set("data_dir", "b");
+        serve.settings.0.set("idle_timeout_secs", "11");
         let s = load(&common, &serve, None).expect("load");
         assert_eq!(s.data_dir, PathBuf::from("b"));
         assert_eq!(s.ftpd.session.idle_timeout, Duration::from_secs(11));
@@ -766,177 +477,78 @@ mod tests {
         }
     }
 
-    /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 46] = [
-        "min_password_length",
-        "active_source_port",
-        "data_dir",
-        "files_root",
-        "users_db",
-        "listen",
-        "passive_ports",
-        "masquerade_address",
-        "greeting",
-        "login_timeout_secs",
-        "idle_timeout_secs",
-        "data_timeout_secs",
-        "max_login_attempts",
-        "max_connections",
-        "max_connections_per_ip",
-        "log",
-        "anonymous",
-        "anonymous.enabled",
-        "anonymous.home",
-        "anonymous.permissions",
-        "ftps",
-        "ftps.policy",
-        "ftps.loopback_policy",
-        "ftps.require_protected_data",
-        "ftps.danger_allow_unresumed_data_tls",
-        "ftps.danger_allow_ccc",
-        "ftps.danger_allow_data_tls_from_sibling_sessions",
-        "ftps.certificate",
-        "ftps.private_key",
-        "ftps.implicit",
-        "ftps.implicit_listen",
-        "max_pending_connections",
-        "max_commands_per_sec",
-        "failed_login_delay_ms",
-        "danger_allow_fxp",
-        "danger_allow_fxp_users",
-        "defender",
-        "defender.threshold",
-        "defender.observation_secs",
-        "defender.ban_secs",
-        "defender.max_ban_secs",
-        "defender.score_failed_login",
-        "defender.score_unknown_user",
-        "defender.score_pre_login_disconnect",
-        "defender.score_limit_exceeded",
-        "defender.allow_list",
-    ];
-
-    /// The settings lines of `ferry.example.toml`, uncommented.
-    fn uncommented_example() -> String {
-        let example = include_str!("../../../../ferry.example.toml");
-        example
-            .lines()
-            .filter_map(|line| {
-                let body = line.strip_prefix("# ")?;
-                let is_key = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-                let setting = body == "[anonymous]"
-                    || body == "[ftps]"
-                    || body == "[defender]"
-                    || body == "[sftp]"
-                    || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
-                setting.then(|| format!("{body}\n"))
-            })
-            .collect()
+    #[test]
+    fn defaults_match_the_library_defaults() {
+        let s = load_text("").expect("load");
+        let lib = ferry_ftpd::Config::default();
+        assert_eq!(s.ftpd.session.greeting, lib.session.greeting);
+        assert_eq!(s.ftpd.session.login_timeout, lib.session.login_timeout);
+        assert_eq!(s.ftpd.session.idle_timeout, lib.session.idle_timeout);
+        assert_eq!(s.ftpd.session.max_login_attempts, lib.session.max_login_attempts);
+        assert_eq!(s.ftpd.passive_ports, lib.passive_ports);
+        assert_eq!(s.ftpd.data_timeout, lib.data_timeout);
+        assert_eq!(s.ftpd.limits, lib.limits);
+        assert_eq!(s.ftpd.protection, lib.protection);
+        assert_eq!(s.ftpd.defender, lib.defender);
+        assert_eq!(s.ftpd.ftps.policy, lib.ftps.policy);
+        assert_eq!(s.ftpd.ftps.loopback_policy, lib.ftps.loopback_policy);
+        assert_eq!(
+            s.ftpd.ftps.require_protected_data,
+            lib.ftps.require_protected_data
+        );
+        assert_eq!(
+            s.ftpd.ftps.danger_allow_unresumed_data_tls,
+            lib.ftps.danger_allow_unresumed_data_tls
+        );
+        assert_eq!(s.ftpd.ftps.danger_allow_ccc, lib.ftps.danger_allow_ccc);
+        assert_eq!(
+            s.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions,
+            lib.ftps.danger_allow_data_tls_from_sibling_sessions
+        );
     }
 
     #[test]
-    fn example_file_has_every_key_at_its_default() {
-        let text = uncommented_example();
-        let file: FileConfig = toml::from_str(&text).expect("example parses");
-        let anon = file.anonymous.as_ref().expect("[anonymous]");
-        let defender = file.defender.as_ref().expect("[defender]");
-        assert!(
-            file.data_dir.is_some()
-                && file.files_root.is_some()
-                && file.users_db.is_some()
-                && file.listen.is_some()
-                && file.passive_ports.is_some()
-                && file.masquerade_address.is_some()
-                && file.greeting.is_some()
-                && file.login_timeout_secs.is_some()
-                && file.idle_timeout_secs.is_some()
-                && file.data_timeout_secs.is_some()
-                && file.max_login_attempts.is_some()
-                && file.max_connections.is_some()
-                && file.max_connections_per_ip.is_some()
-                && file.min_password_length.is_some()
-                && file.active_source_port.is_some()
-                && file.log.is_some()
-                && anon.enabled.is_some()
-                && anon.home.is_some()
-                && anon.permissions.is_some()
-                && file.ftps.as_ref().is_some_and(|f| f.policy.is_some()
-                    && f.loopback_policy.is_some()
-                    && f.require_protected_data.is_some()
-                    && f.danger_allow_unresumed_data_tls.is_some()
-                    && f.danger_allow_ccc.is_some()
-                    && f.danger_allow_data_tls_from_sibling_sessions.is_some()
-                    && f.certificate.is_some()
-                    && f.private_key.is_some()
-                    && f.implicit.is_some()
-                    && f.implicit_listen.is_some())
-                && file.max_pending_connections.is_some()
-                && file.max_commands_per_sec.is_some()
-                && file.failed_login_delay_ms.is_some()
-                && file.danger_allow_fxp.is_some()
-                && file.danger_allow_fxp_users.is_some()
-                && defender.all_set(),
-            "a key is missing from ferry.example.toml:\n{text}"
-        );
-
-        let example = load_text(&text).expect("example loads");
-        let defaults = load_text("").expect("defaults load");
-        assert_eq!(example.data_dir, defaults.data_dir);
-        assert_eq!(example.files_root, defaults.files_root);
-        assert_eq!(example.users_db, defaults.users_db);
-        assert_eq!(example.listen, defaults.listen);
-        assert_eq!(example.ftpd.passive_ports, defaults.ftpd.passive_ports);
-        assert_eq!(example.ftpd.session.greeting, defaults.ftpd.session.greeting);
-        assert_eq!(
-            example.ftpd.session.login_timeout,
-            defaults.ftpd.session.login_timeout
-        );
-        assert_eq!(
-            example.ftpd.session.idle_timeout,
-            defaults.ftpd.session.idle_timeout
-        );
-        assert_eq!(
-            example.ftpd.session.max_login_attempts,
-            defaults.ftpd.session.max_login_attempts
-        );
-        assert_eq!(example.ftpd.data_timeout, defaults.ftpd.data_timeout);
-        assert_eq!(example.min_password_length, defaults.min_password_length);
-        assert_eq!(example.ftpd.active_source_port, defaults.ftpd.active_source_port);
-        assert_eq!(example.ftpd.limits, defaults.ftpd.limits);
-        assert!(example.ftpd.anonymous.is_none());
-        assert_eq!(example.ftpd.ftps.policy, defaults.ftpd.ftps.policy);
-        assert_eq!(
-            example.ftpd.ftps.loopback_policy,
-            defaults.ftpd.ftps.loopback_policy
-        );
-        assert_eq!(
-            example.ftpd.ftps.require_protected_data,
-            defaults.ftpd.ftps.require_protected_data
-        );
-        assert!(!example.ftpd.ftps.danger_allow_unresumed_data_tls);
-        assert!(!example.ftpd.ftps.danger_allow_ccc);
-        assert!(!example.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions);
-        assert_eq!(example.ftps.implicit_listen, defaults.ftps.implicit_listen);
-        assert_eq!(example.ftpd.protection, defaults.ftpd.protection);
-        assert_eq!(example.ftpd.defender, defaults.ftpd.defender);
-        assert_eq!(example.sftp, defaults.sftp);
-    }
-
-    #[test]
-    fn configuration_reference_documents_every_key() {
-        let doc = include_str!("../../../../docs/configuration.md");
-        for key in KEYS {
-            let shown = match key {
-                "anonymous" => "[anonymous]",
-                "ftps" => "[ftps]",
-                "defender" => "[defender]",
-                key => key,
-            };
-            assert!(
-                doc.contains(&format!("### `{shown}`")),
-                "docs/configuration.md lacks a section for {key}"
+    fn flags_and_variables_are_made_from_the_definitions() {
+        use clap::CommandFactory;
+        let cmd = crate::cli::Cli::command();
+        let serve = cmd.find_subcommand("serve").expect("serve");
+        for def in defs::DEFS {
+            let arg = cmd
+                .get_arguments()
+                .chain(serve.get_arguments())
+                .find(|a| a.get_long() == Some(def.flag().as_str()))
+                .unwrap_or_else(|| panic!("no flag for {}", def.key));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(def.env().as_str()),
+                "{}",
+                def.key
             );
         }
+        let m = crate::cli::Cli::try_parse_from([
+            "ferry",
+            "--data-dir",
+            "d",
+            "serve",
+            "--listen",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--listen=127.0.0.1:3",
+            "--anonymous-enabled",
+            "--ftps-policy",
+            "off",
+        ])
+        .expect("parses");
+        let crate::cli::Command::Serve(serve) = &m.command else {
+            panic!("serve")
+        };
+        let s = load(&m.common, serve.as_ref(), None).expect("load");
+        assert_eq!(s.data_dir, PathBuf::from("d"));
+        assert_eq!(s.listen.len(), 3);
+        assert!(s.ftpd.anonymous.is_some());
+        assert_eq!(s.ftpd.ftps.policy, ferry_ftpd::TlsPolicy::Off);
+        let err =
+            crate::cli::Cli::try_parse_from(["ferry", "serve", "--max-connections", "0"]).expect_err("zero");
+        assert!(err.to_string().contains("--max-connections"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 
 use ferry_auth::{Password, Permissions};
 use tracing_subscriber::EnvFilter;
@@ -15,6 +16,14 @@ pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 60 * 60;
 pub const MIN_PASSIVE_PORT: u16 = 1024;
 /// Longest accepted greeting, in bytes; it must fit comfortably in one reply line.
 pub const MAX_GREETING_LEN: usize = 200;
+
+/// A filesystem path, not empty.
+pub fn path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("the path is empty: give a path".to_owned());
+    }
+    Ok(PathBuf::from(s))
+}
 
 /// `IP:PORT`, with IPv6 addresses in brackets.
 pub fn socket_addr(s: &str) -> Result<SocketAddr, String> {

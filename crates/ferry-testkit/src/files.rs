@@ -166,3 +166,28 @@ pub fn make_tree(root: &Path) -> usize {
     write_file(&root.join("bin/deep/er/last line.txt"), b"line one\nline two\n");
     n + 2
 }
+
+/// Writes `len` pseudo-random bytes (deterministic for a seed) to `path`.
+pub fn write_random(path: &Path, len: usize, seed: u64) {
+    let mut state = seed | 1;
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        data.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    data.truncate(len);
+    std::fs::write(path, data).expect("write random file");
+}
+
+/// Names in a host directory (sorted), hiding nothing: upload temp files would show up here.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
