@@ -86,6 +86,10 @@ pub enum Command {
     /// picks changes up within 10 seconds).
     #[command(subcommand)]
     Ban(BanCommand),
+
+    /// Client commands: get, put, ls, rm, mkdir, rmdir, mv, cat, stat, mirror (docs/client.md).
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 /// `ferry ban …`.

@@ -14,8 +14,8 @@ use crate::secret::Secret;
 use crate::trust::tls::TlsContext;
 
 /// A byte stream: TCP or TLS over TCP.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// The control connection of one session.
 pub(crate) struct Control {
