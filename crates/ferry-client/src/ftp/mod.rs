@@ -71,7 +71,8 @@ impl FtpClient {
         opts: &FtpOptions,
     ) -> Result<FtpClient> {
         check_arg(user)?;
-        check_arg(password.expose())?;
+        check_arg(password.expose())
+            .map_err(|_| Error::Usage("the password contains CR, LF or NUL; refusing to send it".into()))?;
         let tcp = control::connect_tcp(&url.host, url.port, opts.timeout).await?;
         let peer = tcp
             .peer_addr()
