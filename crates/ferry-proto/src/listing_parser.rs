@@ -90,9 +90,7 @@ fn parse_unix(line: &[u8], now: SystemTime) -> Option<RemoteEntry> {
     // Find the month column: the first field (after the permissions) that is a month name followed by a
     // day and a time or year. The size is the field just before it.
     let month_at = (2..fields.len().saturating_sub(3)).find(|&i| {
-        fields
-            .get(i)
-            .is_some_and(|(_, f)| month_number(f).is_some())
+        fields.get(i).is_some_and(|(_, f)| month_number(f).is_some())
             && fields.get(i + 1).is_some_and(|(_, f)| ascii_u64(f).is_some())
     })?;
     let size = ascii_u64(fields.get(month_at - 1)?.1);
@@ -155,7 +153,13 @@ fn parse_dos(line: &[u8]) -> Option<RemoteEntry> {
         name: name.to_vec(),
         kind,
         size,
-        modified: to_time(year, i64::try_from(month).ok()?, i64::try_from(day).ok()?, hour, minute),
+        modified: to_time(
+            year,
+            i64::try_from(month).ok()?,
+            i64::try_from(day).ok()?,
+            hour,
+            minute,
+        ),
     })
 }
 
@@ -188,7 +192,10 @@ fn unix_time(month: i64, day: u64, when: &[u8], now: SystemTime) -> Option<Syste
         let year = Civil::from_unix(now_secs).year;
         let this_year = to_time(year, month, day, hour, minute)?;
         // A time more than a day in the future belongs to last year.
-        if now.checked_add(Duration::from_secs(86_400)).is_some_and(|limit| this_year > limit) {
+        if now
+            .checked_add(Duration::from_secs(86_400))
+            .is_some_and(|limit| this_year > limit)
+        {
             return to_time(year - 1, month, day, hour, minute);
         }
         return Some(this_year);
@@ -251,8 +258,11 @@ mod tests {
 
     #[test]
     fn unix_file_with_group_and_recent_time() {
-        let e = parse_list_line(b"-rw-r--r--    1 ftp      ftp          1234 Jun 02 15:04 report final.txt", now())
-            .expect("entry");
+        let e = parse_list_line(
+            b"-rw-r--r--    1 ftp      ftp          1234 Jun 02 15:04 report final.txt",
+            now(),
+        )
+        .expect("entry");
         assert_eq!(e.name, b"report final.txt");
         assert_eq!(e.kind, EntryKind::File);
         assert_eq!(e.size, Some(1234));
@@ -284,8 +294,14 @@ mod tests {
     #[test]
     fn total_dot_and_dotdot_are_skipped() {
         assert_eq!(parse_list_line(b"total 12", now()), None);
-        assert_eq!(parse_list_line(b"drwxr-xr-x 2 a b 4096 Jan 3 2019 .", now()), None);
-        assert_eq!(parse_list_line(b"drwxr-xr-x 2 a b 4096 Jan 3 2019 ..", now()), None);
+        assert_eq!(
+            parse_list_line(b"drwxr-xr-x 2 a b 4096 Jan 3 2019 .", now()),
+            None
+        );
+        assert_eq!(
+            parse_list_line(b"drwxr-xr-x 2 a b 4096 Jan 3 2019 ..", now()),
+            None
+        );
     }
 
     #[test]
@@ -310,7 +326,10 @@ mod tests {
         let e = parse_mlsd_line(b"type=file;size=10;modify=20240102030405;perm=r; a b.txt").expect("entry");
         assert_eq!(e.name, b"a b.txt");
         assert_eq!(e.size, Some(10));
-        assert_eq!(e.modified, to_time(2024, 1, 2, 3, 4).map(|t| t + Duration::from_secs(5)));
+        assert_eq!(
+            e.modified,
+            to_time(2024, 1, 2, 3, 4).map(|t| t + Duration::from_secs(5))
+        );
         let d = parse_mlsd_line(b"Type=dir;Modify=20240102030405; sub").expect("entry");
         assert_eq!(d.kind, EntryKind::Dir);
         assert_eq!(parse_mlsd_line(b"type=cdir; ."), None);
@@ -334,6 +353,9 @@ mod tests {
             let _ = parse_list_line(s, now());
             let _ = parse_mlsd_line(s);
         }
-        assert_eq!(parse_list_line(b"99-99-99 99:99PM <DIR> x", now()).map(|e| e.modified), Some(None));
+        assert_eq!(
+            parse_list_line(b"99-99-99 99:99PM <DIR> x", now()).map(|e| e.modified),
+            Some(None)
+        );
     }
 }

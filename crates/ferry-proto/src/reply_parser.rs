@@ -88,9 +88,7 @@ fn split_code(line: &[u8]) -> Option<(ReplyCode, u8, &[u8])> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let code = digits
-        .iter()
-        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let code = digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     if !(100..600).contains(&code) {
         return None;
     }
