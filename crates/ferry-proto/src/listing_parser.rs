@@ -338,6 +338,39 @@ mod tests {
     }
 
     #[test]
+    fn lines_written_by_the_server_side_parse_back() {
+        use crate::listing::{write_list_line, write_mlsx_facts, Entry, FactPerms};
+        let recent = to_time(2026, 5, 1, 8, 30).expect("time");
+        let old = to_time(2019, 2, 28, 0, 0).expect("time");
+        let names: [&[u8]; 4] = [b"plain.txt", b"with  two spaces", b"Jan 1 2020 tricky", b"\xc3\xbc-utf8"];
+        for (i, name) in names.iter().enumerate() {
+            for (kind, modified) in [(EntryKind::File, recent), (EntryKind::Dir, old)] {
+                let e = Entry {
+                    name: name.to_vec(),
+                    kind,
+                    size: 1000 + i as u64,
+                    modified: Some(modified),
+                    mode: Some(0o644),
+                    nlink: 1,
+                    unique: None,
+                };
+                let mut line = Vec::new();
+                write_list_line(&mut line, &e, now());
+                let line = line.strip_suffix(b"\r\n").expect("crlf");
+                let parsed = parse_list_line(line, now()).expect("LIST line parses");
+                assert_eq!((parsed.name.as_slice(), parsed.kind), (*name, kind), "{line:?}");
+                assert_eq!(parsed.size, Some(e.size));
+                assert_eq!(parsed.modified, Some(modified));
+                let mut facts = Vec::new();
+                write_mlsx_facts(&mut facts, &e, FactPerms::default());
+                let parsed = parse_mlsd_line(&facts).expect("MLSD line parses");
+                assert_eq!((parsed.name.as_slice(), parsed.kind), (*name, kind));
+                assert_eq!(parsed.modified, Some(modified));
+            }
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let samples: [&[u8]; 8] = [
             b"",
