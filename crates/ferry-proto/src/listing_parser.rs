@@ -342,7 +342,12 @@ mod tests {
         use crate::listing::{write_list_line, write_mlsx_facts, Entry, FactPerms};
         let recent = to_time(2026, 5, 1, 8, 30).expect("time");
         let old = to_time(2019, 2, 28, 0, 0).expect("time");
-        let names: [&[u8]; 4] = [b"plain.txt", b"with  two spaces", b"Jan 1 2020 tricky", b"\xc3\xbc-utf8"];
+        let names: [&[u8]; 4] = [
+            b"plain.txt",
+            b"with  two spaces",
+            b"Jan 1 2020 tricky",
+            b"\xc3\xbc-utf8",
+        ];
         for (i, name) in names.iter().enumerate() {
             for (kind, modified) in [(EntryKind::File, recent), (EntryKind::Dir, old)] {
                 let e = Entry {
