@@ -424,14 +424,58 @@ fn ipv6_loopback() {
 
 /// A fake FTP server whose listing is hostile; serves "ok.txt" and every other RETR with "x".
 fn hostile_server(listing: &'static [u8]) -> SocketAddr {
+    busy_server(listing, 0)
+}
+
+/// Like [`hostile_server`], but the first `busy` connections get `421 Too many connections`.
+fn busy_server(listing: &'static [u8], busy: usize) -> SocketAddr {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
-        for conn in listener.incoming().map_while(Result::ok) {
+        for (i, mut conn) in listener.incoming().map_while(Result::ok).enumerate() {
+            if i < busy {
+                let _ = conn.write_all(b"421 Too many connections\r\n");
+                continue;
+            }
             std::thread::spawn(move || fake_session(conn, listing));
         }
     });
     addr
+}
+
+#[test]
+fn transient_refusals_are_retried_with_backoff_then_exit_4() {
+    let dir = common::tempdir();
+    std::fs::create_dir_all(dir.path().join("local")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("home")).expect("mkdir");
+    // The first two connections are refused with 421: waits of 1 s and 2 s, then success.
+    let addr = busy_server(b"", 2);
+    let started = Instant::now();
+    let retried = run_client(
+        dir.path(),
+        Some("pw"),
+        &["get", "--retries", "3", &format!("ftp://u@{addr}/f"), "g"],
+    );
+    assert!(retried.status.success(), "{}", text(&retried.stderr));
+    let err = text(&retried.stderr);
+    assert!(
+        err.contains("retrying in 1 s") && err.contains("retrying in 2 s"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3), "backoff 1 s + 2 s");
+    assert_eq!(
+        std::fs::read(dir.path().join("local/g")).expect("downloaded"),
+        b"x"
+    );
+    // Without retries a 421 is exit code 4 and nothing is written.
+    let addr = busy_server(b"", 100);
+    let gave_up = run_client(
+        dir.path(),
+        Some("pw"),
+        &["get", "--retries", "0", &format!("ftp://u@{addr}/f"), "h"],
+    );
+    assert_eq!(gave_up.status.code(), Some(4), "{}", text(&gave_up.stderr));
+    assert!(!dir.path().join("local/h").exists());
 }
 
 fn fake_session(conn: std::net::TcpStream, listing: &'static [u8]) {

@@ -74,19 +74,38 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
         Some(p) => p.clone(),
         None => PathBuf::from(name),
     };
-    let result = ctx
-        .retry(|| async {
-            let mut remote = ctx.connect(&url).await?;
-            let r = if to_stdout {
+    let result = if to_stdout {
+        // No retry once bytes may have been written: they cannot be taken back.
+        match ctx.connect(&url).await {
+            Ok(mut remote) => {
                 let mut out = tokio::io::stdout();
-                remote.get(&url.path, 0, &mut out, &mut |_| {}).await
-            } else {
-                download(&ctx, &mut remote, &url.path, &local, a.resume, None).await
+                let r = remote.get(&url.path, 0, &mut out, &mut |_| {}).await;
+                remote.close().await;
+                r
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        let mut attempt = 0u32;
+        loop {
+            // A retry continues the partial file when -c was given, else starts afresh.
+            let r = match ctx.connect(&url).await {
+                Ok(mut remote) => {
+                    let r = download(&ctx, &mut remote, &url.path, &local, a.resume, None).await;
+                    remote.close().await;
+                    r
+                }
+                Err(e) => Err(e),
             };
-            remote.close().await;
-            r
-        })
-        .await;
+            match r {
+                Err(e) if e.is_retryable() && attempt < ctx.opts.retries => {
+                    ctx.backoff(attempt, Some(&e)).await;
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        }
+    };
     report(&ctx, "get", &url, &local.display().to_string(), &result);
     result.map(|_| Exit::Ok)
 }
