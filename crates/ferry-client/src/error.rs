@@ -33,9 +33,14 @@ pub enum Error {
     /// The server sent something that is not the protocol (malformed or oversized replies, hostile names).
     #[error("the server sent something invalid: {0}")]
     Protocol(String),
-    /// The server's certificate or host key is not trusted; the message says how to trust it.
+    /// The server's certificate or host key is not trusted (changed, revoked, wrong pin); the message
+    /// shows the fingerprints.
     #[error("{0}")]
     Trust(String),
+    /// First contact: the server's certificate or host key is not known yet. Connecting again with
+    /// `trust_on_first_use` accepts and records it; the message shows its fingerprint.
+    #[error("{0}")]
+    Unknown(String),
     /// The server did not answer in time.
     #[error("timed out after {secs} s waiting for {what} (flag --timeout)")]
     Timeout {

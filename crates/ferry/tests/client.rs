@@ -365,6 +365,54 @@ fn sftp_transfers_and_host_key_trust() {
     assert!(text(&out.stderr).contains("CHANGED"), "{}", text(&out.stderr));
 }
 
+/// Runs the client with a terminal (through `script`), answering `answer` to any question.
+fn run_client_on_a_terminal(s: &Serve, args: &[&str], answer: &str) -> Output {
+    let line = std::iter::once(common::BIN)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(s.dir.join("local"))
+        .env("HOME", s.dir.join("home"))
+        .env("FERRY_PASSWORD", &s.password)
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("`script` (util-linux) is needed for terminal tests: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    // `script` ends the session when its input ends: answer once the question has had time to appear.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = stdin.write_all(format!("{answer}\n").as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn first_contact_is_confirmed_on_a_terminal() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    let refused = run_client_on_a_terminal(&s, &["ls", &s.url("ftpes", "/")], "n");
+    assert!(!refused.status.success(), "{}", text(&refused.stdout));
+    assert!(
+        text(&refused.stdout).contains("Trust it and remember it?"),
+        "{}",
+        text(&refused.stdout)
+    );
+    assert!(!dir.path().join("home/.config/ferry/known_certs").exists());
+    let accepted = run_client_on_a_terminal(&s, &["ls", &s.url("ftpes", "/")], "y");
+    assert!(accepted.status.success(), "{}", text(&accepted.stdout));
+    let pins = std::fs::read_to_string(dir.path().join("home/.config/ferry/known_certs")).expect("pinned");
+    assert!(pins.contains(&s.fingerprint()), "{pins}");
+    // Host keys too.
+    let accepted = run_client_on_a_terminal(&s, &["ls", &s.url("sftp", "/")], "yes");
+    assert!(accepted.status.success(), "{}", text(&accepted.stdout));
+    assert!(dir.path().join("home/.ssh/known_hosts").is_file());
+}
+
 #[test]
 fn exit_codes_and_json_lines() {
     let dir = common::tempdir();

@@ -19,13 +19,17 @@ pub(crate) struct HostKeyCheck {
     host: String,
     port: u16,
     trust: TrustOptions,
-    refusal: Arc<Mutex<Option<String>>>,
+    refusal: Arc<Mutex<Option<(String, bool)>>>,
 }
 
 impl HostKeyCheck {
     fn refuse(&self, msg: String) -> bool {
+        self.refuse_as(msg, false)
+    }
+
+    fn refuse_as(&self, msg: String, unknown: bool) -> bool {
         if let Ok(mut r) = self.refusal.lock() {
-            *r = Some(msg);
+            *r = Some((msg, unknown));
         }
         false
     }
@@ -51,25 +55,38 @@ impl HostKeyCheck {
             .map_or_else(|| "known_hosts".into(), |p| p.display().to_string());
         match known_hosts::check(files, &self.host, self.port, kind, b64) {
             HostKeyStatus::Known => true,
-            HostKeyStatus::Revoked => self.refuse(format!("the host key of {} ({fp}) is marked @revoked", self.shown())),
+            HostKeyStatus::Revoked => self.refuse(format!(
+                "the host key of {} ({fp}) is marked @revoked",
+                self.shown()
+            )),
             HostKeyStatus::Changed(old) => self.refuse(format!(
                 "the host key of {} has CHANGED: known {}, now offered {fp}. This may be an attack; if the \
                  change is expected, remove the old line (ssh-keygen -R) from {first}",
                 self.shown(),
                 old.join(", ")
             )),
-            HostKeyStatus::Unknown if self.trust.trust_on_first_use => match files.first() {
-                Some(file) => match known_hosts::learn(file, &self.host, self.port, kind, b64) {
-                    Ok(()) => true,
-                    Err(e) => self.refuse(format!("cannot record the host key in {first}: {e}")),
-                },
-                None => self.refuse("--trust-on-first-use needs a known_hosts file (set HOME)".into()),
-            },
-            HostKeyStatus::Unknown => self.refuse(format!(
-                "the host key of {} is not known: {fp}. If that is the server's key, pass --trust-on-first-use \
-                 to record it in {first}",
-                self.shown()
-            )),
+            HostKeyStatus::Unknown
+                if self.trust.accept_first_contact(&format!(
+                    "the host key of {} is not known: {fp}",
+                    self.shown()
+                )) =>
+            {
+                match files.first() {
+                    Some(file) => match known_hosts::learn(file, &self.host, self.port, kind, b64) {
+                        Ok(()) => true,
+                        Err(e) => self.refuse(format!("cannot record the host key in {first}: {e}")),
+                    },
+                    None => self.refuse("--trust-on-first-use needs a known_hosts file (set HOME)".into()),
+                }
+            }
+            HostKeyStatus::Unknown => self.refuse_as(
+                format!(
+                    "the host key of {} is not known: {fp}. If that is the server's key, pass \
+                     --trust-on-first-use to record it in {first}",
+                    self.shown()
+                ),
+                true,
+            ),
         }
     }
 
@@ -131,7 +148,8 @@ pub(crate) async fn connect(
         Ok(Err(e)) => {
             let refused = refusal.lock().ok().and_then(|mut r| r.take());
             return Err(match refused {
-                Some(msg) => Error::Trust(msg),
+                Some((msg, true)) => Error::Unknown(msg),
+                Some((msg, false)) => Error::Trust(msg),
                 None => Error::Ssh(format!("connecting to {shown}: {e}")),
             });
         }

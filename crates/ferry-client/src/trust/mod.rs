@@ -25,6 +25,28 @@ pub struct TrustOptions {
     pub known_certs: Option<PathBuf>,
     /// OpenSSH known_hosts files read (the first is also written under trust-on-first-use).
     pub known_hosts: Vec<PathBuf>,
+    /// Asked on first contact (when `trust_on_first_use` is off) with a description of the unknown
+    /// certificate or host key and its fingerprint; `true` accepts and records it. The library never
+    /// prompts by itself: the caller decides how to ask (the `ferry` binary asks on a terminal).
+    pub confirm: Option<Confirm>,
+}
+
+/// A first-contact confirmation callback (see [`TrustOptions::confirm`]).
+#[derive(Clone)]
+pub struct Confirm(pub std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Confirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Confirm(..)")
+    }
+}
+
+impl TrustOptions {
+    /// Whether to record an unknown certificate or key described by `what`: trust-on-first-use, or the
+    /// caller's confirmation.
+    pub(crate) fn accept_first_contact(&self, what: &str) -> bool {
+        self.trust_on_first_use || self.confirm.as_ref().is_some_and(|c| (c.0)(what))
+    }
 }
 
 /// A SHA-256 fingerprint of a certificate (DER).

@@ -54,15 +54,11 @@ impl TlsContext {
         })
     }
 
-    /// The trust refusal behind the last failed handshake, if that was the cause.
-    pub fn take_refusal(&self) -> Option<String> {
-        self.verifier.refusal.lock().ok().and_then(|mut r| r.take())
-    }
-
-    /// Maps a handshake failure to an error: a trust refusal, else a TLS error.
+    /// Maps a handshake failure to an error: a trust refusal (unknown or refused), else a TLS error.
     pub fn handshake_error(&self, what: &str, e: std::io::Error) -> Error {
-        match self.take_refusal() {
-            Some(msg) => Error::Trust(msg),
+        match self.verifier.refusal.lock().ok().and_then(|mut r| r.take()) {
+            Some((msg, true)) => Error::Unknown(msg),
+            Some((msg, false)) => Error::Trust(msg),
             None => Error::Tls(format!("{what}: {e}")),
         }
     }
@@ -92,14 +88,18 @@ struct Verifier {
     trust: TrustOptions,
     /// `host:port`, the key in the known_certs file.
     key: String,
-    /// Why the last certificate was refused, for the error message.
-    refusal: Mutex<Option<String>>,
+    /// Why the last certificate was refused, for the error message, and whether it is merely unknown.
+    refusal: Mutex<Option<(String, bool)>>,
 }
 
 impl Verifier {
     fn refuse(&self, msg: String) -> rustls::Error {
+        self.refuse_as(msg, false)
+    }
+
+    fn refuse_as(&self, msg: String, unknown: bool) -> rustls::Error {
         if let Ok(mut r) = self.refusal.lock() {
-            *r = Some(msg.clone());
+            *r = Some((msg.clone(), unknown));
         }
         rustls::Error::General(msg)
     }
@@ -129,7 +129,12 @@ impl Verifier {
                 self.key,
                 self.known_certs_shown()
             ))),
-            None if self.trust.trust_on_first_use => {
+            None if self.trust.accept_first_contact(&format!(
+                "the TLS certificate of {} is not signed by an authority this system trusts ({why}); its \
+                 fingerprint is {fp}",
+                self.key
+            )) =>
+            {
                 let path = self.trust.known_certs.as_ref().ok_or_else(|| {
                     self.refuse("--trust-on-first-use needs a config dir to pin certificates in (set HOME or XDG_CONFIG_HOME)".into())
                 })?;
@@ -138,12 +143,12 @@ impl Verifier {
                 })?;
                 Ok(ServerCertVerified::assertion())
             }
-            None => Err(self.refuse(format!(
+            None => Err(self.refuse_as(format!(
                 "the TLS certificate of {} is not trusted ({why}); its fingerprint is {fp}. If that is the \
                  server's certificate, pass --pin {fp} or --trust-on-first-use to pin it in {}",
                 self.key,
                 self.known_certs_shown()
-            ))),
+            ), true)),
         }
     }
 

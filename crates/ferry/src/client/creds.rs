@@ -72,6 +72,11 @@ pub fn prompt(url: &RemoteUrl, user: &str) -> Option<Secret> {
         .map(Secret::new)
 }
 
+/// Whether a person is at the terminal (standard input and standard error both terminals).
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
 /// The user's home directory.
 pub fn home() -> Option<PathBuf> {
     std::env::var_os("HOME")

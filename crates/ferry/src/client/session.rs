@@ -2,10 +2,11 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_client::remote::{ConnectOptions, Credentials};
-use ferry_client::trust::{config_dir, Fingerprint, TrustOptions};
+use ferry_client::trust::{config_dir, Confirm, Fingerprint, TrustOptions};
 use ferry_client::url::{RemoteUrl, Scheme};
 use ferry_client::{Error, Remote};
 
@@ -40,6 +41,7 @@ impl Ctx {
             insecure: opts.danger_accept_any_certificate,
             known_certs: config_dir().map(|d| d.join("known_certs")),
             known_hosts,
+            confirm: creds::interactive().then(|| Confirm(Arc::new(ask_first_contact))),
         };
         if opts.timeout == 0 {
             return Err(Error::Usage("--timeout must be at least 1 second".into()));
@@ -120,4 +122,16 @@ impl Ctx {
         }
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Asks on the terminal whether to trust a server seen for the first time.
+fn ask_first_contact(what: &str) -> bool {
+    use std::io::Write;
+    eprint!("ferry: {what}.\nferry: Is this the server you meant? Trust it and remember it? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
 }
