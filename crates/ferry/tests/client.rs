@@ -247,6 +247,26 @@ fn transfers_work(s: &Serve, scheme: &str, trust: &[&str]) {
     assert!(!served.join("empty.txt").exists(), "--delete left the file");
     assert!(served.join("a.bin").exists());
 
+    // Several files over three connections at once.
+    let many: Vec<String> = (0..6)
+        .map(|i| {
+            let p = s.local(&format!("{scheme}-many-{i}.bin"));
+            std::fs::write(&p, random_bytes(50_000 + i, i as u64)).expect("write");
+            p.display().to_string()
+        })
+        .collect();
+    let mut args: Vec<&str> = vec!["put", "-j", "3"];
+    args.extend(many.iter().map(String::as_str));
+    let target = s.url(scheme, "/");
+    args.push(&target);
+    run(with(&args));
+    for (i, local) in many.iter().enumerate() {
+        assert_same_file(
+            Path::new(local),
+            &s.files().join(format!("{scheme}-many-{i}.bin")),
+        );
+    }
+
     // rm, mkdir, mv, stat, cat.
     run(with(&["mkdir", &s.url(scheme, &format!("/{scheme}-newdir"))]));
     assert!(s.files().join(format!("{scheme}-newdir")).is_dir());

@@ -103,6 +103,9 @@ pub struct PutArgs {
     /// Continue a partial upload: keep the bytes the remote file has and send the rest.
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
+    /// Files uploaded at once, each over its own connection.
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     #[command(flatten)]
     pub opts: ClientOptions,
 }

@@ -1,6 +1,8 @@
 //! get, put, ls, rm, mkdir, rmdir, mv, cat, stat.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ferry_client::names::{join_remote, remote_basename};
 use ferry_client::url::RemoteUrl;
@@ -192,33 +194,77 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
         || url.path.ends_with('/')
         || url.path == "."
         || matches!(remote.try_stat(&url.path).await?, Some(e) if e.kind == EntryKind::Dir);
-    let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
-    for local in locals.iter().map(PathBuf::from) {
-        let name = local
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let path = if into_dir {
-            join_remote(&url.path, &name)
-        } else {
-            url.path.clone()
-        };
-        let dest = url.with_path(path.clone());
-        let mut result = upload(&ctx, &mut remote, &local, &path, a.resume).await;
-        let mut attempt = 0u32;
-        while result.as_ref().is_err_and(Error::is_retryable) && attempt < ctx.opts.retries {
-            // Reconnect and continue this file (resuming: part of it may be there).
-            ctx.backoff(attempt, result.as_ref().err()).await;
-            attempt += 1;
-            result = match ctx.connect(&url).await {
-                Ok(r) => {
-                    remote = r;
-                    upload(&ctx, &mut remote, &local, &path, true).await
-                }
-                Err(e) => Err(e),
+    remote.close().await;
+    let jobs: VecDeque<(PathBuf, String)> = locals
+        .iter()
+        .map(PathBuf::from)
+        .map(|local| {
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = if into_dir {
+                join_remote(&url.path, &name)
+            } else {
+                url.path.clone()
             };
+            (local, path)
+        })
+        .collect();
+    let workers = usize::from(a.jobs).min(jobs.len());
+    let queue = Arc::new(Mutex::new(jobs));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (ctx, url, queue) = (ctx.clone(), url.clone(), queue.clone());
+        tasks.spawn(put_worker(ctx, url, queue, a.resume));
+    }
+    let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((o, f, e)) = done {
+            ok += o;
+            failed += f;
+            last_err = e.or(last_err);
         }
-        report(&ctx, "put", &dest, &local.display().to_string(), &result);
+    }
+    Ok(outcome(ok, failed, last_err.as_ref()))
+}
+
+/// Uploads files from `queue` over one connection: (uploaded, failed, last error).
+async fn put_worker(
+    ctx: Ctx,
+    url: RemoteUrl,
+    queue: Arc<Mutex<VecDeque<(PathBuf, String)>>>,
+    resume: bool,
+) -> (usize, usize, Option<Error>) {
+    let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
+    let mut remote: Option<Remote> = None;
+    while let Some((local, path)) = next_upload(&queue) {
+        let mut attempt = 0u32;
+        let result = loop {
+            let r = match remote.as_mut() {
+                Some(r) => upload(&ctx, r, &local, &path, resume || attempt > 0).await,
+                None => match ctx.connect(&url).await {
+                    Ok(r) => upload(&ctx, remote.insert(r), &local, &path, resume || attempt > 0).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match r {
+                // Reconnect and continue this file (resuming: part of it may be there).
+                Err(e) if e.is_retryable() && attempt < ctx.opts.retries => {
+                    remote = None;
+                    ctx.backoff(attempt, Some(&e)).await;
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        };
+        report(
+            &ctx,
+            "put",
+            &url.with_path(path.clone()),
+            &local.display().to_string(),
+            &result,
+        );
         match result {
             Ok(_) => ok += 1,
             Err(e) => {
@@ -228,8 +274,14 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
             }
         }
     }
-    remote.close().await;
-    Ok(outcome(ok, failed, last_err.as_ref()))
+    if let Some(r) = remote {
+        r.close().await;
+    }
+    (ok, failed, last_err)
+}
+
+fn next_upload(queue: &Mutex<VecDeque<(PathBuf, String)>>) -> Option<(PathBuf, String)> {
+    queue.lock().ok().and_then(|mut q| q.pop_front())
 }
 
 /// Uploads `local` to `path`; with `resume`, skips the bytes the remote file already has.

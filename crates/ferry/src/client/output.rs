@@ -3,7 +3,15 @@
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::OnceLock;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// All bars of this process, drawn together so parallel transfers do not overwrite each other.
+fn multi() -> &'static MultiProgress {
+    static MULTI: OnceLock<MultiProgress> = OnceLock::new();
+    MULTI.get_or_init(MultiProgress::new)
+}
 
 /// A JSON string literal.
 pub fn json_str(s: &str) -> String {
@@ -68,7 +76,7 @@ pub fn bar(name: &str, len: Option<u64>, quiet: bool) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(name.to_owned());
-    bar
+    multi().add(bar)
 }
 
 #[cfg(test)]
