@@ -130,6 +130,26 @@ impl Remote {
         }
     }
 
+    /// Downloads at most `len` bytes of `path` from `offset` (a segment of a segmented download). SFTP
+    /// only: an FTP server cannot be asked to stop a transfer at an offset without aborting it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Usage`] for FTP; otherwise as [`SftpClient::get_range`].
+    pub async fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        match self {
+            Remote::Ftp(_) => Err(Error::Usage("segmented downloads need an sftp:// URL".into())),
+            Remote::Sftp(c) => c.get_range(path, offset, len, out, progress).await,
+        }
+    }
+
     /// Uploads `input` to `path`; with `offset > 0` the input continues the remote file at that offset
     /// (resume: the caller has skipped those bytes of the input).
     ///

@@ -144,8 +144,26 @@ impl SftpClient {
         out: &mut (dyn AsyncWrite + Unpin + Send),
         progress: &mut Progress<'_>,
     ) -> Result<u64> {
+        self.get_range(path, offset, u64::MAX, out, progress).await
+    }
+
+    /// Downloads at most `len` bytes of `path` starting at `offset` into `out` (one segment of a
+    /// segmented download); returns the bytes received (fewer when the file ends first).
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, protocol and local I/O errors.
+    pub async fn get_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
         let handle = self.open(path, packet::FXF_READ).await?;
-        let result = self.read_all(&handle, offset, out, progress).await;
+        let end = offset.saturating_add(len);
+        let result = self.read_all(&handle, offset, end, out, progress).await;
         let closed = self.close(handle).await;
         let n = result?;
         closed?;
@@ -155,22 +173,25 @@ impl SftpClient {
         Ok(n)
     }
 
+    /// Reads `[offset, end)` (or to the end of the file) with pipelined requests, writing in order.
     async fn read_all(
         &self,
         handle: &Bytes,
         offset: u64,
+        end: u64,
         out: &mut (dyn AsyncWrite + Unpin + Send),
         progress: &mut Progress<'_>,
     ) -> Result<u64> {
-        let mut inflight: VecDeque<(u64, oneshot::Receiver<Packet>)> = VecDeque::new();
+        let mut inflight: VecDeque<(u64, u32, oneshot::Receiver<Packet>)> = VecDeque::new();
         let (mut next, mut total, mut eof) = (offset, 0u64, false);
         loop {
-            while !eof && inflight.len() < SFTP_REQUESTS_IN_FLIGHT {
-                let body = Body::new().string(handle).u64(next).u32(SFTP_CHUNK);
-                inflight.push_back((next, self.send(packet::READ, body).await?));
-                next += u64::from(SFTP_CHUNK);
+            while !eof && next < end && inflight.len() < SFTP_REQUESTS_IN_FLIGHT {
+                let ask = u32::try_from(end - next).unwrap_or(SFTP_CHUNK).min(SFTP_CHUNK);
+                let body = Body::new().string(handle).u64(next).u32(ask);
+                inflight.push_back((next, ask, self.send(packet::READ, body).await?));
+                next += u64::from(ask);
             }
-            let Some((at, rx)) = inflight.pop_front() else {
+            let Some((at, ask, rx)) = inflight.pop_front() else {
                 return Ok(total);
             };
             let p = self.wait(rx, "READ").await?;
@@ -186,10 +207,15 @@ impl SftpClient {
                         .map_err(|e| Error::local("writing the local file", e))?;
                     total += got;
                     progress(got);
-                    if got < u64::from(SFTP_CHUNK) {
+                    if got > u64::from(ask) {
+                        return Err(Error::Protocol(
+                            "the server sent more data than was asked for".into(),
+                        ));
+                    }
+                    if got < u64::from(ask) {
                         // A short read: fetch the rest of this chunk before the next one, keeping order.
                         let (more, ended) = self
-                            .read_range(handle, at + got, u64::from(SFTP_CHUNK) - got, out, progress)
+                            .read_range(handle, at + got, u64::from(ask) - got, out, progress)
                             .await?;
                         total += more;
                         eof = ended;

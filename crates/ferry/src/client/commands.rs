@@ -76,7 +76,14 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
         Some(p) => p.clone(),
         None => PathBuf::from(name),
     };
-    let result = if to_stdout {
+    let result = if a.segments > 1 {
+        if url.scheme != ferry_client::url::Scheme::Sftp || to_stdout {
+            return Err(Error::Usage(
+                "--segments needs an sftp:// URL and a local file".into(),
+            ));
+        }
+        segmented(&ctx, &url, &local, a.segments).await
+    } else if to_stdout {
         // No retry once bytes may have been written: they cannot be taken back.
         match ctx.connect(&url).await {
             Ok(mut remote) => {
@@ -110,6 +117,81 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
     };
     report(&ctx, "get", &url, &local.display().to_string(), &result);
     result.map(|_| Exit::Ok)
+}
+
+/// Downloads `url` into `local` in `n` segments over `n` connections: each writes its byte range of a
+/// temporary file of the final size, renamed over `local` once every segment is complete.
+async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u64, Error> {
+    let shown = local.display().to_string();
+    let mut first = ctx.connect(url).await?;
+    let size = first
+        .stat(&url.path)
+        .await?
+        .size
+        .ok_or_else(|| Error::Protocol("the server did not say how large the file is".into()))?;
+    first.close().await;
+    let tmp = temp_name(local);
+    let file =
+        std::fs::File::create(&tmp).map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+    file.set_len(size)
+        .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+    drop(file);
+    let pb = bar(&shown, Some(size), ctx.opts.quiet || ctx.opts.json);
+    let step = size.div_ceil(u64::from(n)).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..u64::from(n) {
+        let start = i * step;
+        if start >= size && i > 0 {
+            break;
+        }
+        let len = step.min(size - start.min(size));
+        let (ctx, url, tmp, pb) = (ctx.clone(), url.clone(), tmp.clone(), pb.clone());
+        tasks.spawn(async move {
+            ctx.retry(|| async {
+                let mut out = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tmp)
+                    .await
+                    .map_err(|e| Error::local(format!("opening {}", tmp.display()), e))?;
+                out.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| Error::local(format!("writing {}", tmp.display()), e))?;
+                let mut remote = ctx.connect(&url).await?;
+                let r = remote
+                    .get_range(&url.path, start, len, &mut out, &mut |b| pb.inc(b))
+                    .await;
+                remote.close().await;
+                out.sync_all()
+                    .await
+                    .map_err(|e| Error::local(format!("writing {}", tmp.display()), e))?;
+                r
+            })
+            .await
+        });
+    }
+    let mut total = 0u64;
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(got)) => total += got,
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(Error::Usage(format!("a segment task failed: {e}"))),
+        }
+    }
+    pb.finish_and_clear();
+    if let Some(e) = failure {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if total != size {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Protocol(format!(
+            "received {total} bytes of a file the server said has {size}; did it change during the download?"
+        )));
+    }
+    std::fs::rename(&tmp, local)
+        .map_err(|e| Error::local(format!("renaming {} to {shown}", tmp.display()), e))?;
+    Ok(total)
 }
 
 /// Downloads `path` to `local`: resumed in place with `resume`, else into a temporary file renamed over
