@@ -451,6 +451,13 @@ fn exit_codes_and_json_lines() {
     assert_eq!(out.status.code(), Some(2));
     let out = run_client(dir.path(), Some("wrong password"), &["ls", &s.url("ftp", "/")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = run_client(dir.path(), None, &["ls", &s.url("ftp", "/")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no password for ferry"),
+        "{}",
+        text(&out.stderr)
+    );
 
     std::fs::write(s.local("j.txt"), b"json").expect("write");
     let out = s.ok(&["put", "--json", "j.txt", &s.url("ftp", "/")]);

@@ -74,6 +74,13 @@ impl Ctx {
         };
         if creds.password.is_none() && wants_password {
             creds.password = creds::prompt(url, &creds.user);
+            if creds.password.is_none() && url.scheme != Scheme::Sftp {
+                return Err(Error::Auth(format!(
+                    "no password for {}: put it in ${}, in ~/.netrc, or run on a terminal to be asked",
+                    creds.user,
+                    creds::PASSWORD_ENV
+                )));
+            }
         }
         let result = self.retry(|| self.connect_once(url, creds.clone())).await;
         match result {
