@@ -21,6 +21,20 @@ install_paramiko() {
 install_paramiko
 # --- end SFTP clients ---
 
+# --- servers for the client interop tests (crates/ferry/tests/client_interop.rs): vsftpd, OpenSSH sshd
+# with sftp-server, pyftpdlib via pip ---
+wanted+=(vsftpd:vsftpd sshd:openssh-server)
+install_pyftpdlib() {
+    if ! command -v python3 >/dev/null 2>&1 || python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "install-test-deps: installing pyftpdlib with pip"
+    python3 -m pip install --quiet pyftpdlib ||
+        python3 -m pip install --quiet --break-system-packages pyftpdlib
+}
+install_pyftpdlib
+# --- end client interop servers ---
+
 missing=()
 for pair in "${wanted[@]}"; do
     cmd=${pair%%:*}

@@ -9,6 +9,7 @@
 //! - [`reply`]: reply codes as named constants and the single/multi-line reply encoder.
 //! - [`addr`]: PORT/PASV and EPRT/EPSV address codecs, IPv4 and IPv6.
 //! - [`listing`]: LIST (`ls -l`), NLST and MLSD/MLST formatting.
+//! - [`reply_parser`], [`listing_parser`]: the client side — replies and LIST/MLSD lines from a server.
 //! - [`glob`]: bounded `*`/`?` wildcards for the last component of LIST/NLST arguments.
 //! - [`path`]: virtual path normalisation that can never climb above `/`.
 //! - [`ascii`]: TYPE A line-ending conversion, streaming.
@@ -24,7 +25,9 @@ pub mod command;
 pub mod glob;
 pub mod limits;
 pub mod listing;
+pub mod listing_parser;
 pub mod path;
 pub mod reply;
+pub mod reply_parser;
 pub mod session;
 pub mod telnet;

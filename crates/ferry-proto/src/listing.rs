@@ -326,7 +326,7 @@ const MIN_SECS: i64 = -62_167_219_200;
 const MAX_SECS: i64 = 253_402_300_799;
 
 /// Whole seconds (floored) and nanoseconds since the Unix epoch, saturating far outside any real date.
-fn unix_parts(t: SystemTime) -> (i64, u32) {
+pub(crate) fn unix_parts(t: SystemTime) -> (i64, u32) {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos()),
         Err(e) => {
@@ -341,8 +341,8 @@ fn unix_parts(t: SystemTime) -> (i64, u32) {
 }
 
 /// A UTC calendar date and time of day.
-struct Civil {
-    year: i64,
+pub(crate) struct Civil {
+    pub(crate) year: i64,
     month: u32,
     day: u32,
     hour: u32,
@@ -352,7 +352,7 @@ struct Civil {
 
 impl Civil {
     /// Break seconds since the Unix epoch into a proleptic Gregorian date and time (UTC).
-    fn from_unix(secs: i64) -> Civil {
+    pub(crate) fn from_unix(secs: i64) -> Civil {
         let secs = secs.clamp(MIN_SECS, MAX_SECS);
         let days = secs.div_euclid(86_400);
         let tod = secs.rem_euclid(86_400);
@@ -378,7 +378,7 @@ impl Civil {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (inverse of [`Civil::from_unix`]).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -388,7 +388,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
+pub(crate) fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
         2 => 28,

@@ -65,6 +65,10 @@ pub enum Command {
     #[command(subcommand)]
     Ban(BanCommand),
 
+    /// Client commands: get, put, ls, rm, mkdir, rmdir, mv, cat, stat, mirror (docs/client.md).
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
+
     /// Show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -10,6 +10,7 @@
 
 mod ban;
 mod cli;
+mod client;
 mod config;
 mod serve;
 mod state;
@@ -32,6 +33,9 @@ const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Client(command) = cli.command {
+        return client::main(command);
+    }
     let serving = matches!(cli.command, Command::Serve(_));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,14 +84,14 @@ fn run(cli: Cli) -> Result<()> {
     let no_serve_flags = ServeArgs::default();
     let serve_args = match &cli.command {
         Command::Serve(args) => args.as_ref(),
-        Command::User(_) | Command::Ban(_) | Command::Config(_) => &no_serve_flags,
+        Command::User(_) | Command::Ban(_) | Command::Config(_) | Command::Client(_) => &no_serve_flags,
     };
     let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
     // User commands are quiet unless asked otherwise; the server reports its progress.
     let default_log = match cli.command {
         // rustls warns about every client quirk (an IP address sent as SNI, say); ferry logs what matters.
         Command::Serve(_) => "info,rustls=error",
-        Command::User(_) | Command::Ban(_) | Command::Config(_) => "warn",
+        Command::User(_) | Command::Ban(_) | Command::Config(_) | Command::Client(_) => "warn",
     };
     init_logging(settings.log.as_deref().unwrap_or(default_log));
 
@@ -99,7 +103,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(_) => runtime.block_on(serve::run(settings)),
         Command::User(command) => runtime.block_on(user::run(&settings, command)),
         Command::Ban(command) => runtime.block_on(ban::run(&settings, command)),
-        Command::Config(_) => Ok(()),
+        Command::Config(_) | Command::Client(_) => Ok(()),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     result

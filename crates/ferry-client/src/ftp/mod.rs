@@ -1,0 +1,566 @@
+//! An FTP/FTPS client session (RFC 959, 2228/4217, 2428, 3659).
+//!
+//! One [`FtpClient`] is one control connection. Data connections are passive: `EPSV` first, `PASV` when
+//! the server refuses it; either way the data connection goes to the control connection's peer address and
+//! only the port is taken from the reply (a hostile or misconfigured server cannot point the client at
+//! another host). Transfers use `TYPE I`. Under TLS every data connection resumes the control
+//! connection's TLS session (servers such as vsftpd and ferry require it). Every reply line, listing line
+//! and listing length is bounded, and every wait has a timeout.
+
+mod control;
+mod data;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use ferry_proto::listing::EntryKind;
+use ferry_proto::reply::{Reply, ReplyCode};
+
+pub(crate) use control::connect_tcp;
+use control::Control;
+pub use control::Stream;
+
+use crate::error::{Error, Result};
+use crate::names::check_arg;
+use crate::remote::{Entry, Progress};
+use crate::secret::Secret;
+use crate::trust::tls::TlsContext;
+use crate::trust::TrustOptions;
+use crate::url::{RemoteUrl, Scheme};
+
+/// Settings of an FTP session.
+#[derive(Debug, Clone)]
+pub struct FtpOptions {
+    /// Limit for connecting, for each reply and for each read or write of a stalled data connection.
+    pub timeout: Duration,
+    /// Certificate trust for FTPS.
+    pub trust: TrustOptions,
+}
+
+/// What the server advertised in `FEAT`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Features {
+    mlst: bool,
+    mfmt: bool,
+    utf8: bool,
+}
+
+/// A logged-in FTP or FTPS session.
+#[derive(Debug)]
+pub struct FtpClient {
+    control: Control,
+    peer: SocketAddr,
+    tls: Option<TlsContext>,
+    timeout: Duration,
+    features: Features,
+    epsv_refused: bool,
+    /// The directory after login, to return to after probing with `CWD`.
+    home: Option<String>,
+}
+
+impl FtpClient {
+    /// Connects to `url`'s server and logs in as `user`.
+    ///
+    /// # Errors
+    ///
+    /// Connection, TLS, trust and login failures (a wrong password is [`Error::Auth`]).
+    pub async fn connect(
+        url: &RemoteUrl,
+        user: &str,
+        password: &Secret,
+        opts: &FtpOptions,
+    ) -> Result<FtpClient> {
+        check_arg(user)?;
+        check_arg(password.expose())
+            .map_err(|_| Error::Usage("the password contains CR, LF or NUL; refusing to send it".into()))?;
+        let tcp = control::connect_tcp(&url.host, url.port, opts.timeout).await?;
+        let peer = tcp
+            .peer_addr()
+            .map_err(|e| Error::io(format!("connecting to {}", url.authority()), e))?;
+        let tls = match url.scheme {
+            Scheme::Ftp => None,
+            Scheme::Ftpes | Scheme::Ftps => Some(TlsContext::new(&url.host, url.port, &opts.trust)?),
+            Scheme::Sftp => return Err(Error::Usage("sftp:// URLs need the SFTP client".into())),
+        };
+        let stream: Box<dyn Stream> = match (&tls, url.scheme) {
+            (Some(ctx), Scheme::Ftps) => Box::new(data::tls_connect(ctx, tcp, opts.timeout).await?),
+            _ => Box::new(tcp),
+        };
+        let mut client = FtpClient {
+            control: Control::new(stream, opts.timeout),
+            peer,
+            tls,
+            timeout: opts.timeout,
+            features: Features::default(),
+            epsv_refused: false,
+            home: None,
+        };
+        client.greeting().await?;
+        if url.scheme == Scheme::Ftpes {
+            client.auth_tls().await?;
+        }
+        client.login(user, password).await?;
+        client.setup().await?;
+        Ok(client)
+    }
+
+    /// Whether the control connection is protected by TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Downloads `path` from byte `offset` into `out`; returns the bytes received.
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, I/O errors on either side.
+    pub async fn get(
+        &mut self,
+        path: &str,
+        offset: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        check_arg(path)?;
+        if offset > 0 {
+            let r = self.cmd("REST", Some(&offset.to_string())).await?;
+            expect(&r, &[ReplyCode::FILE_ACTION_PENDING], "REST (resume)", path)?;
+        }
+        let mut conn = self.transfer("RETR", path).await?;
+        let received = data::copy_in(&mut conn, out, self.timeout, progress).await;
+        drop(conn);
+        let end = self.control.reply().await?;
+        let n = received?;
+        expect_done(&end, "RETR", path)?;
+        Ok(n)
+    }
+
+    /// Uploads `input` to `path` (appending with `APPE` when `append`); returns the bytes sent.
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, I/O errors on either side.
+    pub async fn put(
+        &mut self,
+        path: &str,
+        append: bool,
+        input: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        check_arg(path)?;
+        let verb = if append { "APPE" } else { "STOR" };
+        let mut conn = self.transfer(verb, path).await?;
+        let sent = data::copy_out(input, &mut conn, self.timeout, progress).await;
+        let closed = data::finish_upload(&mut conn, self.timeout).await;
+        drop(conn);
+        let end = self.control.reply().await?;
+        let n = sent?;
+        closed?;
+        expect_done(&end, verb, path)?;
+        Ok(n)
+    }
+
+    /// Lists directory `path` (MLSD when the server offers it, else LIST).
+    ///
+    /// # Errors
+    ///
+    /// Refusals (a missing directory is [`Error::NotFound`]), oversized listings, timeouts.
+    pub async fn list(&mut self, path: &str) -> Result<Vec<Entry>> {
+        check_arg(path)?;
+        let mlsd = self.features.mlst;
+        let (verb, arg) = if mlsd {
+            ("MLSD", path.to_owned())
+        } else if path.starts_with('-') {
+            // A leading '-' would be taken for LIST flags.
+            ("LIST", format!("./{path}"))
+        } else {
+            ("LIST", path.to_owned())
+        };
+        let mut conn = self.transfer(verb, &arg).await?;
+        let lines = data::read_lines(&mut conn, self.timeout).await;
+        drop(conn);
+        let end = self.control.reply().await?;
+        let lines = lines?;
+        expect_done(&end, verb, path)?;
+        let now = SystemTime::now();
+        Ok(lines
+            .iter()
+            .filter_map(|l| {
+                if mlsd {
+                    ferry_proto::listing_parser::parse_mlsd_line(l)
+                } else {
+                    ferry_proto::listing_parser::parse_list_line(l, now)
+                }
+            })
+            .map(Entry::from)
+            .collect())
+    }
+
+    /// What `path` is: `MLST` when offered, else `SIZE`/`MDTM`, else a `CWD` probe for directories.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when it does not exist; timeouts and connection errors.
+    pub async fn stat(&mut self, path: &str) -> Result<Entry> {
+        check_arg(path)?;
+        if self.features.mlst {
+            let r = self.cmd("MLST", Some(path)).await?;
+            if r.code() == ReplyCode::FILE_ACTION_OK {
+                let entry = r
+                    .lines()
+                    .iter()
+                    .filter_map(|l| l.strip_prefix(b" "))
+                    .find_map(ferry_proto::listing_parser::parse_mlsd_line);
+                if let Some(mut e) = entry.map(Entry::from) {
+                    let name = crate::names::remote_basename(path).unwrap_or(path);
+                    e.name = name.to_owned();
+                    e.raw_name = name.as_bytes().to_vec();
+                    return Ok(e);
+                }
+            } else {
+                return Err(refusal(&r, "MLST", path));
+            }
+        }
+        self.stat_without_mlst(path).await
+    }
+
+    async fn stat_without_mlst(&mut self, path: &str) -> Result<Entry> {
+        let name = crate::names::remote_basename(path).unwrap_or(path).to_owned();
+        let size = self.cmd("SIZE", Some(path)).await?;
+        if size.code() == ReplyCode::FILE_STATUS {
+            let bytes = size.text().trim().parse::<u64>().ok();
+            let mdtm = self.cmd("MDTM", Some(path)).await?;
+            let modified = (mdtm.code() == ReplyCode::FILE_STATUS)
+                .then(|| ferry_proto::listing::parse_mdtm(mdtm.text().trim()))
+                .flatten();
+            return Ok(Entry::new(name.into_bytes(), EntryKind::File, bytes, modified));
+        }
+        let cwd = self.cmd("CWD", Some(path)).await?;
+        if cwd.code() == ReplyCode::FILE_ACTION_OK {
+            if let Some(home) = self.home.clone() {
+                let _ = self.cmd("CWD", Some(&home)).await?;
+            }
+            return Ok(Entry::new(name.into_bytes(), EntryKind::Dir, None, None));
+        }
+        Err(refusal(&size, "SIZE", path))
+    }
+
+    /// Deletes file `path` (`DELE`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn remove(&mut self, path: &str) -> Result<()> {
+        self.simple("DELE", path, &[ReplyCode::FILE_ACTION_OK]).await
+    }
+
+    /// Creates directory `path` (`MKD`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn mkdir(&mut self, path: &str) -> Result<()> {
+        self.simple("MKD", path, &[ReplyCode::PATH_CREATED, ReplyCode::FILE_ACTION_OK])
+            .await
+    }
+
+    /// Removes empty directory `path` (`RMD`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn rmdir(&mut self, path: &str) -> Result<()> {
+        self.simple("RMD", path, &[ReplyCode::FILE_ACTION_OK]).await
+    }
+
+    /// Renames `from` to `to` (`RNFR`/`RNTO`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        check_arg(to)?;
+        self.simple("RNFR", from, &[ReplyCode::FILE_ACTION_PENDING])
+            .await?;
+        self.simple("RNTO", to, &[ReplyCode::FILE_ACTION_OK]).await
+    }
+
+    /// Sets the modification time of `path` with `MFMT` when the server offers it; `Ok(false)` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors (a refusal is `Ok(false)`).
+    pub async fn set_modified(&mut self, path: &str, t: SystemTime) -> Result<bool> {
+        check_arg(path)?;
+        if !self.features.mfmt {
+            return Ok(false);
+        }
+        let arg = format!("{} {path}", ferry_proto::listing::format_mdtm(t));
+        let r = self.cmd("MFMT", Some(&arg)).await?;
+        Ok(r.code() == ReplyCode::FILE_STATUS)
+    }
+
+    /// Says goodbye (`QUIT`), ignoring the answer.
+    pub async fn quit(mut self) {
+        let _ = self.cmd("QUIT", None).await;
+    }
+
+    async fn simple(&mut self, verb: &str, path: &str, ok: &[ReplyCode]) -> Result<()> {
+        let r = self.cmd(verb, Some(path)).await?;
+        expect(&r, ok, verb, path).map(|_| ())
+    }
+
+    async fn cmd(&mut self, verb: &str, arg: Option<&str>) -> Result<Reply> {
+        self.control.send(verb, arg).await?;
+        self.control.reply().await
+    }
+
+    async fn greeting(&mut self) -> Result<()> {
+        let mut r = self.control.reply().await?;
+        if r.code() == ReplyCode::SERVICE_READY_SOON {
+            r = self.control.reply().await?;
+        }
+        expect(&r, &[ReplyCode::SERVICE_READY], "the greeting", "").map(|_| ())
+    }
+
+    async fn auth_tls(&mut self) -> Result<()> {
+        let r = self.cmd("AUTH", Some("TLS")).await?;
+        if r.code() != ReplyCode::AUTH_OK {
+            return Err(Error::Refused {
+                what: "AUTH TLS (ftpes:// requires TLS; use ftp:// only for servers without it)".into(),
+                reply: describe(&r),
+            });
+        }
+        let ctx = self
+            .tls
+            .clone()
+            .ok_or_else(|| Error::Tls("no TLS context".into()))?;
+        self.control.upgrade(&ctx).await
+    }
+
+    async fn login(&mut self, user: &str, password: &Secret) -> Result<()> {
+        let r = self.cmd("USER", Some(user)).await?;
+        let r = if r.code() == ReplyCode::NEED_PASSWORD {
+            self.control.send_secret("PASS", password).await?;
+            self.control.reply().await?
+        } else {
+            r
+        };
+        match r.code() {
+            ReplyCode::LOGGED_IN | ReplyCode::SUPERFLUOUS => Ok(()),
+            c if c.0 >= 400 && c.0 < 500 && c != ReplyCode(430) => Err(transient(&r, "login", user)),
+            _ => Err(Error::Auth(format!("the server answered {}", describe(&r)))),
+        }
+    }
+
+    async fn setup(&mut self) -> Result<()> {
+        if self.tls.is_some() {
+            let r = self.cmd("PBSZ", Some("0")).await?;
+            expect(&r, &[ReplyCode::COMMAND_OK], "PBSZ 0", "")?;
+            let r = self.cmd("PROT", Some("P")).await?;
+            expect(
+                &r,
+                &[ReplyCode::COMMAND_OK],
+                "PROT P (protected data connections)",
+                "",
+            )?;
+        }
+        let feat = self.cmd("FEAT", None).await?;
+        if feat.code() == ReplyCode::SYSTEM_STATUS {
+            for line in feat.lines() {
+                let upper = String::from_utf8_lossy(line).trim().to_ascii_uppercase();
+                let word = upper.split(' ').next().unwrap_or_default();
+                match word {
+                    "MLST" => self.features.mlst = true,
+                    "MFMT" => self.features.mfmt = true,
+                    "UTF8" => self.features.utf8 = true,
+                    _ => {}
+                }
+            }
+        }
+        if self.features.utf8 {
+            let _ = self.cmd("OPTS", Some("UTF8 ON")).await?;
+        }
+        let r = self.cmd("TYPE", Some("I")).await?;
+        expect(&r, &[ReplyCode::COMMAND_OK], "TYPE I", "")?;
+        let pwd = self.cmd("PWD", None).await?;
+        if pwd.code() == ReplyCode::PATH_CREATED {
+            self.home = quoted_path(&pwd.text());
+        }
+        Ok(())
+    }
+
+    /// Opens a passive data connection, sends `verb path`, and waits for `150`/`125`.
+    async fn transfer(&mut self, verb: &str, path: &str) -> Result<Box<dyn Stream>> {
+        let tcp = self.passive().await?;
+        self.control.send(verb, Some(path)).await?;
+        let r = self.control.reply().await?;
+        if !matches!(r.code(), ReplyCode::FILE_STATUS_OK | ReplyCode::DATA_ALREADY_OPEN) {
+            return Err(refusal(&r, verb, path));
+        }
+        match &self.tls {
+            Some(ctx) => Ok(Box::new(data::tls_connect(ctx, tcp, self.timeout).await?)),
+            None => Ok(Box::new(tcp)),
+        }
+    }
+
+    /// EPSV, else PASV; connects to the control peer's address at the port the server names.
+    async fn passive(&mut self) -> Result<tokio::net::TcpStream> {
+        if !self.epsv_refused {
+            let r = self.cmd("EPSV", None).await?;
+            if r.code() == ReplyCode::EXTENDED_PASSIVE_MODE {
+                let port = ferry_proto::addr::parse_epsv_reply(&r.text())
+                    .map_err(|_| Error::Protocol(format!("unreadable EPSV reply: {}", describe(&r))))?;
+                return self.connect_data(port).await;
+            }
+            if r.code().0 < 500 {
+                return Err(refusal(&r, "EPSV", ""));
+            }
+            self.epsv_refused = true;
+        }
+        let r = self.cmd("PASV", None).await?;
+        if r.code() != ReplyCode::PASSIVE_MODE {
+            return Err(refusal(&r, "PASV", ""));
+        }
+        let announced = ferry_proto::addr::parse_pasv_reply(&r.text())
+            .map_err(|_| Error::Protocol(format!("unreadable PASV reply: {}", describe(&r))))?;
+        // The announced address is ignored (NAT, or a server pointing the client elsewhere); only the
+        // port is used, with the control connection's peer.
+        self.connect_data(announced.port()).await
+    }
+
+    async fn connect_data(&self, port: u16) -> Result<tokio::net::TcpStream> {
+        let addr = SocketAddr::new(self.peer.ip(), port);
+        let tcp = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("the data connection to {addr}"),
+                secs: self.timeout.as_secs(),
+            })?
+            .map_err(|e| Error::io(format!("opening the data connection to {addr}"), e))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+}
+
+/// `"` quoted path of a 257 reply, with doubled quotes undone.
+fn quoted_path(text: &str) -> Option<String> {
+    let start = text.find('"')? + 1;
+    let mut out = String::new();
+    let mut chars = text.get(start..)?.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                out.push('"');
+            } else {
+                return Some(out);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    None
+}
+
+/// `code text`, bounded for messages.
+fn describe(r: &Reply) -> String {
+    let mut text = r.text();
+    if text.len() > 300 {
+        let mut cut = 300;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    format!("{} {}", r.code(), text.escape_debug())
+}
+
+fn expect<'r>(r: &'r Reply, ok: &[ReplyCode], verb: &str, path: &str) -> Result<&'r Reply> {
+    if ok.contains(&r.code()) {
+        Ok(r)
+    } else {
+        Err(refusal(r, verb, path))
+    }
+}
+
+fn expect_done(r: &Reply, verb: &str, path: &str) -> Result<()> {
+    expect(
+        r,
+        &[ReplyCode::CLOSING_DATA, ReplyCode::FILE_ACTION_OK],
+        verb,
+        path,
+    )
+    .map(|_| ())
+}
+
+fn transient(r: &Reply, verb: &str, path: &str) -> Error {
+    Error::Transient {
+        what: what(verb, path),
+        reply: describe(r),
+    }
+}
+
+/// The error for an unexpected reply: 4xx transient, 550 for a missing file not found, else refused.
+fn refusal(r: &Reply, verb: &str, path: &str) -> Error {
+    let code = r.code().0;
+    if (400..500).contains(&code) {
+        return transient(r, verb, path);
+    }
+    let lower = r.text().to_ascii_lowercase();
+    let missing = [
+        "no such",
+        "not found",
+        "not exist",
+        "doesn't exist",
+        "does not exist",
+        "cannot find",
+    ];
+    if code == 550 && missing.iter().any(|m| lower.contains(m)) {
+        return Error::NotFound(format!("{path} ({})", describe(r)));
+    }
+    if (100..400).contains(&code) {
+        return Error::Protocol(format!(
+            "unexpected reply to {}: {}",
+            what(verb, path),
+            describe(r)
+        ));
+    }
+    Error::Refused {
+        what: what(verb, path),
+        reply: describe(r),
+    }
+}
+
+fn what(verb: &str, path: &str) -> String {
+    if path.is_empty() {
+        verb.to_owned()
+    } else {
+        format!("{verb} {path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pwd_reply_path_with_doubled_quotes() {
+        assert_eq!(
+            quoted_path(r#""/a ""b""" is the current directory"#).as_deref(),
+            Some(r#"/a "b""#)
+        );
+        assert_eq!(quoted_path("no quotes"), None);
+    }
+
+    #[test]
+    fn replies_map_to_errors_by_fault() {
+        let r = Reply::new(ReplyCode(550), "No such file or directory".as_bytes().to_vec());
+        assert!(matches!(refusal(&r, "RETR", "/x"), Error::NotFound(_)));
+        let r = Reply::new(ReplyCode(421), "Too many connections".as_bytes().to_vec());
+        assert!(refusal(&r, "RETR", "/x").is_retryable());
+        let r = Reply::new(ReplyCode(553), "denied".as_bytes().to_vec());
+        assert!(matches!(refusal(&r, "STOR", "/x"), Error::Refused { .. }));
+    }
+}

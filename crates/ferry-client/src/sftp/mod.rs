@@ -1,0 +1,694 @@
+//! An SFTP v3 client over an SSH channel, with pipelined reads and writes.
+//!
+//! Requests carry ids; one reader task routes each response to the request waiting for it, so many
+//! requests can be in flight. A transfer keeps [`SFTP_REQUESTS_IN_FLIGHT`] reads or writes of
+//! [`SFTP_CHUNK`] bytes outstanding (what OpenSSH's sftp does), and consumes responses in order, so the
+//! local file is written sequentially. Packets from the server are bounded ([`MAX_SFTP_PACKET`]); a
+//! malformed or oversized packet ends the session with an error, never a panic.
+
+mod packet;
+mod ssh;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferry_proto::listing::EntryKind;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::oneshot;
+
+use packet::{Attrs, Body, Packet, Reader};
+
+use crate::error::{Error, Result};
+use crate::limits::{MAX_LISTING_ENTRIES, MAX_SFTP_PACKET, SFTP_CHUNK, SFTP_REQUESTS_IN_FLIGHT};
+use crate::names::check_arg;
+use crate::remote::{Entry, Progress};
+use crate::secret::Secret;
+use crate::trust::TrustOptions;
+
+type ChannelStream = russh::ChannelStream<russh::client::Msg>;
+
+/// Settings of an SFTP session.
+#[derive(Debug, Clone)]
+pub struct SftpOptions {
+    /// Limit for connecting and for each response.
+    pub timeout: Duration,
+    /// Host key trust.
+    pub trust: TrustOptions,
+    /// Private key files to try, in order.
+    pub identities: Vec<PathBuf>,
+}
+
+/// A logged-in SFTP session.
+pub struct SftpClient {
+    _ssh: russh::client::Handle<ssh::HostKeyCheck>,
+    shared: Arc<Shared>,
+    reader: tokio::task::JoinHandle<()>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for SftpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SftpClient").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    writer: tokio::sync::Mutex<WriteHalf<ChannelStream>>,
+    pending: Mutex<HashMap<u32, oneshot::Sender<Packet>>>,
+    next_id: AtomicU32,
+    /// Why the reader stopped, if the server broke the protocol.
+    broken: Mutex<Option<String>>,
+}
+
+impl Drop for SftpClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl SftpClient {
+    /// Connects to `host:port`, checks the host key, logs in as `user` and starts the SFTP subsystem.
+    ///
+    /// # Errors
+    ///
+    /// Trust, authentication, SSH and protocol failures.
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        user: &str,
+        password: Option<&Secret>,
+        opts: &SftpOptions,
+    ) -> Result<SftpClient> {
+        let handle = ssh::connect(
+            host,
+            port,
+            user,
+            password,
+            &opts.identities,
+            &opts.trust,
+            opts.timeout,
+        )
+        .await?;
+        let channel = handle
+            .channel_open_session()
+            .await
+            .map_err(|e| Error::Ssh(format!("opening a session channel: {e}")))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| Error::Ssh(format!("starting the sftp subsystem: {e}")))?;
+        let mut stream = channel.into_stream();
+        tokio::time::timeout(opts.timeout, init(&mut stream))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "the SFTP version reply".into(),
+                secs: opts.timeout.as_secs(),
+            })??;
+        Ok(SftpClient::start(handle, stream, opts.timeout))
+    }
+
+    fn start(
+        ssh: russh::client::Handle<ssh::HostKeyCheck>,
+        stream: ChannelStream,
+        timeout: Duration,
+    ) -> SftpClient {
+        let (read, write) = tokio::io::split(stream);
+        let shared = Arc::new(Shared {
+            writer: tokio::sync::Mutex::new(write),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+            broken: Mutex::new(None),
+        });
+        let reader = tokio::spawn(read_responses(read, shared.clone()));
+        SftpClient {
+            _ssh: ssh,
+            shared,
+            reader,
+            timeout,
+        }
+    }
+
+    /// Downloads `path` from `offset` into `out` with pipelined reads; returns the bytes received.
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, protocol and local I/O errors.
+    pub async fn get(
+        &self,
+        path: &str,
+        offset: u64,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        self.get_range(path, offset, u64::MAX, out, progress).await
+    }
+
+    /// Downloads at most `len` bytes of `path` starting at `offset` into `out` (one segment of a
+    /// segmented download); returns the bytes received (fewer when the file ends first).
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, protocol and local I/O errors.
+    pub async fn get_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        let handle = self.open(path, packet::FXF_READ).await?;
+        let end = offset.saturating_add(len);
+        let result = self.read_all(&handle, offset, end, out, progress).await;
+        let closed = self.close(handle).await;
+        let n = result?;
+        closed?;
+        out.flush()
+            .await
+            .map_err(|e| Error::local("writing the local file", e))?;
+        Ok(n)
+    }
+
+    /// Reads `[offset, end)` (or to the end of the file) with pipelined requests, writing in order.
+    async fn read_all(
+        &self,
+        handle: &Bytes,
+        offset: u64,
+        end: u64,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        let mut inflight: VecDeque<(u64, u32, oneshot::Receiver<Packet>)> = VecDeque::new();
+        let (mut next, mut total, mut eof) = (offset, 0u64, false);
+        loop {
+            while !eof && next < end && inflight.len() < SFTP_REQUESTS_IN_FLIGHT {
+                let ask = u32::try_from(end - next).unwrap_or(SFTP_CHUNK).min(SFTP_CHUNK);
+                let body = Body::new().string(handle).u64(next).u32(ask);
+                inflight.push_back((next, ask, self.send(packet::READ, body).await?));
+                next += u64::from(ask);
+            }
+            let Some((at, ask, rx)) = inflight.pop_front() else {
+                return Ok(total);
+            };
+            let p = self.wait(rx, "READ").await?;
+            if eof {
+                continue; // responses after the end are drained and ignored
+            }
+            match read_chunk(p)? {
+                None => eof = true,
+                Some(data) => {
+                    let got = data.len() as u64;
+                    out.write_all(&data)
+                        .await
+                        .map_err(|e| Error::local("writing the local file", e))?;
+                    total += got;
+                    progress(got);
+                    if got > u64::from(ask) {
+                        return Err(Error::Protocol(
+                            "the server sent more data than was asked for".into(),
+                        ));
+                    }
+                    if got < u64::from(ask) {
+                        // A short read: fetch the rest of this chunk before the next one, keeping order.
+                        let (more, ended) = self
+                            .read_range(handle, at + got, u64::from(ask) - got, out, progress)
+                            .await?;
+                        total += more;
+                        eof = ended;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads `[at, at + len)` one request at a time; returns the bytes written and whether EOF was reached.
+    async fn read_range(
+        &self,
+        handle: &Bytes,
+        mut at: u64,
+        mut len: u64,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<(u64, bool)> {
+        let mut total = 0;
+        while len > 0 {
+            let ask = u32::try_from(len).unwrap_or(SFTP_CHUNK);
+            let rx = self
+                .send(packet::READ, Body::new().string(handle).u64(at).u32(ask))
+                .await?;
+            match read_chunk(self.wait(rx, "READ").await?)? {
+                None => return Ok((total, true)),
+                Some(data) if data.is_empty() => return Ok((total, true)),
+                Some(data) => {
+                    let got = data.len() as u64;
+                    out.write_all(&data)
+                        .await
+                        .map_err(|e| Error::local("writing the local file", e))?;
+                    progress(got);
+                    total += got;
+                    at += got;
+                    len = len.saturating_sub(got);
+                }
+            }
+        }
+        Ok((total, false))
+    }
+
+    /// Uploads `input` to `path` with pipelined writes, starting at `offset` (0 truncates the file);
+    /// returns the bytes sent.
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, protocol and local I/O errors.
+    pub async fn put(
+        &self,
+        path: &str,
+        offset: u64,
+        input: &mut (dyn AsyncRead + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        let flags = packet::FXF_WRITE | packet::FXF_CREAT | if offset == 0 { packet::FXF_TRUNC } else { 0 };
+        let handle = self.open(path, flags).await?;
+        let result = self.write_all(&handle, offset, input, progress).await;
+        let closed = self.close(handle).await;
+        let n = result?;
+        closed?;
+        Ok(n)
+    }
+
+    async fn write_all(
+        &self,
+        handle: &Bytes,
+        offset: u64,
+        input: &mut (dyn AsyncRead + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        let mut inflight: VecDeque<(u64, oneshot::Receiver<Packet>)> = VecDeque::new();
+        let (mut at, mut done) = (offset, false);
+        let mut buf = vec![0u8; SFTP_CHUNK as usize];
+        loop {
+            while !done && inflight.len() < SFTP_REQUESTS_IN_FLIGHT {
+                let n = read_full(input, &mut buf).await?;
+                if n == 0 {
+                    done = true;
+                    break;
+                }
+                let data = buf.get(..n).unwrap_or_default();
+                let rx = self
+                    .send(packet::WRITE, Body::new().string(handle).u64(at).string(data))
+                    .await?;
+                inflight.push_back((n as u64, rx));
+                at += n as u64;
+            }
+            let Some((n, rx)) = inflight.pop_front() else {
+                return Ok(at - offset);
+            };
+            self.expect_ok(self.wait(rx, "WRITE").await?, "WRITE", "")?;
+            progress(n);
+        }
+    }
+
+    /// Lists directory `path`.
+    ///
+    /// # Errors
+    ///
+    /// Refusals (a missing directory is [`Error::NotFound`]), oversized listings, timeouts.
+    pub async fn list(&self, path: &str) -> Result<Vec<Entry>> {
+        check_arg(path)?;
+        let rx = self
+            .send(packet::OPENDIR, Body::new().string(path.as_bytes()))
+            .await?;
+        let handle = self.handle_reply(self.wait(rx, "OPENDIR").await?, "OPENDIR", path)?;
+        let mut entries = Vec::new();
+        let result = async {
+            loop {
+                let rx = self.send(packet::READDIR, Body::new().string(&handle)).await?;
+                let p = self.wait(rx, "READDIR").await?;
+                if p.kind == packet::STATUS {
+                    let (code, msg) = status(&p)?;
+                    if code == packet::FX_EOF {
+                        return Ok(());
+                    }
+                    return Err(status_error(code, msg, "READDIR", path));
+                }
+                if p.kind != packet::NAME {
+                    return Err(unexpected(&p, "READDIR"));
+                }
+                let mut r = Reader(p.body);
+                let count = r.u32().ok_or_else(|| malformed("NAME"))?;
+                for _ in 0..count {
+                    let name = r.string().ok_or_else(|| malformed("NAME"))?;
+                    let _long = r.string().ok_or_else(|| malformed("NAME"))?;
+                    let attrs = r.attrs().ok_or_else(|| malformed("NAME"))?;
+                    if name.as_ref() == b"." || name.as_ref() == b".." {
+                        continue;
+                    }
+                    if entries.len() >= MAX_LISTING_ENTRIES {
+                        return Err(Error::Protocol(format!(
+                            "the listing has more than {MAX_LISTING_ENTRIES} entries"
+                        )));
+                    }
+                    entries.push(entry(name.to_vec(), &attrs));
+                }
+            }
+        }
+        .await;
+        let closed = self.close(handle).await;
+        result?;
+        closed?;
+        Ok(entries)
+    }
+
+    /// What `path` is (following symlinks).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when it does not exist; timeouts and protocol errors.
+    pub async fn stat(&self, path: &str) -> Result<Entry> {
+        check_arg(path)?;
+        let rx = self
+            .send(packet::STAT, Body::new().string(path.as_bytes()))
+            .await?;
+        let p = self.wait(rx, "STAT").await?;
+        match p.kind {
+            packet::ATTRS => {
+                let attrs = Reader(p.body).attrs().ok_or_else(|| malformed("ATTRS"))?;
+                let name = crate::names::remote_basename(path).unwrap_or(path);
+                Ok(entry(name.as_bytes().to_vec(), &attrs))
+            }
+            packet::STATUS => {
+                let (code, msg) = status(&p)?;
+                Err(status_error(code, msg, "STAT", path))
+            }
+            _ => Err(unexpected(&p, "STAT")),
+        }
+    }
+
+    /// Deletes file `path`.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn remove(&self, path: &str) -> Result<()> {
+        self.path_op(
+            packet::REMOVE,
+            "REMOVE",
+            path,
+            Body::new().string(path.as_bytes()),
+        )
+        .await
+    }
+
+    /// Creates directory `path`.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        self.path_op(
+            packet::MKDIR,
+            "MKDIR",
+            path,
+            Body::new().string(path.as_bytes()).attrs(None),
+        )
+        .await
+    }
+
+    /// Removes empty directory `path`.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn rmdir(&self, path: &str) -> Result<()> {
+        self.path_op(packet::RMDIR, "RMDIR", path, Body::new().string(path.as_bytes()))
+            .await
+    }
+
+    /// Renames `from` to `to`.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        check_arg(to)?;
+        let body = Body::new().string(from.as_bytes()).string(to.as_bytes());
+        self.path_op(packet::RENAME, "RENAME", from, body).await
+    }
+
+    /// Sets the modification time of `path`; `Ok(false)` when the server refuses.
+    ///
+    /// # Errors
+    ///
+    /// Timeouts and protocol errors.
+    pub async fn set_modified(&self, path: &str, t: SystemTime) -> Result<bool> {
+        let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+        let body = Body::new().string(path.as_bytes()).attrs(Some(secs));
+        Ok(self.path_op(packet::SETSTAT, "SETSTAT", path, body).await.is_ok())
+    }
+
+    async fn path_op(&self, kind: u8, verb: &str, path: &str, body: Body) -> Result<()> {
+        check_arg(path)?;
+        let rx = self.send(kind, body).await?;
+        let p = self.wait(rx, verb).await?;
+        self.expect_ok(p, verb, path)
+    }
+
+    async fn open(&self, path: &str, flags: u32) -> Result<Bytes> {
+        check_arg(path)?;
+        let rx = self
+            .send(
+                packet::OPEN,
+                Body::new().string(path.as_bytes()).u32(flags).attrs(None),
+            )
+            .await?;
+        let p = self.wait(rx, "OPEN").await?;
+        self.handle_reply(p, "OPEN", path)
+    }
+
+    async fn close(&self, handle: Bytes) -> Result<()> {
+        let rx = self.send(packet::CLOSE, Body::new().string(&handle)).await?;
+        let p = self.wait(rx, "CLOSE").await?;
+        self.expect_ok(p, "CLOSE", "")
+    }
+
+    fn handle_reply(&self, p: Packet, verb: &str, path: &str) -> Result<Bytes> {
+        match p.kind {
+            packet::HANDLE => Reader(p.body).string().ok_or_else(|| malformed("HANDLE")),
+            packet::STATUS => {
+                let (code, msg) = status(&p)?;
+                Err(status_error(code, msg, verb, path))
+            }
+            _ => Err(unexpected(&p, verb)),
+        }
+    }
+
+    fn expect_ok(&self, p: Packet, verb: &str, path: &str) -> Result<()> {
+        if p.kind != packet::STATUS {
+            return Err(unexpected(&p, verb));
+        }
+        match status(&p)? {
+            (packet::FX_OK, _) => Ok(()),
+            (code, msg) => Err(status_error(code, msg, verb, path)),
+        }
+    }
+
+    /// Sends a request; the receiver gets its response.
+    async fn send(&self, kind: u8, body: Body) -> Result<oneshot::Receiver<Packet>> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut pending) = self.shared.pending.lock() {
+            pending.insert(id, tx);
+        }
+        let bytes = body.packet(kind, Some(id));
+        let mut writer = self.shared.writer.lock().await;
+        let write = async {
+            writer.write_all(&bytes).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Err(_) => Err(Error::Timeout {
+                what: "sending an SFTP request".into(),
+                secs: self.timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(self.lost(Some(e))),
+            Ok(Ok(())) => Ok(rx),
+        }
+    }
+
+    async fn wait(&self, rx: oneshot::Receiver<Packet>, verb: &str) -> Result<Packet> {
+        match tokio::time::timeout(self.timeout, rx).await {
+            Err(_) => Err(Error::Timeout {
+                what: format!("the server's answer to {verb}"),
+                secs: self.timeout.as_secs(),
+            }),
+            Ok(Err(_)) => Err(self.lost(None)),
+            Ok(Ok(p)) => Ok(p),
+        }
+    }
+
+    fn lost(&self, e: Option<std::io::Error>) -> Error {
+        let broken = self.shared.broken.lock().ok().and_then(|b| b.clone());
+        match (broken, e) {
+            (Some(why), _) => Error::Protocol(why),
+            (None, Some(e)) => Error::io("the SFTP connection", e),
+            (None, None) => Error::io(
+                "the SFTP connection",
+                std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "closed by the server"),
+            ),
+        }
+    }
+}
+
+/// Sends INIT (version 3) and reads VERSION.
+async fn init(stream: &mut ChannelStream) -> Result<()> {
+    let init = Body::new().u32(3).packet(packet::INIT, None);
+    stream
+        .write_all(&init)
+        .await
+        .map_err(|e| Error::io("starting SFTP", e))?;
+    stream.flush().await.map_err(|e| Error::io("starting SFTP", e))?;
+    let payload = read_frame(stream).await.map_err(Error::Protocol)?;
+    if payload.first() != Some(&packet::VERSION) {
+        return Err(Error::Protocol(
+            "the server did not answer SFTP INIT with VERSION".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One frame's payload, bounded by [`MAX_SFTP_PACKET`].
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::result::Result<Bytes, String> {
+    let len = r
+        .read_u32()
+        .await
+        .map_err(|e| format!("the SFTP connection ended: {e}"))?;
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len == 0 || len > MAX_SFTP_PACKET {
+        return Err(format!(
+            "the server sent an SFTP packet of {len} bytes (limit {MAX_SFTP_PACKET})"
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf)
+        .await
+        .map_err(|e| format!("the SFTP connection ended: {e}"))?;
+    Ok(Bytes::from(buf))
+}
+
+/// Routes responses to their requests until the connection ends or the server breaks the protocol.
+async fn read_responses(mut read: ReadHalf<ChannelStream>, shared: Arc<Shared>) {
+    let why = loop {
+        let payload = match read_frame(&mut read).await {
+            Ok(p) => p,
+            Err(e) => break e,
+        };
+        let Some(p) = packet::parse(payload) else {
+            break "the server sent a truncated SFTP packet".to_owned();
+        };
+        let waiter = shared.pending.lock().ok().and_then(|mut m| m.remove(&p.id));
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(p);
+            }
+            None => break format!("the server answered SFTP request {} that was never sent", p.id),
+        }
+    };
+    if let Ok(mut b) = shared.broken.lock() {
+        *b = Some(why);
+    }
+    if let Ok(mut pending) = shared.pending.lock() {
+        pending.clear();
+    }
+}
+
+/// `Some(data)` for DATA, `None` for EOF.
+fn read_chunk(p: Packet) -> Result<Option<Bytes>> {
+    match p.kind {
+        packet::DATA => {
+            let data = Reader(p.body).string().ok_or_else(|| malformed("DATA"))?;
+            if data.len() > SFTP_CHUNK as usize {
+                return Err(Error::Protocol(
+                    "the server sent more data than was asked for".into(),
+                ));
+            }
+            Ok(Some(data))
+        }
+        packet::STATUS => match status(&p)? {
+            (packet::FX_EOF, _) => Ok(None),
+            (code, msg) => Err(status_error(code, msg, "READ", "")),
+        },
+        _ => Err(unexpected(&p, "READ")),
+    }
+}
+
+async fn read_full(input: &mut (dyn AsyncRead + Unpin + Send), buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = buf.get_mut(filled..).unwrap_or_default();
+        let n = input
+            .read(rest)
+            .await
+            .map_err(|e| Error::local("reading the local file", e))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+fn status(p: &Packet) -> Result<(u32, String)> {
+    let mut r = Reader(p.body.clone());
+    let code = r.u32().ok_or_else(|| malformed("STATUS"))?;
+    let msg = r
+        .string()
+        .map(|m| String::from_utf8_lossy(&m).chars().take(300).collect())
+        .unwrap_or_default();
+    Ok((code, msg))
+}
+
+fn status_error(code: u32, msg: String, verb: &str, path: &str) -> Error {
+    let what = if path.is_empty() {
+        verb.to_owned()
+    } else {
+        format!("{verb} {path}")
+    };
+    let msg = msg.escape_debug().to_string();
+    match code {
+        packet::FX_NO_SUCH_FILE => Error::NotFound(format!("{path} ({msg})")),
+        packet::FX_PERMISSION_DENIED => Error::Refused {
+            what,
+            reply: format!("permission denied ({msg})"),
+        },
+        _ => Error::Refused {
+            what,
+            reply: format!("SFTP status {code} ({msg})"),
+        },
+    }
+}
+
+fn malformed(what: &str) -> Error {
+    Error::Protocol(format!("a malformed SFTP {what} response"))
+}
+
+fn unexpected(p: &Packet, verb: &str) -> Error {
+    Error::Protocol(format!("SFTP response type {} to {verb}", p.kind))
+}
+
+fn entry(name: Vec<u8>, attrs: &Attrs) -> Entry {
+    let kind = if attrs.is_dir() {
+        EntryKind::Dir
+    } else if attrs.is_symlink() {
+        EntryKind::Symlink
+    } else if attrs.is_regular() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    };
+    Entry::new(name, kind, attrs.size, attrs.modified())
+}

@@ -1,0 +1,195 @@
+//! The SSH connection under SFTP: host key checked against known_hosts, then public-key and/or password
+//! authentication.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::trust::known_hosts::{self, HostKeyStatus};
+use crate::trust::TrustOptions;
+
+/// Checks the server's host key; a refusal is kept for the error message.
+#[derive(Debug)]
+pub(crate) struct HostKeyCheck {
+    host: String,
+    port: u16,
+    trust: TrustOptions,
+    refusal: Arc<Mutex<Option<(String, bool)>>>,
+}
+
+impl HostKeyCheck {
+    fn refuse(&self, msg: String) -> bool {
+        self.refuse_as(msg, false)
+    }
+
+    fn refuse_as(&self, msg: String, unknown: bool) -> bool {
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some((msg, unknown));
+        }
+        false
+    }
+
+    fn decide(&self, key: &PublicKeyOrCertificate) -> bool {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return self.refuse(format!(
+                "{} offered an SSH certificate; only plain host keys are supported",
+                self.shown()
+            ));
+        };
+        let Ok(openssh) = key.to_openssh() else {
+            return self.refuse("the server's host key cannot be encoded".into());
+        };
+        let mut fields = openssh.split_whitespace();
+        let (Some(kind), Some(b64)) = (fields.next(), fields.next()) else {
+            return self.refuse("the server's host key cannot be encoded".into());
+        };
+        let fp = known_hosts::fingerprint_b64(kind, b64);
+        let files = &self.trust.known_hosts;
+        let first = files
+            .first()
+            .map_or_else(|| "known_hosts".into(), |p| p.display().to_string());
+        match known_hosts::check(files, &self.host, self.port, kind, b64) {
+            HostKeyStatus::Known => true,
+            HostKeyStatus::Revoked => self.refuse(format!(
+                "the host key of {} ({fp}) is marked @revoked",
+                self.shown()
+            )),
+            HostKeyStatus::Changed(old) => self.refuse(format!(
+                "the host key of {} has CHANGED: known {}, now offered {fp}. This may be an attack; if the \
+                 change is expected, remove the old line (ssh-keygen -R) from {first}",
+                self.shown(),
+                old.join(", ")
+            )),
+            HostKeyStatus::Unknown
+                if self.trust.accept_first_contact(&format!(
+                    "the host key of {} is not known: {fp}",
+                    self.shown()
+                )) =>
+            {
+                match files.first() {
+                    Some(file) => match known_hosts::learn(file, &self.host, self.port, kind, b64) {
+                        Ok(()) => true,
+                        Err(e) => self.refuse(format!("cannot record the host key in {first}: {e}")),
+                    },
+                    None => self.refuse("--trust-on-first-use needs a known_hosts file (set HOME)".into()),
+                }
+            }
+            HostKeyStatus::Unknown => self.refuse_as(
+                format!(
+                    "the host key of {} is not known: {fp}. If that is the server's key, pass \
+                     --trust-on-first-use to record it in {first}",
+                    self.shown()
+                ),
+                true,
+            ),
+        }
+    }
+
+    fn shown(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        Ok(self.decide(key))
+    }
+}
+
+/// Connects, checks the host key and logs in: each key in `identities` (that loads without a
+/// passphrase), then `password` if given.
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: Option<&Secret>,
+    identities: &[PathBuf],
+    trust: &TrustOptions,
+    timeout: Duration,
+) -> Result<Handle<HostKeyCheck>> {
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = HostKeyCheck {
+        host: host.to_owned(),
+        port,
+        trust: trust.clone(),
+        refusal: refusal.clone(),
+    };
+    let config = Arc::new(client::Config {
+        inactivity_timeout: None,
+        nodelay: true,
+        window_size: 16 * 1024 * 1024,
+        ..client::Config::default()
+    });
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let tcp = crate::ftp::connect_tcp(host, port, timeout).await?;
+    let connected = tokio::time::timeout(timeout, client::connect_stream(config, tcp, handler)).await;
+    let mut handle = match connected {
+        Err(_) => {
+            return Err(Error::Timeout {
+                what: format!("the SSH handshake with {shown}"),
+                secs: timeout.as_secs(),
+            })
+        }
+        Ok(Err(e)) => {
+            let refused = refusal.lock().ok().and_then(|mut r| r.take());
+            return Err(match refused {
+                Some((msg, true)) => Error::Unknown(msg),
+                Some((msg, false)) => Error::Trust(msg),
+                None => Error::Ssh(format!("connecting to {shown}: {e}")),
+            });
+        }
+        Ok(Ok(h)) => h,
+    };
+    let auth = async {
+        let mut tried = Vec::new();
+        for path in identities {
+            let Ok(key) = russh::keys::load_secret_key(path, None) else {
+                tried.push(format!("{} (unreadable or passphrase-protected)", path.display()));
+                continue;
+            };
+            let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+            match handle.authenticate_publickey(user, key).await {
+                Ok(r) if r.success() => return Ok(()),
+                Ok(_) => tried.push(format!("{} (not accepted)", path.display())),
+                Err(e) => return Err(Error::Ssh(format!("public key authentication: {e}"))),
+            }
+        }
+        if let Some(pw) = password {
+            match handle.authenticate_password(user, pw.expose()).await {
+                Ok(r) if r.success() => return Ok(()),
+                Ok(_) => tried.push("the password (not accepted)".into()),
+                Err(e) => return Err(Error::Ssh(format!("password authentication: {e}"))),
+            }
+        }
+        if tried.is_empty() {
+            tried.push("nothing: no key in ~/.ssh or --identity, and no password".into());
+        }
+        Err(Error::Auth(format!(
+            "as {user} on {shown}; tried {}",
+            tried.join(", ")
+        )))
+    };
+    tokio::time::timeout(timeout, auth)
+        .await
+        .map_err(|_| Error::Timeout {
+            what: "SSH authentication".into(),
+            secs: timeout.as_secs(),
+        })??;
+    Ok(handle)
+}

@@ -1,0 +1,571 @@
+//! get, put, ls, rm, mkdir, rmdir, mv, cat, stat.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ferry_client::names::{join_remote, remote_basename};
+use ferry_client::url::RemoteUrl;
+use ferry_client::{Entry, Error, Remote};
+use ferry_proto::listing::EntryKind;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use super::args::{ClientCommand, GetArgs, LsArgs, MvArgs, PathsArgs, PutArgs};
+use super::output::{bar, human_time, json_line, json_str, json_time};
+use super::session::Ctx;
+use super::Exit;
+
+/// Runs one client command and returns its exit code (errors already printed).
+pub async fn run(command: ClientCommand) -> Exit {
+    let result = match command {
+        ClientCommand::Get(a) => get(a).await,
+        ClientCommand::Put(a) => put(a).await,
+        ClientCommand::Ls(a) => ls(a).await,
+        ClientCommand::Rm(a) => each_path(a, Op::Rm).await,
+        ClientCommand::Mkdir(a) => each_path(a, Op::Mkdir).await,
+        ClientCommand::Rmdir(a) => each_path(a, Op::Rmdir).await,
+        ClientCommand::Cat(a) => each_path(a, Op::Cat).await,
+        ClientCommand::Stat(a) => each_path(a, Op::Stat).await,
+        ClientCommand::Mv(a) => mv(a).await,
+        ClientCommand::Mirror(a) => super::mirror::run(a).await,
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("ferry: error: {e}");
+            Exit::of(&e)
+        }
+    }
+}
+
+/// Prints the JSON line (with `--json`) for one finished file.
+pub fn report(ctx: &Ctx, op: &str, remote: &RemoteUrl, local: &str, result: &Result<u64, Error>) {
+    if !ctx.opts.json {
+        return;
+    }
+    let mut fields = vec![
+        ("op", json_str(op)),
+        ("remote", json_str(&remote.to_string())),
+        ("local", json_str(local)),
+    ];
+    match result {
+        Ok(n) => {
+            fields.push(("status", json_str("ok")));
+            fields.push(("bytes", n.to_string()));
+        }
+        Err(e) => {
+            fields.push(("status", json_str("error")));
+            fields.push(("error", json_str(&e.to_string())));
+            fields.push(("exit", (Exit::of(e) as u8).to_string()));
+        }
+    }
+    println!("{}", json_line(&fields));
+}
+
+async fn get(a: GetArgs) -> Result<Exit, Error> {
+    let ctx = Ctx::new(&a.opts)?;
+    let url = Ctx::url(&a.url)?;
+    let name = remote_basename(&url.path).ok_or_else(|| {
+        Error::Usage(format!(
+            "{url} names a directory; use `ferry mirror` for directories"
+        ))
+    })?;
+    let to_stdout = a.local.as_deref() == Some(Path::new("-"));
+    let local = match &a.local {
+        Some(p) if p.is_dir() => p.join(name),
+        Some(p) => p.clone(),
+        None => PathBuf::from(name),
+    };
+    let result = if a.segments > 1 {
+        if url.scheme != ferry_client::url::Scheme::Sftp || to_stdout {
+            return Err(Error::Usage(
+                "--segments needs an sftp:// URL and a local file".into(),
+            ));
+        }
+        segmented(&ctx, &url, &local, a.segments).await
+    } else if to_stdout {
+        // No retry once bytes may have been written: they cannot be taken back.
+        match ctx.connect(&url).await {
+            Ok(mut remote) => {
+                let mut out = tokio::io::stdout();
+                let r = remote.get(&url.path, 0, &mut out, &mut |_| {}).await;
+                remote.close().await;
+                r
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        let mut attempt = 0u32;
+        loop {
+            // A retry continues the partial file when -c was given, else starts afresh.
+            let r = match ctx.connect(&url).await {
+                Ok(mut remote) => {
+                    let r = download(&ctx, &mut remote, &url.path, &local, a.resume, None).await;
+                    remote.close().await;
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(e) if e.is_retryable() && attempt < ctx.opts.retries => {
+                    ctx.backoff(attempt, Some(&e)).await;
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        }
+    };
+    report(&ctx, "get", &url, &local.display().to_string(), &result);
+    result.map(|_| Exit::Ok)
+}
+
+/// Downloads `url` into `local` in `n` segments over `n` connections: each writes its byte range of a
+/// temporary file of the final size, renamed over `local` once every segment is complete.
+async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u64, Error> {
+    let shown = local.display().to_string();
+    let mut first = ctx.connect(url).await?;
+    let size = first
+        .stat(&url.path)
+        .await?
+        .size
+        .ok_or_else(|| Error::Protocol("the server did not say how large the file is".into()))?;
+    first.close().await;
+    let tmp = temp_name(local);
+    let file =
+        std::fs::File::create(&tmp).map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+    file.set_len(size)
+        .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+    drop(file);
+    let pb = bar(&shown, Some(size), ctx.opts.quiet || ctx.opts.json);
+    let step = size.div_ceil(u64::from(n)).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..u64::from(n) {
+        let start = i * step;
+        if start >= size && i > 0 {
+            break;
+        }
+        let len = step.min(size - start.min(size));
+        let (ctx, url, tmp, pb) = (ctx.clone(), url.clone(), tmp.clone(), pb.clone());
+        tasks.spawn(async move {
+            ctx.retry(|| async {
+                let mut out = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tmp)
+                    .await
+                    .map_err(|e| Error::local(format!("opening {}", tmp.display()), e))?;
+                out.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| Error::local(format!("writing {}", tmp.display()), e))?;
+                let mut remote = ctx.connect(&url).await?;
+                let r = remote
+                    .get_range(&url.path, start, len, &mut out, &mut |b| pb.inc(b))
+                    .await;
+                remote.close().await;
+                out.sync_all()
+                    .await
+                    .map_err(|e| Error::local(format!("writing {}", tmp.display()), e))?;
+                r
+            })
+            .await
+        });
+    }
+    let mut total = 0u64;
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(got)) => total += got,
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(Error::Usage(format!("a segment task failed: {e}"))),
+        }
+    }
+    pb.finish_and_clear();
+    if let Some(e) = failure {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if total != size {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Protocol(format!(
+            "received {total} bytes of a file the server said has {size}; did it change during the download?"
+        )));
+    }
+    std::fs::rename(&tmp, local)
+        .map_err(|e| Error::local(format!("renaming {} to {shown}", tmp.display()), e))?;
+    Ok(total)
+}
+
+/// Downloads `path` to `local`: resumed in place with `resume`, else into a temporary file renamed over
+/// `local` only on success (a failed download never destroys an existing file).
+pub async fn download(
+    ctx: &Ctx,
+    remote: &mut Remote,
+    path: &str,
+    local: &Path,
+    resume: bool,
+    size: Option<u64>,
+) -> Result<u64, Error> {
+    let shown = local.display().to_string();
+    let size = match size {
+        Some(s) => Some(s),
+        None => remote.try_stat(path).await?.and_then(|e| e.size),
+    };
+    let pb = bar(&shown, size, ctx.opts.quiet || ctx.opts.json);
+    let mut progress = |n: u64| pb.inc(n);
+    let result = if resume {
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(local)
+            .await
+            .map_err(|e| Error::local(format!("opening {shown}"), e))?;
+        let have = file
+            .metadata()
+            .await
+            .map_err(|e| Error::local(format!("reading {shown}"), e))?
+            .len();
+        pb.inc(have);
+        if size.is_some_and(|s| s == have) {
+            Ok(0)
+        } else {
+            remote.get(path, have, &mut file, &mut progress).await
+        }
+    } else {
+        let tmp = temp_name(local);
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+        let r = remote.get(path, 0, &mut file, &mut progress).await;
+        let synced = file.sync_all().await;
+        drop(file);
+        match (r, synced) {
+            (Ok(n), Ok(())) => tokio::fs::rename(&tmp, local)
+                .await
+                .map(|()| n)
+                .map_err(|e| Error::local(format!("renaming {} to {shown}", tmp.display()), e)),
+            (r, synced) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                r.and_then(|n| {
+                    synced
+                        .map(|()| n)
+                        .map_err(|e| Error::local(format!("writing {shown}"), e))
+                })
+            }
+        }
+    };
+    pb.finish_and_clear();
+    result
+}
+
+/// `dir/.name.ferry-part`: in the same directory, so the final rename stays on one filesystem.
+fn temp_name(local: &Path) -> PathBuf {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    local.with_file_name(format!(".{name}.ferry-part"))
+}
+
+async fn put(a: PutArgs) -> Result<Exit, Error> {
+    let ctx = Ctx::new(&a.opts)?;
+    let Some((target, locals)) = a.args.split_last() else {
+        return Err(Error::Usage("ferry put LOCAL… URL".into()));
+    };
+    let url = Ctx::url(target)?;
+    let mut remote = ctx.connect(&url).await?;
+    let into_dir = locals.len() > 1
+        || url.path.ends_with('/')
+        || url.path == "."
+        || matches!(remote.try_stat(&url.path).await?, Some(e) if e.kind == EntryKind::Dir);
+    remote.close().await;
+    let jobs: VecDeque<(PathBuf, String)> = locals
+        .iter()
+        .map(PathBuf::from)
+        .map(|local| {
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = if into_dir {
+                join_remote(&url.path, &name)
+            } else {
+                url.path.clone()
+            };
+            (local, path)
+        })
+        .collect();
+    let workers = usize::from(a.jobs).min(jobs.len());
+    let queue = Arc::new(Mutex::new(jobs));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (ctx, url, queue) = (ctx.clone(), url.clone(), queue.clone());
+        tasks.spawn(put_worker(ctx, url, queue, a.resume));
+    }
+    let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((o, f, e)) = done {
+            ok += o;
+            failed += f;
+            last_err = e.or(last_err);
+        }
+    }
+    Ok(outcome(ok, failed, last_err.as_ref()))
+}
+
+/// Uploads files from `queue` over one connection: (uploaded, failed, last error).
+async fn put_worker(
+    ctx: Ctx,
+    url: RemoteUrl,
+    queue: Arc<Mutex<VecDeque<(PathBuf, String)>>>,
+    resume: bool,
+) -> (usize, usize, Option<Error>) {
+    let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
+    let mut remote: Option<Remote> = None;
+    while let Some((local, path)) = next_upload(&queue) {
+        let mut attempt = 0u32;
+        let result = loop {
+            let r = match remote.as_mut() {
+                Some(r) => upload(&ctx, r, &local, &path, resume || attempt > 0).await,
+                None => match ctx.connect(&url).await {
+                    Ok(r) => upload(&ctx, remote.insert(r), &local, &path, resume || attempt > 0).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match r {
+                // Reconnect and continue this file (resuming: part of it may be there).
+                Err(e) if e.is_retryable() && attempt < ctx.opts.retries => {
+                    remote = None;
+                    ctx.backoff(attempt, Some(&e)).await;
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        };
+        report(
+            &ctx,
+            "put",
+            &url.with_path(path.clone()),
+            &local.display().to_string(),
+            &result,
+        );
+        match result {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                eprintln!("ferry: error: {}: {e}", local.display());
+                failed += 1;
+                last_err = Some(e);
+            }
+        }
+    }
+    if let Some(r) = remote {
+        r.close().await;
+    }
+    (ok, failed, last_err)
+}
+
+fn next_upload(queue: &Mutex<VecDeque<(PathBuf, String)>>) -> Option<(PathBuf, String)> {
+    queue.lock().ok().and_then(|mut q| q.pop_front())
+}
+
+/// Uploads `local` to `path`; with `resume`, skips the bytes the remote file already has.
+pub async fn upload(
+    ctx: &Ctx,
+    remote: &mut Remote,
+    local: &Path,
+    path: &str,
+    resume: bool,
+) -> Result<u64, Error> {
+    let shown = local.display().to_string();
+    let mut file = tokio::fs::File::open(local)
+        .await
+        .map_err(|e| Error::local(format!("opening {shown}"), e))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| Error::local(format!("reading {shown}"), e))?
+        .len();
+    let offset = if resume {
+        remote
+            .try_stat(path)
+            .await?
+            .and_then(|e| e.size)
+            .unwrap_or(0)
+            .min(len)
+    } else {
+        0
+    };
+    if resume && offset == len && len > 0 {
+        return Ok(0);
+    }
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| Error::local(format!("reading {shown}"), e))?;
+    let pb = bar(&shown, Some(len), ctx.opts.quiet || ctx.opts.json);
+    pb.inc(offset);
+    let r = remote.put(path, offset, &mut file, &mut |n| pb.inc(n)).await;
+    pb.finish_and_clear();
+    r
+}
+
+/// Exit code of a multi-file operation.
+pub fn outcome(ok: usize, failed: usize, last: Option<&Error>) -> Exit {
+    match (ok, failed, last) {
+        (_, 0, _) => Exit::Ok,
+        (0, _, Some(e)) => Exit::of(e),
+        _ => Exit::Partial,
+    }
+}
+
+async fn ls(a: LsArgs) -> Result<Exit, Error> {
+    let ctx = Ctx::new(&a.opts)?;
+    let url = Ctx::url(&a.url)?;
+    let entries = ctx
+        .retry(|| async {
+            let mut remote = ctx.connect(&url).await?;
+            let e = match remote.stat(&url.path).await {
+                Ok(e) if e.kind != EntryKind::Dir => Ok(vec![e]),
+                Ok(_) | Err(_) => remote.list(&url.path).await,
+            };
+            remote.close().await;
+            e
+        })
+        .await?;
+    let mut entries = entries;
+    entries.sort_by(|x, y| x.name.cmp(&y.name));
+    for e in &entries {
+        print_entry(&ctx, e, a.long);
+    }
+    Ok(Exit::Ok)
+}
+
+fn kind_name(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::File => "file",
+        EntryKind::Dir => "dir",
+        EntryKind::Symlink => "symlink",
+        EntryKind::Other => "other",
+    }
+}
+
+fn print_entry(ctx: &Ctx, e: &Entry, long: bool) {
+    // Names are printed with control characters escaped: a listing cannot drive the terminal.
+    let name = e.name.escape_debug().to_string();
+    if ctx.opts.json {
+        println!(
+            "{}",
+            json_line(&[
+                ("name", json_str(&e.name)),
+                ("kind", json_str(kind_name(e.kind))),
+                ("size", e.size.map_or_else(|| "null".into(), |s| s.to_string())),
+                ("modified", json_time(e.modified)),
+            ])
+        );
+    } else if long {
+        let kind = match e.kind {
+            EntryKind::Dir => 'd',
+            EntryKind::Symlink => 'l',
+            EntryKind::File => '-',
+            EntryKind::Other => '?',
+        };
+        let size = e.size.map_or_else(|| "-".into(), |s| s.to_string());
+        println!("{kind} {size:>12} {} {name}", human_time(e.modified));
+    } else if e.kind == EntryKind::Dir {
+        println!("{name}/");
+    } else {
+        println!("{name}");
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Rm,
+    Mkdir,
+    Rmdir,
+    Cat,
+    Stat,
+}
+
+async fn each_path(a: PathsArgs, op: Op) -> Result<Exit, Error> {
+    let ctx = Ctx::new(&a.opts)?;
+    let urls = a
+        .urls
+        .iter()
+        .map(|u| Ctx::url(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut ok, mut failed, mut last) = (0, 0, None);
+    let mut session: Option<(RemoteUrl, Remote)> = None;
+    for url in &urls {
+        let same = session.as_ref().is_some_and(|(u, _)| {
+            u.scheme == url.scheme && u.host == url.host && u.port == url.port && u.user == url.user
+        });
+        if !same {
+            if let Some((_, r)) = session.take() {
+                r.close().await;
+            }
+            session = Some((url.clone(), ctx.connect(url).await?));
+        }
+        let Some((_, remote)) = session.as_mut() else {
+            continue;
+        };
+        let r = match op {
+            Op::Rm => remote.remove(&url.path).await,
+            Op::Mkdir => remote.mkdir(&url.path).await,
+            Op::Rmdir => remote.rmdir(&url.path).await,
+            Op::Cat => {
+                let mut out = tokio::io::stdout();
+                let r = remote.get(&url.path, 0, &mut out, &mut |_| {}).await.map(|_| ());
+                let _ = out.flush().await;
+                r
+            }
+            Op::Stat => remote.stat(&url.path).await.map(|e| print_stat(&ctx, url, &e)),
+        };
+        match r {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                eprintln!("ferry: error: {url}: {e}");
+                failed += 1;
+                last = Some(e);
+            }
+        }
+    }
+    if let Some((_, r)) = session {
+        r.close().await;
+    }
+    Ok(outcome(ok, failed, last.as_ref()))
+}
+
+fn print_stat(ctx: &Ctx, url: &RemoteUrl, e: &Entry) {
+    if ctx.opts.json {
+        println!(
+            "{}",
+            json_line(&[
+                ("remote", json_str(&url.to_string())),
+                ("kind", json_str(kind_name(e.kind))),
+                ("size", e.size.map_or_else(|| "null".into(), |s| s.to_string())),
+                ("modified", json_time(e.modified)),
+            ])
+        );
+    } else {
+        println!("path: {}", url.path.escape_debug());
+        println!("kind: {}", kind_name(e.kind));
+        println!("size: {}", e.size.map_or_else(|| "-".into(), |s| s.to_string()));
+        println!("modified: {} UTC", human_time(e.modified));
+    }
+}
+
+async fn mv(a: MvArgs) -> Result<Exit, Error> {
+    let ctx = Ctx::new(&a.opts)?;
+    let url = Ctx::url(&a.url)?;
+    let to = match Ctx::url(&a.to) {
+        Ok(t) if t.host == url.host && t.port == url.port && t.scheme == url.scheme => t.path,
+        Ok(_) => {
+            return Err(Error::Usage(
+                "ferry mv renames within one server; the new URL names another".into(),
+            ))
+        }
+        Err(_) => a.to.clone(),
+    };
+    let mut remote = ctx.connect(&url).await?;
+    let r = remote.rename(&url.path, &to).await;
+    remote.close().await;
+    r.map(|()| Exit::Ok)
+}

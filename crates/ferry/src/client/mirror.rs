@@ -1,0 +1,481 @@
+//! `ferry mirror SRC DST`: make a local or remote directory a copy of a remote or local one.
+//!
+//! Both trees are listed first; then directories are created, files copied (over `--parallel`
+//! connections) and, with `--delete`, extra entries removed. Names from a server listing are checked with
+//! [`local_component`]: a name with `/`, `\`, `..`, a control character or an absolute path is skipped and
+//! reported, so a hostile server can never make mirror write outside the target directory.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use ferry_client::names::{join_remote, local_component};
+use ferry_client::url::RemoteUrl;
+use ferry_client::{Error, Remote};
+use ferry_proto::listing::EntryKind;
+
+use super::args::MirrorArgs;
+use super::commands::{download, outcome, report, upload};
+use super::session::Ctx;
+use super::Exit;
+
+/// Deepest directory nesting walked.
+const MAX_DEPTH: usize = 64;
+/// Most entries in one tree.
+const MAX_ENTRIES: usize = 1_000_000;
+/// Modification times closer than this are equal (FAT and some servers keep 2 s).
+const TIME_SLACK: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    dir: bool,
+    size: Option<u64>,
+    modified: Option<SystemTime>,
+}
+
+/// Relative path (`a/b/c`, components already validated) → node.
+type Tree = BTreeMap<String, Node>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Download,
+    Upload,
+}
+
+struct Plan {
+    mkdirs: Vec<String>,
+    copies: Vec<(String, Node)>,
+    deletes: Vec<(String, bool)>,
+}
+
+/// Counts shared by the workers.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicUsize,
+    failed: AtomicUsize,
+    bytes: AtomicU64,
+    last_error: Mutex<Option<Error>>,
+}
+
+impl Tally {
+    fn fail(&self, what: &str, e: Error) {
+        eprintln!("ferry: error: {what}: {e}");
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut l) = self.last_error.lock() {
+            *l = Some(e);
+        }
+    }
+}
+
+/// Runs `ferry mirror`.
+pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
+    let ctx = Ctx::new(&a.opts)?;
+    let (url, local, dir) = match (RemoteUrl::parse(&a.src)?, RemoteUrl::parse(&a.dst)?) {
+        (Some(src), None) => (src, PathBuf::from(&a.dst), Direction::Download),
+        (None, Some(dst)) => (dst, PathBuf::from(&a.src), Direction::Upload),
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "mirror copies between a server and a local directory; for two servers, mirror to a local directory first".into(),
+            ))
+        }
+        (None, None) => return Err(Error::Usage("one of SRC and DST must be a URL".into())),
+    };
+    let tally = Arc::new(Tally::default());
+    let mut remote = ctx.connect(&url).await?;
+    let remote_exists = matches!(remote.try_stat(&url.path).await?, Some(e) if e.kind == EntryKind::Dir);
+    let remote_tree = if remote_exists {
+        walk_remote(&mut remote, &url.path, &a.exclude, &tally).await?
+    } else if dir == Direction::Download {
+        return Err(Error::NotFound(format!("{url} (no such directory)")));
+    } else {
+        Tree::new()
+    };
+    let local_tree = match std::fs::symlink_metadata(&local) {
+        Ok(m) if m.is_dir() => walk_local(&local, &a.exclude, &tally)?,
+        Ok(_) => return Err(Error::Usage(format!("{} is not a directory", local.display()))),
+        Err(_) if dir == Direction::Upload => {
+            return Err(Error::NotFound(format!(
+                "{} (no such directory)",
+                local.display()
+            )))
+        }
+        Err(_) => Tree::new(),
+    };
+    let (src, dst) = match dir {
+        Direction::Download => (&remote_tree, &local_tree),
+        Direction::Upload => (&local_tree, &remote_tree),
+    };
+    let plan = plan(src, dst, a.only_newer, a.delete, &tally);
+    if a.dry_run {
+        print_plan(&plan, dir);
+        remote.close().await;
+        let failed = tally.failed.load(Ordering::Relaxed);
+        return Ok(if failed > 0 { Exit::Partial } else { Exit::Ok });
+    }
+    let root_missing = match dir {
+        Direction::Download => !local.is_dir(),
+        Direction::Upload => !remote_exists,
+    };
+    if root_missing {
+        make_dir(&mut remote, dir, &url.path, &local).await?;
+    }
+    for rel in &plan.mkdirs {
+        let r = make_dir(
+            &mut remote,
+            dir,
+            &join_remote(&url.path, rel),
+            &local_path(&local, rel),
+        )
+        .await;
+        if let Err(e) = r {
+            tally.fail(rel, e);
+        }
+    }
+    remote.close().await;
+    copy_all(&ctx, &url, &local, dir, plan.copies, a.parallel, &tally).await;
+    if !plan.deletes.is_empty() {
+        let mut remote = ctx.connect(&url).await?;
+        for (rel, is_dir) in &plan.deletes {
+            let r = delete(
+                &mut remote,
+                dir,
+                &join_remote(&url.path, rel),
+                &local_path(&local, rel),
+                *is_dir,
+            )
+            .await;
+            if let Err(e) = r {
+                tally.fail(rel, e);
+            }
+        }
+        remote.close().await;
+    }
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+    if !ctx.opts.json && !ctx.opts.quiet {
+        eprintln!(
+            "ferry: mirror: {ok} file(s) copied ({} bytes), {} deleted, {failed} failed",
+            tally.bytes.load(Ordering::Relaxed),
+            plan.deletes.len()
+        );
+    }
+    let last = tally.last_error.lock().ok().and_then(|mut l| l.take());
+    Ok(match (ok, failed) {
+        (_, 0) => Exit::Ok,
+        // Nothing to copy but something failed: still partial unless every file failed.
+        (0, _) if last.is_some() && failed > 0 => outcome(0, failed, last.as_ref()).max_partial(),
+        _ => Exit::Partial,
+    })
+}
+
+impl Exit {
+    /// A failure in a tree operation where other parts may have succeeded.
+    fn max_partial(self) -> Exit {
+        match self {
+            Exit::Ok => Exit::Ok,
+            Exit::Usage | Exit::NotFound | Exit::Fatal | Exit::Retryable | Exit::Partial => Exit::Partial,
+        }
+    }
+}
+
+fn plan(src: &Tree, dst: &Tree, only_newer: bool, delete: bool, tally: &Tally) -> Plan {
+    let mut p = Plan {
+        mkdirs: Vec::new(),
+        copies: Vec::new(),
+        deletes: Vec::new(),
+    };
+    for (rel, s) in src {
+        match (s.dir, dst.get(rel)) {
+            (true, None) => p.mkdirs.push(rel.clone()),
+            (true, Some(d)) if d.dir => {}
+            (false, None) => p.copies.push((rel.clone(), *s)),
+            (false, Some(d)) if !d.dir => {
+                if needs_copy(s, d, only_newer) {
+                    p.copies.push((rel.clone(), *s));
+                }
+            }
+            (_, Some(_)) => tally.fail(
+                rel,
+                Error::Usage("a file on one side is a directory on the other; skipped".into()),
+            ),
+        }
+    }
+    if delete {
+        // Deepest first, so directories are empty when removed.
+        for (rel, d) in dst.iter().rev() {
+            if !src.contains_key(rel) {
+                p.deletes.push((rel.clone(), d.dir));
+            }
+        }
+    }
+    p
+}
+
+fn needs_copy(s: &Node, d: &Node, only_newer: bool) -> bool {
+    let newer = match (s.modified, d.modified) {
+        (Some(st), Some(dt)) => st.duration_since(dt).is_ok_and(|diff| diff > TIME_SLACK),
+        _ => false,
+    };
+    if only_newer {
+        return newer || (s.modified.is_none() || d.modified.is_none()) && s.size != d.size;
+    }
+    s.size != d.size || newer
+}
+
+fn print_plan(plan: &Plan, dir: Direction) {
+    let verb = if dir == Direction::Download { "get" } else { "put" };
+    for rel in &plan.mkdirs {
+        println!("mkdir {}", rel.escape_debug());
+    }
+    for (rel, _) in &plan.copies {
+        println!("{verb} {}", rel.escape_debug());
+    }
+    for (rel, is_dir) in &plan.deletes {
+        println!("{} {}", if *is_dir { "rmdir" } else { "rm" }, rel.escape_debug());
+    }
+}
+
+/// `root/a/b` from a validated relative path `a/b`.
+fn local_path(root: &Path, rel: &str) -> PathBuf {
+    rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
+}
+
+fn excluded(name: &str, globs: &[String]) -> bool {
+    globs
+        .iter()
+        .any(|g| ferry_proto::glob::matches(g.as_bytes(), name.as_bytes()))
+}
+
+async fn walk_remote(
+    remote: &mut Remote,
+    root: &str,
+    exclude: &[String],
+    tally: &Tally,
+) -> Result<Tree, Error> {
+    let mut tree = Tree::new();
+    let mut queue = VecDeque::from([(String::new(), 0usize)]);
+    while let Some((rel, depth)) = queue.pop_front() {
+        let entries = remote.list(&join_remote(root, &rel)).await?;
+        for e in entries {
+            let name = match local_component(&e.raw_name) {
+                Ok(n) => n.to_owned(),
+                Err(err) => {
+                    tally.fail(&format!("listing of {}", join_remote(root, &rel)), err);
+                    continue;
+                }
+            };
+            if excluded(&name, exclude) || !matches!(e.kind, EntryKind::File | EntryKind::Dir) {
+                continue;
+            }
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if tree.len() >= MAX_ENTRIES {
+                return Err(Error::Protocol(format!(
+                    "the remote tree has more than {MAX_ENTRIES} entries"
+                )));
+            }
+            let dir = e.kind == EntryKind::Dir;
+            if dir && depth + 1 < MAX_DEPTH {
+                queue.push_back((child.clone(), depth + 1));
+            }
+            tree.insert(
+                child,
+                Node {
+                    dir,
+                    size: e.size,
+                    modified: e.modified,
+                },
+            );
+        }
+    }
+    Ok(tree)
+}
+
+fn walk_local(root: &Path, exclude: &[String], tally: &Tally) -> Result<Tree, Error> {
+    let mut tree = Tree::new();
+    let mut stack = vec![(String::new(), 0usize)];
+    while let Some((rel, depth)) = stack.pop() {
+        let dir = local_path(root, &rel);
+        let read =
+            std::fs::read_dir(&dir).map_err(|e| Error::local(format!("reading {}", dir.display()), e))?;
+        for item in read {
+            let item = item.map_err(|e| Error::local(format!("reading {}", dir.display()), e))?;
+            let Some(name) = item.file_name().to_str().map(str::to_owned) else {
+                tally.fail(
+                    &dir.display().to_string(),
+                    Error::Usage(format!("{:?} is not UTF-8; skipped", item.file_name())),
+                );
+                continue;
+            };
+            let meta = item
+                .metadata()
+                .map_err(|e| Error::local(format!("reading {}", item.path().display()), e))?;
+            if excluded(&name, exclude) || !(meta.is_file() || meta.is_dir()) {
+                continue; // symlinks and special files are not mirrored
+            }
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if meta.is_dir() && depth + 1 < MAX_DEPTH {
+                stack.push((child.clone(), depth + 1));
+            }
+            tree.insert(
+                child,
+                Node {
+                    dir: meta.is_dir(),
+                    size: meta.is_file().then_some(meta.len()),
+                    modified: meta.modified().ok(),
+                },
+            );
+        }
+    }
+    Ok(tree)
+}
+
+async fn make_dir(remote: &mut Remote, dir: Direction, path: &str, local: &Path) -> Result<(), Error> {
+    match dir {
+        Direction::Download => std::fs::create_dir_all(local)
+            .map_err(|e| Error::local(format!("creating {}", local.display()), e)),
+        Direction::Upload => remote.mkdir(path).await,
+    }
+}
+
+async fn delete(
+    remote: &mut Remote,
+    dir: Direction,
+    path: &str,
+    local: &Path,
+    is_dir: bool,
+) -> Result<(), Error> {
+    match (dir, is_dir) {
+        (Direction::Download, true) => {
+            std::fs::remove_dir(local).map_err(|e| Error::local(format!("removing {}", local.display()), e))
+        }
+        (Direction::Download, false) => {
+            std::fs::remove_file(local).map_err(|e| Error::local(format!("removing {}", local.display()), e))
+        }
+        (Direction::Upload, true) => remote.rmdir(path).await,
+        (Direction::Upload, false) => remote.remove(path).await,
+    }
+}
+
+async fn copy_all(
+    ctx: &Ctx,
+    url: &RemoteUrl,
+    local: &Path,
+    dir: Direction,
+    copies: Vec<(String, Node)>,
+    parallel: u16,
+    tally: &Arc<Tally>,
+) {
+    let workers = usize::from(parallel).min(copies.len());
+    let queue = Arc::new(Mutex::new(VecDeque::from(copies)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (ctx, url, local, queue, tally) = (
+            ctx.clone(),
+            url.clone(),
+            local.to_path_buf(),
+            queue.clone(),
+            tally.clone(),
+        );
+        tasks.spawn(async move { worker(ctx, url, local, dir, queue, tally).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn worker(
+    ctx: Ctx,
+    url: RemoteUrl,
+    local: PathBuf,
+    dir: Direction,
+    queue: Arc<Mutex<VecDeque<(String, Node)>>>,
+    tally: Arc<Tally>,
+) {
+    let mut remote: Option<Remote> = None;
+    while let Some((rel, node)) = next_job(&queue) {
+        let path = join_remote(&url.path, &rel);
+        let file = local_path(&local, &rel);
+        let mut attempt = 0u32;
+        let result = loop {
+            let r = copy_one(&ctx, &url, &mut remote, dir, &path, &file, &node, attempt > 0).await;
+            match r {
+                Err(e) if e.is_retryable() && attempt < ctx.opts.retries => {
+                    remote = None; // reconnect
+                    ctx.backoff(attempt, Some(&e)).await;
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        };
+        let verb = if dir == Direction::Download { "get" } else { "put" };
+        report(
+            &ctx,
+            verb,
+            &url.with_path(path.clone()),
+            &file.display().to_string(),
+            &result,
+        );
+        match result {
+            Ok(n) => {
+                tally.ok.fetch_add(1, Ordering::Relaxed);
+                tally.bytes.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => tally.fail(&rel, e),
+        }
+    }
+    if let Some(r) = remote {
+        r.close().await;
+    }
+}
+
+/// The next file to copy (the lock is released before the copy starts).
+fn next_job(queue: &Mutex<VecDeque<(String, Node)>>) -> Option<(String, Node)> {
+    queue.lock().ok().and_then(|mut q| q.pop_front())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_one(
+    ctx: &Ctx,
+    url: &RemoteUrl,
+    remote: &mut Option<Remote>,
+    dir: Direction,
+    path: &str,
+    file: &Path,
+    node: &Node,
+    resume: bool,
+) -> Result<u64, Error> {
+    if remote.is_none() {
+        *remote = Some(ctx.connect(url).await?);
+    }
+    let Some(r) = remote.as_mut() else {
+        return Err(Error::Usage("no connection".into()));
+    };
+    match dir {
+        Direction::Download => {
+            let n = download(ctx, r, path, file, resume, node.size).await?;
+            if let Some(t) = node.modified {
+                if let Ok(f) = std::fs::File::options().write(true).open(file) {
+                    let _ = f.set_modified(t);
+                }
+            }
+            Ok(n)
+        }
+        Direction::Upload => {
+            let n = upload(ctx, r, file, path, resume).await?;
+            if let Some(t) = node.modified {
+                r.set_modified(path, t).await?;
+            }
+            Ok(n)
+        }
+    }
+}

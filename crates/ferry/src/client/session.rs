@@ -1,0 +1,144 @@
+//! Connecting with the user's trust settings and credentials, with retries on transient failures.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_client::remote::{ConnectOptions, Credentials};
+use ferry_client::trust::{config_dir, Confirm, Fingerprint, TrustOptions};
+use ferry_client::url::{RemoteUrl, Scheme};
+use ferry_client::{Error, Remote};
+
+use super::args::ClientOptions;
+use super::creds;
+
+/// What every command needs to reach servers.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub opts: ClientOptions,
+    connect: ConnectOptions,
+}
+
+impl Ctx {
+    /// Validates the flags.
+    pub fn new(opts: &ClientOptions) -> Result<Ctx, Error> {
+        let pin = match &opts.pin {
+            Some(p) => Some(Fingerprint::parse(p).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--pin {p}: expected a SHA-256 fingerprint such as SHA256:AB:CD:… (64 hex digits)"
+                ))
+            })?),
+            None => None,
+        };
+        let mut known_hosts: Vec<PathBuf> = creds::home()
+            .map(|h| vec![h.join(".ssh").join("known_hosts")])
+            .unwrap_or_default();
+        known_hosts.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+        let trust = TrustOptions {
+            trust_on_first_use: opts.trust_on_first_use,
+            pin,
+            insecure: opts.danger_accept_any_certificate,
+            known_certs: config_dir().map(|d| d.join("known_certs")),
+            known_hosts,
+            confirm: creds::interactive().then(|| Confirm(Arc::new(ask_first_contact))),
+        };
+        if opts.timeout == 0 {
+            return Err(Error::Usage("--timeout must be at least 1 second".into()));
+        }
+        Ok(Ctx {
+            opts: opts.clone(),
+            connect: ConnectOptions {
+                timeout: Duration::from_secs(opts.timeout),
+                trust,
+            },
+        })
+    }
+
+    /// Parses a remote URL argument.
+    pub fn url(arg: &str) -> Result<RemoteUrl, Error> {
+        RemoteUrl::parse(arg)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "`{arg}` is not a URL (ftp://, ftpes://, ftps:// or sftp://)"
+            ))
+        })
+    }
+
+    /// Connects and logs in, prompting for a password on a terminal when none was given, retrying
+    /// transient failures.
+    pub async fn connect(&self, url: &RemoteUrl) -> Result<Remote, Error> {
+        let mut creds = creds::resolve(url, &self.opts);
+        let wants_password = match url.scheme {
+            Scheme::Sftp => creds.identities.is_empty(),
+            _ => creds.user != "anonymous" && creds.user != "ftp",
+        };
+        if creds.password.is_none() && wants_password {
+            creds.password = creds::prompt(url, &creds.user);
+            if creds.password.is_none() && url.scheme != Scheme::Sftp {
+                return Err(Error::Auth(format!(
+                    "no password for {}: put it in ${}, in ~/.netrc, or run on a terminal to be asked",
+                    creds.user,
+                    creds::PASSWORD_ENV
+                )));
+            }
+        }
+        let result = self.retry(|| self.connect_once(url, creds.clone())).await;
+        match result {
+            // SFTP keys were refused: ask for a password once, if there is a terminal.
+            Err(Error::Auth(_)) if url.scheme == Scheme::Sftp && creds.password.is_none() => {
+                match creds::prompt(url, &creds.user) {
+                    Some(pw) => {
+                        creds.password = Some(pw);
+                        self.connect_once(url, creds).await
+                    }
+                    None => result,
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_once(&self, url: &RemoteUrl, creds: Credentials) -> Result<Remote, Error> {
+        Remote::connect(url, &creds, &self.connect).await
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or `--retries` retryable failures have happened,
+    /// waiting 1 s, 2 s, 4 s … (at most 60 s) in between.
+    pub async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            match op().await {
+                Err(e) if e.is_retryable() && attempt < self.opts.retries => {
+                    self.backoff(attempt, Some(&e)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits before retry number `attempt + 1`: 1 s, 2 s, 4 s … at most 60 s.
+    pub async fn backoff(&self, attempt: u32, cause: Option<&Error>) {
+        let wait = Duration::from_secs(1u64 << attempt.min(6)).min(Duration::from_secs(60));
+        if let Some(e) = cause {
+            eprintln!("ferry: {e}; retrying in {} s", wait.as_secs());
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Asks on the terminal whether to trust a server seen for the first time.
+fn ask_first_contact(what: &str) -> bool {
+    use std::io::Write;
+    eprint!("ferry: {what}.\nferry: Is this the server you meant? Trust it and remember it? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}

@@ -1,0 +1,377 @@
+//! `ferry get/put/ls/mirror` against third-party servers started on loopback by the tests: vsftpd
+//! (FTP and FTPS, which requires TLS session reuse on data connections), pyftpdlib (FTP with MLSD) and
+//! OpenSSH sshd with sftp-server. The servers are installed by `scripts/install-test-deps.sh`; a missing
+//! one fails the test with that hint. vsftpd and sshd must run as root (privilege separation).
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{ferry, text};
+
+const HINT: &str = "run scripts/install-test-deps.sh";
+
+/// A server process killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn wait_port(port: u16, daemon: &mut Daemon, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        if let Ok(Some(status)) = daemon.0.try_wait() {
+            panic!(
+                "server exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not listen: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[track_caller]
+fn require(path: &str) {
+    assert!(Path::new(path).exists(), "{path} is not installed; {HINT}");
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0")
+}
+
+fn client(home: &Path, password: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = ferry(home);
+    cmd.env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("SSH_AUTH_SOCK")
+        .args(args);
+    if let Some(pw) = password {
+        cmd.env("FERRY_PASSWORD", pw);
+    }
+    cmd.stdin(Stdio::null()).output().expect("run ferry")
+}
+
+#[track_caller]
+fn ok(home: &Path, password: Option<&str>, args: &[&str]) -> String {
+    let out = client(home, password, args);
+    assert!(
+        out.status.success(),
+        "ferry {args:?} failed ({:?}): {}{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[track_caller]
+fn same(a: &Path, b: &Path) {
+    assert!(
+        std::fs::read(a).expect("a") == std::fs::read(b).expect("b"),
+        "{} != {}",
+        a.display(),
+        b.display()
+    );
+}
+
+/// put, get, resume, ls and mirror both ways against `base` (a URL ending in the served directory),
+/// whose files are `served` on disk.
+fn round_trip(home: &Path, password: Option<&str>, base: &str, served: &Path, extra: &[&str]) {
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+        ok(home, password, &all)
+    };
+    let local = home.join("work");
+    std::fs::create_dir_all(local.join("tree/sub")).expect("mkdir");
+    let big = local.join("big.bin");
+    std::fs::write(&big, data(1_500_000, 3)).expect("write");
+    run(&["put", "-q", big.to_str().expect("utf8"), &format!("{base}/")]);
+    same(&big, &served.join("big.bin"));
+    let back = local.join("back.bin");
+    run(&["get", &format!("{base}/big.bin"), back.to_str().expect("utf8")]);
+    same(&big, &back);
+    std::fs::write(&back, &data(1_500_000, 3)[..400_000]).expect("truncate");
+    run(&[
+        "get",
+        "-c",
+        &format!("{base}/big.bin"),
+        back.to_str().expect("utf8"),
+    ]);
+    same(&big, &back);
+    let listing = run(&["ls", "-l", &format!("{base}/")]);
+    assert!(
+        listing.contains("1500000") && listing.contains("big.bin"),
+        "{listing}"
+    );
+
+    std::fs::write(local.join("tree/one.txt"), b"one").expect("write");
+    std::fs::write(local.join("tree/sub/two.bin"), data(100_000, 9)).expect("write");
+    run(&[
+        "mirror",
+        local.join("tree").to_str().expect("utf8"),
+        &format!("{base}/tree"),
+    ]);
+    same(&local.join("tree/sub/two.bin"), &served.join("tree/sub/two.bin"));
+    run(&[
+        "mirror",
+        &format!("{base}/tree"),
+        local.join("down").to_str().expect("utf8"),
+    ]);
+    same(&local.join("tree/one.txt"), &local.join("down/one.txt"));
+    same(&local.join("tree/sub/two.bin"), &local.join("down/sub/two.bin"));
+}
+
+#[test]
+fn vsftpd_ftp_and_ftps_with_required_session_reuse() {
+    require("/usr/sbin/vsftpd");
+    assert!(is_root(), "vsftpd needs root here; run the tests as root");
+    require("/usr/bin/openssl");
+    let dir = common::tempdir();
+    let root = dir.path().join("anon");
+    let served = root.join("pub");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    // Anonymous uploads are written as the `ftp` user.
+    let chown = Command::new("chown")
+        .args(["ftp:ftp"])
+        .arg(&served)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let gen = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(gen.success());
+    let port = free_port();
+    let config = dir.path().join("vsftpd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+             anonymous_enable=YES\nno_anon_password=YES\nanon_root={}\nlocal_enable=NO\nwrite_enable=YES\n\
+             anon_upload_enable=YES\nanon_mkdir_write_enable=YES\nanon_other_write_enable=YES\nanon_umask=022\n\
+             allow_writeable_chroot=YES\nsecure_chroot_dir={}\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n\
+             pasv_enable=YES\nxferlog_enable=NO\nvsftpd_log_file={}\ndual_log_enable=NO\n\
+             ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=NO\nforce_anon_data_ssl=NO\n\
+             rsa_cert_file={}\nrsa_private_key_file={}\nrequire_ssl_reuse=YES\nssl_ciphers=HIGH\n",
+            root.display(),
+            empty.display(),
+            dir.path().join("vsftpd.log").display(),
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let log = dir.path().join("vsftpd.stderr");
+    let mut daemon = Daemon(
+        Command::new("/usr/sbin/vsftpd")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start vsftpd"),
+    );
+    wait_port(port, &mut daemon, &log);
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    round_trip(&home, None, &format!("ftp://127.0.0.1:{port}/pub"), &served, &[]);
+
+    // FTPS: vsftpd refuses data connections that do not reuse the control session (require_ssl_reuse).
+    std::fs::write(served.join("tls.txt"), b"over tls").expect("write");
+    let out = client(
+        &home,
+        None,
+        &["cat", &format!("ftpes://127.0.0.1:{port}/pub/tls.txt")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unknown self-signed certificate must be refused"
+    );
+    let got = ok(
+        &home,
+        None,
+        &[
+            "cat",
+            "--trust-on-first-use",
+            &format!("ftpes://127.0.0.1:{port}/pub/tls.txt"),
+        ],
+    );
+    assert_eq!(got, "over tls");
+    std::fs::write(home.join("up.txt"), b"uploaded over tls").expect("write");
+    ok(
+        &home,
+        None,
+        &[
+            "put",
+            home.join("up.txt").to_str().expect("utf8"),
+            &format!("ftpes://127.0.0.1:{port}/pub/"),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(served.join("up.txt")).expect("uploaded"),
+        b"uploaded over tls"
+    );
+}
+
+#[test]
+fn pyftpdlib_with_mlsd() {
+    let has = Command::new("python3")
+        .args(["-c", "import pyftpdlib"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(has, "python3 with pyftpdlib is not installed; {HINT}");
+    let dir = common::tempdir();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    let port = free_port();
+    let log = dir.path().join("pyftpdlib.log");
+    let mut daemon = Daemon(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pyftpdlib",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-w",
+                "-u",
+                "bob",
+                "-P",
+                "pyftp pw",
+                "-d",
+            ])
+            .arg(&served)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start pyftpdlib"),
+    );
+    wait_port(port, &mut daemon, &log);
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    round_trip(
+        &home,
+        Some("pyftp pw"),
+        &format!("ftp://bob@127.0.0.1:{port}"),
+        &served,
+        &[],
+    );
+}
+
+#[test]
+fn openssh_sftp_server() {
+    require("/usr/sbin/sshd");
+    assert!(is_root(), "sshd needs root here; run the tests as root");
+    let sftp_server = [
+        "/usr/lib/openssh/sftp-server",
+        "/usr/libexec/openssh/sftp-server",
+        "/usr/libexec/sftp-server",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or_else(|| panic!("sftp-server not found; {HINT}"));
+    let dir = common::tempdir();
+    let home = dir.path().join("home");
+    let sshd_dir = dir.path().join("sshd");
+    std::fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+    std::fs::create_dir_all(&sshd_dir).expect("mkdir");
+    let served: PathBuf = dir.path().join("served");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    for (key, comment) in [
+        (home.join(".ssh/id_ed25519"), "client"),
+        (sshd_dir.join("host_key"), "host"),
+    ] {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(&key)
+            .status();
+        assert!(st.is_ok_and(|s| s.success()), "ssh-keygen failed; {HINT}");
+    }
+    std::fs::copy(home.join(".ssh/id_ed25519.pub"), sshd_dir.join("authorized_keys")).expect("copy");
+    let port = free_port();
+    let config = sshd_dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             UsePAM no\nStrictModes no\nSubsystem sftp {sftp_server}\n",
+            sshd_dir.join("host_key").display(),
+            sshd_dir.join("sshd.pid").display(),
+            sshd_dir.join("authorized_keys").display(),
+        ),
+    )
+    .expect("config");
+    std::fs::create_dir_all("/run/sshd").expect("privsep dir");
+    let log = sshd_dir.join("log");
+    let mut daemon = Daemon(
+        Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start sshd"),
+    );
+    wait_port(port, &mut daemon, &log);
+    let user = text(&Command::new("id").arg("-un").output().expect("id").stdout)
+        .trim()
+        .to_owned();
+    let base = format!("sftp://{user}@127.0.0.1:{port}{}", served.display());
+    // Unknown host key: refused; then recorded with --trust-on-first-use; key login from ~/.ssh.
+    let out = client(&home, None, &["ls", &base]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    ok(&home, None, &["ls", "--trust-on-first-use", &base]);
+    round_trip(&home, None, &base, &served, &[]);
+}
