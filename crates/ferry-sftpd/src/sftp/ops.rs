@@ -106,7 +106,9 @@ enum Op {
         to: Vec<u8>,
         replace: bool,
     },
-    StatVfs,
+    StatVfs {
+        path: Vec<u8>,
+    },
     Fsync {
         handle: Arc<Handle>,
         turn: Waiting,
@@ -347,7 +349,7 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
             }
         }
         b"statvfs@openssh.com" => match resolved(r)? {
-            Ok(_) => Op::StatVfs,
+            Ok(path) => Op::StatVfs { path },
             Err(e) => return Ok(Err(e)),
         },
         b"fsync@openssh.com" => {
@@ -393,6 +395,8 @@ fn fs_error(e: ferry_vfs::Error) -> Refused {
         | ErrorKind::DirectoryNotEmpty
         | ErrorKind::InvalidName
         | ErrorKind::QuotaExceeded
+        | ErrorKind::OffsetOutOfRange
+        | ErrorKind::MoveIntoItself
         | ErrorKind::Io => Status::Failure,
     };
     Refused(status, kind.describe())
@@ -575,7 +579,9 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             storage.rename(&from, &to).await.map_err(fs_error)?;
             Ok(ok())
         }
-        Op::StatVfs => {
+        Op::StatVfs { path } => {
+            // The space of the file system holding `path`: a path that is not there has none.
+            storage.metadata(&path).await.map_err(fs_error)?;
             let s = storage.space().await.map_err(fs_error)?;
             let mut flags = ST_NOSUID;
             if !ctx.perms.write {
