@@ -374,6 +374,31 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
     }))
 }
 
+/// The largest reply the request `packet` (type byte first) can produce, for the session's
+/// in-progress budget: READ data, a READDIR batch, a REALPATH name; a status or attributes else.
+pub(crate) fn reply_bound(packet: &[u8]) -> usize {
+    /// Length, type, id, string length: the DATA header.
+    const DATA_HEADER: usize = 13;
+    /// A status with its message, attributes, a handle, statvfs or limits.
+    const SMALL: usize = 1024;
+    let mut r = Reader::new(packet);
+    match r.u8() {
+        Ok(kind::READ) => {
+            let len = (|| {
+                r.u32()?;
+                r.string()?;
+                r.u64()?;
+                r.u32()
+            })();
+            len.map_or(SMALL, |len| (len as usize).min(MAX_READ_LEN) + DATA_HEADER)
+        }
+        // Names of at most 255 bytes, their `ls -l` lines and attributes.
+        Ok(kind::READDIR) => READDIR_BATCH * 1024,
+        Ok(kind::REALPATH) => 2 * crate::limits::MAX_PATH_LEN + SMALL,
+        _ => SMALL,
+    }
+}
+
 /// Fails unless the user has the permission.
 fn allowed(yes: bool) -> Result<(), Refused> {
     if yes {
