@@ -8,7 +8,7 @@
 //! further requests wait, received, in the session's buffer (up to [`MAX_BUFFERED`]).
 
 mod handles;
-mod ops;
+pub(crate) mod ops;
 pub(crate) mod path;
 pub(crate) mod wire;
 
@@ -55,7 +55,7 @@ impl Ctx {
 
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
-enum End {
+pub(crate) enum End {
     #[error("packet length {0} out of bounds")]
     PacketLength(usize),
     #[error("malformed packet")]
@@ -198,7 +198,7 @@ async fn admit(
 }
 
 /// Whether a complete packet is at the front of `buf` (an impossible length is an error).
-fn packet_ready(buf: &[u8]) -> Result<bool, End> {
+pub(crate) fn packet_ready(buf: &[u8]) -> Result<bool, End> {
     if buf.len() < 4 {
         return Ok(false);
     }
@@ -210,7 +210,7 @@ fn packet_ready(buf: &[u8]) -> Result<bool, End> {
 }
 
 /// Takes one complete packet (without its length field) off the front of `buf`.
-fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
+pub(crate) fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -227,7 +227,7 @@ fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
 }
 
 /// Answers INIT with VERSION and the extensions we support.
-fn init(packet: &[u8]) -> Result<Bytes, End> {
+pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
     let mut r = Reader::new(packet);
     if r.u8()? != kind::INIT {
         return Err(End::Sequence);
