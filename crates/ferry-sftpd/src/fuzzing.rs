@@ -64,7 +64,7 @@ fn check_reply(reply: &[u8]) {
         .expect("reply shorter than its length field");
     let len = u32::from_be_bytes(len.try_into().expect("four bytes")) as usize;
     assert_eq!(len, rest.len(), "reply length field disagrees with the reply");
-    assert!(len >= 1 && len <= MAX_PACKET_LEN, "reply of {len} bytes");
+    assert!((1..=MAX_PACKET_LEN).contains(&len), "reply of {len} bytes");
 }
 
 #[cfg(test)]
