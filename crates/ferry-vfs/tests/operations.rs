@@ -326,3 +326,20 @@ async fn an_overwrite_keeps_the_old_files_mode() {
     assert_eq!(md.permissions().mode() & 0o7777, 0o750);
     assert_eq!(std::fs::read(jail.host("run.sh")).expect("read"), b"new");
 }
+
+#[tokio::test]
+async fn an_overwrite_by_root_keeps_the_old_files_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let jail = Jail::new();
+    std::fs::write(jail.host("owned"), b"old").expect("write");
+    if std::os::unix::fs::chown(jail.host("owned"), Some(4321), Some(4322)).is_err() {
+        // Only root can give a file away; as anyone else the owner is the server's user anyway.
+        eprintln!("not running as root: owner preservation not exercised");
+        return;
+    }
+    upload(&jail.fs, b"/owned", WriteMode::Create, b"new")
+        .await
+        .expect("overwrite");
+    let md = std::fs::metadata(jail.host("owned")).expect("stat");
+    assert_eq!((md.uid(), md.gid()), (4321, 4322));
+}

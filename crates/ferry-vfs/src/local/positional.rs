@@ -63,17 +63,6 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: OpenMode) -> Result
                     return Err(e);
                 }
             };
-            // An overwrite keeps the old file's mode (and owner); the client's mode is for new files.
-            let inherited = !exclusive && inherit(&parent, &name, &file);
-            if let (Some(mode), false) = (mode, inherited) {
-                if let Err(e) = file.set_permissions(Permissions::from_mode(mode & 0o777)) {
-                    let _ = parent.remove_file(&temp);
-                    if exclusive {
-                        let _ = parent.remove_file(&name);
-                    }
-                    return Err(e.into());
-                }
-            }
             let file = if read {
                 // The temp was created write-only; reopen it for reading and writing.
                 let mut options = write_options();
@@ -91,6 +80,18 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: OpenMode) -> Result
             } else {
                 file
             };
+            // An overwrite keeps the old file's mode (and owner); the client's mode is for new files.
+            // Set after the reopen above, which a read-only mode would refuse.
+            let inherited = !exclusive && inherit(&parent, &name, &file);
+            if let (Some(mode), false) = (mode, inherited) {
+                if let Err(e) = file.set_permissions(Permissions::from_mode(mode & 0o777)) {
+                    let _ = parent.remove_file(&temp);
+                    if exclusive {
+                        let _ = parent.remove_file(&name);
+                    }
+                    return Err(e.into());
+                }
+            }
             let pending = Pending {
                 parent,
                 temp,
