@@ -14,6 +14,7 @@ use ferry_proto::session::{
     DataTlsError, Login, LoginTls, Output, PassiveFamily, Session, TlsPolicy, TlsSettings, TransferEvent,
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput};
+use ferry_proto::untrusted::Untrusted;
 use ferry_vfs::Storage;
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
@@ -701,7 +702,7 @@ impl Conn {
                         u.tls.danger_allow_unresumed_data_tls.unwrap_or(global_unresumed),
                     ),
                     Ok(None) => {
-                        info!(user, "login failed");
+                        info!(user = %Untrusted::str(user), "login failed");
                         return None;
                     }
                     Err(e) => {
@@ -718,7 +719,7 @@ impl Conn {
                     st.set_user(Some(&login.user));
                 }
                 self.allow_unresumed = allow_unresumed;
-                tracing::Span::current().record("user", login.user.as_str());
+                tracing::Span::current().record("user", field::display(Untrusted::str(&login.user)));
                 info!(home, "logged in");
                 Some(login)
             }
@@ -749,7 +750,7 @@ fn log_line(line: &[u8]) {
         if verb.eq_ignore_ascii_case(b"PASS") {
             debug!(command = "PASS ***", "command");
         } else {
-            debug!(command = %String::from_utf8_lossy(line), "command");
+            debug!(command = %Untrusted::new(line), "command");
         }
     }
 }

@@ -107,6 +107,8 @@ pub(crate) fn fs_error(e: ferry_vfs::Error) -> FsError {
         ErrorKind::DirectoryNotEmpty => FsError::DirectoryNotEmpty,
         ErrorKind::InvalidName => FsError::InvalidName,
         ErrorKind::QuotaExceeded => FsError::QuotaExceeded,
+        ErrorKind::OffsetOutOfRange => FsError::OffsetOutOfRange,
+        ErrorKind::MoveIntoItself => FsError::MoveIntoItself,
         ErrorKind::Unsupported => FsError::Unsupported,
         ErrorKind::Io => FsError::Io,
     }

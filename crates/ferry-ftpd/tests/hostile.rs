@@ -567,3 +567,75 @@ fn hostile_paths_over_ftp_never_reach_outside_the_root() {
         b"top secret"
     );
 }
+
+// ----- hostile logged-in users: metadata, offsets, renames -----------------------------------------
+
+/// Mode and mtime of a host file.
+fn mode_and_mtime(path: &std::path::Path) -> (u32, SystemTime) {
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::metadata(path).expect("stat");
+    (md.permissions().mode() & 0o7777, md.modified().expect("mtime"))
+}
+
+#[test]
+fn mfmt_never_changes_a_file_outside_the_root_through_a_link() {
+    let server = TestServer::start();
+    let outside = server.base().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    let secret = outside.join("secret.txt");
+    std::fs::write(&secret, b"top secret").expect("write");
+    std::fs::hard_link(&secret, server.path("hard")).expect("hard link");
+    std::os::unix::fs::symlink(&secret, server.path("sym")).expect("symlink");
+    let before = mode_and_mtime(&secret);
+    let mut c = server.login();
+    for name in ["hard", "sym"] {
+        let r = c.cmd(&format!("MFMT 20000101000000 {name}"));
+        assert_eq!(r.code, 550, "MFMT {name}: {}", r.text());
+    }
+    assert_eq!(mode_and_mtime(&secret), before, "the outside file changed");
+    // A plain file inside is still changed.
+    std::fs::write(server.path("plain"), b"x").expect("write");
+    c.expect("MFMT 20000101000000 plain", 213);
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(946_684_800);
+    assert_eq!(mode_and_mtime(&server.path("plain")).1, t);
+}
+
+#[test]
+fn offsets_beyond_any_file_get_a_reply_that_says_so() {
+    let server = TestServer::start();
+    std::fs::write(server.path("f"), b"abc").expect("write");
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    // RETR from 2^64-1: no file reaches there.
+    c.expect("REST 18446744073709551615", 350);
+    let _data = c.data();
+    let r = c.cmd("RETR f");
+    assert_eq!(r.code, 554, "RETR: {}", r.text());
+    assert!(r.text().contains("Offset out of range"), "{}", r.text());
+    // STOR at the largest offset a file may have: beyond what the storage holds.
+    c.expect("REST 9223372036854775807", 350);
+    let _data = c.data();
+    let r = c.cmd("STOR f");
+    assert!(
+        r.code == 554 && r.text().contains("Offset out of range"),
+        "STOR: {}",
+        r.text()
+    );
+    assert_eq!(
+        std::fs::read(server.path("f")).expect("read"),
+        b"abc",
+        "nothing lost"
+    );
+}
+
+#[test]
+fn rnto_of_a_directory_into_itself_says_so() {
+    let server = TestServer::start();
+    std::fs::create_dir_all(server.path("d/sub")).expect("mkdir");
+    let mut c = server.login();
+    c.expect("RNFR d", 350);
+    let r = c.cmd("RNTO d/sub/d");
+    assert_eq!(r.code, 553, "{}", r.text());
+    assert!(r.text().contains("into itself"), "{}", r.text());
+    assert!(server.path("d/sub").is_dir());
+}

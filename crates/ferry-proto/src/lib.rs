@@ -14,6 +14,7 @@
 //! - [`path`]: virtual path normalisation that can never climb above `/`.
 //! - [`ascii`]: TYPE A line-ending conversion, streaming.
 //! - [`session`]: the per-connection state machine (`handle_*` in, `poll_output` out, `now` passed in).
+//! - [`untrusted`]: peer-provided strings bounded and escaped for logs (FTP and SFTP alike).
 //!
 //! What it deliberately does not do: touch the network or disk, decide TLS policy details, or verify
 //! passwords. Those belong to the glue and to `ferry-auth`.
@@ -31,3 +32,4 @@ pub mod reply;
 pub mod reply_parser;
 pub mod session;
 pub mod telnet;
+pub mod untrusted;

@@ -69,6 +69,8 @@ impl ReplyCode {
     pub const PAGE_TYPE_UNKNOWN: Self = Self(551);
     pub const EXCEEDED_STORAGE: Self = Self(552);
     pub const NAME_NOT_ALLOWED: Self = Self(553);
+    /// 554: requested action not taken: invalid REST parameter (RFC 1123 §4.1.3.4, RFC 3659).
+    pub const INVALID_REST: Self = Self(554);
 
     /// True for 1yz preliminary replies.
     pub fn is_preliminary(self) -> bool {

@@ -161,6 +161,8 @@ fn random_fs_error(rng: &mut Rng) -> FsError {
         FsError::DirectoryNotEmpty,
         FsError::InvalidName,
         FsError::QuotaExceeded,
+        FsError::OffsetOutOfRange,
+        FsError::MoveIntoItself,
         FsError::Unsupported,
         FsError::Io,
     ];

@@ -17,6 +17,13 @@ pub const MAX_WRITE_LEN: usize = 256 * 1024 - 1024;
 /// it (64 requests of at most 256 KiB), nor does rclone's default of 64 outstanding 32 KiB writes
 /// per file with 4 files at once.
 pub const MAX_BUFFERED: usize = 16 * 1024 * 1024;
+/// Bytes of requests in progress and of replies not yet handed to the SSH channel, per SFTP
+/// session. A request starts only when its packet plus the largest reply it can produce
+/// ([`MAX_READ_LEN`] for a READ) fit, so a client that pipelines READs without reading the replies
+/// holds at most this much of them; with [`MAX_BUFFERED`] of received requests and the SSH
+/// channel's own queue this bounds a session's memory (docs/sftp.md, "Memory"). 4 MiB keeps 64
+/// OpenSSH-sized (32 KiB) or 16 maximal (255 KiB) reads in flight.
+pub const IN_PROGRESS_BUDGET: usize = 4 * 1024 * 1024;
 /// Open file and directory handles per SFTP session.
 pub const MAX_HANDLES: usize = 256;
 /// Requests of one SFTP session being processed at once; further requests wait, received, in

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_auth::{Password, User};
+use ferry_proto::untrusted::Untrusted;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{cipher, kex, mac, Channel, ChannelId, Disconnect, MethodKind, MethodSet, Preferred, SshId};
@@ -202,14 +203,14 @@ impl Connection {
     fn outcome(&mut self, user: &str, found: Result<Option<User>, ferry_auth::Error>) -> Auth {
         match found {
             Ok(Some(u)) => {
-                tracing::Span::current().record("user", u.name.as_str());
-                info!(user = %u.name, "login");
+                tracing::Span::current().record("user", field::display(Untrusted::str(&u.name)));
+                info!(user = %Untrusted::str(&u.name), "login");
                 self.server.guard.record(self.ip, &u.name, LoginOutcome::Success);
                 self.user = Some(u);
                 Auth::Accept
             }
             Ok(None) => {
-                info!(user, "login failed");
+                info!(user = %Untrusted::str(user), "login failed");
                 self.server.guard.record(self.ip, user, LoginOutcome::Failure);
                 Auth::reject()
             }
@@ -314,7 +315,7 @@ impl russh::server::Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let (Some(user), true) = (self.user.clone(), name == "sftp") else {
-            info!(subsystem = name, "subsystem refused");
+            info!(subsystem = %Untrusted::str(name), "subsystem refused");
             return session.channel_failure(channel);
         };
         let Some(ch) = self.channels.remove(&channel) else {
@@ -348,7 +349,7 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data);
         let legacy_scp = command.trim_start().starts_with("scp ");
-        info!(command = %command.chars().take(200).collect::<String>(), "exec refused");
+        info!(command = %Untrusted::new(data), "exec refused");
         self.refuse_exec(channel, if legacy_scp { NO_LEGACY_SCP } else { NO_EXEC }, session)
     }
 

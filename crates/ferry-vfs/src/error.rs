@@ -23,6 +23,10 @@ pub enum ErrorKind {
     InvalidName,
     /// No space left, or a disk quota or file size limit was hit.
     QuotaExceeded,
+    /// A file offset (or size) beyond what a file or the storage can hold.
+    OffsetOutOfRange,
+    /// A directory cannot be moved into itself or one of its subdirectories.
+    MoveIntoItself,
     /// The back-end cannot do this operation.
     Unsupported,
     /// Any other local I/O failure.
@@ -41,6 +45,8 @@ impl ErrorKind {
             ErrorKind::DirectoryNotEmpty => "directory not empty",
             ErrorKind::InvalidName => "invalid file name",
             ErrorKind::QuotaExceeded => "storage quota exceeded",
+            ErrorKind::OffsetOutOfRange => "offset out of range",
+            ErrorKind::MoveIntoItself => "cannot move a directory into itself",
             ErrorKind::Unsupported => "operation not supported",
             ErrorKind::Io => "local I/O error",
         }
@@ -111,7 +117,8 @@ fn classify(err: &io::Error) -> ErrorKind {
         io::ErrorKind::IsADirectory => ErrorKind::IsADirectory,
         io::ErrorKind::DirectoryNotEmpty => ErrorKind::DirectoryNotEmpty,
         io::ErrorKind::InvalidFilename | io::ErrorKind::InvalidInput => ErrorKind::InvalidName,
-        io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge => ErrorKind::QuotaExceeded,
+        io::ErrorKind::StorageFull => ErrorKind::QuotaExceeded,
+        io::ErrorKind::FileTooLarge => ErrorKind::OffsetOutOfRange,
         io::ErrorKind::ReadOnlyFilesystem => ErrorKind::PermissionDenied,
         io::ErrorKind::Unsupported => ErrorKind::Unsupported,
         _ => ErrorKind::Io,
@@ -130,7 +137,9 @@ fn classify_errno(code: i32) -> Option<ErrorKind> {
         libc::EISDIR => ErrorKind::IsADirectory,
         libc::ENOTEMPTY => ErrorKind::DirectoryNotEmpty,
         libc::ENAMETOOLONG | libc::EINVAL => ErrorKind::InvalidName,
-        libc::ENOSPC | libc::EDQUOT | libc::EFBIG => ErrorKind::QuotaExceeded,
+        libc::ENOSPC | libc::EDQUOT => ErrorKind::QuotaExceeded,
+        // Past the largest file the file system (or the process's file size limit) allows.
+        libc::EFBIG => ErrorKind::OffsetOutOfRange,
         // Rename across mount points inside the root.
         libc::EXDEV => ErrorKind::Unsupported,
         libc::ENOSYS | libc::EOPNOTSUPP => ErrorKind::Unsupported,
@@ -161,6 +170,7 @@ mod tests {
             (libc::ENOTDIR, ErrorKind::NotADirectory),
             (libc::EDQUOT, ErrorKind::QuotaExceeded),
             (libc::ENOSPC, ErrorKind::QuotaExceeded),
+            (libc::EFBIG, ErrorKind::OffsetOutOfRange),
             (libc::ENAMETOOLONG, ErrorKind::InvalidName),
             (libc::EROFS, ErrorKind::PermissionDenied),
             (libc::EIO, ErrorKind::Io),

@@ -27,6 +27,8 @@
 //! - No reading or writing of files with more than one name: a hard link (possibly planted by someone
 //!   with host access, to a file outside the root) is refused with [`ErrorKind::PermissionDenied`].
 //!   It is still listed and can be deleted or renamed, which affects only the name inside the root.
+//!   Metadata changes ([`Storage::set_mode`], [`Storage::set_modified`]) follow the same rule and go
+//!   through a handle pinned before the check, never through the name again.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

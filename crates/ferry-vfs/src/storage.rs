@@ -93,6 +93,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn rename(&self, from: &[u8], to: &[u8]) -> Result<()>;
 
     /// Sets the modification time of `path`.
+    ///
+    /// Metadata changes follow the rule opening does: refused (`PermissionDenied`) for a file with
+    /// more than one name or anything but a regular file or directory, and never through a symlink
+    /// that leaves the store.
     async fn set_modified(&self, path: &[u8], t: SystemTime) -> Result<()>;
 
     /// A new store jailed at the subdirectory `home`, created with its parents if `create`.
@@ -106,7 +110,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Err(crate::ErrorKind::Unsupported.into())
     }
 
-    /// Sets the Unix permission bits (`mode & 0o777`) of `path`.
+    /// Sets the Unix permission bits (`mode & 0o777`) of `path`, under the rule of
+    /// [`set_modified`](Storage::set_modified).
     async fn set_mode(&self, path: &[u8], mode: u32) -> Result<()> {
         let _ = (path, mode);
         Err(crate::ErrorKind::Unsupported.into())
@@ -133,7 +138,10 @@ pub enum OpenMode {
     },
     /// New content for `path`: written to a temporary file that replaces the target only when
     /// [`PositionalFile::commit`] is called (discarded otherwise). With `exclusive` the open fails
-    /// with `AlreadyExists` if the target exists, and so does the commit if it appeared meanwhile.
+    /// with `AlreadyExists` if the target exists, and otherwise reserves the name at once (an empty
+    /// file, removed again if the upload is discarded), so a second exclusive open fails too.
+    /// Replacing an existing file keeps its permission bits (and, as root, its owner); `mode`
+    /// applies to new files.
     Replace {
         /// Also allow reads (of what was written so far).
         read: bool,

@@ -279,3 +279,67 @@ async fn debug_and_errors_never_show_the_host_path() {
     assert!(!err.to_string().contains(&host));
     assert!(!format!("{err:?}").contains(&host));
 }
+
+#[tokio::test]
+async fn a_directory_moved_into_itself_says_so() {
+    let jail = Jail::new();
+    std::fs::create_dir_all(jail.host("d/sub")).expect("mkdir");
+    for to in [&b"/d/inside"[..], b"/d/sub/deeper"] {
+        let err = jail.fs.rename(b"/d", to).await.expect_err("into itself");
+        assert_eq!(err.kind(), ErrorKind::MoveIntoItself, "{to:?}");
+        assert_eq!(err.to_string(), "cannot move a directory into itself");
+    }
+    assert!(jail.host("d/sub").is_dir(), "nothing moved");
+    // A sibling whose name merely starts the same is fine.
+    jail.fs.rename(b"/d", b"/d2").await.expect("rename to a sibling");
+}
+
+#[tokio::test]
+async fn offsets_no_file_can_reach_are_out_of_range() {
+    let jail = Jail::new();
+    std::fs::write(jail.host("f"), b"abc").expect("write");
+    let err = read_all(&jail.fs, b"/f", u64::MAX)
+        .await
+        .expect_err("read offset");
+    assert_eq!(err.kind(), ErrorKind::OffsetOutOfRange);
+    let err = upload(&jail.fs, b"/f", WriteMode::At(u64::MAX), b"x")
+        .await
+        .expect_err("write offset");
+    assert_eq!(err.kind(), ErrorKind::OffsetOutOfRange);
+    assert_eq!(
+        std::fs::read(jail.host("f")).expect("read"),
+        b"abc",
+        "nothing lost"
+    );
+}
+
+#[tokio::test]
+async fn an_overwrite_keeps_the_old_files_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let jail = Jail::new();
+    std::fs::write(jail.host("run.sh"), b"old").expect("write");
+    std::fs::set_permissions(jail.host("run.sh"), std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    upload(&jail.fs, b"/run.sh", WriteMode::Create, b"new")
+        .await
+        .expect("overwrite");
+    let md = std::fs::metadata(jail.host("run.sh")).expect("stat");
+    assert_eq!(md.permissions().mode() & 0o7777, 0o750);
+    assert_eq!(std::fs::read(jail.host("run.sh")).expect("read"), b"new");
+}
+
+#[tokio::test]
+async fn an_overwrite_by_root_keeps_the_old_files_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let jail = Jail::new();
+    std::fs::write(jail.host("owned"), b"old").expect("write");
+    if std::os::unix::fs::chown(jail.host("owned"), Some(4321), Some(4322)).is_err() {
+        // Only root can give a file away; as anyone else the owner is the server's user anyway.
+        eprintln!("not running as root: owner preservation not exercised");
+        return;
+    }
+    upload(&jail.fs, b"/owned", WriteMode::Create, b"new")
+        .await
+        .expect("overwrite");
+    let md = std::fs::metadata(jail.host("owned")).expect("stat");
+    assert_eq!((md.uid(), md.gid()), (4321, 4322));
+}

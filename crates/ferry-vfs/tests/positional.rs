@@ -39,7 +39,7 @@ async fn dropped_replace_leaves_nothing_behind() {
 }
 
 #[tokio::test]
-async fn exclusive_refuses_an_existing_target_at_open_and_at_commit() {
+async fn exclusive_refuses_an_existing_target_and_reserves_the_name_at_open() {
     let j = Jail::new();
     std::fs::write(j.host("there"), b"x").expect("write");
     let excl = OpenMode::Replace {
@@ -52,11 +52,57 @@ async fn exclusive_refuses_an_existing_target_at_open_and_at_commit() {
     let f = j.fs.open_file(b"/late", excl).await.expect("open");
     let mode = f.metadata().await.expect("fstat").mode;
     assert_eq!(mode, Some(0o640), "the new file's mode is set at creation");
-    std::fs::write(j.host("late"), b"first").expect("someone else");
-    let err = f.commit().await.expect_err("appeared meanwhile");
+    // A second exclusive open of the same new name fails at once, as with OpenSSH.
+    let err =
+        j.fs.open_file(b"/late", excl)
+            .await
+            .expect_err("second exclusive open");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    f.write_at(0, b"first".to_vec()).await.expect("write");
+    f.commit().await.expect("commit");
     assert_eq!(std::fs::read(j.host("late")).expect("read"), b"first");
     assert_eq!(host_names(&j.host("")), ["late", "there"], "temp removed");
+    // A dropped exclusive upload gives its name back.
+    let f = j.fs.open_file(b"/gone", excl).await.expect("open");
+    drop(f);
+    assert_eq!(host_names(&j.host("")), ["late", "there"], "placeholder removed");
+}
+
+#[tokio::test]
+async fn an_overwrite_keeps_the_old_files_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let j = Jail::new();
+    std::fs::write(j.host("script.sh"), b"old").expect("write");
+    std::fs::set_permissions(j.host("script.sh"), std::fs::Permissions::from_mode(0o751)).expect("chmod");
+    let mode = OpenMode::Replace {
+        read: false,
+        exclusive: false,
+        mode: Some(0o600),
+    };
+    let f = j.fs.open_file(b"/script.sh", mode).await.expect("open");
+    f.write_at(0, b"new".to_vec()).await.expect("write");
+    f.commit().await.expect("commit");
+    let md = std::fs::metadata(j.host("script.sh")).expect("stat");
+    assert_eq!(md.permissions().mode() & 0o7777, 0o751);
+    assert_eq!(std::fs::read(j.host("script.sh")).expect("read"), b"new");
+    // A new file gets the client's mode.
+    let f = j.fs.open_file(b"/fresh", mode).await.expect("open");
+    f.commit().await.expect("commit");
+    let md = std::fs::metadata(j.host("fresh")).expect("stat");
+    assert_eq!(md.permissions().mode() & 0o7777, 0o600);
+}
+
+#[tokio::test]
+async fn offsets_beyond_any_file_are_end_of_file_or_out_of_range() {
+    let j = Jail::new();
+    std::fs::write(j.host("f"), b"abc").expect("write");
+    let f = j.fs.open_file(b"/f", OpenMode::Read).await.expect("open");
+    assert!(f.read_at(u64::MAX, 100).await.expect("read").is_empty(), "EOF");
+    assert!(f.read_at(1 << 63, 100).await.expect("read").is_empty(), "EOF");
+    let w = j.fs.open_file(b"/g", REPLACE).await.expect("open");
+    let err = w.write_at(u64::MAX, b"x".to_vec()).await.expect_err("too far");
+    assert_eq!(err.kind(), ErrorKind::OffsetOutOfRange);
+    assert_eq!(err.to_string(), "offset out of range");
 }
 
 #[tokio::test]

@@ -530,6 +530,11 @@ pub fn fs_reply(e: FsError) -> (ReplyCode, &'static str) {
         FsError::DirectoryNotEmpty => (ReplyCode::FILE_UNAVAILABLE, "Directory not empty"),
         FsError::InvalidName => (ReplyCode::NAME_NOT_ALLOWED, "File name not allowed"),
         FsError::QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Storage quota exceeded"),
+        FsError::OffsetOutOfRange => (
+            ReplyCode::INVALID_REST,
+            "Offset out of range: beyond the largest file the storage can hold",
+        ),
+        FsError::MoveIntoItself => (ReplyCode::NAME_NOT_ALLOWED, "Cannot move a directory into itself"),
         FsError::Unsupported => (
             ReplyCode::FILE_UNAVAILABLE,
             "Operation not supported by this storage",

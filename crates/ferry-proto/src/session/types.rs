@@ -105,6 +105,10 @@ pub enum FsError {
     InvalidName,
     /// Quota or disk space exhausted.
     QuotaExceeded,
+    /// A file offset beyond what a file or the storage can hold (e.g. a REST offset).
+    OffsetOutOfRange,
+    /// A directory renamed into itself or one of its subdirectories.
+    MoveIntoItself,
     /// The back-end cannot do this.
     Unsupported,
     /// Local I/O failure.

@@ -1,8 +1,14 @@
 //! The SFTP subsystem of one SSH channel: frames packets, runs requests concurrently (up to
 //! [`MAX_IN_FLIGHT`]) and sends each reply when it is ready, tagged with its request id.
+//!
+//! Memory: a request starts only once its packet and the largest reply it can produce fit the
+//! session's [`IN_PROGRESS_BUDGET`]; that share is given back when the reply has been handed to
+//! the SSH channel (which itself waits for the client's window). A client that sends READs and
+//! never reads the replies therefore holds at most that budget of replies, not one per request;
+//! further requests wait, received, in the session's buffer (up to [`MAX_BUFFERED`]).
 
 mod handles;
-mod ops;
+pub(crate) mod ops;
 pub(crate) mod path;
 pub(crate) mod wire;
 
@@ -13,10 +19,10 @@ use ferry_auth::Permissions;
 use ferry_vfs::Storage;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelWriteHalf};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info};
 
-use crate::limits::{MAX_BUFFERED, MAX_IN_FLIGHT, MAX_PACKET_LEN};
+use crate::limits::{IN_PROGRESS_BUDGET, MAX_BUFFERED, MAX_IN_FLIGHT, MAX_PACKET_LEN};
 use wire::{kind, Reader, Writer};
 
 /// The SFTP protocol version spoken.
@@ -49,7 +55,7 @@ impl Ctx {
 
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
-enum End {
+pub(crate) enum End {
     #[error("packet length {0} out of bounds")]
     PacketLength(usize),
     #[error("malformed packet")]
@@ -65,9 +71,10 @@ enum End {
 /// Serves SFTP on `channel` until the client closes it.
 pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     let (mut rx, tx) = channel.split();
-    let (reply_tx, reply_rx) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
+    let (reply_tx, reply_rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_replies(tx, reply_rx));
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let budget = Arc::new(Semaphore::new(IN_PROGRESS_BUDGET));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut initialised = false;
     // The channel is drained continuously, also while every request slot is taken: russh delivers
@@ -75,25 +82,29 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     // would also stop it from processing the client's window adjustments that our replies may be
     // waiting for. Unparsed input is bounded by MAX_BUFFERED instead.
     let mut eof = false;
+    // The channel is gone (closed, or the connection ended): replies can no longer be sent.
+    let mut closed = false;
     let result: Result<(), End> = async {
         loop {
             let ready = packet_ready(&buf)?;
-            if eof && !ready {
+            // After EOF the requests already received still run; once the channel is gone no
+            // reply can reach anyone, and the requests still waiting are dropped.
+            if closed || (eof && !ready) {
                 return Ok(());
             }
             if ready && !initialised {
                 let packet = next_packet(&mut buf)?.ok_or(End::Sequence)?;
                 let reply = init(&packet)?;
                 initialised = true;
-                if reply_tx.send(reply).await.is_err() {
+                if reply_tx.send((reply, None)).await.is_err() {
                     return Ok(());
                 }
                 continue;
             }
             tokio::select! {
                 biased;
-                permit = Arc::clone(&permits).acquire_owned(), if ready => {
-                    let Ok(permit) = permit else { return Ok(()) };
+                permit = admit(&permits, &budget, &buf), if ready => {
+                    let Some((permit, share)) = permit else { return Ok(()) };
                     let packet = next_packet(&mut buf)?.ok_or(End::Sequence)?;
                     let Some(request) = ops::Request::parse(packet, &ctx)? else {
                         return Err(End::Sequence);
@@ -104,24 +115,25 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
                         match order {
                             Some(mut order) => {
                                 order.wait().await;
-                                let _ = reply_tx.send(reply).await;
+                                let _ = reply_tx.send((reply, Some(share))).await;
                                 order.release();
                             }
                             None => {
-                                let _ = reply_tx.send(reply).await;
+                                let _ = reply_tx.send((reply, Some(share))).await;
                             }
                         }
                         drop(permit);
                     });
                 }
-                msg = rx.wait(), if !eof => match msg {
+                msg = rx.wait(), if !closed => match msg {
                     Some(ChannelMsg::Data { data }) => {
                         if buf.len() + data.len() > MAX_BUFFERED {
                             return Err(End::Flood);
                         }
                         buf.extend_from_slice(&data);
                     }
-                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => eof = true,
+                    Some(ChannelMsg::Eof) => eof = true,
+                    Some(ChannelMsg::Close) | None => (eof, closed) = (true, true),
                     Some(_) => {}
                 },
             }
@@ -133,15 +145,60 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
         Err(e) => info!(error = %e, "SFTP session closed: protocol error"),
     }
     // Let running requests finish, then drop the handles: uploads that were never closed are
-    // discarded.
-    let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+    // discarded. Once the channel is gone the writer may wait forever for window the client will
+    // never grant, and the requests behind it for the writer: stop it, so that every buffer of the
+    // session is freed when the session ends.
+    let drained = permits.acquire_many(MAX_IN_FLIGHT as u32);
+    if closed {
+        writer.abort();
+        let _ = drained.await;
+    } else {
+        tokio::select! {
+            _ = drained => {}
+            () = channel_gone(&mut rx) => {
+                writer.abort();
+                let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+            }
+        }
+    }
     ctx.table().clear();
     drop(reply_tx);
     let _ = writer.await;
 }
 
+/// Returns once the channel is closed or its connection has ended (other messages are dropped).
+async fn channel_gone(rx: &mut russh::ChannelReadHalf) {
+    loop {
+        match rx.wait().await {
+            Some(ChannelMsg::Close) | None => return,
+            Some(_) => {}
+        }
+    }
+}
+
+/// A reply and its share of the in-progress budget, given back once the reply is sent.
+type Reply = (Bytes, Option<OwnedSemaphorePermit>);
+
+/// Waits until the complete packet at the front of `buf` may start: a request slot, and its
+/// packet plus its largest reply in the budget. `None` once the semaphores are closed.
+async fn admit(
+    permits: &Arc<Semaphore>,
+    budget: &Arc<Semaphore>,
+    buf: &[u8],
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let packet_len = match buf.get(..4) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]) as usize,
+        _ => 0,
+    };
+    let cost = 4 + packet_len.min(MAX_PACKET_LEN) + ops::reply_bound(buf.get(4..).unwrap_or_default());
+    let cost = u32::try_from(cost.min(IN_PROGRESS_BUDGET)).unwrap_or(u32::MAX);
+    let permit = Arc::clone(permits).acquire_owned().await.ok()?;
+    let share = Arc::clone(budget).acquire_many_owned(cost).await.ok()?;
+    Some((permit, share))
+}
+
 /// Whether a complete packet is at the front of `buf` (an impossible length is an error).
-fn packet_ready(buf: &[u8]) -> Result<bool, End> {
+pub(crate) fn packet_ready(buf: &[u8]) -> Result<bool, End> {
     if buf.len() < 4 {
         return Ok(false);
     }
@@ -153,7 +210,7 @@ fn packet_ready(buf: &[u8]) -> Result<bool, End> {
 }
 
 /// Takes one complete packet (without its length field) off the front of `buf`.
-fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
+pub(crate) fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -170,7 +227,7 @@ fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
 }
 
 /// Answers INIT with VERSION and the extensions we support.
-fn init(packet: &[u8]) -> Result<Bytes, End> {
+pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
     let mut r = Reader::new(packet);
     if r.u8()? != kind::INIT {
         return Err(End::Sequence);
@@ -188,15 +245,22 @@ fn init(packet: &[u8]) -> Result<Bytes, End> {
 }
 
 /// Sends replies in the order they complete; small ones queued together go in one channel write.
-async fn write_replies(tx: ChannelWriteHalf<Msg>, mut replies: mpsc::Receiver<Bytes>) {
-    while let Some(first) = replies.recv().await {
+///
+/// Each reply's budget share is held until its bytes have been handed to the channel.
+async fn write_replies(tx: ChannelWriteHalf<Msg>, mut replies: mpsc::Receiver<Reply>) {
+    let mut shares = Vec::new();
+    while let Some((first, share)) = replies.recv().await {
+        shares.extend(share);
         let out = if first.len() >= COALESCE_LIMIT {
             first
         } else {
             let mut batch = BytesMut::from(first);
             while batch.len() < COALESCE_LIMIT {
                 match replies.try_recv() {
-                    Ok(next) => batch.extend_from_slice(&next),
+                    Ok((next, share)) => {
+                        batch.extend_from_slice(&next);
+                        shares.extend(share);
+                    }
                     Err(_) => break,
                 }
             }
@@ -205,6 +269,7 @@ async fn write_replies(tx: ChannelWriteHalf<Msg>, mut replies: mpsc::Receiver<By
         if tx.data_bytes(out).await.is_err() {
             return;
         }
+        shares.clear();
     }
     // Like sshd when sftp-server exits: scp treats a channel closed without an exit status as a
     // failure.

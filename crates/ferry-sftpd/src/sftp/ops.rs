@@ -106,7 +106,9 @@ enum Op {
         to: Vec<u8>,
         replace: bool,
     },
-    StatVfs,
+    StatVfs {
+        path: Vec<u8>,
+    },
     Fsync {
         handle: Arc<Handle>,
         turn: Waiting,
@@ -347,7 +349,7 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
             }
         }
         b"statvfs@openssh.com" => match resolved(r)? {
-            Ok(_) => Op::StatVfs,
+            Ok(path) => Op::StatVfs { path },
             Err(e) => return Ok(Err(e)),
         },
         b"fsync@openssh.com" => {
@@ -372,6 +374,31 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
     }))
 }
 
+/// The largest reply the request `packet` (type byte first) can produce, for the session's
+/// in-progress budget: READ data, a READDIR batch, a REALPATH name; a status or attributes else.
+pub(crate) fn reply_bound(packet: &[u8]) -> usize {
+    /// Length, type, id, string length: the DATA header.
+    const DATA_HEADER: usize = 13;
+    /// A status with its message, attributes, a handle, statvfs or limits.
+    const SMALL: usize = 1024;
+    let mut r = Reader::new(packet);
+    match r.u8() {
+        Ok(kind::READ) => {
+            let len = (|| {
+                r.u32()?;
+                r.string()?;
+                r.u64()?;
+                r.u32()
+            })();
+            len.map_or(SMALL, |len| (len as usize).min(MAX_READ_LEN) + DATA_HEADER)
+        }
+        // Names of at most 255 bytes, their `ls -l` lines and attributes.
+        Ok(kind::READDIR) => READDIR_BATCH * 1024,
+        Ok(kind::REALPATH) => 2 * crate::limits::MAX_PATH_LEN + SMALL,
+        _ => SMALL,
+    }
+}
+
 /// Fails unless the user has the permission.
 fn allowed(yes: bool) -> Result<(), Refused> {
     if yes {
@@ -393,6 +420,8 @@ fn fs_error(e: ferry_vfs::Error) -> Refused {
         | ErrorKind::DirectoryNotEmpty
         | ErrorKind::InvalidName
         | ErrorKind::QuotaExceeded
+        | ErrorKind::OffsetOutOfRange
+        | ErrorKind::MoveIntoItself
         | ErrorKind::Io => Status::Failure,
     };
     Refused(status, kind.describe())
@@ -575,7 +604,9 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             storage.rename(&from, &to).await.map_err(fs_error)?;
             Ok(ok())
         }
-        Op::StatVfs => {
+        Op::StatVfs { path } => {
+            // The space of the file system holding `path`: a path that is not there has none.
+            storage.metadata(&path).await.map_err(fs_error)?;
             let s = storage.space().await.map_err(fs_error)?;
             let mut flags = ST_NOSUID;
             if !ctx.perms.write {

@@ -1,6 +1,7 @@
 //! The local file system back-end, jailed by a `cap_std` directory handle.
 
 mod list;
+mod meta;
 mod positional;
 mod sweep;
 mod write;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use cap_fs_ext::{DirExt, OpenOptionsSyncExt, SystemTimeSpec};
+use cap_fs_ext::OpenOptionsSyncExt;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
 
@@ -85,6 +86,7 @@ impl Storage for LocalFs {
 
     async fn open_read(&self, path: &[u8], offset: u64) -> Result<Box<dyn FileReader>> {
         let rel = VPath::parse(path)?.rel();
+        check_offset(offset)?;
         let file = self
             .run(move |root| {
                 // Non-blocking open so a FIFO planted in the tree cannot hang a blocking thread.
@@ -154,13 +156,20 @@ impl Storage for LocalFs {
             return Err(ErrorKind::PermissionDenied.into());
         }
         let (from, to) = (from.rel(), to.rel());
-        self.run(move |root| Ok(root.rename(from, root, to)?)).await
+        if to != from && to.starts_with(&from) {
+            // Also the kernel's EINVAL, but that is mapped to "invalid name"; say what it is.
+            return Err(ErrorKind::MoveIntoItself.into());
+        }
+        self.run(move |root| match root.rename(from, root, to) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(ErrorKind::MoveIntoItself.into()),
+            result => Ok(result?),
+        })
+        .await
     }
 
     async fn set_modified(&self, path: &[u8], t: SystemTime) -> Result<()> {
         let rel = VPath::parse(path)?.rel();
-        let mtime = SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(t));
-        self.run(move |root| Ok(root.set_times(rel, None, Some(mtime))?))
+        self.run(move |root| meta::change(root, &rel, meta::Change::Modified(t)))
             .await
     }
 
@@ -184,10 +193,8 @@ impl Storage for LocalFs {
     }
 
     async fn set_mode(&self, path: &[u8], mode: u32) -> Result<()> {
-        use cap_std::fs::PermissionsExt;
         let rel = VPath::parse(path)?.rel();
-        let permissions = cap_std::fs::Permissions::from_mode(mode & 0o777);
-        self.run(move |root| Ok(root.set_permissions(rel, permissions)?))
+        self.run(move |root| meta::change(root, &rel, meta::Change::Mode(mode)))
             .await
     }
 
@@ -269,6 +276,15 @@ fn check_regular(md: &cap_std::fs::Metadata) -> Result<()> {
         // A hard link is the file itself, wherever its other names are: one planted in the root by
         // someone with host access could share a file from outside it. Such files are not opened.
         Err(ErrorKind::PermissionDenied.into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses a file offset no file can reach (`off_t` is signed).
+fn check_offset(offset: u64) -> Result<()> {
+    if offset > i64::MAX as u64 {
+        Err(ErrorKind::OffsetOutOfRange.into())
     } else {
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Positional file access for the local back-end (SFTP): `pread`/`pwrite` on a shared handle, with
-//! new content going to a temp file that is renamed (or, for exclusive creation, hard-linked) into
-//! place on commit.
+//! new content going to a temp file that is renamed into place on commit (for exclusive creation,
+//! over the empty placeholder that reserved the name at open).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use cap_std::fs::PermissionsExt;
 use cap_std::fs::{Dir, File, FileExt, Permissions};
 
-use super::write::{create_temp, Pending};
+use super::write::{create_temp, inherit, reserve, Pending};
 use super::{blocking, check_regular, convert_metadata, write_options};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::VPath;
@@ -49,13 +49,20 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: OpenMode) -> Result
                 Ok(_) if exclusive => return Err(ErrorKind::AlreadyExists.into()),
                 _ => {}
             }
-            let (temp, file) = create_temp(&parent)?;
-            if let Some(mode) = mode {
-                if let Err(e) = file.set_permissions(Permissions::from_mode(mode & 0o777)) {
-                    let _ = parent.remove_file(&temp);
-                    return Err(e.into());
-                }
+            // Exclusive: the name is taken now (empty, `create_new`), so a second exclusive open of
+            // it fails at once, as with OpenSSH, rather than one upload losing at close.
+            if exclusive {
+                reserve(&parent, &name)?;
             }
+            let (temp, file) = match create_temp(&parent) {
+                Ok(created) => created,
+                Err(e) => {
+                    if exclusive {
+                        let _ = parent.remove_file(&name);
+                    }
+                    return Err(e);
+                }
+            };
             let file = if read {
                 // The temp was created write-only; reopen it for reading and writing.
                 let mut options = write_options();
@@ -64,17 +71,32 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: OpenMode) -> Result
                     Ok(rw) => rw,
                     Err(e) => {
                         let _ = parent.remove_file(&temp);
+                        if exclusive {
+                            let _ = parent.remove_file(&name);
+                        }
                         return Err(e.into());
                     }
                 }
             } else {
                 file
             };
+            // An overwrite keeps the old file's mode (and owner); the client's mode is for new files.
+            // Set after the reopen above, which a read-only mode would refuse.
+            let inherited = !exclusive && inherit(&parent, &name, &file);
+            if let (Some(mode), false) = (mode, inherited) {
+                if let Err(e) = file.set_permissions(Permissions::from_mode(mode & 0o777)) {
+                    let _ = parent.remove_file(&temp);
+                    if exclusive {
+                        let _ = parent.remove_file(&name);
+                    }
+                    return Err(e.into());
+                }
+            }
             let pending = Pending {
                 parent,
                 temp,
                 name,
-                reserved: false,
+                reserved: exclusive,
             };
             Ok(LocalFile::new(file, Some((pending, exclusive))))
         }
@@ -123,6 +145,10 @@ impl LocalFile {
 #[async_trait]
 impl PositionalFile for LocalFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if offset > i64::MAX as u64 {
+            // No file reaches there: the end of file.
+            return Ok(Vec::new());
+        }
         self.with_file(move |file| {
             let mut buf = vec![0u8; len];
             let mut filled = 0;
@@ -145,7 +171,7 @@ impl PositionalFile for LocalFile {
             .checked_add(data.len() as u64)
             .is_none_or(|end| end > i64::MAX as u64)
         {
-            return Err(ErrorKind::QuotaExceeded.into());
+            return Err(ErrorKind::OffsetOutOfRange.into());
         }
         self.with_file(move |file| Ok(file.write_all_at(&data, offset)?))
             .await
@@ -178,21 +204,15 @@ impl PositionalFile for LocalFile {
     }
 
     async fn commit(&self) -> Result<()> {
-        let Some((pending, exclusive)) = self.lock().take() else {
+        let Some((pending, _exclusive)) = self.lock().take() else {
             return Ok(());
         };
         blocking(move || {
             let (parent, temp, name) = (&pending.parent, &pending.temp, &pending.name);
-            // link(2) refuses an existing target, so an exclusive upload never replaces a file
-            // that appeared meanwhile; otherwise rename(2) replaces the target atomically.
-            let placed = if exclusive {
-                parent.hard_link(temp, parent, name)
-            } else {
-                parent.rename(temp, parent, name)
-            };
-            let linked = exclusive && placed.is_ok();
-            let failed = placed.is_err();
-            if linked || failed {
+            // rename(2) replaces the target atomically: for an exclusive upload that is the empty
+            // placeholder reserved at open.
+            let placed = parent.rename(temp, parent, name);
+            if placed.is_err() {
                 pending.discard();
             }
             placed.map_err(Error::from)

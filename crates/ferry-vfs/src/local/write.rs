@@ -37,6 +37,7 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: WriteMode) -> Resul
                 return Err(ErrorKind::IsADirectory.into());
             }
             let (temp, file) = create_temp(&parent)?;
+            inherit(&parent, &name, &file);
             Ok(LocalWriter::new(
                 file,
                 name_bytes(&name),
@@ -74,6 +75,7 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: WriteMode) -> Resul
             Ok(LocalWriter::new(file, name_bytes(&name), None))
         }
         WriteMode::At(offset) => {
+            super::check_offset(offset)?;
             let mut options = write_options();
             options.create(offset == 0);
             let file = root.open_with(&rel, &options)?;
@@ -257,6 +259,33 @@ pub(super) fn create_temp(dir: &Dir) -> Result<(OsString, File)> {
         }
     }
     Err(ErrorKind::AlreadyExists.into())
+}
+
+/// Reserves `name` in `dir` by creating it empty; fails with `AlreadyExists` if it exists.
+pub(super) fn reserve(dir: &Dir, name: &OsStr) -> Result<()> {
+    create_new(dir, name).map(drop).map_err(Error::from)
+}
+
+/// Gives `temp`, about to replace `name`, the old file's permission bits and, where the server may
+/// (as root), its owner and group, as overwriting the file in place would keep them. Only a regular
+/// file with one name passes its facts on; returns whether it did.
+pub(super) fn inherit(dir: &Dir, name: &OsStr, temp: &File) -> bool {
+    use cap_std::fs::{MetadataExt, Permissions, PermissionsExt};
+    let Ok(old) = dir.symlink_metadata(name) else {
+        return false;
+    };
+    if !old.is_file() || old.nlink() != 1 {
+        return false;
+    }
+    // Owner first: chown clears set-id bits, and the mode below has none anyway. Refused (EPERM)
+    // unless running as root or already the owner, which is fine either way.
+    let _ = rustix::fs::fchown(
+        temp,
+        Some(rustix::fs::Uid::from_raw(old.uid())),
+        Some(rustix::fs::Gid::from_raw(old.gid())),
+    );
+    temp.set_permissions(Permissions::from_mode(old.mode() & 0o777))
+        .is_ok()
 }
 
 /// Reserves an unused name derived from `name` by creating it empty; returns the name chosen.

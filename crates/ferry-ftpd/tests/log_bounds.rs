@@ -1,0 +1,83 @@
+//! Peer-provided strings in the FTP server's log lines are bounded and escaped: a long path with
+//! control characters, a user name with a terminal escape. Log lines are captured from the tracing
+//! subscriber this test binary installs.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use common::TestServer;
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn long_paths_and_odd_user_names_give_bounded_escaped_log_lines() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "ferry_ftpd=debug,ferry_auth=debug",
+        ))
+        .with_ansi(false)
+        .with_writer(move || Sink(Arc::clone(&sink)))
+        .init();
+    let server = TestServer::start();
+    let mut c = server.control();
+    // Control characters are refused in user names; a right-to-left override and length are not.
+    let mut user = "USER \u{202e}".to_string();
+    user.push_str(&"m".repeat(250));
+    c.send(&user);
+    assert_eq!(c.reply().code, 331);
+    c.send("PASS wrong");
+    assert_eq!(c.reply().code, 530);
+    let mut c = server.login();
+    let mut line = b"SIZE /".to_vec();
+    line.extend(std::iter::repeat_n(b'p', 3000));
+    line.extend_from_slice(b"\x1b]0;owned\x07");
+    c.send_bytes(&line);
+    assert!(c.reply().code >= 500);
+    c.expect("QUIT", 221);
+    drop(server);
+    let log = String::from_utf8_lossy(&log.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    assert!(log.contains("login failed"), "{log}");
+    assert!(
+        log.contains("SIZE /ppp"),
+        "the command was logged at debug level:\n{log}"
+    );
+    for line in log.lines() {
+        assert!(
+            line.len() < 600,
+            "log line of {} bytes: {}…",
+            line.len(),
+            &line[..200]
+        );
+        assert!(
+            !line.chars().any(|c| c.is_control() && c != '\t'),
+            "raw control character in {line:?}"
+        );
+    }
+    assert!(log.contains("\\u{202e}mmm"), "the name is shown escaped:\n{log}");
+    assert!(!log.contains('\u{202e}'), "raw right-to-left override in the log");
+    assert!(
+        log.contains("…(253 bytes)"),
+        "the cut says how long the name was:\n{log}"
+    );
+    assert!(
+        log.contains("…(3016 bytes)"),
+        "the cut says how long the line was:\n{log}"
+    );
+}
