@@ -36,4 +36,4 @@ pub use keys::{PublicKeyRecord, MAX_KEYS_PER_USER};
 pub use password::{generate_password, hash_password, Password};
 pub use permissions::Permissions;
 pub use store::UserStore;
-pub use user::{NewUser, User, UserTls};
+pub use user::{AuthOutcome, NewUser, User, UserTls};

@@ -2,6 +2,7 @@
 //! were checked (by the session) to target only the control peer.
 
 use std::io;
+use ferry_admission::canonical;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -151,9 +152,3 @@ async fn connect(target: SocketAddr, local_ip: IpAddr) -> io::Result<TcpStream> 
     socket.connect(target).await
 }
 
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}

@@ -3,14 +3,15 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use ferry_auth::{Password, User};
+use ferry_admission::{canonical, Attempt, LoginResult, Refused, Slot};
+use ferry_auth::{AuthOutcome, Password, User};
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
-use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{cipher, kex, mac, Channel, ChannelId, Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -19,15 +20,39 @@ use tracing::{debug, field, info, info_span, warn, Instrument};
 use crate::keys::key_base64;
 use crate::limits::MAX_SFTP_CHANNELS;
 use crate::sftp::{self, Ctx};
-use crate::{LoginOutcome, Server};
+use crate::Server;
 
 /// The identification string sent to clients (RFC 4253 §4.2); no version, to say little.
 const SERVER_ID: &str = "SSH-2.0-ferry";
 /// Flow-control window per channel: large enough to keep a fast link busy with 64 outstanding
 /// 256 KiB SFTP writes, small enough to bound the memory a client can fill.
 const WINDOW_SIZE: u32 = 16 * 1024 * 1024;
-/// Minimum time a failed authentication takes (russh pads rejections to it).
-const AUTH_REJECTION_TIME: Duration = Duration::from_millis(500);
+/// Minimum time a rejected public-key query takes (russh pads rejections to it). Failed password,
+/// keyboard-interactive and signed public-key attempts take the failed-login delay instead (see
+/// `ferry_admission::Admission::login`).
+const AUTH_REJECTION_TIME: Duration = Duration::from_millis(100);
+/// Time allowed to tell a banned client so before the connection is closed.
+const BANNED_NOTICE_TIME: Duration = Duration::from_secs(5);
+
+/// The authentication methods offered, listed in every failure reply (RFC 4252 §5.1).
+fn auth_methods() -> MethodSet {
+    MethodSet::from(
+        &[
+            MethodKind::PublicKey,
+            MethodKind::Password,
+            MethodKind::KeyboardInteractive,
+        ][..],
+    )
+}
+
+/// A failure reply that lists every method still allowed (russh would otherwise drop the method that
+/// just failed from the list, and clients stop trying it).
+fn reject() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(auth_methods()),
+        partial_success: false,
+    }
+}
 
 /// Told to anyone who asks for a shell or a command, including legacy `scp -O` (`scp -t`/`-f`).
 const NO_EXEC: &str = "ferry: this server offers SFTP only; shells and commands are disabled.\r\n";
@@ -82,13 +107,15 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
     };
     russh::server::Config {
         server_id: SshId::Standard(Cow::Borrowed(SERVER_ID)),
-        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+        methods: auth_methods(),
         auth_rejection_time: AUTH_REJECTION_TIME,
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: config.host_keys.clone(),
         window_size: WINDOW_SIZE,
         preferred,
-        max_auth_attempts: config.max_auth_attempts,
+        // russh counts every rejected request, including the client's opening `none` query, which is
+        // not an attempt.
+        max_auth_attempts: config.max_auth_attempts.saturating_add(1),
         inactivity_timeout: Some(config.idle_timeout),
         nodelay: true,
         ..russh::server::Config::default()
@@ -104,22 +131,31 @@ pub(crate) async fn run(
 ) {
     let span = info_span!("ssh", peer = %peer, user = field::Empty);
     async move {
-        let ip = canonical(peer);
-        let Some(slot) = server.tracker.acquire(ip) else {
-            info!("connection refused by limit");
-            return;
+        let ip = canonical(peer.ip());
+        let slot = match server.admission.admit(ip).await {
+            Ok(slot) => slot,
+            Err(Refused::Banned(until)) => {
+                info!("connection refused: address banned");
+                tell_banned(stream, &server, until).await;
+                return;
+            }
+            Err(Refused::Limit(refusal)) => {
+                info!(reason = refusal.text(), "connection closed");
+                return;
+            }
         };
-        if !server.guard.allow(ip) {
-            info!("connection refused by the login guard");
-            return;
-        }
         info!("connected");
         let authenticated = Arc::new(AtomicBool::new(false));
+        let tried_login = Arc::new(AtomicBool::new(false));
+        let (banned_tx, mut banned_rx) = watch::channel(None);
         let handler = Connection {
             server: Arc::clone(&server),
             ip,
+            slot,
             user: None,
             authenticated: Arc::clone(&authenticated),
+            tried_login: Arc::clone(&tried_login),
+            banned: banned_tx,
             channels: HashMap::new(),
             sftp_sessions: Arc::new(AtomicUsize::new(0)),
         };
@@ -139,59 +175,102 @@ pub(crate) async fn run(
             }
         };
         let handle = session.handle();
+        let logged_in = Arc::clone(&authenticated);
         // Fires at the login timeout unless the client has logged in by then.
         let login_deadline = async move {
             tokio::time::sleep_until(deadline).await;
-            if authenticated.load(Ordering::Relaxed) {
+            if logged_in.load(Ordering::Relaxed) {
                 std::future::pending::<()>().await;
             }
         };
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await.map(drop);
         };
-        tokio::pin!(session, login_deadline, stopped);
-        tokio::select! {
+        let banned = async move {
+            match banned_rx.wait_for(Option::is_some).await {
+                Ok(until) => *until,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::pin!(session, login_deadline, stopped, banned);
+        let goodbye = tokio::select! {
             result = &mut session => {
                 if let Err(e) = result {
                     debug!(error = %e, "connection ended with an error");
                 }
+                None
             }
             () = &mut login_deadline => {
                 info!("login timeout");
-                let _ = handle
-                    .disconnect(Disconnect::ByApplication, "login timeout".into(), String::new())
-                    .await;
+                Some("login timeout".to_owned())
             }
-            () = &mut stopped => {
-                let _ = handle
-                    .disconnect(Disconnect::ByApplication, "server shutting down".into(), String::new())
-                    .await;
-            }
+            () = &mut stopped => Some("server shutting down".to_owned()),
+            until = &mut banned => until.map(banned_text),
+        };
+        if let Some(text) = goodbye {
+            let _ = handle
+                .disconnect(Disconnect::ByApplication, text, String::new())
+                .await;
+            let _ = tokio::time::timeout(BANNED_NOTICE_TIME, &mut session).await;
         }
-        drop(slot);
+        let logged_in = authenticated.load(Ordering::Relaxed);
+        server
+            .admission
+            .left(ip, logged_in, tried_login.load(Ordering::Relaxed))
+            .await;
         info!("disconnected");
     }
     .instrument(span)
     .await
 }
 
-/// IPv4-mapped IPv6 addresses count as IPv4 for limits and the guard.
-fn canonical(peer: SocketAddr) -> std::net::IpAddr {
-    match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-        v4 => v4,
+/// What a banned client is told: until when, in UTC.
+fn banned_text(until: SystemTime) -> String {
+    format!(
+        "ferry: your address is banned until {} after too many failed logins; try again later",
+        ferry_auth::defender::utc(until)
+    )
+}
+
+/// Tells a banned client why it is refused: the identification exchange, then an SSH disconnect message
+/// (in the clear, before any key exchange, so it costs no cryptography), then the connection is closed.
+async fn tell_banned(stream: TcpStream, server: &Server, until: SystemTime) {
+    let notice = async {
+        let session = russh::server::run_stream(Arc::clone(&server.ssh), stream, Banned).await?;
+        let _ = session
+            .handle()
+            .disconnect(Disconnect::ByApplication, banned_text(until), String::new())
+            .await;
+        session.await
+    };
+    let _ = tokio::time::timeout(BANNED_NOTICE_TIME, notice).await;
+}
+
+/// The handler of a banned client's connection, which is told so and closed at once.
+struct Banned;
+
+impl russh::server::Handler for Banned {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, _user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        Ok(reject())
     }
 }
 
 /// One SSH connection's state.
 struct Connection {
     server: Arc<Server>,
-    ip: std::net::IpAddr,
+    ip: IpAddr,
+    /// The connection's place in the connection limits (pending until login).
+    slot: Slot,
     /// Set once authentication succeeded.
     user: Option<User>,
     authenticated: Arc<AtomicBool>,
+    /// The client sent an authentication request (only then does leaving before login score).
+    tried_login: Arc<AtomicBool>,
+    /// Set when the defender bans the address during authentication: the connection is then told so and
+    /// closed.
+    banned: watch::Sender<Option<SystemTime>>,
     /// Session channels opened but not yet given a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// SFTP sessions running on this connection.
@@ -199,25 +278,50 @@ struct Connection {
 }
 
 impl Connection {
-    fn outcome(&mut self, user: &str, found: Result<Option<User>, ferry_auth::Error>) -> Auth {
-        match found {
-            Ok(Some(u)) => {
+    /// One scored authentication attempt (password, keyboard-interactive, or a signed public key)
+    /// through the admission gate: a failure is scored and answered after the failed-login delay.
+    async fn attempt<F, Fut>(&mut self, user: &str, check: F) -> Auth
+    where
+        F: FnOnce(ferry_auth::UserStore) -> Fut,
+        Fut: std::future::Future<Output = Result<AuthOutcome, ferry_auth::Error>>,
+    {
+        self.tried_login.store(true, Ordering::Relaxed);
+        let users = self.server.users.clone();
+        let result = self
+            .server
+            .admission
+            .login(self.ip, || async move {
+                match check(users).await {
+                    Ok(AuthOutcome::Accepted(u)) => Attempt::Accepted(u),
+                    Ok(outcome) => Attempt::Failed(outcome),
+                    Err(e) => {
+                        warn!(error = %e, "user database error during login");
+                        Attempt::Error
+                    }
+                }
+            })
+            .await;
+        match result {
+            LoginResult::Accepted(u) => {
                 tracing::Span::current().record("user", u.name.as_str());
                 info!(user = %u.name, "login");
-                self.server.guard.record(self.ip, &u.name, LoginOutcome::Success);
+                self.slot.logged_in();
                 self.user = Some(u);
                 Auth::Accept
             }
-            Ok(None) => {
+            LoginResult::Refused { banned } => {
                 info!(user, "login failed");
-                self.server.guard.record(self.ip, user, LoginOutcome::Failure);
-                Auth::reject()
-            }
-            Err(e) => {
-                warn!(error = %e, "user database error during login");
-                Auth::reject()
+                if banned.is_some() {
+                    self.banned.send_replace(banned);
+                }
+                reject()
             }
         }
+    }
+
+    /// Whether the address is banned now (further attempts are refused without a check).
+    fn is_banned(&self) -> bool {
+        self.server.admission.banned(self.ip).is_some()
     }
 
     /// Replies to a request for a shell or command with an explanation and exit status 1.
@@ -239,46 +343,78 @@ impl Connection {
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
-    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if !self.server.guard.allow(self.ip) {
-            return Ok(Auth::reject());
-        }
-        let password = Password::new(password.to_owned());
-        let found = self.server.users.authenticate(user, &password).await;
-        Ok(self.outcome(user, found))
+    /// The client names a user (like FTP's USER): leaving without logging in now scores.
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        self.tried_login.store(true, Ordering::Relaxed);
+        Ok(reject())
     }
 
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let name = user.to_owned();
+        let password = Password::new(password.to_owned());
+        Ok(self
+            .attempt(user, |users| async move { users.authenticate(&name, &password).await })
+            .await)
+    }
+
+    /// Keyboard-interactive (RFC 4256) as one password prompt, for clients that prefer it.
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        self.tried_login.store(true, Ordering::Relaxed);
+        let Some(mut response) = response else {
+            return Ok(Auth::Partial {
+                name: Cow::Borrowed(""),
+                instructions: Cow::Borrowed(""),
+                prompts: Cow::Owned(vec![(Cow::Borrowed("Password: "), false)]),
+            });
+        };
+        let answer = response.next().unwrap_or_default();
+        let name = user.to_owned();
+        let password = Password::new(String::from_utf8_lossy(&answer).into_owned());
+        Ok(self
+            .attempt(user, |users| async move { users.authenticate(&name, &password).await })
+            .await)
+    }
+
+    /// A query whether a key would do (no signature yet): answered, not scored as a failure.
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.tried_login.store(true, Ordering::Relaxed);
         // RSA signatures with SHA-1 (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
-        if matches!(offer.algorithm, Algorithm::Rsa { hash: None }) || !self.server.guard.allow(self.ip) {
-            return Ok(Auth::reject());
+        if matches!(offer.algorithm, Algorithm::Rsa { hash: None }) || self.is_banned() {
+            return Ok(reject());
         }
         let Some(blob) = key_base64(offer.public_key) else {
-            return Ok(Auth::reject());
+            return Ok(reject());
         };
         match self.server.users.authenticate_key(user, &blob).await {
-            Ok(Some(_)) => Ok(Auth::Accept),
-            Ok(None) => Ok(Auth::reject()),
+            Ok(AuthOutcome::Accepted(_)) => Ok(Auth::Accept),
+            Ok(_) => Ok(reject()),
             Err(e) => {
                 warn!(error = %e, "user database error during key lookup");
-                Ok(Auth::reject())
+                Ok(reject())
             }
         }
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        if matches!(key.algorithm, Algorithm::Rsa { hash: None }) || !self.server.guard.allow(self.ip) {
-            return Ok(Auth::reject());
+        if matches!(key.algorithm, Algorithm::Rsa { hash: None }) {
+            return Ok(reject());
         }
         let Some(blob) = key_base64(key.public_key) else {
-            return Ok(Auth::reject());
+            return Ok(reject());
         };
-        let found = self.server.users.authenticate_key(user, &blob).await;
-        Ok(self.outcome(user, found))
+        let name = user.to_owned();
+        Ok(self
+            .attempt(user, |users| async move { users.authenticate_key(&name, &blob).await })
+            .await)
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {

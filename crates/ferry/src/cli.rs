@@ -251,19 +251,11 @@ pub struct ServeArgs {
     )]
     pub ftps_danger_allow_ccc: Option<bool>,
 
-    /// Accept a TLS data connection that resumes a session of another control connection logged in as
-    /// the same user from the same address, for clients that share one session cache among parallel
-    /// connections (config key `ftps.danger_allow_data_tls_from_sibling_sessions`) [default: false].
-    #[arg(
-        long,
-        env = "FERRY_FTPS_DANGER_ALLOW_DATA_TLS_FROM_SIBLING_SESSIONS",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = parse::boolean
-    )]
-    pub ftps_danger_allow_data_tls_from_sibling_sessions: Option<bool>,
+    /// Whose TLS sessions a data connection may resume: own (its control connection's only), same_user
+    /// (also those of control connections logged in as the same user from the same address, as rclone's
+    /// parallel transfers need) or danger_any (config key `ftps.data_session`) [default: same_user].
+    #[arg(long, env = "FERRY_FTPS_DATA_SESSION", value_name = "MODE", value_parser = parse::data_session)]
+    pub ftps_data_session: Option<ferry_ftpd::DataSession>,
 
     /// Serve implicit FTPS (TLS before the greeting) on `ftps.implicit_listen` (config key
     /// `ftps.implicit`) [default: false].

@@ -482,12 +482,20 @@ fn ban_add_list_del_and_the_server_enforces_stored_bans() {
     let bad = run(dir.path(), &["ban", "add", "not-an-address"]);
     assert!(!bad.status.success() && stderr(&bad).contains("not-an-address"));
 
-    // A server on the same database refuses the banned address before the greeting.
-    let mut server = Server::start(dir.path(), &[]);
+    // Loopback is never banned by default: the ban has no effect on a default server.
+    {
+        let mut server = Server::start(dir.path(), &[]);
+        let addr = server.wait_listening();
+        let (code, text) = Control::connect(addr).reply();
+        assert_eq!(code, 220, "{text}");
+    }
+    // A server on the same database that scores loopback refuses the banned address before the
+    // greeting, saying until when.
+    let mut server = Server::start(dir.path(), &["--defender-score-loopback"]);
     let addr = server.wait_listening();
     let (code, text) = Control::connect(addr).reply();
     assert_eq!(code, 421, "{text}");
-    assert!(text.contains("banned"), "{text}");
+    assert!(text.contains("banned until") && text.contains(" UTC"), "{text}");
 
     // Lifting the ban reaches the running server at its next reload (every 10 s).
     assert!(ok(dir.path(), &["ban", "del", "127.0.0.1"]).contains("lifted"));

@@ -105,6 +105,8 @@ struct FtpsFile {
     require_protected_data: Option<bool>,
     danger_allow_unresumed_data_tls: Option<bool>,
     danger_allow_ccc: Option<bool>,
+    data_session: Option<String>,
+    /// Replaced by `data_session`; kept only to say so.
     danger_allow_data_tls_from_sibling_sessions: Option<bool>,
     certificate: Option<PathBuf>,
     private_key: Option<PathBuf>,
@@ -302,6 +304,14 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
     };
 
     let tf = file.ftps.unwrap_or_default();
+    if tf.danger_allow_data_tls_from_sibling_sessions.is_some() {
+        return Err(key_err(
+            "ftps.danger_allow_data_tls_from_sibling_sessions",
+            "this key was replaced by ftps.data_session = \"own\" | \"same_user\" | \"danger_any\" \
+             (same_user, what `true` meant, is now the default); remove it"
+                .to_owned(),
+        ));
+    }
     let policy = |key: &str, flag: Option<ferry_ftpd::TlsPolicy>, raw: Option<&str>, default| match flag {
         Some(p) => Ok(p),
         None => raw
@@ -336,10 +346,16 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
             .ftps_danger_allow_ccc
             .or(tf.danger_allow_ccc)
             .unwrap_or(defaults.ftps.danger_allow_ccc),
-        danger_allow_data_tls_from_sibling_sessions: serve
-            .ftps_danger_allow_data_tls_from_sibling_sessions
-            .or(tf.danger_allow_data_tls_from_sibling_sessions)
-            .unwrap_or(defaults.ftps.danger_allow_data_tls_from_sibling_sessions),
+        data_session: match serve.ftps_data_session {
+            Some(mode) => mode,
+            None => tf
+                .data_session
+                .as_deref()
+                .map(parse::data_session)
+                .transpose()
+                .map_err(|m| key_err("ftps.data_session", m))?
+                .unwrap_or(defaults.ftps.data_session),
+        },
         handshake_timeout: defaults.ftps.handshake_timeout,
     };
     let certificate = serve.ftps_certificate.clone().or(tf.certificate);
@@ -551,7 +567,7 @@ mod tests {
             require_protected_data = false
             danger_allow_unresumed_data_tls = true
             danger_allow_ccc = true
-            danger_allow_data_tls_from_sibling_sessions = true
+            data_session = "danger_any"
             certificate = "/etc/ferry/cert.pem"
             private_key = "/etc/ferry/key.pem"
             implicit = true
@@ -566,6 +582,7 @@ mod tests {
             score_pre_login_disconnect = 0
             score_limit_exceeded = 4
             allow_list = ["10.0.0.0/8", "2001:db8::1"]
+            score_loopback = true
             "#,
         )
         .expect("load");
@@ -574,7 +591,7 @@ mod tests {
         assert!(!s.ftpd.ftps.require_protected_data);
         assert!(s.ftpd.ftps.danger_allow_unresumed_data_tls);
         assert!(s.ftpd.ftps.danger_allow_ccc);
-        assert!(s.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions);
+        assert_eq!(s.ftpd.ftps.data_session, ferry_ftpd::DataSession::DangerAny);
         assert_eq!(s.ftps.certificate, PathBuf::from("/etc/ferry/cert.pem"));
         assert_eq!(s.ftps.private_key, PathBuf::from("/etc/ferry/key.pem"));
         assert!(!s.ftps.generated);
@@ -621,6 +638,7 @@ mod tests {
         );
         assert_eq!(d.allow_list.len(), 2);
         assert!(d.allow_list[0].contains("10.1.2.3".parse().expect("ip")));
+        assert!(d.score_loopback);
         let anon = s.ftpd.anonymous.expect("anonymous");
         assert_eq!(anon.home, "/public");
         assert!(anon.permissions.write && !anon.permissions.delete);
@@ -713,6 +731,11 @@ mod tests {
                 "defender.allow_list",
             ),
             ("[defender]\nthreshhold = 3", "threshhold"),
+            ("[ftps]\ndata_session = \"anyone\"", "ftps.data_session"),
+            (
+                "[ftps]\ndanger_allow_data_tls_from_sibling_sessions = true",
+                "replaced by ftps.data_session",
+            ),
         ] {
             let err = format!("{:#}", load_text(text).expect_err(text));
             assert!(err.contains(key), "{text}: {err}");
@@ -720,7 +743,7 @@ mod tests {
     }
 
     /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 44] = [
+    const KEYS: [&str; 45] = [
         "data_dir",
         "files_root",
         "users_db",
@@ -745,7 +768,7 @@ mod tests {
         "ftps.require_protected_data",
         "ftps.danger_allow_unresumed_data_tls",
         "ftps.danger_allow_ccc",
-        "ftps.danger_allow_data_tls_from_sibling_sessions",
+        "ftps.data_session",
         "ftps.certificate",
         "ftps.private_key",
         "ftps.implicit",
@@ -765,6 +788,7 @@ mod tests {
         "defender.score_pre_login_disconnect",
         "defender.score_limit_exceeded",
         "defender.allow_list",
+        "defender.score_loopback",
     ];
 
     /// The settings lines of `ferry.example.toml`, uncommented.
@@ -814,7 +838,7 @@ mod tests {
                     && f.require_protected_data.is_some()
                     && f.danger_allow_unresumed_data_tls.is_some()
                     && f.danger_allow_ccc.is_some()
-                    && f.danger_allow_data_tls_from_sibling_sessions.is_some()
+                    && f.data_session.is_some()
                     && f.certificate.is_some()
                     && f.private_key.is_some()
                     && f.implicit.is_some()
@@ -862,7 +886,7 @@ mod tests {
         );
         assert!(!example.ftpd.ftps.danger_allow_unresumed_data_tls);
         assert!(!example.ftpd.ftps.danger_allow_ccc);
-        assert!(!example.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions);
+        assert_eq!(example.ftpd.ftps.data_session, defaults.ftpd.ftps.data_session);
         assert_eq!(example.ftps.implicit_listen, defaults.ftps.implicit_listen);
         assert_eq!(example.ftpd.protection, defaults.ftpd.protection);
         assert_eq!(example.ftpd.defender, defaults.ftpd.defender);

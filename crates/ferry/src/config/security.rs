@@ -34,6 +34,7 @@ pub struct DefenderFile {
     score_pre_login_disconnect: Option<u32>,
     score_limit_exceeded: Option<u32>,
     allow_list: Option<Vec<String>>,
+    score_loopback: Option<bool>,
 }
 
 impl DefenderFile {
@@ -49,6 +50,7 @@ impl DefenderFile {
             && self.score_pre_login_disconnect.is_some()
             && self.score_limit_exceeded.is_some()
             && self.allow_list.is_some()
+            && self.score_loopback.is_some()
     }
 }
 
@@ -123,6 +125,18 @@ pub struct SecurityArgs {
     /// Defender: networks never banned (comma-separated, e.g. 10.0.0.0/8,2001:db8::/32)
     #[arg(long, env = "FERRY_DEFENDER_ALLOW_LIST", value_name = "NETS", value_delimiter = ',', value_parser = network)]
     pub defender_allow_list: Option<Vec<Network>>,
+
+    /// Defender: score and ban loopback addresses (127.0.0.0/8, ::1) too [default: false]
+    #[arg(
+        long,
+        env = "FERRY_DEFENDER_SCORE_LOOPBACK",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse::boolean
+    )]
+    pub defender_score_loopback: Option<bool>,
 }
 
 /// The top-level keys of these settings as written in `ferry.toml`.
@@ -293,6 +307,10 @@ pub fn load(
             max_ban_time,
             scores,
             allow_list,
+            score_loopback: args
+                .defender_score_loopback
+                .or(d.score_loopback)
+                .unwrap_or(defaults.score_loopback),
         },
     })
 }
