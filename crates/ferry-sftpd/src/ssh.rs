@@ -113,9 +113,9 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
         keys: config.host_keys.clone(),
         window_size: WINDOW_SIZE,
         preferred,
-        // russh counts every rejected request, including the client's opening `none` query, which is
-        // not an attempt.
-        max_auth_attempts: config.max_auth_attempts.saturating_add(1),
+        // Attempts are counted by `Connection` (russh would count the client's `none` query too, which
+        // is not an attempt); 0 turns russh's own count off.
+        max_auth_attempts: 0,
         inactivity_timeout: Some(config.idle_timeout),
         nodelay: true,
         ..russh::server::Config::default()
@@ -147,7 +147,7 @@ pub(crate) async fn run(
         info!("connected");
         let authenticated = Arc::new(AtomicBool::new(false));
         let tried_login = Arc::new(AtomicBool::new(false));
-        let (banned_tx, mut banned_rx) = watch::channel(None);
+        let (goodbye_tx, mut goodbye_rx) = watch::channel(None);
         let handler = Connection {
             server: Arc::clone(&server),
             ip,
@@ -155,7 +155,8 @@ pub(crate) async fn run(
             user: None,
             authenticated: Arc::clone(&authenticated),
             tried_login: Arc::clone(&tried_login),
-            banned: banned_tx,
+            failures: 0,
+            goodbye: goodbye_tx,
             channels: HashMap::new(),
             sftp_sessions: Arc::new(AtomicUsize::new(0)),
         };
@@ -186,13 +187,14 @@ pub(crate) async fn run(
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await.map(drop);
         };
-        let banned = async move {
-            match banned_rx.wait_for(Option::is_some).await {
-                Ok(until) => *until,
+        let told_to_go = async move {
+            let text = goodbye_rx.wait_for(Option::is_some).await.map(|t| t.clone());
+            match text {
+                Ok(text) => text,
                 Err(_) => std::future::pending().await,
             }
         };
-        tokio::pin!(session, login_deadline, stopped, banned);
+        tokio::pin!(session, login_deadline, stopped, told_to_go);
         let goodbye = tokio::select! {
             result = &mut session => {
                 if let Err(e) = result {
@@ -205,7 +207,7 @@ pub(crate) async fn run(
                 Some("login timeout".to_owned())
             }
             () = &mut stopped => Some("server shutting down".to_owned()),
-            until = &mut banned => until.map(banned_text),
+            text = &mut told_to_go => text,
         };
         if let Some(text) = goodbye {
             let _ = handle
@@ -268,9 +270,11 @@ struct Connection {
     authenticated: Arc<AtomicBool>,
     /// The client sent an authentication request (only then does leaving before login score).
     tried_login: Arc<AtomicBool>,
-    /// Set when the defender bans the address during authentication: the connection is then told so and
-    /// closed.
-    banned: watch::Sender<Option<SystemTime>>,
+    /// Failed authentication attempts so far (every rejected request but `none`).
+    failures: usize,
+    /// Set when the connection must end during authentication (the address was banned, or too many
+    /// attempts): the client is told this text in a disconnect message.
+    goodbye: watch::Sender<Option<String>>,
     /// Session channels opened but not yet given a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// SFTP sessions running on this connection.
@@ -311,11 +315,25 @@ impl Connection {
             }
             LoginResult::Refused { banned } => {
                 info!(user, "login failed");
-                if banned.is_some() {
-                    self.banned.send_replace(banned);
+                match banned {
+                    Some(until) => {
+                        self.goodbye.send_replace(Some(banned_text(until)));
+                    }
+                    None => self.failed(),
                 }
                 reject()
             }
+        }
+    }
+
+    /// Counts a failed attempt; past `max_auth_attempts` the connection is told so and closed (after
+    /// the failure reply, so every request is answered).
+    fn failed(&mut self) {
+        self.failures += 1;
+        if self.failures >= self.server.config.max_auth_attempts {
+            info!(attempts = self.failures, "too many authentication attempts");
+            self.goodbye
+                .send_replace(Some("Too many authentication attempts".to_owned()));
         }
     }
 
@@ -388,15 +406,17 @@ impl russh::server::Handler for Connection {
     ) -> Result<Auth, Self::Error> {
         self.tried_login.store(true, Ordering::Relaxed);
         // RSA signatures with SHA-1 (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
-        if matches!(offer.algorithm, Algorithm::Rsa { hash: None }) || self.is_banned() {
-            return Ok(reject());
-        }
-        let Some(blob) = key_base64(offer.public_key) else {
-            return Ok(reject());
+        let usable = !matches!(offer.algorithm, Algorithm::Rsa { hash: None }) && !self.is_banned();
+        let found = match key_base64(offer.public_key) {
+            Some(blob) if usable => self.server.users.authenticate_key(user, &blob).await,
+            _ => Ok(AuthOutcome::WrongCredentials),
         };
-        match self.server.users.authenticate_key(user, &blob).await {
+        match found {
             Ok(AuthOutcome::Accepted(_)) => Ok(Auth::Accept),
-            Ok(_) => Ok(reject()),
+            Ok(_) => {
+                self.failed();
+                Ok(reject())
+            }
             Err(e) => {
                 warn!(error = %e, "user database error during key lookup");
                 Ok(reject())
