@@ -234,8 +234,9 @@ fn banned_text(until: SystemTime) -> String {
     )
 }
 
-/// Tells a banned client why it is refused: the identification exchange, then an SSH disconnect message
-/// (in the clear, before any key exchange, so it costs no cryptography), then the connection is closed.
+/// Tells a banned client why it is refused: an SSH disconnect message, which russh sends once the key
+/// exchange is done (no authentication is offered), then the connection is closed; a client that does
+/// not complete the key exchange is closed after [`BANNED_NOTICE_TIME`].
 async fn tell_banned(stream: TcpStream, server: &Server, until: SystemTime) {
     let notice = async {
         let session = russh::server::run_stream(Arc::clone(&server.ssh), stream, Banned).await?;
