@@ -101,5 +101,4 @@ mod tests {
             "entries left behind"
         );
     }
-
 }

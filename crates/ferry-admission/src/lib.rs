@@ -259,11 +259,13 @@ mod tests {
     async fn every_failure_takes_the_failed_login_delay_and_success_does_not() {
         let a = admission(true);
         let ip: IpAddr = [192, 0, 2, 7].into();
-        for outcome in [AuthOutcome::WrongCredentials, AuthOutcome::UnknownUser, AuthOutcome::Disabled] {
+        for outcome in [
+            AuthOutcome::WrongCredentials,
+            AuthOutcome::UnknownUser,
+            AuthOutcome::Disabled,
+        ] {
             let t0 = tokio::time::Instant::now();
-            let r = a
-                .login(ip, || async { Attempt::<()>::Failed(outcome) })
-                .await;
+            let r = a.login(ip, || async { Attempt::<()>::Failed(outcome) }).await;
             assert!(matches!(r, LoginResult::Refused { banned: None }));
             assert_eq!(t0.elapsed(), FAILED_LOGIN_DELAY);
         }

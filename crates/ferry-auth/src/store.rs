@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::password::{self, hash_password, Password};
 use crate::permissions::Permissions;
 use crate::user::{
-    validate_home, validate_name, AuthOutcome, validate_password, NewUser, User, UserTls, MAX_PASSWORD_LEN,
+    validate_home, validate_name, validate_password, AuthOutcome, NewUser, User, UserTls, MAX_PASSWORD_LEN,
 };
 
 /// How long a writer waits for a lock held by another connection or process.

@@ -240,7 +240,12 @@ fn clock_now(c: &ManualClock) -> SystemTime {
 async fn loopback_is_never_scored_or_banned_unless_configured() {
     let clock = clock();
     let d = defender(None, &clock);
-    for lo in [ip("127.0.0.1"), ip("127.3.2.1"), ip("::1"), ip("::ffff:127.0.0.1")] {
+    for lo in [
+        ip("127.0.0.1"),
+        ip("127.3.2.1"),
+        ip("::1"),
+        ip("::ffff:127.0.0.1"),
+    ] {
         for _ in 0..50 {
             assert_eq!(d.record(lo, Event::UnknownUser).await, Verdict::Allowed, "{lo}");
         }
@@ -278,7 +283,11 @@ async fn score_reports_the_events_within_the_observation_period() {
     d.record(a, Event::FailedLogin).await;
     assert_eq!(d.score(a), 3);
     clock.advance(5 * MIN);
-    assert_eq!(d.score(a), 1, "the first event is older than the observation period");
+    assert_eq!(
+        d.score(a),
+        1,
+        "the first event is older than the observation period"
+    );
 }
 
 #[test]

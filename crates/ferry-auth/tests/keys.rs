@@ -46,7 +46,11 @@ async fn keys_are_added_listed_authenticated_and_removed() {
     assert_eq!(keys[0].fingerprint, "SHA256:one");
     assert_eq!(keys[0].comment, "alice@laptop");
 
-    let user = store.authenticate_key("alice", "AAAA2").await.expect("auth").into_user();
+    let user = store
+        .authenticate_key("alice", "AAAA2")
+        .await
+        .expect("auth")
+        .into_user();
     assert_eq!(user.map(|u| u.name), Some("alice".to_owned()));
     assert!(store
         .authenticate_key("alice", "AAAA3")

@@ -163,7 +163,12 @@ async fn authenticate_unknown_or_malformed_user_is_none() {
         .expect("auth")
         .into_user()
         .is_none());
-    assert!(store.authenticate("", &pw("x")).await.expect("auth").into_user().is_none());
+    assert!(store
+        .authenticate("", &pw("x"))
+        .await
+        .expect("auth")
+        .into_user()
+        .is_none());
 }
 
 #[tokio::test]

@@ -23,11 +23,11 @@ use tokio::sync::watch;
 use tracing::{debug, field, info, info_span, warn, Instrument};
 
 use crate::data::{self, DataCtx, DataPlan, DataTls};
-use ferry_admission::Slot;
 use crate::protection::Throttle;
 use crate::tls::SessionTls;
 use crate::transfer::{self, Running};
 use crate::{storage, ListenerKind, Server};
+use ferry_admission::Slot;
 
 /// A control connection after its TLS handshake.
 type TlsControl = tokio_rustls::server::TlsStream<TcpStream>;

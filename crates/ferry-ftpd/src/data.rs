@@ -1,8 +1,8 @@
 //! Data connections: passive listeners that accept only the control peer, and active connections that
 //! were checked (by the session) to target only the control peer.
 
-use std::io;
 use ferry_admission::canonical;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -151,4 +151,3 @@ async fn connect(target: SocketAddr, local_ip: IpAddr) -> io::Result<TcpStream> 
     }
     socket.connect(target).await
 }
-

@@ -33,9 +33,9 @@ use ferry_vfs::Storage;
 use tokio::net::TcpListener;
 use tracing::info;
 
+pub use ferry_admission::ConnectionLimits;
 pub use ferry_auth::defender::DefenderConfig;
 pub use ferry_proto::session::TlsPolicy;
-pub use ferry_admission::ConnectionLimits;
 pub use protection::Protection;
 pub use tls::{fingerprint, DataSession, PemIdentity, Tls, TlsError};
 

@@ -372,7 +372,10 @@ impl russh::server::Handler for Connection {
         let name = user.to_owned();
         let password = Password::new(password.to_owned());
         Ok(self
-            .attempt(user, |users| async move { users.authenticate(&name, &password).await })
+            .attempt(
+                user,
+                |users| async move { users.authenticate(&name, &password).await },
+            )
             .await)
     }
 
@@ -395,7 +398,10 @@ impl russh::server::Handler for Connection {
         let name = user.to_owned();
         let password = Password::new(String::from_utf8_lossy(&answer).into_owned());
         Ok(self
-            .attempt(user, |users| async move { users.authenticate(&name, &password).await })
+            .attempt(
+                user,
+                |users| async move { users.authenticate(&name, &password).await },
+            )
             .await)
     }
 
@@ -434,7 +440,10 @@ impl russh::server::Handler for Connection {
         };
         let name = user.to_owned();
         Ok(self
-            .attempt(user, |users| async move { users.authenticate_key(&name, &blob).await })
+            .attempt(
+                user,
+                |users| async move { users.authenticate_key(&name, &blob).await },
+            )
             .await)
     }
 

@@ -71,13 +71,21 @@ def answers(answer):
 
 /// The seconds each attempt line took, which must all be well under paramiko's 30 s auth timeout.
 fn assert_all_answered(r: &Run) {
-    for line in r.stdout.lines().filter(|l| l.starts_with("ok") || l.starts_with("refused")) {
+    for line in r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("ok") || l.starts_with("refused"))
+    {
         let secs: f64 = line
             .rsplit(' ')
             .next()
             .and_then(|s| s.parse().ok())
             .unwrap_or(f64::MAX);
-        assert!(secs < 10.0, "an attempt was not answered in time: {line}\n{}", r.stdout);
+        assert!(
+            secs < 10.0,
+            "an attempt was not answered in time: {line}\n{}",
+            r.stdout
+        );
     }
 }
 
@@ -128,7 +136,11 @@ fn stock_paramiko_retries_on_one_connection() {
          attempt(lambda: t.auth_password(USER, PASSWORD))\n",
     );
     r.assert_success();
-    assert!(r.stdout.lines().nth(1).is_some_and(|l| l.starts_with("ok ")), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().nth(1).is_some_and(|l| l.starts_with("ok ")),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -273,7 +285,9 @@ fn openssh_with_prompts(s: &TestServer, answers: &[&str], extra: &[&str]) -> Run
     std::fs::write(s.path("hello.txt"), "hi").expect("write");
     let dir = s.local("askpass");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let mut script = String::from("#!/bin/sh\nn=$(cat \"$0.count\" 2>/dev/null || echo 0)\necho $((n+1)) > \"$0.count\"\ncase $n in\n");
+    let mut script = String::from(
+        "#!/bin/sh\nn=$(cat \"$0.count\" 2>/dev/null || echo 0)\necho $((n+1)) > \"$0.count\"\ncase $n in\n",
+    );
     for (i, a) in answers.iter().enumerate() {
         script.push_str(&format!("{i}) echo '{a}' ;;\n"));
     }

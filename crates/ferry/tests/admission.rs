@@ -53,8 +53,7 @@ impl Servers {
                 .expect("add user");
             let storage: Arc<dyn ferry_vfs::Storage> =
                 Arc::new(ferry_vfs::LocalFs::open(&root.join("files")).expect("storage"));
-            let defender =
-                Arc::new(Defender::new(defender, Some(users.clone())).with_clock(clock2));
+            let defender = Arc::new(Defender::new(defender, Some(users.clone())).with_clock(clock2));
             let gate = Arc::new(ferry_admission::LoginGate::new());
             let delay = Duration::from_millis(50);
             let mut ftp_config = ferry_ftpd::Config::default();
@@ -69,13 +68,8 @@ impl Servers {
             let key = ferry_sftpd::hostkey::load_or_generate(&root.join("host_key")).expect("host key");
             let mut sftp_config = ferry_sftpd::Config::new(vec![key.key]);
             sftp_config.failed_login_delay = delay;
-            let sftp_server = ferry_sftpd::Server::new(
-                sftp_config,
-                users,
-                storage,
-                Arc::clone(&defender),
-                gate,
-            );
+            let sftp_server =
+                ferry_sftpd::Server::new(sftp_config, users, storage, Arc::clone(&defender), gate);
             let ftp = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.expect("bind");
             let sftp = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.expect("bind");
             let addrs = (ftp.local_addr().expect("addr"), sftp.local_addr().expect("addr"));
@@ -184,7 +178,6 @@ impl Ftp {
 /// Runs a paramiko script. After a first authentication attempt, further ones on the same connection
 /// ask for userauth directly, as OpenSSH does: stock paramiko re-sends the `ssh-userauth` service
 /// request before each attempt, which russh 0.65 does not answer (see ferry-sftpd/tests/auth.rs).
-
 fn paramiko(addr: SocketAddr, body: &str) -> String {
     let script = format!(
         "import paramiko, socket\n\
@@ -283,7 +276,10 @@ const CASES: &[Case] = &[
             assert!(f.login("mallory", "x").starts_with("530"));
         },
         sftp: |a| {
-            let out = paramiko(a, "t = transport()\nprint(try_password(t, 'mallory', 'x'))\nt.close()");
+            let out = paramiko(
+                a,
+                "t = transport()\nprint(try_password(t, 'mallory', 'x'))\nt.close()",
+            );
             assert_eq!(out.trim(), "refused");
         },
         score: 2 + 1,
@@ -357,7 +353,11 @@ fn health_checks_every_two_seconds_for_an_hour_never_score() {
             let mut buf = [0u8; 64];
             let n = c.read(&mut buf).expect("greeting");
             assert!(n > 0, "check {i}: closed without a greeting");
-            assert!(!buf.starts_with(b"421"), "check {i}: {}", String::from_utf8_lossy(&buf[..n]));
+            assert!(
+                !buf.starts_with(b"421"),
+                "check {i}: {}",
+                String::from_utf8_lossy(&buf[..n])
+            );
         }
         s.clock.advance(Duration::from_secs(2));
     }
@@ -419,7 +419,10 @@ fn an_ftp_guesser_is_banned_within_twenty_passwords_and_told_until_when() {
     // Both protocols refuse it now, saying why: FTP with 421 before the greeting, SSH with a
     // disconnect message.
     let (_, greeting) = Ftp::connect(s.ftp);
-    assert!(greeting.starts_with("421 Your address is banned until "), "{greeting}");
+    assert!(
+        greeting.starts_with("421 Your address is banned until "),
+        "{greeting}"
+    );
     let out = Command::new("ssh")
         .args([
             "-o",
@@ -450,5 +453,8 @@ fn an_sftp_guesser_is_banned_within_twenty_passwords() {
     );
     assert!(s.banned(), "not banned: {out}");
     let (_, greeting) = Ftp::connect(s.ftp);
-    assert!(greeting.starts_with("421 Your address is banned until "), "{greeting}");
+    assert!(
+        greeting.starts_with("421 Your address is banned until "),
+        "{greeting}"
+    );
 }

@@ -35,7 +35,6 @@ use std::time::{Duration, SystemTime};
 use crate::error::Error;
 use crate::store::UserStore;
 
-
 /// Addresses whose scores or bans are kept in memory at once. When full, stale entries are dropped
 /// first, then arbitrary ones (an attacker with this many addresses can only make scores be forgotten,
 /// not bans).
@@ -145,9 +144,7 @@ impl Default for DefenderConfig {
 
 /// `t` as `YYYY-MM-DD HH:MM:SS UTC`, for messages that tell a banned client until when.
 pub fn utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
     let rem = secs % 86_400;
     // Civil date from days since 1970-01-01 (proleptic Gregorian), by eras of 400 years.
