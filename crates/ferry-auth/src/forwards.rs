@@ -132,10 +132,11 @@ impl UserStore {
 
     /// User `name`'s forwarding targets, by host and port.
     pub async fn forwards(&self, name: &str) -> Result<Vec<ForwardTarget>, Error> {
-        let rows = sqlx::query("SELECT host, port FROM user_forwards WHERE user_name = ? ORDER BY host, port")
-            .bind(name)
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT host, port FROM user_forwards WHERE user_name = ? ORDER BY host, port")
+                .bind(name)
+                .fetch_all(self.pool())
+                .await?;
         let mut targets = Vec::with_capacity(rows.len());
         for row in rows {
             let port: i64 = row.try_get("port")?;
@@ -167,11 +168,24 @@ mod tests {
         assert_eq!(t("[::1]:80").to_string(), "[::1]:80");
         assert_eq!(t("DB.internal:*").to_string(), "db.internal:*");
         assert!(t("localhost:5432").allows("LOCALHOST", 5432));
-        assert!(!t("localhost:5432").allows("127.0.0.1", 5432), "names are not resolved");
+        assert!(
+            !t("localhost:5432").allows("127.0.0.1", 5432),
+            "names are not resolved"
+        );
         assert!(!t("localhost:5432").allows("localhost", 5433));
         assert!(t("db:*").allows("db", 1) && !t("db:*").allows("db", 0));
         assert!(t("*:22").allows("anything", 22) && !t("*:22").allows("anything", 23));
-        for bad in ["", "host", "host:", ":80", "host:0", "host:65536", "::1:80", "a b:1", "[::1]80"] {
+        for bad in [
+            "",
+            "host",
+            "host:",
+            ":80",
+            "host:0",
+            "host:65536",
+            "::1:80",
+            "a b:1",
+            "[::1]80",
+        ] {
             assert!(bad.parse::<ForwardTarget>().is_err(), "{bad:?}");
         }
     }

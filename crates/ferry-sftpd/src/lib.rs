@@ -11,7 +11,8 @@
 //! run at once, everything else on a handle keeps its order.
 //!
 //! What it deliberately does not do: shells, command execution (including the legacy `scp -O`
-//! protocol), port forwarding, agent or X11 forwarding, symbolic or hard link creation. It does
+//! protocol), remote port forwarding, agent or X11 forwarding, local port forwarding except to a
+//! user's permitted targets (`ferry user forward`), symbolic or hard link creation. It does
 //! not read configuration files, print, or install a tracing subscriber (that is the `ferry`
 //! binary), and it does not decide whom to admit or ban (that is `ferry-admission` and the login
 //! defender, shared with FTP).

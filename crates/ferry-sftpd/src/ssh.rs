@@ -31,6 +31,10 @@ const WINDOW_SIZE: u32 = 16 * 1024 * 1024;
 /// keyboard-interactive and signed public-key attempts take the failed-login delay instead (see
 /// `ferry_admission::Admission::login`).
 const AUTH_REJECTION_TIME: Duration = Duration::from_millis(100);
+/// Time allowed to connect to a port-forwarding target.
+const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest forwarding host name logged or looked up.
+const MAX_FORWARD_HOST: usize = 255;
 /// Time allowed to tell a banned client so before the connection is closed.
 const BANNED_NOTICE_TIME: Duration = Duration::from_secs(5);
 
@@ -465,6 +469,72 @@ impl russh::server::Handler for Connection {
         }
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    /// Local port forwarding (`ssh -L`, RFC 4254 §7.2): only to a target in the user's permit list
+    /// (`ferry user forward add`, OpenSSH `PermitOpen` semantics; none by default), counted in the
+    /// connection limits like a connection from the client's address, logged with user and target.
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Dropping `reply` refuses the channel.
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let name = user.name.clone();
+        let host: String = host_to_connect.chars().take(MAX_FORWARD_HOST).collect();
+        let target = format!("{}:{port_to_connect}", host.escape_debug());
+        let permitted = match self.server.users.may_forward(&name, &host, port_to_connect).await {
+            Ok(permitted) => permitted,
+            Err(e) => {
+                warn!(error = %e, "user database error during a forwarding check");
+                false
+            }
+        };
+        let port = u16::try_from(port_to_connect).ok().filter(|p| *p > 0);
+        let (true, Some(port)) = (permitted, port) else {
+            info!(user = %name, %target, "port forwarding refused: not in the user's permit list");
+            return Ok(());
+        };
+        let mut slot = match self.server.admission.admit(self.ip).await {
+            Ok(slot) => slot,
+            Err(_) => {
+                info!(user = %name, %target, "port forwarding refused by a connection limit");
+                return Ok(());
+            }
+        };
+        slot.logged_in();
+        let forward = async move {
+            let connect =
+                tokio::time::timeout(FORWARD_CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)));
+            let mut stream = match connect.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    info!(user = %name, %target, error = %e, "port forwarding: cannot connect");
+                    return;
+                }
+                Err(_) => {
+                    info!(user = %name, %target, "port forwarding: connecting timed out");
+                    return;
+                }
+            };
+            reply.accept().await;
+            info!(user = %name, %target, "port forwarding opened");
+            let mut channel = channel.into_stream();
+            let moved = tokio::io::copy_bidirectional(&mut channel, &mut stream).await;
+            let (up, down) = moved.unwrap_or_default();
+            info!(user = %name, %target, bytes_to_target = up, bytes_from_target = down, "port forwarding closed");
+            drop(slot);
+        };
+        tokio::spawn(forward.instrument(tracing::Span::current()));
         Ok(())
     }
 

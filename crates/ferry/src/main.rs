@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod serve;
 mod user;
+mod user_forwards;
 mod user_keys;
 
 use std::io::IsTerminal;

@@ -514,3 +514,39 @@ fn ban_add_list_del_and_the_server_enforces_stored_bans() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[test]
+fn user_forward_add_list_del() {
+    let dir = tempdir();
+    ok(
+        dir.path(),
+        &["user", "add", "alice", "--password", "a long enough password"],
+    );
+    assert!(ok(dir.path(), &["user", "forward", "list", "alice"]).contains("may not forward"));
+    let added = ok(
+        dir.path(),
+        &["user", "forward", "add", "alice", "DB.internal:5432"],
+    );
+    assert!(added.contains("alice may forward to db.internal:5432"), "{added}");
+    ok(dir.path(), &["user", "forward", "add", "alice", "[::1]:*"]);
+    let list = ok(dir.path(), &["user", "forward", "list", "alice"]);
+    assert_eq!(list, "[::1]:*\ndb.internal:5432\n");
+    let bad = run(dir.path(), &["user", "forward", "add", "alice", "db.internal"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("HOST:PORT"), "{}", stderr(&bad));
+    let dup = run(
+        dir.path(),
+        &["user", "forward", "add", "alice", "db.internal:5432"],
+    );
+    assert!(!dup.status.success());
+    ok(
+        dir.path(),
+        &["user", "forward", "del", "alice", "db.internal:5432"],
+    );
+    assert_eq!(ok(dir.path(), &["user", "forward", "list", "alice"]), "[::1]:*\n");
+    let missing = run(
+        dir.path(),
+        &["user", "forward", "del", "alice", "db.internal:5432"],
+    );
+    assert!(!missing.status.success());
+}

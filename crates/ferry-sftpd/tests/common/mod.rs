@@ -161,6 +161,11 @@ impl TestServer {
     }
 
     /// alice's private key file.
+    /// The user database the server uses.
+    pub fn users_db(&self) -> PathBuf {
+        self.dir.path().join("users.db")
+    }
+
     pub fn key(&self) -> PathBuf {
         self.dir.path().join("home/id_ed25519")
     }
