@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use crate::error::Error;
 use crate::store::{found, unix_now, user_from_row, UserStore, USER_COLUMNS};
-use crate::user::{validate_name, User};
+use crate::user::{validate_name, AuthOutcome};
 
 /// Most keys one user may have.
 pub const MAX_KEYS_PER_USER: i64 = 100;
@@ -110,11 +110,17 @@ impl UserStore {
             .collect()
     }
 
-    /// The user, if `name` exists, is enabled and has the key `key_base64` (the base64 blob, which
+    /// Whether `name` exists, is enabled and has the key `key_base64` (the base64 blob, which
     /// includes the key type). Signature checking is the caller's job.
-    pub async fn authenticate_key(&self, name: &str, key_base64: &str) -> Result<Option<User>, Error> {
-        if validate_name(name).is_err() || key_base64.len() > MAX_KEY_LEN {
-            return Ok(None);
+    pub async fn authenticate_key(&self, name: &str, key_base64: &str) -> Result<AuthOutcome, Error> {
+        if validate_name(name).is_err() {
+            return Ok(AuthOutcome::UnknownUser);
+        }
+        match self.user(name).await? {
+            None => return Ok(AuthOutcome::UnknownUser),
+            Some(u) if !u.enabled => return Ok(AuthOutcome::Disabled),
+            Some(_) if key_base64.len() > MAX_KEY_LEN => return Ok(AuthOutcome::WrongCredentials),
+            Some(_) => {}
         }
         let columns = USER_COLUMNS
             .split(", ")
@@ -130,6 +136,9 @@ impl UserStore {
             .bind(key_base64)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(user_from_row).transpose()
+        Ok(match row.as_ref().map(user_from_row).transpose()? {
+            Some(user) => AuthOutcome::Accepted(user),
+            None => AuthOutcome::WrongCredentials,
+        })
     }
 }

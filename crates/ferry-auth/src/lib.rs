@@ -24,6 +24,7 @@
 mod cache;
 pub mod defender;
 mod error;
+mod forwards;
 mod hash_pool;
 mod keys;
 mod password;
@@ -32,8 +33,9 @@ mod store;
 mod user;
 
 pub use error::Error;
+pub use forwards::{ForwardTarget, MAX_FORWARDS_PER_USER};
 pub use keys::{PublicKeyRecord, MAX_KEYS_PER_USER};
 pub use password::{generate_password, hash_password, Password};
 pub use permissions::Permissions;
 pub use store::UserStore;
-pub use user::{NewUser, User, UserTls};
+pub use user::{AuthOutcome, NewUser, User, UserTls};

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::password::{self, hash_password, Password};
 use crate::permissions::Permissions;
 use crate::user::{
-    validate_home, validate_name, validate_password, NewUser, User, UserTls, MAX_PASSWORD_LEN,
+    validate_home, validate_name, validate_password, AuthOutcome, NewUser, User, UserTls, MAX_PASSWORD_LEN,
 };
 
 /// How long a writer waits for a lock held by another connection or process.
@@ -197,29 +197,36 @@ impl UserStore {
     /// time. A password verified recently
     /// against the very hash stored now is accepted from a short-lived cache without a new
     /// Argon2id run (the `cache` module); a wrong password never is.
-    pub async fn authenticate(&self, name: &str, pw: &Password) -> Result<Option<User>, Error> {
+    pub async fn authenticate(&self, name: &str, pw: &Password) -> Result<AuthOutcome, Error> {
         let candidate = if validate_name(name).is_ok() && pw.expose().len() <= MAX_PASSWORD_LEN {
             let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = ?");
             match sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await? {
                 Some(row) => {
                     let user = user_from_row(&row)?;
                     let hash: String = row.try_get("password_hash")?;
-                    user.enabled.then_some((user, hash))
+                    if user.enabled {
+                        Ok((user, hash))
+                    } else {
+                        Err(AuthOutcome::Disabled)
+                    }
                 }
-                None => None,
+                None => Err(AuthOutcome::UnknownUser),
             }
         } else {
-            None
+            Err(AuthOutcome::UnknownUser)
         };
-        let Some((user, hash)) = candidate else {
-            let pw = pw.clone();
-            let _turn = self.verifiers.acquire().await;
-            let _ = crate::hash_pool::run(move || password::verify_dummy(&pw)).await;
-            return Ok(None);
+        let (user, hash) = match candidate {
+            Ok(found) => found,
+            Err(outcome) => {
+                let pw = pw.clone();
+                let _turn = self.verifiers.acquire().await;
+                let _ = crate::hash_pool::run(move || password::verify_dummy(&pw)).await;
+                return Ok(outcome);
+            }
         };
         if let Some(cache) = &self.cache {
             if cache.hit(name, &hash, pw, Instant::now()) {
-                return Ok(Some(user));
+                return Ok(AuthOutcome::Accepted(user));
             }
         }
         let ok = {
@@ -228,7 +235,7 @@ impl UserStore {
             // storm) may have verified them: look again before spending Argon2id work.
             if let Some(cache) = &self.cache {
                 if cache.hit(name, &hash, pw, Instant::now()) {
-                    return Ok(Some(user));
+                    return Ok(AuthOutcome::Accepted(user));
                 }
             }
             let (hash, pw) = (hash.clone(), pw.clone());
@@ -241,7 +248,11 @@ impl UserStore {
                 cache.remember(name, &hash, pw, Instant::now());
             }
         }
-        Ok(ok.then_some(user))
+        Ok(if ok {
+            AuthOutcome::Accepted(user)
+        } else {
+            AuthOutcome::WrongCredentials
+        })
     }
 
     /// Drops `name` from the verification cache.

@@ -155,3 +155,32 @@ mod tests {
         assert!(validate_password(&Password::new("x".repeat(1025))).is_err());
     }
 }
+
+/// The result of checking credentials (a password, or a public key), so that front ends score and log
+/// each case the same way without looking the user up a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The credentials are right: the user, enabled.
+    Accepted(User),
+    /// The user exists and is enabled, but the password (or key) is not theirs.
+    WrongCredentials,
+    /// No user of that name (or the name is not a valid user name).
+    UnknownUser,
+    /// The user exists but is disabled.
+    Disabled,
+}
+
+impl AuthOutcome {
+    /// The user, if accepted.
+    pub fn into_user(self) -> Option<User> {
+        match self {
+            AuthOutcome::Accepted(user) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Whether the credentials were accepted.
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, AuthOutcome::Accepted(_))
+    }
+}

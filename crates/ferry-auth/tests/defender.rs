@@ -235,3 +235,67 @@ fn clock_now(c: &ManualClock) -> SystemTime {
     use ferry_auth::defender::Clock;
     c.now()
 }
+
+#[tokio::test]
+async fn loopback_is_never_scored_or_banned_unless_configured() {
+    let clock = clock();
+    let d = defender(None, &clock);
+    for lo in [
+        ip("127.0.0.1"),
+        ip("127.3.2.1"),
+        ip("::1"),
+        ip("::ffff:127.0.0.1"),
+    ] {
+        for _ in 0..50 {
+            assert_eq!(d.record(lo, Event::UnknownUser).await, Verdict::Allowed, "{lo}");
+        }
+        assert_eq!(d.score(lo), 0, "{lo} scored");
+        assert_eq!(d.check(lo), Verdict::Allowed);
+        assert!(d.is_exempt(lo));
+    }
+    // Switched on, loopback is scored like any address: a guesser on the host is banned.
+    let d = Defender::new(
+        DefenderConfig {
+            score_loopback: true,
+            ..config()
+        },
+        None,
+    )
+    .with_clock(clock.clone());
+    let lo = ip("127.0.0.1");
+    assert!(!d.is_exempt(lo));
+    for _ in 0..9 {
+        assert_eq!(d.record(lo, Event::FailedLogin).await, Verdict::Allowed);
+    }
+    assert_eq!(d.score(lo), 9);
+    assert!(banned(d.record(lo, Event::FailedLogin).await));
+    assert!(banned(d.check(ip("::ffff:127.0.0.1"))));
+}
+
+#[tokio::test]
+async fn score_reports_the_events_within_the_observation_period() {
+    let clock = clock();
+    let d = defender(None, &clock);
+    let a = ip("192.0.2.9");
+    assert_eq!(d.score(a), 0);
+    d.record(a, Event::UnknownUser).await;
+    clock.advance(6 * MIN);
+    d.record(a, Event::FailedLogin).await;
+    assert_eq!(d.score(a), 3);
+    clock.advance(5 * MIN);
+    assert_eq!(
+        d.score(a),
+        1,
+        "the first event is older than the observation period"
+    );
+}
+
+#[test]
+fn ban_ends_are_shown_in_utc() {
+    use ferry_auth::defender::utc;
+    let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+    assert_eq!(utc(at(0)), "1970-01-01 00:00:00 UTC");
+    assert_eq!(utc(at(951_782_400)), "2000-02-29 00:00:00 UTC");
+    assert_eq!(utc(at(1_700_000_000)), "2023-11-14 22:13:20 UTC");
+    assert_eq!(utc(at(4_102_444_799)), "2099-12-31 23:59:59 UTC");
+}

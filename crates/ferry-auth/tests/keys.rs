@@ -46,17 +46,23 @@ async fn keys_are_added_listed_authenticated_and_removed() {
     assert_eq!(keys[0].fingerprint, "SHA256:one");
     assert_eq!(keys[0].comment, "alice@laptop");
 
-    let user = store.authenticate_key("alice", "AAAA2").await.expect("auth");
+    let user = store
+        .authenticate_key("alice", "AAAA2")
+        .await
+        .expect("auth")
+        .into_user();
     assert_eq!(user.map(|u| u.name), Some("alice".to_owned()));
     assert!(store
         .authenticate_key("alice", "AAAA3")
         .await
         .expect("auth")
+        .into_user()
         .is_none());
     assert!(store
         .authenticate_key("bob", "AAAA2")
         .await
         .expect("auth")
+        .into_user()
         .is_none());
 
     store.delete_key("alice", "SHA256:two").await.expect("del");
@@ -64,6 +70,7 @@ async fn keys_are_added_listed_authenticated_and_removed() {
         .authenticate_key("alice", "AAAA2")
         .await
         .expect("auth")
+        .into_user()
         .is_none());
     assert!(matches!(
         store.delete_key("alice", "SHA256:two").await,
@@ -87,6 +94,7 @@ async fn disabled_users_and_unknown_users_cannot_use_keys() {
         .authenticate_key("alice", "AAAA1")
         .await
         .expect("auth")
+        .into_user()
         .is_none());
 }
 
@@ -112,6 +120,7 @@ async fn deleting_a_user_deletes_their_keys() {
         .authenticate_key("alice", "AAAA1")
         .await
         .expect("auth")
+        .into_user()
         .is_none());
 }
 

@@ -71,6 +71,7 @@ async fn duplicate_user_is_already_exists() {
         .authenticate("alice", &pw("one"))
         .await
         .expect("auth")
+        .into_user()
         .is_some());
 }
 
@@ -124,22 +125,26 @@ async fn authenticate_accepts_the_right_password_only() {
         .authenticate("alice", &pw("s3cret"))
         .await
         .expect("auth")
+        .into_user()
         .expect("accepted");
     assert_eq!(user.name, "alice");
     assert!(store
         .authenticate("alice", &pw("wrong"))
         .await
         .expect("auth")
+        .into_user()
         .is_none());
     assert!(store
         .authenticate("alice", &pw(""))
         .await
         .expect("auth")
+        .into_user()
         .is_none());
     assert!(store
         .authenticate("ALICE", &pw("s3cret"))
         .await
         .expect("auth")
+        .into_user()
         .is_none());
 }
 
@@ -150,13 +155,20 @@ async fn authenticate_unknown_or_malformed_user_is_none() {
         .authenticate("ghost", &pw("anything"))
         .await
         .expect("auth")
+        .into_user()
         .is_none());
     assert!(store
         .authenticate("bad name;--", &pw("x"))
         .await
         .expect("auth")
+        .into_user()
         .is_none());
-    assert!(store.authenticate("", &pw("x")).await.expect("auth").is_none());
+    assert!(store
+        .authenticate("", &pw("x"))
+        .await
+        .expect("auth")
+        .into_user()
+        .is_none());
 }
 
 #[tokio::test]
@@ -169,12 +181,14 @@ async fn disabled_user_cannot_log_in_until_enabled() {
         .authenticate("alice", &pw("pw"))
         .await
         .expect("auth")
+        .into_user()
         .is_none());
     store.set_enabled("alice", true).await.expect("enable");
     assert!(store
         .authenticate("alice", &pw("pw"))
         .await
         .expect("auth")
+        .into_user()
         .is_some());
 }
 
@@ -187,11 +201,13 @@ async fn set_password_replaces_the_old_one() {
         .authenticate("alice", &pw("old"))
         .await
         .expect("auth")
+        .into_user()
         .is_none());
     assert!(store
         .authenticate("alice", &pw("new"))
         .await
         .expect("auth")
+        .into_user()
         .is_some());
     let err = store.set_password("ghost", pw("x")).await.expect_err("missing");
     assert!(matches!(err, Error::NotFound(_)));
@@ -251,6 +267,7 @@ async fn file_database_persists_across_reopen() {
         .authenticate("alice", &pw("pw"))
         .await
         .expect("auth")
+        .into_user()
         .is_some());
 }
 
@@ -311,6 +328,7 @@ async fn tls_overrides_default_to_the_listener_and_round_trip() {
         .authenticate("alice", &pw("pw"))
         .await
         .expect("auth")
+        .into_user()
         .expect("ok");
     assert_eq!(logged_in.tls, tls);
     store.set_tls("alice", UserTls::default()).await.expect("reset");
@@ -329,6 +347,7 @@ async fn logs_in(store: &UserStore, name: &str, password: &str) -> bool {
         .authenticate(name, &pw(password))
         .await
         .expect("authenticate")
+        .into_user()
         .is_some()
 }
 
@@ -399,4 +418,34 @@ async fn concurrent_logins_all_succeed_or_fail_correctly() {
         let (i, ok) = t.await.expect("task");
         assert_eq!(ok, i % 4 != 0, "login {i}");
     }
+}
+
+#[tokio::test]
+async fn authenticate_says_which_failure_it_was() {
+    use ferry_auth::AuthOutcome;
+    let store = store().await;
+    store.add_user(new_user("alice", "s3cret")).await.expect("add");
+    store.add_user(new_user("bob", "bob pw")).await.expect("add");
+    store.set_enabled("bob", false).await.expect("disable");
+    let outcome = |name: &'static str, password: &'static str| {
+        let store = store.clone();
+        async move { store.authenticate(name, &pw(password)).await.expect("auth") }
+    };
+    assert!(outcome("alice", "s3cret").await.is_accepted());
+    assert_eq!(outcome("alice", "wrong").await, AuthOutcome::WrongCredentials);
+    assert_eq!(outcome("ghost", "x").await, AuthOutcome::UnknownUser);
+    assert_eq!(outcome("bad name;--", "x").await, AuthOutcome::UnknownUser);
+    assert_eq!(outcome("bob", "bob pw").await, AuthOutcome::Disabled);
+    assert_eq!(
+        store.authenticate_key("ghost", "AAAA").await.expect("auth"),
+        AuthOutcome::UnknownUser
+    );
+    assert_eq!(
+        store.authenticate_key("alice", "AAAA").await.expect("auth"),
+        AuthOutcome::WrongCredentials
+    );
+    assert_eq!(
+        store.authenticate_key("bob", "AAAA").await.expect("auth"),
+        AuthOutcome::Disabled
+    );
 }

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_auth::defender::{Event, Verdict};
-use ferry_auth::Password;
+use ferry_admission::{canonical, Attempt, LoginResult, Refused};
+use ferry_auth::{AuthOutcome, Password};
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::reply::{Reply, ReplyCode};
@@ -24,13 +24,13 @@ use tokio::sync::watch;
 use tracing::{debug, field, info, info_span, warn, Instrument};
 
 use crate::data::{self, DataCtx, DataPlan, DataTls};
-use crate::limits::{Refusal, Slot};
 use crate::protection::Throttle;
 use crate::tls::SessionTls;
 
 use self::clock::Instant;
 use crate::transfer::{self, Running};
 use crate::{storage, ListenerKind, Server};
+use ferry_admission::Slot;
 
 /// A control connection after its TLS handshake.
 type TlsControl = tokio_rustls::server::TlsStream<TcpStream>;
@@ -101,24 +101,18 @@ pub(crate) async fn run(
 ) {
     let span = info_span!("session", id, peer = %peer, user = field::Empty);
     async move {
-        let ip = data::canonical(peer.ip());
-        // Banned addresses are refused before anything else: 421 instead of the greeting.
-        if let Verdict::Banned(_) = server.defender.check(ip) {
-            info!("connection refused: address banned");
-            refuse(stream, "Your address is banned; try again later").await;
-            return;
-        }
-        let slot = match server.limits.acquire(ip) {
+        let ip = canonical(peer.ip());
+        // Banned addresses and connections over a limit are refused before anything else: 421 instead
+        // of the greeting.
+        let slot = match server.admission.admit(ip).await {
             Ok(slot) => slot,
-            Err(refusal) => {
-                let text = match refusal {
-                    Refusal::Total => "Too many connections; try again later",
-                    Refusal::PerIp => "Too many connections from your address; try again later",
-                    Refusal::Pending => "Too many connections waiting to log in; try again later",
-                };
-                info!(?refusal, "connection refused by limit");
-                server.defender.record(ip, Event::LimitExceeded).await;
-                refuse(stream, text).await;
+            Err(Refused::Banned(until)) => {
+                info!("connection refused: address banned");
+                refuse(stream, &banned_text(until)).await;
+                return;
+            }
+            Err(Refused::Limit(refusal)) => {
+                refuse(stream, refusal.text()).await;
                 return;
             }
         };
@@ -135,7 +129,7 @@ pub(crate) async fn run(
                 warn!("implicit FTPS listener without a certificate; closing");
                 return;
             };
-            let st = tls.session(peer.ip(), ftps.danger_allow_data_tls_from_sibling_sessions);
+            let st = tls.session(peer.ip(), ftps.data_session);
             match tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await {
                 Ok(s) => {
                     info!("connected (implicit TLS)");
@@ -189,19 +183,29 @@ pub(crate) async fn run(
                 slot,
                 throttle,
                 logged_in: false,
+                tried_login: false,
                 fxp: false,
-                banned: false,
+                banned: None,
             },
         };
         conn.serve(rd, stop).await;
-        if !conn.guard.logged_in {
-            conn.server.defender.record(ip, Event::PreLoginDisconnect).await;
-        }
+        // Only a client that tried to log in is scored for leaving: health checks, port scans and
+        // clients that give up on the certificate never sent USER or PASS.
+        let (logged_in, tried) = (conn.guard.logged_in, conn.guard.tried_login);
+        conn.server.admission.left(ip, logged_in, tried).await;
         drop(conn);
         info!("disconnected");
     }
     .instrument(span)
     .await
+}
+
+/// The `421` text for a banned address: until when, in UTC.
+fn banned_text(until: std::time::SystemTime) -> String {
+    format!(
+        "Your address is banned until {} after too many failed logins; try again later",
+        ferry_auth::defender::utc(until)
+    )
 }
 
 async fn refuse(mut stream: TcpStream, text: &str) {
@@ -238,10 +242,13 @@ struct Guard {
     throttle: Throttle,
     /// Whether a login has succeeded on this connection.
     logged_in: bool,
+    /// Whether the client sent USER or PASS (only then does leaving before login score).
+    tried_login: bool,
     /// FXP allowed for the logged-in user (data connections with other addresses).
     fxp: bool,
-    /// The defender banned this address during the session: close after the pending replies.
-    banned: bool,
+    /// The defender banned this address (until then) during the session: close after the pending
+    /// replies.
+    banned: Option<std::time::SystemTime>,
 }
 
 /// Why the connection loop ended.
@@ -394,7 +401,7 @@ impl Conn {
             .tls
             .as_ref()
             .ok_or_else(|| io::Error::other("no certificate configured"))?;
-        let st = tls.session(self.peer.ip(), ftps.danger_allow_data_tls_from_sibling_sessions);
+        let st = tls.session(self.peer.ip(), ftps.data_session);
         let stream = tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await?;
         info!("TLS established on the control connection");
         self.session_tls = Some(st);
@@ -446,6 +453,7 @@ impl Conn {
             match input {
                 ControlInput::Line(line) => {
                     log_line(&line);
+                    self.guard.tried_login |= is_login_command(&line);
                     self.session.handle_line(now, &line);
                 }
                 ControlInput::TooLong => self.session.handle_line_too_long(now),
@@ -570,11 +578,8 @@ impl Conn {
                 }
             }
         }
-        if self.guard.banned {
-            let bye = Reply::new(
-                ReplyCode::SERVICE_NOT_AVAILABLE,
-                "Too many failures from your address; closing",
-            );
+        if let Some(until) = self.guard.banned {
+            let bye = Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, banned_text(until));
             self.out.extend(bye.to_bytes());
             self.flush().await?;
             return Err(std::io::Error::other("address banned"));
@@ -631,49 +636,37 @@ impl Conn {
                 .server
                 .config
                 .masquerade_address
-                .unwrap_or(data::canonical(self.local.ip())),
+                .unwrap_or(canonical(self.local.ip())),
             PassiveFamily::Any => self.local.ip(),
         };
         Ok(SocketAddr::new(ip, port))
     }
 
-    /// Checks the credentials; a failure is answered only after `failed_login_delay` from the PASS,
-    /// whether or not the user exists, and is reported to the defender.
+    /// Checks the credentials through the admission gate: a failure is answered only after the
+    /// failed-login delay from the PASS, whether or not the user exists, and is scored.
     async fn authenticate(&mut self, user: &str, password: Secret) -> Option<Login> {
-        let started = tokio::time::Instant::now();
         let server = Arc::clone(&self.server);
-        let ip = data::canonical(self.peer.ip());
-        // Password checks take turns (see `limits::LoginGate`). An address banned while this one waited
-        // is not worth a verification: a guessing burst stops costing CPU once it is banned.
-        let login = match server.logins.enter(ip).await {
-            Some(_turn) if matches!(server.defender.check(ip), Verdict::Banned(_)) => None,
-            Some(_turn) => self.check_credentials(user, password).await,
-            None => None,
-        };
-        match &login {
-            Some(login) => {
+        let ip = canonical(self.peer.ip());
+        let result = server
+            .admission
+            .login(ip, || self.check_credentials(user, password))
+            .await;
+        match result {
+            LoginResult::Accepted(login) => {
                 self.guard.slot.logged_in();
                 self.guard.logged_in = true;
                 self.guard.fxp = self.server.config.protection.allows_fxp(&login.user);
                 self.session.set_danger_allow_fxp(self.guard.fxp);
+                Some(login)
             }
-            None => {
-                let known = matches!(self.server.users.user(user).await, Ok(Some(u)) if u.enabled);
-                let event = if known {
-                    Event::FailedLogin
-                } else {
-                    Event::UnknownUser
-                };
-                if let Verdict::Banned(_) = self.server.defender.record(ip, event).await {
-                    self.guard.banned = true;
-                }
-                tokio::time::sleep_until(started + self.server.config.protection.failed_login_delay).await;
+            LoginResult::Refused { banned } => {
+                self.guard.banned = banned;
+                None
             }
         }
-        login
     }
 
-    async fn check_credentials(&mut self, user: &str, password: Secret) -> Option<Login> {
+    async fn check_credentials(&mut self, user: &str, password: Secret) -> Attempt<Login> {
         let server = Arc::clone(&self.server);
         let global_unresumed = server.config.ftps.danger_allow_unresumed_data_tls;
         let (login, home, allow_unresumed) = match (&server.config.anonymous, user) {
@@ -689,7 +682,7 @@ impl Conn {
             _ => {
                 let pw = Password::new(password.expose().to_owned());
                 match server.users.authenticate(user, &pw).await {
-                    Ok(Some(u)) => (
+                    Ok(AuthOutcome::Accepted(u)) => (
                         Login {
                             user: u.name.clone(),
                             permissions: to_proto(u.permissions),
@@ -701,13 +694,13 @@ impl Conn {
                         u.home,
                         u.tls.danger_allow_unresumed_data_tls.unwrap_or(global_unresumed),
                     ),
-                    Ok(None) => {
-                        info!(user = %Untrusted::str(user), "login failed");
-                        return None;
+                    Ok(outcome) => {
+                        info!(user = %Untrusted::str(user), ?outcome, "login failed");
+                        return Attempt::Failed(outcome);
                     }
                     Err(e) => {
                         warn!(error = %e, "user store error during login");
-                        return None;
+                        return Attempt::Error;
                     }
                 }
             }
@@ -721,11 +714,11 @@ impl Conn {
                 self.allow_unresumed = allow_unresumed;
                 tracing::Span::current().record("user", field::display(Untrusted::str(&login.user)));
                 info!(home, "logged in");
-                Some(login)
+                Attempt::Accepted(login)
             }
             Err(e) => {
                 warn!(error = %e, home, "cannot open the user's home directory");
-                None
+                Attempt::Error
             }
         }
     }
@@ -740,6 +733,12 @@ fn to_proto(p: ferry_auth::Permissions) -> ferry_proto::session::Permissions {
         rename: p.rename,
         mkdir: p.mkdir,
     }
+}
+
+/// Whether `line` is `USER …` or `PASS …` (any case).
+fn is_login_command(line: &[u8]) -> bool {
+    let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+    verb.eq_ignore_ascii_case(b"USER") || verb.eq_ignore_ascii_case(b"PASS")
 }
 
 /// Logs a command line, never a password.

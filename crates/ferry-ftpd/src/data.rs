@@ -1,6 +1,7 @@
 //! Data connections: passive listeners that accept only the control peer, and active connections that
 //! were checked (by the session) to target only the control peer.
 
+use ferry_admission::canonical;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -191,11 +192,4 @@ async fn connect(target: SocketAddr, local_ip: IpAddr, source_port: Option<u16>)
         None => {}
     }
     socket.connect(target).await
-}
-
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
 }

@@ -14,7 +14,6 @@
 
 mod conn;
 mod data;
-mod limits;
 mod protection;
 mod storage;
 mod tls;
@@ -27,18 +26,18 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_admission::{Admission, LoginGate};
 use ferry_auth::defender::Defender;
 use ferry_auth::{Permissions, UserStore};
 use ferry_vfs::Storage;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::info;
 
+pub use ferry_admission::ConnectionLimits;
 pub use ferry_auth::defender::DefenderConfig;
 pub use ferry_proto::session::TlsPolicy;
-pub use limits::ConnectionLimits;
 pub use protection::Protection;
-pub use tls::{fingerprint, PemIdentity, Tls, TlsError};
+pub use tls::{fingerprint, DataSession, PemIdentity, Tls, TlsError};
 
 /// Anonymous login settings. Anonymous login is off unless this is configured.
 #[derive(Debug, Clone)]
@@ -95,10 +94,10 @@ pub struct Ftps {
     /// can then be read and forged on the way; data stays protected). For firewalls that must read the
     /// control connection. Off by default.
     pub danger_allow_ccc: bool,
-    /// Accept a TLS data connection that resumes a session of *another* control connection logged in as
-    /// the same user from the same address (for clients that share one session cache among parallel
-    /// connections, such as rclone before 1.64). Off by default.
-    pub danger_allow_data_tls_from_sibling_sessions: bool,
+    /// Whose TLS sessions a data connection may resume: its own control connection's only, also those
+    /// of control connections logged in as the same user from the same address (the default; rclone's
+    /// parallel transfers share one session cache), or any (danger).
+    pub data_session: DataSession,
     /// Time allowed for a TLS handshake on the control or a data connection.
     pub handshake_timeout: Duration,
 }
@@ -112,7 +111,7 @@ impl Default for Ftps {
             require_protected_data: true,
             danger_allow_unresumed_data_tls: false,
             danger_allow_ccc: false,
-            danger_allow_data_tls_from_sibling_sessions: false,
+            data_session: DataSession::SameUser,
             handshake_timeout: Duration::from_secs(15),
         }
     }
@@ -123,7 +122,7 @@ impl Ftps {
     pub fn policy_for(&self, peer: IpAddr) -> TlsPolicy {
         if self.tls.is_none() {
             TlsPolicy::Off
-        } else if data::canonical(peer).is_loopback() {
+        } else if ferry_admission::canonical(peer).is_loopback() {
             self.loopback_policy
         } else {
             self.policy
@@ -176,19 +175,16 @@ pub struct Server {
     config: Config,
     users: UserStore,
     storage: Arc<dyn Storage>,
-    limits: limits::Tracker,
-    defender: Arc<Defender>,
-    /// Turns for password checks (each Argon2id verification holds 19 MiB).
-    logins: limits::LoginGate,
+    /// Connection limits, the login defender and turns for password checks.
+    admission: Arc<Admission>,
 }
 
 impl Server {
-    /// A server over `users` and `storage` (the root under which user homes live).
+    /// A server over `users` and `storage` (the root under which user homes live), with its own login
+    /// defender (bans kept in the user database) and limits from `config`.
     pub fn new(config: Config, users: UserStore, storage: Arc<dyn Storage>) -> Arc<Self> {
-        let limits = limits::Tracker::new(config.limits.clone());
-        // Bans are kept in the user database, shared with `ferry ban` and other nodes.
         let defender = Arc::new(Defender::new(config.defender.clone(), Some(users.clone())));
-        Self::with_defender(config, users, storage, limits, defender)
+        Self::new_with_defender(config, users, storage, defender)
     }
 
     /// A server whose login defender is `defender` (e.g. on a test clock) instead of one built from
@@ -199,30 +195,35 @@ impl Server {
         storage: Arc<dyn Storage>,
         defender: Arc<Defender>,
     ) -> Arc<Self> {
-        let limits = limits::Tracker::new(config.limits.clone());
-        Self::with_defender(config, users, storage, limits, defender)
+        Self::new_shared(config, users, storage, defender, Arc::new(LoginGate::new()))
     }
 
-    fn with_defender(
+    /// A server whose scores and bans go to `defender` and whose password checks take turns at `gate`:
+    /// pass the SFTP server's, so both protocols share them (`config.defender` is then not used).
+    pub fn new_shared(
         config: Config,
         users: UserStore,
         storage: Arc<dyn Storage>,
-        limits: limits::Tracker,
         defender: Arc<Defender>,
+        gate: Arc<LoginGate>,
     ) -> Arc<Self> {
+        let admission = Arc::new(Admission::new(
+            config.limits.clone(),
+            config.protection.failed_login_delay,
+            defender,
+            gate,
+        ));
         Arc::new(Self {
             config,
             users,
             storage,
-            limits,
-            defender,
-            logins: limits::LoginGate::new(),
+            admission,
         })
     }
 
     /// The login defender (to list or lift bans while serving).
     pub fn defender(&self) -> &Arc<Defender> {
-        &self.defender
+        self.admission.defender()
     }
 
     /// The settings in force.
@@ -231,11 +232,10 @@ impl Server {
     }
 }
 
-/// How often each listener reloads the bans from the user database.
-const BAN_REFRESH: Duration = Duration::from_secs(10);
-
 /// Serves FTP (with explicit FTPS when configured) on `listener` until `shutdown` completes; then stops
-/// accepting, tells every open session `421` and waits for the sessions to end.
+/// accepting, tells every open session `421` and waits for the sessions to end. Bans are checked in
+/// memory; reloading them from the user database is [`ferry_admission::refresh_bans`]'s job (one task
+/// per process, for FTP and SFTP alike).
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) {
     serve_kind(listener, server, ListenerKind::Explicit, shutdown).await;
 }
@@ -248,47 +248,11 @@ pub async fn serve_kind(
     kind: ListenerKind,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut next_id: u64 = 0;
-    tokio::pin!(shutdown);
-    // Bans stored by earlier runs, other nodes and `ferry ban` apply from the first connection on.
-    if let Err(e) = server.defender.refresh().await {
-        warn!(error = %e, "cannot load bans from the user database");
-    }
-    let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + BAN_REFRESH, BAN_REFRESH);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => break,
-            _ = refresh.tick() => {
-                if let Err(e) = server.defender.refresh().await {
-                    warn!(error = %e, "cannot reload bans from the user database");
-                }
-                continue;
-            }
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Typically EMFILE: back off briefly instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    ferry_admission::serve(listener, shutdown, |stream, peer, stop| {
         next_id += 1;
-        let id = next_id;
-        let server = Arc::clone(&server);
-        let stop = stop_rx.clone();
-        let done = done_tx.clone();
-        tokio::spawn(async move {
-            conn::run(id, stream, peer, server, kind, stop).await;
-            drop(done);
-        });
-    }
-    info!("shutting down: no new connections; closing sessions");
-    let _ = stop_tx.send(true);
-    drop(done_tx);
-    let _ = done_rx.recv().await;
+        conn::run(next_id, stream, peer, Arc::clone(&server), kind, stop)
+    })
+    .await;
+    info!("FTP listener stopped; sessions closed");
 }

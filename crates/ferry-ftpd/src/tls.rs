@@ -13,9 +13,10 @@
 //! passive-port theft that vsftpd's `require_ssl_reuse` provides, without a process-wide cache that any
 //! client could populate.
 //!
-//! `danger_allow_data_tls_from_sibling_sessions` widens "this control connection" to "any control
-//! connection logged in as the same user from the same address", for clients that share one TLS session
-//! cache among parallel control connections (rclone before 1.64).
+//! [`DataSession::SameUser`] (the default) widens "this control connection" to "any control connection
+//! logged in as the same user from the same address", for clients that share one TLS session cache among
+//! parallel control connections (rclone). That is the same principal: a thief still needs a TLS session
+//! of that user. [`DataSession::DangerAny`] accepts a session of any control connection of this server.
 //!
 //! # TLS 1.3 tickets
 //!
@@ -67,6 +68,19 @@ const SIBLING_GRACE: Duration = Duration::from_secs(600);
 
 /// Bytes of control-connection identity sealed into each ticket.
 const SESSION_ID_LEN: usize = 8;
+
+/// Whose TLS sessions a data connection may resume (`ftps.data_session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataSession {
+    /// Only sessions of its own control connection.
+    Own,
+    /// Also sessions of control connections logged in as the same user from the same address.
+    #[default]
+    SameUser,
+    /// Sessions of any control connection of this server (any user, any address). Dangerous: another
+    /// logged-in client can take over a passive data connection.
+    DangerAny,
+}
 
 /// Why certificates could not be loaded or generated.
 #[derive(Debug, thiserror::Error)]
@@ -226,16 +240,16 @@ impl Tls {
     }
 
     /// Fresh configurations for one control connection from `peer` and its data connections, sharing a
-    /// session cache and a ticketer that accept only this control connection's sessions (or, with
-    /// `siblings`, those of control connections logged in as the same user from the same address).
-    pub(crate) fn session(&self, peer: IpAddr, siblings: bool) -> SessionTls {
+    /// session cache and a ticketer that accept only this control connection's sessions, or also those
+    /// of other control connections as `mode` allows.
+    pub(crate) fn session(&self, peer: IpAddr, mode: DataSession) -> SessionTls {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         self.sessions.open(id, peer);
         let ticketer = Arc::new(BoundTicketer {
             id,
             keys: Arc::clone(&self.keys),
             sessions: Arc::clone(&self.sessions),
-            siblings,
+            mode,
             resumed_from: Mutex::new(None),
         });
         let mut control = self.base.clone();
@@ -281,7 +295,7 @@ impl Registry {
         map.insert(
             id,
             Member {
-                ip: crate::data::canonical(ip),
+                ip: ferry_admission::canonical(ip),
                 user: None,
                 ended: None,
             },
@@ -330,7 +344,7 @@ pub(crate) struct BoundTicketer {
     id: u64,
     keys: Arc<dyn ProducesTickets>,
     sessions: Arc<Registry>,
-    siblings: bool,
+    mode: DataSession,
     /// The control connection whose ticket the latest handshake resumed. A control connection has at most
     /// one data connection in its handshake at a time (one transfer, one accepted connection).
     resumed_from: Mutex<Option<u64>>,
@@ -357,6 +371,7 @@ impl BoundTicketer {
             // TLS 1.2 session IDs live in this control connection's own cache.
             None => return true,
             Some(id) if id == self.id => return true,
+            Some(_) if self.mode == DataSession::DangerAny => return true,
             Some(id) => id,
         };
         let deadline = Instant::now() + wait;
@@ -376,7 +391,7 @@ impl fmt::Debug for BoundTicketer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BoundTicketer")
             .field("session", &self.id)
-            .field("siblings", &self.siblings)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -401,7 +416,12 @@ impl ProducesTickets for BoundTicketer {
         let plain = self.keys.decrypt(cipher)?;
         let (id, state) = plain.split_at_checked(SESSION_ID_LEN)?;
         let id = u64::from_be_bytes(id.try_into().ok()?);
-        let ours = id == self.id || (self.siblings && self.sessions.same_address(self.id, id));
+        let ours = id == self.id
+            || match self.mode {
+                DataSession::Own => false,
+                DataSession::SameUser => self.sessions.same_address(self.id, id),
+                DataSession::DangerAny => true,
+            };
         if !ours {
             return None;
         }
@@ -550,8 +570,8 @@ mod tests {
     fn session_configs_share_only_their_own_ticket_key() {
         let tls = Tls::new(&PemIdentity::self_signed(vec!["localhost".into()]).unwrap()).unwrap();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let a = tls.session(ip, false);
-        let b = tls.session(ip, false);
+        let a = tls.session(ip, DataSession::Own);
+        let b = tls.session(ip, DataSession::Own);
         for data in [&a.download, &a.upload] {
             assert!(Arc::ptr_eq(&a.control.ticketer, &data.ticketer));
             assert!(Arc::ptr_eq(&a.control.session_storage, &data.session_storage));
@@ -574,23 +594,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sibling_tickets_need_the_switch_the_same_user_and_the_same_address() {
+    async fn sibling_tickets_need_same_user_mode_the_same_user_and_the_same_address() {
         let tls = Tls::new(&PemIdentity::self_signed(vec!["localhost".into()]).unwrap()).unwrap();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other_ip: IpAddr = "192.0.2.2".parse().unwrap();
-        let a = tls.session(ip, true);
-        let b = tls.session(ip, true);
-        let strict = tls.session(ip, false);
-        let far = tls.session(other_ip, true);
+        let a = tls.session(ip, DataSession::SameUser);
+        let b = tls.session(ip, DataSession::SameUser);
+        let strict = tls.session(ip, DataSession::Own);
+        let far = tls.session(other_ip, DataSession::SameUser);
+        let any = tls.session(other_ip, DataSession::DangerAny);
         let ticket = a.control.ticketer.encrypt(b"state").unwrap();
         let short = Duration::from_millis(50);
         // Same address: the handshake may resume, but nobody is logged in yet, so it is not confirmed.
         b.binding.clear();
         assert!(b.upload.ticketer.decrypt(&ticket).is_some());
         assert!(!b.binding.confirm(short).await);
-        // Without the switch, or from another address, the ticket does not even decrypt.
+        // In `own` mode, or from another address, the ticket does not even decrypt.
         assert_eq!(strict.upload.ticketer.decrypt(&ticket), None);
         assert_eq!(far.upload.ticketer.decrypt(&ticket), None);
+        // `danger_any`: any control connection's ticket, whoever and wherever.
+        any.binding.clear();
+        assert!(any.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(any.binding.confirm(short).await);
         for s in [&a, &b, &strict, &far] {
             s.set_user(Some("alice"));
         }

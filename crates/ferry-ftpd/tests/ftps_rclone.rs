@@ -4,11 +4,10 @@
 //!
 //! rclone resumes TLS sessions through one Go `ClientSessionCache` shared by all its connections to a
 //! server (`tls_cache_size`), keyed by address. With several control connections at once (its defaults:
-//! 4 transfers, 8 checkers) a data connection often offers the session of *another* control connection,
-//! which ferry refuses with 522 by default. These tests therefore keep rclone to one control connection
-//! (`concurrency=1`, one transfer, one checker), as docs/ftps.md advises, except
-//! `default_parallelism_works_with_sibling_sessions_allowed`, which turns on
-//! `danger_allow_data_tls_from_sibling_sessions`.
+//! 4 transfers, 8 checkers) a data connection often offers the session of *another* control connection of
+//! the same user, which ferry accepts by default (`ftps.data_session = same_user`):
+//! `default_parallelism_works_with_default_settings`. The other tests keep rclone to one control
+//! connection (`concurrency=1`, one transfer, one checker).
 
 mod common;
 
@@ -118,13 +117,14 @@ fn implicit_tls12_copy_up_down_and_lsf() {
 }
 
 /// rclone's defaults (4 transfers, 8 checkers: several control connections sharing one TLS session cache)
-/// work when ferry accepts sessions of sibling control connections (same user, same address).
+/// work with ferry's defaults, which accept sessions of sibling control connections (same user, same
+/// address).
 #[test]
-fn default_parallelism_works_with_sibling_sessions_allowed() {
+fn default_parallelism_works_with_default_settings() {
     if skip_unless("rclone") {
         return;
     }
-    let server = TestServer::start_ftps(|c| c.ftps.danger_allow_data_tls_from_sibling_sessions = true);
+    let server = TestServer::start_ftps(|_| {});
     let src = server.local("src");
     std::fs::create_dir_all(&src).expect("mkdir");
     make_tree(&src);

@@ -12,11 +12,11 @@ fn require_tls(c: &mut ferry_ftpd::Config) {
 }
 
 #[test]
-fn a_data_connection_resuming_another_control_sessions_tls_is_refused_with_522() {
+fn in_own_mode_a_data_connection_resuming_another_control_sessions_tls_is_refused_with_522() {
     if skip_unless("python3") {
         return;
     }
-    let server = TestServer::start_ftps(|_| {});
+    let server = TestServer::start_ftps(|c| c.ftps.data_session = ferry_ftpd::DataSession::Own);
     write_file(&server.path("secret.bin"), b"only for session A\n".repeat(1000));
     python_ftps(
         &server,
@@ -44,11 +44,12 @@ for version in ('1.3', '1.2'):
 }
 
 #[test]
-fn with_sibling_sessions_allowed_only_the_same_users_sessions_are_accepted() {
+fn by_default_only_the_same_users_sessions_are_accepted_and_a_thief_gets_522() {
     if skip_unless("python3") {
         return;
     }
-    let server = TestServer::start_ftps(|c| c.ftps.danger_allow_data_tls_from_sibling_sessions = true);
+    // The default `ftps.data_session = same_user`.
+    let server = TestServer::start_ftps(|_| {});
     server.add_user("mallory", "mallory pw");
     write_file(&server.path("secret.bin"), b"alice's data\n".repeat(1000));
     python_ftps(
@@ -67,6 +68,28 @@ for version in ('1.3', '1.2'):
     assert got == b'', f'{len(got)} bytes leaked to another user'
     assert final.startswith('522 '), final
     a.quit(); sibling.quit(); mallory.quit()
+"#,
+    );
+}
+
+#[test]
+fn danger_any_accepts_another_users_session() {
+    if skip_unless("python3") {
+        return;
+    }
+    let server = TestServer::start_ftps(|c| c.ftps.data_session = ferry_ftpd::DataSession::DangerAny);
+    server.add_user("mallory", "mallory pw");
+    write_file(&server.path("secret.bin"), b"alice's data\n".repeat(100));
+    python_ftps(
+        &server,
+        r#"
+ctx = context('1.3')
+a = login(ctx=ctx)
+mallory = login(user='mallory', pw='mallory pw', ctx=ctx)
+# What the danger is: another user's TLS session is accepted on alice's data connection.
+reused, got, final = retr_with_session(a, mallory.sock.session, ctx)
+assert reused and got == b"alice's data\n" * 100 and final.startswith('226 '), (reused, final)
+a.quit(); mallory.quit()
 "#,
     );
 }

@@ -44,6 +44,11 @@ fn greeted(source: IpAddr, server: &TestServer) -> bool {
     s.read_exact(&mut first).is_ok() && &first == b"220 "
 }
 
+/// These tests play hostile clients from loopback, which the defender exempts by default.
+fn score_loopback(config: &mut ferry_ftpd::Config) {
+    config.defender.score_loopback = true;
+}
+
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(SystemTime::now()))
 }
@@ -54,10 +59,14 @@ fn clock() -> Arc<ManualClock> {
 fn bans_stored_before_start_are_enforced_from_the_first_connection() {
     let server = TestServer::start_with(Options {
         bans: vec![(HOME, Duration::from_secs(600))],
+        tweak: Some(Box::new(score_loopback)),
         ..Options::default()
     });
     let got = greeting_then_close(HOME, &server);
-    assert!(got.starts_with("421 "), "banned address got {got:?}");
+    assert!(
+        got.starts_with("421 Your address is banned until ") && got.contains(" UTC"),
+        "banned address got {got:?}"
+    );
     assert!(!got.contains("220"), "banned address was greeted: {got:?}");
     // Another address is served as usual.
     let mut c = Control::connect_from(OTHER, server.addr);
@@ -71,6 +80,7 @@ fn failed_logins_past_the_threshold_ban_the_address_until_the_ban_expires() {
         clock: Some(clock.clone()),
         tweak: Some(Box::new(|config: &mut ferry_ftpd::Config| {
             config.defender.threshold = 4;
+            config.defender.score_loopback = true;
             config.defender.scores.pre_login_disconnect = 0;
             config.session.max_login_attempts = 100;
             config.protection.failed_login_delay = Duration::from_millis(10);
@@ -87,6 +97,7 @@ fn failed_logins_past_the_threshold_ban_the_address_until_the_ban_expires() {
     c.expect("PASS wrong", 530);
     let r = c.reply();
     assert_eq!(r.code, 421, "{}", r.text());
+    assert!(r.text().contains("banned until"), "{}", r.text());
     assert!(c.closed_by_server());
     // New connections from the address are refused before the greeting; others are not affected.
     let got = greeting_then_close(HOME, &server);
@@ -104,6 +115,7 @@ fn failed_logins_past_the_threshold_ban_the_address_until_the_ban_expires() {
 fn unknown_users_score_more_than_wrong_passwords() {
     let server = TestServer::start_tweaked(|config: &mut ferry_ftpd::Config| {
         config.defender.threshold = 4;
+        config.defender.score_loopback = true;
         config.defender.scores.pre_login_disconnect = 0;
         config.session.max_login_attempts = 100;
         config.protection.failed_login_delay = Duration::from_millis(10);
@@ -122,6 +134,7 @@ fn unknown_users_score_more_than_wrong_passwords() {
 fn disconnecting_before_login_and_limit_refusals_are_scored() {
     let server = TestServer::start_tweaked(|config: &mut ferry_ftpd::Config| {
         config.defender.threshold = 5;
+        config.defender.score_loopback = true;
         config.limits.max_per_ip = 1;
     });
     let held = server.control();
@@ -136,12 +149,21 @@ fn disconnecting_before_login_and_limit_refusals_are_scored() {
             .contains("banned")),
         "address not banned after limit violations"
     );
-    // Pre-login disconnects (1 point each) ban too.
+    // Disconnects after USER but before login (1 point each) ban too; connecting and closing (a health
+    // check) does not score at all.
     let server = TestServer::start_tweaked(|config: &mut ferry_ftpd::Config| {
         config.defender.threshold = 5;
+        config.defender.score_loopback = true;
     });
-    for _ in 0..5 {
+    for _ in 0..20 {
         assert!(greeted(HOME, &server));
+        drop(tcp_from(HOME, server.addr));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(greeted(HOME, &server), "health checks were scored");
+    for _ in 0..5 {
+        let mut c = Control::connect_from(HOME, server.addr);
+        c.expect(&format!("USER {USER}"), 331);
     }
     assert!(
         common::wait_until(Duration::from_secs(5), || first_line(HOME, &server)
@@ -154,6 +176,7 @@ fn disconnecting_before_login_and_limit_refusals_are_scored() {
 fn allow_listed_addresses_are_never_banned() {
     let server = TestServer::start_tweaked(|config: &mut ferry_ftpd::Config| {
         config.defender.threshold = 2;
+        config.defender.score_loopback = true;
         config.defender.allow_list = vec!["127.0.0.0/24".parse().expect("net")];
         config.session.max_login_attempts = 100;
         config.protection.failed_login_delay = Duration::from_millis(10);

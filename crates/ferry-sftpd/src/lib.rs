@@ -11,10 +11,11 @@
 //! run at once, everything else on a handle keeps its order.
 //!
 //! What it deliberately does not do: shells, command execution (including the legacy `scp -O`
-//! protocol), port forwarding, agent or X11 forwarding, symbolic or hard link creation. It does
+//! protocol), remote port forwarding, agent or X11 forwarding, local port forwarding except to a
+//! user's permitted targets (`ferry user forward`), symbolic or hard link creation. It does
 //! not read configuration files, print, or install a tracing subscriber (that is the `ferry`
-//! binary), and it does not decide whom to ban (that is the login defender, which plugs in through
-//! [`LoginGuard`]).
+//! binary), and it does not decide whom to admit or ban (that is `ferry-admission` and the login
+//! defender, shared with FTP).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -28,31 +29,34 @@ mod sftp;
 mod ssh;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_admission::{Admission, LoginGate};
+use ferry_auth::defender::Defender;
 use ferry_auth::UserStore;
 use ferry_vfs::Storage;
 use russh::keys::PrivateKey;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::info;
 
-pub use limits::ConnectionLimits;
+pub use ferry_admission::ConnectionLimits;
 
 /// Server settings; the `ferry` binary builds this from flags and `ferry.toml`.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Host keys (at least one).
     pub host_keys: Vec<PrivateKey>,
-    /// Connection limits (total, per IP).
+    /// Connection limits (total, per IP, not yet logged in).
     pub limits: ConnectionLimits,
+    /// Time from an authentication attempt to the reply of a failure, whether or not the user exists.
+    pub failed_login_delay: Duration,
     /// Time allowed from connecting to a successful login.
     pub login_timeout: Duration,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
-    /// Authentication attempts (each password or signed key counts) before disconnecting.
+    /// Authentication attempts (password, public key and keyboard-interactive together) before
+    /// disconnecting.
     pub max_auth_attempts: usize,
 }
 
@@ -62,6 +66,7 @@ impl Config {
         Config {
             host_keys,
             limits: ConnectionLimits::default(),
+            failed_login_delay: ferry_admission::FAILED_LOGIN_DELAY,
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
             max_auth_attempts: 6,
@@ -69,65 +74,40 @@ impl Config {
     }
 }
 
-/// The result of one authentication attempt, for a [`LoginGuard`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginOutcome {
-    /// The attempt succeeded.
-    Success,
-    /// Wrong password, unknown key, unknown or disabled user.
-    Failure,
-}
-
-/// Where the login defender plugs in: asked before a connection is served and before each
-/// authentication attempt, told the outcome of every attempt. The default ([`AllowAll`]) allows
-/// everything.
-pub trait LoginGuard: Send + Sync + std::fmt::Debug {
-    /// Whether to serve a connection (or an authentication attempt) from `ip` at all.
-    fn allow(&self, ip: IpAddr) -> bool;
-    /// The outcome of an authentication attempt by `user` from `ip`.
-    fn record(&self, ip: IpAddr, user: &str, outcome: LoginOutcome);
-}
-
-/// A [`LoginGuard`] that allows everything and records nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AllowAll;
-
-impl LoginGuard for AllowAll {
-    fn allow(&self, _ip: IpAddr) -> bool {
-        true
-    }
-
-    fn record(&self, _ip: IpAddr, _user: &str, _outcome: LoginOutcome) {}
-}
-
-/// Everything a connection needs: settings, users, storage and the login guard.
+/// Everything a connection needs: settings, users, storage and admission (limits, login defender).
 #[derive(Debug)]
 pub struct Server {
     config: Config,
     ssh: Arc<russh::server::Config>,
     users: UserStore,
     storage: Arc<dyn Storage>,
-    guard: Arc<dyn LoginGuard>,
-    tracker: limits::Tracker,
+    admission: Arc<Admission>,
 }
 
 impl Server {
-    /// A server over `users` and `storage` (the root under which user homes live).
+    /// A server over `users` and `storage` (the root under which user homes live). Scores and bans go
+    /// to `defender` and password checks take turns at `gate`: pass the FTP server's, so both protocols
+    /// share them.
     pub fn new(
         config: Config,
         users: UserStore,
         storage: Arc<dyn Storage>,
-        guard: Arc<dyn LoginGuard>,
+        defender: Arc<Defender>,
+        gate: Arc<LoginGate>,
     ) -> Arc<Self> {
         let ssh = Arc::new(ssh::russh_config(&config));
-        let tracker = limits::Tracker::new(config.limits.clone());
+        let admission = Arc::new(Admission::new(
+            config.limits.clone(),
+            config.failed_login_delay,
+            defender,
+            gate,
+        ));
         Arc::new(Server {
             config,
             ssh,
             users,
             storage,
-            guard,
-            tracker,
+            admission,
         })
     }
 
@@ -140,32 +120,9 @@ impl Server {
 /// Serves SSH/SFTP on `listener` until `shutdown` completes; then stops accepting, disconnects
 /// every session and waits for them to end.
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let server = Arc::clone(&server);
-        let stop = stop_rx.clone();
-        let done = done_tx.clone();
-        tokio::spawn(async move {
-            ssh::run(stream, peer, server, stop).await;
-            drop(done);
-        });
-    }
-    info!("SFTP shutting down: no new connections; closing sessions");
-    let _ = stop_tx.send(true);
-    drop(done_tx);
-    let _ = done_rx.recv().await;
+    ferry_admission::serve(listener, shutdown, |stream, peer, stop| {
+        ssh::run(stream, peer, Arc::clone(&server), stop)
+    })
+    .await;
+    info!("SFTP listener stopped; sessions closed");
 }

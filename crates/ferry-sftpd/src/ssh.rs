@@ -3,15 +3,16 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use ferry_auth::{Password, User};
+use ferry_admission::{canonical, Attempt, LoginResult, Refused, Slot};
+use ferry_auth::{AuthOutcome, Password, User};
 use ferry_proto::untrusted::Untrusted;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
-use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{cipher, kex, mac, Channel, ChannelId, Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -20,15 +21,43 @@ use tracing::{debug, field, info, info_span, warn, Instrument};
 use crate::keys::key_base64;
 use crate::limits::MAX_SFTP_CHANNELS;
 use crate::sftp::{self, Ctx};
-use crate::{LoginOutcome, Server};
+use crate::Server;
 
 /// The identification string sent to clients (RFC 4253 §4.2); no version, to say little.
 const SERVER_ID: &str = "SSH-2.0-ferry";
 /// Flow-control window per channel: large enough to keep a fast link busy with 64 outstanding
 /// 256 KiB SFTP writes, small enough to bound the memory a client can fill.
 const WINDOW_SIZE: u32 = 16 * 1024 * 1024;
-/// Minimum time a failed authentication takes (russh pads rejections to it).
-const AUTH_REJECTION_TIME: Duration = Duration::from_millis(500);
+/// Minimum time a rejected public-key query takes (russh pads rejections to it). Failed password,
+/// keyboard-interactive and signed public-key attempts take the failed-login delay instead (see
+/// `ferry_admission::Admission::login`).
+const AUTH_REJECTION_TIME: Duration = Duration::from_millis(100);
+/// Time allowed to connect to a port-forwarding target.
+const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest forwarding host name logged or looked up.
+const MAX_FORWARD_HOST: usize = 255;
+/// Time allowed to tell a banned client so before the connection is closed.
+const BANNED_NOTICE_TIME: Duration = Duration::from_secs(5);
+
+/// The authentication methods offered, listed in every failure reply (RFC 4252 §5.1).
+fn auth_methods() -> MethodSet {
+    MethodSet::from(
+        &[
+            MethodKind::PublicKey,
+            MethodKind::Password,
+            MethodKind::KeyboardInteractive,
+        ][..],
+    )
+}
+
+/// A failure reply that lists every method still allowed (russh would otherwise drop the method that
+/// just failed from the list, and clients stop trying it).
+fn reject() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(auth_methods()),
+        partial_success: false,
+    }
+}
 
 /// Told to anyone who asks for a shell or a command, including legacy `scp -O` (`scp -t`/`-f`).
 const NO_EXEC: &str = "ferry: this server offers SFTP only; shells and commands are disabled.\r\n";
@@ -83,13 +112,15 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
     };
     russh::server::Config {
         server_id: SshId::Standard(Cow::Borrowed(SERVER_ID)),
-        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+        methods: auth_methods(),
         auth_rejection_time: AUTH_REJECTION_TIME,
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: config.host_keys.clone(),
         window_size: WINDOW_SIZE,
         preferred,
-        max_auth_attempts: config.max_auth_attempts,
+        // Attempts are counted by `Connection` (russh would count the client's `none` query too, which
+        // is not an attempt); 0 turns russh's own count off.
+        max_auth_attempts: 0,
         inactivity_timeout: Some(config.idle_timeout),
         nodelay: true,
         ..russh::server::Config::default()
@@ -105,22 +136,32 @@ pub(crate) async fn run(
 ) {
     let span = info_span!("ssh", peer = %peer, user = field::Empty);
     async move {
-        let ip = canonical(peer);
-        let Some(slot) = server.tracker.acquire(ip) else {
-            info!("connection refused by limit");
-            return;
+        let ip = canonical(peer.ip());
+        let slot = match server.admission.admit(ip).await {
+            Ok(slot) => slot,
+            Err(Refused::Banned(until)) => {
+                info!("connection refused: address banned");
+                tell_banned(stream, &server, until).await;
+                return;
+            }
+            Err(Refused::Limit(refusal)) => {
+                info!(reason = refusal.text(), "connection closed");
+                return;
+            }
         };
-        if !server.guard.allow(ip) {
-            info!("connection refused by the login guard");
-            return;
-        }
         info!("connected");
         let authenticated = Arc::new(AtomicBool::new(false));
+        let tried_login = Arc::new(AtomicBool::new(false));
+        let (goodbye_tx, mut goodbye_rx) = watch::channel(None);
         let handler = Connection {
             server: Arc::clone(&server),
             ip,
+            slot,
             user: None,
             authenticated: Arc::clone(&authenticated),
+            tried_login: Arc::clone(&tried_login),
+            failures: 0,
+            goodbye: goodbye_tx,
             channels: HashMap::new(),
             sftp_sessions: Arc::new(AtomicUsize::new(0)),
         };
@@ -140,59 +181,106 @@ pub(crate) async fn run(
             }
         };
         let handle = session.handle();
+        let logged_in = Arc::clone(&authenticated);
         // Fires at the login timeout unless the client has logged in by then.
         let login_deadline = async move {
             tokio::time::sleep_until(deadline).await;
-            if authenticated.load(Ordering::Relaxed) {
+            if logged_in.load(Ordering::Relaxed) {
                 std::future::pending::<()>().await;
             }
         };
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await.map(drop);
         };
-        tokio::pin!(session, login_deadline, stopped);
-        tokio::select! {
+        let told_to_go = async move {
+            let text = goodbye_rx.wait_for(Option::is_some).await.map(|t| t.clone());
+            match text {
+                Ok(text) => text,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::pin!(session, login_deadline, stopped, told_to_go);
+        let goodbye = tokio::select! {
             result = &mut session => {
                 if let Err(e) = result {
                     debug!(error = %e, "connection ended with an error");
                 }
+                None
             }
             () = &mut login_deadline => {
                 info!("login timeout");
-                let _ = handle
-                    .disconnect(Disconnect::ByApplication, "login timeout".into(), String::new())
-                    .await;
+                Some("login timeout".to_owned())
             }
-            () = &mut stopped => {
-                let _ = handle
-                    .disconnect(Disconnect::ByApplication, "server shutting down".into(), String::new())
-                    .await;
-            }
+            () = &mut stopped => Some("server shutting down".to_owned()),
+            text = &mut told_to_go => text,
+        };
+        if let Some(text) = goodbye {
+            let _ = handle
+                .disconnect(Disconnect::ByApplication, text, String::new())
+                .await;
+            let _ = tokio::time::timeout(BANNED_NOTICE_TIME, &mut session).await;
         }
-        drop(slot);
+        let logged_in = authenticated.load(Ordering::Relaxed);
+        server
+            .admission
+            .left(ip, logged_in, tried_login.load(Ordering::Relaxed))
+            .await;
         info!("disconnected");
     }
     .instrument(span)
     .await
 }
 
-/// IPv4-mapped IPv6 addresses count as IPv4 for limits and the guard.
-fn canonical(peer: SocketAddr) -> std::net::IpAddr {
-    match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-        v4 => v4,
+/// What a banned client is told: until when, in UTC.
+fn banned_text(until: SystemTime) -> String {
+    format!(
+        "ferry: your address is banned until {} after too many failed logins; try again later",
+        ferry_auth::defender::utc(until)
+    )
+}
+
+/// Tells a banned client why it is refused: an SSH disconnect message, which russh sends once the key
+/// exchange is done (no authentication is offered), then the connection is closed; a client that does
+/// not complete the key exchange is closed after [`BANNED_NOTICE_TIME`].
+async fn tell_banned(stream: TcpStream, server: &Server, until: SystemTime) {
+    let notice = async {
+        let session = russh::server::run_stream(Arc::clone(&server.ssh), stream, Banned).await?;
+        let _ = session
+            .handle()
+            .disconnect(Disconnect::ByApplication, banned_text(until), String::new())
+            .await;
+        session.await
+    };
+    let _ = tokio::time::timeout(BANNED_NOTICE_TIME, notice).await;
+}
+
+/// The handler of a banned client's connection, which is told so and closed at once.
+struct Banned;
+
+impl russh::server::Handler for Banned {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, _user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        Ok(reject())
     }
 }
 
 /// One SSH connection's state.
 struct Connection {
     server: Arc<Server>,
-    ip: std::net::IpAddr,
+    ip: IpAddr,
+    /// The connection's place in the connection limits (pending until login).
+    slot: Slot,
     /// Set once authentication succeeded.
     user: Option<User>,
     authenticated: Arc<AtomicBool>,
+    /// The client sent an authentication request (only then does leaving before login score).
+    tried_login: Arc<AtomicBool>,
+    /// Failed authentication attempts so far (every rejected request but `none`).
+    failures: usize,
+    /// Set when the connection must end during authentication (the address was banned, or too many
+    /// attempts): the client is told this text in a disconnect message.
+    goodbye: watch::Sender<Option<String>>,
     /// Session channels opened but not yet given a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// SFTP sessions running on this connection.
@@ -200,25 +288,64 @@ struct Connection {
 }
 
 impl Connection {
-    fn outcome(&mut self, user: &str, found: Result<Option<User>, ferry_auth::Error>) -> Auth {
-        match found {
-            Ok(Some(u)) => {
+    /// One scored authentication attempt (password, keyboard-interactive, or a signed public key)
+    /// through the admission gate: a failure is scored and answered after the failed-login delay.
+    async fn attempt<F, Fut>(&mut self, user: &str, check: F) -> Auth
+    where
+        F: FnOnce(ferry_auth::UserStore) -> Fut,
+        Fut: std::future::Future<Output = Result<AuthOutcome, ferry_auth::Error>>,
+    {
+        self.tried_login.store(true, Ordering::Relaxed);
+        let users = self.server.users.clone();
+        let result = self
+            .server
+            .admission
+            .login(self.ip, || async move {
+                match check(users).await {
+                    Ok(AuthOutcome::Accepted(u)) => Attempt::Accepted(u),
+                    Ok(outcome) => Attempt::Failed(outcome),
+                    Err(e) => {
+                        warn!(error = %e, "user database error during login");
+                        Attempt::Error
+                    }
+                }
+            })
+            .await;
+        match result {
+            LoginResult::Accepted(u) => {
                 tracing::Span::current().record("user", field::display(Untrusted::str(&u.name)));
                 info!(user = %Untrusted::str(&u.name), "login");
-                self.server.guard.record(self.ip, &u.name, LoginOutcome::Success);
+                self.slot.logged_in();
                 self.user = Some(u);
                 Auth::Accept
             }
-            Ok(None) => {
+            LoginResult::Refused { banned } => {
                 info!(user = %Untrusted::str(user), "login failed");
-                self.server.guard.record(self.ip, user, LoginOutcome::Failure);
-                Auth::reject()
-            }
-            Err(e) => {
-                warn!(error = %e, "user database error during login");
-                Auth::reject()
+                match banned {
+                    Some(until) => {
+                        self.goodbye.send_replace(Some(banned_text(until)));
+                    }
+                    None => self.failed(),
+                }
+                reject()
             }
         }
+    }
+
+    /// Counts a failed attempt; past `max_auth_attempts` the connection is told so and closed (after
+    /// the failure reply, so every request is answered).
+    fn failed(&mut self) {
+        self.failures += 1;
+        if self.failures >= self.server.config.max_auth_attempts {
+            info!(attempts = self.failures, "too many authentication attempts");
+            self.goodbye
+                .send_replace(Some("Too many authentication attempts".to_owned()));
+        }
+    }
+
+    /// Whether the address is banned now (further attempts are refused without a check).
+    fn is_banned(&self) -> bool {
+        self.server.admission.banned(self.ip).is_some()
     }
 
     /// Replies to a request for a shell or command with an explanation and exit status 1.
@@ -240,46 +367,89 @@ impl Connection {
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
-    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if !self.server.guard.allow(self.ip) {
-            return Ok(Auth::reject());
-        }
-        let password = Password::new(password.to_owned());
-        let found = self.server.users.authenticate(user, &password).await;
-        Ok(self.outcome(user, found))
+    /// The client names a user (like FTP's USER): leaving without logging in now scores.
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        self.tried_login.store(true, Ordering::Relaxed);
+        Ok(reject())
     }
 
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let name = user.to_owned();
+        let password = Password::new(password.to_owned());
+        Ok(self
+            .attempt(
+                user,
+                |users| async move { users.authenticate(&name, &password).await },
+            )
+            .await)
+    }
+
+    /// Keyboard-interactive (RFC 4256) as one password prompt, for clients that prefer it.
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        self.tried_login.store(true, Ordering::Relaxed);
+        let Some(mut response) = response else {
+            return Ok(Auth::Partial {
+                name: Cow::Borrowed(""),
+                instructions: Cow::Borrowed(""),
+                prompts: Cow::Owned(vec![(Cow::Borrowed("Password: "), false)]),
+            });
+        };
+        let answer = response.next().unwrap_or_default();
+        let name = user.to_owned();
+        let password = Password::new(String::from_utf8_lossy(&answer).into_owned());
+        Ok(self
+            .attempt(
+                user,
+                |users| async move { users.authenticate(&name, &password).await },
+            )
+            .await)
+    }
+
+    /// A query whether a key would do (no signature yet): answered, not scored as a failure.
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.tried_login.store(true, Ordering::Relaxed);
         // RSA signatures with SHA-1 (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
-        if matches!(offer.algorithm, Algorithm::Rsa { hash: None }) || !self.server.guard.allow(self.ip) {
-            return Ok(Auth::reject());
-        }
-        let Some(blob) = key_base64(offer.public_key) else {
-            return Ok(Auth::reject());
+        let usable = !matches!(offer.algorithm, Algorithm::Rsa { hash: None }) && !self.is_banned();
+        let found = match key_base64(offer.public_key) {
+            Some(blob) if usable => self.server.users.authenticate_key(user, &blob).await,
+            _ => Ok(AuthOutcome::WrongCredentials),
         };
-        match self.server.users.authenticate_key(user, &blob).await {
-            Ok(Some(_)) => Ok(Auth::Accept),
-            Ok(None) => Ok(Auth::reject()),
+        match found {
+            Ok(AuthOutcome::Accepted(_)) => Ok(Auth::Accept),
+            Ok(_) => {
+                self.failed();
+                Ok(reject())
+            }
             Err(e) => {
                 warn!(error = %e, "user database error during key lookup");
-                Ok(Auth::reject())
+                Ok(reject())
             }
         }
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        if matches!(key.algorithm, Algorithm::Rsa { hash: None }) || !self.server.guard.allow(self.ip) {
-            return Ok(Auth::reject());
+        if matches!(key.algorithm, Algorithm::Rsa { hash: None }) {
+            return Ok(reject());
         }
         let Some(blob) = key_base64(key.public_key) else {
-            return Ok(Auth::reject());
+            return Ok(reject());
         };
-        let found = self.server.users.authenticate_key(user, &blob).await;
-        Ok(self.outcome(user, found))
+        let name = user.to_owned();
+        Ok(self
+            .attempt(
+                user,
+                |users| async move { users.authenticate_key(&name, &blob).await },
+            )
+            .await)
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
@@ -300,6 +470,72 @@ impl russh::server::Handler for Connection {
         }
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    /// Local port forwarding (`ssh -L`, RFC 4254 §7.2): only to a target in the user's permit list
+    /// (`ferry user forward add`, OpenSSH `PermitOpen` semantics; none by default), counted in the
+    /// connection limits like a connection from the client's address, logged with user and target.
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Dropping `reply` refuses the channel.
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let name = user.name.clone();
+        let host: String = host_to_connect.chars().take(MAX_FORWARD_HOST).collect();
+        let target = format!("{}:{port_to_connect}", host.escape_debug());
+        let permitted = match self.server.users.may_forward(&name, &host, port_to_connect).await {
+            Ok(permitted) => permitted,
+            Err(e) => {
+                warn!(error = %e, "user database error during a forwarding check");
+                false
+            }
+        };
+        let port = u16::try_from(port_to_connect).ok().filter(|p| *p > 0);
+        let (true, Some(port)) = (permitted, port) else {
+            info!(user = %name, %target, "port forwarding refused: not in the user's permit list");
+            return Ok(());
+        };
+        let mut slot = match self.server.admission.admit(self.ip).await {
+            Ok(slot) => slot,
+            Err(_) => {
+                info!(user = %name, %target, "port forwarding refused by a connection limit");
+                return Ok(());
+            }
+        };
+        slot.logged_in();
+        let forward = async move {
+            let connect =
+                tokio::time::timeout(FORWARD_CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)));
+            let mut stream = match connect.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    info!(user = %name, %target, error = %e, "port forwarding: cannot connect");
+                    return;
+                }
+                Err(_) => {
+                    info!(user = %name, %target, "port forwarding: connecting timed out");
+                    return;
+                }
+            };
+            reply.accept().await;
+            info!(user = %name, %target, "port forwarding opened");
+            let mut channel = channel.into_stream();
+            let moved = tokio::io::copy_bidirectional(&mut channel, &mut stream).await;
+            let (up, down) = moved.unwrap_or_default();
+            info!(user = %name, %target, bytes_to_target = up, bytes_from_target = down, "port forwarding closed");
+            drop(slot);
+        };
+        tokio::spawn(forward.instrument(tracing::Span::current()));
         Ok(())
     }
 

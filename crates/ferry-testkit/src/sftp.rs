@@ -46,6 +46,21 @@ impl TestServer {
         perms: Permissions,
         tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static,
     ) -> TestServer {
+        let defender = ferry_auth::defender::DefenderConfig::default();
+        TestServer::start_full(parent, perms, tweak, defender)
+    }
+
+    /// A server whose login defender has these settings (e.g. `score_loopback` on).
+    pub fn start_defended(defender: ferry_auth::defender::DefenderConfig) -> TestServer {
+        TestServer::start_full(&std::env::temp_dir(), Permissions::all(), |_| {}, defender)
+    }
+
+    fn start_full(
+        parent: &Path,
+        perms: Permissions,
+        tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static,
+        defender: ferry_auth::defender::DefenderConfig,
+    ) -> TestServer {
         if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -77,7 +92,7 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let built = build(&files, &users_db, &host_key_path, perms, public, tweak).await;
+                let built = build(&files, &users_db, &host_key_path, perms, public, tweak, defender).await;
                 let server = match built {
                     Ok(s) => s,
                     Err(e) => {
@@ -139,6 +154,12 @@ impl TestServer {
             std::fs::create_dir_all(parent).expect("mkdir local");
         }
         p
+    }
+
+    /// alice's private key file.
+    /// The user database the server uses.
+    pub fn users_db(&self) -> PathBuf {
+        self.dir.path().join("users.db")
     }
 
     /// alice's private key file.
@@ -232,6 +253,7 @@ async fn build(
     perms: Permissions,
     public: Option<String>,
     tweak: impl FnOnce(&mut ferry_sftpd::Config),
+    defender: ferry_auth::defender::DefenderConfig,
 ) -> Result<Arc<ferry_sftpd::Server>, String> {
     let storage: Arc<dyn ferry_vfs::Storage> =
         Arc::new(ferry_vfs::LocalFs::open(files).map_err(|e| format!("storage: {e}"))?);
@@ -254,11 +276,14 @@ async fn build(
     let key = ferry_sftpd::hostkey::load_or_generate(host_key).map_err(|e| e.to_string())?;
     let mut config = ferry_sftpd::Config::new(vec![key.key]);
     tweak(&mut config);
+    // Scores and bans as `ferry serve` keeps them (in the user database).
+    let defender = ferry_auth::defender::Defender::new(defender, Some(users.clone()));
     Ok(ferry_sftpd::Server::new(
         config,
         users,
         storage,
-        Arc::new(ferry_sftpd::AllowAll),
+        Arc::new(defender),
+        Arc::new(ferry_admission::LoginGate::new()),
     ))
 }
 

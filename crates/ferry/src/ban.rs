@@ -31,6 +31,12 @@ pub async fn run(settings: &Settings, command: BanCommand) -> Result<()> {
                     out,
                     "note: {ip} is in defender.allow_list, which wins: the ban has no effect while it is"
                 )?;
+            } else if defender.is_exempt(ip) {
+                writeln!(
+                    out,
+                    "note: {ip} is a loopback address, never banned unless defender.score_loopback is on: \
+                     the ban has no effect until it is"
+                )?;
             }
         }
         BanCommand::Del { ip } => {

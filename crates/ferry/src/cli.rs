@@ -214,6 +214,39 @@ pub enum UserCommand {
     /// Manage a user's SSH public keys (SFTP logins).
     #[command(subcommand)]
     Key(KeyCommand),
+
+    /// Manage where a user may forward ports over SSH (`ssh -L`); nowhere by default.
+    #[command(subcommand)]
+    Forward(ForwardCommand),
+}
+
+/// `ferry user forward …`.
+#[derive(Debug, Subcommand)]
+pub enum ForwardCommand {
+    /// Let the user forward to HOST:PORT (`[IPV6]:PORT`; `*` for any host or any port), as OpenSSH's
+    /// PermitOpen: the host is matched as the client names it, never resolved.
+    Add {
+        /// User name.
+        name: String,
+        /// HOST:PORT
+        target: String,
+    },
+
+    /// Take a forwarding target away from the user.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// User name.
+        name: String,
+        /// HOST:PORT, as `ferry user forward list` shows it.
+        target: String,
+    },
+
+    /// List where the user may forward.
+    #[command(visible_alias = "ls")]
+    List {
+        /// User name.
+        name: String,
+    },
 }
 
 /// `ferry user key …`.

@@ -16,6 +16,7 @@ mod serve;
 mod state;
 mod sweep;
 mod user;
+mod user_forwards;
 mod user_keys;
 
 use std::io::IsTerminal;

@@ -71,22 +71,37 @@ pub async fn run(settings: Settings) -> Result<()> {
         ftpd.ftps.tls = Some(tls);
     }
     let tls = ftpd.ftps.tls.clone();
-    // One login defender for FTP and SFTP: the same scores, the same bans.
+    // One login defender and one login gate for FTP and SFTP: the same scores, the same bans, one
+    // budget of password checks.
     let defender = Arc::new(ferry_auth::defender::Defender::new(
         ftpd.defender.clone(),
         Some(users.clone()),
     ));
+    let gate = Arc::new(ferry_admission::LoginGate::new());
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
-        Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender)?),
+        Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender, &gate)?),
         None => None,
     };
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;
-    let server = Server::new_with_defender(ftpd, users, storage, defender);
+    let server = Server::new_shared(ftpd, users, storage, Arc::clone(&defender), gate);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    // Bans stored by earlier runs, other nodes and `ferry ban` are loaded before the first connection
+    // is accepted, then reloaded every few seconds, for every protocol.
+    defender
+        .refresh()
+        .await
+        .unwrap_or_else(|e| warn!(error = %e, "cannot load bans from the user database"));
+    {
+        let mut stop = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        tasks.spawn(ferry_admission::refresh_bans(Arc::clone(&defender), shutdown));
+    }
     let mut out = io::stdout().lock();
     for listener in listeners {
         let addr = listener
@@ -330,13 +345,15 @@ fn self_signed_names() -> Vec<String> {
 }
 
 /// The SFTP server: host keys loaded (the default one generated on first start), listeners bound.
-/// Timeouts and connection limits are the FTP ones (each protocol counts its own connections).
+/// Timeouts, connection limits and the failed-login delay are the FTP ones (each protocol counts its
+/// own connections).
 fn sftp_server(
     sftp: &crate::config::sftp::SftpSettings,
     ftpd: &ferry_ftpd::Config,
     users: &UserStore,
     storage: &Arc<dyn Storage>,
     defender: &Arc<ferry_auth::defender::Defender>,
+    gate: &Arc<ferry_admission::LoginGate>,
 ) -> Result<(
     Arc<ferry_sftpd::Server>,
     Vec<TcpListener>,
@@ -356,16 +373,19 @@ fn sftp_server(
         .map_err(host_key_error)?;
     let listeners = bind_all(&sftp.listen, SFTP_LISTEN)?;
     let mut config = ferry_sftpd::Config::new(host_keys.iter().map(|k| k.key.clone()).collect());
-    config.limits = ferry_sftpd::ConnectionLimits {
-        max_connections: ftpd.limits.max_connections,
-        max_per_ip: ftpd.limits.max_per_ip,
-    };
+    config.limits = ftpd.limits.clone();
+    config.failed_login_delay = ftpd.protection.failed_login_delay;
     config.login_timeout = ftpd.session.login_timeout;
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
-    // The FTP server's login defender: banned addresses are refused, failed SSH logins are scored.
-    let guard: Arc<dyn ferry_sftpd::LoginGuard> = Arc::new(DefenderGuard(Arc::clone(defender)));
-    let server = ferry_sftpd::Server::new(config, users.clone(), Arc::clone(storage), guard);
+    // The FTP server's login defender and gate: the same events score the same on both protocols.
+    let server = ferry_sftpd::Server::new(
+        config,
+        users.clone(),
+        Arc::clone(storage),
+        Arc::clone(defender),
+        Arc::clone(gate),
+    );
     Ok((server, listeners, host_keys))
 }
 
@@ -545,28 +565,6 @@ impl Signals {
         {
             let _ = tokio::signal::ctrl_c().await;
             "Ctrl-C"
-        }
-    }
-}
-
-/// The login defender as SFTP's [`ferry_sftpd::LoginGuard`]: FTP and SFTP share scores and bans.
-#[derive(Debug)]
-struct DefenderGuard(Arc<ferry_auth::defender::Defender>);
-
-impl ferry_sftpd::LoginGuard for DefenderGuard {
-    fn allow(&self, ip: std::net::IpAddr) -> bool {
-        matches!(self.0.check(ip), ferry_auth::defender::Verdict::Allowed)
-    }
-
-    fn record(&self, ip: std::net::IpAddr, _user: &str, outcome: ferry_sftpd::LoginOutcome) {
-        if let ferry_sftpd::LoginOutcome::Failure = outcome {
-            // Scoring may write a ban to the database: off the SSH handler's path.
-            let defender = Arc::clone(&self.0);
-            tokio::spawn(async move {
-                defender
-                    .record(ip, ferry_auth::defender::Event::FailedLogin)
-                    .await;
-            });
         }
     }
 }

@@ -68,6 +68,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             writeln!(out, "home of {name}: {home}")?;
         }
         UserCommand::Key(command) => crate::user_keys::run(&store, command, &mut out).await?,
+        UserCommand::Forward(command) => crate::user_forwards::run(&store, command, &mut out).await?,
         UserCommand::Enable { name } => {
             store.set_enabled(&name, true).await?;
             writeln!(out, "enabled user {name}")?;

@@ -513,12 +513,20 @@ fn ban_add_list_del_and_the_server_enforces_stored_bans() {
     let bad = run(dir.path(), &["ban", "add", "not-an-address"]);
     assert!(!bad.status.success() && stderr(&bad).contains("not-an-address"));
 
-    // A server on the same database refuses the banned address before the greeting.
-    let mut server = Server::start(dir.path(), &[]);
+    // Loopback is never banned by default: the ban has no effect on a default server.
+    {
+        let mut server = Server::start(dir.path(), &[]);
+        let addr = server.wait_listening();
+        let (code, text) = Control::connect(addr).reply();
+        assert_eq!(code, 220, "{text}");
+    }
+    // A server on the same database that scores loopback refuses the banned address before the
+    // greeting, saying until when.
+    let mut server = Server::start(dir.path(), &["--defender-score-loopback"]);
     let addr = server.wait_listening();
     let (code, text) = Control::connect(addr).reply();
     assert_eq!(code, 421, "{text}");
-    assert!(text.contains("banned"), "{text}");
+    assert!(text.contains("banned until") && text.contains(" UTC"), "{text}");
 
     // Lifting the ban reaches the running server at its next reload (every 10 s).
     assert!(ok(dir.path(), &["ban", "del", "127.0.0.1"]).contains("lifted"));
@@ -529,4 +537,40 @@ fn ban_add_list_del_and_the_server_enforces_stored_bans() {
         Control::connect(addr).reply().0 == 220
     });
     assert!(served, "ban still enforced 25 s after `ferry ban del`");
+}
+
+#[test]
+fn user_forward_add_list_del() {
+    let dir = tempdir();
+    ok(
+        dir.path(),
+        &["user", "add", "alice", "--password", "a long enough password"],
+    );
+    assert!(ok(dir.path(), &["user", "forward", "list", "alice"]).contains("may not forward"));
+    let added = ok(
+        dir.path(),
+        &["user", "forward", "add", "alice", "DB.internal:5432"],
+    );
+    assert!(added.contains("alice may forward to db.internal:5432"), "{added}");
+    ok(dir.path(), &["user", "forward", "add", "alice", "[::1]:*"]);
+    let list = ok(dir.path(), &["user", "forward", "list", "alice"]);
+    assert_eq!(list, "[::1]:*\ndb.internal:5432\n");
+    let bad = run(dir.path(), &["user", "forward", "add", "alice", "db.internal"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("HOST:PORT"), "{}", stderr(&bad));
+    let dup = run(
+        dir.path(),
+        &["user", "forward", "add", "alice", "db.internal:5432"],
+    );
+    assert!(!dup.status.success());
+    ok(
+        dir.path(),
+        &["user", "forward", "del", "alice", "db.internal:5432"],
+    );
+    assert_eq!(ok(dir.path(), &["user", "forward", "list", "alice"]), "[::1]:*\n");
+    let missing = run(
+        dir.path(),
+        &["user", "forward", "del", "alice", "db.internal:5432"],
+    );
+    assert!(!missing.status.success());
 }

@@ -18,7 +18,11 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path) -> Serve {
-        let mut server = Server::start(dir, &[]);
+        Serve::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Serve {
+        let mut server = Server::start(dir, extra);
         let sftp = server
             .wait_for("ferry: SFTP listening on ")
             .parse()
@@ -172,7 +176,9 @@ fn a_banned_address_is_refused_by_sftp_as_by_ftp() {
         "{}",
         String::from_utf8_lossy(&banned.stderr)
     );
-    let serve = Serve::start(dir.path());
+    // Loopback is banned only where it is scored.
+    let serve = Serve::start_with(dir.path(), &["--defender-score-loopback"]);
+    // What the server sends first.
     let first_bytes = |addr: SocketAddr| {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -181,14 +187,26 @@ fn a_banned_address_is_refused_by_sftp_as_by_ftp() {
         let n = s.read(&mut buf).unwrap_or(0);
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    // The bans are loaded when the listeners start; allow the first reload a moment.
-    // Polled every 200 ms: each poll is a connection.
-    let mut got = String::new();
-    let refused = common::wait_every(Duration::from_secs(15), Duration::from_millis(200), || {
-        got = first_bytes(serve.sftp);
-        got.is_empty()
-    });
-    assert!(refused, "banned address still served: {got:?}");
+    // A banned client is told why in an SSH disconnect message, then the connection is closed.
+    let ssh = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-p",
+            &serve.sftp.port().to_string(),
+            "ferry@127.0.0.1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh (install openssh-client with scripts/install-test-deps.sh)");
+    let stderr = String::from_utf8_lossy(&ssh.stderr);
+    assert!(stderr.contains("your address is banned until"), "{stderr}");
     drop(serve);
     let unbanned = ferry(dir.path())
         .args(["ban", "del", "127.0.0.1"])
@@ -199,10 +217,10 @@ fn a_banned_address_is_refused_by_sftp_as_by_ftp() {
         "{}",
         String::from_utf8_lossy(&unbanned.stderr)
     );
-    let serve = Serve::start(dir.path());
+    let serve = Serve::start_with(dir.path(), &["--defender-score-loopback"]);
     let got = first_bytes(serve.sftp);
     assert!(
-        got.starts_with("SSH-2.0-"),
+        got.starts_with("SSH-2.0-") && !got.contains("banned"),
         "not served after the ban was lifted: {got:?}"
     );
 }

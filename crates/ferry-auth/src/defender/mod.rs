@@ -10,14 +10,21 @@
 //!
 //! Bans are written to the user database (table `bans`), so they survive restarts and every node that
 //! shares the database enforces them after its next [`Defender::refresh`]. Scores are kept in memory only.
-//! Addresses in the allow-list are never scored or banned. Time comes from a [`Clock`], so tests can move
-//! it.
+//! Addresses in the allow-list are never scored or banned, nor are loopback addresses unless
+//! [`DefenderConfig::score_loopback`] is set (the host's own monitoring, tests and tunnels). Time comes
+//! from a [`Clock`], so tests can move it.
+//!
+//! What the front ends score (the same on FTP and SFTP): a wrong password, a login as an unknown or
+//! disabled user, a disconnect before login *after the client tried to authenticate* (sent `USER`/`PASS`,
+//! or an SSH authentication request), and a connection refused by a limit. A connection that never tries
+//! to authenticate (a health check that connects and closes, a port scan, a client that gives up on the
+//! certificate) scores nothing.
 
 mod bans;
 mod net;
 
 pub use bans::Ban;
-pub use net::Network;
+pub use net::{canonical, Network};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -27,8 +34,6 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
 use crate::store::UserStore;
-
-use net::canonical;
 
 /// Addresses whose scores or bans are kept in memory at once. When full, stale entries are dropped
 /// first, then arbitrary ones (an attacker with this many addresses can only make scores be forgotten,
@@ -118,6 +123,9 @@ pub struct DefenderConfig {
     pub scores: Scores,
     /// Networks that are never scored or banned (monitoring, load-balancer health checks, the office).
     pub allow_list: Vec<Network>,
+    /// Score and ban loopback addresses (127.0.0.0/8, ::1) too. Off by default: the host's own clients
+    /// (monitoring, tests, SSH tunnels ending here) are never locked out.
+    pub score_loopback: bool,
 }
 
 impl Default for DefenderConfig {
@@ -129,8 +137,32 @@ impl Default for DefenderConfig {
             max_ban_time: Duration::from_secs(24 * 60 * 60),
             scores: Scores::default(),
             allow_list: Vec::new(),
+            score_loopback: false,
         }
     }
+}
+
+/// `t` as `YYYY-MM-DD HH:MM:SS UTC`, for messages that tell a banned client until when.
+pub fn utc(t: SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian), by eras of 400 years.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// A source of wall-clock time.
@@ -229,10 +261,30 @@ impl Defender {
         self.config.allow_list.iter().any(|n| n.contains(ip))
     }
 
+    /// Whether `ip` is never scored or banned: in the allow-list, or on loopback while
+    /// [`DefenderConfig::score_loopback`] is off.
+    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.is_allow_listed(ip) || (!self.config.score_loopback && ip.is_loopback())
+    }
+
+    /// The score of `ip` now: the sum of its events within the observation period.
+    pub fn score(&self, ip: IpAddr) -> u32 {
+        let ip = canonical(ip);
+        let horizon = self.clock.now().checked_sub(self.config.observation);
+        self.lock().scores.get(&ip).map_or(0, |events| {
+            events
+                .iter()
+                .filter(|(t, _)| horizon.is_none_or(|h| *t >= h))
+                .map(|(_, s)| *s)
+                .fold(0, u32::saturating_add)
+        })
+    }
+
     /// Whether `ip` may connect now. Memory only: cheap enough for every accepted connection.
     pub fn check(&self, ip: IpAddr) -> Verdict {
         let ip = canonical(ip);
-        if self.is_allow_listed(ip) {
+        if self.is_exempt(ip) {
             return Verdict::Allowed;
         }
         let now = self.clock.now();
@@ -246,7 +298,7 @@ impl Defender {
     /// threshold. Returns whether the address is banned now.
     pub async fn record(&self, ip: IpAddr, event: Event) -> Verdict {
         let ip = canonical(ip);
-        if self.is_allow_listed(ip) {
+        if self.is_exempt(ip) {
             return Verdict::Allowed;
         }
         let now = self.clock.now();

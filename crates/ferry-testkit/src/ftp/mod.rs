@@ -500,6 +500,8 @@ async fn build_server(
     }
     // A fresh defender, as after a restart: stored bans reach it only through the database.
     let defender = Arc::new(new_defender());
+    // The binary's ban-refresh task loads stored bans at start; the test server does it here.
+    defender.refresh().await.map_err(|e| format!("load bans: {e}"))?;
     Ok((
         ferry_ftpd::Server::new_with_defender(config, users.clone(), storage, defender),
         users,

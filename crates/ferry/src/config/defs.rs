@@ -344,15 +344,16 @@ pub const DEFS: &[Def] = &[
         example: "true",
     },
     Def {
-        key: "ftps.danger_allow_data_tls_from_sibling_sessions",
-        kind: &kind::BOOL,
+        key: "ftps.data_session",
+        kind: &kind::DATA_SESSION,
         list: false,
-        default: Is("false"),
+        default: Is("same_user"),
         scope: Scope::Serve,
         group: &FTPS,
-        help: "DANGER: accept a TLS data connection that resumes a session of another control \
-               connection logged in as the same user from the same address",
-        example: "true",
+        help: "Whose TLS session a data connection may resume: own (its control connection's), same_user \
+               (also another control connection logged in as the same user from the same address, as \
+               rclone does) or danger_any",
+        example: "own",
     },
     Def {
         key: "ftps.certificate",
@@ -465,7 +466,8 @@ pub const DEFS: &[Def] = &[
         default: Is("1"),
         scope: Scope::Serve,
         group: &DEFENDER,
-        help: "Score of a connection that ends without a successful login",
+        help: "Score of a connection that ends without a successful login after it tried to log in \
+               (sent USER/PASS or an SSH authentication request); connect-and-close scores nothing",
         example: "0",
     },
     Def {
@@ -477,6 +479,17 @@ pub const DEFS: &[Def] = &[
         group: &DEFENDER,
         help: "Score of a connection refused by a connection limit",
         example: "5",
+    },
+    Def {
+        key: "defender.score_loopback",
+        kind: &kind::BOOL,
+        list: false,
+        default: Is("false"),
+        scope: Scope::Serve,
+        group: &DEFENDER,
+        help: "Also score and ban loopback addresses (127.0.0.0/8, ::1); off so that local monitors and \
+               tests never lock anyone out",
+        example: "true",
     },
     Def {
         key: "defender.allow_list",

@@ -199,6 +199,8 @@ pub mod kind {
             |s| security::network(s).map(Value::Network);
         MIN_PASSWORD_LENGTH: Integer, "N", "integer, 8 to 1024",
             |s| parse::min_password_length(s).map(|n| Value::Number(n as u64));
+        DATA_SESSION: String, "MODE", "`\"own\"`, `\"same_user\"` or `\"danger_any\"`",
+            |s| parse::data_session(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
         ACTIVE_SOURCE_PORT: String, "CHOICE", "`\"any\"` or `\"control-minus-one\"`",
             |s| parse::active_source_port(s).map(|_| Value::Text(s.to_owned()));
     }
@@ -341,6 +343,9 @@ impl Layer {
     fn insert_toml(&mut self, key: &str, value: &toml::Value) -> Result<()> {
         let origin = &self.origin;
         let Some(def) = find(key) else {
+            if let Some((_, now)) = RENAMED.iter().find(|(old, _)| *old == key) {
+                return Err(anyhow!("{origin}: `{key}` was replaced: {now}; remove it"));
+            }
             let hint = if is_table(key) {
                 format!("`{key}` is a table: write it as [{key}]")
             } else {
@@ -387,6 +392,13 @@ impl Layer {
         layer
     }
 }
+
+/// Keys that no longer exist, with what replaced them (an old file gets a message that says so).
+const RENAMED: &[(&str, &str)] = &[(
+    "ftps.danger_allow_data_tls_from_sibling_sessions",
+    "use ftps.data_session = \"own\" | \"same_user\" | \"danger_any\" (same_user, what `true` meant, is \
+     now the default)",
+)];
 
 /// The merged, parsed settings.
 #[derive(Debug)]

@@ -132,8 +132,8 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             require_protected_data: v.bool("ftps.require_protected_data")?,
             danger_allow_unresumed_data_tls: v.bool("ftps.danger_allow_unresumed_data_tls")?,
             danger_allow_ccc: v.bool("ftps.danger_allow_ccc")?,
-            danger_allow_data_tls_from_sibling_sessions: v
-                .bool("ftps.danger_allow_data_tls_from_sibling_sessions")?,
+            data_session: parse::data_session(&v.text("ftps.data_session")?)
+                .map_err(|m| anyhow!("{origin}: invalid `ftps.data_session`: {m}"))?,
             handshake_timeout: ferry_ftpd::Ftps::default().handshake_timeout,
         },
         protection: security.protection,
@@ -302,7 +302,7 @@ mod tests {
             require_protected_data = false
             danger_allow_unresumed_data_tls = true
             danger_allow_ccc = true
-            danger_allow_data_tls_from_sibling_sessions = true
+            data_session = "danger_any"
             certificate = "/etc/ferry/cert.pem"
             private_key = "/etc/ferry/key.pem"
             implicit = true
@@ -316,6 +316,7 @@ mod tests {
             score_unknown_user = 3
             score_pre_login_disconnect = 0
             score_limit_exceeded = 4
+            score_loopback = true
             allow_list = ["10.0.0.0/8", "2001:db8::1"]
             "#,
         )
@@ -325,7 +326,7 @@ mod tests {
         assert!(!s.ftpd.ftps.require_protected_data);
         assert!(s.ftpd.ftps.danger_allow_unresumed_data_tls);
         assert!(s.ftpd.ftps.danger_allow_ccc);
-        assert!(s.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions);
+        assert_eq!(s.ftpd.ftps.data_session, ferry_ftpd::DataSession::DangerAny);
         assert_eq!(s.ftps.certificate, PathBuf::from("/etc/ferry/cert.pem"));
         assert_eq!(s.ftps.private_key, PathBuf::from("/etc/ferry/key.pem"));
         assert!(!s.ftps.generated);
@@ -375,6 +376,7 @@ mod tests {
                 limit_exceeded: 4
             }
         );
+        assert!(d.score_loopback);
         assert_eq!(d.allow_list.len(), 2);
         assert!(d.allow_list[0].contains("10.1.2.3".parse().expect("ip")));
         let anon = s.ftpd.anonymous.expect("anonymous");
@@ -470,6 +472,11 @@ mod tests {
                 "[defender]\nallow_list = [\"example.com\"]",
                 "defender.allow_list",
             ),
+            ("[ftps]\ndata_session = \"anyone\"", "ftps.data_session"),
+            (
+                "[ftps]\ndanger_allow_data_tls_from_sibling_sessions = true",
+                "replaced: use ftps.data_session",
+            ),
             ("[defender]\nthreshhold = 3", "threshhold"),
         ] {
             let err = format!("{:#}", load_text(text).expect_err(text));
@@ -501,10 +508,7 @@ mod tests {
             lib.ftps.danger_allow_unresumed_data_tls
         );
         assert_eq!(s.ftpd.ftps.danger_allow_ccc, lib.ftps.danger_allow_ccc);
-        assert_eq!(
-            s.ftpd.ftps.danger_allow_data_tls_from_sibling_sessions,
-            lib.ftps.danger_allow_data_tls_from_sibling_sessions
-        );
+        assert_eq!(s.ftpd.ftps.data_session, lib.ftps.data_session);
     }
 
     #[test]

@@ -189,6 +189,18 @@ pub fn tls_policy(s: &str) -> Result<ferry_ftpd::TlsPolicy, String> {
     }
 }
 
+/// `ftps.data_session`: `own`, `same_user` or `danger_any`.
+pub fn data_session(s: &str) -> Result<ferry_ftpd::DataSession, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "own" => Ok(ferry_ftpd::DataSession::Own),
+        "same_user" => Ok(ferry_ftpd::DataSession::SameUser),
+        "danger_any" => Ok(ferry_ftpd::DataSession::DangerAny),
+        _ => Err(format!(
+            "{s:?} is not a data-session mode; expected own, same_user or danger_any"
+        )),
+    }
+}
+
 /// A per-user data-protection override: `required`, `optional`, or `default` (the listener's).
 pub fn protected_data(s: &str) -> Result<Option<bool>, String> {
     match s.trim().to_ascii_lowercase().as_str() {

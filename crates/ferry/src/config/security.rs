@@ -64,6 +64,7 @@ pub fn build(v: &Values) -> Result<Security> {
                 pre_login_disconnect: v.number("defender.score_pre_login_disconnect")?,
                 limit_exceeded: v.number("defender.score_limit_exceeded")?,
             },
+            score_loopback: v.bool("defender.score_loopback")?,
             allow_list: v
                 .list("defender.allow_list", |x| match x {
                     Value::Network(n) => Some(*n),

@@ -1,0 +1,294 @@
+//! Admission for ferry's FTP and SFTP servers, written once and used by both.
+//!
+//! Everything that decides whether a client may connect and how its login attempts count, independent
+//! of the protocol it speaks:
+//! - [`canonical`] client addresses (IPv4-mapped IPv6 as IPv4), used for limits, scores and bans;
+//! - connection limits (total, per address, not yet logged in) with a [`Slot`] per connection;
+//! - the [`LoginGate`]: password checks take turns, one per address and a few server-wide;
+//! - [`Admission::login`]: runs one authentication attempt through the gate, scores its outcome with the
+//!   login defender the same way for every protocol, and makes every failure take the same time;
+//! - the accept loop with graceful shutdown ([`serve`]) and the task that reloads bans from the user
+//!   database ([`refresh_bans`]), owned by the binary so SFTP bans do not depend on FTP listeners.
+//!
+//! What it deliberately does not do: speak FTP or SSH (the front ends turn its decisions into `421`
+//! replies or SSH disconnect messages), check passwords (that is `ferry-auth`), or read settings.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod gate;
+mod limits;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ferry_auth::defender::{Defender, Event, Verdict};
+use ferry_auth::AuthOutcome;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+pub use ferry_auth::defender::canonical;
+pub use gate::{LoginGate, LoginTurn};
+pub use limits::{ConnectionLimits, Refusal, Slot, Tracker};
+
+/// How often [`refresh_bans`] reloads the bans from the user database.
+pub const BAN_REFRESH: Duration = Duration::from_secs(10);
+
+/// Default time from a login attempt to the reply of a failure, the same whether or not the user exists.
+pub const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
+
+/// Why a connection was refused at the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The address is banned until then.
+    Banned(SystemTime),
+    /// A connection limit.
+    Limit(Refusal),
+}
+
+/// How a login attempt ended, for the front end.
+#[derive(Debug)]
+pub enum LoginResult<T> {
+    /// Accepted, with what the check returned.
+    Accepted(T),
+    /// Refused (after the failed-login delay); `banned` when the address is banned now.
+    Refused {
+        /// Until when the address is banned, if it is.
+        banned: Option<SystemTime>,
+    },
+}
+
+/// One protocol server's admission: its connection limits, and the defender and login gate it shares
+/// with the other protocol's server.
+#[derive(Debug)]
+pub struct Admission {
+    tracker: Tracker,
+    defender: Arc<Defender>,
+    gate: Arc<LoginGate>,
+    failed_login_delay: Duration,
+}
+
+impl Admission {
+    /// Admission with these limits and failed-login delay, sharing `defender` and `gate` (pass the
+    /// same ones to every protocol's server, so scores, bans and password-check turns are shared).
+    pub fn new(
+        limits: ConnectionLimits,
+        failed_login_delay: Duration,
+        defender: Arc<Defender>,
+        gate: Arc<LoginGate>,
+    ) -> Self {
+        Admission {
+            tracker: Tracker::new(limits),
+            defender,
+            gate,
+            failed_login_delay,
+        }
+    }
+
+    /// The login defender.
+    pub fn defender(&self) -> &Arc<Defender> {
+        &self.defender
+    }
+
+    /// Whether a connection from `ip` may be served: not banned, within the limits. A connection refused
+    /// by a limit is scored.
+    pub async fn admit(&self, ip: IpAddr) -> Result<Slot, Refused> {
+        let ip = canonical(ip);
+        if let Verdict::Banned(until) = self.defender.check(ip) {
+            return Err(Refused::Banned(until));
+        }
+        match self.tracker.acquire(ip) {
+            Ok(slot) => Ok(slot),
+            Err(refusal) => {
+                info!(?refusal, "connection refused by limit");
+                self.defender.record(ip, Event::LimitExceeded).await;
+                Err(Refused::Limit(refusal))
+            }
+        }
+    }
+
+    /// Until when `ip` is banned, if it is.
+    pub fn banned(&self, ip: IpAddr) -> Option<SystemTime> {
+        match self.defender.check(ip) {
+            Verdict::Banned(until) => Some(until),
+            Verdict::Allowed => None,
+        }
+    }
+
+    /// One authentication attempt from `ip`: waits for a turn (see [`LoginGate`]), runs `check` unless the
+    /// address is banned by then, scores a failure (wrong credentials: [`Event::FailedLogin`]; unknown or
+    /// disabled user: [`Event::UnknownUser`]; a store error scores nothing) and answers a failure only
+    /// `failed_login_delay` after the attempt began, whichever failure it was.
+    pub async fn login<T, Fut>(&self, ip: IpAddr, check: impl FnOnce() -> Fut) -> LoginResult<T>
+    where
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let started = tokio::time::Instant::now();
+        let ip = canonical(ip);
+        let attempt = match self.gate.enter(ip).await {
+            // An address banned while this attempt waited is not worth a verification: a guessing burst
+            // stops costing CPU once it is banned.
+            Some(_turn) if self.banned(ip).is_some() => Attempt::Error,
+            Some(_turn) => check().await,
+            None => Attempt::Error,
+        };
+        let event = match attempt {
+            Attempt::Accepted(value) => return LoginResult::Accepted(value),
+            Attempt::Failed(outcome) => match outcome {
+                AuthOutcome::WrongCredentials => Some(Event::FailedLogin),
+                AuthOutcome::UnknownUser | AuthOutcome::Disabled => Some(Event::UnknownUser),
+                AuthOutcome::Accepted(_) => None,
+            },
+            Attempt::Error => None,
+        };
+        let banned = match event {
+            Some(event) => match self.defender.record(ip, event).await {
+                Verdict::Banned(until) => Some(until),
+                Verdict::Allowed => None,
+            },
+            None => self.banned(ip),
+        };
+        tokio::time::sleep_until(started + self.failed_login_delay).await;
+        LoginResult::Refused { banned }
+    }
+
+    /// A connection from `ip` ended. It scores [`Event::PreLoginDisconnect`] only if the client tried to
+    /// authenticate and never succeeded: connecting and closing (health checks, port scans, a client that
+    /// gives up on the certificate) scores nothing.
+    pub async fn left(&self, ip: IpAddr, logged_in: bool, tried_login: bool) {
+        if tried_login && !logged_in {
+            self.defender
+                .record(canonical(ip), Event::PreLoginDisconnect)
+                .await;
+        }
+    }
+}
+
+/// What an authentication check found.
+#[derive(Debug)]
+pub enum Attempt<T> {
+    /// Accepted.
+    Accepted(T),
+    /// Refused for this reason (never [`AuthOutcome::Accepted`]).
+    Failed(AuthOutcome),
+    /// The check could not be made (store error, home directory unavailable): refused, not scored.
+    Error,
+}
+
+/// Accepts connections on `listener` until `shutdown` completes, running `handle` for each in its own
+/// task; then stops accepting, tells every connection to stop (its receiver turns `true`) and waits for
+/// them all to end.
+pub async fn serve<H, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, mut handle: H)
+where
+    H: FnMut(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Typically EMFILE: back off briefly instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let connection = handle(stream, peer, stop_rx.clone());
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            connection.await;
+            drop(done);
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+}
+
+/// Loads the bans stored by earlier runs, other nodes and `ferry ban` now, then reloads them every
+/// [`BAN_REFRESH`] until `shutdown` completes. Run once per process, beside the listeners.
+pub async fn refresh_bans(defender: Arc<Defender>, shutdown: impl Future<Output = ()>) {
+    if let Err(e) = defender.refresh().await {
+        warn!(error = %e, "cannot load bans from the user database");
+    }
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + BAN_REFRESH, BAN_REFRESH);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {
+                if let Err(e) = defender.refresh().await {
+                    warn!(error = %e, "cannot reload bans from the user database");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_auth::defender::DefenderConfig;
+
+    fn admission(score_loopback: bool) -> Admission {
+        let defender = Defender::new(
+            DefenderConfig {
+                score_loopback,
+                ..DefenderConfig::default()
+            },
+            None,
+        );
+        Admission::new(
+            ConnectionLimits::default(),
+            FAILED_LOGIN_DELAY,
+            Arc::new(defender),
+            Arc::new(LoginGate::new()),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_failure_takes_the_failed_login_delay_and_success_does_not() {
+        let a = admission(true);
+        let ip: IpAddr = [192, 0, 2, 7].into();
+        for outcome in [
+            AuthOutcome::WrongCredentials,
+            AuthOutcome::UnknownUser,
+            AuthOutcome::Disabled,
+        ] {
+            let t0 = tokio::time::Instant::now();
+            let r = a.login(ip, || async { Attempt::<()>::Failed(outcome) }).await;
+            assert!(matches!(r, LoginResult::Refused { banned: None }));
+            assert_eq!(t0.elapsed(), FAILED_LOGIN_DELAY);
+        }
+        assert_eq!(a.defender().score(ip), 1 + 2 + 2);
+        let t0 = tokio::time::Instant::now();
+        let r = a.login(ip, || async { Attempt::Accepted(7) }).await;
+        assert!(matches!(r, LoginResult::Accepted(7)));
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leaving_scores_only_after_trying_to_log_in() {
+        let a = admission(true);
+        let ip: IpAddr = [192, 0, 2, 8].into();
+        for _ in 0..100 {
+            let slot = a.admit(ip).await.expect("admitted");
+            drop(slot);
+            a.left(ip, false, false).await;
+        }
+        assert_eq!(a.defender().score(ip), 0);
+        a.left(ip, true, true).await;
+        assert_eq!(a.defender().score(ip), 0);
+        a.left(ip, false, true).await;
+        assert_eq!(a.defender().score(ip), 1);
+    }
+}
