@@ -160,33 +160,9 @@ fn matches_hashed(salt_and_hash: &str, name: &str) -> bool {
     mac.verify_slice(&hash).is_ok()
 }
 
-/// Case-insensitive `*`/`?` matching, iterative (bounded by pattern × name).
+/// Case-insensitive `*`/`?` matching (host names), with the server's bounded matcher.
 fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || name.get(n).is_some_and(|x| x.eq_ignore_ascii_case(&c)) => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    ferry_proto::glob::matches(&pattern.to_ascii_lowercase(), &name.to_ascii_lowercase())
 }
 
 #[cfg(test)]
