@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real FTP clients the integration tests drive (curl, lftp, wget, the classic `ftp`,
 # python3 for ftplib, rclone for its FTP/FTPS backend, and openssl for certificate checks in the FTPS
-# tests, and setpriv to run the error-message tests as an unprivileged user). Idempotent: only missing commands are installed, with one `apt-get update`.
+# tests, setpriv to run the error-message tests as an unprivileged user, and systemd-analyze to check the
+# systemd unit). Idempotent: only missing commands are installed, with one `apt-get update`.
 # Debian/Ubuntu only; uses sudo when not run as root.
 set -euo pipefail
 
@@ -20,6 +21,9 @@ install_paramiko() {
 }
 install_paramiko
 # --- end SFTP clients ---
+
+# --- packaging tests: `systemd-analyze verify` checks packaging/ferry.service ---
+wanted+=(systemd-analyze:systemd)
 
 missing=()
 for pair in "${wanted[@]}"; do

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ferry_auth::defender::{Event, Verdict};
 use ferry_auth::Password;
+use ferry_observe::{Protocol, SessionGuard};
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::reply::{Reply, ReplyCode};
@@ -119,12 +120,14 @@ pub(crate) async fn run(
                 return;
             }
         };
+        let implicit = kind == ListenerKind::Implicit;
+        let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
+        let _observed = SessionGuard::open(server.observer().cloned(), protocol);
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(_) => return,
         };
         let _ = stream.set_nodelay(true);
-        let implicit = kind == ListenerKind::Implicit;
         let ftps = &server.config.ftps;
         let mut session_tls = None;
         let (rd, wr) = if implicit {
@@ -457,7 +460,9 @@ impl Conn {
         match event {
             Some(ev @ TransferEvent::Started { .. }) => self.session.handle_transfer(now, ev),
             Some(ev) => {
-                self.running = None;
+                if let Some(running) = self.running.take() {
+                    self.observe_transfer(&running, &ev);
+                }
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
             }
@@ -611,8 +616,30 @@ impl Conn {
                 ev => last = Some(ev),
             }
         }
-        self.session
-            .handle_transfer(Instant::now(), last.unwrap_or(TransferEvent::Aborted));
+        let last = last.unwrap_or(TransferEvent::Aborted);
+        self.observe_transfer(&running, &last);
+        self.session.handle_transfer(Instant::now(), last);
+    }
+
+    /// `ftps` once TLS protects the control connection, `ftp` before.
+    fn protocol(&self) -> Protocol {
+        if self.session_tls.is_some() {
+            Protocol::Ftps
+        } else {
+            Protocol::Ftp
+        }
+    }
+
+    /// Tells the observer how a file transfer ended (listings are not file transfers).
+    fn observe_transfer(&self, running: &Running, ev: &TransferEvent) {
+        let (Some(o), Some(direction)) = (self.server.observer(), running.direction) else {
+            return;
+        };
+        let (bytes, ok) = match ev {
+            TransferEvent::Finished { bytes } => (*bytes, true),
+            _ => (running.bytes(), false),
+        };
+        o.transfer(self.protocol(), direction, bytes, ok);
     }
 
     fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
@@ -647,6 +674,9 @@ impl Conn {
             Some(_turn) => self.check_credentials(user, password).await,
             None => None,
         };
+        if let Some(o) = self.server.observer() {
+            o.login(self.protocol(), login.is_some());
+        }
         match &login {
             Some(login) => {
                 self.guard.slot.logged_in();

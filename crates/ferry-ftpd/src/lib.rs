@@ -180,6 +180,8 @@ pub struct Server {
     defender: Arc<Defender>,
     /// Turns for password checks (each Argon2id verification holds 19 MiB).
     logins: limits::LoginGate,
+    /// Told about sessions, logins and transfers (metrics), when set.
+    observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
 }
 
 impl Server {
@@ -217,7 +219,18 @@ impl Server {
             limits,
             defender,
             logins: limits::LoginGate::new(),
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports sessions, logins and transfers to `observer` from now on. Only the first call has an
+    /// effect.
+    pub fn set_observer(&self, observer: Arc<dyn ferry_observe::Observer>) {
+        let _ = self.observer.set(observer);
+    }
+
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn ferry_observe::Observer>> {
+        self.observer.get()
     }
 
     /// The login defender (to list or lift bans while serving).

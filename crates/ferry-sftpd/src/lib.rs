@@ -106,6 +106,8 @@ pub struct Server {
     storage: Arc<dyn Storage>,
     guard: Arc<dyn LoginGuard>,
     tracker: limits::Tracker,
+    /// Told about sessions (metrics), when set.
+    observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
 }
 
 impl Server {
@@ -125,7 +127,13 @@ impl Server {
             storage,
             guard,
             tracker,
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports sessions to `observer` from now on. Only the first call has an effect.
+    pub fn set_observer(&self, observer: Arc<dyn ferry_observe::Observer>) {
+        let _ = self.observer.set(observer);
     }
 
     /// The settings in force.

@@ -100,6 +100,10 @@ pub enum Command {
     /// picks changes up within 10 seconds).
     #[command(subcommand)]
     Ban(BanCommand),
+
+    /// Write man pages or shell completions into a directory (a packaging step).
+    #[command(hide = true)]
+    Generate(crate::generate::GenerateArgs),
 }
 
 /// `ferry ban …`.
@@ -332,6 +336,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub sftp_host_keys: Option<Vec<PathBuf>>,
+
+    // --- admin HTTP listener ---
+    /// Address(es) for the admin HTTP listener (/metrics, /healthz, /readyz), comma-separated, or
+    /// `off` (config key `admin.listen`) [default: `127.0.0.1:9021`].
+    #[arg(long, env = "FERRY_ADMIN_LISTEN", value_name = "ADDR", value_delimiter = ',', value_parser = crate::config::admin::admin_addr)]
+    pub admin_listen: Option<Vec<Option<SocketAddr>>>,
 }
 
 /// User management. Changes take effect for the next login; a running server need not restart.

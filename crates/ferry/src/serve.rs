@@ -42,6 +42,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     })?;
     let listeners = bind_all(&settings.listen, LISTEN)?;
     let implicit = bind_all(&settings.ftps.implicit_listen, IMPLICIT_LISTEN)?;
+    let admin_listeners = bind_admin(&settings.admin)?;
     let users = create_store(&settings.users_db).await?;
     #[cfg(unix)]
     crate::state::check_private(&settings.users_db);
@@ -76,14 +77,17 @@ pub async fn run(settings: Settings) -> Result<()> {
         ftpd.defender.clone(),
         Some(users.clone()),
     ));
+    let metrics = Arc::new(crate::admin::Metrics::new());
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
-        Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender)?),
+        Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender, &metrics)?),
         None => None,
     };
+    let admin = crate::admin::Admin::new(Arc::clone(&metrics), users.clone(), settings.users_db.clone());
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;
     let server = Server::new_with_defender(ftpd, users, storage, defender);
+    server.set_observer(metrics.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -141,6 +145,16 @@ pub async fn run(settings: Settings) -> Result<()> {
             tasks.spawn(ferry_sftpd::serve(listener, Arc::clone(&sftp_server), shutdown));
         }
     }
+    // Dropped (so stopped) when `run` returns: /readyz answers 503 while the sessions drain.
+    let mut admin_tasks = JoinSet::new();
+    for listener in admin_listeners {
+        let addr = listener
+            .local_addr()
+            .context("cannot read a listener's address")?;
+        writeln!(out, "ferry: admin listening on http://{addr}/ (/metrics, /healthz, /readyz)")?;
+        info!(%addr, "admin listening");
+        admin_tasks.spawn(crate::admin::serve(listener, Arc::clone(&admin)));
+    }
     out.flush()?;
     drop(out);
 
@@ -154,6 +168,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         signal = name,
         "shutting down; send the signal again to stop at once"
     );
+    admin.start_draining();
     let _ = stop_tx.send(true);
     loop {
         tokio::select! {
@@ -337,6 +352,7 @@ fn sftp_server(
     users: &UserStore,
     storage: &Arc<dyn Storage>,
     defender: &Arc<ferry_auth::defender::Defender>,
+    metrics: &Arc<crate::admin::Metrics>,
 ) -> Result<(
     Arc<ferry_sftpd::Server>,
     Vec<TcpListener>,
@@ -364,9 +380,31 @@ fn sftp_server(
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
     // The FTP server's login defender: banned addresses are refused, failed SSH logins are scored.
-    let guard: Arc<dyn ferry_sftpd::LoginGuard> = Arc::new(DefenderGuard(Arc::clone(defender)));
+    let guard: Arc<dyn ferry_sftpd::LoginGuard> = Arc::new(DefenderGuard(Arc::clone(defender), Arc::clone(metrics)));
     let server = ferry_sftpd::Server::new(config, users.clone(), Arc::clone(storage), guard);
+    server.set_observer(metrics.clone());
     Ok((server, listeners, host_keys))
+}
+
+/// Binds the admin listener. The default address (nothing configured) may be taken, e.g. by a second
+/// ferry on the host: that costs a warning, not the start; a configured address must be bound.
+fn bind_admin(admin: &crate::config::admin::AdminSettings) -> Result<Vec<TcpListener>> {
+    if admin.configured {
+        return bind_all(&admin.listen, ADMIN_LISTEN);
+    }
+    let mut bound = Vec::new();
+    for &addr in &admin.listen {
+        match bind(addr) {
+            Ok(listener) => bound.push(listener),
+            Err(e) => warn!(
+                %addr,
+                error = %cause(&e),
+                "cannot listen on the default admin address; no /metrics, /healthz or /readyz \
+                 (set `admin.listen` / `--admin-listen` to another address, or to off)"
+            ),
+        }
+    }
+    Ok(bound)
 }
 
 /// The setting (file key and flag) that chose a group of listening addresses, for error messages.
@@ -383,6 +421,10 @@ const LISTEN: ListenSetting = ListenSetting {
 const IMPLICIT_LISTEN: ListenSetting = ListenSetting {
     key: "ftps.implicit_listen",
     flag: "--ftps-implicit-listen",
+};
+const ADMIN_LISTEN: ListenSetting = ListenSetting {
+    key: "admin.listen",
+    flag: "--admin-listen",
 };
 const SFTP_LISTEN: ListenSetting = ListenSetting {
     key: "sftp.listen",
@@ -551,7 +593,7 @@ impl Signals {
 
 /// The login defender as SFTP's [`ferry_sftpd::LoginGuard`]: FTP and SFTP share scores and bans.
 #[derive(Debug)]
-struct DefenderGuard(Arc<ferry_auth::defender::Defender>);
+struct DefenderGuard(Arc<ferry_auth::defender::Defender>, Arc<crate::admin::Metrics>);
 
 impl ferry_sftpd::LoginGuard for DefenderGuard {
     fn allow(&self, ip: std::net::IpAddr) -> bool {
@@ -559,6 +601,9 @@ impl ferry_sftpd::LoginGuard for DefenderGuard {
     }
 
     fn record(&self, ip: std::net::IpAddr, _user: &str, outcome: ferry_sftpd::LoginOutcome) {
+        use ferry_observe::Observer as _;
+        let ok = outcome == ferry_sftpd::LoginOutcome::Success;
+        self.1.login(ferry_observe::Protocol::Sftp, ok);
         if let ferry_sftpd::LoginOutcome::Failure = outcome {
             // Scoring may write a ban to the database: off the SSH handler's path.
             let defender = Arc::clone(&self.0);

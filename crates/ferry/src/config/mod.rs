@@ -4,6 +4,7 @@
 //! Every value goes through the same parser in [`parse`] whatever its source, and an error names the
 //! key (or the flag) and the file it came from.
 
+pub mod admin;
 pub mod parse;
 pub mod security;
 pub mod sftp;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub log: Option<String>,
     /// SFTP, when enabled.
     pub sftp: Option<sftp::SftpSettings>,
+    /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: admin::AdminSettings,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -103,6 +106,7 @@ struct FileConfig {
     danger_allow_fxp_users: Option<Vec<String>>,
     defender: Option<security::DefenderFile>,
     sftp: Option<sftp::SftpFile>,
+    admin: Option<admin::AdminFile>,
 }
 
 /// The `[ftps]` table.
@@ -439,6 +443,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         }
     }
     let sftp = sftp::load(file.sftp, serve, &data_dir, &key_err)?;
+    let admin = admin::load(file.admin, serve, &key_err)?;
     let min_password_length = match common.min_password_length {
         Some(n) => n,
         None => file
@@ -459,6 +464,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
         ftps: ftps_files,
         log,
         sftp,
+        admin,
     })
 }
 
@@ -828,6 +834,7 @@ mod tests {
                     || body == "[ftps]"
                     || body == "[defender]"
                     || body == "[sftp]"
+                    || body == "[admin]"
                     || body.split_once(" = ").is_some_and(|(k, _)| is_key(k));
                 setting.then(|| format!("{body}\n"))
             })
@@ -875,7 +882,8 @@ mod tests {
                 && file.failed_login_delay_ms.is_some()
                 && file.danger_allow_fxp.is_some()
                 && file.danger_allow_fxp_users.is_some()
-                && defender.all_set(),
+                && defender.all_set()
+                && file.admin.as_ref().is_some_and(|a| a.has_listen()),
             "a key is missing from ferry.example.toml:\n{text}"
         );
 
@@ -885,6 +893,7 @@ mod tests {
         assert_eq!(example.files_root, defaults.files_root);
         assert_eq!(example.users_db, defaults.users_db);
         assert_eq!(example.listen, defaults.listen);
+        assert_eq!(example.admin.listen, defaults.admin.listen);
         assert_eq!(example.ftpd.passive_ports, defaults.ftpd.passive_ports);
         assert_eq!(example.ftpd.session.greeting, defaults.ftpd.session.greeting);
         assert_eq!(

@@ -1,0 +1,84 @@
+//! `ferry generate man|completions DIR`: man pages and shell completions written from the same
+//! command-line definition `ferry --help` shows, so they cannot drift from it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory, ValueEnum};
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+
+/// `ferry generate …` (hidden: a packaging step, not an everyday command).
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub what: Generated,
+    /// Directory to write the files into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// The kinds of generated files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// Man pages: ferry.1 and one page per subcommand (ferry-serve.1, ferry-user-add.1, …).
+    Man,
+    /// Completion scripts for bash, zsh, fish, elvish and PowerShell.
+    Completions,
+}
+
+/// Writes the requested files and lists them on standard output.
+pub fn run(args: &GenerateArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create the directory {}", args.dir.display()))?;
+    let written = match args.what {
+        Generated::Man => man(&args.dir)?,
+        Generated::Completions => completions(&args.dir)?,
+    };
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd
+}
+
+/// One page per command and subcommand, hidden ones left out.
+fn man(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    write_pages(command(), "ferry", dir, &mut written)?;
+    Ok(written)
+}
+
+fn write_pages(cmd: clap::Command, name: &str, dir: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
+    let cmd = cmd.name(name.to_owned()).bin_name(name.replace('-', " "));
+    let path = dir.join(format!("{name}.1"));
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut page)
+        .with_context(|| format!("cannot render the man page {name}"))?;
+    std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    written.push(path);
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let sub_name = format!("{name}-{}", sub.get_name());
+        write_pages(sub.clone(), &sub_name, dir, written)?;
+    }
+    Ok(())
+}
+
+fn completions(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut cmd = command();
+    let mut written = Vec::new();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
+        let path = clap_complete::generate_to(shell, &mut cmd, "ferry", dir)
+            .with_context(|| format!("cannot write the {shell} completions into {}", dir.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
