@@ -22,6 +22,17 @@ install_paramiko() {
 install_paramiko
 # --- end SFTP clients ---
 
+# --- admin tests: the strict OpenMetrics parser of Python's prometheus_client checks /metrics ---
+install_prometheus_client() {
+    if ! command -v python3 >/dev/null 2>&1 || python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "install-test-deps: installing prometheus_client with pip"
+    python3 -m pip install --quiet prometheus_client ||
+        python3 -m pip install --quiet --break-system-packages prometheus_client
+}
+install_prometheus_client
+
 # --- packaging tests: `systemd-analyze verify` checks packaging/ferry.service ---
 wanted+=(systemd-analyze:systemd)
 
@@ -73,3 +84,4 @@ for pair in "${wanted[@]}"; do
 done
 
 install_paramiko  # SFTP tests: python3 may only have been installed just now
+install_prometheus_client  # admin tests: python3 may only have been installed just now

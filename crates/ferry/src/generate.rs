@@ -44,7 +44,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
 }
 
 fn command() -> clap::Command {
-    let mut cmd = Cli::command();
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    // Fills in the subcommands' bin names (`ferry user add`) and page names (`ferry-user-add`).
     cmd.build();
     cmd
 }
@@ -52,22 +53,17 @@ fn command() -> clap::Command {
 /// One page per command and subcommand, hidden ones left out.
 fn man(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    write_pages(command(), "ferry", dir, &mut written)?;
+    write_pages(&command(), dir, &mut written)?;
     Ok(written)
 }
 
-fn write_pages(cmd: clap::Command, name: &str, dir: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
-    let cmd = cmd.name(name.to_owned()).bin_name(name.replace('-', " "));
-    let path = dir.join(format!("{name}.1"));
-    let mut page = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut page)
-        .with_context(|| format!("cannot render the man page {name}"))?;
-    std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+fn write_pages(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
+    let path = clap_mangen::Man::new(cmd.clone())
+        .generate_to(dir)
+        .with_context(|| format!("cannot write the man page of `{}` into {}", cmd.get_name(), dir.display()))?;
     written.push(path);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let sub_name = format!("{name}-{}", sub.get_name());
-        write_pages(sub.clone(), &sub_name, dir, written)?;
+        write_pages(sub, dir, written)?;
     }
     Ok(())
 }

@@ -36,10 +36,45 @@ fn http_get(base: &str, path: &str) -> (u16, String) {
     (code.trim().parse().expect("status"), body.to_owned())
 }
 
+/// The exposition passes the strict OpenMetrics parser of Python's `prometheus_client` (a format
+/// error raises); returns the metric family names it found.
+fn strict_families(body: &str) -> Vec<String> {
+    use std::io::Write;
+    let script = "import sys\n\
+from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+for f in text_string_to_metric_families(sys.stdin.read()):\n\
+    print(f.name)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write exposition");
+    let out = child.wait_with_output().expect("python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("No module named 'prometheus_client'"),
+        "Python's prometheus_client is not installed; run scripts/install-test-deps.sh"
+    );
+    assert!(out.status.success(), "not valid OpenMetrics: {err}\n{body}");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
 /// One scrape, parsed: sample name plus sorted labels → value.
 fn scrape(base: &str) -> HashMap<String, f64> {
     let (code, body) = http_get(base, "/metrics");
     assert_eq!(code, 200, "{body}");
+    let families = strict_families(&body);
+    for name in ["ferry_sessions_active", "ferry_sessions", "ferry_logins", "ferry_transfers", "ferry_transfer_bytes"] {
+        assert!(families.iter().any(|f| f == name), "no family {name} in {families:?}");
+    }
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let parsed = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
     assert!(!parsed.samples.is_empty(), "no samples in {body}");
@@ -87,6 +122,7 @@ fn curl_ftp(args: &[&str]) -> std::process::Output {
 #[test]
 fn metrics_count_sessions_logins_and_transfers() {
     require("curl");
+    require("python3");
     let d = tempdir();
     let (mut server, ftp, base, password) = start(d.path());
     let before = scrape(&base);

@@ -50,8 +50,8 @@ pub struct Metrics {
 const PROTOCOLS: [Protocol; 3] = [Protocol::Ftp, Protocol::Ftps, Protocol::Sftp];
 
 impl Metrics {
-    /// A registry with every metric registered (and every protocol's series present at zero, so a
-    /// scrape shows them before the first session).
+    /// A registry with every metric registered, and every series present at zero so a scrape shows
+    /// it (and `rate()` works) before the first event.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ferry");
         let sessions_active = Family::<ByProtocol, Gauge>::default();
@@ -90,6 +90,20 @@ impl Metrics {
             sessions.get_or_create(&ByProtocol { protocol });
             for outcome in ["ok", "failed"] {
                 logins.get_or_create(&ByOutcome { protocol, outcome });
+            }
+            for direction in [Direction::Upload, Direction::Download] {
+                let direction = direction.as_str();
+                transfer_bytes.get_or_create(&ByDirection {
+                    protocol,
+                    direction,
+                });
+                for outcome in ["ok", "failed"] {
+                    transfers.get_or_create(&ByTransfer {
+                        protocol,
+                        direction,
+                        outcome,
+                    });
+                }
             }
         }
         Metrics {

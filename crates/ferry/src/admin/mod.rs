@@ -77,14 +77,14 @@ impl Admin {
         }
     }
 
-    async fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        if req.method() != Method::GET && req.method() != Method::HEAD {
+    async fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
+        if method != Method::GET && method != Method::HEAD {
             let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".to_owned());
             resp.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
-        match req.uri().path() {
+        match path {
             "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
             "/readyz" => match self.not_ready().await {
                 None => text(StatusCode::OK, "ready\n".to_owned()),
@@ -134,7 +134,8 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let admin = Arc::clone(&admin);
-                async move { Ok::<_, Infallible>(admin.respond(&req).await) }
+                let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                async move { Ok::<_, Infallible>(admin.respond(&method, &path).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

@@ -773,7 +773,9 @@ mod tests {
     }
 
     /// Every key, as documented (`[anonymous]` keys with their table prefix).
-    const KEYS: [&str; 46] = [
+    const KEYS: [&str; 48] = [
+        "admin",
+        "admin.listen",
         "min_password_length",
         "active_source_port",
         "data_dir",
@@ -939,6 +941,7 @@ mod tests {
                 "anonymous" => "[anonymous]",
                 "ftps" => "[ftps]",
                 "defender" => "[defender]",
+                "admin" => "[admin]",
                 key => key,
             };
             assert!(
