@@ -114,10 +114,8 @@ pub(crate) async fn run(
             return;
         }
         info!("connected");
-        let _observed = ferry_observe::SessionGuard::open(
-            server.observer.get().cloned(),
-            ferry_observe::Protocol::Sftp,
-        );
+        let _observed =
+            ferry_observe::SessionGuard::open(server.observer.get().cloned(), ferry_observe::Protocol::Sftp);
         let authenticated = Arc::new(AtomicBool::new(false));
         let handler = Connection {
             server: Arc::clone(&server),

@@ -60,7 +60,13 @@ fn man(dir: &Path) -> Result<Vec<PathBuf>> {
 fn write_pages(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
     let path = clap_mangen::Man::new(cmd.clone())
         .generate_to(dir)
-        .with_context(|| format!("cannot write the man page of `{}` into {}", cmd.get_name(), dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot write the man page of `{}` into {}",
+                cmd.get_name(),
+                dir.display()
+            )
+        })?;
     written.push(path);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_pages(sub, dir, written)?;
@@ -71,7 +77,13 @@ fn write_pages(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> R
 fn completions(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut cmd = command();
     let mut written = Vec::new();
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
+    for shell in [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Elvish,
+        Shell::PowerShell,
+    ] {
         let path = clap_complete::generate_to(shell, &mut cmd, "ferry", dir)
             .with_context(|| format!("cannot write the {shell} completions into {}", dir.display()))?;
         written.push(path);

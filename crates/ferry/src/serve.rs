@@ -151,7 +151,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         let addr = listener
             .local_addr()
             .context("cannot read a listener's address")?;
-        writeln!(out, "ferry: admin listening on http://{addr}/ (/metrics, /healthz, /readyz)")?;
+        writeln!(
+            out,
+            "ferry: admin listening on http://{addr}/ (/metrics, /healthz, /readyz)"
+        )?;
         info!(%addr, "admin listening");
         admin_tasks.spawn(crate::admin::serve(listener, Arc::clone(&admin)));
     }
@@ -380,7 +383,8 @@ fn sftp_server(
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
     // The FTP server's login defender: banned addresses are refused, failed SSH logins are scored.
-    let guard: Arc<dyn ferry_sftpd::LoginGuard> = Arc::new(DefenderGuard(Arc::clone(defender), Arc::clone(metrics)));
+    let guard: Arc<dyn ferry_sftpd::LoginGuard> =
+        Arc::new(DefenderGuard(Arc::clone(defender), Arc::clone(metrics)));
     let server = ferry_sftpd::Server::new(config, users.clone(), Arc::clone(storage), guard);
     server.set_observer(metrics.clone());
     Ok((server, listeners, host_keys))

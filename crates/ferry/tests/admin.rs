@@ -27,10 +27,21 @@ fn require(program: &str) {
 /// `curl` against the admin listener: (HTTP status, body).
 fn http_get(base: &str, path: &str) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", &format!("{base}{path}")])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            &format!("{base}{path}"),
+        ])
         .output()
         .expect("run curl");
-    assert!(out.status.success(), "curl {path}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').expect("status line");
     (code.trim().parse().expect("status"), body.to_owned())
@@ -40,10 +51,12 @@ fn http_get(base: &str, path: &str) -> (u16, String) {
 /// error raises); returns the metric family names it found.
 fn strict_families(body: &str) -> Vec<String> {
     use std::io::Write;
-    let script = "import sys\n\
-from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
-for f in text_string_to_metric_families(sys.stdin.read()):\n\
-    print(f.name)\n";
+    let script = concat!(
+        "import sys\n",
+        "from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n",
+        "for family in parse(sys.stdin.read()):\n",
+        "    print(family.name)\n",
+    );
     let mut child = Command::new("python3")
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
@@ -64,7 +77,10 @@ for f in text_string_to_metric_families(sys.stdin.read()):\n\
         "Python's prometheus_client is not installed; run scripts/install-test-deps.sh"
     );
     assert!(out.status.success(), "not valid OpenMetrics: {err}\n{body}");
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// One scrape, parsed: sample name plus sorted labels → value.
@@ -72,8 +88,17 @@ fn scrape(base: &str) -> HashMap<String, f64> {
     let (code, body) = http_get(base, "/metrics");
     assert_eq!(code, 200, "{body}");
     let families = strict_families(&body);
-    for name in ["ferry_sessions_active", "ferry_sessions", "ferry_logins", "ferry_transfers", "ferry_transfer_bytes"] {
-        assert!(families.iter().any(|f| f == name), "no family {name} in {families:?}");
+    for name in [
+        "ferry_sessions_active",
+        "ferry_sessions",
+        "ferry_logins",
+        "ferry_transfers",
+        "ferry_transfer_bytes",
+    ] {
+        assert!(
+            families.iter().any(|f| f == name),
+            "no family {name} in {families:?}"
+        );
     }
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let parsed = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
@@ -124,10 +149,13 @@ fn metrics_count_sessions_logins_and_transfers() {
     require("curl");
     require("python3");
     let d = tempdir();
-    let (mut server, ftp, base, password) = start(d.path());
+    let (server, ftp, base, password) = start(d.path());
     let before = scrape(&base);
     for p in ["ftp", "ftps", "sftp"] {
-        assert_eq!(value(&before, &format!("ferry_sessions_active{{protocol={p}}}")), 0.0);
+        assert_eq!(
+            value(&before, &format!("ferry_sessions_active{{protocol={p}}}")),
+            0.0
+        );
     }
 
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
@@ -136,22 +164,35 @@ fn metrics_count_sessions_logins_and_transfers() {
     let url = format!("ftp://127.0.0.1:{}/payload.bin", ftp.port());
     let user = format!("ferry:{password}");
     let up = curl_ftp(&["-u", &user, "-T", src.to_str().expect("path"), &url]);
-    assert!(up.status.success(), "upload: {}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "upload: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let copy = d.path().join("copy.bin");
     let down = curl_ftp(&["-u", &user, "-o", copy.to_str().expect("path"), &url]);
-    assert!(down.status.success(), "download: {}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "download: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     assert_eq!(std::fs::read(&copy).expect("copy"), payload);
     let bad = curl_ftp(&["-u", "ferry:wrong-password", &url]);
     assert!(!bad.status.success(), "a wrong password must fail");
     // An SSH connection that only reads the banner is an SFTP session too.
+    // Printed before the admin line, so already read.
     let sftp_addr: std::net::SocketAddr = server
-        .wait_for("ferry: SFTP listening on ")
+        .printed
+        .iter()
+        .find_map(|l| l.strip_prefix("ferry: SFTP listening on "))
+        .expect("SFTP listening line")
         .parse()
         .expect("SFTP address");
     {
         use std::io::Read;
         let mut ssh = std::net::TcpStream::connect(sftp_addr).expect("connect SFTP");
-        ssh.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        ssh.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let mut banner = [0u8; 4];
         ssh.read_exact(&mut banner).expect("SSH banner");
         assert_eq!(&banner, b"SSH-");
@@ -178,16 +219,34 @@ fn metrics_count_sessions_logins_and_transfers() {
     assert_eq!(delta("ferry_logins_total{outcome=ok,protocol=ftp}"), 2.0);
     assert_eq!(delta("ferry_logins_total{outcome=failed,protocol=ftp}"), 1.0);
     assert_eq!(
-        value(&after, "ferry_transfers_total{direction=upload,outcome=ok,protocol=ftp}"),
+        value(
+            &after,
+            "ferry_transfers_total{direction=upload,outcome=ok,protocol=ftp}"
+        ),
         1.0
     );
     assert_eq!(
-        value(&after, "ferry_transfers_total{direction=download,outcome=ok,protocol=ftp}"),
+        value(
+            &after,
+            "ferry_transfers_total{direction=download,outcome=ok,protocol=ftp}"
+        ),
         1.0
     );
     let size = payload.len() as f64;
-    assert_eq!(value(&after, "ferry_transfer_bytes_total{direction=upload,protocol=ftp}"), size);
-    assert_eq!(value(&after, "ferry_transfer_bytes_total{direction=download,protocol=ftp}"), size);
+    assert_eq!(
+        value(
+            &after,
+            "ferry_transfer_bytes_total{direction=upload,protocol=ftp}"
+        ),
+        size
+    );
+    assert_eq!(
+        value(
+            &after,
+            "ferry_transfer_bytes_total{direction=download,protocol=ftp}"
+        ),
+        size
+    );
     drop(server);
 }
 

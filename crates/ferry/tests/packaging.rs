@@ -164,7 +164,10 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         .replace("ProtectHome=yes", "ProtectHomes=yes");
     let (ok, diagnostics) = verify(d.path(), &broken);
     assert!(!ok, "a broken unit passed");
-    assert!(diagnostics.contains("maybe") && diagnostics.contains("ProtectHomes"), "{diagnostics}");
+    assert!(
+        diagnostics.contains("maybe") && diagnostics.contains("ProtectHomes"),
+        "{diagnostics}"
+    );
 }
 
 #[test]
@@ -177,7 +180,11 @@ fn systemd_unit_is_hardened() {
         .filter_map(|l| l.split_once('='))
         .collect();
     let value = |key: &str| -> Vec<&str> {
-        settings.iter().filter(|(k, _)| *k == key).map(|(_, v)| *v).collect()
+        settings
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect()
     };
     assert_eq!(value("NoNewPrivileges"), ["yes"]);
     assert_eq!(value("ProtectSystem"), ["strict"]);

@@ -84,25 +84,23 @@ impl Metrics {
             "File bytes moved by transfers (complete or not), by protocol and direction",
             transfer_bytes.clone(),
         );
+        // Creating a series is enough; the returned read guard is released at once.
         for p in PROTOCOLS {
             let protocol = p.as_str();
-            sessions_active.get_or_create(&ByProtocol { protocol });
-            sessions.get_or_create(&ByProtocol { protocol });
+            drop(sessions_active.get_or_create(&ByProtocol { protocol }));
+            drop(sessions.get_or_create(&ByProtocol { protocol }));
             for outcome in ["ok", "failed"] {
-                logins.get_or_create(&ByOutcome { protocol, outcome });
+                drop(logins.get_or_create(&ByOutcome { protocol, outcome }));
             }
             for direction in [Direction::Upload, Direction::Download] {
                 let direction = direction.as_str();
-                transfer_bytes.get_or_create(&ByDirection {
-                    protocol,
-                    direction,
-                });
+                drop(transfer_bytes.get_or_create(&ByDirection { protocol, direction }));
                 for outcome in ["ok", "failed"] {
-                    transfers.get_or_create(&ByTransfer {
+                    drop(transfers.get_or_create(&ByTransfer {
                         protocol,
                         direction,
                         outcome,
-                    });
+                    }));
                 }
             }
         }
@@ -166,10 +164,7 @@ impl Observer for Metrics {
             })
             .inc();
         self.transfer_bytes
-            .get_or_create(&ByDirection {
-                protocol,
-                direction,
-            })
+            .get_or_create(&ByDirection { protocol, direction })
             .inc_by(bytes);
     }
 }
@@ -185,9 +180,18 @@ mod tests {
         m.login(Protocol::Ftp, false);
         m.transfer(Protocol::Ftps, Direction::Upload, 1234, true);
         let text = m.encode();
-        assert!(text.contains("ferry_sessions_total{protocol=\"ftp\"} 1"), "{text}");
-        assert!(text.contains("ferry_sessions_active{protocol=\"ftp\"} 1"), "{text}");
-        assert!(text.contains("ferry_logins_total{protocol=\"ftp\",outcome=\"failed\"} 1"), "{text}");
+        assert!(
+            text.contains("ferry_sessions_total{protocol=\"ftp\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_sessions_active{protocol=\"ftp\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_logins_total{protocol=\"ftp\",outcome=\"failed\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("ferry_transfer_bytes_total{protocol=\"ftps\",direction=\"upload\"} 1234"),
             "{text}"

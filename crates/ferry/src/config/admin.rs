@@ -70,3 +70,44 @@ pub(super) fn load(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_err(key: &str, msg: String) -> anyhow::Error {
+        anyhow::anyhow!("invalid `{key}`: {msg}")
+    }
+
+    fn file(text: &str) -> Option<AdminFile> {
+        Some(toml::from_str(text).expect("[admin] parses"))
+    }
+
+    #[test]
+    fn default_is_loopback_9021_and_not_configured() {
+        let s = load(None, &ServeArgs::default(), &key_err).expect("loads");
+        assert_eq!(s.listen, vec!["127.0.0.1:9021".parse().expect("addr")]);
+        assert!(!s.configured);
+    }
+
+    #[test]
+    fn an_empty_list_or_off_turns_it_off() {
+        let s = load(file("listen = []"), &ServeArgs::default(), &key_err).expect("loads");
+        assert!(s.listen.is_empty() && s.configured);
+        let serve = ServeArgs {
+            admin_listen: Some(vec![admin_addr("off").expect("off")]),
+            ..ServeArgs::default()
+        };
+        let s = load(file(r#"listen = ["127.0.0.1:9100"]"#), &serve, &key_err).expect("loads");
+        assert!(s.listen.is_empty() && s.configured, "the flag beats the file");
+    }
+
+    #[test]
+    fn a_bad_address_names_the_key() {
+        let err = load(file(r#"listen = ["localhost"]"#), &ServeArgs::default(), &key_err)
+            .expect_err("bad address");
+        assert!(err.to_string().contains("admin.listen"), "{err}");
+        let err = toml::from_str::<AdminFile>("port = 1").expect_err("unknown key");
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+}
