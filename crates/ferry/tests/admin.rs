@@ -177,6 +177,25 @@ fn metrics_count_sessions_logins_and_transfers() {
         String::from_utf8_lossy(&down.stderr)
     );
     assert_eq!(std::fs::read(&copy).expect("copy"), payload);
+    // The same download over explicit FTPS: the login and the transfer count as `ftps`.
+    let cert = d.path().join("ferry-data/tls/cert.pem");
+    let tls_copy = d.path().join("tls-copy.bin");
+    let tls = curl_ftp(&[
+        "--ssl-reqd",
+        "--cacert",
+        cert.to_str().expect("path"),
+        "-u",
+        &user,
+        "-o",
+        tls_copy.to_str().expect("path"),
+        &url,
+    ]);
+    assert!(
+        tls.status.success(),
+        "FTPS download: {}",
+        String::from_utf8_lossy(&tls.stderr)
+    );
+    assert_eq!(std::fs::read(&tls_copy).expect("TLS copy"), payload);
     let bad = curl_ftp(&["-u", "ferry:wrong-password", &url]);
     assert!(!bad.status.success(), "a wrong password must fail");
     // An SSH connection that only reads the banner is an SFTP session too.
@@ -211,8 +230,26 @@ fn metrics_count_sessions_logins_and_transfers() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    let size = payload.len() as f64;
     let delta = |key: &str| value(&after, key) - before.get(key).copied().unwrap_or(0.0);
-    assert_eq!(delta("ferry_sessions_total{protocol=ftp}"), 3.0);
+    // Explicit FTPS starts in the clear: its session counts as `ftp`.
+    assert_eq!(delta("ferry_sessions_total{protocol=ftp}"), 4.0);
+    assert_eq!(delta("ferry_sessions_total{protocol=ftps}"), 0.0);
+    assert_eq!(delta("ferry_logins_total{outcome=ok,protocol=ftps}"), 1.0);
+    assert_eq!(
+        value(
+            &after,
+            "ferry_transfers_total{direction=download,outcome=ok,protocol=ftps}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "ferry_transfer_bytes_total{direction=download,protocol=ftps}"
+        ),
+        size
+    );
     assert_eq!(delta("ferry_sessions_total{protocol=sftp}"), 1.0);
     assert_eq!(value(&after, "ferry_sessions_active{protocol=ftp}"), 0.0);
     assert_eq!(value(&after, "ferry_sessions_active{protocol=sftp}"), 0.0);
@@ -232,7 +269,6 @@ fn metrics_count_sessions_logins_and_transfers() {
         ),
         1.0
     );
-    let size = payload.len() as f64;
     assert_eq!(
         value(
             &after,
