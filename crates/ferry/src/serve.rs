@@ -83,7 +83,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender, &metrics)?),
         None => None,
     };
-    let admin = crate::admin::Admin::new(Arc::clone(&metrics), users.clone(), settings.users_db.clone());
+    let admin = crate::admin::Admin::new(
+        Arc::clone(&metrics),
+        users.clone(),
+        settings.users_db.clone(),
+        settings.files_root.clone(),
+    );
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;
     let server = Server::new_with_defender(ftpd, users, storage, defender);

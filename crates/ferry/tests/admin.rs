@@ -287,7 +287,7 @@ fn metrics_count_sessions_logins_and_transfers() {
 }
 
 #[test]
-fn healthz_and_readyz_follow_the_user_database() {
+fn healthz_and_readyz_follow_the_user_database_and_files_root() {
     require("curl");
     let d = tempdir();
     let (_server, _ftp, base, _password) = start(d.path());
@@ -304,6 +304,16 @@ fn healthz_and_readyz_follow_the_user_database() {
     assert_eq!(http_get(&base, "/healthz").0, 200);
 
     std::fs::rename(&aside, &db).expect("put the user database back");
+    assert_eq!(http_get(&base, "/readyz").0, 200);
+
+    // The files root (the storage back-end) gone: not ready either.
+    let files = d.path().join("ferry-data/files");
+    let files_aside = d.path().join("ferry-data/files.aside");
+    std::fs::rename(&files, &files_aside).expect("move the files root away");
+    let (code, body) = http_get(&base, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("files root"), "names the files root: {body}");
+    std::fs::rename(&files_aside, &files).expect("put the files root back");
     assert_eq!(http_get(&base, "/readyz").0, 200);
 
     assert_eq!(http_get(&base, "/nope").0, 404);

@@ -40,16 +40,18 @@ pub struct Admin {
     draining: AtomicBool,
     users: UserStore,
     users_db: PathBuf,
+    files_root: PathBuf,
 }
 
 impl Admin {
-    /// State for the endpoints: the metrics, and the user database `/readyz` probes.
-    pub fn new(metrics: Arc<Metrics>, users: UserStore, users_db: PathBuf) -> Arc<Self> {
+    /// State for the endpoints: the metrics, and the user database and files root `/readyz` probes.
+    pub fn new(metrics: Arc<Metrics>, users: UserStore, users_db: PathBuf, files_root: PathBuf) -> Arc<Self> {
         Arc::new(Admin {
             metrics,
             draining: AtomicBool::new(false),
             users,
             users_db,
+            files_root,
         })
     }
 
@@ -58,7 +60,8 @@ impl Admin {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// Why the server is not ready, if it is not: draining, or the user database cannot be read.
+    /// Why the server is not ready, if it is not: draining, the user database cannot be read, or the
+    /// files root is gone.
     async fn not_ready(&self) -> Option<String> {
         if self.draining.load(Ordering::SeqCst) {
             return Some("draining: the server is shutting down".to_owned());
@@ -69,6 +72,21 @@ impl Admin {
                 "the user database {} cannot be opened: {e}",
                 self.users_db.display()
             ));
+        }
+        match std::fs::metadata(&self.files_root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Some(format!(
+                    "the files root {} is not a directory",
+                    self.files_root.display()
+                ))
+            }
+            Err(e) => {
+                return Some(format!(
+                    "the files root {} cannot be reached: {e}",
+                    self.files_root.display()
+                ))
+            }
         }
         match tokio::time::timeout(DB_PROBE_TIMEOUT, self.users.is_empty()).await {
             Ok(Ok(_)) => None,
@@ -174,7 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("users.db");
         let users = UserStore::open(&db).await.expect("user database");
-        let admin = Admin::new(Arc::new(Metrics::new()), users, db);
+        let admin = Admin::new(Arc::new(Metrics::new()), users, db, dir.path().to_path_buf());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let task = tokio::spawn(serve(listener, Arc::clone(&admin)));
