@@ -630,9 +630,22 @@ impl Conn {
         }
     }
 
-    /// Tells the observer how a file transfer ended (listings are not file transfers).
+    /// Tells the observer how a transfer ended: a failed data connection (transfers and listings),
+    /// and the file transfer itself (listings are not file transfers).
     fn observe_transfer(&self, running: &Running, ev: &TransferEvent) {
-        let (Some(o), Some(direction)) = (self.server.observer(), running.direction) else {
+        let Some(o) = self.server.observer() else {
+            return;
+        };
+        let failed_reply = match ev {
+            TransferEvent::NoConnection | TransferEvent::SourcePortDenied { .. } => Some(425),
+            TransferEvent::ConnectionLost => Some(426),
+            TransferEvent::DataTlsRefused(_) => Some(522),
+            _ => None,
+        };
+        if let Some(reply) = failed_reply {
+            o.data_connection_failed(self.protocol(), reply);
+        }
+        let Some(direction) = running.direction else {
             return;
         };
         let (bytes, ok) = match ev {

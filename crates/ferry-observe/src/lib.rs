@@ -67,6 +67,9 @@ pub trait Observer: Send + Sync + fmt::Debug {
     /// A file transfer ended; `bytes` moved over the data connection (or SFTP channel), `ok` when it
     /// completed.
     fn transfer(&self, _protocol: Protocol, _direction: Direction, _bytes: u64, _ok: bool) {}
+    /// An FTP data connection (for a transfer or a listing) failed, and the client got `reply`: 425 (no
+    /// connection could be made), 426 (it broke) or 522 (its TLS was refused).
+    fn data_connection_failed(&self, _protocol: Protocol, _reply: u16) {}
 }
 
 /// Counts a session for as long as it lives: `session_opened` now, `session_closed` when dropped

@@ -94,6 +94,7 @@ fn scrape(base: &str) -> HashMap<String, f64> {
         "ferry_logins",
         "ferry_transfers",
         "ferry_transfer_bytes",
+        "ferry_data_connection_failures",
     ] {
         assert!(
             families.iter().any(|f| f == name),
@@ -363,5 +364,50 @@ fn an_empty_admin_listen_starts_no_listener() {
     assert!(
         !printed.iter().any(|l| l.contains("admin listening")),
         "{printed:?}"
+    );
+}
+
+#[test]
+fn a_data_connection_nobody_makes_counts_as_a_425_failure() {
+    require("curl");
+    require("python3");
+    let d = tempdir();
+    let mut server = Server::start(
+        d.path(),
+        &["--admin-listen", "127.0.0.1:0", "--data-timeout-secs", "1"],
+    );
+    let ftp = server.wait_listening();
+    let admin = server.wait_for("ferry: admin listening on ");
+    let base = admin
+        .split_whitespace()
+        .next()
+        .expect("admin URL")
+        .trim_end_matches('/')
+        .to_owned();
+    let password = server.printed_password().expect("first-start password");
+    let key = "ferry_data_connection_failures_total{protocol=ftp,reply=425}";
+    assert_eq!(value(&scrape(&base), key), 0.0);
+
+    let mut c = common::Control::connect_greeted(ftp);
+    c.expect("USER ferry", 331);
+    c.expect(&format!("PASS {password}"), 230);
+    c.expect("EPSV", 229);
+    c.expect("LIST", 150);
+    c.expect_final(425);
+    c.expect("QUIT", 221);
+
+    let m = scrape(&base);
+    assert_eq!(value(&m, key), 1.0);
+    assert_eq!(
+        value(&m, "ferry_data_connection_failures_total{protocol=ftp,reply=426}"),
+        0.0
+    );
+    // A listing is not a file transfer.
+    assert_eq!(
+        value(
+            &m,
+            "ferry_transfers_total{direction=download,outcome=failed,protocol=ftp}"
+        ),
+        0.0
     );
 }

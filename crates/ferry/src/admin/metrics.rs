@@ -36,6 +36,16 @@ struct ByDirection {
     direction: &'static str,
 }
 
+/// `protocol` and `reply` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByReply {
+    protocol: &'static str,
+    reply: &'static str,
+}
+
+/// The replies a failed data connection gets, as label values.
+const DATA_FAILURE_REPLIES: [&str; 3] = ["425", "426", "522"];
+
 /// Every metric of the server.
 #[derive(Debug)]
 pub struct Metrics {
@@ -45,6 +55,7 @@ pub struct Metrics {
     logins: Family<ByOutcome, Counter>,
     transfers: Family<ByTransfer, Counter>,
     transfer_bytes: Family<ByDirection, Counter>,
+    data_connection_failures: Family<ByReply, Counter>,
 }
 
 const PROTOCOLS: [Protocol; 3] = [Protocol::Ftp, Protocol::Ftps, Protocol::Sftp];
@@ -59,6 +70,7 @@ impl Metrics {
         let logins = Family::<ByOutcome, Counter>::default();
         let transfers = Family::<ByTransfer, Counter>::default();
         let transfer_bytes = Family::<ByDirection, Counter>::default();
+        let data_connection_failures = Family::<ByReply, Counter>::default();
         registry.register(
             "sessions_active",
             "Sessions open now, by protocol",
@@ -84,6 +96,12 @@ impl Metrics {
             "File bytes moved by transfers (complete or not), by protocol and direction",
             transfer_bytes.clone(),
         );
+        registry.register(
+            "data_connection_failures",
+            "FTP data connections that failed, by protocol and the reply the client got (425 none made, \
+             426 broken, 522 TLS refused)",
+            data_connection_failures.clone(),
+        );
         // Creating a series is enough; the returned read guard is released at once.
         for p in PROTOCOLS {
             let protocol = p.as_str();
@@ -91,6 +109,11 @@ impl Metrics {
             drop(sessions.get_or_create(&ByProtocol { protocol }));
             for outcome in ["ok", "failed"] {
                 drop(logins.get_or_create(&ByOutcome { protocol, outcome }));
+            }
+            if p != Protocol::Sftp {
+                for reply in DATA_FAILURE_REPLIES {
+                    drop(data_connection_failures.get_or_create(&ByReply { protocol, reply }));
+                }
             }
             for direction in [Direction::Upload, Direction::Download] {
                 let direction = direction.as_str();
@@ -111,6 +134,7 @@ impl Metrics {
             logins,
             transfers,
             transfer_bytes,
+            data_connection_failures,
         }
     }
 
@@ -130,6 +154,21 @@ impl Default for Metrics {
 }
 
 impl Observer for Metrics {
+    fn data_connection_failed(&self, protocol: Protocol, reply: u16) {
+        // Only the replies documented; anything else would be a new series nobody expects.
+        if let Some(reply) = DATA_FAILURE_REPLIES
+            .into_iter()
+            .find(|r| r.parse::<u16>().ok() == Some(reply))
+        {
+            self.data_connection_failures
+                .get_or_create(&ByReply {
+                    protocol: protocol.as_str(),
+                    reply,
+                })
+                .inc();
+        }
+    }
+
     fn session_opened(&self, protocol: Protocol) {
         let labels = ByProtocol {
             protocol: protocol.as_str(),
@@ -195,6 +234,17 @@ mod tests {
         assert!(
             text.contains("ferry_transfer_bytes_total{protocol=\"ftps\",direction=\"upload\"} 1234"),
             "{text}"
+        );
+        m.data_connection_failed(Protocol::Ftps, 522);
+        m.data_connection_failed(Protocol::Ftp, 999);
+        let text = m.encode();
+        assert!(
+            text.contains("ferry_data_connection_failures_total{protocol=\"ftps\",reply=\"522\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("999"),
+            "an undocumented reply makes no series: {text}"
         );
         m.session_closed(Protocol::Ftp);
         assert!(m.encode().contains("ferry_sessions_active{protocol=\"ftp\"} 0"));
