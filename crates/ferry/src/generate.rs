@@ -1,6 +1,7 @@
 //! `ferry generate man|completions DIR`: man pages and shell completions written from the same
 //! command-line definition `ferry --help` shows, so they cannot drift from it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -37,9 +38,12 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         Generated::Man => man(&args.dir)?,
         Generated::Completions => completions(&args.dir)?,
     };
+    // A closed standard output (`… | head`) is an error main() ends quietly, not a panic.
+    let mut out = std::io::stdout().lock();
     for path in written {
-        println!("{}", path.display());
+        writeln!(out, "{}", path.display())?;
     }
+    out.flush()?;
     Ok(())
 }
 
