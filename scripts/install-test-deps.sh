@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real FTP clients the integration tests drive (curl, lftp, wget, the classic `ftp`,
 # python3 for ftplib, rclone for its FTP/FTPS backend, and openssl for certificate checks in the FTPS
-# tests, and setpriv to run the error-message tests as an unprivileged user). Idempotent: only missing commands are installed, with one `apt-get update`.
+# tests, setpriv to run the error-message tests as an unprivileged user, and systemd-analyze to check the
+# systemd unit). Idempotent: only missing commands are installed, with one `apt-get update`.
 # Debian/Ubuntu only; uses sudo when not run as root.
 set -euo pipefail
 
@@ -10,30 +11,31 @@ wanted=(curl:curl lftp:lftp wget:wget ftp:ftp python3:python3 rclone:rclone open
 
 # --- SFTP clients (ferry-sftpd tests): OpenSSH sftp/scp/ssh-keygen, sshpass, rclone; paramiko via pip ---
 wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client sshpass:sshpass rclone:rclone)
-install_paramiko() {
-    if ! command -v python3 >/dev/null 2>&1 || python3 -c 'import paramiko' >/dev/null 2>&1; then
-        return 0
-    fi
-    echo "install-test-deps: installing paramiko with pip"
-    python3 -m pip install --quiet paramiko ||
-        python3 -m pip install --quiet --break-system-packages paramiko
-}
-install_paramiko
 # --- end SFTP clients ---
 
 # --- servers for the client interop tests (crates/ferry/tests/client_interop.rs): vsftpd, OpenSSH sshd
 # with sftp-server, pyftpdlib via pip ---
 wanted+=(vsftpd:vsftpd sshd:openssh-server)
-install_pyftpdlib() {
-    if ! command -v python3 >/dev/null 2>&1 || python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
-        return 0
-    fi
-    echo "install-test-deps: installing pyftpdlib with pip"
-    python3 -m pip install --quiet pyftpdlib ||
-        python3 -m pip install --quiet --break-system-packages pyftpdlib
-}
-install_pyftpdlib
 # --- end client interop servers ---
+
+# Python modules, installed with pip: paramiko (SFTP tests), pyftpdlib (client interop), prometheus_client
+# (admin tests: its strict OpenMetrics parser checks /metrics).
+pip_modules=(paramiko pyftpdlib prometheus_client)
+install_pip_modules() {
+    command -v python3 >/dev/null 2>&1 || return 0
+    local module
+    for module in "${pip_modules[@]}"; do
+        if ! python3 -c "import $module" >/dev/null 2>&1; then
+            echo "install-test-deps: installing $module with pip"
+            python3 -m pip install --quiet "$module" ||
+                python3 -m pip install --quiet --break-system-packages "$module"
+        fi
+    done
+}
+install_pip_modules
+
+# --- packaging tests: `systemd-analyze verify` checks packaging/ferry.service ---
+wanted+=(systemd-analyze:systemd)
 
 missing=()
 for pair in "${wanted[@]}"; do
@@ -82,4 +84,4 @@ for pair in "${wanted[@]}"; do
     fi
 done
 
-install_paramiko  # SFTP tests: python3 may only have been installed just now
+install_pip_modules  # python3 may only have been installed just now

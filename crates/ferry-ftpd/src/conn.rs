@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ferry_admission::{canonical, Attempt, LoginResult, Refused};
 use ferry_auth::{AuthOutcome, Password};
+use ferry_observe::{Protocol, SessionGuard};
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::reply::{Reply, ReplyCode};
@@ -116,12 +117,14 @@ pub(crate) async fn run(
                 return;
             }
         };
+        let implicit = kind == ListenerKind::Implicit;
+        let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
+        let _observed = SessionGuard::open(server.observer().cloned(), protocol);
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(_) => return,
         };
         let _ = stream.set_nodelay(true);
-        let implicit = kind == ListenerKind::Implicit;
         let ftps = &server.config.ftps;
         let mut session_tls = None;
         let (rd, wr) = if implicit {
@@ -468,7 +471,9 @@ impl Conn {
         match event {
             Some(ev @ TransferEvent::Started { .. }) => self.session.handle_transfer(now, ev),
             Some(ev) => {
-                self.running = None;
+                if let Some(running) = self.running.take() {
+                    self.observe_transfer(&running, &ev);
+                }
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
             }
@@ -619,8 +624,43 @@ impl Conn {
                 ev => last = Some(ev),
             }
         }
-        self.session
-            .handle_transfer(Instant::now(), last.unwrap_or(TransferEvent::Aborted));
+        let last = last.unwrap_or(TransferEvent::Aborted);
+        self.observe_transfer(&running, &last);
+        self.session.handle_transfer(Instant::now(), last);
+    }
+
+    /// `ftps` once TLS protects the control connection, `ftp` before.
+    fn protocol(&self) -> Protocol {
+        if self.session_tls.is_some() {
+            Protocol::Ftps
+        } else {
+            Protocol::Ftp
+        }
+    }
+
+    /// Tells the observer how a transfer ended: a failed data connection (transfers and listings),
+    /// and the file transfer itself (listings are not file transfers).
+    fn observe_transfer(&self, running: &Running, ev: &TransferEvent) {
+        let Some(o) = self.server.observer() else {
+            return;
+        };
+        let failed_reply = match ev {
+            TransferEvent::NoConnection | TransferEvent::SourcePortDenied { .. } => Some(425),
+            TransferEvent::ConnectionLost => Some(426),
+            TransferEvent::DataTlsRefused(_) => Some(522),
+            _ => None,
+        };
+        if let Some(reply) = failed_reply {
+            o.data_connection_failed(self.protocol(), reply);
+        }
+        let Some(direction) = running.direction else {
+            return;
+        };
+        let (bytes, ok) = match ev {
+            TransferEvent::Finished { bytes } => (*bytes, true),
+            _ => (running.bytes(), false),
+        };
+        o.transfer(self.protocol(), direction, bytes, ok);
     }
 
     fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
@@ -651,6 +691,9 @@ impl Conn {
             .admission
             .login(ip, || self.check_credentials(user, password))
             .await;
+        if let Some(o) = self.server.observer() {
+            o.login(self.protocol(), matches!(result, LoginResult::Accepted(_)));
+        }
         match result {
             LoginResult::Accepted(login) => {
                 self.guard.slot.logged_in();

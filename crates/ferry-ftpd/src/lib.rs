@@ -177,6 +177,8 @@ pub struct Server {
     storage: Arc<dyn Storage>,
     /// Connection limits, the login defender and turns for password checks.
     admission: Arc<Admission>,
+    /// Told about sessions, logins and transfers (metrics), when set.
+    observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
 }
 
 impl Server {
@@ -218,7 +220,18 @@ impl Server {
             users,
             storage,
             admission,
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports sessions, logins and transfers to `observer` from now on. Only the first call has an
+    /// effect.
+    pub fn set_observer(&self, observer: Arc<dyn ferry_observe::Observer>) {
+        let _ = self.observer.set(observer);
+    }
+
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn ferry_observe::Observer>> {
+        self.observer.get()
     }
 
     /// The login defender (to list or lift bans while serving).

@@ -82,6 +82,8 @@ pub struct Server {
     users: UserStore,
     storage: Arc<dyn Storage>,
     admission: Arc<Admission>,
+    /// Told about sessions, logins and transfers (metrics), when set.
+    observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
 }
 
 impl Server {
@@ -108,7 +110,13 @@ impl Server {
             users,
             storage,
             admission,
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports sessions to `observer` from now on. Only the first call has an effect.
+    pub fn set_observer(&self, observer: Arc<dyn ferry_observe::Observer>) {
+        let _ = self.observer.set(observer);
     }
 
     /// The settings in force.

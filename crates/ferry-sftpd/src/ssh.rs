@@ -150,6 +150,8 @@ pub(crate) async fn run(
             }
         };
         info!("connected");
+        let _observed =
+            ferry_observe::SessionGuard::open(server.observer.get().cloned(), ferry_observe::Protocol::Sftp);
         let authenticated = Arc::new(AtomicBool::new(false));
         let tried_login = Arc::new(AtomicBool::new(false));
         let (goodbye_tx, mut goodbye_rx) = watch::channel(None);
@@ -311,6 +313,12 @@ impl Connection {
                 }
             })
             .await;
+        if let Some(o) = self.server.observer.get() {
+            o.login(
+                ferry_observe::Protocol::Sftp,
+                matches!(result, LoginResult::Accepted(_)),
+            );
+        }
         match result {
             LoginResult::Accepted(u) => {
                 tracing::Span::current().record("user", field::display(Untrusted::str(&u.name)));

@@ -69,6 +69,10 @@ pub enum Command {
     #[command(flatten)]
     Client(crate::client::ClientCommand),
 
+    /// Write man pages or shell completions into a directory (a packaging step).
+    #[command(hide = true)]
+    Generate(crate::generate::GenerateArgs),
+
     /// Show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -8,10 +8,12 @@
 //! `ferry-vfs`. It is the only crate that uses `anyhow`, prints, or installs a tracing subscriber.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod ban;
 mod cli;
 mod client;
 mod config;
+mod generate;
 mod serve;
 mod state;
 mod sweep;
@@ -77,6 +79,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Packaging needs neither settings nor a runtime.
+    if let Command::Generate(args) = &cli.command {
+        return generate::run(args);
+    }
     if let Command::Config(cli::ConfigCommand::Example) = cli.command {
         print!("{}", config::reference::example_file(true));
         return Ok(());
@@ -85,14 +91,22 @@ fn run(cli: Cli) -> Result<()> {
     let no_serve_flags = ServeArgs::default();
     let serve_args = match &cli.command {
         Command::Serve(args) => args.as_ref(),
-        Command::User(_) | Command::Ban(_) | Command::Config(_) | Command::Client(_) => &no_serve_flags,
+        Command::User(_)
+        | Command::Ban(_)
+        | Command::Config(_)
+        | Command::Client(_)
+        | Command::Generate(_) => &no_serve_flags,
     };
     let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
     // User commands are quiet unless asked otherwise; the server reports its progress.
     let default_log = match cli.command {
         // rustls warns about every client quirk (an IP address sent as SNI, say); ferry logs what matters.
         Command::Serve(_) => "info,rustls=error",
-        Command::User(_) | Command::Ban(_) | Command::Config(_) | Command::Client(_) => "warn",
+        Command::User(_)
+        | Command::Ban(_)
+        | Command::Config(_)
+        | Command::Client(_)
+        | Command::Generate(_) => "warn",
     };
     init_logging(settings.log.as_deref().unwrap_or(default_log));
 
@@ -104,7 +118,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(_) => runtime.block_on(serve::run(settings)),
         Command::User(command) => runtime.block_on(user::run(&settings, command)),
         Command::Ban(command) => runtime.block_on(ban::run(&settings, command)),
-        Command::Config(_) | Command::Client(_) => Ok(()),
+        Command::Config(_) | Command::Client(_) | Command::Generate(_) => Ok(()),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     result

@@ -42,6 +42,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     })?;
     let listeners = bind_all(&settings.listen, LISTEN)?;
     let implicit = bind_all(&settings.ftps.implicit_listen, IMPLICIT_LISTEN)?;
+    let admin_listeners = bind_admin(&settings.admin)?;
     let users = create_store(&settings.users_db).await?;
     #[cfg(unix)]
     crate::state::check_private(&settings.users_db);
@@ -78,14 +79,24 @@ pub async fn run(settings: Settings) -> Result<()> {
         Some(users.clone()),
     ));
     let gate = Arc::new(ferry_admission::LoginGate::new());
+    let metrics = Arc::new(crate::admin::Metrics::new());
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
-        Some(sftp) => Some(sftp_server(sftp, &ftpd, &users, &storage, &defender, &gate)?),
+        Some(sftp) => Some(sftp_server(
+            sftp, &ftpd, &users, &storage, &defender, &gate, &metrics,
+        )?),
         None => None,
     };
+    let admin = crate::admin::Admin::new(
+        Arc::clone(&metrics),
+        users.clone(),
+        settings.users_db.clone(),
+        settings.files_root.clone(),
+    );
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;
     let server = Server::new_shared(ftpd, users, storage, Arc::clone(&defender), gate);
+    server.set_observer(metrics.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -156,6 +167,19 @@ pub async fn run(settings: Settings) -> Result<()> {
             tasks.spawn(ferry_sftpd::serve(listener, Arc::clone(&sftp_server), shutdown));
         }
     }
+    // Dropped (so stopped) when `run` returns: /readyz answers 503 while the sessions drain.
+    let mut admin_tasks = JoinSet::new();
+    for listener in admin_listeners {
+        let addr = listener
+            .local_addr()
+            .context("cannot read a listener's address")?;
+        writeln!(
+            out,
+            "ferry: admin listening on http://{addr}/ (/metrics, /healthz, /readyz)"
+        )?;
+        info!(%addr, "admin listening");
+        admin_tasks.spawn(crate::admin::serve(listener, Arc::clone(&admin)));
+    }
     out.flush()?;
     drop(out);
 
@@ -169,6 +193,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         signal = name,
         "shutting down; send the signal again to stop at once"
     );
+    admin.start_draining();
     let _ = stop_tx.send(true);
     loop {
         tokio::select! {
@@ -354,6 +379,7 @@ fn sftp_server(
     storage: &Arc<dyn Storage>,
     defender: &Arc<ferry_auth::defender::Defender>,
     gate: &Arc<ferry_admission::LoginGate>,
+    metrics: &Arc<crate::admin::Metrics>,
 ) -> Result<(
     Arc<ferry_sftpd::Server>,
     Vec<TcpListener>,
@@ -386,7 +412,29 @@ fn sftp_server(
         Arc::clone(defender),
         Arc::clone(gate),
     );
+    server.set_observer(metrics.clone());
     Ok((server, listeners, host_keys))
+}
+
+/// Binds the admin listener. The default address (nothing configured) may be taken, e.g. by a second
+/// ferry on the host: that costs a warning, not the start; a configured address must be bound.
+fn bind_admin(admin: &crate::config::admin::AdminSettings) -> Result<Vec<TcpListener>> {
+    if admin.configured {
+        return bind_all(&admin.listen, ADMIN_LISTEN);
+    }
+    let mut bound = Vec::new();
+    for &addr in &admin.listen {
+        match bind(addr) {
+            Ok(listener) => bound.push(listener),
+            Err(e) => warn!(
+                %addr,
+                error = %cause(&e),
+                "cannot listen on the default admin address; no /metrics, /healthz or /readyz \
+                 (set `admin.listen` / `--admin-listen` to another address, or to off)"
+            ),
+        }
+    }
+    Ok(bound)
 }
 
 /// The setting (file key and flag) that chose a group of listening addresses, for error messages.
@@ -403,6 +451,10 @@ const LISTEN: ListenSetting = ListenSetting {
 const IMPLICIT_LISTEN: ListenSetting = ListenSetting {
     key: "ftps.implicit_listen",
     flag: "--ftps-implicit-listen",
+};
+const ADMIN_LISTEN: ListenSetting = ListenSetting {
+    key: "admin.listen",
+    flag: "--admin-listen",
 };
 const SFTP_LISTEN: ListenSetting = ListenSetting {
     key: "sftp.listen",

@@ -42,6 +42,13 @@ pub const SFTP: Group = Group::table(
      to it too. See docs/sftp.md.",
 );
 
+pub const ADMIN: Group = Group::table(
+    "admin",
+    "Admin HTTP listener",
+    "/metrics (Prometheus), /healthz and /readyz; see docs/operations.md. Keep it on loopback or a\n\
+     private network: it has no authentication.",
+);
+
 /// Every setting, in the order of `ferry.example.toml` and docs/configuration.md.
 pub const DEFS: &[Def] = &[
     // ----- state -----
@@ -500,6 +507,17 @@ pub const DEFS: &[Def] = &[
         group: &DEFENDER,
         help: "Networks never scored or banned (health checks, monitoring, your office)",
         example: "192.0.2.0/24,2001:db8::/32,127.0.0.1",
+    },
+    // ----- [admin] -----
+    Def {
+        key: "admin.listen",
+        kind: &kind::ADMIN_ADDR,
+        list: true,
+        default: Is("127.0.0.1:9021"),
+        scope: Scope::Serve,
+        group: &ADMIN,
+        help: "Addresses of the admin HTTP listener (/metrics, /healthz, /readyz); an empty list or off turns it off",
+        example: "127.0.0.1:9100",
     },
     // ----- [sftp] -----
     Def {

@@ -201,6 +201,11 @@ pub mod kind {
             |s| parse::min_password_length(s).map(|n| Value::Number(n as u64));
         DATA_SESSION: String, "MODE", "`\"own\"`, `\"same_user\"` or `\"danger_any\"`",
             |s| parse::data_session(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
+        ADMIN_ADDR: String, "ADDR", "socket address `IP:PORT` (IPv6 in brackets), or `\"off\"`",
+            |s| match s.trim() {
+                "off" => Ok(Value::Text("off".to_owned())),
+                addr => parse::socket_addr(addr).map(Value::Addr),
+            };
         ACTIVE_SOURCE_PORT: String, "CHOICE", "`\"any\"` or `\"control-minus-one\"`",
             |s| parse::active_source_port(s).map(|_| Value::Text(s.to_owned()));
     }
@@ -292,6 +297,11 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// Whether this layer sets `key`.
+    pub fn sets(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
     /// An empty layer.
     pub fn new(origin: &str) -> Self {
         Self {

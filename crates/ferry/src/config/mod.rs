@@ -7,6 +7,7 @@
 //! An error names the key (or the flag) and the file it came from. This module only turns the merged
 //! values into the structures the library crates take.
 
+pub mod admin;
 pub mod defs;
 pub mod layer;
 pub mod parse;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub log: Option<String>,
     /// SFTP, when enabled.
     pub sftp: Option<sftp::SftpSettings>,
+    /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: admin::AdminSettings,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -75,6 +78,9 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
     let values = layer::merge(&[&file, &rust_log, &common.settings.0, &serve.settings.0])?;
     let mut settings = build(&values, &file.origin)?;
     settings.config_file = config_file;
+    settings.admin.configured = [&file, &common.settings.0, &serve.settings.0]
+        .iter()
+        .any(|layer| layer.sets("admin.listen"));
     Ok(settings)
 }
 
@@ -154,6 +160,19 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             _ => None,
         })?,
         sftp,
+        admin: admin::AdminSettings {
+            listen: v
+                .list("admin.listen", |x| match x {
+                    Value::Addr(a) => Some(Some(*a)),
+                    Value::Text(_) => Some(None),
+                    _ => None,
+                })?
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect(),
+            configured: false,
+        },
         data_dir,
     })
 }
