@@ -73,6 +73,8 @@ pub struct Config {
     pub defender: DefenderConfig,
     /// FTPS settings.
     pub ftps: Ftps,
+    /// PROXY protocol headers from load balancers, on control and passive data connections.
+    pub proxy_protocol: ferry_admission::ProxyProtocol,
 }
 
 /// FTPS (RFC 4217) settings. Without a certificate ([`Ftps::tls`] `None`) TLS is off whatever the policies
@@ -165,6 +167,7 @@ impl Default for Config {
             ftps: Ftps::default(),
             protection: Protection::default(),
             defender: DefenderConfig::default(),
+            proxy_protocol: ferry_admission::ProxyProtocol::default(),
         }
     }
 }
@@ -207,12 +210,15 @@ impl Server {
         defender: Arc<Defender>,
         gate: Arc<LoginGate>,
     ) -> Arc<Self> {
-        let admission = Arc::new(Admission::new(
-            config.limits.clone(),
-            config.protection.failed_login_delay,
-            defender,
-            gate,
-        ));
+        let admission = Arc::new(
+            Admission::new(
+                config.limits.clone(),
+                config.protection.failed_login_delay,
+                defender,
+                gate,
+            )
+            .with_proxy(config.proxy_protocol.clone()),
+        );
         Arc::new(Self {
             config,
             users,

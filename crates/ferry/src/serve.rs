@@ -378,6 +378,7 @@ fn sftp_server(
     config.login_timeout = ftpd.session.login_timeout;
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
+    config.proxy_protocol = ftpd.proxy_protocol.clone();
     // The FTP server's login defender and gate: the same events score the same on both protocols.
     let server = ferry_sftpd::Server::new(
         config,

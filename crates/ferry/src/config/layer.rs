@@ -201,6 +201,10 @@ pub mod kind {
             |s| parse::min_password_length(s).map(|n| Value::Number(n as u64));
         DATA_SESSION: String, "MODE", "`\"own\"`, `\"same_user\"` or `\"danger_any\"`",
             |s| parse::data_session(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
+        PROXY_MODE: String, "MODE", "`\"off\"`, `\"optional\"` or `\"required\"`",
+            |s| parse::proxy_mode(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
+        PROXY_DATA: String, "MODE", "`\"none\"` or `\"header\"`",
+            |s| parse::proxy_data(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
         ACTIVE_SOURCE_PORT: String, "CHOICE", "`\"any\"` or `\"control-minus-one\"`",
             |s| parse::active_source_port(s).map(|_| Value::Text(s.to_owned()));
     }

@@ -201,6 +201,25 @@ pub fn data_session(s: &str) -> Result<ferry_ftpd::DataSession, String> {
     }
 }
 
+/// `proxy_protocol.mode`: `off`, `optional` or `required`.
+pub fn proxy_mode(s: &str) -> Result<ferry_admission::ProxyMode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(ferry_admission::ProxyMode::Off),
+        "optional" => Ok(ferry_admission::ProxyMode::Optional),
+        "required" => Ok(ferry_admission::ProxyMode::Required),
+        _ => Err(format!("{s:?} is not a PROXY protocol mode; expected off, optional or required")),
+    }
+}
+
+/// `proxy_protocol.data`: `none` or `header`.
+pub fn proxy_data(s: &str) -> Result<ferry_admission::ProxyData, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(ferry_admission::ProxyData::None),
+        "header" => Ok(ferry_admission::ProxyData::Header),
+        _ => Err(format!("{s:?} is not a data-connection PROXY mode; expected none or header")),
+    }
+}
+
 /// A per-user data-protection override: `required`, `optional`, or `default` (the listener's).
 pub fn protected_data(s: &str) -> Result<Option<bool>, String> {
     match s.trim().to_ascii_lowercase().as_str() {
