@@ -24,6 +24,8 @@ install_paramiko
 # --- servers for the client interop tests (crates/ferry/tests/client_interop.rs): vsftpd, OpenSSH sshd
 # with sftp-server, pyftpdlib via pip ---
 wanted+=(vsftpd:vsftpd sshd:openssh-server)
+# HAProxy in front of ferry, sending PROXY protocol headers (crates/ferry/tests/proxy_protocol.rs).
+wanted+=(haproxy:haproxy)
 install_pyftpdlib() {
     if ! command -v python3 >/dev/null 2>&1 || python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
         return 0

@@ -219,10 +219,12 @@ fn classify(seen: &[u8]) -> Result<Start, ProxyError> {
         }
         return match seen.windows(2).position(|w| w == b"\r\n") {
             Some(at) if at + 2 <= V1_MAX => Ok(Start::Header(at + 2)),
-            Some(_) => Err(ProxyError::Malformed(format!("version 1 header longer than {V1_MAX} bytes"))),
-            None if seen.len() >= V1_MAX => {
-                Err(ProxyError::Malformed(format!("version 1 header longer than {V1_MAX} bytes")))
-            }
+            Some(_) => Err(ProxyError::Malformed(format!(
+                "version 1 header longer than {V1_MAX} bytes"
+            ))),
+            None if seen.len() >= V1_MAX => Err(ProxyError::Malformed(format!(
+                "version 1 header longer than {V1_MAX} bytes"
+            ))),
             None => Ok(Start::Partial),
         };
     }
@@ -334,7 +336,8 @@ mod tests {
     #[tokio::test]
     async fn v1_header_gives_the_client_and_leaves_the_rest() {
         let p = proxy(ProxyMode::Required, &["127.0.0.0/8"]);
-        let (mut s, peer, _c) = connection(b"PROXY TCP4 198.51.100.7 203.0.113.1 40000 21\r\nUSER x\r\n").await;
+        let (mut s, peer, _c) =
+            connection(b"PROXY TCP4 198.51.100.7 203.0.113.1 40000 21\r\nUSER x\r\n").await;
         let a = p.accept(&mut s, peer).await.expect("accepted");
         assert_eq!(a.client, "198.51.100.7:40000".parse().unwrap());
         assert_eq!(a.reached, Some("203.0.113.1:21".parse().unwrap()));
@@ -353,7 +356,11 @@ mod tests {
     #[tokio::test]
     async fn v2_header_gives_the_client_and_leaves_the_rest() {
         let p = proxy(ProxyMode::Required, &["127.0.0.0/8"]);
-        let mut bytes = v2_header(1, "192.0.2.9:5555".parse().unwrap(), "192.0.2.1:22".parse().unwrap());
+        let mut bytes = v2_header(
+            1,
+            "192.0.2.9:5555".parse().unwrap(),
+            "192.0.2.1:22".parse().unwrap(),
+        );
         bytes.extend_from_slice(b"SSH-2.0-x\r\n");
         let (mut s, peer, _c) = connection(&bytes).await;
         let a = p.accept(&mut s, peer).await.expect("accepted");
@@ -365,9 +372,16 @@ mod tests {
     #[tokio::test]
     async fn v2_local_command_keeps_the_tcp_peer() {
         let p = proxy(ProxyMode::Required, &["127.0.0.0/8"]);
-        let bytes = v2_header(0, "192.0.2.9:5555".parse().unwrap(), "192.0.2.1:22".parse().unwrap());
+        let bytes = v2_header(
+            0,
+            "192.0.2.9:5555".parse().unwrap(),
+            "192.0.2.1:22".parse().unwrap(),
+        );
         let (mut s, peer, _c) = connection(&bytes).await;
-        assert_eq!(p.accept(&mut s, peer).await.expect("accepted"), Arrival::direct(peer));
+        assert_eq!(
+            p.accept(&mut s, peer).await.expect("accepted"),
+            Arrival::direct(peer)
+        );
     }
 
     #[tokio::test]
@@ -390,9 +404,15 @@ mod tests {
     async fn missing_header_is_refused_when_required_and_direct_when_optional() {
         let (mut s, peer, _c) = connection(b"SSH-2.0-OpenSSH_9.2\r\n").await;
         let required = proxy(ProxyMode::Required, &["127.0.0.1"]);
-        assert!(matches!(required.accept(&mut s, peer).await, Err(ProxyError::Missing)));
+        assert!(matches!(
+            required.accept(&mut s, peer).await,
+            Err(ProxyError::Missing)
+        ));
         let optional = proxy(ProxyMode::Optional, &["127.0.0.1"]);
-        assert_eq!(optional.accept(&mut s, peer).await.expect("direct"), Arrival::direct(peer));
+        assert_eq!(
+            optional.accept(&mut s, peer).await.expect("direct"),
+            Arrival::direct(peer)
+        );
         assert_eq!(rest(&mut s, 4).await, b"SSH-");
     }
 
@@ -402,13 +422,19 @@ mod tests {
         for sent in [&b""[..], b"PROXY TCP4 1.2.3.4", &V2_SIGNATURE[..7]] {
             let (mut s, peer, _c) = connection(sent).await;
             let t0 = std::time::Instant::now();
-            assert!(matches!(required.accept(&mut s, peer).await, Err(ProxyError::Timeout)));
+            assert!(matches!(
+                required.accept(&mut s, peer).await,
+                Err(ProxyError::Timeout)
+            ));
             assert!(t0.elapsed() < Duration::from_secs(3));
         }
         // Optional: a silent peer (an FTP client waiting for its greeting) is served directly.
         let optional = proxy(ProxyMode::Optional, &["127.0.0.1"]);
         let (mut s, peer, _c) = connection(b"").await;
-        assert_eq!(optional.accept(&mut s, peer).await.expect("direct"), Arrival::direct(peer));
+        assert_eq!(
+            optional.accept(&mut s, peer).await.expect("direct"),
+            Arrival::direct(peer)
+        );
     }
 
     #[tokio::test]
@@ -451,7 +477,10 @@ mod tests {
     async fn off_reads_nothing() {
         let p = proxy(ProxyMode::Off, &[]);
         let (mut s, peer, _c) = connection(b"PROXY UNKNOWN\r\n").await;
-        assert_eq!(p.accept(&mut s, peer).await.expect("direct"), Arrival::direct(peer));
+        assert_eq!(
+            p.accept(&mut s, peer).await.expect("direct"),
+            Arrival::direct(peer)
+        );
         assert_eq!(rest(&mut s, 6).await, b"PROXY ");
     }
 
@@ -467,13 +496,18 @@ mod tests {
         let (mut s, peer, _c) = connection(&thief).await;
         assert!(p.accept_data(&mut s, peer, client).await.is_err());
         let (mut s, peer, _c) = connection(b"data").await;
-        assert!(matches!(p.accept_data(&mut s, peer, client).await, Err(ProxyError::Missing)));
+        assert!(matches!(
+            p.accept_data(&mut s, peer, client).await,
+            Err(ProxyError::Missing)
+        ));
         let none = ProxyProtocol {
             data: ProxyData::None,
             ..p.clone()
         };
         let (mut s, peer, _c) = connection(b"data").await;
-        none.accept_data(&mut s, peer, client).await.expect("balancer allowed");
+        none.accept_data(&mut s, peer, client)
+            .await
+            .expect("balancer allowed");
         let elsewhere = ProxyProtocol {
             allowed: vec!["10.0.0.1".parse().unwrap()],
             ..none
@@ -486,7 +520,11 @@ mod tests {
 
     #[test]
     fn classify_never_panics_on_prefixes() {
-        let header = v2_header(1, "192.0.2.9:5555".parse().unwrap(), "192.0.2.1:22".parse().unwrap());
+        let header = v2_header(
+            1,
+            "192.0.2.9:5555".parse().unwrap(),
+            "192.0.2.1:22".parse().unwrap(),
+        );
         for n in 0..header.len() {
             let _ = classify(&header[..n]);
         }

@@ -572,9 +572,7 @@ impl Conn {
                             }
                         },
                         allow_fxp: self.guard.fxp,
-                        proxy: self
-                            .proxied
-                            .then(|| Arc::clone(self.server.admission.proxy())),
+                        proxy: self.proxied.then(|| Arc::clone(self.server.admission.proxy())),
                         tls,
                     };
                     let plan = std::mem::take(&mut self.plan);

@@ -207,7 +207,9 @@ pub fn proxy_mode(s: &str) -> Result<ferry_admission::ProxyMode, String> {
         "off" => Ok(ferry_admission::ProxyMode::Off),
         "optional" => Ok(ferry_admission::ProxyMode::Optional),
         "required" => Ok(ferry_admission::ProxyMode::Required),
-        _ => Err(format!("{s:?} is not a PROXY protocol mode; expected off, optional or required")),
+        _ => Err(format!(
+            "{s:?} is not a PROXY protocol mode; expected off, optional or required"
+        )),
     }
 }
 
@@ -216,7 +218,9 @@ pub fn proxy_data(s: &str) -> Result<ferry_admission::ProxyData, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "none" => Ok(ferry_admission::ProxyData::None),
         "header" => Ok(ferry_admission::ProxyData::Header),
-        _ => Err(format!("{s:?} is not a data-connection PROXY mode; expected none or header")),
+        _ => Err(format!(
+            "{s:?} is not a data-connection PROXY mode; expected none or header"
+        )),
     }
 }
 
