@@ -30,7 +30,7 @@ use ferry_auth::defender::{Defender, Event, Verdict};
 use ferry_auth::AuthOutcome;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use ferry_auth::defender::canonical;
 pub use gate::{LoginGate, LoginTurn};
@@ -110,8 +110,11 @@ impl Admission {
     /// that is misconfigured, or someone pretending to be one).
     pub async fn arrive(&self, stream: &mut TcpStream, peer: SocketAddr) -> Result<Arrival, ProxyError> {
         let arrival = self.proxy.accept(stream, peer).await;
-        if let Err(e) = &arrival {
-            warn!(%peer, error = %e, "connection refused");
+        match &arrival {
+            // A balancer's TCP health check connects and closes: not worth a warning every few seconds.
+            Err(e @ ProxyError::Closed) => debug!(%peer, error = %e, "connection closed"),
+            Err(e) => warn!(%peer, error = %e, "connection refused"),
+            Ok(_) => {}
         }
         arrival
     }
