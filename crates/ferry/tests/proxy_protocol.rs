@@ -95,9 +95,11 @@ impl Stack {
                 Some(users.clone()),
             ));
             let gate = Arc::new(ferry_admission::LoginGate::new());
-            let mut ftp_config = ferry_ftpd::Config::default();
-            ftp_config.passive_ports = passive.0..=passive.1;
-            ftp_config.proxy_protocol = proxy.clone();
+            let ftp_config = ferry_ftpd::Config {
+                passive_ports: passive.0..=passive.1,
+                proxy_protocol: proxy.clone(),
+                ..ferry_ftpd::Config::default()
+            };
             let ftp_server = ferry_ftpd::Server::new_shared(
                 ftp_config,
                 users.clone(),
