@@ -654,8 +654,7 @@ impl Conn {
         let ip = match family {
             PassiveFamily::V4 => self
                 .server
-                .config
-                .masquerade_address
+                .masquerade_address()
                 .unwrap_or(canonical(self.reached.ip())),
             PassiveFamily::Any => self.reached.ip(),
         };

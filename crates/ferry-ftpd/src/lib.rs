@@ -180,6 +180,9 @@ pub struct Server {
     storage: Arc<dyn Storage>,
     /// Connection limits, the login defender and turns for password checks.
     admission: Arc<Admission>,
+    /// The address PASV announces instead of the local one; starts as `config.masquerade_address`,
+    /// changed by [`Server::set_masquerade_address`] (a host name resolved again on SIGHUP).
+    masquerade: std::sync::RwLock<Option<IpAddr>>,
 }
 
 impl Server {
@@ -220,6 +223,7 @@ impl Server {
             .with_proxy(config.proxy_protocol.clone()),
         );
         Arc::new(Self {
+            masquerade: std::sync::RwLock::new(config.masquerade_address),
             config,
             users,
             storage,
@@ -235,6 +239,16 @@ impl Server {
     /// The settings in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The address PASV replies announce instead of the address the client connected to, if any.
+    pub fn masquerade_address(&self) -> Option<IpAddr> {
+        *self.masquerade.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the address PASV replies announce from now on (e.g. a host name resolved again).
+    pub fn set_masquerade_address(&self, ip: Option<IpAddr>) {
+        *self.masquerade.write().unwrap_or_else(|e| e.into_inner()) = ip;
     }
 }
 

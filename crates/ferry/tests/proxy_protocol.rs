@@ -397,3 +397,37 @@ fn backend_addr(stack: &Stack) -> SocketAddr {
         .and_then(|a| a.parse().ok())
         .expect("backend address")
 }
+
+/// `masquerade_address` as a host name: `ferry serve` resolves it at start and again on SIGHUP, and
+/// PASV announces the resolved address instead of the one the client connected to (127.0.0.2 here,
+/// while `localhost` is 127.0.0.1).
+#[test]
+fn masquerade_host_name_is_resolved_at_start_and_on_sighup() {
+    use ferry_testkit::binary::{Control, Server};
+    let dir = ferry_testkit::binary::tempdir();
+    let mut server = Server::start(
+        dir.path(),
+        &["--listen", "127.0.0.2:0", "--masquerade-address", "localhost"],
+    );
+    let mut addrs = vec![server.wait_listening(), server.wait_listening()];
+    addrs.retain(|a| a.ip() == IpAddr::V4(BALANCER));
+    let addr = addrs.pop().expect("a listener on 127.0.0.2");
+    let password = server
+        .printed_password()
+        .expect("first start prints the password");
+    server.wait_logged("masquerade_address resolved");
+    let pasv = |ctl: &mut Control| ctl.expect("PASV", 227);
+    let mut ctl = Control::connect_greeted(addr);
+    ctl.expect("USER ferry", 331);
+    ctl.expect(&format!("PASS {password}"), 230);
+    let reply = pasv(&mut ctl);
+    assert!(
+        reply.contains("(127,0,0,1,"),
+        "PASV announces localhost's address: {reply}"
+    );
+    server.signal("HUP");
+    server.wait_logged("masquerade_address resolved again");
+    let reply = pasv(&mut ctl);
+    assert!(reply.contains("(127,0,0,1,"), "{reply}");
+    ctl.expect("QUIT", 221);
+}

@@ -109,7 +109,8 @@ pub const DEFS: &[Def] = &[
         default: Unset("not set (announce the address the client connected to)"),
         scope: Scope::Serve,
         group: &NETWORK,
-        help: "IPv4 address announced in PASV replies instead of the local address, for NAT",
+        help: "IPv4 address (or host name, resolved at start and on SIGHUP) announced in PASV replies \
+               instead of the address the client connected to, for NAT and load balancers",
         example: "203.0.113.10",
     },
     Def {

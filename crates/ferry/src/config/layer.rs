@@ -169,7 +169,11 @@ pub mod kind {
             |s| parse::socket_addr(s).map(Value::Addr);
         PORT_RANGE: String, "LOW-HIGH", "string `\"LOW-HIGH\"` (or a single port), `1024 <= LOW <= HIGH <= 65535`",
             |s| parse::port_range(s).map(Value::Ports);
-        IPV4: String, "IPV4", "IPv4 address", |s| parse::masquerade_address(s).map(Value::Ip);
+        IPV4: String, "ADDR", "IPv4 address or host name (resolved to IPv4 at start and on SIGHUP)",
+            |s| parse::masquerade(s).map(|m| match m {
+                parse::Masquerade::Ip(ip) => Value::Ip(ip),
+                parse::Masquerade::Host(name) => Value::Text(name),
+            });
         GREETING: String, "TEXT", "string: one line, no control characters, at most 200 bytes",
             |s| parse::greeting(s).map(Value::Text);
         SECS: Integer, "SECS", "integer seconds, 1 to 31536000", |s| parse::secs(s).map(Value::Number);

@@ -43,8 +43,11 @@ pub struct Settings {
     pub users_db: PathBuf,
     /// Control-connection addresses.
     pub listen: Vec<SocketAddr>,
-    /// Everything the FTP server itself needs (`ftpd.ftps.tls` is filled in by `serve`).
+    /// Everything the FTP server itself needs (`ftpd.ftps.tls` is filled in by `serve`, and
+    /// `ftpd.masquerade_address` from `masquerade_host` when that is set).
     pub ftpd: ferry_ftpd::Config,
+    /// `masquerade_address` given as a host name: resolved to IPv4 at start and on SIGHUP.
+    pub masquerade_host: Option<String>,
     /// Where the FTPS certificate comes from, and the implicit-FTPS addresses.
     pub ftps: FtpsFiles,
     /// The tracing filter, if one was configured (the command picks its own default otherwise).
@@ -112,10 +115,13 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             Value::Ports(r) => Some(r.clone()),
             _ => None,
         })?,
-        masquerade_address: v.opt("masquerade_address", |x| match x {
-            Value::Ip(ip) => Some(*ip),
-            _ => None,
-        })?,
+        masquerade_address: v
+            .opt("masquerade_address", |x| match x {
+                Value::Ip(ip) => Some(Some(*ip)),
+                Value::Text(_) => Some(None),
+                _ => None,
+            })?
+            .flatten(),
         data_timeout: v.secs("data_timeout_secs")?,
         active_source_port: parse::active_source_port(&v.text("active_source_port")?)
             .map_err(|m| anyhow!("{origin}: invalid `active_source_port`: {m}"))?,
@@ -149,6 +155,13 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
         users_db,
         listen,
         ftpd,
+        masquerade_host: v
+            .opt("masquerade_address", |x| match x {
+                Value::Text(name) => Some(Some(name.clone())),
+                Value::Ip(_) => Some(None),
+                _ => None,
+            })?
+            .flatten(),
         ftps,
         log: v.opt("log", |x| match x {
             Value::Text(s) => Some(s.clone()),
@@ -441,6 +454,16 @@ mod tests {
         assert_eq!(s.log.as_deref(), Some("warn"));
         let s = load(&common, &serve, Some("error")).expect("load");
         assert_eq!(s.log.as_deref(), Some("error"), "RUST_LOG beats the file");
+    }
+
+    #[test]
+    fn masquerade_address_may_be_a_host_name() {
+        let s = load_text("masquerade_address = \"ftp.example.com\"").expect("load");
+        assert_eq!(s.masquerade_host.as_deref(), Some("ftp.example.com"));
+        assert_eq!(s.ftpd.masquerade_address, None);
+        let s = load_text("masquerade_address = \"203.0.113.7\"").expect("load");
+        assert_eq!(s.masquerade_host, None);
+        assert!(s.ftpd.masquerade_address.is_some());
     }
 
     #[test]
