@@ -31,6 +31,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// 127.0.0.x address takes effect), with HAProxy in front.
 struct Stack {
     ftp: SocketAddr,
+    /// Implicit FTPS.
+    ftps: SocketAddr,
     sftp: SocketAddr,
     passive: (u16, u16),
     defender: Arc<Defender>,
@@ -70,7 +72,7 @@ impl Stack {
             .build()
             .expect("runtime");
         let root = dir.path().to_owned();
-        let (ftp, sftp, defender) = runtime.block_on(async move {
+        let (ftp, ftps, sftp, defender) = runtime.block_on(async move {
             let users = ferry_auth::UserStore::open(&root.join("users.db"))
                 .await
                 .expect("users");
@@ -95,9 +97,14 @@ impl Stack {
                 Some(users.clone()),
             ));
             let gate = Arc::new(ferry_admission::LoginGate::new());
+            let identity = ferry_ftpd::PemIdentity::self_signed(vec!["localhost".into()]).expect("cert");
             let ftp_config = ferry_ftpd::Config {
                 passive_ports: passive.0..=passive.1,
                 proxy_protocol: proxy.clone(),
+                ftps: ferry_ftpd::Ftps {
+                    tls: Some(Arc::new(ferry_ftpd::Tls::new(&identity).expect("tls"))),
+                    ..ferry_ftpd::Ftps::default()
+                },
                 ..ferry_ftpd::Config::default()
             };
             let ftp_server = ferry_ftpd::Server::new_shared(
@@ -113,14 +120,27 @@ impl Stack {
             let sftp_server =
                 ferry_sftpd::Server::new(sftp_config, users, storage, Arc::clone(&defender), gate);
             let ftp = tokio::net::TcpListener::bind((FERRY, 0)).await.expect("bind");
+            let ftps = tokio::net::TcpListener::bind((FERRY, 0)).await.expect("bind");
             let sftp = tokio::net::TcpListener::bind((FERRY, 0)).await.expect("bind");
-            let addrs = (ftp.local_addr().expect("addr"), sftp.local_addr().expect("addr"));
-            tokio::spawn(ferry_ftpd::serve(ftp, ftp_server, std::future::pending()));
+            let addr = |l: &tokio::net::TcpListener| l.local_addr().expect("addr");
+            let addrs = (addr(&ftp), addr(&ftps), addr(&sftp));
+            tokio::spawn(ferry_ftpd::serve(
+                ftp,
+                Arc::clone(&ftp_server),
+                std::future::pending(),
+            ));
+            tokio::spawn(ferry_ftpd::serve_kind(
+                ftps,
+                ftp_server,
+                ferry_ftpd::ListenerKind::Implicit,
+                std::future::pending(),
+            ));
             tokio::spawn(ferry_sftpd::serve(sftp, sftp_server, std::future::pending()));
-            (addrs.0, addrs.1, defender)
+            (addrs.0, addrs.1, addrs.2, defender)
         });
         let mut stack = Stack {
             ftp,
+            ftps,
             sftp,
             passive,
             defender,
@@ -136,6 +156,7 @@ impl Stack {
     /// forwarded port by port (with a header only for `data = header`).
     fn start_haproxy(&mut self, data: ProxyData) {
         let (ftp_front, sftp_front) = (free_port(BALANCER), free_port(BALANCER));
+        let ftps_front = free_port(BALANCER);
         let data_header = match data {
             ProxyData::Header => " send-proxy-v2",
             ProxyData::None => "",
@@ -148,8 +169,11 @@ impl Stack {
              frontend passive\n  bind {BALANCER}:{lo}-{hi}\n  default_backend passive\n\
              backend passive\n  server ferry {FERRY}{data_header}\n\
              frontend sftp\n  bind {BALANCER}:{sftp_front}\n  default_backend sftp\n\
-             backend sftp\n  server ferry {sftp} send-proxy-v2\n",
+             backend sftp\n  server ferry {sftp} send-proxy-v2\n\
+             frontend ftps\n  bind {BALANCER}:{ftps_front}\n  default_backend ftps\n\
+             backend ftps\n  server ferry {ftps} send-proxy-v2\n",
             ftp = self.ftp,
+            ftps = self.ftps,
             sftp = self.sftp,
             lo = self.passive.0,
             hi = self.passive.1,
@@ -180,6 +204,7 @@ impl Stack {
         }
         self.ftp = ftp_addr;
         self.sftp = SocketAddr::from((BALANCER, sftp_front));
+        self.ftps = SocketAddr::from((BALANCER, ftps_front));
     }
 
     fn ban(&self, ip: Ipv4Addr) {
@@ -198,6 +223,11 @@ impl Stack {
 
     /// curl from the client address through the balancer, with `args` and `ftp://…/path`.
     fn curl(&self, args: &[&str], path: &str) -> Run {
+        self.curl_url(args, &format!("ftp://{}/{path}", self.ftp))
+    }
+
+    /// curl from the client address with `args` and `url`.
+    fn curl_url(&self, args: &[&str], url: &str) -> Run {
         let mut cmd = Command::new("curl");
         cmd.args([
             "-sS",
@@ -209,7 +239,7 @@ impl Stack {
         ])
         .args(["--user", &format!("{USER}:{PASSWORD}")])
         .args(args)
-        .arg(format!("ftp://{}/{path}", self.ftp))
+        .arg(url)
         .current_dir(self.dir.path().join("local"));
         run_timeout(&mut cmd, None, TIMEOUT)
     }
@@ -327,6 +357,12 @@ fn ftp_through_the_balancer(data: ProxyData) {
     assert!(refused.dump().contains("banned"), "{}", refused.dump());
     stack.unban(CLIENT);
     stack.curl(&[], "").assert_success();
+
+    // Implicit FTPS through the balancer: the header comes before the TLS handshake.
+    let ftps = stack.curl_url(&["-k", "-Q", "STAT"], &format!("ftps://{}/", stack.ftps));
+    let dump = ftps.assert_success().dump();
+    assert!(ftps.out().contains("up.bin"), "implicit FTPS listing: {dump}");
+    assert!(dump.contains(&format!("Connected from {CLIENT}")), "{dump}");
 }
 
 #[test]
