@@ -518,6 +518,46 @@ mod tests {
         ));
     }
 
+    /// Random bytes after either signature (and mutations of a valid header) never panic the
+    /// classifier or the parser; whatever parses names a client or keeps the TCP peer.
+    #[test]
+    fn random_headers_never_panic() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let valid = v2_header(
+            1,
+            "192.0.2.9:5555".parse().unwrap(),
+            "192.0.2.1:22".parse().unwrap(),
+        );
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000u32 {
+            let mut bytes = match round % 3 {
+                0 => V2_SIGNATURE.to_vec(),
+                1 => V1_PREFIX.to_vec(),
+                _ => valid.clone(),
+            };
+            let extra = (next() % 64) as usize;
+            bytes.extend((0..extra).map(|_| next() as u8));
+            if round % 3 == 2 {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            if round % 5 == 0 {
+                bytes.extend_from_slice(b"\r\n");
+            }
+            if let Ok(Start::Header(n)) = classify(&bytes) {
+                if let Some(header) = bytes.get(..n) {
+                    let _ = arrival(header, peer);
+                }
+            }
+        }
+    }
+
     #[test]
     fn classify_never_panics_on_prefixes() {
         let header = v2_header(
