@@ -155,14 +155,14 @@ impl Stack {
     /// HAProxy in TCP mode: control and SSH frontends with `send-proxy-v2`, and the passive range
     /// forwarded port by port (with a header only for `data = header`).
     fn start_haproxy(&mut self, data: ProxyData) {
-        let (ftp_front, sftp_front) = (free_port(BALANCER), free_port(BALANCER));
-        let ftps_front = free_port(BALANCER);
+        let front = port_block(3);
+        let (ftp_front, sftp_front, ftps_front) = (front, front + 1, front + 2);
         let data_header = match data {
             ProxyData::Header => " send-proxy-v2",
             ProxyData::None => "",
         };
         let cfg = format!(
-            "global\n  maxconn 100\n\
+            "global\n  maxconn 100\n  noreuseport\n\
              defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
              frontend ftp\n  bind {BALANCER}:{ftp_front}\n  default_backend ftp\n\
              backend ftp\n  server ferry {ftp} send-proxy-v2\n\
@@ -290,28 +290,31 @@ impl IntoNetwork for IpAddr {
     }
 }
 
-/// A port free on `ip` now (HAProxy binds it a moment later).
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A run of [`PASSIVE_PORTS`] ports free on both the balancer's and ferry's address.
-fn free_range() -> (u16, u16) {
-    for _ in 0..50 {
-        let lo = free_port(BALANCER);
-        let Some(hi) = lo.checked_add(PASSIVE_PORTS - 1) else {
-            continue;
-        };
-        let free = (lo..=hi)
+/// A run of `n` (at most 8) ports free now on both the balancer's and ferry's address, for HAProxy's
+/// frontends and the passive range. HAProxy needs fixed ports, so they are taken from 20000–29999,
+/// below the ephemeral range that port-0 binds use, in blocks of 8 that the tests of this process
+/// never share; HAProxy runs with `noreuseport`, so a clash with another process fails loudly
+/// instead of two balancers sharing a port.
+fn port_block(n: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761) >> 4;
+    for _ in 0..200 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = 20_000 + (seed.wrapping_add(k) % 1250) as u16 * 8;
+        let free = (base..base + n)
             .all(|p| TcpListener::bind((BALANCER, p)).is_ok() && TcpListener::bind((FERRY, p)).is_ok());
         if free {
-            return (lo, hi);
+            return base;
         }
     }
-    panic!("no free run of {PASSIVE_PORTS} ports on loopback");
+    panic!("no free run of {n} ports on loopback");
+}
+
+/// The passive range: [`PASSIVE_PORTS`] ports.
+fn free_range() -> (u16, u16) {
+    let lo = port_block(PASSIVE_PORTS);
+    (lo, lo + PASSIVE_PORTS - 1)
 }
 
 fn write(path: &Path, data: &[u8]) {
