@@ -1,5 +1,6 @@
-//! Data connections: passive listeners that accept only the control peer, and active connections that
-//! were checked (by the session) to target only the control peer.
+//! Data connections: passive listeners that accept only the control peer (or, for a session that came
+//! through a load balancer, what `proxy_protocol.data` says), and active connections that were checked
+//! (by the session) to target only the control peer.
 
 use ferry_admission::canonical;
 use std::io;

@@ -4,7 +4,8 @@
 //! its own task, and carries out what the session asks for: authentication through `ferry-auth`, storage
 //! requests and transfers through `ferry-vfs`, passive listeners and active connections. It enforces the
 //! network-side defences the session cannot see: connection limits, passive connections only from the
-//! control peer, data-connection timeouts, the command-rate throttle, and the login defender (bans
+//! control peer (behind a load balancer: the client its PROXY header names, see
+//! [`ferry_admission::ProxyProtocol`]), data-connection timeouts, the command-rate throttle, and the login defender (bans
 //! checked at connect, misbehaviour reported to `ferry_auth::defender`).
 //!
 //! What it deliberately does not do: parse FTP or choose replies (that is `ferry-proto`), touch files
