@@ -16,6 +16,8 @@ wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client sshpas
 # --- servers for the client interop tests (crates/ferry/tests/client_interop.rs): vsftpd, OpenSSH sshd
 # with sftp-server, pyftpdlib via pip ---
 wanted+=(vsftpd:vsftpd sshd:openssh-server)
+# HAProxy in front of ferry, sending PROXY protocol headers (crates/ferry/tests/proxy_protocol.rs).
+wanted+=(haproxy:haproxy)
 # --- end client interop servers ---
 
 # Python modules, installed with pip: paramiko (SFTP tests), pyftpdlib (client interop), prometheus_client

@@ -7,6 +7,8 @@
 //! - the [`LoginGate`]: password checks take turns, one per address and a few server-wide;
 //! - [`Admission::login`]: runs one authentication attempt through the gate, scores its outcome with the
 //!   login defender the same way for every protocol, and makes every failure take the same time;
+//! - the PROXY protocol (versions 1 and 2) from trusted load balancers: [`Admission::arrive`] tells who
+//!   the client of a new connection is, so limits, scores, bans and logs all use that address;
 //! - the accept loop with graceful shutdown ([`serve`]) and the task that reloads bans from the user
 //!   database ([`refresh_bans`]), owned by the binary so SFTP bans do not depend on FTP listeners.
 //!
@@ -17,6 +19,7 @@
 
 mod gate;
 mod limits;
+mod proxy;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -27,11 +30,12 @@ use ferry_auth::defender::{Defender, Event, Verdict};
 use ferry_auth::AuthOutcome;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use ferry_auth::defender::canonical;
 pub use gate::{LoginGate, LoginTurn};
 pub use limits::{ConnectionLimits, Refusal, Slot, Tracker};
+pub use proxy::{Arrival, ProxyData, ProxyError, ProxyMode, ProxyProtocol, V2_MAX};
 
 /// How often [`refresh_bans`] reloads the bans from the user database.
 pub const BAN_REFRESH: Duration = Duration::from_secs(10);
@@ -68,6 +72,7 @@ pub struct Admission {
     defender: Arc<Defender>,
     gate: Arc<LoginGate>,
     failed_login_delay: Duration,
+    proxy: Arc<ProxyProtocol>,
 }
 
 impl Admission {
@@ -84,7 +89,34 @@ impl Admission {
             defender,
             gate,
             failed_login_delay,
+            proxy: Arc::new(ProxyProtocol::default()),
         }
+    }
+
+    /// The same admission, reading PROXY protocol headers as `proxy` says.
+    pub fn with_proxy(mut self, proxy: ProxyProtocol) -> Self {
+        self.proxy = Arc::new(proxy);
+        self
+    }
+
+    /// The PROXY protocol settings.
+    pub fn proxy(&self) -> &Arc<ProxyProtocol> {
+        &self.proxy
+    }
+
+    /// Who a new connection from the TCP peer `peer` is for: reads its PROXY header as the settings
+    /// require (within their header timeout). Call it first, before [`Admission::admit`] with the
+    /// client's address; on an error close the connection without a word (the peer is a balancer
+    /// that is misconfigured, or someone pretending to be one).
+    pub async fn arrive(&self, stream: &mut TcpStream, peer: SocketAddr) -> Result<Arrival, ProxyError> {
+        let arrival = self.proxy.accept(stream, peer).await;
+        match &arrival {
+            // A balancer's TCP health check connects and closes: not worth a warning every few seconds.
+            Err(e @ ProxyError::Closed) => debug!(%peer, error = %e, "connection closed"),
+            Err(e) => warn!(%peer, error = %e, "connection refused"),
+            Ok(_) => {}
+        }
+        arrival
     }
 
     /// The login defender.

@@ -94,13 +94,22 @@ const MAX_READS: usize = 4;
 /// Runs one control connection to completion.
 pub(crate) async fn run(
     id: u64,
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
     server: Arc<Server>,
     kind: ListenerKind,
     stop: watch::Receiver<bool>,
 ) {
-    let span = info_span!("session", id, peer = %peer, user = field::Empty);
+    // Behind a load balancer the client is the one its PROXY header names; everything below (limits,
+    // bans, TLS policy, PORT checks, passive-peer checks, logs) uses that address.
+    let Ok(arrival) = server.admission.arrive(&mut stream, tcp_peer).await else {
+        return;
+    };
+    let peer = arrival.client;
+    let span = info_span!("session", id, peer = %peer, via = field::Empty, user = field::Empty);
+    if let Some(via) = arrival.via {
+        span.record("via", field::display(via));
+    }
     async move {
         let ip = canonical(peer.ip());
         // Banned addresses and connections over a limit are refused before anything else: 421 instead
@@ -124,6 +133,8 @@ pub(crate) async fn run(
             Ok(a) => a,
             Err(_) => return,
         };
+        // The address the client connected to: the balancer's, from the header, when proxied.
+        let reached = arrival.reached.unwrap_or(local);
         let _ = stream.set_nodelay(true);
         let ftps = &server.config.ftps;
         let mut session_tls = None;
@@ -166,13 +177,15 @@ pub(crate) async fn run(
             allow_ccc: ftps.danger_allow_ccc,
         };
         let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
-        let session = Session::new(config, peer, local, Instant::now());
+        let session = Session::new(config, peer, reached, Instant::now());
         let throttle = Throttle::new(server.config.protection.max_commands_per_sec, Instant::now());
         let mut conn = Conn {
             server,
             session,
             peer,
             local,
+            reached,
+            proxied: arrival.via.is_some(),
             session_tls,
             start_tls: false,
             stop_tls: false,
@@ -220,7 +233,12 @@ struct Conn {
     server: Arc<Server>,
     session: Session,
     peer: SocketAddr,
+    /// This end of the control connection's socket.
     local: SocketAddr,
+    /// The address the client connected to (the balancer's when proxied; `local` otherwise).
+    reached: SocketAddr,
+    /// The control connection came through a load balancer (PROXY header).
+    proxied: bool,
     /// This control connection's TLS configurations, once TLS is up.
     session_tls: Option<SessionTls>,
     /// The session asked for the TLS handshake (after `234`).
@@ -559,6 +577,7 @@ impl Conn {
                             }
                         },
                         allow_fxp: self.guard.fxp,
+                        proxy: self.proxied.then(|| Arc::clone(self.server.admission.proxy())),
                         tls,
                     };
                     let plan = std::mem::take(&mut self.plan);
@@ -671,13 +690,13 @@ impl Conn {
             })?;
         let port = listener.local_addr().map_err(|_| ())?.port();
         self.plan = DataPlan::Passive(listener);
+        // Announce the address the client connected to (a balancer's when proxied), unless masqueraded.
         let ip = match family {
             PassiveFamily::V4 => self
                 .server
-                .config
-                .masquerade_address
-                .unwrap_or(canonical(self.local.ip())),
-            PassiveFamily::Any => self.local.ip(),
+                .masquerade_address()
+                .unwrap_or(canonical(self.reached.ip())),
+            PassiveFamily::Any => self.reached.ip(),
         };
         Ok(SocketAddr::new(ip, port))
     }

@@ -1,5 +1,6 @@
-//! Data connections: passive listeners that accept only the control peer, and active connections that
-//! were checked (by the session) to target only the control peer.
+//! Data connections: passive listeners that accept only the control peer (or, for a session that came
+//! through a load balancer, what `proxy_protocol.data` says), and active connections that were checked
+//! (by the session) to target only the control peer.
 
 use ferry_admission::canonical;
 use std::io;
@@ -37,6 +38,9 @@ pub(crate) struct DataCtx {
     pub(crate) active_source: Option<u16>,
     /// FXP: passive connections from any address.
     pub(crate) allow_fxp: bool,
+    /// The control connection came through a load balancer: passive connections are checked by these
+    /// PROXY protocol settings (`proxy_protocol.data`) instead of by their TCP peer.
+    pub(crate) proxy: Option<Arc<ferry_admission::ProxyProtocol>>,
     /// `Some` when the data connection must be TLS (PROT P).
     pub(crate) tls: Option<DataTls>,
 }
@@ -112,7 +116,11 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
             ))
         }
         DataPlan::Passive(listener) => {
-            let from = (!ctx.allow_fxp).then_some(ctx.peer_ip);
+            let from = match (ctx.allow_fxp, &ctx.proxy) {
+                (true, _) => Expect::Anyone,
+                (false, Some(proxy)) => Expect::Proxied(proxy, ctx.peer_ip),
+                (false, None) => Expect::Peer(ctx.peer_ip),
+            };
             tokio::time::timeout(ctx.timeout, accept_peer(listener, from))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??
@@ -127,18 +135,39 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
     Ok(stream)
 }
 
-/// Accepts exactly one connection from the control peer's IP (from any address with FXP: `peer_ip`
-/// `None`); connections from anyone else are closed at once (passive-port theft), and the listener is
-/// dropped after the first good one.
-async fn accept_peer(listener: TcpListener, peer_ip: Option<IpAddr>) -> io::Result<TcpStream> {
-    let want = peer_ip.map(canonical);
+/// Whom a passive listener accepts.
+enum Expect<'a> {
+    /// Anyone (FXP).
+    Anyone,
+    /// The control connection's peer.
+    Peer(IpAddr),
+    /// A load balancer for this client, as the PROXY protocol settings say.
+    Proxied(&'a ferry_admission::ProxyProtocol, IpAddr),
+}
+
+/// Accepts exactly one connection from the control peer's IP (from any address with FXP; through an
+/// allowed load balancer, for this client when headers are on, when the control connection was
+/// proxied); connections from anyone else are closed at once (passive-port theft), and the listener
+/// is dropped after the first good one.
+async fn accept_peer(listener: TcpListener, expect: Expect<'_>) -> io::Result<TcpStream> {
     loop {
-        let (stream, from) = listener.accept().await?;
-        if want.is_none_or(|w| canonical(from.ip()) == w) {
-            debug!(%from, "passive data connection accepted");
-            return Ok(stream);
+        let (mut stream, from) = listener.accept().await?;
+        let refused = match expect {
+            Expect::Anyone => None,
+            Expect::Peer(ip) => (canonical(from.ip()) != canonical(ip)).then(|| format!("expected {ip}")),
+            Expect::Proxied(proxy, client) => proxy
+                .accept_data(&mut stream, from, client)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        };
+        match refused {
+            None => {
+                debug!(%from, "passive data connection accepted");
+                return Ok(stream);
+            }
+            Some(why) => warn!(%from, %why, "passive data connection refused"),
         }
-        warn!(%from, expected = ?want, "passive data connection from a foreign address refused");
         drop(stream);
     }
 }

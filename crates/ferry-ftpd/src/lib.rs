@@ -4,7 +4,8 @@
 //! its own task, and carries out what the session asks for: authentication through `ferry-auth`, storage
 //! requests and transfers through `ferry-vfs`, passive listeners and active connections. It enforces the
 //! network-side defences the session cannot see: connection limits, passive connections only from the
-//! control peer, data-connection timeouts, the command-rate throttle, and the login defender (bans
+//! control peer (behind a load balancer: the client its PROXY header names, see
+//! [`ferry_admission::ProxyProtocol`]), data-connection timeouts, the command-rate throttle, and the login defender (bans
 //! checked at connect, misbehaviour reported to `ferry_auth::defender`).
 //!
 //! What it deliberately does not do: parse FTP or choose replies (that is `ferry-proto`), touch files
@@ -73,6 +74,8 @@ pub struct Config {
     pub defender: DefenderConfig,
     /// FTPS settings.
     pub ftps: Ftps,
+    /// PROXY protocol headers from load balancers, on control and passive data connections.
+    pub proxy_protocol: ferry_admission::ProxyProtocol,
 }
 
 /// FTPS (RFC 4217) settings. Without a certificate ([`Ftps::tls`] `None`) TLS is off whatever the policies
@@ -165,6 +168,7 @@ impl Default for Config {
             ftps: Ftps::default(),
             protection: Protection::default(),
             defender: DefenderConfig::default(),
+            proxy_protocol: ferry_admission::ProxyProtocol::default(),
         }
     }
 }
@@ -179,6 +183,9 @@ pub struct Server {
     admission: Arc<Admission>,
     /// Told about sessions, logins and transfers (metrics), when set.
     observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
+    /// The address PASV announces instead of the local one; starts as `config.masquerade_address`,
+    /// changed by [`Server::set_masquerade_address`] (a host name resolved again on SIGHUP).
+    masquerade: std::sync::RwLock<Option<IpAddr>>,
 }
 
 impl Server {
@@ -209,13 +216,17 @@ impl Server {
         defender: Arc<Defender>,
         gate: Arc<LoginGate>,
     ) -> Arc<Self> {
-        let admission = Arc::new(Admission::new(
-            config.limits.clone(),
-            config.protection.failed_login_delay,
-            defender,
-            gate,
-        ));
+        let admission = Arc::new(
+            Admission::new(
+                config.limits.clone(),
+                config.protection.failed_login_delay,
+                defender,
+                gate,
+            )
+            .with_proxy(config.proxy_protocol.clone()),
+        );
         Arc::new(Self {
+            masquerade: std::sync::RwLock::new(config.masquerade_address),
             config,
             users,
             storage,
@@ -242,6 +253,16 @@ impl Server {
     /// The settings in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The address PASV replies announce instead of the address the client connected to, if any.
+    pub fn masquerade_address(&self) -> Option<IpAddr> {
+        *self.masquerade.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the address PASV replies announce from now on (e.g. a host name resolved again).
+    pub fn set_masquerade_address(&self, ip: Option<IpAddr>) {
+        *self.masquerade.write().unwrap_or_else(|e| e.into_inner()) = ip;
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Config {
     /// Authentication attempts (password, public key and keyboard-interactive together) before
     /// disconnecting.
     pub max_auth_attempts: usize,
+    /// PROXY protocol headers from load balancers.
+    pub proxy_protocol: ferry_admission::ProxyProtocol,
 }
 
 impl Config {
@@ -70,6 +72,7 @@ impl Config {
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
             max_auth_attempts: 6,
+            proxy_protocol: ferry_admission::ProxyProtocol::default(),
         }
     }
 }
@@ -98,12 +101,10 @@ impl Server {
         gate: Arc<LoginGate>,
     ) -> Arc<Self> {
         let ssh = Arc::new(ssh::russh_config(&config));
-        let admission = Arc::new(Admission::new(
-            config.limits.clone(),
-            config.failed_login_delay,
-            defender,
-            gate,
-        ));
+        let admission = Arc::new(
+            Admission::new(config.limits.clone(), config.failed_login_delay, defender, gate)
+                .with_proxy(config.proxy_protocol.clone()),
+        );
         Arc::new(Server {
             config,
             ssh,

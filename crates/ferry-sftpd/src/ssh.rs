@@ -129,12 +129,20 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
 
 /// Runs one connection to completion.
 pub(crate) async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
     server: Arc<Server>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let span = info_span!("ssh", peer = %peer, user = field::Empty);
+    // Behind a load balancer the client is the one its PROXY header names (limits, bans, logs).
+    let Ok(arrival) = server.admission.arrive(&mut stream, tcp_peer).await else {
+        return;
+    };
+    let peer = arrival.client;
+    let span = info_span!("ssh", peer = %peer, via = field::Empty, user = field::Empty);
+    if let Some(via) = arrival.via {
+        span.record("via", field::display(via));
+    }
     async move {
         let ip = canonical(peer.ip());
         let slot = match server.admission.admit(ip).await {

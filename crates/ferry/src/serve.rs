@@ -72,6 +72,13 @@ pub async fn run(settings: Settings) -> Result<()> {
         ftpd.ftps.tls = Some(tls);
     }
     let tls = ftpd.ftps.tls.clone();
+    if let Some(host) = &settings.masquerade_host {
+        let ip = resolve_masquerade(host)
+            .await
+            .with_context(|| format!("cannot resolve masquerade_address {host:?}"))?;
+        info!(%host, %ip, "masquerade_address resolved");
+        ftpd.masquerade_address = Some(ip);
+    }
     // One login defender and one login gate for FTP and SFTP: the same scores, the same bans, one
     // budget of password checks.
     let defender = Arc::new(ferry_auth::defender::Defender::new(
@@ -185,7 +192,10 @@ pub async fn run(settings: Settings) -> Result<()> {
 
     let name = loop {
         match signal.recv().await {
-            "SIGHUP" => reload_tls(tls.as_deref(), &settings.ftps),
+            "SIGHUP" => {
+                reload_tls(tls.as_deref(), &settings.ftps);
+                reload_masquerade(&server, settings.masquerade_host.as_deref()).await;
+            }
             name => break name,
         }
     };
@@ -328,6 +338,34 @@ fn print_certificate(files: &FtpsFiles, tls: &Tls, port: Option<u16>) -> Result<
     Ok(())
 }
 
+/// The first IPv4 address of `host` (PASV replies carry only IPv4).
+async fn resolve_masquerade(host: &str) -> Result<std::net::IpAddr> {
+    let addrs = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::lookup_host((host, 0)),
+    )
+    .await
+    .map_err(|_| anyhow!("no answer within 10 s"))??;
+    addrs
+        .map(|a| a.ip())
+        .find(|ip| ip.is_ipv4())
+        .ok_or_else(|| anyhow!("{host} has no IPv4 address (PASV replies carry only IPv4)"))
+}
+
+/// SIGHUP: resolves a `masquerade_address` host name again; on error the old address stays.
+async fn reload_masquerade(server: &Server, host: Option<&str>) {
+    let Some(host) = host else { return };
+    match resolve_masquerade(host).await {
+        Ok(ip) => {
+            server.set_masquerade_address(Some(ip));
+            info!(%host, %ip, "SIGHUP: masquerade_address resolved again");
+        }
+        Err(e) => {
+            warn!(%host, error = %e, "SIGHUP: cannot resolve masquerade_address; keeping the old address")
+        }
+    }
+}
+
 /// SIGHUP: reads the certificate files again. New handshakes use the new certificate; on error the old
 /// one stays in force.
 fn reload_tls(tls: Option<&Tls>, files: &FtpsFiles) {
@@ -404,6 +442,7 @@ fn sftp_server(
     config.login_timeout = ftpd.session.login_timeout;
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
+    config.proxy_protocol = ftpd.proxy_protocol.clone();
     // The FTP server's login defender and gate: the same events score the same on both protocols.
     let server = ferry_sftpd::Server::new(
         config,

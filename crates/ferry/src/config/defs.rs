@@ -35,6 +35,12 @@ pub const DEFENDER: Group = Group::table(
     "Scores misbehaviour per client address and bans addresses that reach the threshold. Bans are\n\
      stored in the user database; see `ferry ban --help`.",
 );
+pub const PROXY_PROTOCOL: Group = Group::table(
+    "proxy_protocol",
+    "PROXY protocol",
+    "PROXY protocol (HAProxy's, versions 1 and 2) from load balancers in front of ferry, on the FTP,\n\
+     implicit FTPS and SFTP listeners. See docs/scale-out.md.",
+);
 pub const SFTP: Group = Group::table(
     "sftp",
     "SFTP",
@@ -110,7 +116,8 @@ pub const DEFS: &[Def] = &[
         default: Unset("not set (announce the address the client connected to)"),
         scope: Scope::Serve,
         group: &NETWORK,
-        help: "IPv4 address announced in PASV replies instead of the local address, for NAT",
+        help: "IPv4 address (or host name, resolved at start and on SIGHUP) announced in PASV replies \
+               instead of the address the client connected to, for NAT and load balancers",
         example: "203.0.113.10",
     },
     Def {
@@ -518,6 +525,51 @@ pub const DEFS: &[Def] = &[
         group: &ADMIN,
         help: "Addresses of the admin HTTP listener (/metrics, /healthz, /readyz); an empty list or off turns it off",
         example: "127.0.0.1:9100",
+    },
+    // ----- [proxy_protocol] -----
+    Def {
+        key: "proxy_protocol.mode",
+        kind: &kind::PROXY_MODE,
+        list: false,
+        default: Is("off"),
+        scope: Scope::Serve,
+        group: &PROXY_PROTOCOL,
+        help: "Read a PROXY header (v1 or v2) before each connection: off; optional (peers in \
+               proxy_protocol.allowed may send one); required (every connection must come from an \
+               allowed peer and send one)",
+        example: "required",
+    },
+    Def {
+        key: "proxy_protocol.allowed",
+        kind: &kind::NETWORK,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &PROXY_PROTOCOL,
+        help: "Load balancers whose PROXY headers are believed; needed when the mode is not off",
+        example: "10.0.0.5,10.0.1.0/24",
+    },
+    Def {
+        key: "proxy_protocol.header_timeout_secs",
+        kind: &kind::SECS,
+        list: false,
+        default: Is("5"),
+        scope: Scope::Serve,
+        group: &PROXY_PROTOCOL,
+        help: "Time for the whole PROXY header to arrive",
+        example: "2",
+    },
+    Def {
+        key: "proxy_protocol.data",
+        kind: &kind::PROXY_DATA,
+        list: false,
+        default: Is("none"),
+        scope: Scope::Serve,
+        group: &PROXY_PROTOCOL,
+        help: "Passive FTP data connections of a proxied session: none (they come from an allowed \
+               balancer without a header) or header (they carry a PROXY header naming the control \
+               connection's client)",
+        example: "header",
     },
     // ----- [sftp] -----
     Def {

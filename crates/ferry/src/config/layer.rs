@@ -169,7 +169,11 @@ pub mod kind {
             |s| parse::socket_addr(s).map(Value::Addr);
         PORT_RANGE: String, "LOW-HIGH", "string `\"LOW-HIGH\"` (or a single port), `1024 <= LOW <= HIGH <= 65535`",
             |s| parse::port_range(s).map(Value::Ports);
-        IPV4: String, "IPV4", "IPv4 address", |s| parse::masquerade_address(s).map(Value::Ip);
+        IPV4: String, "ADDR", "IPv4 address or host name (resolved to IPv4 at start and on SIGHUP)",
+            |s| parse::masquerade(s).map(|m| match m {
+                parse::Masquerade::Ip(ip) => Value::Ip(ip),
+                parse::Masquerade::Host(name) => Value::Text(name),
+            });
         GREETING: String, "TEXT", "string: one line, no control characters, at most 200 bytes",
             |s| parse::greeting(s).map(Value::Text);
         SECS: Integer, "SECS", "integer seconds, 1 to 31536000", |s| parse::secs(s).map(Value::Number);
@@ -206,6 +210,10 @@ pub mod kind {
                 "off" => Ok(Value::Text("off".to_owned())),
                 addr => parse::socket_addr(addr).map(Value::Addr),
             };
+        PROXY_MODE: String, "MODE", "`\"off\"`, `\"optional\"` or `\"required\"`",
+            |s| parse::proxy_mode(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
+        PROXY_DATA: String, "MODE", "`\"none\"` or `\"header\"`",
+            |s| parse::proxy_data(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
         ACTIVE_SOURCE_PORT: String, "CHOICE", "`\"any\"` or `\"control-minus-one\"`",
             |s| parse::active_source_port(s).map(|_| Value::Text(s.to_owned()));
     }

@@ -44,8 +44,11 @@ pub struct Settings {
     pub users_db: PathBuf,
     /// Control-connection addresses.
     pub listen: Vec<SocketAddr>,
-    /// Everything the FTP server itself needs (`ftpd.ftps.tls` is filled in by `serve`).
+    /// Everything the FTP server itself needs (`ftpd.ftps.tls` is filled in by `serve`, and
+    /// `ftpd.masquerade_address` from `masquerade_host` when that is set).
     pub ftpd: ferry_ftpd::Config,
+    /// `masquerade_address` given as a host name: resolved to IPv4 at start and on SIGHUP.
+    pub masquerade_host: Option<String>,
     /// Where the FTPS certificate comes from, and the implicit-FTPS addresses.
     pub ftps: FtpsFiles,
     /// The tracing filter, if one was configured (the command picks its own default otherwise).
@@ -118,10 +121,13 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             Value::Ports(r) => Some(r.clone()),
             _ => None,
         })?,
-        masquerade_address: v.opt("masquerade_address", |x| match x {
-            Value::Ip(ip) => Some(*ip),
-            _ => None,
-        })?,
+        masquerade_address: v
+            .opt("masquerade_address", |x| match x {
+                Value::Ip(ip) => Some(Some(*ip)),
+                Value::Text(_) => Some(None),
+                _ => None,
+            })?
+            .flatten(),
         data_timeout: v.secs("data_timeout_secs")?,
         active_source_port: parse::active_source_port(&v.text("active_source_port")?)
             .map_err(|m| anyhow!("{origin}: invalid `active_source_port`: {m}"))?,
@@ -144,6 +150,7 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
         },
         protection: security.protection,
         defender: security.defender,
+        proxy_protocol: proxy_protocol(v, origin)?,
     };
     let ftps = ftps_files(v, &data_dir, origin)?;
     let sftp = sftp::build(v, &data_dir)?;
@@ -154,6 +161,13 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
         users_db,
         listen,
         ftpd,
+        masquerade_host: v
+            .opt("masquerade_address", |x| match x {
+                Value::Text(name) => Some(Some(name.clone())),
+                Value::Ip(_) => Some(None),
+                _ => None,
+            })?
+            .flatten(),
         ftps,
         log: v.opt("log", |x| match x {
             Value::Text(s) => Some(s.clone()),
@@ -174,6 +188,31 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             configured: false,
         },
         data_dir,
+    })
+}
+
+/// The PROXY protocol settings; a mode other than off needs the balancers' addresses.
+fn proxy_protocol(v: &Values, origin: &str) -> Result<ferry_admission::ProxyProtocol> {
+    let mode = parse::proxy_mode(&v.text("proxy_protocol.mode")?)
+        .map_err(|m| anyhow!("{origin}: invalid `proxy_protocol.mode`: {m}"))?;
+    let allowed = v
+        .list("proxy_protocol.allowed", |x| match x {
+            Value::Network(n) => Some(*n),
+            _ => None,
+        })?
+        .unwrap_or_default();
+    if mode != ferry_admission::ProxyMode::Off && allowed.is_empty() {
+        return Err(anyhow!(
+            "{origin}: `proxy_protocol.mode` is not \"off\" but `proxy_protocol.allowed` is empty: \
+             list the load balancers' addresses whose PROXY headers ferry may believe"
+        ));
+    }
+    Ok(ferry_admission::ProxyProtocol {
+        mode,
+        allowed,
+        header_timeout: v.secs("proxy_protocol.header_timeout_secs")?,
+        data: parse::proxy_data(&v.text("proxy_protocol.data")?)
+            .map_err(|m| anyhow!("{origin}: invalid `proxy_protocol.data`: {m}"))?,
     })
 }
 
@@ -437,6 +476,33 @@ mod tests {
     }
 
     #[test]
+    fn masquerade_address_may_be_a_host_name() {
+        let s = load_text("masquerade_address = \"ftp.example.com\"").expect("load");
+        assert_eq!(s.masquerade_host.as_deref(), Some("ftp.example.com"));
+        assert_eq!(s.ftpd.masquerade_address, None);
+        let s = load_text("masquerade_address = \"203.0.113.7\"").expect("load");
+        assert_eq!(s.masquerade_host, None);
+        assert!(s.ftpd.masquerade_address.is_some());
+    }
+
+    #[test]
+    fn proxy_protocol_settings() {
+        let s = load_text("").expect("defaults");
+        assert_eq!(s.ftpd.proxy_protocol.mode, ferry_admission::ProxyMode::Off);
+        let s = load_text(
+            "[proxy_protocol]\nmode = \"required\"\nallowed = [\"10.0.0.0/8\"]\n\
+             header_timeout_secs = 2\ndata = \"header\"",
+        )
+        .expect("load");
+        let p = &s.ftpd.proxy_protocol;
+        assert_eq!(p.mode, ferry_admission::ProxyMode::Required);
+        assert!(p.is_allowed("10.1.2.3".parse().expect("ip")));
+        assert!(!p.is_allowed("192.0.2.1".parse().expect("ip")));
+        assert_eq!(p.header_timeout, Duration::from_secs(2));
+        assert_eq!(p.data, ferry_admission::ProxyData::Header);
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_by_name() {
         let err = format!("{:#}", load_text("listen_port = 21").expect_err("unknown key"));
         assert!(err.contains("listen_port"), "{err}");
@@ -490,6 +556,17 @@ mod tests {
             (
                 "[defender]\nallow_list = [\"example.com\"]",
                 "defender.allow_list",
+            ),
+            ("[proxy_protocol]\nmode = \"maybe\"", "proxy_protocol.mode"),
+            ("[proxy_protocol]\nmode = \"required\"", "proxy_protocol.allowed"),
+            (
+                "[proxy_protocol]\nmode = \"optional\"\nallowed = []",
+                "proxy_protocol.allowed",
+            ),
+            ("[proxy_protocol]\ndata = \"both\"", "proxy_protocol.data"),
+            (
+                "[proxy_protocol]\nheader_timeout_secs = 0",
+                "proxy_protocol.header_timeout_secs",
             ),
             ("[ftps]\ndata_session = \"anyone\"", "ftps.data_session"),
             (

@@ -63,6 +63,39 @@ pub fn masquerade_address(s: &str) -> Result<IpAddr, String> {
     }
 }
 
+/// `masquerade_address`: an IPv4 address, or a DNS host name (resolved to IPv4 by `serve`).
+pub fn masquerade(s: &str) -> Result<Masquerade, String> {
+    let t = s.trim();
+    if t.parse::<IpAddr>().is_ok() {
+        return masquerade_address(t).map(Masquerade::Ip);
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let name = t.strip_suffix('.').unwrap_or(t);
+    if name.len() <= 253
+        && name.split('.').all(label_ok)
+        && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        Ok(Masquerade::Host(name.to_ascii_lowercase()))
+    } else {
+        Err(format!("{s:?} is neither an IPv4 address nor a host name"))
+    }
+}
+
+/// What `masquerade_address` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Masquerade {
+    /// An IPv4 address.
+    Ip(IpAddr),
+    /// A host name, resolved to IPv4 at start and on SIGHUP.
+    Host(String),
+}
+
 /// Greeting text: non-empty, at most [`MAX_GREETING_LEN`] bytes, no control characters.
 pub fn greeting(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
@@ -201,6 +234,29 @@ pub fn data_session(s: &str) -> Result<ferry_ftpd::DataSession, String> {
     }
 }
 
+/// `proxy_protocol.mode`: `off`, `optional` or `required`.
+pub fn proxy_mode(s: &str) -> Result<ferry_admission::ProxyMode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(ferry_admission::ProxyMode::Off),
+        "optional" => Ok(ferry_admission::ProxyMode::Optional),
+        "required" => Ok(ferry_admission::ProxyMode::Required),
+        _ => Err(format!(
+            "{s:?} is not a PROXY protocol mode; expected off, optional or required"
+        )),
+    }
+}
+
+/// `proxy_protocol.data`: `none` or `header`.
+pub fn proxy_data(s: &str) -> Result<ferry_admission::ProxyData, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(ferry_admission::ProxyData::None),
+        "header" => Ok(ferry_admission::ProxyData::Header),
+        _ => Err(format!(
+            "{s:?} is not a data-connection PROXY mode; expected none or header"
+        )),
+    }
+}
+
 /// A per-user data-protection override: `required`, `optional`, or `default` (the listener's).
 pub fn protected_data(s: &str) -> Result<Option<bool>, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -278,6 +334,21 @@ mod tests {
         assert!(secs("0").is_err());
         assert!(secs("-1").is_err());
         assert!(secs(&u64::MAX.to_string()).is_err());
+    }
+
+    #[test]
+    fn masquerade_address_is_ipv4_or_a_host_name() {
+        assert_eq!(
+            masquerade("ftp.Example.com").ok(),
+            Some(Masquerade::Host("ftp.example.com".into()))
+        );
+        assert_eq!(
+            masquerade("203.0.113.7").ok(),
+            Some(Masquerade::Ip("203.0.113.7".parse().expect("ip")))
+        );
+        for bad in ["", "a b", "-x.example", "999.1.1.1", "2001:db8::1", "x..y"] {
+            assert!(masquerade(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
