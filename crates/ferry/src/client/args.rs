@@ -27,6 +27,8 @@ pub enum ClientCommand {
     Stat(PathsArgs),
     /// Make DST a copy of directory SRC; one of them is a URL, the other a local directory.
     Mirror(MirrorArgs),
+    /// An interactive session with the classic ftp commands (or a script of them on standard input).
+    Shell(super::shell::ShellArgs),
 }
 
 /// Options every client command understands.

@@ -28,6 +28,7 @@ pub async fn run(command: ClientCommand) -> Exit {
         ClientCommand::Stat(a) => each_path(a, Op::Stat).await,
         ClientCommand::Mv(a) => mv(a).await,
         ClientCommand::Mirror(a) => super::mirror::run(a).await,
+        ClientCommand::Shell(_) => Err(Error::Usage("the shell runs outside of a command".into())),
     };
     match result {
         Ok(exit) => exit,
@@ -210,7 +211,10 @@ pub async fn download(
         None => remote.try_stat(path).await?.and_then(|e| e.size),
     };
     let pb = bar(&shown, size, ctx.opts.quiet || ctx.opts.json);
-    let mut progress = |n: u64| pb.inc(n);
+    let mut progress = |n: u64| {
+        pb.inc(n);
+        ctx.tick(n);
+    };
     let result = if resume {
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
@@ -257,7 +261,7 @@ pub async fn download(
 }
 
 /// `dir/.name.ferry-part`: in the same directory, so the final rename stays on one filesystem.
-fn temp_name(local: &Path) -> PathBuf {
+pub fn temp_name(local: &Path) -> PathBuf {
     let name = local
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -401,7 +405,12 @@ pub async fn upload(
         .map_err(|e| Error::local(format!("reading {shown}"), e))?;
     let pb = bar(&shown, Some(len), ctx.opts.quiet || ctx.opts.json);
     pb.inc(offset);
-    let r = remote.put(path, offset, &mut file, &mut |n| pb.inc(n)).await;
+    let r = remote
+        .put(path, offset, &mut file, &mut |n| {
+            pb.inc(n);
+            ctx.tick(n);
+        })
+        .await;
     pb.finish_and_clear();
     r
 }
@@ -446,7 +455,7 @@ fn kind_name(k: EntryKind) -> &'static str {
     }
 }
 
-fn print_entry(ctx: &Ctx, e: &Entry, long: bool) {
+pub fn print_entry(ctx: &Ctx, e: &Entry, long: bool) {
     // Names are printed with control characters escaped: a listing cannot drive the terminal.
     let name = e.name.escape_debug().to_string();
     if ctx.opts.json {

@@ -1,4 +1,4 @@
-//! The client commands: `ferry get/put/ls/rm/mkdir/rmdir/mv/cat/stat/mirror`, on top of `ferry-client`.
+//! The client commands: `ferry get/put/ls/rm/mkdir/rmdir/mv/cat/stat/mirror/shell`, on top of `ferry-client`.
 //!
 //! This module resolves credentials (URL, `--user`, `$FERRY_PASSWORD`, `~/.netrc`, a no-echo prompt),
 //! builds the trust options, shows progress on a terminal, prints results (text or `--json`) and maps
@@ -10,6 +10,7 @@ mod creds;
 mod mirror;
 mod output;
 mod session;
+mod shell;
 
 use std::process::ExitCode;
 
@@ -55,7 +56,10 @@ pub fn main(command: ClientCommand) -> ExitCode {
             return ExitCode::from(Exit::Fatal as u8);
         }
     };
-    let exit = runtime.block_on(commands::run(command));
+    let exit = match command {
+        ClientCommand::Shell(args) => shell::run(&runtime, args),
+        command => runtime.block_on(commands::run(command)),
+    };
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     ExitCode::from(exit as u8)
 }
