@@ -134,6 +134,7 @@ async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u
     let tmp = temp_name(local);
     let file =
         std::fs::File::create(&tmp).map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+    part_started(&tmp);
     file.set_len(size)
         .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
     drop(file);
@@ -180,6 +181,7 @@ async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u
         }
     }
     pb.finish_and_clear();
+    part_done(&tmp);
     if let Some(e) = failure {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -238,9 +240,11 @@ pub async fn download(
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+        part_started(&tmp);
         let r = remote.get(path, 0, &mut file, &mut progress).await;
         let synced = file.sync_all().await;
         drop(file);
+        part_done(&tmp);
         match (r, synced) {
             (Ok(n), Ok(())) => tokio::fs::rename(&tmp, local)
                 .await
@@ -258,6 +262,34 @@ pub async fn download(
     };
     pb.finish_and_clear();
     result
+}
+
+/// Temporary download files being written, removed when the user interrupts (Ctrl-C).
+static PARTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Remembers a temporary file until [`part_done`].
+fn part_started(p: &Path) {
+    if let Ok(mut parts) = PARTS.lock() {
+        parts.push(p.to_path_buf());
+    }
+}
+
+/// Forgets a temporary file (renamed into place or removed).
+fn part_done(p: &Path) {
+    if let Ok(mut parts) = PARTS.lock() {
+        parts.retain(|q| q != p);
+    }
+}
+
+/// Removes every temporary download file still being written; returns how many.
+pub fn remove_parts() -> usize {
+    let Ok(mut parts) = PARTS.lock() else {
+        return 0;
+    };
+    parts
+        .drain(..)
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
 }
 
 /// `dir/.name.ferry-part`: in the same directory, so the final rename stays on one filesystem.

@@ -31,6 +31,8 @@ pub enum Exit {
     Retryable = 4,
     /// 5: some files were transferred, some failed.
     Partial = 5,
+    /// 130: interrupted (Ctrl-C); partial downloads were removed.
+    Interrupted = 130,
 }
 
 impl Exit {
@@ -47,6 +49,13 @@ impl Exit {
     }
 }
 
+/// After Ctrl-C: removes the temporary files of unfinished downloads.
+pub fn interrupted() -> Exit {
+    let n = commands::remove_parts();
+    eprintln!("ferry: interrupted; {n} unfinished download(s) removed");
+    Exit::Interrupted
+}
+
 /// Runs a client command; prints errors as `ferry: error: …`.
 pub fn main(command: ClientCommand) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -58,7 +67,12 @@ pub fn main(command: ClientCommand) -> ExitCode {
     };
     let exit = match command {
         ClientCommand::Shell(args) => shell::run(&runtime, args),
-        command => runtime.block_on(commands::run(command)),
+        command => runtime.block_on(async {
+            tokio::select! {
+                exit = commands::run(command) => exit,
+                _ = tokio::signal::ctrl_c() => interrupted(),
+            }
+        }),
     };
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     ExitCode::from(exit as u8)

@@ -108,7 +108,8 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
         names: Arc::new(Mutex::new(Vec::new())),
     };
     let mut failed: Option<Exit> = None;
-    let mut note = |r: Result<Reply, Error>| -> bool {
+    // Prints the reply line; false after `quit`.
+    let note = |r: Result<Reply, Error>, failed: &mut Option<Exit>| -> bool {
         match r {
             Ok(Reply::Done(msg)) => {
                 println!("ok: {msg}");
@@ -120,14 +121,14 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
             }
             Err(e) => {
                 println!("error: {e}");
-                failed = Some(Exit::of(&e));
+                *failed = Some(Exit::of(&e));
                 true
             }
         }
     };
     if let Some(u) = &args.url {
         let r = runtime.block_on(shell.open(u));
-        note(r);
+        note(r, &mut failed);
     }
     if std::io::stdin().is_terminal() {
         let mut editor = match rustyline::Editor::<ShellHelper, rustyline::history::MemHistory>::with_history(
@@ -151,11 +152,11 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
                     if !line.trim().is_empty() && !line.trim_start().starts_with("user ") {
                         let _ = editor.add_history_entry(line.as_str());
                     }
-                    let Some(r) = runtime.block_on(shell.line(&line)) else {
+                    let Some(r) = shell.run_line(runtime, &line, &mut failed) else {
                         continue;
                     };
                     let _ = std::io::stdout().flush();
-                    if !note(r) {
+                    if !note(r, &mut failed) {
                         break;
                     }
                 }
@@ -183,10 +184,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
                     break;
                 }
             }
-            let Some(r) = runtime.block_on(shell.line(&line)) else {
+            let Some(r) = shell.run_line(runtime, &line, &mut failed) else {
                 continue;
             };
-            let keep_going = note(r);
+            let keep_going = note(r, &mut failed);
             let _ = std::io::stdout().flush();
             if !keep_going {
                 break;
@@ -225,6 +226,32 @@ fn usage(msg: &str) -> Error {
 }
 
 impl Shell {
+    /// Runs one input line until it is done or Ctrl-C interrupts it (then unfinished downloads are
+    /// removed, the connection is dropped, and `None` is returned after printing the reply).
+    fn run_line(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        line: &str,
+        failed: &mut Option<Exit>,
+    ) -> Option<Result<Reply, Error>> {
+        let r = runtime.block_on(async {
+            tokio::select! {
+                r = self.line(line) => Ok(r),
+                _ = tokio::signal::ctrl_c() => Err(()),
+            }
+        });
+        match r {
+            Ok(r) => r,
+            Err(()) => {
+                let n = super::commands::remove_parts();
+                self.remote = None;
+                println!("error: interrupted; {n} unfinished download(s) removed");
+                *failed = Some(Exit::Interrupted);
+                None
+            }
+        }
+    }
+
     /// Runs one input line; `None` for a blank line or a comment.
     async fn line(&mut self, line: &str) -> Option<Result<Reply, Error>> {
         let words = match split_words(line) {
