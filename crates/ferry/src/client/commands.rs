@@ -78,9 +78,9 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
         None => PathBuf::from(name),
     };
     let result = if a.segments > 1 {
-        if url.scheme != ferry_client::url::Scheme::Sftp || to_stdout {
+        if to_stdout {
             return Err(Error::Usage(
-                "--segments needs an sftp:// URL and a local file".into(),
+                "--segments needs a local file, not standard output".into(),
             ));
         }
         segmented(&ctx, &url, &local, a.segments).await
