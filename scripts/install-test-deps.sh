@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real FTP clients the integration tests drive (curl, lftp, wget, the classic `ftp`,
 # python3 for ftplib, rclone for its FTP/FTPS backend, and openssl for certificate checks in the FTPS
-# tests, setpriv to run the error-message tests as an unprivileged user, and systemd-analyze to check the
-# systemd unit). Idempotent: only missing commands are installed, with one `apt-get update`.
+# tests, setpriv to run the error-message tests as an unprivileged user, script for the `ferry shell`
+# terminal test, and systemd-analyze to check the systemd unit). Idempotent: only missing commands are
+# installed, with one `apt-get update`.
 # Debian/Ubuntu only; uses sudo when not run as root.
 set -euo pipefail
 
 # command:package
-wanted=(curl:curl lftp:lftp wget:wget ftp:ftp python3:python3 rclone:rclone openssl:openssl setpriv:util-linux)
+wanted=(curl:curl lftp:lftp wget:wget ftp:ftp python3:python3 rclone:rclone openssl:openssl setpriv:util-linux script:bsdutils)
 
 # --- SFTP clients (ferry-sftpd tests): OpenSSH sftp/scp/ssh-keygen, sshpass, rclone; paramiko via pip ---
 wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client sshpass:sshpass rclone:rclone)

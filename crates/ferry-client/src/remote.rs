@@ -130,12 +130,13 @@ impl Remote {
         }
     }
 
-    /// Downloads at most `len` bytes of `path` from `offset` (a segment of a segmented download). SFTP
-    /// only: an FTP server cannot be asked to stop a transfer at an offset without aborting it.
+    /// Downloads at most `len` bytes of `path` from `offset` (a segment of a segmented download). Over
+    /// FTP the data connection is closed once `len` bytes are in, which the server may report as an
+    /// aborted transfer: end the session after a segment.
     ///
     /// # Errors
     ///
-    /// [`Error::Usage`] for FTP; otherwise as [`SftpClient::get_range`].
+    /// As [`FtpClient::get_range`] and [`SftpClient::get_range`].
     pub async fn get_range(
         &mut self,
         path: &str,
@@ -145,7 +146,7 @@ impl Remote {
         progress: &mut Progress<'_>,
     ) -> Result<u64> {
         match self {
-            Remote::Ftp(_) => Err(Error::Usage("segmented downloads need an sftp:// URL".into())),
+            Remote::Ftp(c) => c.get_range(path, offset, len, out, progress).await,
             Remote::Sftp(c) => c.get_range(path, offset, len, out, progress).await,
         }
     }

@@ -178,6 +178,10 @@ pub(crate) async fn run(
         // The login timeout covers the identification exchange too: a client that sends nothing
         // is dropped as well.
         let deadline = tokio::time::Instant::now() + server.config.login_timeout;
+        // russh applies its `nodelay` setting only to sockets it accepts itself: without this, Nagle's
+        // algorithm holds back the second of two small replies (e.g. a READ's data and the next
+        // request's EOF) until the client's delayed ACK, 40 ms per small file.
+        let _ = stream.set_nodelay(true);
         let started = russh::server::run_stream(Arc::clone(&server.ssh), stream, handler);
         let session = match tokio::time::timeout_at(deadline, started).await {
             Ok(Ok(session)) => session,

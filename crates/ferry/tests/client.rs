@@ -378,8 +378,11 @@ fn sftp_transfers_and_host_key_trust() {
     std::fs::write(&seg, random_bytes(3_000_001, 11)).expect("write");
     s.ok(&["get", "-n", "4", &s.url("sftp", "/segmented.bin"), "seg.bin"]);
     assert_same_file(&seg, &s.local("seg.bin"));
-    let out = s.client(&["get", "-n", "4", &s.url("ftp", "/segmented.bin"), "no.bin"]);
-    assert_eq!(out.status.code(), Some(2), "segments over FTP are a usage error");
+    // Over FTP: REST + RETR per segment, the data connection closed once the segment is in.
+    s.ok(&["get", "-n", "4", &s.url("ftp", "/segmented.bin"), "seg-ftp.bin"]);
+    assert_same_file(&seg, &s.local("seg-ftp.bin"));
+    s.ok(&["get", "-n", "3", &s.url("ftp", "/segmented.bin"), "seg-ftp3.bin"]);
+    assert_same_file(&seg, &s.local("seg-ftp3.bin"));
 
     // The same host and port with another key: refused even with --trust-on-first-use.
     let other = "AAAAC3NzaC1lZDI1NTE5AAAAIHnNpv0fK3qBbzVjq5p1KlzS3xg+OeYy9jJ7kX7r0rTQ";
@@ -520,7 +523,7 @@ fn busy_server(listing: &'static [u8], busy: usize) -> SocketAddr {
                 let _ = conn.write_all(b"421 Too many connections\r\n");
                 continue;
             }
-            std::thread::spawn(move || fake_session(conn, listing));
+            std::thread::spawn(move || fake_session(conn, listing, false));
         }
     });
     addr
@@ -561,7 +564,65 @@ fn transient_refusals_are_retried_with_backoff_then_exit_4() {
     assert!(!dir.path().join("local/h").exists());
 }
 
-fn fake_session(conn: std::net::TcpStream, listing: &'static [u8]) {
+/// A fake FTP server whose RETR sends 100,000 bytes, then stalls for a minute.
+fn stalling_server() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || fake_session(conn, b"", true));
+        }
+    });
+    addr
+}
+
+#[test]
+fn ctrl_c_removes_the_unfinished_download() {
+    let dir = common::tempdir();
+    let local = dir.path().join("local");
+    std::fs::create_dir_all(&local).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("home")).expect("mkdir");
+    let addr = stalling_server();
+    let mut child = ferry(&local)
+        .env("HOME", dir.path().join("home"))
+        .env("FERRY_PASSWORD", "pw")
+        .args(["get", &format!("ftp://u@{addr}/big.bin")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferry");
+    let part = local.join(".big.bin.ferry-part");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map_or(true, |m| m.len() < 100_000) {
+        assert!(Instant::now() < deadline, "no partial download appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferry get did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted; 1 unfinished download(s) removed"),
+        "{err}"
+    );
+    assert!(!part.exists(), "the partial file was left behind");
+    assert!(!local.join("big.bin").exists());
+}
+
+fn fake_session(conn: std::net::TcpStream, listing: &'static [u8], stall: bool) {
     let mut write = conn.try_clone().expect("clone");
     let mut read = BufReader::new(conn);
     let _ = write.write_all(b"220 hostile\r\n");
@@ -600,6 +661,10 @@ fn fake_session(conn: std::net::TcpStream, listing: &'static [u8]) {
                     } else {
                         b"x"
                     };
+                    if stall && verb == "RETR" {
+                        let _ = d.write_all(&[7u8; 100_000]);
+                        std::thread::sleep(Duration::from_secs(60));
+                    }
                     let _ = d.write_all(body);
                 }
                 "226 done\r\n".to_owned()

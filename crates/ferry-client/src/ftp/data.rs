@@ -49,11 +49,13 @@ pub(crate) async fn copy_in(
     out: &mut (dyn AsyncWrite + Unpin + Send),
     timeout: Duration,
     progress: &mut Progress<'_>,
+    limit: u64,
 ) -> Result<u64> {
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;
-    loop {
-        let n = match tokio::time::timeout(timeout, conn.read(&mut buf)).await {
+    while total < limit {
+        let want = usize::try_from(limit - total).unwrap_or(BUF).min(BUF);
+        let n = match tokio::time::timeout(timeout, conn.read(&mut buf[..want])).await {
             Err(_) => return Err(stalled(timeout)),
             Ok(Ok(n)) => n,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,

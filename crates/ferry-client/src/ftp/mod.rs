@@ -127,11 +127,42 @@ impl FtpClient {
             expect(&r, &[ReplyCode::FILE_ACTION_PENDING], "REST (resume)", path)?;
         }
         let mut conn = self.transfer("RETR", path).await?;
-        let received = data::copy_in(&mut conn, out, self.timeout, progress).await;
+        let received = data::copy_in(&mut conn, out, self.timeout, progress, u64::MAX).await;
         drop(conn);
         let end = self.control.reply().await?;
         let n = received?;
         expect_done(&end, "RETR", path)?;
+        Ok(n)
+    }
+
+    /// Downloads at most `len` bytes of `path` from `offset` (`REST`, then `RETR`, closing the data
+    /// connection once `len` bytes are in: a segment of a segmented download). The server may answer
+    /// the early close with 426/451; the caller should end this session afterwards.
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, I/O errors; a transfer that ends short of `len` with a failure reply.
+    pub async fn get_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        check_arg(path)?;
+        if offset > 0 {
+            let r = self.cmd("REST", Some(&offset.to_string())).await?;
+            expect(&r, &[ReplyCode::FILE_ACTION_PENDING], "REST (resume)", path)?;
+        }
+        let mut conn = self.transfer("RETR", path).await?;
+        let received = data::copy_in(&mut conn, out, self.timeout, progress, len).await;
+        drop(conn);
+        let end = self.control.reply().await?;
+        let n = received?;
+        if n < len {
+            expect_done(&end, "RETR", path)?;
+        }
         Ok(n)
     }
 

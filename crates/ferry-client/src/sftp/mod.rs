@@ -184,8 +184,11 @@ impl SftpClient {
     ) -> Result<u64> {
         let mut inflight: VecDeque<(u64, u32, oneshot::Receiver<Packet>)> = VecDeque::new();
         let (mut next, mut total, mut eof) = (offset, 0u64, false);
+        // Requests in flight start at one and double with every full chunk, up to the limit: a small
+        // file costs two requests instead of a full pipeline of reads past its end.
+        let mut window = 1usize;
         loop {
-            while !eof && next < end && inflight.len() < SFTP_REQUESTS_IN_FLIGHT {
+            while !eof && next < end && inflight.len() < window {
                 let ask = u32::try_from(end - next).unwrap_or(SFTP_CHUNK).min(SFTP_CHUNK);
                 let body = Body::new().string(handle).u64(next).u32(ask);
                 inflight.push_back((next, ask, self.send(packet::READ, body).await?));
@@ -207,6 +210,9 @@ impl SftpClient {
                         .map_err(|e| Error::local("writing the local file", e))?;
                     total += got;
                     progress(got);
+                    if got == u64::from(ask) {
+                        window = (window * 2).min(SFTP_REQUESTS_IN_FLIGHT);
+                    }
                     if got > u64::from(ask) {
                         return Err(Error::Protocol(
                             "the server sent more data than was asked for".into(),

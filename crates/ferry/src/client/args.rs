@@ -27,6 +27,8 @@ pub enum ClientCommand {
     Stat(PathsArgs),
     /// Make DST a copy of directory SRC; one of them is a URL, the other a local directory.
     Mirror(MirrorArgs),
+    /// An interactive session with the classic ftp commands (or a script of them on standard input).
+    Shell(super::shell::ShellArgs),
 }
 
 /// Options every client command understands.
@@ -89,7 +91,7 @@ pub struct GetArgs {
     /// Continue a partial download: keep the bytes LOCAL has and fetch the rest.
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
-    /// Download the file in N segments over N connections at once (sftp:// only).
+    /// Download the file in N segments over N connections at once (FTP: REST and an early close).
     #[arg(short = 'n', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "resume")]
     pub segments: u16,
     #[command(flatten)]

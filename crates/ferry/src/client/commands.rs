@@ -28,6 +28,7 @@ pub async fn run(command: ClientCommand) -> Exit {
         ClientCommand::Stat(a) => each_path(a, Op::Stat).await,
         ClientCommand::Mv(a) => mv(a).await,
         ClientCommand::Mirror(a) => super::mirror::run(a).await,
+        ClientCommand::Shell(_) => Err(Error::Usage("the shell runs outside of a command".into())),
     };
     match result {
         Ok(exit) => exit,
@@ -77,9 +78,9 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
         None => PathBuf::from(name),
     };
     let result = if a.segments > 1 {
-        if url.scheme != ferry_client::url::Scheme::Sftp || to_stdout {
+        if to_stdout {
             return Err(Error::Usage(
-                "--segments needs an sftp:// URL and a local file".into(),
+                "--segments needs a local file, not standard output".into(),
             ));
         }
         segmented(&ctx, &url, &local, a.segments).await
@@ -133,6 +134,7 @@ async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u
     let tmp = temp_name(local);
     let file =
         std::fs::File::create(&tmp).map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+    part_started(&tmp);
     file.set_len(size)
         .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
     drop(file);
@@ -179,6 +181,7 @@ async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u
         }
     }
     pb.finish_and_clear();
+    part_done(&tmp);
     if let Some(e) = failure {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -210,7 +213,10 @@ pub async fn download(
         None => remote.try_stat(path).await?.and_then(|e| e.size),
     };
     let pb = bar(&shown, size, ctx.opts.quiet || ctx.opts.json);
-    let mut progress = |n: u64| pb.inc(n);
+    let mut progress = |n: u64| {
+        pb.inc(n);
+        ctx.tick(n);
+    };
     let result = if resume {
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
@@ -234,9 +240,11 @@ pub async fn download(
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
+        part_started(&tmp);
         let r = remote.get(path, 0, &mut file, &mut progress).await;
         let synced = file.sync_all().await;
         drop(file);
+        part_done(&tmp);
         match (r, synced) {
             (Ok(n), Ok(())) => tokio::fs::rename(&tmp, local)
                 .await
@@ -256,8 +264,36 @@ pub async fn download(
     result
 }
 
+/// Temporary download files being written, removed when the user interrupts (Ctrl-C).
+static PARTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Remembers a temporary file until [`part_done`].
+fn part_started(p: &Path) {
+    if let Ok(mut parts) = PARTS.lock() {
+        parts.push(p.to_path_buf());
+    }
+}
+
+/// Forgets a temporary file (renamed into place or removed).
+fn part_done(p: &Path) {
+    if let Ok(mut parts) = PARTS.lock() {
+        parts.retain(|q| q != p);
+    }
+}
+
+/// Removes every temporary download file still being written; returns how many.
+pub fn remove_parts() -> usize {
+    let Ok(mut parts) = PARTS.lock() else {
+        return 0;
+    };
+    parts
+        .drain(..)
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
 /// `dir/.name.ferry-part`: in the same directory, so the final rename stays on one filesystem.
-fn temp_name(local: &Path) -> PathBuf {
+pub fn temp_name(local: &Path) -> PathBuf {
     let name = local
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -401,7 +437,12 @@ pub async fn upload(
         .map_err(|e| Error::local(format!("reading {shown}"), e))?;
     let pb = bar(&shown, Some(len), ctx.opts.quiet || ctx.opts.json);
     pb.inc(offset);
-    let r = remote.put(path, offset, &mut file, &mut |n| pb.inc(n)).await;
+    let r = remote
+        .put(path, offset, &mut file, &mut |n| {
+            pb.inc(n);
+            ctx.tick(n);
+        })
+        .await;
     pb.finish_and_clear();
     r
 }
@@ -446,7 +487,7 @@ fn kind_name(k: EntryKind) -> &'static str {
     }
 }
 
-fn print_entry(ctx: &Ctx, e: &Entry, long: bool) {
+pub fn print_entry(ctx: &Ctx, e: &Entry, long: bool) {
     // Names are printed with control characters escaped: a listing cannot drive the terminal.
     let name = e.name.escape_debug().to_string();
     if ctx.opts.json {

@@ -177,6 +177,7 @@ impl Exit {
     fn max_partial(self) -> Exit {
         match self {
             Exit::Ok => Exit::Ok,
+            Exit::Interrupted => Exit::Interrupted,
             Exit::Usage | Exit::NotFound | Exit::Fatal | Exit::Retryable | Exit::Partial => Exit::Partial,
         }
     }

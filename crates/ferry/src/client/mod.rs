@@ -1,4 +1,4 @@
-//! The client commands: `ferry get/put/ls/rm/mkdir/rmdir/mv/cat/stat/mirror`, on top of `ferry-client`.
+//! The client commands: `ferry get/put/ls/rm/mkdir/rmdir/mv/cat/stat/mirror/shell`, on top of `ferry-client`.
 //!
 //! This module resolves credentials (URL, `--user`, `$FERRY_PASSWORD`, `~/.netrc`, a no-echo prompt),
 //! builds the trust options, shows progress on a terminal, prints results (text or `--json`) and maps
@@ -10,6 +10,7 @@ mod creds;
 mod mirror;
 mod output;
 mod session;
+mod shell;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ pub enum Exit {
     Retryable = 4,
     /// 5: some files were transferred, some failed.
     Partial = 5,
+    /// 130: interrupted (Ctrl-C); partial downloads were removed.
+    Interrupted = 130,
 }
 
 impl Exit {
@@ -46,6 +49,13 @@ impl Exit {
     }
 }
 
+/// After Ctrl-C: removes the temporary files of unfinished downloads.
+pub fn interrupted() -> Exit {
+    let n = commands::remove_parts();
+    eprintln!("ferry: interrupted; {n} unfinished download(s) removed");
+    Exit::Interrupted
+}
+
 /// Runs a client command; prints errors as `ferry: error: …`.
 pub fn main(command: ClientCommand) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -55,7 +65,15 @@ pub fn main(command: ClientCommand) -> ExitCode {
             return ExitCode::from(Exit::Fatal as u8);
         }
     };
-    let exit = runtime.block_on(commands::run(command));
+    let exit = match command {
+        ClientCommand::Shell(args) => shell::run(&runtime, args),
+        command => runtime.block_on(async {
+            tokio::select! {
+                exit = commands::run(command) => exit,
+                _ = tokio::signal::ctrl_c() => interrupted(),
+            }
+        }),
+    };
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     ExitCode::from(exit as u8)
 }

@@ -18,6 +18,27 @@ use super::creds;
 pub struct Ctx {
     pub opts: ClientOptions,
     connect: ConnectOptions,
+    /// Also told of every chunk transferred (the shell's `hash` marks).
+    pub tick: Option<Tick>,
+}
+
+/// A second progress observer, besides the progress bar.
+#[derive(Clone)]
+pub struct Tick(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for Tick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tick")
+    }
+}
+
+impl Ctx {
+    /// Reports `n` bytes transferred to the tick observer, if any.
+    pub fn tick(&self, n: u64) {
+        if let Some(t) = &self.tick {
+            (t.0)(n);
+        }
+    }
 }
 
 impl Ctx {
@@ -52,6 +73,7 @@ impl Ctx {
                 timeout: Duration::from_secs(opts.timeout),
                 trust,
             },
+            tick: None,
         })
     }
 
