@@ -11,7 +11,7 @@ fn max_concurrent_logins() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
-/// Turns for password checks: at most [`max_concurrent_logins`] at once server-wide, and one at a time
+/// Turns for password checks: at most `max_concurrent_logins()` at once server-wide, and one at a time
 /// per client address, so that a guessing burst from one address cannot take every turn and keep
 /// other clients from logging in.
 #[derive(Debug)]
