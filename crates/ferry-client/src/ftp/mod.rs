@@ -121,18 +121,8 @@ impl FtpClient {
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         progress: &mut Progress<'_>,
     ) -> Result<u64> {
-        check_arg(path)?;
-        if offset > 0 {
-            let r = self.cmd("REST", Some(&offset.to_string())).await?;
-            expect(&r, &[ReplyCode::FILE_ACTION_PENDING], "REST (resume)", path)?;
-        }
-        let mut conn = self.transfer("RETR", path).await?;
-        let received = data::copy_in(&mut conn, out, self.timeout, progress, u64::MAX).await;
-        drop(conn);
-        let end = self.control.reply().await?;
-        let n = received?;
-        expect_done(&end, "RETR", path)?;
-        Ok(n)
+        // A range without end: the whole rest of the file, and the server's 226 is required.
+        self.get_range(path, offset, u64::MAX, out, progress).await
     }
 
     /// Downloads at most `len` bytes of `path` from `offset` (`REST`, then `RETR`, closing the data
