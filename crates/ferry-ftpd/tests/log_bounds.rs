@@ -4,37 +4,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use common::TestServer;
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn long_paths_and_odd_user_names_give_bounded_escaped_log_lines() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&log);
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "ferry_ftpd=debug,ferry_auth=debug",
-        ))
-        .with_ansi(false)
-        .with_writer(move || Sink(Arc::clone(&sink)))
-        .init();
+    let log = ferry_testkit::logs::capture("ferry_ftpd=debug,ferry_auth=debug");
     let server = TestServer::start();
     let mut c = server.control();
     // Control characters are refused in user names; a right-to-left override and length are not.
@@ -52,24 +26,13 @@ fn long_paths_and_odd_user_names_give_bounded_escaped_log_lines() {
     assert!(c.reply().code >= 500);
     c.expect("QUIT", 221);
     drop(server);
-    let log = String::from_utf8_lossy(&log.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    let log = log.text();
     assert!(log.contains("login failed"), "{log}");
     assert!(
         log.contains("SIZE /ppp"),
         "the command was logged at debug level:\n{log}"
     );
-    for line in log.lines() {
-        assert!(
-            line.len() < 600,
-            "log line of {} bytes: {}…",
-            line.len(),
-            &line[..200]
-        );
-        assert!(
-            !line.chars().any(|c| c.is_control() && c != '\t'),
-            "raw control character in {line:?}"
-        );
-    }
+    ferry_testkit::logs::assert_lines_bounded(&log, 600);
     assert!(log.contains("\\u{202e}mmm"), "the name is shown escaped:\n{log}");
     assert!(!log.contains('\u{202e}'), "raw right-to-left override in the log");
     assert!(

@@ -5,49 +5,13 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
 
-/// Everything the server logged in this test binary so far.
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "ferry_sftpd=debug,ferry_auth=debug,russh=info",
-            ))
-            .with_ansi(false)
-            .with_writer(move || Sink(Arc::clone(&sink)))
-            .init();
-        log
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn log_text() -> String {
-    let log = captured()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    String::from_utf8_lossy(&log).into_owned()
+/// The server's log in this test binary (one subscriber per process).
+fn captured() -> ferry_testkit::logs::Captured {
+    ferry_testkit::logs::capture("ferry_sftpd=debug,ferry_auth=debug,russh=info")
 }
 
 /// Runs a paramiko script; it gets PORT, USER_NAME, PASSWORD, ROOT in its environment and a
@@ -145,20 +109,12 @@ except Exception:
 "#,
     )
     .assert_success();
-    let log = log_text();
+    let log = captured().text();
     assert!(
         log.contains("login failed"),
         "the failed login was logged:\n{log}"
     );
-    for line in log.lines() {
-        assert!(
-            line.len() < 600,
-            "log line of {} bytes: {}…",
-            line.len(),
-            &line[..200]
-        );
-        assert!(!line.contains('\u{1b}'), "raw escape character in {line}");
-    }
+    ferry_testkit::logs::assert_lines_bounded(&log, 600);
     assert!(
         log.contains("\\u{1b}[31muuu"),
         "the name is shown escaped:\n{log}"

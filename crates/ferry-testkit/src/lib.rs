@@ -19,5 +19,6 @@ pub mod binary;
 pub mod clients;
 pub mod files;
 pub mod ftp;
+pub mod logs;
 pub mod sftp;
 pub mod wait;
