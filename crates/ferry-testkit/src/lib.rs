@@ -10,6 +10,8 @@
 //!   FTP control client.
 //! - [`wait`]: waiting for a condition with a deadline rather than sleeping a fixed time.
 //! - [`files`]: hashes, pseudo-random content and file trees.
+//! - [`logs`]: the servers' log captured in memory, and the check that log lines stay bounded.
+//! - [`store_with_user`]: a user database with one user, and local storage, for in-process servers.
 //!
 //! It is not published and is not part of ferry; it may panic freely (it is test code).
 #![forbid(unsafe_code)]
@@ -22,3 +24,30 @@ pub mod ftp;
 pub mod logs;
 pub mod sftp;
 pub mod wait;
+
+/// Opens (creating) the user database `users_db` with one user `name` (`password`, home `/`,
+/// `permissions`) and the local storage over `files`: what every in-process server starts from.
+pub async fn store_with_user(
+    files: &std::path::Path,
+    users_db: &std::path::Path,
+    name: &str,
+    password: &str,
+    permissions: ferry_auth::Permissions,
+) -> Result<(ferry_auth::UserStore, std::sync::Arc<dyn ferry_vfs::Storage>), String> {
+    let storage: std::sync::Arc<dyn ferry_vfs::Storage> = std::sync::Arc::new(
+        ferry_vfs::LocalFs::open(files).map_err(|e| format!("open storage {}: {e}", files.display()))?,
+    );
+    let users = ferry_auth::UserStore::open(users_db)
+        .await
+        .map_err(|e| format!("open user store {}: {e}", users_db.display()))?;
+    users
+        .add_user(ferry_auth::NewUser {
+            name: name.into(),
+            password: ferry_auth::Password::new(password.into()),
+            home: "/".into(),
+            permissions,
+        })
+        .await
+        .map_err(|e| format!("add user {name}: {e}"))?;
+    Ok((users, storage))
+}

@@ -255,20 +255,7 @@ async fn build(
     tweak: impl FnOnce(&mut ferry_sftpd::Config),
     defender: ferry_auth::defender::DefenderConfig,
 ) -> Result<Arc<ferry_sftpd::Server>, String> {
-    let storage: Arc<dyn ferry_vfs::Storage> =
-        Arc::new(ferry_vfs::LocalFs::open(files).map_err(|e| format!("storage: {e}"))?);
-    let users = ferry_auth::UserStore::open(users_db)
-        .await
-        .map_err(|e| format!("users: {e}"))?;
-    users
-        .add_user(ferry_auth::NewUser {
-            name: USER.into(),
-            password: ferry_auth::Password::new(PASSWORD.into()),
-            home: "/".into(),
-            permissions: perms,
-        })
-        .await
-        .map_err(|e| format!("add user: {e}"))?;
+    let (users, storage) = crate::store_with_user(files, users_db, USER, PASSWORD, perms).await?;
     if let Some(line) = public {
         let record = ferry_sftpd::keys::parse_authorized_key(&line).map_err(|e| e.to_string())?;
         users.add_key(USER, record).await.map_err(|e| e.to_string())?;

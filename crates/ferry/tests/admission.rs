@@ -39,20 +39,15 @@ impl Servers {
         let root = dir.path().to_owned();
         let clock2 = Arc::clone(&clock);
         let (ftp, sftp, defender) = runtime.block_on(async move {
-            let users = ferry_auth::UserStore::open(&root.join("users.db"))
-                .await
-                .expect("users");
-            users
-                .add_user(ferry_auth::NewUser {
-                    name: USER.into(),
-                    password: ferry_auth::Password::new(PASSWORD.into()),
-                    home: "/".into(),
-                    permissions: ferry_auth::Permissions::all(),
-                })
-                .await
-                .expect("add user");
-            let storage: Arc<dyn ferry_vfs::Storage> =
-                Arc::new(ferry_vfs::LocalFs::open(&root.join("files")).expect("storage"));
+            let (users, storage) = ferry_testkit::store_with_user(
+                &root.join("files"),
+                &root.join("users.db"),
+                USER,
+                PASSWORD,
+                ferry_auth::Permissions::all(),
+            )
+            .await
+            .expect("users and storage");
             let defender = Arc::new(Defender::new(defender, Some(users.clone())).with_clock(clock2));
             let gate = Arc::new(ferry_admission::LoginGate::new());
             let delay = Duration::from_millis(50);

@@ -73,22 +73,17 @@ impl Stack {
             .expect("runtime");
         let root = dir.path().to_owned();
         let (ftp, ftps, sftp, defender) = runtime.block_on(async move {
-            let users = ferry_auth::UserStore::open(&root.join("users.db"))
-                .await
-                .expect("users");
-            users
-                .add_user(ferry_auth::NewUser {
-                    name: USER.into(),
-                    password: ferry_auth::Password::new(PASSWORD.into()),
-                    home: "/".into(),
-                    permissions: ferry_auth::Permissions::all(),
-                })
-                .await
-                .expect("add user");
+            let (users, storage) = ferry_testkit::store_with_user(
+                &root.join("files"),
+                &root.join("users.db"),
+                USER,
+                PASSWORD,
+                ferry_auth::Permissions::all(),
+            )
+            .await
+            .expect("users and storage");
             let record = ferry_sftpd::keys::parse_authorized_key(&public).expect("key");
             users.add_key(USER, record).await.expect("add key");
-            let storage: Arc<dyn ferry_vfs::Storage> =
-                Arc::new(ferry_vfs::LocalFs::open(&root.join("files")).expect("storage"));
             let defender = Arc::new(Defender::new(
                 DefenderConfig {
                     score_loopback: true,

@@ -458,20 +458,8 @@ async fn build_server(
     users_db: &Path,
     options: Options,
 ) -> Result<(Arc<ferry_ftpd::Server>, ferry_auth::UserStore), String> {
-    let storage: Arc<dyn ferry_vfs::Storage> =
-        Arc::new(ferry_vfs::LocalFs::open(files).map_err(|e| format!("open storage: {e}"))?);
-    let users = ferry_auth::UserStore::open(users_db)
-        .await
-        .map_err(|e| format!("open user store: {e}"))?;
-    users
-        .add_user(ferry_auth::NewUser {
-            name: USER.into(),
-            password: ferry_auth::Password::new(PASSWORD.into()),
-            home: "/".into(),
-            permissions: ferry_auth::Permissions::all(),
-        })
-        .await
-        .map_err(|e| format!("add user: {e}"))?;
+    let (users, storage) =
+        crate::store_with_user(files, users_db, USER, PASSWORD, ferry_auth::Permissions::all()).await?;
     let mut config = ferry_ftpd::Config {
         passive_ports: PASSIVE_PORTS,
         ..ferry_ftpd::Config::default()
