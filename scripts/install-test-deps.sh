@@ -2,7 +2,7 @@
 # Installs the real FTP clients the integration tests drive (curl, lftp, wget, the classic `ftp`,
 # python3 for ftplib, rclone for its FTP/FTPS backend, and openssl for certificate checks in the FTPS
 # tests, setpriv to run the error-message tests as an unprivileged user, script for the `ferry shell`
-# terminal test, and systemd-analyze to check the systemd unit). Idempotent: only missing commands are
+# terminal test, systemd-analyze to check the systemd unit, and s3s-fs, an S3 server, via cargo). Idempotent: only missing commands are
 # installed, with one `apt-get update`.
 # Debian/Ubuntu only; uses sudo when not run as root.
 set -euo pipefail
@@ -36,6 +36,24 @@ install_pip_modules() {
     done
 }
 install_pip_modules
+
+# --- S3 back-end tests: s3s-fs, a real S3 server over a directory (crates.io, version pinned; the
+# tests start one per test binary on loopback). Built once with cargo into ~/.cargo/bin (a few
+# minutes on a fresh machine; CI caches ~/.cargo/bin like the other tools). ---
+S3S_FS_VERSION=0.14.1
+install_s3s_fs() {
+    if command -v s3s-fs >/dev/null 2>&1 && s3s-fs --version 2>/dev/null | grep -q " $S3S_FS_VERSION"; then
+        return 0
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "install-test-deps: cargo is needed to install s3s-fs $S3S_FS_VERSION" >&2
+        return 1
+    fi
+    echo "install-test-deps: installing s3s-fs $S3S_FS_VERSION with cargo install (once)"
+    cargo install --locked --quiet s3s-fs --version "$S3S_FS_VERSION" --features binary
+}
+install_s3s_fs
+# --- end S3 ---
 
 # --- packaging tests: `systemd-analyze verify` checks packaging/ferry.service ---
 wanted+=(systemd-analyze:systemd)

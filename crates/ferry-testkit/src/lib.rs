@@ -8,6 +8,7 @@
 //! - [`sftp`]: an in-process ferry SFTP server with a user key made by `ssh-keygen`.
 //! - [`binary`]: the `ferry` binary in a temp dir, a `ferry serve` child read line by line, a small
 //!   FTP control client.
+//! - [`s3`]: one real S3 server (`s3s-fs`) per test binary, a bucket per test.
 //! - [`wait`]: waiting for a condition with a deadline rather than sleeping a fixed time.
 //! - [`files`]: hashes, pseudo-random content and file trees.
 //! - [`logs`]: the servers' log captured in memory, and the check that log lines stay bounded.
@@ -22,6 +23,7 @@ pub mod clients;
 pub mod files;
 pub mod ftp;
 pub mod logs;
+pub mod s3;
 pub mod sftp;
 pub mod wait;
 

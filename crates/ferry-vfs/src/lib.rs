@@ -2,7 +2,8 @@
 //!
 //! This crate defines the [`Storage`] trait that the FTP and SFTP front ends use to touch user
 //! files, the neutral [`Error`]/[`ErrorKind`] they map to their own reply codes, and
-//! [`LocalFs`], a back-end that keeps every operation inside one directory on the host.
+//! [`LocalFs`], a back-end that keeps every operation inside one directory on the host, and
+//! [`s3::S3Fs`], a back-end that keeps files as objects in an S3-compatible bucket.
 //!
 //! # What it does
 //! - Takes *virtual* absolute paths as raw bytes (`b"/dir/file"`, `b"/"` is the root). Names are
@@ -36,6 +37,7 @@
 mod error;
 mod local;
 mod path;
+pub mod s3;
 mod storage;
 
 pub use error::{Error, ErrorKind, Result};

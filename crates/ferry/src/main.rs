@@ -16,6 +16,7 @@ mod config;
 mod generate;
 mod serve;
 mod state;
+mod storage;
 mod sweep;
 mod user;
 mod user_forwards;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use ferry_auth::{generate_password, NewUser, Permissions, UserStore};
 use ferry_ftpd::{ListenerKind, PemIdentity, Server, Tls, TlsPolicy};
-use ferry_vfs::{LocalFs, Storage};
+use ferry_vfs::Storage;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -46,15 +46,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let users = create_store(&settings.users_db).await?;
     #[cfg(unix)]
     crate::state::check_private(&settings.users_db);
-    let local = LocalFs::open(&settings.files_root).map_err(|e| {
-        anyhow!(
-            "cannot open the files root {}: {} (set `files_root` / `--files-root`)",
-            settings.files_root.display(),
-            cause(&e)
-        )
-    })?;
-    crate::sweep::start(local.clone());
-    let storage: Arc<dyn Storage> = Arc::new(local);
+    let (storage, storage_probe) = crate::storage::open(&settings).await?;
     // Install the signal handlers before announcing the addresses, so a signal sent by whoever
     // reads the announcement is never missed.
     let mut signal = Signals::install()?;
@@ -98,7 +90,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         Arc::clone(&metrics),
         users.clone(),
         settings.users_db.clone(),
-        settings.files_root.clone(),
+        storage_probe,
     );
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;

@@ -40,18 +40,27 @@ pub struct Admin {
     draining: AtomicBool,
     users: UserStore,
     users_db: PathBuf,
-    files_root: PathBuf,
+    storage: StorageProbe,
+}
+
+/// How `/readyz` checks the storage back-end.
+#[derive(Debug)]
+pub enum StorageProbe {
+    /// The files root must be a reachable directory.
+    Local(PathBuf),
+    /// The bucket must answer a one-key listing.
+    S3(ferry_vfs::s3::S3Fs),
 }
 
 impl Admin {
     /// State for the endpoints: the metrics, and the user database and files root `/readyz` probes.
-    pub fn new(metrics: Arc<Metrics>, users: UserStore, users_db: PathBuf, files_root: PathBuf) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, users: UserStore, users_db: PathBuf, storage: StorageProbe) -> Arc<Self> {
         Arc::new(Admin {
             metrics,
             draining: AtomicBool::new(false),
             users,
             users_db,
-            files_root,
+            storage,
         })
     }
 
@@ -73,25 +82,35 @@ impl Admin {
                 self.users_db.display()
             ));
         }
-        match std::fs::metadata(&self.files_root) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Some(format!(
-                    "the files root {} is not a directory",
-                    self.files_root.display()
-                ))
-            }
-            Err(e) => {
-                return Some(format!(
-                    "the files root {} cannot be reached: {e}",
-                    self.files_root.display()
-                ))
-            }
+        if let Some(why) = self.storage_not_ready().await {
+            return Some(why);
         }
         match tokio::time::timeout(DB_PROBE_TIMEOUT, self.users.is_empty()).await {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(format!("the user database does not answer: {e}")),
             Err(_) => Some("the user database does not answer in time".to_owned()),
+        }
+    }
+
+    /// Why the storage back-end is not usable, if it is not.
+    async fn storage_not_ready(&self) -> Option<String> {
+        match &self.storage {
+            StorageProbe::Local(files_root) => match std::fs::metadata(files_root) {
+                Ok(m) if m.is_dir() => None,
+                Ok(_) => Some(format!(
+                    "the files root {} is not a directory",
+                    files_root.display()
+                )),
+                Err(e) => Some(format!(
+                    "the files root {} cannot be reached: {e}",
+                    files_root.display()
+                )),
+            },
+            StorageProbe::S3(fs) => match tokio::time::timeout(DB_PROBE_TIMEOUT, fs.check()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("the S3 bucket does not answer: {e}")),
+                Err(_) => Some("the S3 bucket does not answer in time".to_owned()),
+            },
         }
     }
 
@@ -192,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("users.db");
         let users = UserStore::open(&db).await.expect("user database");
-        let admin = Admin::new(Arc::new(Metrics::new()), users, db, dir.path().to_path_buf());
+        let admin = Admin::new(Arc::new(Metrics::new()), users, db, StorageProbe::Local(dir.path().to_path_buf()));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let task = tokio::spawn(serve(listener, Arc::clone(&admin)));

@@ -48,6 +48,13 @@ pub const SFTP: Group = Group::table(
      to it too. See docs/sftp.md.",
 );
 
+pub const STORAGE: Group = Group::table(
+    "storage",
+    "Storage back-end",
+    "Where user files live: the local disk under files_root, or an S3-compatible bucket. See\n\
+     docs/storage.md for what each operation does on each back-end.",
+);
+
 pub const ADMIN: Group = Group::table(
     "admin",
     "Admin HTTP listener",
@@ -514,6 +521,109 @@ pub const DEFS: &[Def] = &[
         group: &DEFENDER,
         help: "Networks never scored or banned (health checks, monitoring, your office)",
         example: "192.0.2.0/24,2001:db8::/32,127.0.0.1",
+    },
+    // ----- [storage] -----
+    Def {
+        key: "storage.backend",
+        kind: &kind::STORAGE_BACKEND,
+        list: false,
+        default: Is("local"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "Where user files live: local (files_root on disk) or s3 (an S3-compatible bucket)",
+        example: "s3",
+    },
+    Def {
+        key: "storage.endpoint",
+        kind: &kind::URL,
+        list: false,
+        default: Unset("not set (AWS S3 in storage.region)"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "S3 endpoint URL, for S3-compatible services (MinIO, Ceph, R2 ...)",
+        example: "https://s3.eu-west-1.amazonaws.com",
+    },
+    Def {
+        key: "storage.bucket",
+        kind: &kind::TEXT,
+        list: false,
+        default: Unset("not set (required for s3)"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "S3 bucket holding the files",
+        example: "ferry-files",
+    },
+    Def {
+        key: "storage.region",
+        kind: &kind::TEXT,
+        list: false,
+        default: Is("us-east-1"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "S3 signing region",
+        example: "eu-west-1",
+    },
+    Def {
+        key: "storage.prefix",
+        kind: &kind::TEXT,
+        list: false,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "Key prefix in the bucket under which the files root lives (empty: the whole bucket)",
+        example: "ftp/",
+    },
+    Def {
+        key: "storage.path_style",
+        kind: &kind::BOOL,
+        list: false,
+        default: Is("false"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "Path-style S3 requests (ENDPOINT/BUCKET/KEY), as MinIO and most self-hosted servers need",
+        example: "true",
+    },
+    Def {
+        key: "storage.access_key_id",
+        kind: &kind::TEXT,
+        list: false,
+        default: Unset("not set (the AWS environment, profile or instance credentials)"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "S3 access key ID (give it with a secret access key)",
+        example: "AKIAIOSFODNN7EXAMPLE",
+    },
+    Def {
+        key: "storage.secret_access_key",
+        kind: &kind::TEXT,
+        list: false,
+        default: Unset("not set"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "S3 secret access key; prefer FERRY_STORAGE_SECRET_ACCESS_KEY or storage.secret_access_key_file \
+               (a flag shows in the process list); never logged",
+        example: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    },
+    Def {
+        key: "storage.secret_access_key_file",
+        kind: &kind::PATH,
+        list: false,
+        default: Unset("not set"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "File holding the S3 secret access key (surrounding whitespace ignored)",
+        example: "/etc/ferry/s3-secret",
+    },
+    Def {
+        key: "storage.danger_allow_dir_rename",
+        kind: &kind::BOOL,
+        list: false,
+        default: Is("false"),
+        scope: Scope::Serve,
+        group: &STORAGE,
+        help: "DANGER: on S3, rename non-empty directories by copying and deleting every object below \
+               them (slow, not atomic: a failure leaves the tree split between both names)",
+        example: "true",
     },
     // ----- [admin] -----
     Def {

@@ -214,6 +214,10 @@ pub mod kind {
             |s| parse::proxy_mode(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
         PROXY_DATA: String, "MODE", "`\"none\"` or `\"header\"`",
             |s| parse::proxy_data(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
+        STORAGE_BACKEND: String, "BACKEND", "`\"local\"` or `\"s3\"`",
+            |s| parse::storage_backend(s).map(|b| Value::Text(b.to_owned()));
+        URL: String, "URL", "URL `http://HOST[:PORT]` or `https://HOST[:PORT]`",
+            |s| parse::url(s).map(Value::Text);
         ACTIVE_SOURCE_PORT: String, "CHOICE", "`\"any\"` or `\"control-minus-one\"`",
             |s| parse::active_source_port(s).map(|_| Value::Text(s.to_owned()));
     }

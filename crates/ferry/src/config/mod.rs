@@ -14,6 +14,7 @@ pub mod parse;
 pub mod reference;
 pub mod security;
 pub mod sftp;
+pub mod storage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,8 @@ pub struct Settings {
     pub sftp: Option<sftp::SftpSettings>,
     /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub admin: admin::AdminSettings,
+    /// Where user files live (`files_root` is used only by the local back-end).
+    pub storage: storage::StorageSettings,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -154,7 +157,9 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
     };
     let ftps = ftps_files(v, &data_dir, origin)?;
     let sftp = sftp::build(v, &data_dir)?;
+    let storage = storage::build(v, origin)?;
     Ok(Settings {
+        storage,
         config_file: None,
         min_password_length: v.number("min_password_length")?,
         files_root,

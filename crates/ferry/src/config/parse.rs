@@ -25,6 +25,28 @@ pub fn path(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(s))
 }
 
+/// `local` or `s3`.
+pub fn storage_backend(s: &str) -> Result<&'static str, String> {
+    match s.trim() {
+        "local" => Ok("local"),
+        "s3" => Ok("s3"),
+        other => Err(format!("{other:?} is not a storage back-end; expected \"local\" or \"s3\"")),
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+pub fn url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("{s:?} is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{s:?} is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
 /// `IP:PORT`, with IPv6 addresses in brackets.
 pub fn socket_addr(s: &str) -> Result<SocketAddr, String> {
     s.trim()

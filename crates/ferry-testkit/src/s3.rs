@@ -1,0 +1,218 @@
+//! A real S3 server for tests: one `s3s-fs` per test binary, started on first use on a free
+//! loopback port, with fixed test credentials; each test takes a bucket of its own.
+//!
+//! `s3s-fs` keeps objects as plain files (`<root>/<bucket>/<key>`), which lets tests look behind the
+//! S3 API: [`TestBucket::pending_uploads`] finds multipart uploads that were neither completed nor
+//! aborted. A missing `s3s-fs` fails the test with the install hint. The server (and its files)
+//! goes away within a second of the test binary's exit: a small shell watchdog kills it.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::Engine;
+
+/// Access key of the test server.
+pub const ACCESS_KEY: &str = "ferry-test-access-key";
+/// Secret key of the test server.
+pub const SECRET_KEY: &str = "ferry-test-secret-key-not-secret";
+/// The `s3s-fs` version `scripts/install-test-deps.sh` installs.
+pub const S3S_FS_VERSION: &str = "0.14.1";
+
+/// The shared server of this test binary.
+#[derive(Debug)]
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The directory `s3s-fs` serves.
+    pub root: PathBuf,
+    _watchdog: Mutex<Child>,
+}
+
+static SERVER: OnceLock<S3Server> = OnceLock::new();
+
+/// The shared server, started on first use.
+pub fn server() -> &'static S3Server {
+    SERVER.get_or_init(S3Server::start)
+}
+
+/// A fresh, empty bucket on the shared server.
+pub fn bucket() -> TestBucket {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let server = server();
+    let name = format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    // s3s-fs's CreateBucket is exactly this.
+    std::fs::create_dir(server.root.join(&name)).expect("create bucket directory");
+    TestBucket {
+        name,
+        endpoint: server.endpoint.clone(),
+        root: server.root.clone(),
+    }
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        crate::clients::require("s3s-fs");
+        let root = std::env::temp_dir().join(format!(
+            "ferry-s3s-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&root).expect("s3s-fs root");
+        let mut last_log = String::new();
+        // Another process may take the free port before s3s-fs binds it: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let log = root.with_extension("log");
+            let mut child = watchdog(port, &root, &log);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let up = crate::wait::wait_until(Duration::from_secs(15), || {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                    || child.try_wait().ok().flatten().is_some()
+            });
+            if up && child.try_wait().ok().flatten().is_none() {
+                return S3Server {
+                    endpoint: format!("http://{addr}"),
+                    root,
+                    _watchdog: Mutex::new(child),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = std::fs::read_to_string(&log).unwrap_or_default();
+        }
+        panic!("s3s-fs did not start; its output:\n{last_log}");
+    }
+}
+
+/// `s3s-fs` under a shell that kills it (and removes its files) when this test process is gone.
+fn watchdog(port: u16, root: &Path, log: &Path) -> Child {
+    let script = r#"
+        s3s-fs --host 127.0.0.1 --port "$1" --access-key "$2" --secret-key "$3" "$4" >"$5" 2>&1 &
+        server=$!
+        while kill -0 "$6" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.3; done
+        kill "$server" 2>/dev/null
+        wait "$server" 2>/dev/null
+        rm -rf "$4" "$5"
+    "#;
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("ferry-s3s-watchdog")
+        .arg(port.to_string())
+        .arg(ACCESS_KEY)
+        .arg(SECRET_KEY)
+        .arg(root)
+        .arg(log)
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sh for s3s-fs")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A bucket of one test.
+#[derive(Debug, Clone)]
+pub struct TestBucket {
+    /// Bucket name.
+    pub name: String,
+    /// The server's endpoint.
+    pub endpoint: String,
+    root: PathBuf,
+}
+
+impl TestBucket {
+    /// Settings for ferry's S3 back-end on this bucket (path-style, test credentials), with `prefix`.
+    pub fn config(&self, prefix: &str) -> ferry_vfs::s3::S3Config {
+        ferry_vfs::s3::S3Config {
+            endpoint: Some(self.endpoint.clone()),
+            bucket: self.name.clone(),
+            region: "us-east-1".into(),
+            prefix: prefix.into(),
+            path_style: true,
+            access_key_id: Some(ACCESS_KEY.into()),
+            secret_access_key: Some(SECRET_KEY.into()),
+            danger_allow_dir_rename: false,
+        }
+    }
+
+    /// The `ferry serve` flags for this bucket.
+    pub fn serve_flags(&self, prefix: &str) -> Vec<String> {
+        [
+            "--storage-backend",
+            "s3",
+            "--storage-endpoint",
+            &self.endpoint,
+            "--storage-bucket",
+            &self.name,
+            "--storage-prefix",
+            prefix,
+            "--storage-path-style",
+            "true",
+            "--storage-access-key-id",
+            ACCESS_KEY,
+            "--storage-secret-access-key",
+            SECRET_KEY,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
+    /// The directory holding this bucket's objects (`<dir>/<key>`), to check what S3 really stores.
+    pub fn dir(&self) -> PathBuf {
+        self.root.join(&self.name)
+    }
+
+    /// The object `key` as stored, if it exists as a file.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let path = self.dir().join(key);
+        path.is_file().then(|| std::fs::read(path).expect("read object"))
+    }
+
+    /// Keys of this bucket's multipart uploads that were started and neither completed nor aborted
+    /// (what a lifecycle rule would have to clean up).
+    pub fn pending_uploads(&self) -> Vec<String> {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let head = format!(".bucket-{}.object-", b64.encode(&self.name));
+        let mut pending = Vec::new();
+        for entry in std::fs::read_dir(&self.root).expect("read s3s-fs root").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&head) else {
+                continue;
+            };
+            let Some((key, upload)) = rest.split_once(".upload-") else {
+                continue;
+            };
+            let Some(upload) = upload.strip_suffix(".metadata.json") else {
+                continue;
+            };
+            let open = self.root.join(format!(".upload-{upload}.json")).exists()
+                || std::fs::read_dir(&self.root)
+                    .expect("read s3s-fs root")
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(&format!(".upload_id-{upload}.")));
+            if open {
+                let key = b64
+                    .decode(key)
+                    .map(|k| String::from_utf8_lossy(&k).into_owned())
+                    .unwrap_or_else(|_| key.to_owned());
+                pending.push(key);
+            }
+        }
+        pending
+    }
+}

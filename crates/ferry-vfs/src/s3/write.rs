@@ -1,0 +1,193 @@
+//! Streaming multipart uploads: client bytes are cut into parts of growing size and handed to
+//! OpenDAL one at a time; nothing touches local disk.
+//!
+//! Memory: OpenDAL keeps the last part it was given until the next one arrives (so that a small
+//! file becomes one PutObject) and uploads it while the caller waits. So at any time an upload holds
+//! at most two parts: the one being uploaded (or held back) and the one being filled.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::parts::{part_size, MAX_OBJECT};
+use super::{map_err, S3Fs};
+use crate::error::{ErrorKind, Result};
+use crate::storage::FileWriter;
+
+/// An upload in progress; dropped without [`commit`](FileWriter::commit) it is aborted (the
+/// multipart upload and its parts are deleted in the background).
+pub struct S3Writer {
+    inner: Option<opendal::Writer>,
+    key: String,
+    name: Vec<u8>,
+    /// The part being filled.
+    buf: Vec<u8>,
+    /// Parts handed to OpenDAL so far.
+    parts: u64,
+    /// Bytes of the object so far (a resumed upload's copied prefix included).
+    total: u64,
+    /// Bytes given through [`FileWriter`] methods.
+    written: u64,
+}
+
+impl fmt::Debug for S3Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Writer")
+            .field("key", &self.key)
+            .field("parts", &self.parts)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Writer {
+    /// A writer for `key`, with `mtime` (seconds since the epoch, rclone's format) as object
+    /// metadata if given.
+    pub(super) async fn open(fs: &S3Fs, key: String, name: Vec<u8>, mtime: Option<String>) -> Result<S3Writer> {
+        let mut with = fs.op.writer_with(&key).concurrent(1);
+        if let Some(mtime) = mtime {
+            with = with.user_metadata([(super::MTIME_KEY.to_owned(), mtime)]);
+        }
+        let inner = with.await.map_err(|e| map_err(&key, e))?;
+        Ok(S3Writer {
+            inner: Some(inner),
+            key,
+            name,
+            buf: Vec::new(),
+            parts: 0,
+            total: 0,
+            written: 0,
+        })
+    }
+
+    /// Copies the first `len` bytes of the object `from` into this upload (resume, append, a new
+    /// mtime): streamed with a ranged read, through the same bounded parts.
+    pub(super) async fn copy_prefix(&mut self, fs: &S3Fs, from: &str, len: u64) -> Result<()> {
+        use futures_util::StreamExt;
+        if len == 0 {
+            return Ok(());
+        }
+        let reader = fs.op.reader(from).await.map_err(|e| map_err(from, e))?;
+        let mut stream = reader.into_bytes_stream(0..len).await.map_err(|e| map_err(from, e))?;
+        let mut copied = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| map_err(from, e.into()))?;
+            copied += chunk.len() as u64;
+            self.push(&chunk).await?;
+        }
+        if copied != len {
+            // The object changed under us: never build an object from a short prefix.
+            tracing::warn!(key = from, expected = len, copied, "S3 object shrank while it was copied");
+            return Err(ErrorKind::Io.into());
+        }
+        Ok(())
+    }
+
+    /// Appends `data` to the part being filled, handing every full part to OpenDAL.
+    async fn push(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.total.saturating_add(data.len() as u64) > MAX_OBJECT {
+            return Err(ErrorKind::QuotaExceeded.into());
+        }
+        self.total += data.len() as u64;
+        while !data.is_empty() {
+            let want = usize::try_from(part_size(self.parts)).unwrap_or(usize::MAX);
+            if self.buf.capacity() < want {
+                self.buf.reserve_exact(want - self.buf.len());
+            }
+            let room = want - self.buf.len();
+            let (head, tail) = data.split_at(room.min(data.len()));
+            self.buf.extend_from_slice(head);
+            data = tail;
+            if self.buf.len() == want {
+                let part = std::mem::take(&mut self.buf);
+                self.send(Bytes::from(part)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, part: Bytes) -> Result<()> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(ErrorKind::Io.into());
+        };
+        inner.write(part).await.map_err(|e| map_err(&self.key, e))?;
+        self.parts += 1;
+        Ok(())
+    }
+
+    /// Completes the upload: the object appears under its name only now.
+    async fn finish(&mut self) -> Result<u64> {
+        let last = std::mem::take(&mut self.buf);
+        if !last.is_empty() {
+            self.send(Bytes::from(last)).await?;
+        }
+        let Some(mut inner) = self.inner.take() else {
+            return Err(ErrorKind::Io.into());
+        };
+        match inner.close().await {
+            Ok(_) => Ok(self.written),
+            Err(e) => {
+                let err = map_err(&self.key, e);
+                if let Err(e) = inner.abort().await {
+                    tracing::warn!(key = %self.key, error = %e, "cannot abort a failed S3 upload");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Aborts the upload; what it had sent is deleted.
+    pub(super) async fn cancel(&mut self) {
+        self.buf = Vec::new();
+        if let Some(mut inner) = self.inner.take() {
+            if let Err(e) = inner.abort().await {
+                tracing::warn!(key = %self.key, error = %e, "cannot abort an S3 upload; a lifecycle rule removes its parts");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl FileWriter for S3Writer {
+    async fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        let result = self.push(buf).await;
+        if result.is_ok() {
+            self.written += buf.len() as u64;
+        }
+        result
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64> {
+        self.finish().await
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.cancel().await;
+    }
+
+    fn final_name(&self) -> &[u8] {
+        &self.name
+    }
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
+        let key = std::mem::take(&mut self.key);
+        // Dropped without commit or abort (a reset data connection, a lost session): abort in the
+        // background so no parts are left behind.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Err(e) = inner.abort().await {
+                        tracing::warn!(%key, error = %e, "cannot abort a dropped S3 upload; a lifecycle rule removes its parts");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(%key, "S3 upload dropped outside a runtime; a lifecycle rule removes its parts"),
+        }
+    }
+}

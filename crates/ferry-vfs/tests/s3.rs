@@ -1,0 +1,275 @@
+//! The S3 back-end against a real S3 server (s3s-fs, started once for this test binary): uploads,
+//! aborts, ranged reads, directories, renames, resume and listings — checked both through the
+//! back-end and by looking at what the server really stores.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_testkit::s3::{bucket, TestBucket};
+use ferry_vfs::s3::S3Fs;
+use ferry_vfs::{EntryKind, ErrorKind, Storage, WriteMode};
+
+async fn open(b: &TestBucket) -> S3Fs {
+    S3Fs::connect(&b.config("")).await.expect("connect to s3s-fs")
+}
+
+/// Deterministic, incompressible-looking test data.
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+async fn put(fs: &S3Fs, path: &str, bytes: &[u8]) {
+    let mut w = fs.open_write(path.as_bytes(), WriteMode::Create).await.expect("open_write");
+    for chunk in bytes.chunks(64 * 1024) {
+        w.write_all(chunk).await.expect("write");
+    }
+    assert_eq!(w.commit().await.expect("commit"), bytes.len() as u64);
+}
+
+async fn get(fs: &S3Fs, path: &str, offset: u64) -> Vec<u8> {
+    let mut r = fs.open_read(path.as_bytes(), offset).await.expect("open_read");
+    let mut out = Vec::new();
+    let mut buf = vec![0; 100_000];
+    loop {
+        let n = r.read(&mut buf).await.expect("read");
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+async fn names(fs: &S3Fs, path: &str) -> Vec<(String, EntryKind)> {
+    let mut stream = fs.list(path.as_bytes()).await.expect("list");
+    let mut all = Vec::new();
+    loop {
+        let batch = stream.next_batch(100).await.expect("next_batch");
+        if batch.is_empty() {
+            break;
+        }
+        all.extend(
+            batch
+                .into_iter()
+                .map(|e| (String::from_utf8(e.name).expect("utf-8"), e.metadata.kind)),
+        );
+    }
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_appears_only_on_commit_and_reads_back_from_any_offset() {
+    let b = bucket();
+    let fs = open(&b).await;
+    // Over two parts (5 MiB each), so this is a real multipart upload.
+    let bytes = data(12 * 1024 * 1024 + 123, 1);
+    let mut w = fs.open_write(b"/big.bin", WriteMode::Create).await.expect("open");
+    for chunk in bytes.chunks(1 << 20) {
+        w.write_all(chunk).await.expect("write");
+    }
+    assert!(b.object("big.bin").is_none(), "object visible before commit");
+    assert_eq!(w.commit().await.expect("commit"), bytes.len() as u64);
+    assert_eq!(b.object("big.bin").as_deref(), Some(&bytes[..]), "stored object differs");
+    assert_eq!(get(&fs, "/big.bin", 0).await, bytes);
+    assert_eq!(get(&fs, "/big.bin", 7_000_001).await, &bytes[7_000_001..]);
+    assert!(get(&fs, "/big.bin", bytes.len() as u64).await.is_empty());
+    let md = fs.metadata(b"/big.bin").await.expect("metadata");
+    assert_eq!((md.kind, md.size), (EntryKind::File, bytes.len() as u64));
+    assert!(b.pending_uploads().is_empty(), "{:?}", b.pending_uploads());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_and_empty_files_round_trip() {
+    let b = bucket();
+    let fs = open(&b).await;
+    put(&fs, "/empty", b"").await;
+    put(&fs, "/small.txt", b"hello").await;
+    assert_eq!(b.object("empty").as_deref(), Some(&b""[..]));
+    assert_eq!(get(&fs, "/small.txt", 1).await, b"ello");
+    assert_eq!(
+        names(&fs, "/").await,
+        vec![("empty".into(), EntryKind::File), ("small.txt".into(), EntryKind::File)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_and_drop_leave_no_object_and_no_parts() {
+    let b = bucket();
+    let fs = open(&b).await;
+    put(&fs, "/keep.bin", b"old content").await;
+    for (path, how) in [("/aborted.bin", "abort"), ("/dropped.bin", "drop"), ("/keep.bin", "abort")] {
+        let mut w = fs.open_write(path.as_bytes(), WriteMode::Create).await.expect("open");
+        // Three parts' worth: at least two part uploads have started.
+        w.write_all(&data(16 * 1024 * 1024, 2)).await.expect("write");
+        assert!(!b.pending_uploads().is_empty(), "no multipart upload started for {path}");
+        match how {
+            "abort" => w.abort().await,
+            _ => drop(w),
+        }
+    }
+    let settled = ferry_testkit::wait::wait_until(Duration::from_secs(10), || b.pending_uploads().is_empty());
+    assert!(settled, "uploads left behind: {:?}", b.pending_uploads());
+    assert!(b.object("aborted.bin").is_none());
+    assert!(b.object("dropped.bin").is_none());
+    assert_eq!(b.object("keep.bin").as_deref(), Some(&b"old content"[..]), "abort touched the old object");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_keeps_the_bytes_before_the_offset_and_replaces_only_on_commit() {
+    let b = bucket();
+    let fs = open(&b).await;
+    let old = data(6 * 1024 * 1024, 3);
+    put(&fs, "/r.bin", &old).await;
+
+    // REST 5000000 + STOR: the first 5,000,000 old bytes, then the new ones.
+    let new = data(3 * 1024 * 1024, 4);
+    let mut w = fs.open_write(b"/r.bin", WriteMode::At(5_000_000)).await.expect("resume");
+    w.write_all(&new).await.expect("write");
+    assert_eq!(b.object("r.bin").as_deref(), Some(&old[..]), "old object changed before commit");
+    assert_eq!(w.commit().await.expect("commit"), new.len() as u64);
+    let mut want = old[..5_000_000].to_vec();
+    want.extend_from_slice(&new);
+    assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
+
+    // APPE: everything, then the new bytes.
+    let mut w = fs.open_write(b"/r.bin", WriteMode::Append).await.expect("append");
+    w.write_all(b"tail").await.expect("write");
+    w.commit().await.expect("commit");
+    want.extend_from_slice(b"tail");
+    assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
+
+    // An aborted resume leaves the object as it was.
+    let mut w = fs.open_write(b"/r.bin", WriteMode::At(10)).await.expect("resume");
+    w.write_all(b"never").await.expect("write");
+    w.abort().await;
+    assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
+
+    // Past the end, or on a missing file: refused, nothing written.
+    let past = fs.open_write(b"/r.bin", WriteMode::At(want.len() as u64 + 1)).await;
+    assert_eq!(past.err().map(|e| e.kind()), Some(ErrorKind::OffsetOutOfRange));
+    let missing = fs.open_write(b"/nope.bin", WriteMode::At(5)).await;
+    assert_eq!(missing.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    // APPE to a missing file creates it.
+    let mut w = fs.open_write(b"/new.log", WriteMode::Append).await.expect("append new");
+    w.write_all(b"first").await.expect("write");
+    w.commit().await.expect("commit");
+    assert_eq!(b.object("new.log").as_deref(), Some(&b"first"[..]));
+    assert!(b.pending_uploads().is_empty(), "{:?}", b.pending_uploads());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn implied_directories_are_listed_and_rmdir_refuses_non_empty_ones() {
+    let b = bucket();
+    let fs = open(&b).await;
+    // Keys written by another S3 client: `a/` and `a/b/` exist only as prefixes.
+    std::fs::create_dir_all(b.dir().join("a/b")).expect("mkdir");
+    std::fs::write(b.dir().join("a/b/c.txt"), b"c").expect("object");
+    std::fs::write(b.dir().join("a/top.txt"), b"t").expect("object");
+    assert_eq!(
+        names(&fs, "/a").await,
+        vec![("b".into(), EntryKind::Dir), ("top.txt".into(), EntryKind::File)]
+    );
+    assert_eq!(fs.metadata(b"/a/b").await.expect("stat dir").kind, EntryKind::Dir);
+    assert_eq!(fs.remove_dir(b"/a").await.err().map(|e| e.kind()), Some(ErrorKind::DirectoryNotEmpty));
+    assert_eq!(fs.remove_file(b"/a").await.err().map(|e| e.kind()), Some(ErrorKind::IsADirectory));
+    assert_eq!(fs.remove_dir(b"/a/top.txt").await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
+    assert_eq!(fs.list(b"/a/top.txt").await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
+    assert_eq!(fs.metadata(b"/nothing").await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    // A file's parent must exist, as on a disk.
+    let orphan = fs.open_write(b"/no/such/dir.txt", WriteMode::Create).await;
+    assert_eq!(orphan.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    fs.remove_file(b"/a/b/c.txt").await.expect("rm");
+    assert_eq!(b.object("a/top.txt").as_deref(), Some(&b"t"[..]), "rm removed a neighbour");
+    assert!(b.object("a/b/c.txt").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rename_moves_files_and_refuses_non_empty_directories() {
+    let b = bucket();
+    let fs = open(&b).await;
+    std::fs::create_dir_all(b.dir().join("d")).expect("mkdir");
+    put(&fs, "/d/one.txt", b"one").await;
+    put(&fs, "/two.txt", b"two").await;
+    fs.rename(b"/d/one.txt", b"/d/renamed.txt").await.expect("rename");
+    assert!(b.object("d/one.txt").is_none());
+    assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"one"[..]));
+    // Replaces an existing file, as rename(2) does.
+    fs.rename(b"/two.txt", b"/d/renamed.txt").await.expect("rename over");
+    assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"two"[..]));
+    assert_eq!(
+        fs.rename(b"/d", b"/e").await.err().map(|e| e.kind()),
+        Some(ErrorKind::DirectoryNotEmpty)
+    );
+    assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"two"[..]), "refused rename changed something");
+    assert_eq!(fs.rename(b"/missing", b"/x").await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_empty_directory_rename_copies_everything_when_allowed() {
+    let b = bucket();
+    let mut config = b.config("");
+    config.danger_allow_dir_rename = true;
+    let fs = S3Fs::connect(&config).await.expect("connect");
+    std::fs::create_dir_all(b.dir().join("src/sub")).expect("mkdir");
+    std::fs::write(b.dir().join("src/sub/x"), b"x").expect("object");
+    std::fs::write(b.dir().join("src/y"), b"y").expect("object");
+    fs.rename(b"/src", b"/dst").await.expect("rename dir");
+    assert_eq!(b.object("dst/sub/x").as_deref(), Some(&b"x"[..]));
+    assert_eq!(b.object("dst/y").as_deref(), Some(&b"y"[..]));
+    assert!(b.object("src/y").is_none() && b.object("src/sub/x").is_none());
+    assert_eq!(fs.rename(b"/dst", b"/dst/sub/in").await.err().map(|e| e.kind()), Some(ErrorKind::MoveIntoItself));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mtime_is_stored_as_rclone_metadata() {
+    let b = bucket();
+    let fs = open(&b).await;
+    put(&fs, "/m.txt", b"content").await;
+    let t = UNIX_EPOCH + Duration::new(1_500_000_000, 250_000_000);
+    fs.set_modified(b"/m.txt", t).await.expect("set mtime");
+    assert_eq!(fs.metadata(b"/m.txt").await.expect("stat").modified, Some(t));
+    assert_eq!(b.object("m.txt").as_deref(), Some(&b"content"[..]), "content changed");
+    let recent = fs.metadata(b"/m.txt").await.expect("stat").modified.expect("mtime");
+    assert!(recent < SystemTime::now() - Duration::from_secs(3600));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scoped_store_stays_under_its_prefix() {
+    let b = bucket();
+    let fs = open(&b).await;
+    let home = fs.scoped(b"/home/alice", true).await.expect("scoped");
+    put_dyn(&*home, "/note.txt", b"hi").await;
+    assert_eq!(b.object("home/alice/note.txt").as_deref(), Some(&b"hi"[..]));
+    assert_eq!(home.metadata(b"/").await.expect("root").kind, EntryKind::Dir);
+    assert_eq!(home.remove_dir(b"/").await.err().map(|e| e.kind()), Some(ErrorKind::PermissionDenied));
+    // The settings' prefix is another level of the same.
+    let prefixed = S3Fs::connect(&b.config("tenant/")).await.expect("connect");
+    std::fs::create_dir_all(b.dir().join("tenant")).expect("mkdir");
+    put(&prefixed, "/f", b"f").await;
+    assert_eq!(b.object("tenant/f").as_deref(), Some(&b"f"[..]));
+}
+
+async fn put_dyn(fs: &dyn Storage, path: &str, bytes: &[u8]) {
+    let mut w = fs.open_write(path.as_bytes(), WriteMode::Create).await.expect("open_write");
+    w.write_all(bytes).await.expect("write");
+    w.commit().await.expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_bucket_fails_at_connect_with_the_bucket_named() {
+    let b = bucket();
+    let mut config = b.config("");
+    config.bucket = "no-such-bucket".into();
+    let err = S3Fs::connect(&config).await.expect_err("missing bucket accepted");
+    assert!(err.to_string().contains("no-such-bucket"), "{err}");
+    let mut config = b.config("");
+    config.secret_access_key = Some("wrong".into());
+    assert!(S3Fs::connect(&config).await.is_err(), "wrong secret accepted");
+}
