@@ -6,10 +6,11 @@
 //! [`s3::S3Fs`], a back-end that keeps files as objects in an S3-compatible bucket.
 //!
 //! # What it does
-//! - Takes *virtual* absolute paths as raw bytes (`b"/dir/file"`, `b"/"` is the root). Names are
-//!   bytes, so non-UTF-8 names work. Paths are re-validated here: a NUL byte, a `.` or `..`
-//!   component, or a component starting with the upload temp prefix is refused with
-//!   [`ErrorKind::InvalidName`].
+//! - Takes *virtual* paths as [`VPath`]s, normalised once by the front end (`/` is the root). Names
+//!   are bytes, so non-UTF-8 names work. The local back-end refuses a component starting with the
+//!   upload temp prefix with [`ErrorKind::InvalidName`].
+//! - Says what each back-end can do ([`Storage::capabilities`]); optional operations answer
+//!   [`ErrorKind::Unsupported`] where a back-end cannot do them.
 //! - Jails [`LocalFs`] by directory handle (`cap_std::fs::Dir`), never by comparing path strings:
 //!   symlinks that resolve outside the root (absolute symlinks, `../` escapes) are refused with
 //!   [`ErrorKind::PermissionDenied`]; symlinks that stay inside are followed.
@@ -20,9 +21,9 @@
 //!   ([`OpenMode::Replace`]).
 //!
 //! # What it deliberately does not do
-//! - No FTP/SFTP semantics: no reply codes, no listing formats, no permission checks (the caller
-//!   decides what a user may do) and no path normalisation of client input (the caller resolves
-//!   `..` against the working directory first).
+//! - No FTP/SFTP semantics: no reply codes and no listing formats. Permission checks, upload and
+//!   rename policy live in one protocol-neutral layer, [`UserFs`], that both front ends use; the
+//!   [`Storage`] trait itself checks nothing about users.
 //! - No printing and no logging setup.
 //! - Unix only: names are raw bytes (`OsStrExt`) and errors are classified by errno.
 //! - No reading or writing of files with more than one name: a hard link (possibly planted by someone
@@ -36,15 +37,20 @@
 
 mod error;
 mod local;
+mod memory;
 mod path;
+mod policy;
 pub mod s3;
 mod storage;
 
 pub use error::{Error, ErrorKind, Result};
+pub use ferry_vfs_types::{EntryKind, PathError, Permissions, VPath};
 pub use local::{LocalFs, Swept};
+pub use memory::MemoryFs;
+pub use policy::{FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, Upload, UploadWriter, UserFs};
 pub use storage::{
-    DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
-    Storage, WriteMode,
+    Capabilities, DirEntry, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
+    Storage, WriteMode, WriteOptions,
 };
 
 /// Prefix of the temporary files uploads are written to before they are committed.
