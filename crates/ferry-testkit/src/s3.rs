@@ -5,6 +5,9 @@
 //! S3 API: [`TestBucket::pending_uploads`] finds multipart uploads that were neither completed nor
 //! aborted. A missing `s3s-fs` fails the test with the install hint. The server (and its files)
 //! goes away within a second of the test binary's exit: a small shell watchdog kills it.
+//!
+//! The file depends on nothing else in the test kit (std, `base64`, `ferry_vfs` only), so that
+//! ferry-vfs's own tests can use it with `#[path]` without depending on the whole kit.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -55,7 +58,7 @@ pub fn bucket() -> TestBucket {
 
 impl S3Server {
     fn start() -> S3Server {
-        crate::clients::require("s3s-fs");
+        require_s3s_fs();
         let root = std::env::temp_dir().join(format!(
             "ferry-s3s-{}-{}",
             std::process::id(),
@@ -71,10 +74,16 @@ impl S3Server {
             let log = root.with_extension("log");
             let mut child = watchdog(port, &root, &log);
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let up = crate::wait::wait_until(Duration::from_secs(15), || {
-                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                    || child.try_wait().ok().flatten().is_some()
-            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            let up = loop {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    break true;
+                }
+                if child.try_wait().ok().flatten().is_some() || std::time::Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
             if up && child.try_wait().ok().flatten().is_none() {
                 return S3Server {
                     endpoint: format!("http://{addr}"),
@@ -88,6 +97,17 @@ impl S3Server {
         }
         panic!("s3s-fs did not start; its output:\n{last_log}");
     }
+}
+
+/// Fails the test, with the install hint, unless `s3s-fs` is on `PATH`.
+fn require_s3s_fs() {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("s3s-fs").is_file()));
+    assert!(
+        found,
+        "S3 server `s3s-fs` {S3S_FS_VERSION} is not installed: run scripts/install-test-deps.sh \
+         (scripts/test.sh does it for you)"
+    );
 }
 
 /// `s3s-fs` under a shell that kills it (and removes its files) when this test process is gone.

@@ -4,9 +4,30 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferry_testkit::s3::{bucket, TestBucket};
+// The test kit's S3 server module, used on its own (the whole kit depends on this crate).
+#[path = "../../ferry-testkit/src/s3.rs"]
+#[allow(dead_code)]
+mod s3kit;
+
+use s3kit::{bucket, TestBucket};
 use ferry_vfs::s3::S3Fs;
-use ferry_vfs::{EntryKind, ErrorKind, Storage, WriteMode};
+use ferry_vfs::{EntryKind, ErrorKind, Storage, VPath, WriteMode, WriteOptions};
+
+fn v(path: &str) -> VPath {
+    VPath::parse(path.as_bytes()).expect("path")
+}
+
+fn new() -> WriteOptions {
+    WriteOptions::replace()
+}
+
+fn with(mode: WriteMode) -> WriteOptions {
+    WriteOptions::with_mode(mode)
+}
+
+fn with_resume(offset: u64) -> WriteOptions {
+    with(WriteMode::Resume { offset })
+}
 
 async fn open(b: &TestBucket) -> S3Fs {
     S3Fs::connect(&b.config("")).await.expect("connect to s3s-fs")
@@ -26,15 +47,15 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn put(fs: &S3Fs, path: &str, bytes: &[u8]) {
-    let mut w = fs.open_write(path.as_bytes(), WriteMode::Create).await.expect("open_write");
+    let mut w = fs.open_write(&v(path), new()).await.expect("open_write");
     for chunk in bytes.chunks(64 * 1024) {
-        w.write_all(chunk).await.expect("write");
+        w.write_owned(chunk.to_vec()).await.expect("write");
     }
     assert_eq!(w.commit().await.expect("commit"), bytes.len() as u64);
 }
 
 async fn get(fs: &S3Fs, path: &str, offset: u64) -> Vec<u8> {
-    let mut r = fs.open_read(path.as_bytes(), offset).await.expect("open_read");
+    let mut r = fs.open_read(&v(path), offset).await.expect("open_read");
     let mut out = Vec::new();
     let mut buf = vec![0; 100_000];
     loop {
@@ -47,7 +68,7 @@ async fn get(fs: &S3Fs, path: &str, offset: u64) -> Vec<u8> {
 }
 
 async fn names(fs: &S3Fs, path: &str) -> Vec<(String, EntryKind)> {
-    let mut stream = fs.list(path.as_bytes()).await.expect("list");
+    let mut stream = fs.list(&v(path)).await.expect("list");
     let mut all = Vec::new();
     loop {
         let batch = stream.next_batch(100).await.expect("next_batch");
@@ -60,7 +81,7 @@ async fn names(fs: &S3Fs, path: &str) -> Vec<(String, EntryKind)> {
                 .map(|e| (String::from_utf8(e.name).expect("utf-8"), e.metadata.kind)),
         );
     }
-    all.sort();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
     all
 }
 
@@ -70,9 +91,9 @@ async fn upload_appears_only_on_commit_and_reads_back_from_any_offset() {
     let fs = open(&b).await;
     // Over two parts (5 MiB each), so this is a real multipart upload.
     let bytes = data(12 * 1024 * 1024 + 123, 1);
-    let mut w = fs.open_write(b"/big.bin", WriteMode::Create).await.expect("open");
+    let mut w = fs.open_write(&v("/big.bin"), new()).await.expect("open");
     for chunk in bytes.chunks(1 << 20) {
-        w.write_all(chunk).await.expect("write");
+        w.write_owned(chunk.to_vec()).await.expect("write");
     }
     assert!(b.object("big.bin").is_none(), "object visible before commit");
     assert_eq!(w.commit().await.expect("commit"), bytes.len() as u64);
@@ -80,7 +101,7 @@ async fn upload_appears_only_on_commit_and_reads_back_from_any_offset() {
     assert_eq!(get(&fs, "/big.bin", 0).await, bytes);
     assert_eq!(get(&fs, "/big.bin", 7_000_001).await, &bytes[7_000_001..]);
     assert!(get(&fs, "/big.bin", bytes.len() as u64).await.is_empty());
-    let md = fs.metadata(b"/big.bin").await.expect("metadata");
+    let md = fs.metadata(&v("/big.bin")).await.expect("metadata");
     assert_eq!((md.kind, md.size), (EntryKind::File, bytes.len() as u64));
     assert!(b.pending_uploads().is_empty(), "{:?}", b.pending_uploads());
 }
@@ -105,16 +126,16 @@ async fn abort_and_drop_leave_no_object_and_no_parts() {
     let fs = open(&b).await;
     put(&fs, "/keep.bin", b"old content").await;
     for (path, how) in [("/aborted.bin", "abort"), ("/dropped.bin", "drop"), ("/keep.bin", "abort")] {
-        let mut w = fs.open_write(path.as_bytes(), WriteMode::Create).await.expect("open");
+        let mut w = fs.open_write(&v(path), new()).await.expect("open");
         // Three parts' worth: at least two part uploads have started.
-        w.write_all(&data(16 * 1024 * 1024, 2)).await.expect("write");
+        w.write_owned(data(16 * 1024 * 1024, 2)).await.expect("write");
         assert!(!b.pending_uploads().is_empty(), "no multipart upload started for {path}");
         match how {
             "abort" => w.abort().await,
             _ => drop(w),
         }
     }
-    let settled = ferry_testkit::wait::wait_until(Duration::from_secs(10), || b.pending_uploads().is_empty());
+    let settled = wait_until(Duration::from_secs(10), || b.pending_uploads().is_empty());
     assert!(settled, "uploads left behind: {:?}", b.pending_uploads());
     assert!(b.object("aborted.bin").is_none());
     assert!(b.object("dropped.bin").is_none());
@@ -130,8 +151,8 @@ async fn resume_keeps_the_bytes_before_the_offset_and_replaces_only_on_commit() 
 
     // REST 5000000 + STOR: the first 5,000,000 old bytes, then the new ones.
     let new = data(3 * 1024 * 1024, 4);
-    let mut w = fs.open_write(b"/r.bin", WriteMode::At(5_000_000)).await.expect("resume");
-    w.write_all(&new).await.expect("write");
+    let mut w = fs.open_write(&v("/r.bin"), with_resume(5_000_000)).await.expect("resume");
+    w.write_owned(new.clone()).await.expect("write");
     assert_eq!(b.object("r.bin").as_deref(), Some(&old[..]), "old object changed before commit");
     assert_eq!(w.commit().await.expect("commit"), new.len() as u64);
     let mut want = old[..5_000_000].to_vec();
@@ -139,26 +160,26 @@ async fn resume_keeps_the_bytes_before_the_offset_and_replaces_only_on_commit() 
     assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
 
     // APPE: everything, then the new bytes.
-    let mut w = fs.open_write(b"/r.bin", WriteMode::Append).await.expect("append");
-    w.write_all(b"tail").await.expect("write");
+    let mut w = fs.open_write(&v("/r.bin"), with(WriteMode::Append)).await.expect("append");
+    w.write_owned(b"tail".to_vec()).await.expect("write");
     w.commit().await.expect("commit");
     want.extend_from_slice(b"tail");
     assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
 
     // An aborted resume leaves the object as it was.
-    let mut w = fs.open_write(b"/r.bin", WriteMode::At(10)).await.expect("resume");
-    w.write_all(b"never").await.expect("write");
+    let mut w = fs.open_write(&v("/r.bin"), with_resume(10)).await.expect("resume");
+    w.write_owned(b"never".to_vec()).await.expect("write");
     w.abort().await;
     assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
 
     // Past the end, or on a missing file: refused, nothing written.
-    let past = fs.open_write(b"/r.bin", WriteMode::At(want.len() as u64 + 1)).await;
+    let past = fs.open_write(&v("/r.bin"), with_resume(want.len() as u64 + 1)).await;
     assert_eq!(past.err().map(|e| e.kind()), Some(ErrorKind::OffsetOutOfRange));
-    let missing = fs.open_write(b"/nope.bin", WriteMode::At(5)).await;
+    let missing = fs.open_write(&v("/nope.bin"), with_resume(5)).await;
     assert_eq!(missing.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
     // APPE to a missing file creates it.
-    let mut w = fs.open_write(b"/new.log", WriteMode::Append).await.expect("append new");
-    w.write_all(b"first").await.expect("write");
+    let mut w = fs.open_write(&v("/new.log"), with(WriteMode::Append)).await.expect("append new");
+    w.write_owned(b"first".to_vec()).await.expect("write");
     w.commit().await.expect("commit");
     assert_eq!(b.object("new.log").as_deref(), Some(&b"first"[..]));
     assert!(b.pending_uploads().is_empty(), "{:?}", b.pending_uploads());
@@ -176,16 +197,16 @@ async fn implied_directories_are_listed_and_rmdir_refuses_non_empty_ones() {
         names(&fs, "/a").await,
         vec![("b".into(), EntryKind::Dir), ("top.txt".into(), EntryKind::File)]
     );
-    assert_eq!(fs.metadata(b"/a/b").await.expect("stat dir").kind, EntryKind::Dir);
-    assert_eq!(fs.remove_dir(b"/a").await.err().map(|e| e.kind()), Some(ErrorKind::DirectoryNotEmpty));
-    assert_eq!(fs.remove_file(b"/a").await.err().map(|e| e.kind()), Some(ErrorKind::IsADirectory));
-    assert_eq!(fs.remove_dir(b"/a/top.txt").await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
-    assert_eq!(fs.list(b"/a/top.txt").await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
-    assert_eq!(fs.metadata(b"/nothing").await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    assert_eq!(fs.metadata(&v("/a/b")).await.expect("stat dir").kind, EntryKind::Dir);
+    assert_eq!(fs.remove_dir(&v("/a")).await.err().map(|e| e.kind()), Some(ErrorKind::DirectoryNotEmpty));
+    assert_eq!(fs.remove_file(&v("/a")).await.err().map(|e| e.kind()), Some(ErrorKind::IsADirectory));
+    assert_eq!(fs.remove_dir(&v("/a/top.txt")).await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
+    assert_eq!(fs.list(&v("/a/top.txt")).await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
+    assert_eq!(fs.metadata(&v("/nothing")).await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
     // A file's parent must exist, as on a disk.
-    let orphan = fs.open_write(b"/no/such/dir.txt", WriteMode::Create).await;
+    let orphan = fs.open_write(&v("/no/such/dir.txt"), new()).await;
     assert_eq!(orphan.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
-    fs.remove_file(b"/a/b/c.txt").await.expect("rm");
+    fs.remove_file(&v("/a/b/c.txt")).await.expect("rm");
     assert_eq!(b.object("a/top.txt").as_deref(), Some(&b"t"[..]), "rm removed a neighbour");
     assert!(b.object("a/b/c.txt").is_none());
 }
@@ -194,21 +215,32 @@ async fn implied_directories_are_listed_and_rmdir_refuses_non_empty_ones() {
 async fn rename_moves_files_and_refuses_non_empty_directories() {
     let b = bucket();
     let fs = open(&b).await;
+    // `d/` exists as the prefix of an object another client wrote.
     std::fs::create_dir_all(b.dir().join("d")).expect("mkdir");
+    std::fs::write(b.dir().join("d/seed"), b"seed").expect("object");
     put(&fs, "/d/one.txt", b"one").await;
     put(&fs, "/two.txt", b"two").await;
-    fs.rename(b"/d/one.txt", b"/d/renamed.txt").await.expect("rename");
+    fs.rename(&v("/d/one.txt"), &v("/d/renamed.txt"), false).await.expect("rename");
     assert!(b.object("d/one.txt").is_none());
     assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"one"[..]));
     // Replaces an existing file, as rename(2) does.
-    fs.rename(b"/two.txt", b"/d/renamed.txt").await.expect("rename over");
+    fs.rename(&v("/two.txt"), &v("/d/renamed.txt"), true).await.expect("rename over");
     assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"two"[..]));
+    // Without replace, an existing target is refused and both stay.
     assert_eq!(
-        fs.rename(b"/d", b"/e").await.err().map(|e| e.kind()),
+        fs.rename(&v("/d/renamed.txt"), &v("/d/seed"), false).await.err().map(|e| e.kind()),
+        Some(ErrorKind::AlreadyExists)
+    );
+    assert_eq!(b.object("d/seed").as_deref(), Some(&b"seed"[..]));
+    // So is an exclusive upload over an existing file.
+    let exclusive = fs.open_write(&v("/d/seed"), with(WriteMode::New { exclusive: true })).await;
+    assert_eq!(exclusive.err().map(|e| e.kind()), Some(ErrorKind::AlreadyExists));
+    assert_eq!(
+        fs.rename(&v("/d"), &v("/e"), false).await.err().map(|e| e.kind()),
         Some(ErrorKind::DirectoryNotEmpty)
     );
     assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"two"[..]), "refused rename changed something");
-    assert_eq!(fs.rename(b"/missing", b"/x").await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    assert_eq!(fs.rename(&v("/missing"), &v("/x"), false).await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -220,11 +252,11 @@ async fn non_empty_directory_rename_copies_everything_when_allowed() {
     std::fs::create_dir_all(b.dir().join("src/sub")).expect("mkdir");
     std::fs::write(b.dir().join("src/sub/x"), b"x").expect("object");
     std::fs::write(b.dir().join("src/y"), b"y").expect("object");
-    fs.rename(b"/src", b"/dst").await.expect("rename dir");
+    fs.rename(&v("/src"), &v("/dst"), false).await.expect("rename dir");
     assert_eq!(b.object("dst/sub/x").as_deref(), Some(&b"x"[..]));
     assert_eq!(b.object("dst/y").as_deref(), Some(&b"y"[..]));
     assert!(b.object("src/y").is_none() && b.object("src/sub/x").is_none());
-    assert_eq!(fs.rename(b"/dst", b"/dst/sub/in").await.err().map(|e| e.kind()), Some(ErrorKind::MoveIntoItself));
+    assert_eq!(fs.rename(&v("/dst"), &v("/dst/sub/in"), false).await.err().map(|e| e.kind()), Some(ErrorKind::MoveIntoItself));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -233,10 +265,10 @@ async fn mtime_is_stored_as_rclone_metadata() {
     let fs = open(&b).await;
     put(&fs, "/m.txt", b"content").await;
     let t = UNIX_EPOCH + Duration::new(1_500_000_000, 250_000_000);
-    fs.set_modified(b"/m.txt", t).await.expect("set mtime");
-    assert_eq!(fs.metadata(b"/m.txt").await.expect("stat").modified, Some(t));
+    fs.set_modified(&v("/m.txt"), t).await.expect("set mtime");
+    assert_eq!(fs.metadata(&v("/m.txt")).await.expect("stat").modified, Some(t));
     assert_eq!(b.object("m.txt").as_deref(), Some(&b"content"[..]), "content changed");
-    let recent = fs.metadata(b"/m.txt").await.expect("stat").modified.expect("mtime");
+    let recent = fs.metadata(&v("/m.txt")).await.expect("stat").modified.expect("mtime");
     assert!(recent < SystemTime::now() - Duration::from_secs(3600));
 }
 
@@ -244,11 +276,11 @@ async fn mtime_is_stored_as_rclone_metadata() {
 async fn scoped_store_stays_under_its_prefix() {
     let b = bucket();
     let fs = open(&b).await;
-    let home = fs.scoped(b"/home/alice", true).await.expect("scoped");
+    let home = fs.scoped(&v("/home/alice"), true).await.expect("scoped");
     put_dyn(&*home, "/note.txt", b"hi").await;
     assert_eq!(b.object("home/alice/note.txt").as_deref(), Some(&b"hi"[..]));
-    assert_eq!(home.metadata(b"/").await.expect("root").kind, EntryKind::Dir);
-    assert_eq!(home.remove_dir(b"/").await.err().map(|e| e.kind()), Some(ErrorKind::PermissionDenied));
+    assert_eq!(home.metadata(&v("/")).await.expect("root").kind, EntryKind::Dir);
+    assert_eq!(home.remove_dir(&v("/")).await.err().map(|e| e.kind()), Some(ErrorKind::PermissionDenied));
     // The settings' prefix is another level of the same.
     let prefixed = S3Fs::connect(&b.config("tenant/")).await.expect("connect");
     std::fs::create_dir_all(b.dir().join("tenant")).expect("mkdir");
@@ -257,8 +289,8 @@ async fn scoped_store_stays_under_its_prefix() {
 }
 
 async fn put_dyn(fs: &dyn Storage, path: &str, bytes: &[u8]) {
-    let mut w = fs.open_write(path.as_bytes(), WriteMode::Create).await.expect("open_write");
-    w.write_all(bytes).await.expect("write");
+    let mut w = fs.open_write(&v(path), new()).await.expect("open_write");
+    w.write_owned(bytes.to_vec()).await.expect("write");
     w.commit().await.expect("commit");
 }
 
@@ -272,4 +304,15 @@ async fn unreachable_bucket_fails_at_connect_with_the_bucket_named() {
     let mut config = b.config("");
     config.secret_access_key = Some("wrong".into());
     assert!(S3Fs::connect(&config).await.is_err(), "wrong secret accepted");
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }

@@ -35,8 +35,11 @@ pub use read::{S3DirStream, S3Reader};
 pub use write::S3Writer;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::path::VPath;
-use crate::storage::{DirStream, EntryKind, FileReader, FileWriter, Metadata, Storage, WriteMode};
+use crate::storage::{
+    Capabilities, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage, WriteMode,
+    WriteOptions,
+};
+use crate::{EntryKind, VPath};
 
 /// User metadata key of the modification time (`X-Amz-Meta-Mtime`).
 const MTIME_KEY: &str = "mtime";
@@ -144,16 +147,12 @@ impl S3Fs {
     }
 
     /// The key of `path` inside the operator (no leading `/`); `""` for this store's root.
-    fn key(&self, path: &[u8]) -> Result<String> {
-        VPath::parse(path)?;
-        // Object keys are UTF-8; the names are already checked (no `.`/`..`, NUL, temp prefix).
-        let path = std::str::from_utf8(path).map_err(|_| ErrorKind::InvalidName)?;
-        let mut key = self.base.clone();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            key.push_str(part);
-            key.push('/');
-        }
-        Ok(key.trim_end_matches('/').to_owned())
+    fn key(&self, path: &VPath) -> Result<String> {
+        // Object keys are UTF-8; the path is already normalised (no `.`/`..`, NUL or empty names).
+        let rel = std::str::from_utf8(path.relative()).map_err(|_| {
+            Error::new(ErrorKind::InvalidName).detail("S3 storage takes only UTF-8 file names")
+        })?;
+        Ok(format!("{}{rel}", self.base).trim_end_matches('/').to_owned())
     }
 
     /// The directory path OpenDAL uses for `key` (`"a/b/"`, or `"/"` for the bucket root).
@@ -242,10 +241,16 @@ impl S3Fs {
         Err(ErrorKind::NotFound.into())
     }
 
-    /// A writer for `key` that holds a copy of the first `prefix` bytes of `from`.
-    async fn writer(&self, key: &str, from: Option<(&str, u64)>, mtime: Option<String>) -> Result<S3Writer> {
-        let name = key.rsplit('/').next().unwrap_or(key).as_bytes().to_vec();
-        let mut writer = S3Writer::open(self, key.to_owned(), name, mtime).await?;
+    /// A writer for `key` that holds a copy of the first `len` bytes of `from`; with `exclusive` the
+    /// upload completes only if `key` still does not exist then (S3's If-None-Match).
+    async fn writer(
+        &self,
+        key: &str,
+        from: Option<(&str, u64)>,
+        mtime: Option<String>,
+        exclusive: bool,
+    ) -> Result<S3Writer> {
+        let mut writer = S3Writer::open(self, key.to_owned(), mtime, exclusive).await?;
         if let Some((from, len)) = from {
             if let Err(e) = writer.copy_prefix(self, from, len).await {
                 writer.cancel().await;
@@ -253,16 +258,6 @@ impl S3Fs {
             }
         }
         Ok(writer)
-    }
-
-    async fn unique_key(&self, key: &str) -> Result<String> {
-        for n in 1..=99u32 {
-            let candidate = format!("{key}.{n}");
-            if self.file_metadata(&candidate).await?.is_none() && !self.dir_exists(&candidate).await? {
-                return Ok(candidate);
-            }
-        }
-        Err(ErrorKind::AlreadyExists.into())
     }
 
     async fn rename_dir(&self, from: &str, to: &str) -> Result<()> {
@@ -275,7 +270,8 @@ impl S3Fs {
             return Err(ErrorKind::AlreadyExists.into());
         }
         if self.first_child(&from_dir).await?.is_some() && !self.danger_allow_dir_rename {
-            return Err(ErrorKind::DirectoryNotEmpty.into());
+            return Err(Error::new(ErrorKind::DirectoryNotEmpty)
+                .detail("S3 storage renames only empty directories (a rename would copy every file)"));
         }
         // Create the new marker first, so the directory exists under one name at least.
         self.op.create_dir(&to_dir).await.map_err(|e| map_err(&to_dir, e))?;
@@ -322,7 +318,25 @@ impl S3Fs {
 
 #[async_trait]
 impl Storage for S3Fs {
-    async fn metadata(&self, path: &[u8]) -> Result<Metadata> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // Files are renamed by a server-side copy and a delete: not atomic (docs/storage.md).
+            rename: true,
+            // Empty directories always; non-empty ones only with `danger_allow_dir_rename`.
+            rename_dir: true,
+            // Append and resume build a new object from the old bytes and the new ones.
+            append: true,
+            resume: true,
+            set_modified: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn metadata(&self, path: &VPath) -> Result<Metadata> {
         let key = self.key(path)?;
         if self.is_root(&key) {
             return Ok(dir_metadata());
@@ -330,7 +344,7 @@ impl Storage for S3Fs {
         self.stat(&key).await
     }
 
-    async fn list(&self, path: &[u8]) -> Result<Box<dyn DirStream>> {
+    async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {
         let key = self.key(path)?;
         if !self.is_root(&key) && !self.dir_exists(&key).await? {
             return Err(if self.file_metadata(&key).await?.is_some() {
@@ -344,7 +358,7 @@ impl Storage for S3Fs {
         Ok(Box::new(S3DirStream { dir, lister }))
     }
 
-    async fn open_read(&self, path: &[u8], offset: u64) -> Result<Box<dyn FileReader>> {
+    async fn open_read(&self, path: &VPath, offset: u64) -> Result<Box<dyn FileReader>> {
         let key = self.key(path)?;
         if self.is_root(&key) || self.dir_exists(&key).await? {
             return Err(ErrorKind::IsADirectory.into());
@@ -358,28 +372,30 @@ impl Storage for S3Fs {
             .map_err(|e| map_err(&key, e))?;
         Ok(Box::new(S3Reader {
             key,
+            size: md.size,
             stream,
             pending: bytes::Bytes::new(),
         }))
     }
 
-    async fn open_write(&self, path: &[u8], mode: WriteMode) -> Result<Box<dyn FileWriter>> {
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> Result<Box<dyn FileWriter>> {
         let key = self.key(path)?;
         if self.is_root(&key) || self.dir_exists(&key).await? {
             return Err(ErrorKind::IsADirectory.into());
         }
         self.check_parent(&key).await?;
-        let writer = match mode {
-            WriteMode::Create => self.writer(&key, None, None).await?,
-            WriteMode::Unique => {
-                let key = self.unique_key(&key).await?;
-                self.writer(&key, None, None).await?
+        let writer = match options.mode {
+            WriteMode::New { exclusive } => {
+                if exclusive && self.file_metadata(&key).await?.is_some() {
+                    return Err(ErrorKind::AlreadyExists.into());
+                }
+                self.writer(&key, None, None, exclusive).await?
             }
             WriteMode::Append => {
                 let size = self.file_metadata(&key).await?.map_or(0, |md| md.size);
-                self.writer(&key, Some((&key, size)), None).await?
+                self.writer(&key, Some((&key, size)), None, false).await?
             }
-            WriteMode::At(offset) => {
+            WriteMode::Resume { offset } => {
                 let size = match self.file_metadata(&key).await? {
                     Some(md) => md.size,
                     None if offset == 0 => 0,
@@ -388,13 +404,13 @@ impl Storage for S3Fs {
                 if offset > size {
                     return Err(ErrorKind::OffsetOutOfRange.into());
                 }
-                self.writer(&key, Some((&key, offset)), None).await?
+                self.writer(&key, Some((&key, offset)), None, false).await?
             }
         };
         Ok(Box::new(writer))
     }
 
-    async fn create_dir(&self, path: &[u8]) -> Result<()> {
+    async fn create_dir(&self, path: &VPath) -> Result<()> {
         let key = self.key(path)?;
         if self.is_root(&key) || self.dir_exists(&key).await? || self.file_metadata(&key).await?.is_some() {
             return Err(ErrorKind::AlreadyExists.into());
@@ -404,7 +420,7 @@ impl Storage for S3Fs {
         self.op.create_dir(&dir).await.map_err(|e| map_err(&dir, e))
     }
 
-    async fn remove_dir(&self, path: &[u8]) -> Result<()> {
+    async fn remove_dir(&self, path: &VPath) -> Result<()> {
         let key = self.key(path)?;
         if self.is_root(&key) {
             return Err(ErrorKind::PermissionDenied.into());
@@ -423,7 +439,7 @@ impl Storage for S3Fs {
         self.delete_marker(&dir).await
     }
 
-    async fn remove_file(&self, path: &[u8]) -> Result<()> {
+    async fn remove_file(&self, path: &VPath) -> Result<()> {
         let key = self.key(path)?;
         if self.is_root(&key) || self.dir_exists(&key).await? {
             return Err(ErrorKind::IsADirectory.into());
@@ -434,7 +450,7 @@ impl Storage for S3Fs {
         self.op.delete(&key).await.map_err(|e| map_err(&key, e))
     }
 
-    async fn rename(&self, from: &[u8], to: &[u8]) -> Result<()> {
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> Result<()> {
         let from = self.key(from)?;
         let to = self.key(to)?;
         if self.is_root(&from) || self.is_root(&to) {
@@ -453,23 +469,34 @@ impl Storage for S3Fs {
         if self.dir_exists(&to).await? {
             return Err(ErrorKind::IsADirectory.into());
         }
+        if !replace && self.file_metadata(&to).await?.is_some() {
+            return Err(ErrorKind::AlreadyExists.into());
+        }
         // Not atomic: for a moment the object exists under both names.
         self.op.copy(&from, &to).await.map_err(|e| map_err(&to, e))?;
         self.op.delete(&from).await.map_err(|e| map_err(&from, e))
     }
 
-    async fn set_modified(&self, path: &[u8], t: SystemTime) -> Result<()> {
+    async fn set_modified(&self, path: &VPath, t: SystemTime) -> Result<()> {
         let key = self.key(path)?;
         if self.is_root(&key) || self.dir_exists(&key).await? {
-            // A directory marker has no lasting metadata worth keeping.
-            return Err(ErrorKind::Unsupported.into());
+            return Err(Error::new(ErrorKind::Unsupported)
+                .detail("S3 storage keeps no modification time for directories"));
         }
         let md = self.file_metadata(&key).await?.ok_or(ErrorKind::NotFound)?;
-        let writer = self.writer(&key, Some((&key, md.size)), Some(format_mtime(t))).await?;
+        let writer = self.writer(&key, Some((&key, md.size)), Some(format_mtime(t)), false).await?;
         Box::new(writer).commit().await.map(|_| ())
     }
 
-    async fn scoped(&self, home: &[u8], create: bool) -> Result<Arc<dyn Storage>> {
+    async fn set_mode(&self, _path: &VPath, _mode: u32) -> Result<()> {
+        Err(Error::new(ErrorKind::Unsupported).detail("S3 storage has no permission bits"))
+    }
+
+    async fn space(&self) -> Result<Space> {
+        Err(Error::new(ErrorKind::Unsupported).detail("S3 storage has no fixed size"))
+    }
+
+    async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>> {
         let key = self.key(home)?;
         if !self.is_root(&key) && !self.dir_exists(&key).await? {
             if !create {
@@ -496,6 +523,10 @@ impl Storage for S3Fs {
             base: if key.is_empty() { String::new() } else { format!("{key}/") },
             danger_allow_dir_rename: self.danger_allow_dir_rename,
         }))
+    }
+
+    async fn open_file(&self, _path: &VPath, _mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
+        Err(Error::new(ErrorKind::Unsupported).detail("S3 storage has no random-access writes"))
     }
 }
 
@@ -531,16 +562,16 @@ fn operator(config: &S3Config) -> std::result::Result<Operator, ConnectError> {
             ))
         }
     }
+    // OpenDAL builds a default reqwest client before the layer below replaces it; reqwest (built
+    // without a provider of its own) needs a process-wide rustls provider for that: ferry's, aws-lc-rs.
+    // An error means one is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = http_client().map_err(ConnectError::Config)?;
     let op = Operator::new(builder)
         .map_err(|e| ConnectError::Config(describe(&e)))?
-        .layer(
-            opendal::layers::RetryLayer::new()
-                .with_max_times(4)
-                .with_jitter(),
-        )
+        .layer(opendal::layers::HttpClientLayer::new(opendal::raw::HttpClient::with(client)))
+        .layer(opendal::layers::RetryLayer::new().with_max_times(4).with_jitter())
         .finish();
-    let client = http_client().map_err(ConnectError::Config)?;
-    op.update_http_client(|_| opendal::raw::HttpClient::with(client));
     Ok(op)
 }
 
@@ -580,14 +611,27 @@ fn map_err(key: &str, e: opendal::Error) -> Error {
         O::NotADirectory => ErrorKind::NotADirectory,
         O::RangeNotSatisfied => ErrorKind::OffsetOutOfRange,
         O::Unsupported => ErrorKind::Unsupported,
+        O::RateLimited => ErrorKind::Transient,
+        _ if e.is_temporary() => ErrorKind::Transient,
         _ => ErrorKind::Io,
     };
-    if kind == ErrorKind::Io {
+    if matches!(kind, ErrorKind::Io | ErrorKind::Transient) {
         tracing::warn!(%key, error = %e, "S3 request failed");
     } else {
         tracing::debug!(%key, error = %e, "S3 request refused");
     }
-    Error::new(kind)
+    Error::with_source(kind, e)
+}
+
+/// Maps a read error of a download stream (OpenDAL's errors arrive wrapped in `io::Error`).
+fn map_io(key: &str, e: std::io::Error) -> Error {
+    match e.downcast::<opendal::Error>() {
+        Ok(e) => map_err(key, e),
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "S3 download failed");
+            Error::with_source(ErrorKind::Io, e)
+        }
+    }
 }
 
 fn dir_metadata() -> Metadata {

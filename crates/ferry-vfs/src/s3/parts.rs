@@ -12,6 +12,7 @@ pub(crate) const MIN_PART: u64 = 5 * 1024 * 1024;
 /// Parts uploaded before the part size grows by another [`MIN_PART`].
 pub(crate) const PARTS_PER_STEP: u64 = 47;
 /// S3's limit on the number of parts of one upload.
+#[cfg(test)]
 pub(crate) const MAX_PARTS: u64 = 10_000;
 /// S3's largest object (5 TiB).
 pub(crate) const MAX_OBJECT: u64 = 5 * 1024 * 1024 * 1024 * 1024;

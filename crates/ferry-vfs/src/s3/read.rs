@@ -6,13 +6,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::{entry_metadata, map_err};
+use super::{entry_metadata, map_err, map_io};
 use crate::error::Result;
 use crate::storage::{DirEntry, DirStream, FileReader};
 
 /// An object being read from an offset.
 pub struct S3Reader {
     pub(super) key: String,
+    pub(super) size: u64,
     pub(super) stream: opendal::FuturesBytesStream,
     pub(super) pending: Bytes,
 }
@@ -28,13 +29,17 @@ impl FileReader for S3Reader {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         while self.pending.is_empty() {
             match self.stream.next().await {
-                Some(chunk) => self.pending = chunk.map_err(|e| map_err(&self.key, e.into()))?,
+                Some(chunk) => self.pending = chunk.map_err(|e| map_io(&self.key, e))?,
                 None => return Ok(0),
             }
         }
         let n = buf.len().min(self.pending.len());
         buf[..n].copy_from_slice(&self.pending.split_to(n));
         Ok(n)
+    }
+
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
     }
 }
 

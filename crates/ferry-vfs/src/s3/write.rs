@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::parts::{part_size, MAX_OBJECT};
-use super::{map_err, S3Fs};
+use super::{map_err, map_io, S3Fs};
 use crate::error::{ErrorKind, Result};
 use crate::storage::FileWriter;
 
@@ -20,7 +20,6 @@ use crate::storage::FileWriter;
 pub struct S3Writer {
     inner: Option<opendal::Writer>,
     key: String,
-    name: Vec<u8>,
     /// The part being filled.
     buf: Vec<u8>,
     /// Parts handed to OpenDAL so far.
@@ -43,9 +42,9 @@ impl fmt::Debug for S3Writer {
 
 impl S3Writer {
     /// A writer for `key`, with `mtime` (seconds since the epoch, rclone's format) as object
-    /// metadata if given.
-    pub(super) async fn open(fs: &S3Fs, key: String, name: Vec<u8>, mtime: Option<String>) -> Result<S3Writer> {
-        let mut with = fs.op.writer_with(&key).concurrent(1);
+    /// metadata if given; with `exclusive` the upload completes only if `key` does not exist then.
+    pub(super) async fn open(fs: &S3Fs, key: String, mtime: Option<String>, exclusive: bool) -> Result<S3Writer> {
+        let mut with = fs.op.writer_with(&key).concurrent(1).if_not_exists(exclusive);
         if let Some(mtime) = mtime {
             with = with.user_metadata([(super::MTIME_KEY.to_owned(), mtime)]);
         }
@@ -53,7 +52,6 @@ impl S3Writer {
         Ok(S3Writer {
             inner: Some(inner),
             key,
-            name,
             buf: Vec::new(),
             parts: 0,
             total: 0,
@@ -72,7 +70,7 @@ impl S3Writer {
         let mut stream = reader.into_bytes_stream(0..len).await.map_err(|e| map_err(from, e))?;
         let mut copied = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| map_err(from, e.into()))?;
+            let chunk = chunk.map_err(|e| map_io(from, e))?;
             copied += chunk.len() as u64;
             self.push(&chunk).await?;
         }
@@ -150,12 +148,10 @@ impl S3Writer {
 
 #[async_trait]
 impl FileWriter for S3Writer {
-    async fn write_all(&mut self, buf: &[u8]) -> Result<()> {
-        let result = self.push(buf).await;
-        if result.is_ok() {
-            self.written += buf.len() as u64;
-        }
-        result
+    async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
+        self.push(&buf).await?;
+        self.written += buf.len() as u64;
+        Ok(buf)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64> {
@@ -164,10 +160,6 @@ impl FileWriter for S3Writer {
 
     async fn abort(mut self: Box<Self>) {
         self.cancel().await;
-    }
-
-    fn final_name(&self) -> &[u8] {
-        &self.name
     }
 }
 
