@@ -16,7 +16,7 @@ use ferry_proto::session::{
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput};
 use ferry_proto::untrusted::Untrusted;
-use ferry_vfs::Storage;
+use ferry_vfs::{UserFs, VPath};
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -249,7 +249,8 @@ struct Conn {
     allow_unresumed: bool,
     wr: Writer,
     out: Vec<u8>,
-    storage: Option<Arc<dyn Storage>>,
+    /// The logged-in user's storage, through the policy layer.
+    storage: Option<UserFs>,
     plan: DataPlan,
     running: Option<Running>,
     guard: Guard,
@@ -498,10 +499,8 @@ impl Conn {
             // The task ended without a final event (it panicked): report a local error.
             None => {
                 self.running = None;
-                self.session.handle_transfer(
-                    now,
-                    TransferEvent::StorageFailed(ferry_proto::session::FsError::Io),
-                );
+                self.session
+                    .handle_transfer(now, TransferEvent::StorageFailed(ferry_vfs::ErrorKind::Io.into()));
             }
         }
     }
@@ -524,8 +523,8 @@ impl Conn {
                 }
                 Output::Storage(request) => {
                     let result = match &self.storage {
-                        Some(s) => Box::pin(storage::run(s.as_ref(), request)).await,
-                        None => Err(ferry_proto::session::FsError::PermissionDenied),
+                        Some(s) => Box::pin(storage::run(s, request)).await,
+                        None => Err(ferry_vfs::ErrorKind::PermissionDenied.into()),
                     };
                     self.session.handle_storage(Instant::now(), result);
                 }
@@ -538,10 +537,10 @@ impl Conn {
                 Output::ResetData => self.plan = DataPlan::None,
                 Output::Transfer(t) => {
                     let storage = match &self.storage {
-                        Some(s) => Arc::clone(s),
+                        Some(s) => s.clone(),
                         None => {
                             let ev =
-                                TransferEvent::StorageFailed(ferry_proto::session::FsError::PermissionDenied);
+                                TransferEvent::StorageFailed(ferry_vfs::ErrorKind::PermissionDenied.into());
                             self.session.handle_transfer(Instant::now(), ev);
                             continue;
                         }
@@ -735,7 +734,7 @@ impl Conn {
             (Some(anon), "anonymous" | "ftp") => (
                 Login {
                     user: "anonymous".to_owned(),
-                    permissions: to_proto(anon.permissions),
+                    permissions: ferry_vfs::Permissions::from(anon.permissions),
                     tls: LoginTls::default(),
                 },
                 anon.home.clone(),
@@ -747,7 +746,7 @@ impl Conn {
                     Ok(AuthOutcome::Accepted(u)) => (
                         Login {
                             user: u.name.clone(),
-                            permissions: to_proto(u.permissions),
+                            permissions: ferry_vfs::Permissions::from(u.permissions),
                             tls: LoginTls {
                                 required: u.tls.require_tls,
                                 protected_data: u.tls.protected_data,
@@ -767,9 +766,21 @@ impl Conn {
                 }
             }
         };
-        match server.storage.scoped(home.as_bytes(), true).await {
+        let home_path = match VPath::parse(home.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, home, "the user's home directory is not a valid path");
+                return Attempt::Error;
+            }
+        };
+        match server.storage.scoped(&home_path, true).await {
             Ok(storage) => {
-                self.storage = Some(storage);
+                self.storage = Some(UserFs::new(
+                    storage,
+                    ferry_vfs::Protocol::Ftp,
+                    login.user.clone(),
+                    login.permissions,
+                ));
                 if let Some(st) = &self.session_tls {
                     st.set_user(Some(&login.user));
                 }
@@ -783,17 +794,6 @@ impl Conn {
                 Attempt::Error
             }
         }
-    }
-}
-
-fn to_proto(p: ferry_auth::Permissions) -> ferry_proto::session::Permissions {
-    ferry_proto::session::Permissions {
-        list: p.list,
-        read: p.read,
-        write: p.write,
-        delete: p.delete,
-        rename: p.rename,
-        mkdir: p.mkdir,
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::listing::{Entry, EntryKind};
 use ferry_proto::session::{
-    Config, DataTlsError, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk, TlsPolicy,
-    TlsSettings, TransferEvent,
+    Config, DataTlsError, ErrorKind, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk,
+    TlsPolicy, TlsSettings, TransferEvent,
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput, Urgent};
 
@@ -153,20 +153,26 @@ fn random_entry(rng: &mut Rng) -> Entry {
 
 fn random_fs_error(rng: &mut Rng) -> FsError {
     let all = [
-        FsError::NotFound,
-        FsError::PermissionDenied,
-        FsError::AlreadyExists,
-        FsError::NotADirectory,
-        FsError::IsADirectory,
-        FsError::DirectoryNotEmpty,
-        FsError::InvalidName,
-        FsError::QuotaExceeded,
-        FsError::OffsetOutOfRange,
-        FsError::MoveIntoItself,
-        FsError::Unsupported,
-        FsError::Io,
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::AlreadyExists,
+        ErrorKind::NotADirectory,
+        ErrorKind::IsADirectory,
+        ErrorKind::DirectoryNotEmpty,
+        ErrorKind::InvalidName,
+        ErrorKind::QuotaExceeded,
+        ErrorKind::OffsetOutOfRange,
+        ErrorKind::MoveIntoItself,
+        ErrorKind::Unsupported,
+        ErrorKind::Transient,
+        ErrorKind::TimedOut,
+        ErrorKind::Io,
     ];
-    all[rng.below(all.len())]
+    let mut e = FsError::from(all[rng.below(all.len())]);
+    if rng.chance(30) {
+        e.detail = Some("\r\n550 forged detail".into());
+    }
+    e
 }
 
 fn random_transfer_end(rng: &mut Rng) -> TransferEvent {

@@ -519,27 +519,49 @@ impl Session {
     }
 }
 
-/// Maps a storage error to its reply.
-pub fn fs_reply(e: FsError) -> (ReplyCode, &'static str) {
-    match e {
-        FsError::NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory"),
-        FsError::PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied"),
-        FsError::AlreadyExists => (ReplyCode::FILE_UNAVAILABLE, "File exists"),
-        FsError::NotADirectory => (ReplyCode::FILE_UNAVAILABLE, "Not a directory"),
-        FsError::IsADirectory => (ReplyCode::FILE_UNAVAILABLE, "Is a directory"),
-        FsError::DirectoryNotEmpty => (ReplyCode::FILE_UNAVAILABLE, "Directory not empty"),
-        FsError::InvalidName => (ReplyCode::NAME_NOT_ALLOWED, "File name not allowed"),
-        FsError::QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Storage quota exceeded"),
-        FsError::OffsetOutOfRange => (
+/// Maps a storage error to its reply: the code follows the kind, the text is the storage's detail if it
+/// gave one.
+pub fn fs_reply(e: FsError) -> (ReplyCode, String) {
+    let (code, text) = match e.kind {
+        ErrorKind::NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory"),
+        ErrorKind::PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied"),
+        ErrorKind::AlreadyExists => (ReplyCode::FILE_UNAVAILABLE, "File exists"),
+        ErrorKind::NotADirectory => (ReplyCode::FILE_UNAVAILABLE, "Not a directory"),
+        ErrorKind::IsADirectory => (ReplyCode::FILE_UNAVAILABLE, "Is a directory"),
+        ErrorKind::DirectoryNotEmpty => (ReplyCode::FILE_UNAVAILABLE, "Directory not empty"),
+        ErrorKind::InvalidName => (ReplyCode::NAME_NOT_ALLOWED, "File name not allowed"),
+        ErrorKind::QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Storage quota exceeded"),
+        ErrorKind::OffsetOutOfRange => (
             ReplyCode::INVALID_REST,
             "Offset out of range: beyond the largest file the storage can hold",
         ),
-        FsError::MoveIntoItself => (ReplyCode::NAME_NOT_ALLOWED, "Cannot move a directory into itself"),
-        FsError::Unsupported => (
+        ErrorKind::MoveIntoItself => (ReplyCode::NAME_NOT_ALLOWED, "Cannot move a directory into itself"),
+        ErrorKind::Unsupported => (
             ReplyCode::FILE_UNAVAILABLE,
             "Operation not supported by this storage",
         ),
-        FsError::Io => (ReplyCode::LOCAL_ERROR, "Local error in processing"),
+        ErrorKind::Transient => (
+            ReplyCode::LOCAL_ERROR,
+            "Storage temporarily unavailable; try again later",
+        ),
+        ErrorKind::TimedOut => (
+            ReplyCode::LOCAL_ERROR,
+            "Storage did not answer in time; try again later",
+        ),
+        ErrorKind::Io => (ReplyCode::LOCAL_ERROR, "Local error in processing"),
+    };
+    match e.detail {
+        Some(detail) => (code, capitalised(&detail)),
+        None => (code, text.to_owned()),
+    }
+}
+
+/// `detail` with its first letter in upper case, as reply texts are written.
+fn capitalised(detail: &str) -> String {
+    let mut chars = detail.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -9,14 +9,13 @@
 
 mod handles;
 pub(crate) mod ops;
-pub(crate) mod path;
+mod stream;
 pub(crate) mod wire;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Buf, Bytes, BytesMut};
-use ferry_auth::Permissions;
-use ferry_vfs::Storage;
+use ferry_vfs::UserFs;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -33,17 +32,15 @@ const COALESCE_LIMIT: usize = 128 * 1024;
 /// What every request of a session needs.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    /// The user's storage, jailed at their home.
-    pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) perms: Permissions,
+    /// The user's storage, jailed at their home, through the policy layer.
+    pub(crate) fs: UserFs,
     pub(crate) handles: Mutex<handles::Table>,
 }
 
 impl Ctx {
-    pub(crate) fn new(storage: Arc<dyn Storage>, perms: Permissions) -> Self {
+    pub(crate) fn new(fs: UserFs) -> Self {
         Ctx {
-            storage,
-            perms,
+            fs,
             handles: Mutex::default(),
         }
     }
@@ -94,7 +91,7 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
             }
             if ready && !initialised {
                 let packet = next_packet(&mut buf)?.ok_or(End::Sequence)?;
-                let reply = init(&packet)?;
+                let reply = init(&packet, &ctx)?;
                 initialised = true;
                 if reply_tx.send((reply, None)).await.is_err() {
                     return Ok(());
@@ -226,8 +223,8 @@ pub(crate) fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
     Ok(Some(buf.split_to(len).freeze()))
 }
 
-/// Answers INIT with VERSION and the extensions we support.
-pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
+/// Answers INIT with VERSION and the extensions the user's storage supports.
+pub(crate) fn init(packet: &[u8], ctx: &Ctx) -> Result<Bytes, End> {
     let mut r = Reader::new(packet);
     if r.u8()? != kind::INIT {
         return Err(End::Sequence);
@@ -238,7 +235,7 @@ pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
     }
     let mut w = Writer::new(kind::VERSION, None, 256);
     w.u32(VERSION);
-    for (name, data) in ops::EXTENSIONS {
+    for (name, data) in ops::extensions(ctx.fs.capabilities()) {
         w.string(name.as_bytes()).string(data.as_bytes());
     }
     Ok(w.finish())
