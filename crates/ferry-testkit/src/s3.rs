@@ -181,7 +181,6 @@ impl TestBucket {
             "--storage-prefix",
             prefix,
             "--storage-path-style",
-            "true",
             "--storage-access-key-id",
             ACCESS_KEY,
             "--storage-secret-access-key",
