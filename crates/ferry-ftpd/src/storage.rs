@@ -16,7 +16,7 @@ pub(crate) async fn run(fs: &UserFs, request: StorageRequest) -> Result<StorageO
             .await
             .map(|meta| StorageOk::Entry(entry(name_of(&path), &meta))),
         StorageRequest::ListBrief(path) => list_brief(fs, &path).await,
-        StorageRequest::CreateDir(path) => fs.create_dir(&path).await.map(|()| StorageOk::Done),
+        StorageRequest::CreateDir(path) => fs.create_dir(&path, None).await.map(|()| StorageOk::Done),
         StorageRequest::RemoveDir(path) => fs.remove_dir(&path).await.map(|()| StorageOk::Done),
         StorageRequest::RemoveFile(path) => fs.remove_file(&path).await.map(|()| StorageOk::Done),
         // RNTO replaces an existing file, as every FTP server does (and clients expect).

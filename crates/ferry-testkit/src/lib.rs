@@ -39,6 +39,18 @@ pub async fn store_with_user(
     let storage: std::sync::Arc<dyn ferry_vfs::Storage> = std::sync::Arc::new(
         ferry_vfs::LocalFs::open(files).map_err(|e| format!("open storage {}: {e}", files.display()))?,
     );
+    let users = users_with(users_db, name, password, permissions).await?;
+    Ok((users, storage))
+}
+
+/// Opens (creating) the user database `users_db` with one user `name` (`password`, home `/`,
+/// `permissions`).
+pub async fn users_with(
+    users_db: &std::path::Path,
+    name: &str,
+    password: &str,
+    permissions: ferry_auth::Permissions,
+) -> Result<ferry_auth::UserStore, String> {
     let users = ferry_auth::UserStore::open(users_db)
         .await
         .map_err(|e| format!("open user store {}: {e}", users_db.display()))?;
@@ -51,5 +63,5 @@ pub async fn store_with_user(
         })
         .await
         .map_err(|e| format!("add user {name}: {e}"))?;
-    Ok((users, storage))
+    Ok(users)
 }

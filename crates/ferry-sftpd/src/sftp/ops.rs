@@ -607,11 +607,9 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             Ok(ok())
         }
         Op::Mkdir { path, attrs } => {
-            fs.create_dir(&path).await.map_err(fs_error)?;
-            // Permission bits where the back-end has them; elsewhere the directory is still made.
-            if let (Some(mode), true) = (attrs.permissions, fs.capabilities().set_mode) {
-                fs.set_mode(&path, mode).await.map_err(fs_error)?;
-            }
+            // The permission bits are part of creating it (`mkdir` suffices), where the back-end
+            // has them; elsewhere the directory is still made.
+            fs.create_dir(&path, attrs.permissions).await.map_err(fs_error)?;
             Ok(ok())
         }
         Op::Rmdir { path } => {
@@ -946,6 +944,27 @@ mod tests {
         assert!(
             parsed > 1000,
             "the generator reaches the parsers ({parsed} parsed)"
+        );
+    }
+
+    #[test]
+    fn only_extensions_the_back_end_supports_are_advertised() {
+        use ferry_vfs::Storage;
+        let names = |caps| extensions(caps).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = ferry_vfs::LocalFs::open(dir.path()).expect("storage");
+        assert_eq!(
+            names(local.capabilities()),
+            [
+                "posix-rename@openssh.com",
+                "statvfs@openssh.com",
+                "fsync@openssh.com",
+                "limits@openssh.com"
+            ]
+        );
+        assert_eq!(
+            names(ferry_vfs::MemoryFs::new().capabilities()),
+            ["limits@openssh.com"]
         );
     }
 

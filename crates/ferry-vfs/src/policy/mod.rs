@@ -203,11 +203,15 @@ impl UserFs {
         self.emit(FsOp::Download, path, None, bytes, started, result.map_err(Some));
     }
 
-    /// Creates a directory: needs `mkdir`.
-    pub async fn create_dir(&self, path: &VPath) -> Result<()> {
+    /// Creates a directory: needs `mkdir`. `mode` (SFTP MKDIR's permission bits) is part of the
+    /// creation, applied where the back-end has permission bits (ignored elsewhere).
+    pub async fn create_dir(&self, path: &VPath, mode: Option<u32>) -> Result<()> {
         self.check(Need::Mkdir)?;
         let started = Instant::now();
-        let r = self.inner.storage.create_dir(path).await;
+        let mut r = self.inner.storage.create_dir(path).await;
+        if let (Ok(()), Some(mode), true) = (&r, mode, self.inner.caps.set_mode) {
+            r = self.inner.storage.set_mode(path, mode).await;
+        }
         self.emit(FsOp::Mkdir, path, None, 0, started, result_of(&r));
         r
     }

@@ -35,7 +35,7 @@ async fn get(fs: &dyn Storage, p: &str) -> Vec<u8> {
 async fn each_operation_needs_its_permission_and_stat_needs_none() {
     let storage: Arc<dyn Storage> = Arc::new(MemoryFs::new());
     let admin = UserFs::new(Arc::clone(&storage), Protocol::Ftp, "admin", Permissions::all());
-    admin.create_dir(&v("/d")).await.expect("mkdir");
+    admin.create_dir(&v("/d"), None).await.expect("mkdir");
     put(&admin, "/f", Upload::Replace, b"data").await.expect("put");
     let nobody = UserFs::new(storage, Protocol::Sftp, "nobody", Permissions::default());
     let denied = Some(ErrorKind::PermissionDenied);
@@ -46,7 +46,7 @@ async fn each_operation_needs_its_permission_and_stat_needs_none() {
     assert_eq!(kind(nobody.list(&v("/d")).await), denied);
     assert_eq!(kind(nobody.open_read(&v("/f"), 0).await), denied);
     assert_eq!(kind(nobody.upload(&v("/g"), Upload::Replace, None).await), denied);
-    assert_eq!(kind(nobody.create_dir(&v("/e")).await), denied);
+    assert_eq!(kind(nobody.create_dir(&v("/e"), None).await), denied);
     assert_eq!(kind(nobody.remove_file(&v("/f")).await), denied);
     assert_eq!(kind(nobody.remove_dir(&v("/d")).await), denied);
     assert_eq!(kind(nobody.rename(&v("/f"), &v("/g"), false).await), denied);
@@ -193,7 +193,7 @@ async fn quota_hook_refuses_bytes_and_events_report_every_end() {
     let mut w = fs.upload(&v("/c"), Upload::Replace, None).await.expect("open");
     w.write_owned(b"12".to_vec()).await.expect("write");
     drop(w);
-    fs.create_dir(&v("/d")).await.expect("mkdir");
+    fs.create_dir(&v("/d"), None).await.expect("mkdir");
     fs.remove_file(&v("/a")).await.expect("rm");
     assert_eq!(quota.used.load(Ordering::SeqCst), 6);
     let seen = events.seen.lock().expect("lock").clone();
