@@ -27,8 +27,12 @@ pub mod s3;
 pub mod sftp;
 pub mod wait;
 
+/// The environment variable that picks the storage back-end of the in-process test servers:
+/// unset or `local` for the local back-end, `s3` for the S3 back-end on the shared `s3s-fs`.
+pub const STORAGE_ENV: &str = "FERRY_TEST_STORAGE";
+
 /// Opens (creating) the user database `users_db` with one user `name` (`password`, home `/`,
-/// `permissions`) and the local storage over `files`: what every in-process server starts from.
+/// `permissions`) and the storage over `files`: what every in-process server starts from.
 pub async fn store_with_user(
     files: &std::path::Path,
     users_db: &std::path::Path,
@@ -36,11 +40,28 @@ pub async fn store_with_user(
     password: &str,
     permissions: ferry_auth::Permissions,
 ) -> Result<(ferry_auth::UserStore, std::sync::Arc<dyn ferry_vfs::Storage>), String> {
-    let storage: std::sync::Arc<dyn ferry_vfs::Storage> = std::sync::Arc::new(
-        ferry_vfs::LocalFs::open(files).map_err(|e| format!("open storage {}: {e}", files.display()))?,
-    );
+    let storage = storage_over(files).await?;
     let users = users_with(users_db, name, password, permissions).await?;
     Ok((users, storage))
+}
+
+/// The storage the test servers serve `files` with: the local back-end, or with
+/// `FERRY_TEST_STORAGE=s3` the S3 back-end on a bucket of the shared `s3s-fs` whose objects are the
+/// files under `files` (so tests that look at or prepare files on disk work unchanged on both).
+pub async fn storage_over(files: &std::path::Path) -> Result<std::sync::Arc<dyn ferry_vfs::Storage>, String> {
+    match std::env::var(STORAGE_ENV).as_deref() {
+        Ok("s3") => {
+            let bucket = s3::bucket_at(files);
+            let fs = ferry_vfs::s3::S3Fs::connect(&bucket.config(""))
+                .await
+                .map_err(|e| format!("open S3 storage: {e}"))?;
+            Ok(std::sync::Arc::new(fs))
+        }
+        Ok("local") | Err(_) => Ok(std::sync::Arc::new(
+            ferry_vfs::LocalFs::open(files).map_err(|e| format!("open storage {}: {e}", files.display()))?,
+        )),
+        Ok(other) => Err(format!("{STORAGE_ENV}={other:?}: expected local or s3")),
+    }
 }
 
 /// Opens (creating) the user database `users_db` with one user `name` (`password`, home `/`,

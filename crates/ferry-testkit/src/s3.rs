@@ -44,9 +44,8 @@ pub fn server() -> &'static S3Server {
 
 /// A fresh, empty bucket on the shared server.
 pub fn bucket() -> TestBucket {
-    static N: AtomicU64 = AtomicU64::new(0);
     let server = server();
-    let name = format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let name = bucket_name();
     // s3s-fs's CreateBucket is exactly this.
     std::fs::create_dir(server.root.join(&name)).expect("create bucket directory");
     TestBucket {
@@ -54,6 +53,24 @@ pub fn bucket() -> TestBucket {
         endpoint: server.endpoint.clone(),
         root: server.root.clone(),
     }
+}
+
+/// A fresh bucket whose objects are the files under `dir` (s3s-fs keeps a bucket's objects as the
+/// files of its directory, here a symlink to `dir`).
+pub fn bucket_at(dir: &Path) -> TestBucket {
+    let server = server();
+    let name = bucket_name();
+    std::os::unix::fs::symlink(dir, server.root.join(&name)).expect("link bucket directory");
+    TestBucket {
+        name,
+        endpoint: server.endpoint.clone(),
+        root: server.root.clone(),
+    }
+}
+
+fn bucket_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 impl S3Server {
