@@ -316,3 +316,30 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn made_directories_are_listed_used_and_removed_when_empty() {
+    let b = bucket();
+    let fs = open(&b).await;
+    fs.create_dir(&v("/new")).await.expect("mkdir");
+    assert_eq!(fs.create_dir(&v("/new")).await.err().map(|e| e.kind()), Some(ErrorKind::AlreadyExists));
+    assert_eq!(names(&fs, "/").await, vec![("new".into(), EntryKind::Dir)]);
+    assert_eq!(fs.metadata(&v("/new")).await.expect("stat").kind, EntryKind::Dir);
+    assert!(names(&fs, "/new").await.is_empty(), "the hidden marker is listed");
+    fs.create_dir(&v("/new/sub")).await.expect("mkdir nested");
+    put(&fs, "/new/sub/f.txt", b"f").await;
+    assert_eq!(fs.remove_dir(&v("/new/sub")).await.err().map(|e| e.kind()), Some(ErrorKind::DirectoryNotEmpty));
+    fs.remove_file(&v("/new/sub/f.txt")).await.expect("rm");
+    // Still there once empty, as on a disk.
+    assert_eq!(fs.metadata(&v("/new/sub")).await.expect("stat").kind, EntryKind::Dir);
+    fs.remove_dir(&v("/new/sub")).await.expect("rmdir");
+    // An empty directory renames without the danger setting.
+    fs.rename(&v("/new"), &v("/renamed"), false).await.expect("rename empty dir");
+    assert_eq!(names(&fs, "/").await, vec![("renamed".into(), EntryKind::Dir)]);
+    fs.remove_dir(&v("/renamed")).await.expect("rmdir");
+    assert!(names(&fs, "/").await.is_empty());
+    assert_eq!(fs.metadata(&v("/renamed")).await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    // The hidden marker's name is not a client's to use.
+    let reserved = fs.open_write(&v("/.ferry-dir"), new()).await;
+    assert_eq!(reserved.err().map(|e| e.kind()), Some(ErrorKind::InvalidName));
+}

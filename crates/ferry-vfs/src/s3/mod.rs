@@ -10,8 +10,10 @@
 //!   offset), copied with a ranged read, then the new bytes. The old object is replaced only when
 //!   the upload completes; an aborted resume leaves it as it was.
 //! - **Downloads** are one ranged GET from the offset.
-//! - **Directories**: a marker object `dir/` is written by [`Storage::create_dir`]; prefixes of keys
-//!   are listed as directories too. Removing a directory that still has entries is refused.
+//! - **Directories**: [`Storage::create_dir`] writes the usual marker object `dir/` and a hidden
+//!   empty object `dir/.ferry-dir` (servers that keep objects as files, such as s3s-fs, do not list a
+//!   bare marker; the hidden object keeps the directory visible there too). Prefixes of keys are
+//!   listed as directories. Removing a directory that still has entries is refused.
 //! - **Rename** of a file is a server-side copy then a delete: not atomic (for a moment both names
 //!   exist). Renaming a non-empty directory is refused unless `danger_allow_dir_rename` (a copy and
 //!   delete of every object below it, not atomic either).
@@ -40,6 +42,9 @@ use crate::storage::{
     WriteOptions,
 };
 use crate::{EntryKind, VPath};
+
+/// The hidden object that keeps an empty directory visible: never listed, and refused as a name.
+const DIR_KEEP: &str = ".ferry-dir";
 
 /// User metadata key of the modification time (`X-Amz-Meta-Mtime`).
 const MTIME_KEY: &str = "mtime";
@@ -152,6 +157,9 @@ impl S3Fs {
         let rel = std::str::from_utf8(path.relative()).map_err(|_| {
             Error::new(ErrorKind::InvalidName).detail("S3 storage takes only UTF-8 file names")
         })?;
+        if rel.split('/').any(|name| name == DIR_KEEP) {
+            return Err(Error::new(ErrorKind::InvalidName).detail("the name .ferry-dir is reserved on S3 storage"));
+        }
         Ok(format!("{}{rel}", self.base).trim_end_matches('/').to_owned())
     }
 
@@ -196,12 +204,12 @@ impl S3Fs {
         let mut lister = self
             .op
             .lister_with(dir)
-            .limit(2)
+            .limit(3)
             .await
             .map_err(|e| map_err(dir, e))?;
         while let Some(entry) = lister.next().await {
             let entry = entry.map_err(|e| map_err(dir, e))?;
-            if entry.path() != dir {
+            if entry.path() != dir && entry.name() != DIR_KEEP {
                 return Ok(Some(entry.path().to_owned()));
             }
         }
@@ -273,8 +281,8 @@ impl S3Fs {
             return Err(Error::new(ErrorKind::DirectoryNotEmpty)
                 .detail("S3 storage renames only empty directories (a rename would copy every file)"));
         }
-        // Create the new marker first, so the directory exists under one name at least.
-        self.op.create_dir(&to_dir).await.map_err(|e| map_err(&to_dir, e))?;
+        // Create the new markers first, so the directory exists under one name at least.
+        self.make_dir(&to_dir).await?;
         let mut lister = self
             .op
             .lister_with(&from_dir)
@@ -293,6 +301,9 @@ impl S3Fs {
             let target = format!("{to_dir}{rest}");
             if rest.ends_with('/') {
                 self.op.create_dir(&target).await.map_err(|e| map_err(&target, e))?;
+            } else if rest == DIR_KEEP {
+                // Written by make_dir above; deleted with the old markers below.
+                continue;
             } else {
                 self.op
                     .copy(entry.path(), &target)
@@ -307,12 +318,27 @@ impl S3Fs {
         self.delete_marker(&from_dir).await
     }
 
+    /// Deletes the markers of the directory path `dir` (the hidden one first).
     async fn delete_marker(&self, dir: &str) -> Result<()> {
-        match self.op.delete(dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(map_err(dir, e)),
+        for key in [format!("{dir}{DIR_KEEP}"), dir.to_owned()] {
+            match self.op.delete(&key).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+                Err(e) => return Err(map_err(&key, e)),
+            }
         }
+        Ok(())
+    }
+
+    /// Writes the markers of the directory path `dir`: `dir/` and the hidden `dir/.ferry-dir`.
+    async fn make_dir(&self, dir: &str) -> Result<()> {
+        self.op.create_dir(dir).await.map_err(|e| map_err(dir, e))?;
+        let keep = format!("{dir}{DIR_KEEP}");
+        self.op
+            .write(&keep, Vec::<u8>::new())
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(&keep, e))
     }
 }
 
@@ -416,8 +442,7 @@ impl Storage for S3Fs {
             return Err(ErrorKind::AlreadyExists.into());
         }
         self.check_parent(&key).await?;
-        let dir = Self::dir_path(&key);
-        self.op.create_dir(&dir).await.map_err(|e| map_err(&dir, e))
+        self.make_dir(&Self::dir_path(&key)).await
     }
 
     async fn remove_dir(&self, path: &VPath) -> Result<()> {
@@ -513,8 +538,7 @@ impl Storage for S3Fs {
                 }
                 level.push_str(part);
                 if !self.dir_exists(&level).await? {
-                    let dir = Self::dir_path(&level);
-                    self.op.create_dir(&dir).await.map_err(|e| map_err(&dir, e))?;
+                    self.make_dir(&Self::dir_path(&level)).await?;
                 }
             }
         }

@@ -70,7 +70,7 @@ impl DirStream for S3DirStream {
                 continue;
             }
             let name = entry.name().trim_end_matches('/');
-            if name.is_empty() {
+            if name.is_empty() || name == super::DIR_KEEP {
                 continue;
             }
             batch.push(DirEntry {
