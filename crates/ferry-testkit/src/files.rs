@@ -94,7 +94,9 @@ fn walk(root: &Path, dir: &Path, skip: &[&str], out: &mut Vec<(PathBuf, Option<V
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()));
     for entry in entries {
         let entry = entry.expect("dir entry");
-        if skip.iter().any(|s| OsStr::new(s) == entry.file_name()) {
+        // `.ferry-dir` is the S3 back-end's hidden directory marker (FERRY_TEST_STORAGE=s3 serves
+        // the files dir from a bucket): storage bookkeeping that no client sees.
+        if skip.iter().any(|s| OsStr::new(s) == entry.file_name()) || entry.file_name() == ".ferry-dir" {
             continue;
         }
         let path = entry.path();
