@@ -184,11 +184,13 @@ pub fn write_random(path: &Path, len: usize, seed: u64) {
     std::fs::write(path, data).expect("write random file");
 }
 
-/// Names in a host directory (sorted), hiding nothing: upload temp files would show up here.
+/// Names in a host directory (sorted), hiding nothing but the S3 back-end's directory marker
+/// `.ferry-dir`: upload temp files would show up here.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".ferry-dir")
         .collect();
     v.sort();
     v
