@@ -240,7 +240,11 @@ impl TestBucket {
                 || std::fs::read_dir(&self.root)
                     .expect("read s3s-fs root")
                     .flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with(&format!(".upload_id-{upload}.")));
+                    .any(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!(".upload_id-{upload}."))
+                    });
             if open {
                 let key = b64
                     .decode(key)

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[allow(dead_code)]
 mod s3kit;
 
-use s3kit::{bucket, TestBucket};
 use ferry_vfs::s3::S3Fs;
 use ferry_vfs::{EntryKind, ErrorKind, Storage, VPath, WriteMode, WriteOptions};
+use s3kit::{bucket, TestBucket};
 
 fn v(path: &str) -> VPath {
     VPath::parse(path.as_bytes()).expect("path")
@@ -97,7 +97,11 @@ async fn upload_appears_only_on_commit_and_reads_back_from_any_offset() {
     }
     assert!(b.object("big.bin").is_none(), "object visible before commit");
     assert_eq!(w.commit().await.expect("commit"), bytes.len() as u64);
-    assert_eq!(b.object("big.bin").as_deref(), Some(&bytes[..]), "stored object differs");
+    assert_eq!(
+        b.object("big.bin").as_deref(),
+        Some(&bytes[..]),
+        "stored object differs"
+    );
     assert_eq!(get(&fs, "/big.bin", 0).await, bytes);
     assert_eq!(get(&fs, "/big.bin", 7_000_001).await, &bytes[7_000_001..]);
     assert!(get(&fs, "/big.bin", bytes.len() as u64).await.is_empty());
@@ -116,7 +120,10 @@ async fn small_and_empty_files_round_trip() {
     assert_eq!(get(&fs, "/small.txt", 1).await, b"ello");
     assert_eq!(
         names(&fs, "/").await,
-        vec![("empty".into(), EntryKind::File), ("small.txt".into(), EntryKind::File)]
+        vec![
+            ("empty".into(), EntryKind::File),
+            ("small.txt".into(), EntryKind::File)
+        ]
     );
 }
 
@@ -125,11 +132,18 @@ async fn abort_and_drop_leave_no_object_and_no_parts() {
     let b = bucket();
     let fs = open(&b).await;
     put(&fs, "/keep.bin", b"old content").await;
-    for (path, how) in [("/aborted.bin", "abort"), ("/dropped.bin", "drop"), ("/keep.bin", "abort")] {
+    for (path, how) in [
+        ("/aborted.bin", "abort"),
+        ("/dropped.bin", "drop"),
+        ("/keep.bin", "abort"),
+    ] {
         let mut w = fs.open_write(&v(path), new()).await.expect("open");
         // Three parts' worth: at least two part uploads have started.
         w.write_owned(data(16 * 1024 * 1024, 2)).await.expect("write");
-        assert!(!b.pending_uploads().is_empty(), "no multipart upload started for {path}");
+        assert!(
+            !b.pending_uploads().is_empty(),
+            "no multipart upload started for {path}"
+        );
         match how {
             "abort" => w.abort().await,
             _ => drop(w),
@@ -139,7 +153,11 @@ async fn abort_and_drop_leave_no_object_and_no_parts() {
     assert!(settled, "uploads left behind: {:?}", b.pending_uploads());
     assert!(b.object("aborted.bin").is_none());
     assert!(b.object("dropped.bin").is_none());
-    assert_eq!(b.object("keep.bin").as_deref(), Some(&b"old content"[..]), "abort touched the old object");
+    assert_eq!(
+        b.object("keep.bin").as_deref(),
+        Some(&b"old content"[..]),
+        "abort touched the old object"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,34 +169,52 @@ async fn resume_keeps_the_bytes_before_the_offset_and_replaces_only_on_commit() 
 
     // REST 5000000 + STOR: the first 5,000,000 old bytes, then the new ones.
     let new = data(3 * 1024 * 1024, 4);
-    let mut w = fs.open_write(&v("/r.bin"), with_resume(5_000_000)).await.expect("resume");
+    let mut w = fs
+        .open_write(&v("/r.bin"), with_resume(5_000_000))
+        .await
+        .expect("resume");
     w.write_owned(new.clone()).await.expect("write");
-    assert_eq!(b.object("r.bin").as_deref(), Some(&old[..]), "old object changed before commit");
+    assert_eq!(
+        b.object("r.bin").as_deref(),
+        Some(&old[..]),
+        "old object changed before commit"
+    );
     assert_eq!(w.commit().await.expect("commit"), new.len() as u64);
     let mut want = old[..5_000_000].to_vec();
     want.extend_from_slice(&new);
     assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
 
     // APPE: everything, then the new bytes.
-    let mut w = fs.open_write(&v("/r.bin"), with(WriteMode::Append)).await.expect("append");
+    let mut w = fs
+        .open_write(&v("/r.bin"), with(WriteMode::Append))
+        .await
+        .expect("append");
     w.write_owned(b"tail".to_vec()).await.expect("write");
     w.commit().await.expect("commit");
     want.extend_from_slice(b"tail");
     assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
 
     // An aborted resume leaves the object as it was.
-    let mut w = fs.open_write(&v("/r.bin"), with_resume(10)).await.expect("resume");
+    let mut w = fs
+        .open_write(&v("/r.bin"), with_resume(10))
+        .await
+        .expect("resume");
     w.write_owned(b"never".to_vec()).await.expect("write");
     w.abort().await;
     assert_eq!(b.object("r.bin").as_deref(), Some(&want[..]));
 
     // Past the end, or on a missing file: refused, nothing written.
-    let past = fs.open_write(&v("/r.bin"), with_resume(want.len() as u64 + 1)).await;
+    let past = fs
+        .open_write(&v("/r.bin"), with_resume(want.len() as u64 + 1))
+        .await;
     assert_eq!(past.err().map(|e| e.kind()), Some(ErrorKind::OffsetOutOfRange));
     let missing = fs.open_write(&v("/nope.bin"), with_resume(5)).await;
     assert_eq!(missing.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
     // APPE to a missing file creates it.
-    let mut w = fs.open_write(&v("/new.log"), with(WriteMode::Append)).await.expect("append new");
+    let mut w = fs
+        .open_write(&v("/new.log"), with(WriteMode::Append))
+        .await
+        .expect("append new");
     w.write_owned(b"first".to_vec()).await.expect("write");
     w.commit().await.expect("commit");
     assert_eq!(b.object("new.log").as_deref(), Some(&b"first"[..]));
@@ -197,17 +233,39 @@ async fn implied_directories_are_listed_and_rmdir_refuses_non_empty_ones() {
         names(&fs, "/a").await,
         vec![("b".into(), EntryKind::Dir), ("top.txt".into(), EntryKind::File)]
     );
-    assert_eq!(fs.metadata(&v("/a/b")).await.expect("stat dir").kind, EntryKind::Dir);
-    assert_eq!(fs.remove_dir(&v("/a")).await.err().map(|e| e.kind()), Some(ErrorKind::DirectoryNotEmpty));
-    assert_eq!(fs.remove_file(&v("/a")).await.err().map(|e| e.kind()), Some(ErrorKind::IsADirectory));
-    assert_eq!(fs.remove_dir(&v("/a/top.txt")).await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
-    assert_eq!(fs.list(&v("/a/top.txt")).await.err().map(|e| e.kind()), Some(ErrorKind::NotADirectory));
-    assert_eq!(fs.metadata(&v("/nothing")).await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    assert_eq!(
+        fs.metadata(&v("/a/b")).await.expect("stat dir").kind,
+        EntryKind::Dir
+    );
+    assert_eq!(
+        fs.remove_dir(&v("/a")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::DirectoryNotEmpty)
+    );
+    assert_eq!(
+        fs.remove_file(&v("/a")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::IsADirectory)
+    );
+    assert_eq!(
+        fs.remove_dir(&v("/a/top.txt")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::NotADirectory)
+    );
+    assert_eq!(
+        fs.list(&v("/a/top.txt")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::NotADirectory)
+    );
+    assert_eq!(
+        fs.metadata(&v("/nothing")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
     // A file's parent must exist, as on a disk.
     let orphan = fs.open_write(&v("/no/such/dir.txt"), new()).await;
     assert_eq!(orphan.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
     fs.remove_file(&v("/a/b/c.txt")).await.expect("rm");
-    assert_eq!(b.object("a/top.txt").as_deref(), Some(&b"t"[..]), "rm removed a neighbour");
+    assert_eq!(
+        b.object("a/top.txt").as_deref(),
+        Some(&b"t"[..]),
+        "rm removed a neighbour"
+    );
     assert!(b.object("a/b/c.txt").is_none());
 }
 
@@ -220,27 +278,46 @@ async fn rename_moves_files_and_refuses_non_empty_directories() {
     std::fs::write(b.dir().join("d/seed"), b"seed").expect("object");
     put(&fs, "/d/one.txt", b"one").await;
     put(&fs, "/two.txt", b"two").await;
-    fs.rename(&v("/d/one.txt"), &v("/d/renamed.txt"), false).await.expect("rename");
+    fs.rename(&v("/d/one.txt"), &v("/d/renamed.txt"), false)
+        .await
+        .expect("rename");
     assert!(b.object("d/one.txt").is_none());
     assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"one"[..]));
     // Replaces an existing file, as rename(2) does.
-    fs.rename(&v("/two.txt"), &v("/d/renamed.txt"), true).await.expect("rename over");
+    fs.rename(&v("/two.txt"), &v("/d/renamed.txt"), true)
+        .await
+        .expect("rename over");
     assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"two"[..]));
     // Without replace, an existing target is refused and both stay.
     assert_eq!(
-        fs.rename(&v("/d/renamed.txt"), &v("/d/seed"), false).await.err().map(|e| e.kind()),
+        fs.rename(&v("/d/renamed.txt"), &v("/d/seed"), false)
+            .await
+            .err()
+            .map(|e| e.kind()),
         Some(ErrorKind::AlreadyExists)
     );
     assert_eq!(b.object("d/seed").as_deref(), Some(&b"seed"[..]));
     // So is an exclusive upload over an existing file.
-    let exclusive = fs.open_write(&v("/d/seed"), with(WriteMode::New { exclusive: true })).await;
+    let exclusive = fs
+        .open_write(&v("/d/seed"), with(WriteMode::New { exclusive: true }))
+        .await;
     assert_eq!(exclusive.err().map(|e| e.kind()), Some(ErrorKind::AlreadyExists));
     assert_eq!(
         fs.rename(&v("/d"), &v("/e"), false).await.err().map(|e| e.kind()),
         Some(ErrorKind::DirectoryNotEmpty)
     );
-    assert_eq!(b.object("d/renamed.txt").as_deref(), Some(&b"two"[..]), "refused rename changed something");
-    assert_eq!(fs.rename(&v("/missing"), &v("/x"), false).await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    assert_eq!(
+        b.object("d/renamed.txt").as_deref(),
+        Some(&b"two"[..]),
+        "refused rename changed something"
+    );
+    assert_eq!(
+        fs.rename(&v("/missing"), &v("/x"), false)
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,11 +329,19 @@ async fn non_empty_directory_rename_copies_everything_when_allowed() {
     std::fs::create_dir_all(b.dir().join("src/sub")).expect("mkdir");
     std::fs::write(b.dir().join("src/sub/x"), b"x").expect("object");
     std::fs::write(b.dir().join("src/y"), b"y").expect("object");
-    fs.rename(&v("/src"), &v("/dst"), false).await.expect("rename dir");
+    fs.rename(&v("/src"), &v("/dst"), false)
+        .await
+        .expect("rename dir");
     assert_eq!(b.object("dst/sub/x").as_deref(), Some(&b"x"[..]));
     assert_eq!(b.object("dst/y").as_deref(), Some(&b"y"[..]));
     assert!(b.object("src/y").is_none() && b.object("src/sub/x").is_none());
-    assert_eq!(fs.rename(&v("/dst"), &v("/dst/sub/in"), false).await.err().map(|e| e.kind()), Some(ErrorKind::MoveIntoItself));
+    assert_eq!(
+        fs.rename(&v("/dst"), &v("/dst/sub/in"), false)
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::MoveIntoItself)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,8 +352,17 @@ async fn mtime_is_stored_as_rclone_metadata() {
     let t = UNIX_EPOCH + Duration::new(1_500_000_000, 250_000_000);
     fs.set_modified(&v("/m.txt"), t).await.expect("set mtime");
     assert_eq!(fs.metadata(&v("/m.txt")).await.expect("stat").modified, Some(t));
-    assert_eq!(b.object("m.txt").as_deref(), Some(&b"content"[..]), "content changed");
-    let recent = fs.metadata(&v("/m.txt")).await.expect("stat").modified.expect("mtime");
+    assert_eq!(
+        b.object("m.txt").as_deref(),
+        Some(&b"content"[..]),
+        "content changed"
+    );
+    let recent = fs
+        .metadata(&v("/m.txt"))
+        .await
+        .expect("stat")
+        .modified
+        .expect("mtime");
     assert!(recent < SystemTime::now() - Duration::from_secs(3600));
 }
 
@@ -280,7 +374,10 @@ async fn scoped_store_stays_under_its_prefix() {
     put_dyn(&*home, "/note.txt", b"hi").await;
     assert_eq!(b.object("home/alice/note.txt").as_deref(), Some(&b"hi"[..]));
     assert_eq!(home.metadata(&v("/")).await.expect("root").kind, EntryKind::Dir);
-    assert_eq!(home.remove_dir(&v("/")).await.err().map(|e| e.kind()), Some(ErrorKind::PermissionDenied));
+    assert_eq!(
+        home.remove_dir(&v("/")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::PermissionDenied)
+    );
     // The settings' prefix is another level of the same.
     let prefixed = S3Fs::connect(&b.config("tenant/")).await.expect("connect");
     std::fs::create_dir_all(b.dir().join("tenant")).expect("mkdir");
@@ -322,23 +419,37 @@ async fn made_directories_are_listed_used_and_removed_when_empty() {
     let b = bucket();
     let fs = open(&b).await;
     fs.create_dir(&v("/new")).await.expect("mkdir");
-    assert_eq!(fs.create_dir(&v("/new")).await.err().map(|e| e.kind()), Some(ErrorKind::AlreadyExists));
+    assert_eq!(
+        fs.create_dir(&v("/new")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::AlreadyExists)
+    );
     assert_eq!(names(&fs, "/").await, vec![("new".into(), EntryKind::Dir)]);
     assert_eq!(fs.metadata(&v("/new")).await.expect("stat").kind, EntryKind::Dir);
     assert!(names(&fs, "/new").await.is_empty(), "the hidden marker is listed");
     fs.create_dir(&v("/new/sub")).await.expect("mkdir nested");
     put(&fs, "/new/sub/f.txt", b"f").await;
-    assert_eq!(fs.remove_dir(&v("/new/sub")).await.err().map(|e| e.kind()), Some(ErrorKind::DirectoryNotEmpty));
+    assert_eq!(
+        fs.remove_dir(&v("/new/sub")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::DirectoryNotEmpty)
+    );
     fs.remove_file(&v("/new/sub/f.txt")).await.expect("rm");
     // Still there once empty, as on a disk.
-    assert_eq!(fs.metadata(&v("/new/sub")).await.expect("stat").kind, EntryKind::Dir);
+    assert_eq!(
+        fs.metadata(&v("/new/sub")).await.expect("stat").kind,
+        EntryKind::Dir
+    );
     fs.remove_dir(&v("/new/sub")).await.expect("rmdir");
     // An empty directory renames without the danger setting.
-    fs.rename(&v("/new"), &v("/renamed"), false).await.expect("rename empty dir");
+    fs.rename(&v("/new"), &v("/renamed"), false)
+        .await
+        .expect("rename empty dir");
     assert_eq!(names(&fs, "/").await, vec![("renamed".into(), EntryKind::Dir)]);
     fs.remove_dir(&v("/renamed")).await.expect("rmdir");
     assert!(names(&fs, "/").await.is_empty());
-    assert_eq!(fs.metadata(&v("/renamed")).await.err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+    assert_eq!(
+        fs.metadata(&v("/renamed")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
     // The hidden marker's name is not a client's to use.
     let reserved = fs.open_write(&v("/.ferry-dir"), new()).await;
     assert_eq!(reserved.err().map(|e| e.kind()), Some(ErrorKind::InvalidName));

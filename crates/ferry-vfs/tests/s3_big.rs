@@ -8,9 +8,9 @@ use std::time::Instant;
 #[allow(dead_code)]
 mod s3kit;
 
-use s3kit::bucket;
 use ferry_vfs::s3::S3Fs;
 use ferry_vfs::{Storage, VPath, WriteOptions};
+use s3kit::bucket;
 use sha2::{Digest, Sha256};
 
 const SIZE: usize = 1 << 30;

@@ -15,7 +15,6 @@ use ferry_vfs::{EntryKind, Storage, VPath};
 #[allow(dead_code)]
 mod s3kit;
 
-
 /// Resident memory of this process now (VmRSS), in bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -81,5 +80,9 @@ async fn list_many(objects: usize) {
     );
     // All the names alone are ~1 MiB as strings and ~20 MiB as entries with metadata: memory that
     // grew with the directory would show here.
-    assert!(high - low < 16 << 20, "RSS grew by {:.1} MiB while listing", mib(high - low));
+    assert!(
+        high - low < 16 << 20,
+        "RSS grew by {:.1} MiB while listing",
+        mib(high - low)
+    );
 }

@@ -38,7 +38,11 @@ fn files_uploaded_over_ftp_land_in_the_bucket_and_come_back() {
     data.write_all(&content).expect("upload");
     drop(data);
     ctl.expect_final(226);
-    assert_eq!(b.object("srv/up.bin").as_deref(), Some(&content[..]), "stored object differs");
+    assert_eq!(
+        b.object("srv/up.bin").as_deref(),
+        Some(&content[..]),
+        "stored object differs"
+    );
 
     // REST + RETR: a ranged read.
     ctl.expect("REST 1000000", 350);
@@ -76,14 +80,20 @@ fn kill_9_mid_upload_leaves_no_object_under_the_final_name() {
     let deadline = Instant::now() + IO_TIMEOUT;
     let mut sent = 0;
     while b.pending_uploads().is_empty() {
-        assert!(Instant::now() < deadline, "no multipart upload started after {sent} bytes");
+        assert!(
+            Instant::now() < deadline,
+            "no multipart upload started after {sent} bytes"
+        );
         data.write_all(&chunk).expect("upload");
         sent += chunk.len();
     }
     server.child.kill().expect("kill -9");
     server.child.wait().expect("wait");
     drop(data);
-    assert!(b.object("big.bin").is_none(), "an object appeared under the final name");
+    assert!(
+        b.object("big.bin").is_none(),
+        "an object appeared under the final name"
+    );
     // Its parts are what the documented lifecycle rule removes.
     assert_eq!(b.pending_uploads(), vec!["big.bin".to_owned()]);
 }
@@ -93,7 +103,11 @@ fn an_unreachable_bucket_stops_the_start_with_a_clear_error() {
     let dir = tempdir();
     let b = bucket();
     let mut flags = b.serve_flags("");
-    let at = flags.iter().position(|f| f == "--storage-bucket").expect("bucket flag") + 1;
+    let at = flags
+        .iter()
+        .position(|f| f == "--storage-bucket")
+        .expect("bucket flag")
+        + 1;
     flags[at] = "missing-bucket".into();
     let out = ferry(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--sftp-listen", "127.0.0.1:0"])
@@ -103,6 +117,12 @@ fn an_unreachable_bucket_stops_the_start_with_a_clear_error() {
         .expect("run ferry serve");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("missing-bucket") && err.contains("storage.bucket"), "{err}");
-    assert!(!err.contains(ferry_testkit::s3::SECRET_KEY), "secret shown: {err}");
+    assert!(
+        err.contains("missing-bucket") && err.contains("storage.bucket"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(ferry_testkit::s3::SECRET_KEY),
+        "secret shown: {err}"
+    );
 }

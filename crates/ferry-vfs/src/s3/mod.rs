@@ -38,8 +38,8 @@ pub use write::S3Writer;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{
-    Capabilities, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage, WriteMode,
-    WriteOptions,
+    Capabilities, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
+    WriteMode, WriteOptions,
 };
 use crate::{EntryKind, VPath};
 
@@ -80,7 +80,10 @@ impl fmt::Debug for S3Config {
             .field("prefix", &self.prefix)
             .field("path_style", &self.path_style)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("danger_allow_dir_rename", &self.danger_allow_dir_rename)
             .finish()
     }
@@ -158,7 +161,9 @@ impl S3Fs {
             Error::new(ErrorKind::InvalidName).detail("S3 storage takes only UTF-8 file names")
         })?;
         if rel.split('/').any(|name| name == DIR_KEEP) {
-            return Err(Error::new(ErrorKind::InvalidName).detail("the name .ferry-dir is reserved on S3 storage"));
+            return Err(
+                Error::new(ErrorKind::InvalidName).detail("the name .ferry-dir is reserved on S3 storage")
+            );
         }
         Ok(format!("{}{rel}", self.base).trim_end_matches('/').to_owned())
     }
@@ -234,7 +239,9 @@ impl S3Fs {
         if self.dir_exists(key).await? {
             return Ok(dir_metadata());
         }
-        self.file_metadata(key).await?.ok_or_else(|| ErrorKind::NotFound.into())
+        self.file_metadata(key)
+            .await?
+            .ok_or_else(|| ErrorKind::NotFound.into())
     }
 
     /// Fails unless the parent directory of `key` exists.
@@ -300,7 +307,10 @@ impl S3Fs {
             }
             let target = format!("{to_dir}{rest}");
             if rest.ends_with('/') {
-                self.op.create_dir(&target).await.map_err(|e| map_err(&target, e))?;
+                self.op
+                    .create_dir(&target)
+                    .await
+                    .map_err(|e| map_err(&target, e))?;
             } else if rest == DIR_KEEP {
                 // Written by make_dir above; deleted with the old markers below.
                 continue;
@@ -509,7 +519,9 @@ impl Storage for S3Fs {
                 .detail("S3 storage keeps no modification time for directories"));
         }
         let md = self.file_metadata(&key).await?.ok_or(ErrorKind::NotFound)?;
-        let writer = self.writer(&key, Some((&key, md.size)), Some(format_mtime(t)), false).await?;
+        let writer = self
+            .writer(&key, Some((&key, md.size)), Some(format_mtime(t)), false)
+            .await?;
         Box::new(writer).commit().await.map(|_| ())
     }
 
@@ -544,7 +556,11 @@ impl Storage for S3Fs {
         }
         Ok(Arc::new(S3Fs {
             op: self.op.clone(),
-            base: if key.is_empty() { String::new() } else { format!("{key}/") },
+            base: if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}/")
+            },
             danger_allow_dir_rename: self.danger_allow_dir_rename,
         }))
     }
@@ -559,8 +575,16 @@ fn operator(config: &S3Config) -> std::result::Result<Operator, ConnectError> {
         return Err(ConnectError::Config("no bucket given".into()));
     }
     let prefix = config.prefix.trim_matches('/');
-    let root = if prefix.is_empty() { "/".to_owned() } else { format!("/{prefix}/") };
-    let region = if config.region.is_empty() { "us-east-1" } else { &config.region };
+    let root = if prefix.is_empty() {
+        "/".to_owned()
+    } else {
+        format!("/{prefix}/")
+    };
+    let region = if config.region.is_empty() {
+        "us-east-1"
+    } else {
+        &config.region
+    };
     let mut builder = opendal::services::S3::default()
         .bucket(&config.bucket)
         .region(region)
@@ -593,7 +617,9 @@ fn operator(config: &S3Config) -> std::result::Result<Operator, ConnectError> {
     let client = http_client().map_err(ConnectError::Config)?;
     let op = Operator::new(builder)
         .map_err(|e| ConnectError::Config(describe(&e)))?
-        .layer(opendal::layers::HttpClientLayer::new(opendal::raw::HttpClient::with(client)))
+        .layer(opendal::layers::HttpClientLayer::new(
+            opendal::raw::HttpClient::with(client),
+        ))
         .layer(opendal::layers::RetryLayer::new().with_max_times(4).with_jitter())
         .finish();
     Ok(op)
@@ -720,8 +746,14 @@ mod tests {
         let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
         assert_eq!(format_mtime(t), "1700000000.123456789");
         assert_eq!(parse_mtime("1700000000.123456789"), Some(t));
-        assert_eq!(parse_mtime("1700000000.5"), Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000)));
-        assert_eq!(parse_mtime("1700000000"), Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+        assert_eq!(
+            parse_mtime("1700000000.5"),
+            Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000))
+        );
+        assert_eq!(
+            parse_mtime("1700000000"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
         assert_eq!(parse_mtime("garbage"), None);
         assert_eq!(parse_mtime("-5"), None);
     }

@@ -20,7 +20,9 @@ pub struct S3Reader {
 
 impl fmt::Debug for S3Reader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Reader").field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("S3Reader")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,7 +54,9 @@ pub struct S3DirStream {
 
 impl fmt::Debug for S3DirStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3DirStream").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("S3DirStream")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 

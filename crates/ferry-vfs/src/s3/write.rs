@@ -43,7 +43,12 @@ impl fmt::Debug for S3Writer {
 impl S3Writer {
     /// A writer for `key`, with `mtime` (seconds since the epoch, rclone's format) as object
     /// metadata if given; with `exclusive` the upload completes only if `key` does not exist then.
-    pub(super) async fn open(fs: &S3Fs, key: String, mtime: Option<String>, exclusive: bool) -> Result<S3Writer> {
+    pub(super) async fn open(
+        fs: &S3Fs,
+        key: String,
+        mtime: Option<String>,
+        exclusive: bool,
+    ) -> Result<S3Writer> {
         let mut with = fs.op.writer_with(&key).concurrent(1).if_not_exists(exclusive);
         if let Some(mtime) = mtime {
             with = with.user_metadata([(super::MTIME_KEY.to_owned(), mtime)]);
@@ -67,7 +72,10 @@ impl S3Writer {
             return Ok(());
         }
         let reader = fs.op.reader(from).await.map_err(|e| map_err(from, e))?;
-        let mut stream = reader.into_bytes_stream(0..len).await.map_err(|e| map_err(from, e))?;
+        let mut stream = reader
+            .into_bytes_stream(0..len)
+            .await
+            .map_err(|e| map_err(from, e))?;
         let mut copied = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| map_io(from, e))?;
@@ -76,7 +84,12 @@ impl S3Writer {
         }
         if copied != len {
             // The object changed under us: never build an object from a short prefix.
-            tracing::warn!(key = from, expected = len, copied, "S3 object shrank while it was copied");
+            tracing::warn!(
+                key = from,
+                expected = len,
+                copied,
+                "S3 object shrank while it was copied"
+            );
             return Err(ErrorKind::Io.into());
         }
         Ok(())
@@ -179,7 +192,9 @@ impl Drop for S3Writer {
                     }
                 });
             }
-            Err(_) => tracing::warn!(%key, "S3 upload dropped outside a runtime; a lifecycle rule removes its parts"),
+            Err(_) => {
+                tracing::warn!(%key, "S3 upload dropped outside a runtime; a lifecycle rule removes its parts")
+            }
         }
     }
 }

@@ -54,7 +54,12 @@ pub enum StorageProbe {
 
 impl Admin {
     /// State for the endpoints: the metrics, and the user database and files root `/readyz` probes.
-    pub fn new(metrics: Arc<Metrics>, users: UserStore, users_db: PathBuf, storage: StorageProbe) -> Arc<Self> {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        users: UserStore,
+        users_db: PathBuf,
+        storage: StorageProbe,
+    ) -> Arc<Self> {
         Arc::new(Admin {
             metrics,
             draining: AtomicBool::new(false),
@@ -211,7 +216,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("users.db");
         let users = UserStore::open(&db).await.expect("user database");
-        let admin = Admin::new(Arc::new(Metrics::new()), users, db, StorageProbe::Local(dir.path().to_path_buf()));
+        let admin = Admin::new(
+            Arc::new(Metrics::new()),
+            users,
+            db,
+            StorageProbe::Local(dir.path().to_path_buf()),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let task = tokio::spawn(serve(listener, Arc::clone(&admin)));

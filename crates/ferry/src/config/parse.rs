@@ -30,7 +30,9 @@ pub fn storage_backend(s: &str) -> Result<&'static str, String> {
     match s.trim() {
         "local" => Ok("local"),
         "s3" => Ok("s3"),
-        other => Err(format!("{other:?} is not a storage back-end; expected \"local\" or \"s3\"")),
+        other => Err(format!(
+            "{other:?} is not a storage back-end; expected \"local\" or \"s3\""
+        )),
     }
 }
 
@@ -42,7 +44,9 @@ pub fn url(s: &str) -> Result<String, String> {
         .or_else(|| s.strip_prefix("http://"))
         .ok_or_else(|| format!("{s:?} is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]"))?;
     if rest.is_empty() || rest.starts_with('/') || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{s:?} is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]"));
+        return Err(format!(
+            "{s:?} is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]"
+        ));
     }
     Ok(s.trim_end_matches('/').to_owned())
 }

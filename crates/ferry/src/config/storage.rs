@@ -30,7 +30,10 @@ pub(super) fn build(v: &Values, origin: &str) -> Result<StorageSettings> {
     let bucket = text("storage.bucket")?.ok_or_else(|| {
         anyhow!("{origin}: `storage.backend` is \"s3\" but `storage.bucket` is not set: name the bucket (--storage-bucket)")
     })?;
-    let secret = match (text("storage.secret_access_key")?, v.path("storage.secret_access_key_file")?) {
+    let secret = match (
+        text("storage.secret_access_key")?,
+        v.path("storage.secret_access_key_file")?,
+    ) {
         (Some(_), Some(_)) => {
             return Err(anyhow!(
                 "{origin}: give `storage.secret_access_key` or `storage.secret_access_key_file`, not both"
@@ -88,11 +91,16 @@ mod tests {
 
     #[test]
     fn every_s3_key_is_read() {
-        let c = s3("[storage]\nbackend = \"s3\"\nendpoint = \"http://127.0.0.1:9000/\"\nbucket = \"b\"\n\
+        let c = s3(
+            "[storage]\nbackend = \"s3\"\nendpoint = \"http://127.0.0.1:9000/\"\nbucket = \"b\"\n\
                     region = \"eu-west-1\"\nprefix = \"ftp/\"\npath_style = true\naccess_key_id = \"id\"\n\
-                    secret_access_key = \"sekrit\"\ndanger_allow_dir_rename = true\n");
+                    secret_access_key = \"sekrit\"\ndanger_allow_dir_rename = true\n",
+        );
         assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-        assert_eq!((c.bucket.as_str(), c.region.as_str(), c.prefix.as_str()), ("b", "eu-west-1", "ftp/"));
+        assert_eq!(
+            (c.bucket.as_str(), c.region.as_str(), c.prefix.as_str()),
+            ("b", "eu-west-1", "ftp/")
+        );
         assert!(c.path_style && c.danger_allow_dir_rename);
         assert_eq!(c.access_key_id.as_deref(), Some("id"));
         assert_eq!(c.secret_access_key.as_deref(), Some("sekrit"));
