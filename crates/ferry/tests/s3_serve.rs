@@ -126,3 +126,38 @@ fn an_unreachable_bucket_stops_the_start_with_a_clear_error() {
         "secret shown: {err}"
     );
 }
+
+#[test]
+fn readyz_follows_the_bucket() {
+    common::require("curl");
+    let dir = tempdir();
+    let b = bucket();
+    let mut flags = b.serve_flags("");
+    flags.extend(["--admin-listen".to_owned(), "127.0.0.1:0".to_owned()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut server = Server::start(dir.path(), &flags);
+    server.wait_listening();
+    let admin = server.wait_for("ferry: admin listening on ");
+    let url = format!(
+        "{}/readyz",
+        admin
+            .split_whitespace()
+            .next()
+            .expect("admin URL")
+            .trim_end_matches('/')
+    );
+    let readyz = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+            .arg(&url)
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ready = readyz();
+    assert!(ready.ends_with("200"), "{ready}");
+    // The bucket goes away (s3s-fs keeps a bucket as a directory): not ready, and why.
+    std::fs::remove_dir_all(b.dir()).expect("remove bucket");
+    let gone = readyz();
+    assert!(gone.ends_with("503") && gone.contains("S3 bucket"), "{gone}");
+}
