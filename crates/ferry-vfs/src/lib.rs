@@ -1,9 +1,12 @@
 //! Protocol-neutral storage for ferry.
 //!
-//! This crate defines the [`Storage`] trait that the FTP and SFTP front ends use to touch user
-//! files, the neutral [`Error`]/[`ErrorKind`] they map to their own reply codes, and
-//! [`LocalFs`], a back-end that keeps every operation inside one directory on the host, and
-//! [`s3::S3Fs`], a back-end that keeps files as objects in an S3-compatible bucket.
+//! This crate defines the [`Storage`] trait that back-ends implement, the neutral
+//! [`Error`]/[`ErrorKind`] the front ends map to their own reply codes, [`UserFs`], the one
+//! policy layer through which the FTP and SFTP front ends touch a user's files (permissions, upload
+//! and rename policy, quota and observer hooks), and three back-ends: [`LocalFs`], which keeps every
+//! operation inside one directory on the host, [`s3::S3Fs`], which keeps files as objects in an
+//! S3-compatible bucket (through OpenDAL), and [`MemoryFs`], an in-memory store with object-store
+//! semantics only, for tests.
 //!
 //! # What it does
 //! - Takes *virtual* paths as [`VPath`]s, normalised once by the front end (`/` is the root). Names

@@ -341,3 +341,43 @@ async fn an_overwrite_by_root_keeps_the_old_files_owner() {
     let md = std::fs::metadata(jail.host("owned")).expect("stat");
     assert_eq!((md.uid(), md.gid()), (4321, 4322));
 }
+
+#[tokio::test]
+async fn rename_without_replace_never_overwrites_files_or_directories() {
+    let jail = Jail::new();
+    upload(&jail.fs, b"/a", WriteMode::Create, b"a")
+        .await
+        .expect("upload");
+    upload(&jail.fs, b"/b", WriteMode::Create, b"b")
+        .await
+        .expect("upload");
+    jail.fs.create_dir(b"/d").await.expect("mkdir");
+    jail.fs.create_dir(b"/e").await.expect("mkdir");
+    let kind = |r: ferry_vfs::Result<()>| r.expect_err("refused").kind();
+    assert_eq!(
+        kind(jail.fs.rename_noreplace(b"/a", b"/b").await),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        kind(jail.fs.rename_noreplace(b"/d", b"/e").await),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        kind(jail.fs.rename_noreplace(b"/a", b"/d").await),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(read_all(&jail.fs, b"/b", 0).await.expect("read"), b"b");
+    jail.fs
+        .rename_noreplace(b"/a", b"/d/a")
+        .await
+        .expect("to a free name");
+    jail.fs
+        .rename_noreplace(b"/e", b"/d/e")
+        .await
+        .expect("a directory to a free name");
+    assert_eq!(read_all(&jail.fs, b"/d/a", 0).await.expect("read"), b"a");
+    assert_eq!(
+        kind(jail.fs.rename_noreplace(b"/", b"/x").await),
+        ErrorKind::PermissionDenied
+    );
+}

@@ -136,10 +136,9 @@ impl Session {
                 })
             }
             Command::Stat(None) => self.stat_server(),
+            // The storage's policy layer decides: a file's entry needs no permission (as MLST), a
+            // directory's listing needs `list`.
             Command::Stat(Some(arg)) => {
-                if self.denied(|p| p.list) {
-                    return;
-                }
                 let args = parse_list_args(Some(&arg));
                 let arg = args.path.unwrap_or_default();
                 self.with_path(&arg, |s, path| {

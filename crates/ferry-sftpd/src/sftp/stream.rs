@@ -33,6 +33,9 @@ pub(crate) struct StreamFile {
     write: Mutex<Window>,
     /// A modification time set on the handle, applied after the upload is committed.
     mtime: std::sync::Mutex<Option<SystemTime>>,
+    /// Bytes read, and when the handle was opened, for the download event on CLOSE.
+    read_bytes: std::sync::atomic::AtomicU64,
+    opened: std::time::Instant,
 }
 
 /// How the upload starts.
@@ -85,6 +88,8 @@ impl StreamFile {
             read: Mutex::new(None),
             write: Mutex::new(window),
             mtime: std::sync::Mutex::new(None),
+            read_bytes: std::sync::atomic::AtomicU64::new(0),
+            opened: std::time::Instant::now(),
         }
     }
 
@@ -113,6 +118,8 @@ impl StreamFile {
             filled += n;
         }
         buf.truncate(filled);
+        self.read_bytes
+            .fetch_add(filled as u64, std::sync::atomic::Ordering::Relaxed);
         *slot = Some((offset + filled as u64, reader));
         Ok(buf)
     }
@@ -290,6 +297,10 @@ impl PositionalFile for StreamFile {
     }
 
     async fn commit(&self) -> Result<()> {
+        if self.read.lock().await.take().is_some() {
+            let bytes = self.read_bytes.load(std::sync::atomic::Ordering::Relaxed);
+            self.fs.downloaded(&self.path, bytes, self.opened, Ok(()));
+        }
         let stored = self.write.lock().await.commit().await?;
         let mtime = self
             .mtime

@@ -12,6 +12,7 @@
 //! Paths are [`VPath`]s, normalised once by the front end.
 
 mod events;
+mod positional;
 mod upload;
 
 use std::sync::Arc;
@@ -288,7 +289,8 @@ impl UserFs {
     }
 
     /// Opens a file for positional access (SFTP on back-ends with random writes): `Read` needs
-    /// `read`; the writing modes need `write` (and `read` too if they also read).
+    /// `read`; the writing modes need `write` (and `read` too if they also read). The quota hook sees
+    /// every write and the observer the end of the transfer (commit, or drop).
     pub async fn open_file(&self, path: &VPath, mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
         match mode {
             OpenMode::Read => self.check(Need::Read)?,
@@ -303,7 +305,16 @@ impl UserFs {
         if !self.inner.caps.random_write {
             return Err(self.unsupported("random access"));
         }
-        self.inner.storage.open_file(path, mode).await
+        let inner = self.inner.storage.open_file(path, mode).await?;
+        Ok(Box::new(positional::Accounted {
+            inner,
+            fs: self.clone(),
+            path: path.clone(),
+            writing: !matches!(mode, OpenMode::Read),
+            started: Instant::now(),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+            ended: std::sync::atomic::AtomicBool::new(false),
+        }))
     }
 
     /// Checks that the user may write (for front ends that must refuse before any other check).

@@ -208,3 +208,45 @@ async fn quota_hook_refuses_bytes_and_events_report_every_end() {
         ]
     );
 }
+
+#[tokio::test]
+async fn positional_uploads_report_their_bytes_to_the_hooks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = Arc::new(Recorder::default());
+    let quota = Arc::new(Limit {
+        limit: 5,
+        used: AtomicU64::new(0),
+        pending: AtomicU64::new(0),
+    });
+    let fs = UserFs::with_hooks(
+        Arc::new(LocalFs::open(dir.path()).expect("open")),
+        Protocol::Sftp,
+        "u",
+        Permissions::all(),
+        events.clone(),
+        quota.clone(),
+    );
+    let replace = OpenMode::Replace {
+        read: false,
+        exclusive: false,
+        mode: None,
+    };
+    let file = fs.open_file(&v("/p"), replace).await.expect("open");
+    file.write_at(3, b"def".to_vec()).await.expect("write");
+    file.write_at(0, b"abc".to_vec())
+        .await
+        .expect_err("over the quota");
+    file.commit().await.expect("commit");
+    drop(file);
+    let abandoned = fs.open_file(&v("/q"), replace).await.expect("open");
+    drop(abandoned);
+    assert_eq!(quota.used.load(Ordering::SeqCst), 3);
+    let seen = events.seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        vec![
+            (FsOp::Upload, "/p".into(), 3, true),
+            (FsOp::Upload, "/q".into(), 0, false)
+        ]
+    );
+}
