@@ -22,16 +22,20 @@ wanted+=(haproxy:haproxy)
 # --- end client interop servers ---
 
 # Python modules, installed with pip: paramiko (SFTP tests), pyftpdlib (client interop), prometheus_client
-# (admin tests: its strict OpenMetrics parser checks /metrics).
-pip_modules=(paramiko pyftpdlib prometheus_client)
+# (admin tests: its strict OpenMetrics parser checks /metrics), moto (a second S3 server, `moto_server`,
+# for the S3 back-end tests; pinned).
+pip_modules=(paramiko pyftpdlib prometheus_client moto.server)
+# The pip package of a module, where the names differ.
+declare -A pip_packages=([moto.server]="moto[server]==5.2.5")
 install_pip_modules() {
     command -v python3 >/dev/null 2>&1 || return 0
     local module
     for module in "${pip_modules[@]}"; do
         if ! python3 -c "import $module" >/dev/null 2>&1; then
             echo "install-test-deps: installing $module with pip"
-            python3 -m pip install --quiet "$module" ||
-                python3 -m pip install --quiet --break-system-packages "$module"
+            local package=${pip_packages[$module]:-$module}
+            python3 -m pip install --quiet "$package" ||
+                python3 -m pip install --quiet --break-system-packages "$package"
         fi
     done
 }

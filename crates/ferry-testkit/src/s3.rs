@@ -25,6 +25,11 @@ pub const SECRET_KEY: &str = "ferry-test-secret-key-not-secret";
 /// The `s3s-fs` version `scripts/install-test-deps.sh` installs.
 pub const S3S_FS_VERSION: &str = "0.14.1";
 
+/// Runs `moto_server` (moto's S3 in server mode, PyPI, version pinned by install-test-deps) as a
+/// second S3 implementation: in memory, so tests see it only through the S3 API; it lists bare
+/// directory markers as real S3 does.
+pub const MOTO_VERSION: &str = "5.2.5";
+
 /// The shared server of this test binary.
 #[derive(Debug)]
 pub struct S3Server {
@@ -36,6 +41,35 @@ pub struct S3Server {
 }
 
 static SERVER: OnceLock<S3Server> = OnceLock::new();
+static MOTO: OnceLock<S3Server> = OnceLock::new();
+
+/// The shared moto server, started on first use.
+pub fn moto() -> &'static S3Server {
+    MOTO.get_or_init(S3Server::start_moto)
+}
+
+/// A fresh, empty bucket on the shared moto server (only the S3 API sees into it).
+pub fn moto_bucket() -> TestBucket {
+    let server = moto();
+    let name = bucket_name();
+    let addr = server.endpoint.trim_start_matches("http://");
+    // CreateBucket; moto does not check signatures.
+    let mut stream = TcpStream::connect(addr).expect("connect to moto");
+    let request =
+        format!("PUT /{name} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("CreateBucket");
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut reply).expect("CreateBucket reply");
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
+        "CreateBucket: {reply}"
+    );
+    TestBucket {
+        name,
+        endpoint: server.endpoint.clone(),
+        root: server.root.clone(),
+    }
+}
 
 /// The shared server, started on first use.
 pub fn server() -> &'static S3Server {
@@ -116,6 +150,58 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    fn start_moto() -> S3Server {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("moto_server").is_file()));
+        assert!(
+            found,
+            "S3 server `moto_server` (moto[server] {MOTO_VERSION}) is not installed: run \
+             scripts/install-test-deps.sh (scripts/test.sh does it for you)"
+        );
+        let root = std::env::temp_dir().join(format!("ferry-moto-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("moto dir");
+        for _ in 0..5 {
+            let port = free_port();
+            let log = root.join("moto.log");
+            let mut child = spawn_watched(
+                r#"moto_server -H 127.0.0.1 -p "$1" >"$5" 2>&1 &"#,
+                port,
+                &root,
+                &log,
+            );
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if wait_up(addr, &mut child, Duration::from_secs(30)) {
+                return S3Server {
+                    endpoint: format!("http://{addr}"),
+                    root,
+                    _watchdog: Mutex::new(child),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "moto_server did not start; see {}",
+            root.join("moto.log").display()
+        );
+    }
+}
+
+/// Whether the server at `addr` accepts connections within `limit` (false if it exited).
+fn wait_up(addr: SocketAddr, child: &mut Child, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return child.try_wait().ok().flatten().is_none();
+        }
+        if child.try_wait().ok().flatten().is_some() || std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Fails the test, with the install hint, unless `s3s-fs` is on `PATH`.
 fn require_s3s_fs() {
     let found = std::env::var_os("PATH")
@@ -129,18 +215,32 @@ fn require_s3s_fs() {
 
 /// `s3s-fs` under a shell that kills it (and removes its files) when this test process is gone.
 fn watchdog(port: u16, root: &Path, log: &Path) -> Child {
-    let script = r#"
-        s3s-fs --host 127.0.0.1 --port "$1" --access-key "$2" --secret-key "$3" "$4" >"$5" 2>&1 &
+    spawn_watched(
+        r#"s3s-fs --host 127.0.0.1 --port "$1" --access-key "$2" --secret-key "$3" "$4" >"$5" 2>&1 &"#,
+        port,
+        root,
+        log,
+    )
+}
+
+/// Runs `start` (a shell line that starts a server in the background, with `$1` port, `$2`/`$3` the
+/// test keys, `$4` the root and `$5` the log) under a shell that kills the server, and removes its
+/// files, once this test process (`$6`) is gone.
+fn spawn_watched(start: &str, port: u16, root: &Path, log: &Path) -> Child {
+    let script = format!(
+        r#"
+        {start}
         server=$!
         while kill -0 "$6" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.3; done
         kill "$server" 2>/dev/null
         wait "$server" 2>/dev/null
         rm -rf "$4" "$5"
-    "#;
+    "#
+    );
     Command::new("sh")
         .arg("-c")
         .arg(script)
-        .arg("ferry-s3s-watchdog")
+        .arg("ferry-s3-watchdog")
         .arg(port.to_string())
         .arg(ACCESS_KEY)
         .arg(SECRET_KEY)
@@ -151,7 +251,7 @@ fn watchdog(port: u16, root: &Path, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn sh for s3s-fs")
+        .expect("spawn sh for the S3 server")
 }
 
 fn free_port() -> u16 {

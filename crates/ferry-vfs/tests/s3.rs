@@ -454,3 +454,70 @@ async fn made_directories_are_listed_used_and_removed_when_empty() {
     let reserved = fs.open_write(&v("/.ferry-dir"), new()).await;
     assert_eq!(reserved.err().map(|e| e.kind()), Some(ErrorKind::InvalidName));
 }
+
+// ----- the same semantics on a second S3 implementation: moto, seen only through the S3 API -----
+
+async fn open_moto() -> (TestBucket, S3Fs) {
+    let b = s3kit::moto_bucket();
+    let fs = S3Fs::connect(&b.config("")).await.expect("connect to moto");
+    (b, fs)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_uploads_resumes_and_aborts_like_s3s_fs() {
+    let (_b, fs) = open_moto().await;
+    let bytes = data(11 * 1024 * 1024, 7);
+    put(&fs, "/big.bin", &bytes).await;
+    assert_eq!(get(&fs, "/big.bin", 3).await, &bytes[3..]);
+    let mut w = fs
+        .open_write(&v("/big.bin"), with_resume(6_000_000))
+        .await
+        .expect("resume");
+    w.write_owned(b"tail".to_vec()).await.expect("write");
+    w.commit().await.expect("commit");
+    let mut want = bytes[..6_000_000].to_vec();
+    want.extend_from_slice(b"tail");
+    assert_eq!(get(&fs, "/big.bin", 0).await, want);
+    // An aborted multipart upload leaves neither a new object nor a changed old one.
+    for path in ["/big.bin", "/never.bin"] {
+        let mut w = fs.open_write(&v(path), new()).await.expect("open");
+        w.write_owned(data(12 * 1024 * 1024, 8)).await.expect("write");
+        w.abort().await;
+    }
+    assert_eq!(get(&fs, "/big.bin", 0).await, want);
+    assert_eq!(
+        fs.metadata(&v("/never.bin")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_directories_renames_and_mtime() {
+    let (_b, fs) = open_moto().await;
+    fs.create_dir(&v("/d")).await.expect("mkdir");
+    fs.create_dir(&v("/d/e")).await.expect("mkdir nested");
+    assert_eq!(names(&fs, "/d").await, vec![("e".into(), EntryKind::Dir)]);
+    put(&fs, "/d/e/f", b"f").await;
+    assert_eq!(
+        fs.remove_dir(&v("/d/e")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::DirectoryNotEmpty)
+    );
+    assert_eq!(
+        fs.rename(&v("/d"), &v("/x"), false).await.err().map(|e| e.kind()),
+        Some(ErrorKind::DirectoryNotEmpty)
+    );
+    fs.rename(&v("/d/e/f"), &v("/d/g"), false)
+        .await
+        .expect("rename file");
+    assert_eq!(get(&fs, "/d/g", 0).await, b"f");
+    assert_eq!(
+        fs.metadata(&v("/d/e/f")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+    fs.remove_dir(&v("/d/e")).await.expect("rmdir now empty");
+    let t = UNIX_EPOCH + Duration::from_secs(1_400_000_000);
+    fs.set_modified(&v("/d/g"), t).await.expect("mtime");
+    assert_eq!(fs.metadata(&v("/d/g")).await.expect("stat").modified, Some(t));
+    assert_eq!(get(&fs, "/d/g", 0).await, b"f");
+    assert_eq!(names(&fs, "/d").await, vec![("g".into(), EntryKind::File)]);
+}

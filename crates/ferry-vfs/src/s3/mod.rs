@@ -230,6 +230,9 @@ impl S3Fs {
             Ok(md) if md.mode() == EntryMode::FILE => Ok(Some(entry_metadata(&md, false))),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            // A directory made meanwhile (by another session) under this name: some servers
+            // (s3s-fs) fail a HEAD of a directory instead of answering 404.
+            Err(_) if self.dir_exists(key).await? => Ok(None),
             Err(e) => Err(map_err(key, e)),
         }
     }
@@ -620,7 +623,15 @@ fn operator(config: &S3Config) -> std::result::Result<Operator, ConnectError> {
         .layer(opendal::layers::HttpClientLayer::new(
             opendal::raw::HttpClient::with(client),
         ))
-        .layer(opendal::layers::RetryLayer::new().with_max_times(4).with_jitter())
+        // Retries of failed requests (5xx, throttling, resets) stay short: a client waits for the
+        // reply, and a transient failure is better reported (FTP 451) than hidden for a minute.
+        .layer(
+            opendal::layers::RetryLayer::new()
+                .with_max_times(3)
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_secs(1))
+                .with_jitter(),
+        )
         .finish();
     Ok(op)
 }
