@@ -18,8 +18,9 @@
 //!   exist). Renaming a non-empty directory is refused unless `danger_allow_dir_rename` (a copy and
 //!   delete of every object below it, not atomic either).
 //! - **Modification times** set by a client are kept as the `mtime` user metadata
-//!   (`X-Amz-Meta-Mtime`, seconds since the epoch as rclone writes it). Setting one rewrites the
-//!   object through a copy (the S3 API has no other way to change metadata).
+//!   (`X-Amz-Meta-Mtime`, seconds since the epoch as rclone writes it). Setting one writes the
+//!   object again: streamed from S3 into a new upload carrying the new metadata (OpenDAL's copy
+//!   cannot replace metadata).
 
 mod parts;
 mod read;
