@@ -210,14 +210,68 @@ pub enum Attempt<T> {
 }
 
 /// Accepts connections on `listener` until `shutdown` completes, running `handle` for each in its own
-/// task; then stops accepting, tells every connection to stop (its receiver turns `true`) and waits for
-/// them all to end.
-pub async fn serve<H, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, mut handle: H)
+/// task; then stops accepting, tells every connection to stop at once ([`Phase::Closing`]) and waits
+/// for them all to end. [`serve_draining`] gives running transfers time to finish first.
+pub async fn serve<H, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, handle: H)
 where
-    H: FnMut(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    H: FnMut(TcpStream, SocketAddr, Stop) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    serve_draining(listener, shutdown, Duration::ZERO, handle).await;
+}
+
+/// Where a server is in its shutdown, as its connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Serving normally.
+    Serving,
+    /// Shutting down: no new connections; an idle session ends now (FTP `421`), a running transfer
+    /// may finish within the grace period and then its session ends.
+    Draining,
+    /// The grace period is over: every session ends now; an unfinished upload is discarded.
+    Closing,
+}
+
+/// A connection's view of the server's shutdown.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    rx: watch::Receiver<Phase>,
+}
+
+impl Stop {
+    /// The phase now.
+    pub fn phase(&self) -> Phase {
+        *self.rx.borrow()
+    }
+
+    /// Waits for the phase to change, and returns the new one ([`Phase::Closing`] if the server is
+    /// gone).
+    pub async fn next(&mut self) -> Phase {
+        match self.rx.changed().await {
+            Ok(()) => *self.rx.borrow_and_update(),
+            Err(_) => Phase::Closing,
+        }
+    }
+
+    /// Waits until the server is at least draining.
+    pub async fn draining(&mut self) {
+        let _ = self.rx.wait_for(|p| *p >= Phase::Draining).await;
+    }
+}
+
+/// [`serve`], draining: when `shutdown` completes the listener is closed (new connections are
+/// refused by the kernel), every connection is told [`Phase::Draining`], and after `grace` (or as
+/// soon as every connection has ended) [`Phase::Closing`]; then it waits for them all to end.
+pub async fn serve_draining<H, Fut>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    mut handle: H,
+) where
+    H: FnMut(TcpStream, SocketAddr, Stop) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = watch::channel(Phase::Serving);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
@@ -234,15 +288,25 @@ where
                 continue;
             }
         };
-        let connection = handle(stream, peer, stop_rx.clone());
+        let connection = handle(stream, peer, Stop { rx: stop_rx.clone() });
         let done = done_tx.clone();
         tokio::spawn(async move {
             connection.await;
             drop(done);
         });
     }
-    let _ = stop_tx.send(true);
+    // Stop accepting: connections that arrive from now on are refused, not queued.
+    drop(listener);
     drop(done_tx);
+    if grace.is_zero() {
+        let _ = stop_tx.send(Phase::Closing);
+    } else {
+        let _ = stop_tx.send(Phase::Draining);
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            info!(grace_secs = grace.as_secs(), "shutdown grace period over; ending the remaining sessions");
+        }
+        let _ = stop_tx.send(Phase::Closing);
+    }
     let _ = done_rx.recv().await;
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use ferry_admission::{canonical, Attempt, LoginResult, Refused};
 use ferry_auth::{AuthOutcome, Password};
-use ferry_observe::{Protocol, SessionGuard};
+use ferry_admission::{Phase, Stop};
+use ferry_observe::{Protocol, SessionTap};
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::reply::{Reply, ReplyCode};
@@ -21,7 +22,6 @@ use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::{debug, field, info, info_span, warn, Instrument};
 
 use crate::data::{self, DataCtx, DataPlan, DataTls};
@@ -32,6 +32,8 @@ use self::clock::Instant;
 use crate::transfer::{self, Running};
 use crate::{storage, ListenerKind, Server};
 use ferry_admission::Slot;
+
+mod observe;
 
 /// A control connection after its TLS handshake.
 type TlsControl = tokio_rustls::server::TlsStream<TcpStream>;
@@ -98,7 +100,7 @@ pub(crate) async fn run(
     tcp_peer: SocketAddr,
     server: Arc<Server>,
     kind: ListenerKind,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
 ) {
     // Behind a load balancer the client is the one its PROXY header names; everything below (limits,
     // bans, TLS policy, PORT checks, passive-peer checks, logs) uses that address.
@@ -128,7 +130,7 @@ pub(crate) async fn run(
         };
         let implicit = kind == ListenerKind::Implicit;
         let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
-        let _observed = SessionGuard::open(server.observer().cloned(), protocol);
+        let tap = SessionTap::open(server.observer().cloned(), protocol, peer);
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(_) => return,
@@ -195,6 +197,7 @@ pub(crate) async fn run(
             storage: None,
             plan: DataPlan::None,
             running: None,
+            tap,
             guard: Guard {
                 slot,
                 throttle,
@@ -252,6 +255,8 @@ struct Conn {
     storage: Option<Arc<dyn Storage>>,
     plan: DataPlan,
     running: Option<Running>,
+    /// Reports the session's events.
+    tap: std::sync::Arc<SessionTap>,
     guard: Guard,
 }
 
@@ -279,7 +284,7 @@ enum End {
 }
 
 impl Conn {
-    async fn serve(&mut self, mut rd: Reader, mut stop: watch::Receiver<bool>) {
+    async fn serve(&mut self, mut rd: Reader, mut stop: Stop) {
         let mut decoder = ControlDecoder::new(MAX_LINE);
         // Under TLS, decrypted input is read into this buffer (allocated with the first TLS read; a
         // cleartext session reads into a stack buffer instead, see `read_available`).
@@ -288,7 +293,7 @@ impl Conn {
             if self.drain().await.is_err() {
                 break End::ControlLost;
             }
-            if self.session.is_closed() {
+            if self.session.is_closed() || self.drained(&stop).await {
                 break End::Closed;
             }
             if std::mem::take(&mut self.start_tls) {
@@ -351,11 +356,9 @@ impl Conn {
                 () = sleep_until(deadline) => {
                     self.session.handle_timeout(Instant::now());
                 }
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        self.abort_transfer().await;
-                        self.out.extend(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down").to_bytes());
-                        let _ = self.flush().await;
+                phase = stop.next() => {
+                    if phase == Phase::Closing || self.running.is_none() {
+                        self.end_for_shutdown().await;
                         break End::Closed;
                     }
                 }
@@ -425,6 +428,7 @@ impl Conn {
         let st = tls.session(self.peer.ip(), ftps.data_session);
         let stream = tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await?;
         info!("TLS established on the control connection");
+        self.tap.set_protocol(Protocol::Ftps);
         self.session_tls = Some(st);
         let (r, w) = tokio::io::split(stream);
         self.wr = Writer::Tls(w);
@@ -523,10 +527,12 @@ impl Conn {
                     self.session.handle_auth(Instant::now(), login);
                 }
                 Output::Storage(request) => {
+                    let op = observe::op_of(&request);
                     let result = match &self.storage {
                         Some(s) => Box::pin(storage::run(s.as_ref(), request)).await,
                         None => Err(ferry_proto::session::FsError::PermissionDenied),
                     };
+                    observe::op_done(&self.tap, op, &result);
                     self.session.handle_storage(Instant::now(), result);
                 }
                 Output::OpenPassive(family) => {
@@ -537,6 +543,9 @@ impl Conn {
                 Output::SetActive(addr) => self.plan = DataPlan::Active(addr),
                 Output::ResetData => self.plan = DataPlan::None,
                 Output::Transfer(t) => {
+                    if !self.upload_allowed(&t).await {
+                        continue;
+                    }
                     let storage = match &self.storage {
                         Some(s) => Arc::clone(s),
                         None => {
@@ -648,21 +657,9 @@ impl Conn {
         self.session.handle_transfer(Instant::now(), last);
     }
 
-    /// `ftps` once TLS protects the control connection, `ftp` before.
-    fn protocol(&self) -> Protocol {
-        if self.session_tls.is_some() {
-            Protocol::Ftps
-        } else {
-            Protocol::Ftp
-        }
-    }
-
     /// Tells the observer how a transfer ended: a failed data connection (transfers and listings),
     /// and the file transfer itself (listings are not file transfers).
     fn observe_transfer(&self, running: &Running, ev: &TransferEvent) {
-        let Some(o) = self.server.observer() else {
-            return;
-        };
         let failed_reply = match ev {
             TransferEvent::NoConnection | TransferEvent::SourcePortDenied { .. } => Some(425),
             TransferEvent::ConnectionLost => Some(426),
@@ -670,16 +667,17 @@ impl Conn {
             _ => None,
         };
         if let Some(reply) = failed_reply {
-            o.data_connection_failed(self.protocol(), reply);
+            self.tap.data_connection_failed(reply);
         }
         let Some(direction) = running.direction else {
             return;
         };
-        let (bytes, ok) = match ev {
-            TransferEvent::Finished { bytes } => (*bytes, true),
-            _ => (running.bytes(), false),
+        let bytes = match ev {
+            TransferEvent::Finished { bytes } => *bytes,
+            _ => running.bytes(),
         };
-        o.transfer(self.protocol(), direction, bytes, ok);
+        let (path, took) = (&running.path, running.started.elapsed());
+        self.tap.transfer(direction, path, bytes, took, observe::transfer_result(ev));
     }
 
     fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
@@ -710,9 +708,7 @@ impl Conn {
             .admission
             .login(ip, || self.check_credentials(user, password))
             .await;
-        if let Some(o) = self.server.observer() {
-            o.login(self.protocol(), matches!(result, LoginResult::Accepted(_)));
-        }
+        observe::login(&self.tap, &server, user, &result);
         match result {
             LoginResult::Accepted(login) => {
                 self.guard.slot.logged_in();

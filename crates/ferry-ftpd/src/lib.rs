@@ -186,6 +186,8 @@ pub struct Server {
     /// The address PASV announces instead of the local one; starts as `config.masquerade_address`,
     /// changed by [`Server::set_masquerade_address`] (a host name resolved again on SIGHUP).
     masquerade: std::sync::RwLock<Option<IpAddr>>,
+    /// Time running transfers get to finish when the server shuts down (milliseconds).
+    shutdown_grace_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Server {
@@ -232,7 +234,20 @@ impl Server {
             storage,
             admission,
             observer: std::sync::OnceLock::new(),
+            shutdown_grace_ms: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// When the listeners stop, running transfers get `grace` to finish (idle sessions get `421` at
+    /// once); then they are aborted with `426` and an unfinished upload is discarded. Zero (the
+    /// default): abort at once.
+    pub fn set_shutdown_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.shutdown_grace_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Reports sessions, logins and transfers to `observer` from now on. Only the first call has an
@@ -283,7 +298,8 @@ pub async fn serve_kind(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut next_id: u64 = 0;
-    ferry_admission::serve(listener, shutdown, |stream, peer, stop| {
+    let grace = server.shutdown_grace();
+    ferry_admission::serve_draining(listener, shutdown, grace, |stream, peer, stop| {
         next_id += 1;
         conn::run(next_id, stream, peer, Arc::clone(&server), kind, stop)
     })

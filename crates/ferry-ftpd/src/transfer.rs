@@ -91,6 +91,9 @@ pub(crate) struct Running {
     pub(crate) progress: Arc<AtomicU64>,
     /// Which way a file moves (`None` for listings), for the observer.
     pub(crate) direction: Option<ferry_observe::Direction>,
+    /// The file or directory, and when the transfer started, for the observer.
+    pub(crate) path: String,
+    pub(crate) started: std::time::Instant,
 }
 
 impl Running {
@@ -108,6 +111,9 @@ pub(crate) fn spawn(transfer: Transfer, storage: Arc<dyn Storage>, plan: DataPla
         Transfer::Retr { .. } => Some(ferry_observe::Direction::Download),
         Transfer::Stor { .. } => Some(ferry_observe::Direction::Upload),
         Transfer::List { .. } => None,
+    };
+    let path = match &transfer {
+        Transfer::Retr { path, .. } | Transfer::Stor { path, .. } | Transfer::List { path, .. } => path.display(),
     };
     let counter = Arc::clone(&progress);
     let span = tracing::Span::current();
@@ -139,6 +145,8 @@ pub(crate) fn spawn(transfer: Transfer, storage: Arc<dyn Storage>, plan: DataPla
         events,
         progress,
         direction,
+        path,
+        started: std::time::Instant::now(),
     }
 }
 

@@ -27,7 +27,7 @@ pub enum EventKind {
     Download,
     /// A file was deleted.
     Delete,
-    /// A file or directory was renamed (`path` to `target`).
+    /// A file or directory was renamed (`path` to `new_path`).
     Rename,
     /// A directory was created.
     Mkdir,
@@ -116,7 +116,7 @@ pub struct Event {
     pub path: Option<String>,
     /// The new path of a rename.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    pub new_path: Option<String>,
     /// File bytes moved (transfers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
@@ -171,7 +171,7 @@ impl Event {
             user: None,
             method: None,
             path: None,
-            target: None,
+            new_path: None,
             bytes: None,
             duration_ms: None,
             result: Outcome::Ok,
@@ -222,7 +222,7 @@ impl Event {
             ("FERRY_USER", self.user.as_deref().map(clean)),
             ("FERRY_METHOD", self.method.map(str::to_owned)),
             ("FERRY_PATH", self.path.as_deref().map(clean)),
-            ("FERRY_TARGET", self.target.as_deref().map(clean)),
+            ("FERRY_NEW_PATH", self.new_path.as_deref().map(clean)),
             ("FERRY_BYTES", self.bytes.map(|b| b.to_string())),
             ("FERRY_DURATION_MS", self.duration_ms.map(|d| d.to_string())),
             ("FERRY_ERROR", self.error.as_deref().map(clean)),
@@ -268,10 +268,10 @@ mod tests {
         assert_eq!(v["bytes"], 42);
         assert_eq!(v["result"], "failed");
         assert_eq!(v["error"], "quota");
-        assert!(v.get("target").is_none() && v.get("method").is_none());
+        assert!(v.get("new_path").is_none() && v.get("method").is_none());
         let env = e.env();
         assert!(env.contains(&("FERRY_PATH", "/a b\n.txt".to_owned())));
-        assert!(!env.iter().any(|(k, _)| *k == "FERRY_TARGET"));
+        assert!(!env.iter().any(|(k, _)| *k == "FERRY_NEW_PATH"));
     }
 
     #[test]

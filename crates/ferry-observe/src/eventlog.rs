@@ -24,7 +24,7 @@ impl Observer for EventLog {
             user = esc(&e.user),
             method = e.method,
             path = esc(&e.path),
-            target = esc(&e.target),
+            new_path = esc(&e.new_path),
             bytes = e.bytes,
             duration_ms = e.duration_ms,
             result = e.result.as_str(),

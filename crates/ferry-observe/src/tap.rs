@@ -156,15 +156,15 @@ impl SessionTap {
         self.emit(&e);
     }
 
-    /// A file operation (`delete`, `rename`, `mkdir`, `rmdir`) on `path` (to `target` for a rename)
+    /// A file operation (`delete`, `rename`, `mkdir`, `rmdir`) on `path` (to `new_path` for a rename)
     /// ended.
-    pub fn file_op(&self, kind: EventKind, path: &str, target: Option<&str>, result: Result<(), String>) {
+    pub fn file_op(&self, kind: EventKind, path: &str, new_path: Option<&str>, result: Result<(), String>) {
         if self.observer.is_none() {
             return;
         }
         let mut e = self.make(kind);
         e.path = Some(path.to_owned());
-        e.target = target.map(str::to_owned);
+        e.new_path = new_path.map(str::to_owned);
         self.emit(&e.with_result(result));
     }
 

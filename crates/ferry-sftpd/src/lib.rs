@@ -87,6 +87,8 @@ pub struct Server {
     admission: Arc<Admission>,
     /// Told about sessions, logins and transfers (metrics), when set.
     observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
+    /// Time open file transfers get to finish when the server shuts down (milliseconds).
+    shutdown_grace_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Server {
@@ -112,7 +114,20 @@ impl Server {
             storage,
             admission,
             observer: std::sync::OnceLock::new(),
+            shutdown_grace_ms: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// When the listeners stop, a session with an open file gets `grace` to finish (sessions without
+    /// one are disconnected at once); then it is disconnected and an upload not yet closed is
+    /// discarded. Zero (the default): disconnect at once.
+    pub fn set_shutdown_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.shutdown_grace_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Reports sessions to `observer` from now on. Only the first call has an effect.
@@ -129,7 +144,8 @@ impl Server {
 /// Serves SSH/SFTP on `listener` until `shutdown` completes; then stops accepting, disconnects
 /// every session and waits for them to end.
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) {
-    ferry_admission::serve(listener, shutdown, |stream, peer, stop| {
+    let grace = server.shutdown_grace();
+    ferry_admission::serve_draining(listener, shutdown, grace, |stream, peer, stop| {
         ssh::run(stream, peer, Arc::clone(&server), stop)
     })
     .await;

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ferry_admission::{canonical, Attempt, LoginResult, Refused, Slot};
+use ferry_admission::{canonical, Attempt, LoginResult, Phase, Refused, Slot, Stop};
+use ferry_observe::SessionTap;
 use ferry_auth::{AuthOutcome, Password, User};
 use ferry_proto::untrusted::Untrusted;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
@@ -132,7 +133,7 @@ pub(crate) async fn run(
     mut stream: TcpStream,
     tcp_peer: SocketAddr,
     server: Arc<Server>,
-    mut stop: watch::Receiver<bool>,
+    stop: Stop,
 ) {
     // Behind a load balancer the client is the one its PROXY header names (limits, bans, logs).
     let Ok(arrival) = server.admission.arrive(&mut stream, tcp_peer).await else {
@@ -158,8 +159,8 @@ pub(crate) async fn run(
             }
         };
         info!("connected");
-        let _observed =
-            ferry_observe::SessionGuard::open(server.observer.get().cloned(), ferry_observe::Protocol::Sftp);
+        let tap = SessionTap::open(server.observer.get().cloned(), ferry_observe::Protocol::Sftp, peer);
+        let sftp_contexts: Contexts = Arc::default();
         let authenticated = Arc::new(AtomicBool::new(false));
         let tried_login = Arc::new(AtomicBool::new(false));
         let (goodbye_tx, mut goodbye_rx) = watch::channel(None);
@@ -174,6 +175,8 @@ pub(crate) async fn run(
             goodbye: goodbye_tx,
             channels: HashMap::new(),
             sftp_sessions: Arc::new(AtomicUsize::new(0)),
+            tap,
+            contexts: Arc::clone(&sftp_contexts),
         };
         // The login timeout covers the identification exchange too: a client that sends nothing
         // is dropped as well.
@@ -203,9 +206,7 @@ pub(crate) async fn run(
                 std::future::pending::<()>().await;
             }
         };
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await.map(drop);
-        };
+        let stopped = drained(stop, sftp_contexts);
         let told_to_go = async move {
             let text = goodbye_rx.wait_for(Option::is_some).await.map(|t| t.clone());
             match text {
@@ -225,7 +226,7 @@ pub(crate) async fn run(
                 info!("login timeout");
                 Some("login timeout".to_owned())
             }
-            () = &mut stopped => Some("server shutting down".to_owned()),
+            text = &mut stopped => Some(text),
             text = &mut told_to_go => text,
         };
         if let Some(text) = goodbye {
@@ -243,6 +244,40 @@ pub(crate) async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// The SFTP contexts of one connection.
+type Contexts = Arc<std::sync::Mutex<Vec<std::sync::Weak<Ctx>>>>;
+
+fn lock(c: &Contexts) -> std::sync::MutexGuard<'_, Vec<std::sync::Weak<Ctx>>> {
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether a file is open in one of the connection's SFTP sessions.
+fn busy(c: &Contexts) -> bool {
+    let mut contexts = lock(c);
+    contexts.retain(|w| w.strong_count() > 0);
+    contexts.iter().filter_map(std::sync::Weak::upgrade).any(|ctx| ctx.busy())
+}
+
+/// Completes when the connection must end for a shutdown, with the text the client is told: at once
+/// when no file is open; otherwise once every file is closed, or when the grace period ends (an
+/// upload not yet closed is then discarded).
+async fn drained(mut stop: Stop, contexts: Contexts) -> String {
+    stop.draining().await;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while stop.phase() != Phase::Closing && busy(&contexts) {
+        tokio::select! {
+            _ = stop.next() => {}
+            _ = tick.tick() => {}
+        }
+    }
+    if busy(&contexts) {
+        info!("shutdown grace period over: disconnecting with a file still open");
+        "server shutting down; unfinished transfer aborted".to_owned()
+    } else {
+        "server shutting down".to_owned()
+    }
 }
 
 /// What a banned client is told: until when, in UTC.
@@ -299,12 +334,16 @@ struct Connection {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// SFTP sessions running on this connection.
     sftp_sessions: Arc<AtomicUsize>,
+    /// Reports the session's events.
+    tap: Arc<SessionTap>,
+    /// The SFTP sessions' contexts, to see whether a file is open when the server shuts down.
+    contexts: Contexts,
 }
 
 impl Connection {
     /// One scored authentication attempt (password, keyboard-interactive, or a signed public key)
     /// through the admission gate: a failure is scored and answered after the failed-login delay.
-    async fn attempt<F, Fut>(&mut self, user: &str, check: F) -> Auth
+    async fn attempt<F, Fut>(&mut self, user: &str, method: &'static str, check: F) -> Auth
     where
         F: FnOnce(ferry_auth::UserStore) -> Fut,
         Fut: std::future::Future<Output = Result<AuthOutcome, ferry_auth::Error>>,
@@ -325,11 +364,14 @@ impl Connection {
                 }
             })
             .await;
-        if let Some(o) = self.server.observer.get() {
-            o.login(
-                ferry_observe::Protocol::Sftp,
-                matches!(result, LoginResult::Accepted(_)),
-            );
+        match &result {
+            LoginResult::Accepted(u) => self.tap.login(&u.name, method, true),
+            LoginResult::Refused { banned } => {
+                self.tap.login(user, method, false);
+                if let Some(until) = banned {
+                    self.tap.banned(*until);
+                }
+            }
         }
         match result {
             LoginResult::Accepted(u) => {
@@ -399,6 +441,7 @@ impl russh::server::Handler for Connection {
         Ok(self
             .attempt(
                 user,
+                "password",
                 |users| async move { users.authenticate(&name, &password).await },
             )
             .await)
@@ -425,6 +468,7 @@ impl russh::server::Handler for Connection {
         Ok(self
             .attempt(
                 user,
+                "keyboard-interactive",
                 |users| async move { users.authenticate(&name, &password).await },
             )
             .await)
@@ -467,6 +511,7 @@ impl russh::server::Handler for Connection {
         Ok(self
             .attempt(
                 user,
+                "publickey",
                 |users| async move { users.authenticate_key(&name, &blob).await },
             )
             .await)
@@ -586,7 +631,8 @@ impl russh::server::Handler for Connection {
         };
         session.channel_success(channel)?;
         info!("SFTP session started");
-        let ctx = Arc::new(Ctx::new(storage, user.permissions));
+        let ctx = Arc::new(Ctx::new(storage, user.permissions).with_tap(Arc::clone(&self.tap)));
+        lock(&self.contexts).push(Arc::downgrade(&ctx));
         let running = Arc::clone(&self.sftp_sessions);
         running.fetch_add(1, Ordering::Relaxed);
         let session = async move {

@@ -23,8 +23,10 @@ const FIRST_USER: &str = "ferry";
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
-pub async fn run(settings: Settings) -> Result<()> {
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully: no new connections, idle
+/// sessions closed at once, running transfers given `shutdown_grace_secs`. SIGHUP reopens the log
+/// files and reloads the configuration with `reload` (see [`crate::reload`]).
+pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) -> Result<()> {
     // Relative paths are relative to the working directory: say where they lead.
     info!(
         config = %settings.config_file.as_deref().map_or("none (built-in defaults)".into(), |p| absolute(p).display().to_string()),
@@ -58,7 +60,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     // Install the signal handlers before announcing the addresses, so a signal sent by whoever
     // reads the announcement is never missed.
     let mut signal = Signals::install()?;
-    let mut ftpd = settings.ftpd;
+    let mut ftpd = settings.ftpd.clone();
     let tls_wanted = ftpd.ftps.policy != TlsPolicy::Off
         || ftpd.ftps.loopback_policy != TlsPolicy::Off
         || !implicit.is_empty();
@@ -87,10 +89,11 @@ pub async fn run(settings: Settings) -> Result<()> {
     ));
     let gate = Arc::new(ferry_admission::LoginGate::new());
     let metrics = Arc::new(crate::admin::Metrics::new());
+    let sinks = crate::reload::Sinks::start(&settings.observe, &metrics)?;
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
         Some(sftp) => Some(sftp_server(
-            sftp, &ftpd, &users, &storage, &defender, &gate, &metrics,
+            sftp, &ftpd, &users, &storage, &defender, &gate, &sinks.observer,
         )?),
         None => None,
     };
@@ -103,7 +106,8 @@ pub async fn run(settings: Settings) -> Result<()> {
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;
     let server = Server::new_shared(ftpd, users, storage, Arc::clone(&defender), gate);
-    server.set_observer(metrics.clone());
+    server.set_observer(Arc::clone(&sinks.observer));
+    server.set_shutdown_grace(settings.observe.shutdown_grace);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -151,6 +155,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         ));
     }
     if let Some((sftp_server, sftp_listeners, host_keys)) = sftp {
+        sftp_server.set_shutdown_grace(settings.observe.shutdown_grace);
         for key in &host_keys {
             let generated = if key.generated { " (generated)" } else { "" };
             writeln!(
@@ -193,15 +198,28 @@ pub async fn run(settings: Settings) -> Result<()> {
     let name = loop {
         match signal.recv().await {
             "SIGHUP" => {
+                sinks.reopen().await;
+                match reload() {
+                    Ok(new) => crate::reload::apply(&mut settings, new, &sinks),
+                    Err(e) => warn!(
+                        error = %crate::error_text(&e),
+                        "SIGHUP: the configuration cannot be read; nothing changed"
+                    ),
+                }
                 reload_tls(tls.as_deref(), &settings.ftps);
                 reload_masquerade(&server, settings.masquerade_host.as_deref()).await;
+                if settings.masquerade_host.is_none() {
+                    server.set_masquerade_address(settings.ftpd.masquerade_address);
+                }
             }
             name => break name,
         }
     };
     info!(
         signal = name,
-        "shutting down; send the signal again to stop at once"
+        grace_secs = settings.observe.shutdown_grace.as_secs(),
+        "shutting down: no new connections, idle sessions closed, running transfers may finish; \
+         send the signal again to stop at once"
     );
     admin.start_draining();
     let _ = stop_tx.send(true);
@@ -417,7 +435,7 @@ fn sftp_server(
     storage: &Arc<dyn Storage>,
     defender: &Arc<ferry_auth::defender::Defender>,
     gate: &Arc<ferry_admission::LoginGate>,
-    metrics: &Arc<crate::admin::Metrics>,
+    observer: &Arc<dyn ferry_observe::Observer>,
 ) -> Result<(
     Arc<ferry_sftpd::Server>,
     Vec<TcpListener>,
@@ -451,7 +469,7 @@ fn sftp_server(
         Arc::clone(defender),
         Arc::clone(gate),
     );
-    server.set_observer(metrics.clone());
+    server.set_observer(Arc::clone(observer));
     Ok((server, listeners, host_keys))
 }
 

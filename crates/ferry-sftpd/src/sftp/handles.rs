@@ -32,6 +32,8 @@ pub(crate) struct FileHandle {
     ranges: Mutex<Vec<(u64, u64, bool)>>,
     /// Fires when the reply to the latest request on this handle has been queued.
     last_reply: Mutex<Option<oneshot::Receiver<()>>>,
+    /// Counts the bytes moved and reports the transfer when the handle is closed.
+    pub(crate) xfer: Option<ferry_observe::TransferTap>,
 }
 
 /// Keeps the replies to requests on one file handle in request order: the request waits for
@@ -125,6 +127,20 @@ impl FileHandle {
             order: Arc::new(RwLock::new(())),
             ranges: Mutex::new(Vec::new()),
             last_reply: Mutex::new(None),
+            xfer: None,
+        }
+    }
+
+    /// The same handle, counting its transfer with `xfer`.
+    pub(crate) fn observed(mut self, xfer: ferry_observe::TransferTap) -> Self {
+        self.xfer = Some(xfer);
+        self
+    }
+
+    /// `n` bytes were read or written.
+    pub(crate) fn moved(&self, n: usize) {
+        if let Some(x) = &self.xfer {
+            x.add(n as u64);
         }
     }
 
@@ -201,6 +217,11 @@ impl Table {
 
     pub(crate) fn remove(&mut self, name: &[u8]) -> Option<Arc<Handle>> {
         self.open.remove(&Self::id(name)?)
+    }
+
+    /// Whether no handle is open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_empty()
     }
 
     /// Drops every handle (uploads not closed are discarded when their last user finishes).

@@ -37,6 +37,8 @@ pub(crate) struct Ctx {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) perms: Permissions,
     pub(crate) handles: Mutex<handles::Table>,
+    /// Reports file operations and transfers.
+    pub(crate) tap: Arc<ferry_observe::SessionTap>,
 }
 
 impl Ctx {
@@ -45,7 +47,25 @@ impl Ctx {
             storage,
             perms,
             handles: Mutex::default(),
+            tap: ferry_observe::SessionTap::none(ferry_observe::Protocol::Sftp, ([0, 0, 0, 0], 0).into()),
         }
+    }
+
+    /// The same context, reporting to `tap`.
+    pub(crate) fn with_tap(mut self, tap: Arc<ferry_observe::SessionTap>) -> Self {
+        self.tap = tap;
+        self
+    }
+
+    /// Whether a file or directory is open (a transfer may be under way).
+    pub(crate) fn busy(&self) -> bool {
+        !self.table().is_empty()
+    }
+
+    /// Counts a transfer of `path` from now until its handle is closed.
+    pub(crate) fn transfer(&self, direction: ferry_observe::Direction, path: &[u8]) -> ferry_observe::TransferTap {
+        let path = String::from_utf8_lossy(path).into_owned();
+        ferry_observe::TransferTap::new(Arc::clone(&self.tap), direction, path)
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, handles::Table> {

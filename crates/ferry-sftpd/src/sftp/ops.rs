@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use ferry_observe::{Direction, EventKind};
 use ferry_proto::listing::{write_list_line, Entry, EntryKind as ListKind};
 use ferry_vfs::{EntryKind, ErrorKind, Metadata, OpenMode};
 
@@ -437,7 +438,11 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             if let Some(turn) = turn {
                 let _turn = turn.turn().await;
                 if let Handle::File(f) = &*handle {
-                    f.file.commit().await.map_err(fs_error)?;
+                    let committed = f.file.commit().await;
+                    if let Some(x) = &f.xfer {
+                        x.finish(committed.as_ref().map(drop).map_err(|e| e.to_string()));
+                    }
+                    committed.map_err(fs_error)?;
                 }
             }
             Ok(ok())
@@ -460,6 +465,7 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             };
             file.done(range);
             let data = result?;
+            file.moved(data.len());
             if data.is_empty() && len > 0 {
                 return Ok(wire::status(id, Status::Eof));
             }
@@ -479,7 +485,9 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             };
             let _turn = turn.turn().await;
             let result = if file.writable {
-                file.file.write_at(offset, data.to_vec()).await.map_err(fs_error)
+                let n = data.len();
+                let written = file.file.write_at(offset, data.to_vec()).await;
+                written.map(|()| file.moved(n)).map_err(fs_error)
             } else {
                 Err(Refused(Status::PermissionDenied, "handle not open for writing"))
             };
@@ -573,12 +581,16 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
         }
         Op::Remove { path } => {
             allowed(ctx.perms.delete)?;
-            storage.remove_file(&path).await.map_err(fs_error)?;
+            let r = storage.remove_file(&path).await;
+            ctx.tap.file_op(EventKind::Delete, &lossy(&path), None, r.as_ref().map(drop).map_err(|e| e.to_string()));
+            r.map_err(fs_error)?;
             Ok(ok())
         }
         Op::Mkdir { path, attrs } => {
             allowed(ctx.perms.mkdir)?;
-            storage.create_dir(&path).await.map_err(fs_error)?;
+            let r = storage.create_dir(&path).await;
+            ctx.tap.file_op(EventKind::Mkdir, &lossy(&path), None, r.as_ref().map(drop).map_err(|e| e.to_string()));
+            r.map_err(fs_error)?;
             if let Some(mode) = attrs.permissions {
                 storage.set_mode(&path, mode).await.map_err(fs_error)?;
             }
@@ -586,7 +598,9 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
         }
         Op::Rmdir { path } => {
             allowed(ctx.perms.delete)?;
-            storage.remove_dir(&path).await.map_err(fs_error)?;
+            let r = storage.remove_dir(&path).await;
+            ctx.tap.file_op(EventKind::Rmdir, &lossy(&path), None, r.as_ref().map(drop).map_err(|e| e.to_string()));
+            r.map_err(fs_error)?;
             Ok(ok())
         }
         Op::RealPath { path } => {
@@ -601,7 +615,9 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             if !replace && storage.metadata(&to).await.is_ok() {
                 return Err(Refused(Status::Failure, "target already exists"));
             }
-            storage.rename(&from, &to).await.map_err(fs_error)?;
+            let r = storage.rename(&from, &to).await;
+            ctx.tap.file_op(EventKind::Rename, &lossy(&from), Some(&lossy(&to)), r.as_ref().map(drop).map_err(|e| e.to_string()));
+            r.map_err(fs_error)?;
             Ok(ok())
         }
         Op::StatVfs { path } => {
@@ -669,9 +685,11 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
     if !write {
         allowed(ctx.perms.read)?;
         let file = storage.open_file(&path, OpenMode::Read).await.map_err(fs_error)?;
-        return handle_reply(id, ctx, Handle::File(FileHandle::new(file, true, false)));
+        let xfer = ctx.transfer(Direction::Download, &path);
+        return handle_reply(id, ctx, Handle::File(FileHandle::new(file, true, false).observed(xfer)));
     }
     allowed(ctx.perms.write && (!read || ctx.perms.read))?;
+    ctx.tap.check_upload(&lossy(&path)).await.map_err(|_| Refused(Status::PermissionDenied, "upload refused by the server's pre-upload check"))?;
     // Permission bits for a new file, applied to the temp file when it is created.
     let new_mode = attrs.permissions;
     let mode = if create && (excl || trunc) {
@@ -699,7 +717,8 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
         }
     };
     let file = storage.open_file(&path, mode).await.map_err(fs_error)?;
-    handle_reply(id, ctx, Handle::File(FileHandle::new(file, read, true)))
+    let xfer = ctx.transfer(Direction::Upload, &path);
+    handle_reply(id, ctx, Handle::File(FileHandle::new(file, read, true).observed(xfer)))
 }
 
 /// Stores a handle and replies with its name.
@@ -711,6 +730,11 @@ fn handle_reply(id: u32, ctx: &Ctx, handle: Handle) -> Result<Bytes, Refused> {
     let mut w = Writer::new(kind::HANDLE, Some(id), 8);
     w.string(&name);
     Ok(w.finish())
+}
+
+/// A path as text for events.
+fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
 }
 
 /// Refuses attribute changes we cannot make (owner and group).

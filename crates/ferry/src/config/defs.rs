@@ -55,6 +55,13 @@ pub const ADMIN: Group = Group::table(
      private network: it has no authentication.",
 );
 
+pub const HOOKS: Group = Group::table(
+    "hooks",
+    "Event hooks",
+    "Run a command or POST JSON to a URL on uploads, downloads, deletes, renames, logins and bans;\n\
+     see docs/operations.md. A transfer never waits for a hook (except the pre-upload check).",
+);
+
 /// Every setting, in the order of `ferry.example.toml` and docs/configuration.md.
 pub const DEFS: &[Def] = &[
     // ----- state -----
@@ -160,6 +167,17 @@ pub const DEFS: &[Def] = &[
         group: &SESSIONS,
         help: "Seconds without a command (and no transfer running) before the server hangs up",
         example: "900",
+    },
+    Def {
+        key: "shutdown_grace_secs",
+        kind: &kind::SECS,
+        list: false,
+        default: Is("30"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "On SIGTERM, seconds running transfers get to finish before they are aborted (idle \
+               sessions are closed at once)",
+        example: "300",
     },
     Def {
         key: "data_timeout_secs",
@@ -273,6 +291,39 @@ pub const DEFS: &[Def] = &[
         help: "Log filter such as `info` or `info,ferry_ftpd=debug` (logs go to standard error; \
                RUST_LOG sits between FERRY_LOG and the file)",
         example: "info,ferry_ftpd=debug",
+    },
+    Def {
+        key: "log_format",
+        kind: &kind::LOG_FORMAT,
+        list: false,
+        default: Is("text"),
+        scope: Scope::Serve,
+        group: &LOGGING,
+        help: "Layout of the server's log lines, events included: `text` (one line, key=value fields) \
+               or `json` (one JSON object per line); see docs/logging.md",
+        example: "json",
+    },
+    Def {
+        key: "log_file",
+        kind: &kind::PATH,
+        list: false,
+        default: Unset("not set (the log goes to standard error)"),
+        scope: Scope::Serve,
+        group: &LOGGING,
+        help: "Write the server's log to this file instead of standard error (appended; reopened on \
+               SIGHUP, for logrotate)",
+        example: "/var/log/ferry/ferry.log",
+    },
+    Def {
+        key: "xferlog",
+        kind: &kind::PATH,
+        list: false,
+        default: Unset("not set (no transfer log)"),
+        scope: Scope::Serve,
+        group: &LOGGING,
+        help: "Also write every transfer to this file in the xferlog format of wu-ftpd and ProFTPD \
+               (appended; reopened on SIGHUP)",
+        example: "/var/log/ferry/xferlog",
     },
     // ----- [anonymous] -----
     Def {
@@ -525,6 +576,80 @@ pub const DEFS: &[Def] = &[
         group: &ADMIN,
         help: "Addresses of the admin HTTP listener (/metrics, /healthz, /readyz); an empty list or off turns it off",
         example: "127.0.0.1:9100",
+    },
+    // ----- [hooks] -----
+    Def {
+        key: "hooks.command",
+        kind: &kind::ARGUMENT,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Command run on each chosen event: program and arguments, no shell; the event comes as \
+               FERRY_* variables and JSON on standard input",
+        example: "/usr/local/bin/on-ferry-event",
+    },
+    Def {
+        key: "hooks.url",
+        kind: &kind::HOOK_URL,
+        list: false,
+        default: Unset("not set (no HTTP hook)"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "URL each chosen event is POSTed to as JSON",
+        example: "https://hooks.example.com/ferry",
+    },
+    Def {
+        key: "hooks.events",
+        kind: &kind::EVENT,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Events the command and URL run for; empty: all of upload, download, delete, rename, \
+               mkdir, rmdir, login, login_failed and ban",
+        example: "upload,delete",
+    },
+    Def {
+        key: "hooks.timeout_secs",
+        kind: &kind::SECS,
+        list: false,
+        default: Is("10"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Seconds one hook attempt may take before it counts as failed (a command is killed)",
+        example: "30",
+    },
+    Def {
+        key: "hooks.retries",
+        kind: &kind::RETRIES,
+        list: false,
+        default: Is("3"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Attempts after a failed one, 1 s, 2 s, 4 s ... apart",
+        example: "5",
+    },
+    Def {
+        key: "hooks.pre_upload_command",
+        kind: &kind::ARGUMENT,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Command asked before every upload (FTP and SFTP); exit 0 allows it, anything else \
+               refuses it with the first line of its output",
+        example: "/usr/local/bin/may-upload",
+    },
+    Def {
+        key: "hooks.pre_upload_timeout_secs",
+        kind: &kind::SECS,
+        list: false,
+        default: Is("5"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Seconds the pre-upload command may take; when they run out the upload is refused",
+        example: "2",
     },
     // ----- [proxy_protocol] -----
     Def {

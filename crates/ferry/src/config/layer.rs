@@ -216,6 +216,22 @@ pub mod kind {
             |s| parse::proxy_data(s).map(|_| Value::Text(s.trim().to_ascii_lowercase()));
         ACTIVE_SOURCE_PORT: String, "CHOICE", "`\"any\"` or `\"control-minus-one\"`",
             |s| parse::active_source_port(s).map(|_| Value::Text(s.to_owned()));
+        LOG_FORMAT: String, "FORMAT", "`\"text\"` or `\"json\"`",
+            |s| match s.trim() {
+                f @ ("text" | "json") => Ok(Value::Text(f.to_owned())),
+                _ => Err("expected \"text\" or \"json\"".to_owned()),
+            };
+        HOOK_URL: String, "URL", "`http://` or `https://` URL",
+            |s| parse::hook_url(s).map(Value::Text);
+        EVENT: String, "EVENT", "event name: `upload`, `download`, `delete`, `rename`, `mkdir`, `rmdir`, `login`, `login_failed` or `ban`",
+            |s| parse::hook_event(s).map(|_| Value::Text(s.trim().to_owned()));
+        ARGUMENT: String, "ARG", "string (one program argument; the first is the program)",
+            |s| Ok(Value::Text(s.to_owned()));
+        RETRIES: Integer, "N", "integer, 0 to 10",
+            |s| match s.trim().parse::<u64>() {
+                Ok(n) if n <= 10 => Ok(Value::Number(n)),
+                _ => Err("expected a whole number from 0 to 10".to_owned()),
+            };
     }
 }
 
@@ -536,6 +552,11 @@ impl Values {
             Value::Policy(p) => Some(*p),
             _ => None,
         })
+    }
+
+    /// Every setting's value as text (`Debug` of the parsed values), by key.
+    pub fn fingerprint(&self) -> BTreeMap<&'static str, String> {
+        self.values.iter().map(|(k, v)| (*k, format!("{v:?}"))).collect()
     }
 
     /// A list of socket addresses.

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod defs;
 pub mod layer;
+pub mod observe;
 pub mod parse;
 pub mod reference;
 pub mod security;
@@ -57,6 +58,10 @@ pub struct Settings {
     pub sftp: Option<sftp::SftpSettings>,
     /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub admin: admin::AdminSettings,
+    /// Logs, the transfer log, shutdown and hooks.
+    pub observe: observe::ObserveSettings,
+    /// Every setting's merged value, to tell on SIGHUP which ones changed.
+    pub values: std::collections::BTreeMap<&'static str, String>,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -81,6 +86,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
     let values = layer::merge(&[&file, &rust_log, &common.settings.0, &serve.settings.0])?;
     let mut settings = build(&values, &file.origin)?;
     settings.config_file = config_file;
+    settings.values = values.fingerprint();
     settings.admin.configured = [&file, &common.settings.0, &serve.settings.0]
         .iter()
         .any(|layer| layer.sets("admin.listen"));
@@ -187,6 +193,8 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
                 .collect(),
             configured: false,
         },
+        observe: observe::build(v)?,
+        values: Default::default(),
         data_dir,
     })
 }
