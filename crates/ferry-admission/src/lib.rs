@@ -119,6 +119,11 @@ impl Admission {
         arrival
     }
 
+    /// Enforces `limits` on new connections from now on (SIGHUP).
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.tracker.set_limits(limits);
+    }
+
     /// The login defender.
     pub fn defender(&self) -> &Arc<Defender> {
         &self.defender
@@ -303,7 +308,10 @@ pub async fn serve_draining<H, Fut>(
     } else {
         let _ = stop_tx.send(Phase::Draining);
         if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
-            info!(grace_secs = grace.as_secs(), "shutdown grace period over; ending the remaining sessions");
+            info!(
+                grace_secs = grace.as_secs(),
+                "shutdown grace period over; ending the remaining sessions"
+            );
         }
         let _ = stop_tx.send(Phase::Closing);
     }

@@ -60,7 +60,7 @@ struct Counts {
 /// Counts open connections.
 #[derive(Debug, Clone)]
 pub struct Tracker {
-    limits: ConnectionLimits,
+    limits: Arc<Mutex<ConnectionLimits>>,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -76,23 +76,29 @@ impl Tracker {
     /// A tracker enforcing `limits`.
     pub fn new(limits: ConnectionLimits) -> Self {
         Self {
-            limits,
+            limits: Arc::new(Mutex::new(limits)),
             counts: Arc::default(),
         }
+    }
+
+    /// Enforces `limits` from now on (connections already open stay open, even over a lower limit).
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner) = limits;
     }
 
     /// A slot for a connection from `ip` (pending until [`Slot::logged_in`]), or the limit that refuses
     /// it.
     pub fn acquire(&self, ip: IpAddr) -> Result<Slot, Refusal> {
+        let limits = self.limits.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if c.total >= self.limits.max_connections {
+        if c.total >= limits.max_connections {
             return Err(Refusal::Total);
         }
-        if c.pending >= self.limits.max_pending {
+        if c.pending >= limits.max_pending {
             return Err(Refusal::Pending);
         }
         let n = c.per_ip.entry(ip).or_insert(0);
-        if *n >= self.limits.max_per_ip {
+        if *n >= limits.max_per_ip {
             return Err(Refusal::PerIp);
         }
         *n += 1;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_admission::{canonical, Attempt, LoginResult, Refused};
-use ferry_auth::{AuthOutcome, Password};
 use ferry_admission::{Phase, Stop};
+use ferry_auth::{AuthOutcome, Password};
 use ferry_observe::{Protocol, SessionTap};
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
@@ -677,7 +677,8 @@ impl Conn {
             _ => running.bytes(),
         };
         let (path, took) = (&running.path, running.started.elapsed());
-        self.tap.transfer(direction, path, bytes, took, observe::transfer_result(ev));
+        self.tap
+            .transfer(direction, path, bytes, took, observe::transfer_result(ev));
     }
 
     fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {

@@ -243,7 +243,8 @@ impl Server {
     /// default): abort at once.
     pub fn set_shutdown_grace(&self, grace: Duration) {
         let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        self.shutdown_grace_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+        self.shutdown_grace_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn shutdown_grace(&self) -> Duration {
@@ -261,6 +262,11 @@ impl Server {
     }
 
     /// The login defender (to list or lift bans while serving).
+    /// Enforces `limits` on new connections from now on (SIGHUP).
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.admission.set_limits(limits);
+    }
+
     pub fn defender(&self) -> &Arc<Defender> {
         self.admission.defender()
     }

@@ -113,7 +113,9 @@ pub(crate) fn spawn(transfer: Transfer, storage: Arc<dyn Storage>, plan: DataPla
         Transfer::List { .. } => None,
     };
     let path = match &transfer {
-        Transfer::Retr { path, .. } | Transfer::Stor { path, .. } | Transfer::List { path, .. } => path.display(),
+        Transfer::Retr { path, .. } | Transfer::Stor { path, .. } | Transfer::List { path, .. } => {
+            path.display()
+        }
     };
     let counter = Arc::clone(&progress);
     let span = tracing::Span::current();

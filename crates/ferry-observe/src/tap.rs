@@ -215,7 +215,9 @@ impl Drop for SessionTap {
     fn drop(&mut self) {
         if let Some(o) = &self.observer {
             o.session_closed(self.opened_as);
-            let e = self.make(EventKind::SessionEnd).with_duration(self.started.elapsed());
+            let e = self
+                .make(EventKind::SessionEnd)
+                .with_duration(self.started.elapsed());
             o.event(&e);
         }
     }

@@ -68,7 +68,13 @@ fn at(e: &Event) -> SystemTime {
 fn field(s: &str) -> String {
     let out: String = s
         .chars()
-        .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     if out.is_empty() {
         "-".to_owned()

@@ -33,11 +33,19 @@ fn require(program: &str) {
         .args(["-c", &format!("command -v {program}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(found, "`{program}` is not installed; run scripts/install-test-deps.sh");
+    assert!(
+        found,
+        "`{program}` is not installed; run scripts/install-test-deps.sh"
+    );
 }
 
 fn upload(path: &str) -> Event {
-    let mut e = Event::new(EventKind::Upload, Protocol::Ftps, 9, "127.0.0.1:40000".parse().expect("addr"));
+    let mut e = Event::new(
+        EventKind::Upload,
+        Protocol::Ftps,
+        9,
+        "127.0.0.1:40000".parse().expect("addr"),
+    );
     e.user = Some("alice".into());
     e.path = Some(path.into());
     e.bytes = Some(5);
@@ -115,7 +123,11 @@ s.serve_forever()
 fn script(dir: &Path, name: &str, body: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
-    let status = Command::new("chmod").arg("+x").arg(&path).status().expect("chmod");
+    let status = Command::new("chmod")
+        .arg("+x")
+        .arg(&path)
+        .status()
+        .expect("chmod");
     assert!(status.success());
     path.display().to_string()
 }
@@ -136,7 +148,12 @@ async fn http_hook_posts_the_event_json_and_retries_a_failure() {
     );
     hooks.event(&upload("/in/report.csv"));
     // Not a chosen event: no delivery.
-    hooks.event(&Event::new(EventKind::Delete, Protocol::Ftp, 1, "127.0.0.1:1".parse().expect("addr")));
+    hooks.event(&Event::new(
+        EventKind::Delete,
+        Protocol::Ftp,
+        1,
+        "127.0.0.1:1".parse().expect("addr"),
+    ));
     wait_until("the retried delivery", || outcomes.get("http", "ok") == 1).await;
     assert_eq!(outcomes.get("http", "retry"), 1);
     let text = std::fs::read_to_string(&log).expect("posts");
@@ -216,7 +233,10 @@ async fn failing_and_hanging_commands_are_counted_and_never_hold_the_caller() {
         "queuing 50 events took {:?}",
         t0.elapsed()
     );
-    wait_until("the timed-out deliveries", || outcomes.get("command", "failed") == 51).await;
+    wait_until("the timed-out deliveries", || {
+        outcomes.get("command", "failed") == 51
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -123,7 +123,8 @@ impl Server {
     /// discarded. Zero (the default): disconnect at once.
     pub fn set_shutdown_grace(&self, grace: Duration) {
         let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        self.shutdown_grace_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+        self.shutdown_grace_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn shutdown_grace(&self) -> Duration {
@@ -133,6 +134,11 @@ impl Server {
     /// Reports sessions to `observer` from now on. Only the first call has an effect.
     pub fn set_observer(&self, observer: Arc<dyn ferry_observe::Observer>) {
         let _ = self.observer.set(observer);
+    }
+
+    /// Enforces `limits` on new connections from now on (SIGHUP).
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.admission.set_limits(limits);
     }
 
     /// The settings in force.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferry_admission::{canonical, Attempt, LoginResult, Phase, Refused, Slot, Stop};
-use ferry_observe::SessionTap;
 use ferry_auth::{AuthOutcome, Password, User};
+use ferry_observe::SessionTap;
 use ferry_proto::untrusted::Untrusted;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
@@ -129,12 +129,7 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
 }
 
 /// Runs one connection to completion.
-pub(crate) async fn run(
-    mut stream: TcpStream,
-    tcp_peer: SocketAddr,
-    server: Arc<Server>,
-    stop: Stop,
-) {
+pub(crate) async fn run(mut stream: TcpStream, tcp_peer: SocketAddr, server: Arc<Server>, stop: Stop) {
     // Behind a load balancer the client is the one its PROXY header names (limits, bans, logs).
     let Ok(arrival) = server.admission.arrive(&mut stream, tcp_peer).await else {
         return;
@@ -159,7 +154,11 @@ pub(crate) async fn run(
             }
         };
         info!("connected");
-        let tap = SessionTap::open(server.observer.get().cloned(), ferry_observe::Protocol::Sftp, peer);
+        let tap = SessionTap::open(
+            server.observer.get().cloned(),
+            ferry_observe::Protocol::Sftp,
+            peer,
+        );
         let sftp_contexts: Contexts = Arc::default();
         let authenticated = Arc::new(AtomicBool::new(false));
         let tried_login = Arc::new(AtomicBool::new(false));
@@ -257,7 +256,10 @@ fn lock(c: &Contexts) -> std::sync::MutexGuard<'_, Vec<std::sync::Weak<Ctx>>> {
 fn busy(c: &Contexts) -> bool {
     let mut contexts = lock(c);
     contexts.retain(|w| w.strong_count() > 0);
-    contexts.iter().filter_map(std::sync::Weak::upgrade).any(|ctx| ctx.busy())
+    contexts
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .any(|ctx| ctx.busy())
 }
 
 /// Completes when the connection must end for a shutdown, with the text the client is told: at once
@@ -439,11 +441,9 @@ impl russh::server::Handler for Connection {
         let name = user.to_owned();
         let password = Password::new(password.to_owned());
         Ok(self
-            .attempt(
-                user,
-                "password",
-                |users| async move { users.authenticate(&name, &password).await },
-            )
+            .attempt(user, "password", |users| async move {
+                users.authenticate(&name, &password).await
+            })
             .await)
     }
 
@@ -466,11 +466,9 @@ impl russh::server::Handler for Connection {
         let name = user.to_owned();
         let password = Password::new(String::from_utf8_lossy(&answer).into_owned());
         Ok(self
-            .attempt(
-                user,
-                "keyboard-interactive",
-                |users| async move { users.authenticate(&name, &password).await },
-            )
+            .attempt(user, "keyboard-interactive", |users| async move {
+                users.authenticate(&name, &password).await
+            })
             .await)
     }
 
@@ -509,11 +507,9 @@ impl russh::server::Handler for Connection {
         };
         let name = user.to_owned();
         Ok(self
-            .attempt(
-                user,
-                "publickey",
-                |users| async move { users.authenticate_key(&name, &blob).await },
-            )
+            .attempt(user, "publickey", |users| async move {
+                users.authenticate_key(&name, &blob).await
+            })
             .await)
     }
 

@@ -45,7 +45,11 @@ pub fn init(filter: &str, format: LogFormat, file: Option<&std::path::Path>) -> 
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(writer()).with_ansi(ansi))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer())
+                    .with_ansi(ansi),
+            )
             .init(),
         LogFormat::Json => registry
             .with(
@@ -57,10 +61,7 @@ pub fn init(filter: &str, format: LogFormat, file: Option<&std::path::Path>) -> 
             )
             .init(),
     }
-    let _ = CONTROL.set(Control {
-        filter: handle,
-        file,
-    });
+    let _ = CONTROL.set(Control { filter: handle, file });
     Ok(())
 }
 

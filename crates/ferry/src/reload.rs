@@ -20,11 +20,23 @@ pub const DEFAULT_SERVE_LOG: &str = "info,rustls=error";
 /// read again and `masquerade_address` resolved again on every SIGHUP, changed or not.
 const RELOADABLE: &[&str] = &[
     "log",
+    "max_connections",
+    "max_connections_per_ip",
+    "max_pending_connections",
     "masquerade_address",
     "ftps.certificate",
     "ftps.private_key",
     "hooks.",
 ];
+
+/// The running servers, for settings that change in them.
+#[derive(Debug)]
+pub struct Servers<'a> {
+    /// The FTP server.
+    pub ftp: &'a ferry_ftpd::Server,
+    /// The SFTP server, when enabled.
+    pub sftp: Option<&'a ferry_sftpd::Server>,
+}
 
 /// What the servers report to.
 #[derive(Debug)]
@@ -91,25 +103,32 @@ fn report_reopen(result: Result<PathBuf, String>) {
 
 /// SIGHUP: applies the settings of `new` that can change while running, keeps the others (and
 /// says which of those changed: they need a restart).
-pub fn apply(current: &mut Settings, new: Settings, sinks: &Sinks) {
+pub fn apply(current: &mut Settings, new: Settings, sinks: &Sinks, servers: &Servers<'_>) {
     let keys: BTreeSet<&'static str> = current.values.keys().chain(new.values.keys()).copied().collect();
     let changed: Vec<&'static str> = keys
         .into_iter()
         .filter(|k| current.values.get(k) != new.values.get(k))
         .collect();
     let (applied, restart): (Vec<&str>, Vec<&str>) = changed.into_iter().partition(|k| reloadable(k));
-    if applied.iter().any(|k| *k == "log") {
+    if applied.contains(&"log") {
         let filter = new.log.as_deref().unwrap_or(DEFAULT_SERVE_LOG);
         if let Err(e) = crate::logging::set_filter(filter) {
             warn!(error = %e, "SIGHUP: cannot change the log filter");
         }
         current.log = new.log.clone();
     }
+    if applied.iter().any(|k| k.starts_with("max_")) {
+        current.ftpd.limits = new.ftpd.limits.clone();
+        servers.ftp.set_limits(new.ftpd.limits.clone());
+        if let Some(sftp) = servers.sftp {
+            sftp.set_limits(new.ftpd.limits.clone());
+        }
+    }
     if applied.iter().any(|k| k.starts_with("hooks.")) {
         sinks.hooks.set_config(new.observe.hooks.clone());
         current.observe.hooks = new.observe.hooks.clone();
     }
-    if applied.iter().any(|k| *k == "masquerade_address") {
+    if applied.contains(&"masquerade_address") {
         current.masquerade_host = new.masquerade_host.clone();
         current.ftpd.masquerade_address = new.ftpd.masquerade_address;
     }

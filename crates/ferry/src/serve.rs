@@ -93,7 +93,13 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
         Some(sftp) => Some(sftp_server(
-            sftp, &ftpd, &users, &storage, &defender, &gate, &sinks.observer,
+            sftp,
+            &ftpd,
+            &users,
+            &storage,
+            &defender,
+            &gate,
+            &sinks.observer,
         )?),
         None => None,
     };
@@ -154,8 +160,10 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
             shutdown,
         ));
     }
+    let mut sftp_running = None;
     if let Some((sftp_server, sftp_listeners, host_keys)) = sftp {
         sftp_server.set_shutdown_grace(settings.observe.shutdown_grace);
+        sftp_running = Some(Arc::clone(&sftp_server));
         for key in &host_keys {
             let generated = if key.generated { " (generated)" } else { "" };
             writeln!(
@@ -200,7 +208,13 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
             "SIGHUP" => {
                 sinks.reopen().await;
                 match reload() {
-                    Ok(new) => crate::reload::apply(&mut settings, new, &sinks),
+                    Ok(new) => {
+                        let servers = crate::reload::Servers {
+                            ftp: &server,
+                            sftp: sftp_running.as_deref(),
+                        };
+                        crate::reload::apply(&mut settings, new, &sinks, &servers);
+                    }
                     Err(e) => warn!(
                         error = %crate::error_text(&e),
                         "SIGHUP: the configuration cannot be read; nothing changed"

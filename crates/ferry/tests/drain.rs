@@ -40,7 +40,10 @@ fn exit_code(server: &mut Server, within: Duration) -> Option<i32> {
         if let Some(status) = server.child.try_wait().expect("wait") {
             return status.code();
         }
-        assert!(Instant::now() < deadline, "ferry serve did not exit within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "ferry serve did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -91,7 +94,11 @@ fn an_upload_overrunning_the_grace_gets_426_and_leaves_no_file() {
     // Keep the data connection open without finishing: the grace (1 s) runs out.
     let (code, text) = c.reply();
     assert_eq!(code, 426, "{text}");
-    assert!(t0.elapsed() >= Duration::from_millis(900), "aborted before the grace: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "aborted before the grace: {:?}",
+        t0.elapsed()
+    );
     assert_eq!(c.reply().0, 421);
     assert_eq!(exit_code(&mut server, Duration::from_secs(20)), Some(0));
     let files = dir.path().join("ferry-data/files");
@@ -116,7 +123,10 @@ fn a_second_sigterm_exits_at_once() {
     data.write_all(&[1u8; 1000]).expect("some data");
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(server.child.try_wait().expect("wait").is_none(), "exited before the grace");
+    assert!(
+        server.child.try_wait().expect("wait").is_none(),
+        "exited before the grace"
+    );
     server.signal("TERM");
     assert_eq!(exit_code(&mut server, Duration::from_secs(10)), Some(0));
     assert!(!dir.path().join("ferry-data/files/slow.bin").exists());
@@ -145,15 +155,15 @@ except Exception as e:
 "#;
 
 fn sftp_upload_across_sigterm(grace: &str, pause: &str) -> (String, Option<i32>, bool) {
-    assert!(
-        !common::skip_unless("python3"),
-        "python3 is needed for paramiko"
-    );
+    assert!(!common::skip_unless("python3"), "python3 is needed for paramiko");
     let found = Command::new("python3")
         .args(["-c", "import paramiko"])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(found, "python module paramiko is not installed; run scripts/install-test-deps.sh");
+    assert!(
+        found,
+        "python module paramiko is not installed; run scripts/install-test-deps.sh"
+    );
     let dir = tempdir();
     let (mut server, _, port, password) = start(dir.path(), grace);
     let mut child = Command::new("python3")
@@ -167,19 +177,16 @@ fn sftp_upload_across_sigterm(grace: &str, pause: &str) -> (String, Option<i32>,
     std::io::BufRead::read_line(&mut out, &mut line).expect("half");
     assert_eq!(line.trim(), "half");
     server.signal("TERM");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("go");
+    child.stdin.take().expect("stdin").write_all(b"go\n").expect("go");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).expect("result");
     let _ = child.wait();
     let code = exit_code(&mut server, Duration::from_secs(20));
     let exists = dir.path().join("ferry-data/files/sftp.bin").exists();
     if exists {
-        let len = std::fs::metadata(dir.path().join("ferry-data/files/sftp.bin")).expect("md").len();
+        let len = std::fs::metadata(dir.path().join("ferry-data/files/sftp.bin"))
+            .expect("md")
+            .len();
         assert_eq!(len, 200_000, "a partial SFTP upload was committed");
     }
     (rest.trim().to_owned(), code, exists)

@@ -49,7 +49,9 @@ fn events(path: &Path) -> Vec<Value> {
 }
 
 fn find<'a>(events: &'a [Value], kind: &str, protocol: &str) -> Option<&'a Value> {
-    events.iter().find(|e| e["event"] == kind && e["protocol"] == protocol)
+    events
+        .iter()
+        .find(|e| e["event"] == kind && e["protocol"] == protocol)
 }
 
 #[test]
@@ -62,7 +64,12 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
         "#!/bin/sh\necho \"$FERRY_EVENT $FERRY_PATH $FERRY_BYTES\" >> \"$1\"\n",
     )
     .expect("hook");
-    assert!(Command::new("chmod").arg("+x").arg(&hook).status().expect("chmod").success());
+    assert!(Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .expect("chmod")
+        .success());
     let hook_out = base.join("hook.out");
     let config = base.join("ferry.toml");
     let write_config = |extra: &str| {
@@ -80,7 +87,10 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
     write_config("");
     let mut server = Server::start(base, &["--config", "ferry.toml"]);
     let addr = server.wait_listening();
-    let sftp: SocketAddr = server.wait_for("ferry: SFTP listening on ").parse().expect("sftp");
+    let sftp: SocketAddr = server
+        .wait_for("ferry: SFTP listening on ")
+        .parse()
+        .expect("sftp");
     let password = server.printed_password().expect("password");
 
     let mut c = login(addr, &password);
@@ -105,7 +115,11 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
         .args(["-c", script, &sftp.port().to_string(), &password])
         .output()
         .expect("python3 (run scripts/install-test-deps.sh)");
-    assert!(ran.status.success(), "paramiko: {}", String::from_utf8_lossy(&ran.stderr));
+    assert!(
+        ran.status.success(),
+        "paramiko: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
 
     let log = base.join("ferry.log");
     assert!(
@@ -134,14 +148,20 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
     assert_eq!(find(&ev, "mkdir", "ftp").expect("mkdir")["path"], "/dir");
     let rename = find(&ev, "rename", "ftp").expect("rename");
     assert_eq!(rename["new_path"], "/dir/r.csv");
-    let deletes: Vec<&Value> = ev.iter().filter(|e| e["event"] == "delete" && e["protocol"] == "ftp").collect();
+    let deletes: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event"] == "delete" && e["protocol"] == "ftp")
+        .collect();
     assert_eq!(deletes.len(), 2);
     assert_eq!(deletes[1]["result"], "failed");
     assert!(find(&ev, "session_start", "ftp").is_some() && find(&ev, "session_end", "ftp").is_some());
     let sftp_up = find(&ev, "upload", "sftp").expect("SFTP upload");
     assert_eq!(sftp_up["bytes"], 3);
     assert_eq!(sftp_up["path"], "/via-sftp.txt");
-    assert_eq!(find(&ev, "login", "sftp").expect("SFTP login")["method"], "password");
+    assert_eq!(
+        find(&ev, "login", "sftp").expect("SFTP login")["method"],
+        "password"
+    );
 
     // The xferlog: one line per transfer, fourteen fields after ctime's five words.
     let xferlog = base.join("xferlog");
@@ -152,13 +172,35 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
     assert_eq!(lines.len(), 3, "{lines:?}");
     let f: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(f.len(), 18, "{}", lines[0]);
-    assert_eq!(&f[6..], ["127.0.0.1", "5", "/report_one.csv", "b", "_", "i", "r", "ferry", "ftp", "0", "*", "c"]);
+    assert_eq!(
+        &f[6..],
+        [
+            "127.0.0.1",
+            "5",
+            "/report_one.csv",
+            "b",
+            "_",
+            "i",
+            "r",
+            "ferry",
+            "ftp",
+            "0",
+            "*",
+            "c"
+        ]
+    );
     assert_eq!(lines[1].split_whitespace().nth(11), Some("o"));
-    assert!(lines[2].contains(" /via-sftp.txt b _ i r ferry sftp 0 * c"), "{}", lines[2]);
+    assert!(
+        lines[2].contains(" /via-sftp.txt b _ i r ferry sftp 0 * c"),
+        "{}",
+        lines[2]
+    );
 
     // The hook ran for the two uploads only.
-    assert!(wait_until(Duration::from_secs(10), || std::fs::read_to_string(&hook_out)
-        .is_ok_and(|t| t.lines().count() == 2)));
+    assert!(wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+        &hook_out
+    )
+    .is_ok_and(|t| t.lines().count() == 2)));
     let hooked = std::fs::read_to_string(&hook_out).expect("hook output");
     assert!(hooked.contains("upload /report one.csv 5"), "{hooked}");
 
@@ -168,31 +210,58 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
     write_config("url = \"http://127.0.0.1:9/ferry\"\n");
     std::fs::write(
         &config,
-        std::fs::read_to_string(&config).expect("config").replace("log_format", "max_connections = 7\nlog_format"),
+        std::fs::read_to_string(&config).expect("config").replace(
+            "log_format",
+            "max_connections_per_ip = 2\nidle_timeout_secs = 900\nlog_format",
+        ),
     )
     .expect("config");
     server.signal("HUP");
-    assert!(wait_until(Duration::from_secs(10), || log.exists()), "log not reopened");
-    let mut c = login(addr, &password);
-    upload(&mut c, addr, "after.bin", b"xy");
-    c.expect("QUIT", 221);
-    assert!(wait_until(Duration::from_secs(10), || find(&events(&log), "upload", "ftp").is_some()));
+    assert!(
+        wait_until(Duration::from_secs(10), || log.exists()),
+        "log not reopened"
+    );
     // The SIGHUP report may still be on its way (a busy machine): wait for it.
     let reported = |t: &str| {
-        t.contains("SIGHUP: configuration reloaded; changed")
-            && t.contains("hooks.url")
-            && t.contains("take effect only after a restart")
-            && t.contains("max_connections")
+        let lines: Vec<Value> = t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let said = |message: &str| {
+            lines
+                .iter()
+                .find(|l| l["message"] == message)
+                .and_then(|l| l["settings"].as_str().map(str::to_owned))
+        };
+        said("SIGHUP: configuration reloaded; changed").as_deref()
+            == Some("hooks.url, max_connections_per_ip")
+            && said("SIGHUP: these changed settings take effect only after a restart").as_deref()
+                == Some("idle_timeout_secs")
     };
     assert!(
-        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|t| reported(&t))),
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .is_ok_and(|t| reported(&t))),
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+    let mut c = login(addr, &password);
+    upload(&mut c, addr, "after.bin", b"xy");
+    // The new per-address limit holds: a second connection is fine, a third is refused.
+    let second = Control::connect_greeted(addr);
+    let mut third = Control::connect(addr);
+    assert_eq!(third.reply().0, 421, "max_connections_per_ip = 2 was not applied");
+    drop((second, third));
+    c.expect("QUIT", 221);
+    assert!(wait_until(Duration::from_secs(10), || find(
+        &events(&log),
+        "upload",
+        "ftp"
+    )
+    .is_some()));
     assert!(wait_until(Duration::from_secs(10), || count(&xferlog) >= 1));
     let new_xfer = std::fs::read_to_string(&xferlog).expect("new xferlog");
     assert_eq!(new_xfer.lines().count(), 1);
     assert!(new_xfer.contains("/after.bin"));
     let old = std::fs::read_to_string(base.join("ferry.log.1")).expect("old log");
-    assert!(!old.contains("after.bin"), "written to the rotated log after SIGHUP");
+    assert!(
+        !old.contains("after.bin"),
+        "written to the rotated log after SIGHUP"
+    );
 }

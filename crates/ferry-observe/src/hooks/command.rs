@@ -17,10 +17,7 @@ pub(crate) enum Failure {
     #[error("hook command is empty")]
     Empty,
     #[error("cannot run the hook command {program}: {source}")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
+    Spawn { program: String, source: std::io::Error },
     #[error("hook command exited with {status}{}", if first_line.is_empty() { String::new() } else { format!(": {first_line}") })]
     Exit { status: String, first_line: String },
     #[error("hook command did not finish within {0:?}; killed")]
@@ -74,7 +71,11 @@ pub(crate) async fn run(argv: &[String], event: &Event, timeout: Duration) -> Re
     if status.success() {
         Ok(first(&out))
     } else {
-        let line = if out.trim().is_empty() { first(&err) } else { first(&out) };
+        let line = if out.trim().is_empty() {
+            first(&err)
+        } else {
+            first(&out)
+        };
         Err(Failure::Exit {
             status: status.to_string(),
             first_line: line,

@@ -63,7 +63,11 @@ impl Ctx {
     }
 
     /// Counts a transfer of `path` from now until its handle is closed.
-    pub(crate) fn transfer(&self, direction: ferry_observe::Direction, path: &[u8]) -> ferry_observe::TransferTap {
+    pub(crate) fn transfer(
+        &self,
+        direction: ferry_observe::Direction,
+        path: &[u8],
+    ) -> ferry_observe::TransferTap {
         let path = String::from_utf8_lossy(path).into_owned();
         ferry_observe::TransferTap::new(Arc::clone(&self.tap), direction, path)
     }

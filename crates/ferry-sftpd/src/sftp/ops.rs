@@ -582,14 +582,24 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
         Op::Remove { path } => {
             allowed(ctx.perms.delete)?;
             let r = storage.remove_file(&path).await;
-            ctx.tap.file_op(EventKind::Delete, &lossy(&path), None, r.as_ref().map(drop).map_err(|e| e.to_string()));
+            ctx.tap.file_op(
+                EventKind::Delete,
+                &lossy(&path),
+                None,
+                r.as_ref().map(drop).map_err(|e| e.to_string()),
+            );
             r.map_err(fs_error)?;
             Ok(ok())
         }
         Op::Mkdir { path, attrs } => {
             allowed(ctx.perms.mkdir)?;
             let r = storage.create_dir(&path).await;
-            ctx.tap.file_op(EventKind::Mkdir, &lossy(&path), None, r.as_ref().map(drop).map_err(|e| e.to_string()));
+            ctx.tap.file_op(
+                EventKind::Mkdir,
+                &lossy(&path),
+                None,
+                r.as_ref().map(drop).map_err(|e| e.to_string()),
+            );
             r.map_err(fs_error)?;
             if let Some(mode) = attrs.permissions {
                 storage.set_mode(&path, mode).await.map_err(fs_error)?;
@@ -599,7 +609,12 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
         Op::Rmdir { path } => {
             allowed(ctx.perms.delete)?;
             let r = storage.remove_dir(&path).await;
-            ctx.tap.file_op(EventKind::Rmdir, &lossy(&path), None, r.as_ref().map(drop).map_err(|e| e.to_string()));
+            ctx.tap.file_op(
+                EventKind::Rmdir,
+                &lossy(&path),
+                None,
+                r.as_ref().map(drop).map_err(|e| e.to_string()),
+            );
             r.map_err(fs_error)?;
             Ok(ok())
         }
@@ -616,7 +631,12 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
                 return Err(Refused(Status::Failure, "target already exists"));
             }
             let r = storage.rename(&from, &to).await;
-            ctx.tap.file_op(EventKind::Rename, &lossy(&from), Some(&lossy(&to)), r.as_ref().map(drop).map_err(|e| e.to_string()));
+            ctx.tap.file_op(
+                EventKind::Rename,
+                &lossy(&from),
+                Some(&lossy(&to)),
+                r.as_ref().map(drop).map_err(|e| e.to_string()),
+            );
             r.map_err(fs_error)?;
             Ok(ok())
         }
@@ -686,10 +706,19 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
         allowed(ctx.perms.read)?;
         let file = storage.open_file(&path, OpenMode::Read).await.map_err(fs_error)?;
         let xfer = ctx.transfer(Direction::Download, &path);
-        return handle_reply(id, ctx, Handle::File(FileHandle::new(file, true, false).observed(xfer)));
+        return handle_reply(
+            id,
+            ctx,
+            Handle::File(FileHandle::new(file, true, false).observed(xfer)),
+        );
     }
     allowed(ctx.perms.write && (!read || ctx.perms.read))?;
-    ctx.tap.check_upload(&lossy(&path)).await.map_err(|_| Refused(Status::PermissionDenied, "upload refused by the server's pre-upload check"))?;
+    ctx.tap.check_upload(&lossy(&path)).await.map_err(|_| {
+        Refused(
+            Status::PermissionDenied,
+            "upload refused by the server's pre-upload check",
+        )
+    })?;
     // Permission bits for a new file, applied to the temp file when it is created.
     let new_mode = attrs.permissions;
     let mode = if create && (excl || trunc) {
@@ -718,7 +747,11 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
     };
     let file = storage.open_file(&path, mode).await.map_err(fs_error)?;
     let xfer = ctx.transfer(Direction::Upload, &path);
-    handle_reply(id, ctx, Handle::File(FileHandle::new(file, read, true).observed(xfer)))
+    handle_reply(
+        id,
+        ctx,
+        Handle::File(FileHandle::new(file, read, true).observed(xfer)),
+    )
 }
 
 /// Stores a handle and replies with its name.

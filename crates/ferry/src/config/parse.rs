@@ -228,8 +228,14 @@ pub fn hook_event(s: &str) -> Result<ferry_observe::EventKind, String> {
     ferry_observe::EventKind::parse(s.trim())
         .filter(|k| ferry_observe::EventKind::HOOKABLE.contains(k))
         .ok_or_else(|| {
-            let names: Vec<&str> = ferry_observe::EventKind::HOOKABLE.iter().map(|k| k.as_str()).collect();
-            format!("{s:?} is not an event hooks run for; expected one of {}", names.join(", "))
+            let names: Vec<&str> = ferry_observe::EventKind::HOOKABLE
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            format!(
+                "{s:?} is not an event hooks run for; expected one of {}",
+                names.join(", ")
+            )
         })
 }
 
