@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+#[cfg(test)]
+use crate::Outcome;
 use crate::{Direction, Event, EventKind, Observer, Protocol};
 
 /// Session numbers, unique within the process.
@@ -189,6 +191,25 @@ impl SessionTap {
         o.event(&e.with_result(result).with_duration(duration));
     }
 
+    /// One finished operation of a storage policy layer, whatever it was: `upload` and `download`
+    /// are reported as transfers (with `bytes` and `duration`), the others as file operations. The
+    /// single entry point for an adapter from a storage layer's own observer trait.
+    pub fn fs_op(
+        &self,
+        kind: EventKind,
+        path: &str,
+        new_path: Option<&str>,
+        bytes: u64,
+        duration: Duration,
+        result: Result<(), String>,
+    ) {
+        match kind {
+            EventKind::Upload => self.transfer(Direction::Upload, path, bytes, duration, result),
+            EventKind::Download => self.transfer(Direction::Download, path, bytes, duration, result),
+            kind => self.file_op(kind, path, new_path, result),
+        }
+    }
+
     /// An FTP data connection failed and the client got `reply` (425, 426 or 522).
     pub fn data_connection_failed(&self, reply: u16) {
         if let Some(o) = &self.observer {
@@ -271,5 +292,90 @@ impl TransferTap {
 impl Drop for TransferTap {
     fn drop(&mut self) {
         self.finish(Err("not completed: the file was not closed".to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicI64;
+
+    #[derive(Debug, Default)]
+    struct Record {
+        events: Mutex<Vec<Event>>,
+        active: AtomicI64,
+        transfers: AtomicU64,
+    }
+
+    impl Observer for Record {
+        fn session_opened(&self, _p: Protocol) {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        }
+        fn session_closed(&self, _p: Protocol) {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        fn transfer(&self, _p: Protocol, _d: Direction, bytes: u64, _ok: bool) {
+            self.transfers.fetch_add(bytes, Ordering::Relaxed);
+        }
+        fn event(&self, e: &Event) {
+            self.events.lock().expect("lock").push(e.clone());
+        }
+    }
+
+    #[test]
+    fn a_session_reports_its_events_with_the_user_and_its_end() {
+        let rec = Arc::new(Record::default());
+        let tap = SessionTap::open(
+            Some(rec.clone()),
+            Protocol::Ftp,
+            "192.0.2.1:5000".parse().expect("addr"),
+        );
+        assert_eq!(rec.active.load(Ordering::Relaxed), 1);
+        tap.login("mallory", "password", false);
+        tap.login("alice", "password", true);
+        tap.set_protocol(Protocol::Ftps);
+        tap.fs_op(EventKind::Rename, "/a", Some("/b"), 0, Duration::ZERO, Ok(()));
+        {
+            let xfer = TransferTap::new(Arc::clone(&tap), Direction::Upload, "/up".into());
+            xfer.add(10);
+            // Dropped without finish: reported as not completed.
+        }
+        tap.fs_op(
+            EventKind::Download,
+            "/d",
+            None,
+            7,
+            Duration::from_millis(5),
+            Ok(()),
+        );
+        drop(tap);
+        assert_eq!(rec.active.load(Ordering::Relaxed), 0);
+        assert_eq!(rec.transfers.load(Ordering::Relaxed), 17);
+        let events = rec.events.lock().expect("lock");
+        let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "session_start",
+                "login_failed",
+                "login",
+                "rename",
+                "upload",
+                "download",
+                "session_end"
+            ]
+        );
+        assert_eq!(events[1].user.as_deref(), Some("mallory"));
+        assert!(events[0].user.is_none());
+        let rename = &events[3];
+        assert_eq!(
+            (rename.user.as_deref(), rename.protocol),
+            (Some("alice"), Protocol::Ftps)
+        );
+        assert_eq!(rename.new_path.as_deref(), Some("/b"));
+        let upload = &events[4];
+        assert_eq!((upload.bytes, upload.result), (Some(10), Outcome::Failed));
+        assert!(events.iter().all(|e| e.session == events[0].session));
+        assert!(events[6].duration_ms.is_some());
     }
 }

@@ -265,3 +265,63 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
         "written to the rotated log after SIGHUP"
     );
 }
+
+#[test]
+fn pre_upload_hook_refuses_ftp_and_sftp_uploads_it_rejects() {
+    let dir = tempdir();
+    let base = dir.path();
+    let check = base.join("check.sh");
+    std::fs::write(
+        &check,
+        "#!/bin/sh\ncase \"$FERRY_PATH\" in *.exe) echo \"no executables\"; exit 1;; esac\n",
+    )
+    .expect("check");
+    assert!(Command::new("chmod")
+        .arg("+x")
+        .arg(&check)
+        .status()
+        .expect("chmod")
+        .success());
+    std::fs::write(
+        base.join("ferry.toml"),
+        format!(
+            "[hooks]\npre_upload_command = [{:?}]\n",
+            check.display().to_string()
+        ),
+    )
+    .expect("config");
+    let mut server = Server::start(base, &["--config", "ferry.toml"]);
+    let addr = server.wait_listening();
+    let sftp: SocketAddr = server
+        .wait_for("ferry: SFTP listening on ")
+        .parse()
+        .expect("sftp");
+    let password = server.printed_password().expect("password");
+
+    let mut c = login(addr, &password);
+    let _data = c.epsv(addr);
+    c.expect("STOR tool.exe", 550);
+    upload(&mut c, addr, "notes.txt", b"fine");
+    c.expect("QUIT", 221);
+
+    let script = "import sys, paramiko\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\n\
+                  t.connect(username='ferry', password=sys.argv[2])\ns = paramiko.SFTPClient.from_transport(t)\n\
+                  try:\n    s.open('other.exe', 'wb').close()\n    print('stored')\n\
+                  except IOError as e:\n    print('refused', e)\n\
+                  f = s.open('other.txt', 'wb'); f.write(b'ok'); f.close()\nt.close()\n";
+    let ran = Command::new("python3")
+        .args(["-c", script, &sftp.port().to_string(), &password])
+        .output()
+        .expect("python3 (run scripts/install-test-deps.sh)");
+    let out = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "paramiko: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(out.starts_with("refused"), "{out}");
+    let files = base.join("ferry-data/files");
+    assert!(!files.join("tool.exe").exists() && !files.join("other.exe").exists());
+    assert_eq!(std::fs::read(files.join("notes.txt")).expect("notes"), b"fine");
+    assert_eq!(std::fs::read(files.join("other.txt")).expect("other"), b"ok");
+}
