@@ -269,3 +269,37 @@ async fn pre_upload_hook_refuses_with_its_reason_and_within_its_time_limit() {
     assert!(slow.await.is_err(), "a check that runs out of time refuses");
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+    require("sleep");
+    let outcomes = Arc::new(Outcomes::default());
+    let hooks = Hooks::start(
+        HookConfig {
+            command: vec!["sleep".into(), "30".into()],
+            timeout: Duration::from_secs(30),
+            retries: 0,
+            ..config()
+        },
+        Some(outcomes.clone()),
+    );
+    let sent = ferry_observe::hooks::QUEUE + 100;
+    let t0 = Instant::now();
+    for _ in 0..sent {
+        hooks.event(&upload("/flood"));
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "queuing took {:?}",
+        t0.elapsed()
+    );
+    // The queue holds QUEUE; the dispatcher holds one more and runs CONCURRENCY.
+    let dropped = outcomes.get("command", "dropped") as usize;
+    let most = sent - ferry_observe::hooks::QUEUE;
+    let least = most - ferry_observe::hooks::CONCURRENCY - 1;
+    assert!(
+        (least..=most).contains(&dropped),
+        "dropped {dropped}, expected {least}..={most}"
+    );
+    assert_eq!(outcomes.get("command", "ok"), 0);
+}
