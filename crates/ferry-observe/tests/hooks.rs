@@ -84,6 +84,11 @@ impl Drop for Receiver {
 }
 
 fn receiver(log: &Path) -> Receiver {
+    receiver_tls(log, None)
+}
+
+/// [`receiver`], serving HTTPS with `(certificate, key)` when given.
+fn receiver_tls(log: &Path, tls: Option<(&Path, &Path)>) -> Receiver {
     require("python3");
     let script = r#"
 import http.server, sys
@@ -101,15 +106,20 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 s = http.server.HTTPServer(('127.0.0.1', 0), H)
+if len(sys.argv) > 3:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    s.socket = ctx.wrap_socket(s.socket, server_side=True)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .arg(log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]).arg(log);
+    if let Some((cert, key)) = tls {
+        cmd.arg(cert).arg(key);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("python3");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -302,4 +312,97 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
         "dropped {dropped}, expected {least}..={most}"
     );
     assert_eq!(outcomes.get("command", "ok"), 0);
+}
+
+/// HTTPS: the server is verified against the trusted roots (here the test's own CA file, through
+/// `SSL_CERT_FILE`, which the system-roots loader honours) and its name; a name the certificate
+/// does not carry fails.
+#[tokio::test]
+async fn https_hook_verifies_the_server_certificate_and_name() {
+    require("openssl");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (ca, cert, key) = (d.join("ca.pem"), d.join("cert.pem"), d.join("key.pem"));
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:localhost\n").expect("ext");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "1", "-subj", "/CN=ferry test CA"],
+        ]
+        .concat()
+        .into_iter()
+        .chain(["-keyout", "ca.key", "-out", "ca.pem"])
+        .collect(),
+        [
+            &["req"][..],
+            &ec,
+            &["-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "leaf.csr"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+    ];
+    for args in steps {
+        let made = Command::new("openssl")
+            .args(&args)
+            .current_dir(d)
+            .output()
+            .expect("openssl");
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    // Read once, at the first HTTPS delivery of this process (no other test here uses HTTPS).
+    std::env::set_var("SSL_CERT_FILE", &ca);
+    let log = dir.path().join("posts.log");
+    let rx = receiver_tls(&log, Some((&cert, &key)));
+    let outcomes = Arc::new(Outcomes::default());
+    let hooks = Hooks::start(
+        HookConfig {
+            url: Some(format!("https://localhost:{}/hook", rx.port)),
+            retries: 1,
+            ..config()
+        },
+        Some(outcomes.clone()),
+    );
+    hooks.event(&upload("/secure.txt"));
+    // The receiver answers 500 first: one retry, then ok, over TLS.
+    wait_until("the HTTPS delivery", || outcomes.get("http", "ok") == 1).await;
+    let text = std::fs::read_to_string(&log).expect("posts");
+    assert!(
+        text.lines().all(|l| l.contains("/secure.txt")) && text.lines().count() == 2,
+        "{text}"
+    );
+
+    hooks.set_config(HookConfig {
+        url: Some(format!("https://127.0.0.1:{}/hook", rx.port)),
+        retries: 0,
+        ..config()
+    });
+    hooks.event(&upload("/wrong-name.txt"));
+    wait_until("the refused delivery", || outcomes.get("http", "failed") == 1).await;
+    let text = std::fs::read_to_string(&log).expect("posts");
+    assert!(
+        !text.contains("wrong-name"),
+        "delivered to a server whose certificate does not name it"
+    );
 }
