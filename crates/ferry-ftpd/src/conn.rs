@@ -167,7 +167,7 @@ pub(crate) async fn run(
             let (r, w) = stream.into_split();
             (Reader::Plain(r), Writer::Plain(w))
         };
-        let mut config = server.config.session.clone();
+        let mut config = server.session_config();
         config.tls = TlsSettings {
             policy: if implicit {
                 TlsPolicy::Required
@@ -578,7 +578,7 @@ impl Conn {
                     let ctx = DataCtx {
                         peer_ip: self.peer.ip(),
                         local_ip: self.local.ip(),
-                        timeout: self.server.config.data_timeout,
+                        timeout: self.server.data_timeout(),
                         active_source: match self.server.config.active_source_port {
                             crate::ActiveSourcePort::Any => None,
                             crate::ActiveSourcePort::ControlMinusOne => {

@@ -188,6 +188,8 @@ pub struct Server {
     masquerade: std::sync::RwLock<Option<IpAddr>>,
     /// Time running transfers get to finish when the server shuts down (milliseconds).
     shutdown_grace_ms: std::sync::atomic::AtomicU64,
+    /// The session settings and data timeout for new sessions (SIGHUP may change them).
+    live: std::sync::RwLock<(ferry_proto::session::Config, Duration)>,
 }
 
 impl Server {
@@ -229,6 +231,7 @@ impl Server {
         );
         Arc::new(Self {
             masquerade: std::sync::RwLock::new(config.masquerade_address),
+            live: std::sync::RwLock::new((config.session.clone(), config.data_timeout)),
             config,
             users,
             storage,
@@ -262,6 +265,22 @@ impl Server {
     }
 
     /// The login defender (to list or lift bans while serving).
+    /// New sessions use `session` (greeting, login and idle timeouts, login attempts) and
+    /// `data_timeout` from now on (SIGHUP); running sessions keep theirs.
+    pub fn set_session_config(&self, session: ferry_proto::session::Config, data_timeout: Duration) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = (session, data_timeout);
+    }
+
+    /// The session settings for a new session.
+    pub(crate) fn session_config(&self) -> ferry_proto::session::Config {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// The data-connection timeout in force.
+    pub(crate) fn data_timeout(&self) -> Duration {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+
     /// Enforces `limits` on new connections from now on (SIGHUP).
     pub fn set_limits(&self, limits: ConnectionLimits) {
         self.admission.set_limits(limits);

@@ -81,7 +81,6 @@ impl Config {
 #[derive(Debug)]
 pub struct Server {
     config: Config,
-    ssh: Arc<russh::server::Config>,
     users: UserStore,
     storage: Arc<dyn Storage>,
     admission: Arc<Admission>,
@@ -89,6 +88,8 @@ pub struct Server {
     observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
     /// Time open file transfers get to finish when the server shuts down (milliseconds).
     shutdown_grace_ms: std::sync::atomic::AtomicU64,
+    /// The login timeout and SSH settings (idle timeout) for new connections (SIGHUP may change them).
+    live: std::sync::RwLock<(Duration, Arc<russh::server::Config>)>,
 }
 
 impl Server {
@@ -108,8 +109,8 @@ impl Server {
                 .with_proxy(config.proxy_protocol.clone()),
         );
         Arc::new(Server {
+            live: std::sync::RwLock::new((config.login_timeout, ssh)),
             config,
-            ssh,
             users,
             storage,
             admission,
@@ -134,6 +135,24 @@ impl Server {
     /// Reports sessions to `observer` from now on. Only the first call has an effect.
     pub fn set_observer(&self, observer: Arc<dyn ferry_observe::Observer>) {
         let _ = self.observer.set(observer);
+    }
+
+    /// New connections use these login and idle timeouts from now on (SIGHUP); open ones keep theirs.
+    pub fn set_timeouts(&self, login_timeout: Duration, idle_timeout: Duration) {
+        let mut config = self.config.clone();
+        config.idle_timeout = idle_timeout;
+        let ssh = Arc::new(ssh::russh_config(&config));
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = (login_timeout, ssh);
+    }
+
+    /// The login timeout for a new connection.
+    fn login_timeout(&self) -> Duration {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// The SSH settings for a new connection.
+    fn ssh_config(&self) -> Arc<russh::server::Config> {
+        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()).1)
     }
 
     /// Enforces `limits` on new connections from now on (SIGHUP).

@@ -179,12 +179,12 @@ pub(crate) async fn run(mut stream: TcpStream, tcp_peer: SocketAddr, server: Arc
         };
         // The login timeout covers the identification exchange too: a client that sends nothing
         // is dropped as well.
-        let deadline = tokio::time::Instant::now() + server.config.login_timeout;
+        let deadline = tokio::time::Instant::now() + server.login_timeout();
         // russh applies its `nodelay` setting only to sockets it accepts itself: without this, Nagle's
         // algorithm holds back the second of two small replies (e.g. a READ's data and the next
         // request's EOF) until the client's delayed ACK, 40 ms per small file.
         let _ = stream.set_nodelay(true);
-        let started = russh::server::run_stream(Arc::clone(&server.ssh), stream, handler);
+        let started = russh::server::run_stream(server.ssh_config(), stream, handler);
         let session = match tokio::time::timeout_at(deadline, started).await {
             Ok(Ok(session)) => session,
             Ok(Err(e)) => {
@@ -295,7 +295,7 @@ fn banned_text(until: SystemTime) -> String {
 /// not complete the key exchange is closed after [`BANNED_NOTICE_TIME`].
 async fn tell_banned(stream: TcpStream, server: &Server, until: SystemTime) {
     let notice = async {
-        let session = russh::server::run_stream(Arc::clone(&server.ssh), stream, Banned).await?;
+        let session = russh::server::run_stream(server.ssh_config(), stream, Banned).await?;
         let _ = session
             .handle()
             .disconnect(Disconnect::ByApplication, banned_text(until), String::new())

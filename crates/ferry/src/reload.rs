@@ -23,6 +23,11 @@ const RELOADABLE: &[&str] = &[
     "max_connections",
     "max_connections_per_ip",
     "max_pending_connections",
+    "greeting",
+    "login_timeout_secs",
+    "idle_timeout_secs",
+    "data_timeout_secs",
+    "max_login_attempts",
     "masquerade_address",
     "ftps.certificate",
     "ftps.private_key",
@@ -124,6 +129,30 @@ pub fn apply(current: &mut Settings, new: Settings, sinks: &Sinks, servers: &Ser
             sftp.set_limits(new.ftpd.limits.clone());
         }
     }
+    const SESSION: [&str; 5] = [
+        "greeting",
+        "login_timeout_secs",
+        "idle_timeout_secs",
+        "data_timeout_secs",
+        "max_login_attempts",
+    ];
+    if applied.iter().any(|k| SESSION.contains(k)) {
+        let tls = current.ftpd.session.tls.clone();
+        current.ftpd.session = ferry_proto::session::Config {
+            tls,
+            ..new.ftpd.session.clone()
+        };
+        current.ftpd.data_timeout = new.ftpd.data_timeout;
+        servers
+            .ftp
+            .set_session_config(current.ftpd.session.clone(), current.ftpd.data_timeout);
+        if let Some(sftp) = servers.sftp {
+            sftp.set_timeouts(
+                current.ftpd.session.login_timeout,
+                current.ftpd.session.idle_timeout,
+            );
+        }
+    }
     if applied.iter().any(|k| k.starts_with("hooks.")) {
         sinks.hooks.set_config(new.observe.hooks.clone());
         current.observe.hooks = new.observe.hooks.clone();
@@ -170,6 +199,8 @@ mod tests {
         assert!(reloadable("hooks.url"));
         assert!(reloadable("log"));
         assert!(!reloadable("log_format"));
+        assert!(reloadable("idle_timeout_secs"));
+        assert!(!reloadable("defender.threshold"));
         assert!(!reloadable("listen"));
         assert!(!reloadable("ftps.policy"));
     }

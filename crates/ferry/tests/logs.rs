@@ -207,12 +207,14 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
     // logrotate: move both logs away, change the configuration, SIGHUP.
     std::fs::rename(&log, base.join("ferry.log.1")).expect("rotate");
     std::fs::rename(&xferlog, base.join("xferlog.1")).expect("rotate");
+    // A session logged in before the reload keeps its settings.
+    let mut c = login(addr, &password);
     write_config("url = \"http://127.0.0.1:9/ferry\"\n");
     std::fs::write(
         &config,
         std::fs::read_to_string(&config).expect("config").replace(
             "log_format",
-            "max_connections_per_ip = 2\nidle_timeout_secs = 900\nlog_format",
+            "max_connections_per_ip = 2\nlogin_timeout_secs = 1\npassive_ports = \"51000-51100\"\nlog_format",
         ),
     )
     .expect("config");
@@ -231,9 +233,9 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
                 .and_then(|l| l["settings"].as_str().map(str::to_owned))
         };
         said("SIGHUP: configuration reloaded; changed").as_deref()
-            == Some("hooks.url, max_connections_per_ip")
+            == Some("hooks.url, login_timeout_secs, max_connections_per_ip")
             && said("SIGHUP: these changed settings take effect only after a restart").as_deref()
-                == Some("idle_timeout_secs")
+                == Some("passive_ports")
     };
     assert!(
         wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log)
@@ -241,13 +243,18 @@ fn json_event_log_xferlog_hooks_and_sighup_reopen_and_reload() {
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    let mut c = login(addr, &password);
     upload(&mut c, addr, "after.bin", b"xy");
     // The new per-address limit holds: a second connection is fine, a third is refused.
     let second = Control::connect_greeted(addr);
     let mut third = Control::connect(addr);
     assert_eq!(third.reply().0, 421, "max_connections_per_ip = 2 was not applied");
     drop((second, third));
+    // The new login timeout (1 s) holds for a new connection.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut late = Control::connect_greeted(addr);
+    let t0 = std::time::Instant::now();
+    assert_eq!(late.reply().0, 421, "login_timeout_secs = 1 was not applied");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     c.expect("QUIT", 221);
     assert!(wait_until(Duration::from_secs(10), || find(
         &events(&log),
