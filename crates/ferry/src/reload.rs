@@ -137,7 +137,7 @@ pub fn apply(current: &mut Settings, new: Settings, sinks: &Sinks, servers: &Ser
         "max_login_attempts",
     ];
     if applied.iter().any(|k| SESSION.contains(k)) {
-        let tls = current.ftpd.session.tls.clone();
+        let tls = current.ftpd.session.tls;
         current.ftpd.session = ferry_proto::session::Config {
             tls,
             ..new.ftpd.session.clone()
