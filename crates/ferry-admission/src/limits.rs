@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::cluster::{ClusterLimits, Lease};
+
 /// Connection limits; over a limit the client is refused at once (FTP `421`, SSH: closed before the
 /// handshake).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// Connections open at once, all clients together.
     pub max_connections: usize,
@@ -16,6 +18,9 @@ pub struct ConnectionLimits {
     /// Connections open at once that have not logged in yet, all clients together. Lower than
     /// `max_connections`, so that connections which never log in cannot take every slot.
     pub max_pending: usize,
+    /// With a PostgreSQL user database shared by several nodes: `max_per_ip` counted across all of
+    /// them (see [`crate::cluster`]). `None`: this node only.
+    pub cluster: Option<Arc<ClusterLimits>>,
 }
 
 impl Default for ConnectionLimits {
@@ -24,9 +29,25 @@ impl Default for ConnectionLimits {
             max_connections: 1000,
             max_per_ip: 50,
             max_pending: 200,
+            cluster: None,
         }
     }
 }
+
+impl PartialEq for ConnectionLimits {
+    fn eq(&self, other: &Self) -> bool {
+        self.max_connections == other.max_connections
+            && self.max_per_ip == other.max_per_ip
+            && self.max_pending == other.max_pending
+            && match (&self.cluster, &other.cluster) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+impl Eq for ConnectionLimits {}
 
 /// Which limit refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +58,9 @@ pub enum Refusal {
     PerIp,
     /// `max_pending`.
     Pending,
+    /// The user database, which keeps the limits of all nodes, cannot be reached (and the cluster
+    /// fails closed).
+    Unavailable,
 }
 
 impl Refusal {
@@ -46,6 +70,7 @@ impl Refusal {
             Refusal::Total => "Too many connections; try again later",
             Refusal::PerIp => "Too many connections from your address; try again later",
             Refusal::Pending => "Too many connections waiting to log in; try again later",
+            Refusal::Unavailable => "Service temporarily unavailable; try again later",
         }
     }
 }
@@ -70,6 +95,8 @@ pub struct Slot {
     ip: IpAddr,
     pending: bool,
     counts: Arc<Mutex<Counts>>,
+    /// The connection's lease in the cluster, if limits are shared.
+    lease: Option<Lease>,
 }
 
 impl Tracker {
@@ -102,11 +129,17 @@ impl Tracker {
             ip,
             pending: true,
             counts: Arc::clone(&self.counts),
+            lease: None,
         })
     }
 }
 
 impl Slot {
+    /// Holds `lease` for as long as the slot.
+    pub(crate) fn hold(&mut self, lease: Lease) {
+        self.lease = Some(lease);
+    }
+
     /// The connection has logged in: it no longer counts as pending.
     pub fn logged_in(&mut self) {
         if std::mem::take(&mut self.pending) {
@@ -142,6 +175,7 @@ mod tests {
             max_connections: 3,
             max_per_ip: 2,
             max_pending: 3,
+            cluster: None,
         });
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
@@ -160,6 +194,7 @@ mod tests {
             max_connections: 10,
             max_per_ip: 10,
             max_pending: 2,
+            cluster: None,
         });
         let a: IpAddr = [10, 0, 0, 1].into();
         let mut s1 = t.acquire(a).expect("first");

@@ -11,6 +11,7 @@
 //! - [`wait`]: waiting for a condition with a deadline rather than sleeping a fixed time.
 //! - [`files`]: hashes, pseudo-random content and file trees.
 //! - [`logs`]: the servers' log captured in memory, and the check that log lines stay bounded.
+//! - [`postgres`]: one throwaway PostgreSQL server per test binary, a database per test.
 //! - [`store_with_user`]: a user database with one user, and local storage, for in-process servers.
 //!
 //! It is not published and is not part of ferry; it may panic freely (it is test code).
@@ -22,6 +23,7 @@ pub mod clients;
 pub mod files;
 pub mod ftp;
 pub mod logs;
+pub mod postgres;
 pub mod sftp;
 pub mod wait;
 

@@ -41,6 +41,12 @@ pub const PROXY_PROTOCOL: Group = Group::table(
     "PROXY protocol (HAProxy's, versions 1 and 2) from load balancers in front of ferry, on the FTP,\n\
      implicit FTPS and SFTP listeners. See docs/scale-out.md.",
 );
+pub const CLUSTER: Group = Group::table(
+    "cluster",
+    "Several nodes on one PostgreSQL user database",
+    "Used only when users_db is a postgres:// URL: connection limits and bans then hold across every\n\
+     node on that database. See docs/scale-out.md.",
+);
 pub const SFTP: Group = Group::table(
     "sftp",
     "SFTP",
@@ -80,12 +86,12 @@ pub const DEFS: &[Def] = &[
     },
     Def {
         key: "users_db",
-        kind: &kind::PATH,
+        kind: &kind::DATABASE,
         list: false,
         default: Derived("`<data_dir>/users.db`", "ferry-data/users.db"),
         scope: Scope::Global,
         group: &STATE,
-        help: "SQLite user database",
+        help: "User database: an SQLite file, or a postgres:// URL shared by several nodes (docs/scale-out.md)",
         example: "/var/lib/ferry/users.db",
     },
     // ----- network -----
@@ -570,6 +576,19 @@ pub const DEFS: &[Def] = &[
                balancer without a header) or header (they carry a PROXY header naming the control \
                connection's client)",
         example: "header",
+    },
+    // ----- [cluster] -----
+    Def {
+        key: "cluster.fail_open",
+        kind: &kind::BOOL,
+        list: false,
+        default: Is("false"),
+        scope: Scope::Serve,
+        group: &CLUSTER,
+        help: "While the PostgreSQL user database cannot be reached, admit new connections on this node's own \
+               limits and last known bans (true) instead of refusing them (false); loopback and \
+               defender.allow_list are always admitted",
+        example: "true",
     },
     // ----- [sftp] -----
     Def {

@@ -164,6 +164,11 @@ pub mod kind {
 
     kinds! {
         PATH: String, "PATH", "path", |s| parse::path(s).map(Value::Path);
+        DATABASE: String, "PATH|URL", "path of an SQLite file, or a `postgres://` URL",
+            |s| match super::super::users_db::parse_url(s.trim()) {
+                Some(url) => url.map(Value::Text),
+                None => parse::path(s).map(Value::Path),
+            };
         TEXT: String, "TEXT", "string", |s| Ok(Value::Text(s.trim().to_owned()));
         SOCKET_ADDR: String, "ADDR", "socket address `IP:PORT` (IPv6 in brackets)",
             |s| parse::socket_addr(s).map(Value::Addr);
