@@ -40,7 +40,14 @@ install_pip_modules
 # --- packaging tests: `systemd-analyze verify` checks packaging/ferry.service ---
 wanted+=(systemd-analyze:systemd)
 
+# PostgreSQL for the user-database and multi-node tests (crates/ferry/tests/postgres.rs): the test kit
+# runs initdb and the server from Debian's /usr/lib/postgresql/N/bin (not on PATH), psql on PATH.
+wanted+=(psql:postgresql-client)
+
 missing=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
 for pair in "${wanted[@]}"; do
     cmd=${pair%%:*}
     pkg=${pair#*:}

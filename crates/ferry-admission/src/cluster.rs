@@ -139,7 +139,10 @@ impl ClusterLimits {
             } else {
                 "refusing new connections except from loopback and the allow-list"
             };
-            warn!(error = why, "the user database cannot be reached for cluster limits; {then}");
+            warn!(
+                error = why,
+                "the user database cannot be reached for cluster limits; {then}"
+            );
         }
     }
 
@@ -267,9 +270,7 @@ async fn listen(limits: &ClusterLimits, defender: &Defender) -> Option<BanChange
     }
 }
 
-async fn next_change(
-    changes: &mut Option<BanChanges>,
-) -> Result<Option<BanChange>, ferry_auth::Error> {
+async fn next_change(changes: &mut Option<BanChanges>) -> Result<Option<BanChange>, ferry_auth::Error> {
     match changes {
         Some(changes) => changes.next().await,
         None => std::future::pending().await,

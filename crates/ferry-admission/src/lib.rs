@@ -36,8 +36,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-pub use ferry_auth::defender::canonical;
 pub use cluster::{run_cluster, ClusterLimits};
+pub use ferry_auth::defender::canonical;
 pub use gate::{LoginGate, LoginTurn};
 pub use limits::{ConnectionLimits, Refusal, Slot, Tracker};
 pub use proxy::{Arrival, ProxyData, ProxyError, ProxyMode, ProxyProtocol, V2_MAX};

@@ -82,3 +82,44 @@ macro_rules! fields {
 }
 fields!(SqliteRow);
 fields!(PgRow);
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn migrations(dir: &str) -> Vec<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .expect("migrations directory")
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(e.path()).expect("migration"))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn postgres_migrations_are_the_sqlite_ones_with_bigint() {
+        let sqlite = migrations("migrations");
+        let postgres = migrations("migrations-postgres");
+        let names = |m: &[(String, String)]| m.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&sqlite),
+            names(&postgres),
+            "the same migrations, by version and name"
+        );
+        for ((name, lite), (_, pg)) in sqlite.iter().zip(&postgres) {
+            if name == "0006_cluster.sql" {
+                // The same tables; PostgreSQL adds the functions that take leases and add scores.
+                for table in ["cluster_nodes", "connection_leases", "defender_events"] {
+                    assert!(lite.contains(table) && pg.contains(table), "{name}: {table}");
+                }
+                continue;
+            }
+            assert_eq!(&lite.replace("INTEGER", "BIGINT"), pg, "{name}");
+        }
+    }
+}

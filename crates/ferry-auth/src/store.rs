@@ -334,9 +334,7 @@ pub(crate) fn user_from_row(row: &impl Fields) -> Result<User, Error> {
         tls: UserTls {
             require_tls: row.int("require_tls")? != 0,
             protected_data: row.opt_int("protected_data")?.map(|v| v != 0),
-            danger_allow_unresumed_data_tls: row
-                .opt_int("danger_allow_unresumed_data_tls")?
-                .map(|v| v != 0),
+            danger_allow_unresumed_data_tls: row.opt_int("danger_allow_unresumed_data_tls")?.map(|v| v != 0),
         },
         name,
     })

@@ -189,11 +189,7 @@ impl Control {
     pub fn connect_as(addr: SocketAddr, client: std::net::IpAddr) -> Control {
         let mut c = Control::connect(addr);
         let family = if client.is_ipv4() { "TCP4" } else { "TCP6" };
-        let header = format!(
-            "PROXY {family} {client} {} 40000 {}\r\n",
-            addr.ip(),
-            addr.port()
-        );
+        let header = format!("PROXY {family} {client} {} 40000 {}\r\n", addr.ip(), addr.port());
         c.writer.write_all(header.as_bytes()).expect("send PROXY header");
         c
     }

@@ -67,7 +67,10 @@ impl Postgres {
     /// Makes database `db` unreachable: new connections are refused and open ones are ended (the other
     /// databases of the server are not affected). [`Postgres::reconnectable`] undoes it.
     pub fn cut_off(&self, db: &str) {
-        self.psql("postgres", &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false"));
+        self.psql(
+            "postgres",
+            &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false"),
+        );
         self.psql(
             "postgres",
             &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}'"),
@@ -76,7 +79,10 @@ impl Postgres {
 
     /// Lets clients connect to database `db` again.
     pub fn reconnectable(&self, db: &str) {
-        self.psql("postgres", &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"));
+        self.psql(
+            "postgres",
+            &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"),
+        );
     }
 
     /// The statements run in database `db` so far, in order, from the server's log.
@@ -135,7 +141,14 @@ impl Postgres {
             .arg("-k")
             .arg(&dir)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
             .args(["-c", "max_connections=300", "-c", "log_statement=all"])
             .args(["-c", "log_line_prefix=[%d] ", "-c", "log_min_messages=warning"])
             .stdin(Stdio::null())
@@ -178,7 +191,9 @@ fn server_bin_dir() -> PathBuf {
     found.sort();
     match found.pop() {
         Some((_, bin)) => bin,
-        None => panic!("the PostgreSQL server (Debian package `postgresql`) is not installed: {INSTALL_HINT}"),
+        None => {
+            panic!("the PostgreSQL server (Debian package `postgresql`) is not installed: {INSTALL_HINT}")
+        }
     }
 }
 
@@ -191,7 +206,12 @@ fn run_as(dir: &Path) -> Vec<String> {
     }
     let user = ["postgres", "nobody"]
         .into_iter()
-        .find(|u| Command::new("id").arg(u).output().is_ok_and(|o| o.status.success()))
+        .find(|u| {
+            Command::new("id")
+                .arg(u)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .expect("neither a `postgres` nor a `nobody` user to run PostgreSQL as");
     let id = |flag: &str| {
         let out = Command::new("id").args([flag, user]).output().expect("id");
@@ -205,9 +225,17 @@ fn run_as(dir: &Path) -> Vec<String> {
         .status()
         .expect("chown");
     assert!(status.success(), "cannot give {} to {user}", dir.display());
-    ["setpriv", "--reuid", &uid, "--regid", &gid, "--clear-groups", "--"]
-        .map(str::to_owned)
-        .to_vec()
+    [
+        "setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &gid,
+        "--clear-groups",
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 fn free_port() -> u16 {

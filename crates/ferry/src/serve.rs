@@ -129,7 +129,11 @@ pub async fn run(settings: Settings) -> Result<()> {
         let shutdown = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
-        tasks.spawn(ferry_admission::run_cluster(cluster, Arc::clone(&defender), shutdown));
+        tasks.spawn(ferry_admission::run_cluster(
+            cluster,
+            Arc::clone(&defender),
+            shutdown,
+        ));
     }
     let mut out = io::stdout().lock();
     for listener in listeners {

@@ -245,7 +245,16 @@ mod tests {
         for change in [banned, lifted] {
             assert_eq!(BanChange::parse(&change.payload()), Some(change));
         }
-        for bad in ["", "ban", "ban 1.2.3.4", "ban 1.2.3.4 x 1", "lift", "lift x", "lift 1.2.3.4 5", "drop 1.2.3.4"] {
+        for bad in [
+            "",
+            "ban",
+            "ban 1.2.3.4",
+            "ban 1.2.3.4 x 1",
+            "lift",
+            "lift x",
+            "lift 1.2.3.4 5",
+            "drop 1.2.3.4",
+        ] {
             assert_eq!(BanChange::parse(bad), None, "{bad:?}");
         }
     }

@@ -200,7 +200,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("users.db");
         let users = UserStore::open(&db).await.expect("user database");
-        let admin = Admin::new(Arc::new(Metrics::new()), users, Some(db), dir.path().to_path_buf());
+        let admin = Admin::new(
+            Arc::new(Metrics::new()),
+            users,
+            Some(db),
+            dir.path().to_path_buf(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let task = tokio::spawn(serve(listener, Arc::clone(&admin)));

@@ -56,9 +56,7 @@ pub fn parse_url(s: &str) -> Option<Result<String, String>> {
 pub fn redacted(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(start) = out.find("://").map(|i| i + 3) {
-        let authority_end = out[start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| start + i);
+        let authority_end = out[start..].find(['/', '?']).map_or(out.len(), |i| start + i);
         if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i) {
             if let Some(colon) = out[start..at].find(':').map(|i| start + i) {
                 out.replace_range(colon + 1..at, "***");
