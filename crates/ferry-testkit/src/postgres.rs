@@ -26,6 +26,8 @@ use crate::clients::{require, INSTALL_HINT};
 pub struct Postgres {
     port: u16,
     dir: PathBuf,
+    /// The watchdog shell (it outlives nothing: it ends with the server, after this process).
+    _watchdog: std::process::Child,
 }
 
 /// The server of this test binary, started on first use.
@@ -131,7 +133,7 @@ impl Postgres {
             wait "$pg"
             rm -rf "$dir"
         "#;
-        Command::new("sh")
+        let watchdog = Command::new("sh")
             .args(["-c", watchdog, "sh"])
             .arg(&dir)
             .args(&run_as)
@@ -156,7 +158,11 @@ impl Postgres {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the PostgreSQL watchdog");
-        let server = Postgres { port, dir };
+        let server = Postgres {
+            port,
+            dir,
+            _watchdog: watchdog,
+        };
         let up = crate::wait::wait_every(Duration::from_secs(30), Duration::from_millis(100), || {
             Command::new("psql")
                 .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
