@@ -16,7 +16,7 @@
 //! - [`defender::Defender`] scores failed logins and other misbehaviour per client address and bans
 //!   addresses past a threshold, with the bans stored in the same database (see the module docs).
 //! - [`cluster`]: on PostgreSQL, what several nodes share: node heartbeats, connection leases per
-//!   address (and per user), defender scores, and ban changes announced to every node.
+//!   address, defender scores, and ban changes announced to every node.
 //! - SSH public keys per user ([`PublicKeyRecord`], [`UserStore::authenticate_key`]) for SFTP logins;
 //!   stored as text, parsed and fingerprinted by the caller.
 //!
