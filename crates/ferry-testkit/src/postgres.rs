@@ -9,6 +9,9 @@
 //! both programs run as that user through `setpriv`. A small shell watchdog stops the server and
 //! removes the directory when the test process exits, however it exits.
 //!
+//! The server offers TLS with a certificate for 127.0.0.1 and `localhost` signed by a test CA
+//! ([`Postgres::ca_file`]), so clients can check it with `sslmode=verify-full`.
+//!
 //! Every statement is logged (`log_statement = all`, with the database name first), so tests can count
 //! the queries ferry makes ([`Postgres::statements`]).
 
@@ -40,6 +43,16 @@ impl Postgres {
     /// The URL of database `db` (as the superuser `postgres`, no password).
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The PEM file of a CA that signed nothing the server has (to see verification fail).
+    pub fn unrelated_ca_file(&self) -> PathBuf {
+        self.dir.join("unrelated-ca.pem")
     }
 
     /// Creates a new, empty database and returns its name.
@@ -109,6 +122,7 @@ impl Postgres {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("create the PostgreSQL directory");
+        write_certificates(&dir);
         let run_as = run_as(&dir);
         let status = Command::new(&run_as[0])
             .args(&run_as[1..])
@@ -151,7 +165,18 @@ impl Postgres {
                 "-c",
                 "full_page_writes=off",
             ])
-            .args(["-c", "max_connections=300", "-c", "log_statement=all"])
+            .args([
+                "-c",
+                "max_connections=300",
+                "-c",
+                "log_statement=all",
+                "-c",
+                "ssl=on",
+            ])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", dir.join("server.pem").display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", dir.join("server.key").display()))
             .args(["-c", "log_line_prefix=[%d] ", "-c", "log_min_messages=warning"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -180,6 +205,33 @@ impl Postgres {
         );
         server
     }
+}
+
+/// A test CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.pem`, `server.key`; the key readable by its owner only, as PostgreSQL requires).
+fn write_certificates(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let new_ca = || {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ferry test CA");
+        let cert = params.self_signed(&key).expect("CA certificate");
+        (cert, key)
+    };
+    let (ca, ca_key) = new_ca();
+    std::fs::write(dir.join("unrelated-ca.pem"), new_ca().0.pem()).expect("write unrelated-ca.pem");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("server params");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write ca.pem");
+    std::fs::write(dir.join("server.pem"), cert.pem()).expect("write server.pem");
+    let key_file = dir.join("server.key");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write server.key");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod server.key");
 }
 
 /// The newest `/usr/lib/postgresql/N/bin` with `initdb` and `postgres` in it.

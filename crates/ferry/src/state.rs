@@ -34,10 +34,14 @@ pub async fn existing_store(db: &UsersDb) -> Result<UserStore> {
 
 async fn open_postgres(db: &UsersDb, url: &str) -> Result<UserStore> {
     UserStore::open_postgres(url).await.map_err(|e| {
-        anyhow!(
-            "cannot open the user database {db}: {} (set `users_db` / `--users-db`)",
-            database_cause(&e)
-        )
+        let why = match &e {
+            // rustls reports a refused certificate through the stream, as invalid data.
+            ferry_auth::Error::Database(sqlx::Error::Io(io)) if io.kind() == io::ErrorKind::InvalidData => {
+                format!("TLS failed: {}", cause(io))
+            }
+            e => database_cause(e),
+        };
+        anyhow!("cannot open the user database {db}: {why} (set `users_db` / `--users-db`)")
     })
 }
 

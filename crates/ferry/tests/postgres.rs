@@ -351,6 +351,39 @@ fn queries_per_login_are_few_and_none_per_command() {
     );
 }
 
+#[test]
+fn tls_to_the_database_is_used_and_verified_when_the_url_asks() {
+    let pg = postgres::shared();
+    let (db, url) = database(pg);
+    let dir = tempdir();
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", pg.ca_file().display());
+    let out = cli(dir.path(), &verified, &["user", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("alice"));
+    let n = node(&verified, &[]);
+    assert_eq!(login(n.addr, ip("192.0.2.90"), PASSWORD), 230);
+    let count = |tls: bool| {
+        pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.datname = '{db}' AND a.application_name = 'ferry' AND s.ssl = {tls}"
+            ),
+        )
+    };
+    assert_eq!(count(false), "0", "a connection of the node without TLS");
+    assert_ne!(count(true), "0", "no TLS connection of the node");
+    // A certificate the configured CA did not sign is refused, and the message names the setting.
+    let wrong = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        pg.unrelated_ca_file().display()
+    );
+    let out = cli(dir.path(), &wrong, &["user", "list"]);
+    assert!(!out.status.success(), "an unverified server was accepted");
+    let err = text(&out.stderr);
+    assert!(err.contains("users_db") && err.contains("TLS"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_leases_on_two_nodes_never_exceed_the_limit() {
     let pg = postgres::shared();
