@@ -57,7 +57,8 @@ impl Cluster {
     /// longer than [`NODE_FORGET`] (and so their leases). One round trip.
     pub async fn heartbeat(&self) -> Result<(), Error> {
         sqlx::query(
-            "WITH forgotten AS (DELETE FROM cluster_nodes WHERE expires < ferry_now_ms() - $3) \
+            "WITH forgotten AS \
+             (DELETE FROM cluster_nodes WHERE expires < ferry_now_ms() - $3 AND node <> $1) \
              INSERT INTO cluster_nodes (node, expires) VALUES ($1, ferry_now_ms() + $2) \
              ON CONFLICT (node) DO UPDATE SET expires = EXCLUDED.expires",
         )

@@ -205,6 +205,29 @@ fn a_ban_on_one_node_refuses_the_address_on_the_other_within_two_seconds() {
 }
 
 #[test]
+fn guesses_spread_over_nodes_add_up_to_a_ban() {
+    let pg = postgres::shared();
+    let (_db, url) = database(pg);
+    let flags = ["--defender-threshold", "4"];
+    let (a, b) = (node(&url, &flags), node(&url, &flags));
+    let guesser = ip("203.0.113.40");
+    // Two wrong passwords on each node: each node alone counts 2, under the threshold of 4. The
+    // connections stay open (leaving after a failed login would score too).
+    let mut open = Vec::new();
+    for (i, addr) in [a.addr, b.addr, a.addr, b.addr].into_iter().enumerate() {
+        let (code, text, mut c) = arrive(addr, guesser);
+        assert_eq!(code, 220, "guess {i} refused at the door: {text}");
+        c.expect("USER alice", 331);
+        assert_eq!(c.cmd("PASS wrong").0, 530);
+        open.push(c);
+    }
+    for addr in [a.addr, b.addr] {
+        let (code, text, _) = arrive(addr, guesser);
+        assert_eq!(code, 421, "four guesses over two nodes did not ban: {text}");
+    }
+}
+
+#[test]
 fn the_per_address_limit_holds_across_nodes() {
     let pg = postgres::shared();
     let (_db, url) = database(pg);
