@@ -35,6 +35,7 @@ const MAX_PENDING_RELEASES: usize = 65_536;
 pub struct ClusterLimits {
     cluster: Cluster,
     max_per_ip: usize,
+    max_per_user: usize,
     fail_open: bool,
     healthy: AtomicBool,
     releases: mpsc::UnboundedSender<i64>,
@@ -48,10 +49,27 @@ pub struct Lease {
     releases: mpsc::UnboundedSender<i64>,
 }
 
+impl Lease {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         let _ = self.releases.send(self.id);
     }
+}
+
+/// What [`ClusterLimits::claim_user`] found.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// Within the limit (or no limit).
+    Granted,
+    /// The user has `max_per_user` sessions across the nodes.
+    Full,
+    /// The database did not answer.
+    Unavailable,
 }
 
 /// What [`ClusterLimits::take`] found.
@@ -66,14 +84,15 @@ pub(crate) enum Take {
 }
 
 impl ClusterLimits {
-    /// Limits over `cluster`: at most `max_per_ip` connections per client address on all nodes
-    /// together; `fail_open` admits connections on this node's own limits while the database cannot be
-    /// reached (otherwise they are refused).
-    pub fn new(cluster: Cluster, max_per_ip: usize, fail_open: bool) -> Arc<Self> {
+    /// Limits over `cluster`: at most `max_per_ip` connections per client address and `max_per_user`
+    /// sessions per user (0: no limit) on all nodes together; `fail_open` admits connections on this
+    /// node's own limits while the database cannot be reached (otherwise they are refused).
+    pub fn new(cluster: Cluster, max_per_ip: usize, max_per_user: usize, fail_open: bool) -> Arc<Self> {
         let (releases, released) = mpsc::unbounded_channel();
         Arc::new(ClusterLimits {
             cluster,
             max_per_ip,
+            max_per_user,
             fail_open,
             healthy: AtomicBool::new(true),
             releases,
@@ -128,6 +147,34 @@ impl ClusterLimits {
             Err(_) => {
                 self.unreachable("no answer in time");
                 Take::Unavailable
+            }
+        }
+    }
+
+    /// Counts lease `lease` as a session of `user` unless the nodes hold `max_per_user` of them already
+    /// (`Granted` at once when there is no per-user limit).
+    pub(crate) async fn claim_user(&self, lease: i64, user: &str) -> Claim {
+        if self.max_per_user == 0 {
+            return Claim::Granted;
+        }
+        if !self.healthy() {
+            return Claim::Unavailable;
+        }
+        let claimed = tokio::time::timeout(
+            CLUSTER_QUERY_TIMEOUT,
+            self.cluster.claim_user(lease, user, self.max_per_user),
+        )
+        .await;
+        match claimed {
+            Ok(Ok(true)) => Claim::Granted,
+            Ok(Ok(false)) => Claim::Full,
+            Ok(Err(e)) => {
+                self.unreachable(&e.to_string());
+                Claim::Unavailable
+            }
+            Err(_) => {
+                self.unreachable("no answer in time");
+                Claim::Unavailable
             }
         }
     }

@@ -159,6 +159,27 @@ impl Admission {
         Ok(slot)
     }
 
+    /// The connection of `slot` logged in as `user`: it no longer counts as pending, and counts against
+    /// `max_per_user` (on every node, with [`ConnectionLimits::cluster`]). An error when that limit is
+    /// reached (or the cluster's database cannot be reached and the cluster fails closed): refuse the
+    /// session. Not scored: the password was right.
+    pub async fn logged_in(&self, slot: &mut Slot, user: &str) -> Result<(), Refusal> {
+        if let (Some(cluster), Some(lease)) = (&self.cluster, slot.lease_id()) {
+            match cluster.claim_user(lease, user).await {
+                cluster::Claim::Granted => {}
+                cluster::Claim::Full => {
+                    info!("login refused: the user has the most sessions allowed on all nodes");
+                    return Err(Refusal::PerUser);
+                }
+                cluster::Claim::Unavailable if cluster.fail_open() => {}
+                cluster::Claim::Unavailable => return Err(Refusal::Unavailable),
+            }
+        }
+        self.tracker.log_in(slot, user).inspect_err(|_| {
+            info!("login refused: the user has the most sessions allowed");
+        })
+    }
+
     async fn refuse(&self, ip: IpAddr, refusal: Refusal) -> Refused {
         info!(?refusal, "connection refused by limit");
         self.defender.record(ip, Event::LimitExceeded).await;

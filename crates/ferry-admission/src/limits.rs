@@ -18,6 +18,8 @@ pub struct ConnectionLimits {
     /// Connections open at once that have not logged in yet, all clients together. Lower than
     /// `max_connections`, so that connections which never log in cannot take every slot.
     pub max_pending: usize,
+    /// Sessions logged in at once as one user (0: no limit). Anonymous FTP is not counted.
+    pub max_per_user: usize,
     /// With a PostgreSQL user database shared by several nodes: `max_per_ip` counted across all of
     /// them (see [`crate::cluster`]). `None`: this node only.
     pub cluster: Option<Arc<ClusterLimits>>,
@@ -29,6 +31,7 @@ impl Default for ConnectionLimits {
             max_connections: 1000,
             max_per_ip: 50,
             max_pending: 200,
+            max_per_user: 0,
             cluster: None,
         }
     }
@@ -39,6 +42,7 @@ impl PartialEq for ConnectionLimits {
         self.max_connections == other.max_connections
             && self.max_per_ip == other.max_per_ip
             && self.max_pending == other.max_pending
+            && self.max_per_user == other.max_per_user
             && match (&self.cluster, &other.cluster) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -58,6 +62,8 @@ pub enum Refusal {
     PerIp,
     /// `max_pending`.
     Pending,
+    /// `max_per_user`.
+    PerUser,
     /// The user database, which keeps the limits of all nodes, cannot be reached (and the cluster
     /// fails closed).
     Unavailable,
@@ -70,6 +76,7 @@ impl Refusal {
             Refusal::Total => "Too many connections; try again later",
             Refusal::PerIp => "Too many connections from your address; try again later",
             Refusal::Pending => "Too many connections waiting to log in; try again later",
+            Refusal::PerUser => "Too many sessions of this user; try again later",
             Refusal::Unavailable => "Service temporarily unavailable; try again later",
         }
     }
@@ -80,6 +87,7 @@ struct Counts {
     total: usize,
     pending: usize,
     per_ip: HashMap<IpAddr, usize>,
+    per_user: HashMap<String, usize>,
 }
 
 /// Counts open connections.
@@ -97,6 +105,8 @@ pub struct Slot {
     counts: Arc<Mutex<Counts>>,
     /// The connection's lease in the cluster, if limits are shared.
     lease: Option<Lease>,
+    /// The user it counts for, once logged in (with `max_per_user`).
+    user: Option<String>,
 }
 
 impl Tracker {
@@ -130,7 +140,32 @@ impl Tracker {
             pending: true,
             counts: Arc::clone(&self.counts),
             lease: None,
+            user: None,
         })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    /// `slot`'s connection logged in as `user`: no longer pending, and (with `max_per_user`) one more
+    /// session of `user`, unless that would exceed the limit.
+    pub fn log_in(&self, slot: &mut Slot, user: &str) -> Result<(), Refusal> {
+        if self.limits.max_per_user > 0 && slot.user.is_none() {
+            let mut c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = c.per_user.entry(user.to_owned()).or_insert(0);
+            if *n >= self.limits.max_per_user {
+                if *n == 0 {
+                    c.per_user.remove(user);
+                }
+                return Err(Refusal::PerUser);
+            }
+            *n += 1;
+            slot.user = Some(user.to_owned());
+        }
+        slot.logged_in();
+        Ok(())
     }
 }
 
@@ -138,6 +173,11 @@ impl Slot {
     /// Holds `lease` for as long as the slot.
     pub(crate) fn hold(&mut self, lease: Lease) {
         self.lease = Some(lease);
+    }
+
+    /// The connection's lease in the cluster, if it has one.
+    pub(crate) fn lease_id(&self) -> Option<i64> {
+        self.lease.as_ref().map(Lease::id)
     }
 
     /// The connection has logged in: it no longer counts as pending.
@@ -162,6 +202,14 @@ impl Drop for Slot {
                 c.per_ip.remove(&self.ip);
             }
         }
+        if let Some(user) = self.user.take() {
+            if let Some(n) = c.per_user.get_mut(&user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per_user.remove(&user);
+                }
+            }
+        }
     }
 }
 
@@ -170,11 +218,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sessions_per_user_are_limited_and_released() {
+        let t = Tracker::new(ConnectionLimits {
+            max_per_user: 2,
+            ..ConnectionLimits::default()
+        });
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let mut s1 = t.acquire(a).expect("first");
+        let mut s2 = t.acquire(a).expect("second");
+        let mut s3 = t.acquire(a).expect("third");
+        t.log_in(&mut s1, "alice").expect("first session");
+        t.log_in(&mut s2, "alice").expect("second session");
+        assert_eq!(t.log_in(&mut s3, "alice"), Err(Refusal::PerUser));
+        t.log_in(&mut s3, "bob").expect("another user");
+        drop(s1);
+        let mut s4 = t.acquire(a).expect("fourth");
+        t.log_in(&mut s4, "alice").expect("a session was released");
+        drop((s2, s3, s4));
+        assert!(t.counts.lock().expect("lock").per_user.is_empty());
+    }
+
+    #[test]
     fn per_ip_and_total_limits_refuse_and_release() {
         let t = Tracker::new(ConnectionLimits {
             max_connections: 3,
             max_per_ip: 2,
             max_pending: 3,
+            max_per_user: 0,
             cluster: None,
         });
         let a: IpAddr = [10, 0, 0, 1].into();
@@ -194,6 +264,7 @@ mod tests {
             max_connections: 10,
             max_per_ip: 10,
             max_pending: 2,
+            max_per_user: 0,
             cluster: None,
         });
         let a: IpAddr = [10, 0, 0, 1].into();

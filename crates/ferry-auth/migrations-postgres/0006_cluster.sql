@@ -2,8 +2,8 @@
 -- migration, plus the functions that take a lease or add a score in one round trip).
 --   cluster_nodes: each running node, alive while `expires` (milliseconds since 1970, database clock)
 --     is ahead; renewed by the node's heartbeat. A node that stops renewing stops counting.
---   connection_leases: one row per open connection of a node (client address; `user_name` is kept
---     for per-user limits and unused so far); goes with its node.
+--   connection_leases: one row per open connection of a node (client address, and the user once
+--     logged in, for per-user session limits); goes with its node.
 --   defender_events: login-defender scores per client address (`at`: unix seconds).
 CREATE TABLE cluster_nodes (
     node    TEXT PRIMARY KEY NOT NULL,
@@ -48,6 +48,23 @@ BEGIN
     INSERT INTO connection_leases (node, ip, created) VALUES (p_node, p_ip, ferry_now_ms())
     RETURNING id INTO lease;
     RETURN lease;
+END $$;
+
+-- Marks lease `p_lease` as a session of user `p_user`, unless live nodes hold `p_max` sessions of that
+-- user already (then the lease is left as it was): whether it was marked.
+CREATE FUNCTION ferry_claim_user(p_lease BIGINT, p_user TEXT, p_max BIGINT) RETURNS BOOLEAN
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    held BIGINT;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('ferry user ' || p_user, 0));
+    SELECT count(*) INTO held FROM connection_leases l JOIN cluster_nodes n ON n.node = l.node
+     WHERE l.user_name = p_user AND l.id <> p_lease AND n.expires > ferry_now_ms();
+    IF held >= p_max THEN
+        RETURN FALSE;
+    END IF;
+    UPDATE connection_leases SET user_name = p_user WHERE id = p_lease;
+    RETURN FOUND;
 END $$;
 
 -- Adds `p_score` for `p_ip` at `p_now` and returns the address's total since `p_since`.

@@ -2,8 +2,8 @@
 -- so both databases have the same tables).
 --   cluster_nodes: each running node, alive while `expires` (milliseconds since 1970, database clock)
 --     is ahead; renewed by the node's heartbeat. A node that stops renewing stops counting.
---   connection_leases: one row per open connection of a node (client address; `user_name` is kept
---     for per-user limits and unused so far); goes with its node.
+--   connection_leases: one row per open connection of a node (client address, and the user once
+--     logged in, for per-user session limits); goes with its node.
 --   defender_events: login-defender scores per client address (`at`: unix seconds).
 CREATE TABLE cluster_nodes (
     node    TEXT PRIMARY KEY NOT NULL,

@@ -1,5 +1,5 @@
 //! Shared enforcement for several ferry nodes on one PostgreSQL database (migration
-//! `0006_cluster.sql`): node heartbeats, connection leases per client address, login
+//! `0006_cluster.sql`): node heartbeats, connection leases per client address and per user, login
 //! defender scores, and the notifications that carry ban changes to every node.
 //!
 //! Each node registers under a name of its own and renews its registration with
@@ -89,6 +89,18 @@ impl Cluster {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get::<Option<i64>, _>("id")?)
+    }
+
+    /// Marks lease `lease` as a session of `user`, unless the live nodes hold `max` sessions of that
+    /// user already: whether it was marked. One round trip.
+    pub async fn claim_user(&self, lease: i64, user: &str, max: usize) -> Result<bool, Error> {
+        let row = sqlx::query("SELECT ferry_claim_user($1, $2, $3) AS ok")
+            .bind(lease)
+            .bind(user)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<bool>, _>("ok")?.unwrap_or(false))
     }
 
     /// Gives back leases (of connections that ended). One round trip for any number.

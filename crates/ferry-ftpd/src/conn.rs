@@ -202,6 +202,7 @@ pub(crate) async fn run(
                 tried_login: false,
                 fxp: false,
                 banned: None,
+                refused: None,
             },
         };
         conn.serve(rd, stop).await;
@@ -270,6 +271,8 @@ struct Guard {
     /// The defender banned this address (until then) during the session: close after the pending
     /// replies.
     banned: Option<std::time::SystemTime>,
+    /// A login refused by a session limit: close with this `421` after the pending replies.
+    refused: Option<&'static str>,
 }
 
 /// Why the connection loop ended.
@@ -608,6 +611,12 @@ impl Conn {
             self.flush().await?;
             return Err(std::io::Error::other("address banned"));
         }
+        if let Some(text) = self.guard.refused {
+            let bye = Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, text);
+            self.out.extend(bye.to_bytes());
+            self.flush().await?;
+            return Err(std::io::Error::other("session refused by a limit"));
+        }
         self.flush().await
     }
 
@@ -715,7 +724,22 @@ impl Conn {
         }
         match result {
             LoginResult::Accepted(login) => {
-                self.guard.slot.logged_in();
+                let anonymous = server.config.anonymous.is_some() && login.user == "anonymous";
+                let counted = if anonymous {
+                    self.guard.slot.logged_in();
+                    Ok(())
+                } else {
+                    server
+                        .admission
+                        .logged_in(&mut self.guard.slot, &login.user)
+                        .await
+                };
+                if let Err(refusal) = counted {
+                    // The password was right: not scored as a guesser leaving; closed with 421 after the 530.
+                    self.guard.tried_login = false;
+                    self.guard.refused = Some(refusal.text());
+                    return None;
+                }
                 self.guard.logged_in = true;
                 self.guard.fxp = self.server.config.protection.allows_fxp(&login.user);
                 self.session.set_danger_allow_fxp(self.guard.fxp);

@@ -333,9 +333,14 @@ impl Connection {
         }
         match result {
             LoginResult::Accepted(u) => {
+                if let Err(refusal) = self.server.admission.logged_in(&mut self.slot, &u.name).await {
+                    // The credentials were right: not scored as a guesser leaving.
+                    self.tried_login.store(false, Ordering::Relaxed);
+                    self.goodbye.send_replace(Some(refusal.text().to_owned()));
+                    return reject();
+                }
                 tracing::Span::current().record("user", field::display(Untrusted::str(&u.name)));
                 info!(user = %Untrusted::str(&u.name), "login");
-                self.slot.logged_in();
                 self.user = Some(u);
                 Auth::Accept
             }

@@ -259,7 +259,12 @@ async fn join_cluster(
     let Some(cluster) = users.cluster(&node) else {
         return Ok(None);
     };
-    let limits = ferry_admission::ClusterLimits::new(cluster, ftpd.limits.max_per_ip, fail_open);
+    let limits = ferry_admission::ClusterLimits::new(
+        cluster,
+        ftpd.limits.max_per_ip,
+        ftpd.limits.max_per_user,
+        fail_open,
+    );
     limits
         .register()
         .await

@@ -277,6 +277,40 @@ fn the_per_address_limit_holds_across_nodes() {
 }
 
 #[test]
+fn sessions_per_user_are_limited_across_nodes() {
+    let pg = postgres::shared();
+    let (_db, url) = database(pg);
+    let dir = tempdir();
+    let out = cli(dir.path(), &url, &["user", "add", "bob", "--password", PASSWORD]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let flags = ["--max-sessions-per-user", "1"];
+    let (a, b) = (node(&url, &flags), node(&url, &flags));
+    let (code, _, mut first) = arrive(a.addr, ip("192.0.2.70"));
+    assert_eq!(code, 220);
+    first.expect("USER alice", 331);
+    first.expect(&format!("PASS {PASSWORD}"), 230);
+    for addr in [b.addr, a.addr] {
+        let (code, _, mut c) = arrive(addr, ip("192.0.2.71"));
+        assert_eq!(code, 220);
+        c.expect("USER alice", 331);
+        assert_eq!(c.cmd(&format!("PASS {PASSWORD}")).0, 530, "a second session of alice");
+        let (code, text) = c.reply();
+        assert_eq!(code, 421, "{text}");
+        assert!(text.contains("Too many sessions"), "{text}");
+    }
+    let (code, _, mut bob) = arrive(b.addr, ip("192.0.2.71"));
+    assert_eq!(code, 220);
+    bob.expect("USER bob", 331);
+    bob.expect(&format!("PASS {PASSWORD}"), 230);
+    first.expect("QUIT", 221);
+    drop(first);
+    let again = wait_every(Duration::from_secs(3), Duration::from_millis(50), || {
+        login(b.addr, ip("192.0.2.72"), PASSWORD) == 230
+    });
+    assert!(again, "alice's session on A ended but B still refuses her");
+}
+
+#[test]
 fn a_killed_nodes_connections_stop_counting() {
     let pg = postgres::shared();
     let (_db, url) = database(pg);

@@ -207,6 +207,16 @@ pub const DEFS: &[Def] = &[
         help: "Control connections open at once from one IP address",
         example: "10",
     },
+    Def {
+        key: "max_sessions_per_user",
+        kind: &kind::SESSION_LIMIT,
+        list: false,
+        default: Is("0"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "Sessions logged in at once as one user (0: no limit; anonymous FTP is not counted)",
+        example: "4",
+    },
     // ----- hostile clients -----
     Def {
         key: "min_password_length",

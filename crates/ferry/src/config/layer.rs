@@ -186,6 +186,11 @@ pub mod kind {
             |s| parse::login_attempts(s).map(|n| Value::Number(n.into()));
         COUNT: Integer, "N", "integer, at least 1",
             |s| parse::count(s).map(|n| Value::Number(n as u64));
+        SESSION_LIMIT: Integer, "N", "integer, 0 (no limit) to 1000000",
+            |s| match s.trim().parse::<u64>() {
+                Ok(n) if n <= 1_000_000 => Ok(Value::Number(n)),
+                _ => Err(format!("{s:?} is not a session limit; expected 0 (no limit) to 1000000")),
+            };
         BOOL: Boolean, "BOOL", "boolean (`true`/`false`; flags and variables also take `yes`/`no`, `on`/`off`, `1`/`0`)",
             |s| parse::boolean(s).map(Value::Bool);
         HOME: String, "PATH", "virtual path: starts with `/`, no `.` or `..` components",

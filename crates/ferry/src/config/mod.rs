@@ -146,6 +146,7 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             max_connections: v.number("max_connections")?,
             max_per_ip: v.number("max_connections_per_ip")?,
             max_pending: v.number("max_pending_connections")?,
+            max_per_user: v.number("max_sessions_per_user")?,
             cluster: None,
         },
         anonymous,
@@ -332,6 +333,7 @@ mod tests {
                 max_connections: 1000,
                 max_per_ip: 50,
                 max_pending: 200,
+                max_per_user: 0,
                 cluster: None,
             }
         );
@@ -427,6 +429,7 @@ mod tests {
                 max_connections: 7,
                 max_per_ip: 3,
                 max_pending: 5,
+                max_per_user: 0,
                 cluster: None,
             }
         );
