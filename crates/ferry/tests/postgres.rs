@@ -49,14 +49,26 @@ fn cli(dir: &Path, url: &str, args: &[&str]) -> Output {
 struct Node {
     server: Server,
     addr: SocketAddr,
+    sftp: Option<SocketAddr>,
     _dir: tempfile::TempDir,
 }
 
 fn node(url: &str, extra: &[&str]) -> Node {
+    node_with(url, false, extra)
+}
+
+/// A node as [`node`] makes, with SFTP on a free port when `sftp` is set; the SFTP address is the
+/// second returned.
+fn node_with(url: &str, sftp: bool, extra: &[&str]) -> Node {
     let dir = tempdir();
     let mut args = vec![
         "--users-db",
         url,
+        if sftp {
+            "--sftp-enabled=true"
+        } else {
+            "--sftp-enabled=false"
+        },
         "--proxy-protocol-mode",
         "optional",
         "--proxy-protocol-allowed",
@@ -65,7 +77,6 @@ fn node(url: &str, extra: &[&str]) -> Node {
         "off",
         "--ftps-loopback-policy",
         "off",
-        "--sftp-enabled=false",
         "--admin-listen",
         "127.0.0.1:0",
         "--failed-login-delay-ms",
@@ -74,11 +85,46 @@ fn node(url: &str, extra: &[&str]) -> Node {
     args.extend_from_slice(extra);
     let mut server = Server::start(dir.path(), &args);
     let addr = server.wait_listening();
+    let sftp = sftp.then(|| {
+        server
+            .wait_for("ferry: SFTP listening on ")
+            .parse()
+            .expect("SFTP address")
+    });
     Node {
         server,
         addr,
+        sftp,
         _dir: dir,
     }
+}
+
+/// Whether `sftp` logs in as alice with `password` and runs `pwd`.
+fn sftp_login(addr: SocketAddr, password: &str) -> bool {
+    ferry_testkit::clients::require("sshpass");
+    ferry_testkit::clients::require("sftp");
+    let mut cmd = std::process::Command::new("sshpass");
+    cmd.args(["-p", password, "sftp", "-o", "BatchMode=no", "-b", "-"])
+        .args(["-P", &addr.port().to_string()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args([
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password",
+        ])
+        .args(["-o", "NumberOfPasswordPrompts=1", "-o", "LogLevel=ERROR"])
+        .arg(format!("alice@{}", addr.ip()));
+    let run = ferry_testkit::clients::run_timeout(&mut cmd, Some(b"pwd\n"), Duration::from_secs(20));
+    if run.code() != Some(0) {
+        eprintln!("sftp did not log in: {}", run.dump());
+    }
+    run.code() == Some(0)
 }
 
 /// The first reply to a connection from `client` (220, or the 421 that refuses it) and the connection.
@@ -293,7 +339,11 @@ fn sessions_per_user_are_limited_across_nodes() {
         let (code, _, mut c) = arrive(addr, ip("192.0.2.71"));
         assert_eq!(code, 220);
         c.expect("USER alice", 331);
-        assert_eq!(c.cmd(&format!("PASS {PASSWORD}")).0, 530, "a second session of alice");
+        assert_eq!(
+            c.cmd(&format!("PASS {PASSWORD}")).0,
+            530,
+            "a second session of alice"
+        );
         let (code, text) = c.reply();
         assert_eq!(code, 421, "{text}");
         assert!(text.contains("Too many sessions"), "{text}");
@@ -308,6 +358,31 @@ fn sessions_per_user_are_limited_across_nodes() {
         login(b.addr, ip("192.0.2.72"), PASSWORD) == 230
     });
     assert!(again, "alice's session on A ended but B still refuses her");
+}
+
+#[test]
+fn an_sftp_session_counts_against_the_same_per_user_limit() {
+    let pg = postgres::shared();
+    let (_db, url) = database(pg);
+    let flags = ["--max-sessions-per-user", "1"];
+    let a = node(&url, &flags);
+    let b = node_with(&url, true, &flags);
+    let sftp = b.sftp.expect("SFTP address");
+    assert!(sftp_login(sftp, PASSWORD), "SFTP login without other sessions");
+    let (code, _, mut ftp) = arrive(a.addr, ip("192.0.2.80"));
+    assert_eq!(code, 220);
+    ftp.expect("USER alice", 331);
+    ftp.expect(&format!("PASS {PASSWORD}"), 230);
+    assert!(
+        !sftp_login(sftp, PASSWORD),
+        "an SFTP session on B while alice is logged in over FTP on A"
+    );
+    ftp.expect("QUIT", 221);
+    drop(ftp);
+    let again = wait_every(Duration::from_secs(6), Duration::from_millis(200), || {
+        sftp_login(sftp, PASSWORD)
+    });
+    assert!(again, "the FTP session ended but SFTP still refuses alice");
 }
 
 #[test]
