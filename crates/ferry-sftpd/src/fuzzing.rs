@@ -42,7 +42,7 @@ pub async fn run_packets(storage: Arc<dyn Storage>, perms: Permissions, input: &
             }
             reply
         } else {
-            let Ok(reply) = init(&packet) else {
+            let Ok(reply) = init(&packet, &ctx) else {
                 break;
             };
             initialised = true;

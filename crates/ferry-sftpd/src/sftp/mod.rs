@@ -7,6 +7,7 @@
 //! never reads the replies therefore holds at most that budget of replies, not one per request;
 //! further requests wait, received, in the session's buffer (up to [`MAX_BUFFERED`]).
 
+mod checkfile;
 mod handles;
 pub(crate) mod ops;
 pub(crate) mod path;
@@ -37,6 +38,8 @@ pub(crate) struct Ctx {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) perms: Permissions,
     pub(crate) handles: Mutex<handles::Table>,
+    /// Longest range `check-file` hashes on demand; 0 turns the extension off.
+    pub(crate) hash_max_size: u64,
 }
 
 impl Ctx {
@@ -45,7 +48,14 @@ impl Ctx {
             storage,
             perms,
             handles: Mutex::default(),
+            hash_max_size: ferry_proto::hash::DEFAULT_MAX_SIZE,
         }
+    }
+
+    /// Sets the longest range `check-file` hashes (0: off).
+    pub(crate) fn with_hash_max_size(mut self, max: u64) -> Self {
+        self.hash_max_size = max;
+        self
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, handles::Table> {
@@ -94,7 +104,7 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
             }
             if ready && !initialised {
                 let packet = next_packet(&mut buf)?.ok_or(End::Sequence)?;
-                let reply = init(&packet)?;
+                let reply = init(&packet, &ctx)?;
                 initialised = true;
                 if reply_tx.send((reply, None)).await.is_err() {
                     return Ok(());
@@ -227,7 +237,7 @@ pub(crate) fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
 }
 
 /// Answers INIT with VERSION and the extensions we support.
-pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
+pub(crate) fn init(packet: &[u8], ctx: &Ctx) -> Result<Bytes, End> {
     let mut r = Reader::new(packet);
     if r.u8()? != kind::INIT {
         return Err(End::Sequence);
@@ -240,6 +250,11 @@ pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
     w.u32(VERSION);
     for (name, data) in ops::EXTENSIONS {
         w.string(name.as_bytes()).string(data.as_bytes());
+    }
+    if ctx.hash_max_size > 0 {
+        for (name, data) in checkfile::EXTENSIONS {
+            w.string(name.as_bytes()).string(data.as_bytes());
+        }
     }
     Ok(w.finish())
 }

@@ -1,0 +1,99 @@
+//! On-demand checksums for `HASH` and the `X…` verbs: the file is read through the storage in its own
+//! task (the session's other work — the shutdown signal, reading further commands — goes on), and the
+//! digest is computed off the async threads, chunk by chunk.
+
+use std::sync::Arc;
+
+use ferry_proto::hash::Hasher;
+use ferry_proto::session::{FsError, HashError, HashRequest, HashValue};
+use ferry_vfs::{EntryKind, Storage};
+use tokio::task::JoinHandle;
+
+use crate::storage::fs_error;
+
+/// Bytes read and hashed per step.
+const CHUNK: usize = 1 << 20;
+
+/// A checksum being computed; dropping it cancels the computation.
+#[derive(Debug)]
+pub(crate) struct Hashing(JoinHandle<Result<HashValue, HashError>>);
+
+impl Hashing {
+    /// Starts computing `request` over `storage`.
+    pub(crate) fn spawn(storage: Arc<dyn Storage>, request: HashRequest) -> Self {
+        Hashing(tokio::spawn(async move { compute(storage.as_ref(), &request).await }))
+    }
+
+    /// The result, once computed.
+    pub(crate) async fn result(&mut self) -> Result<HashValue, HashError> {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(_) => Err(HashError::Storage(FsError::Io)),
+        }
+    }
+}
+
+impl Drop for Hashing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the requested range and hashes it, refusing ranges over the limit before reading anything.
+pub(crate) async fn compute(storage: &dyn Storage, request: &HashRequest) -> Result<HashValue, HashError> {
+    let path = request.path.as_bytes();
+    let meta = storage
+        .metadata(path)
+        .await
+        .map_err(|e| HashError::Storage(fs_error(e)))?;
+    match meta.kind {
+        EntryKind::File => {}
+        EntryKind::Dir => return Err(HashError::Storage(FsError::IsADirectory)),
+        EntryKind::Symlink | EntryKind::Other => return Err(HashError::Storage(FsError::Unsupported)),
+    }
+    let size = meta.size;
+    let start = request.range.start;
+    if start > size {
+        return Err(HashError::BeyondEnd { size });
+    }
+    let end = request.range.end.map_or(size, |e| e.min(size));
+    let len = end.saturating_sub(start);
+    if len > request.max_size {
+        return Err(HashError::TooLarge {
+            size: len,
+            limit: request.max_size,
+        });
+    }
+    let mut reader = storage
+        .open_read(path, start)
+        .await
+        .map_err(|e| HashError::Storage(fs_error(e)))?;
+    let mut hasher = Hasher::new(request.algorithm);
+    let mut remaining = len;
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
+    while remaining > 0 {
+        let want = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = reader
+            .read(buf.get_mut(..want).unwrap_or_default())
+            .await
+            .map_err(|e| HashError::Storage(fs_error(e)))?;
+        if n == 0 {
+            // The file shrank while it was read: the digest would not describe the range asked for.
+            return Err(HashError::Storage(FsError::Io));
+        }
+        let chunk = std::mem::take(&mut buf);
+        let (h, b) = tokio::task::spawn_blocking(move || {
+            hasher.update(chunk.get(..n).unwrap_or_default());
+            (hasher, chunk)
+        })
+        .await
+        .map_err(|_| HashError::Storage(FsError::Io))?;
+        (hasher, buf) = (h, b);
+        remaining -= n as u64;
+    }
+    Ok(HashValue {
+        digest: hasher.finish(),
+        start,
+        end: start + len,
+    })
+}
