@@ -193,3 +193,29 @@ async fn hash_range(
     }
     Ok(hasher.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{init, Ctx};
+    use super::*;
+
+    fn version_packet(max: u64) -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = ferry_vfs::LocalFs::open(dir.path()).expect("storage");
+        let ctx = Ctx::new(Arc::new(storage), ferry_auth::Permissions::all()).with_hash_max_size(max);
+        // INIT, version 3.
+        init(&[1, 0, 0, 0, 3], &ctx).map(|b| b.to_vec()).unwrap_or_default()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn version_advertises_check_file_only_when_hashing_is_on() {
+        let on = version_packet(1 << 20);
+        assert!(contains(&on, b"check-file-handle") && contains(&on, b"check-file-name"));
+        let off = version_packet(0);
+        assert!(!off.is_empty() && !contains(&off, b"check-file"));
+    }
+}
