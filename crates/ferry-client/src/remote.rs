@@ -14,6 +14,15 @@ use crate::sftp::{SftpClient, SftpOptions};
 use crate::trust::TrustOptions;
 use crate::url::{RemoteUrl, Scheme};
 
+/// A checksum the server computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    /// The algorithm.
+    pub algorithm: ferry_proto::hash::Algorithm,
+    /// The digest.
+    pub digest: Vec<u8>,
+}
+
 /// Called with the number of bytes just transferred.
 pub type Progress<'a> = dyn FnMut(u64) + Send + 'a;
 
@@ -270,6 +279,27 @@ impl Remote {
         match self {
             Remote::Ftp(c) => c.set_modified(path, t).await,
             Remote::Sftp(c) => c.set_modified(path, t).await,
+        }
+    }
+
+    /// Whether the server offers checksums (FTP `HASH`/`XSHA256`…, SFTP `check-file`).
+    pub fn has_checksums(&self) -> bool {
+        match self {
+            Remote::Ftp(c) => c.has_checksums(),
+            Remote::Sftp(c) => c.has_checksums(),
+        }
+    }
+
+    /// The server's checksum of file `path`, when it offers one (`Ok(None)` otherwise, or when it declines
+    /// for this file, e.g. over its size limit).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], connection errors and timeouts.
+    pub async fn checksum(&mut self, path: &str) -> Result<Option<Checksum>> {
+        match self {
+            Remote::Ftp(c) => c.checksum(path).await,
+            Remote::Sftp(c) => c.checksum(path).await,
         }
     }
 

@@ -21,7 +21,9 @@ pub(crate) struct Hashing(JoinHandle<Result<HashValue, HashError>>);
 impl Hashing {
     /// Starts computing `request` over `storage`.
     pub(crate) fn spawn(storage: Arc<dyn Storage>, request: HashRequest) -> Self {
-        Hashing(tokio::spawn(async move { compute(storage.as_ref(), &request).await }))
+        Hashing(tokio::spawn(
+            async move { compute(storage.as_ref(), &request).await },
+        ))
     }
 
     /// The result, once computed.

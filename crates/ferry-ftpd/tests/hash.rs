@@ -42,7 +42,11 @@ fn python(server: &TestServer, script: &str) {
         .env("PYTHONDONTWRITEBYTECODE", "1");
     let r = run(&mut cmd, None);
     r.assert_success();
-    assert!(r.out().lines().any(|l| l == "OK"), "script did not finish: {}", r.dump());
+    assert!(
+        r.out().lines().any(|l| l == "OK"),
+        "script did not finish: {}",
+        r.dump()
+    );
 }
 
 fn tools_present() -> bool {
@@ -58,7 +62,9 @@ fn hash_matches_coreutils_and_zlib_for_every_algorithm() {
     }
     let server = TestServer::start();
     // 3 MiB and a bit: more than one read chunk; an empty file; a name with a space.
-    let big: Vec<u8> = (0..3 * 1024 * 1024 + 17u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 17u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     write_file(&server.root().join("big.bin"), &big);
     write_file(&server.root().join("empty"), b"");
     write_file(&server.root().join("sub dir/a file.txt"), b"hello, checksums\n");

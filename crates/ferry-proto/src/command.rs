@@ -325,7 +325,9 @@ impl Command {
                 };
                 match hash::parse_xhash_arg(required(&verb, arg)?) {
                     Ok(a) => Command::XHash(algorithm, a),
-                    Err(XHashArgError::EmptyRange) => return Err(bad_arg("End offset is before the start offset")),
+                    Err(XHashArgError::EmptyRange) => {
+                        return Err(bad_arg("End offset is before the start offset"))
+                    }
                     Err(XHashArgError::Syntax) => {
                         return Err(bad_arg(&format!("{verb} takes a path, or \"path\" start [end]")))
                     }
@@ -515,7 +517,9 @@ fn parse_opts(arg: &[u8]) -> Result<Opts, ParseError> {
         "HASH" if value.is_empty() => Ok(Opts::Hash(None)),
         "HASH" => match Algorithm::from_ftp_name(value) {
             Some(a) => Ok(Opts::Hash(Some(a))),
-            None => Err(unsupported_param("Unknown hash algorithm; use SHA-256, SHA-1, MD5 or CRC32")),
+            None => Err(unsupported_param(
+                "Unknown hash algorithm; use SHA-256, SHA-1, MD5 or CRC32",
+            )),
         },
         _ => Err(bad_arg("Option not understood")),
     }
@@ -663,7 +667,10 @@ mod tests {
         assert_eq!(p("HASH my file"), Ok(Command::Hash(b"my file".to_vec())));
         assert_eq!(p("HASH").unwrap_err().code, ReplyCode::ARGUMENT_ERROR);
         assert_eq!(p("OPTS HASH"), Ok(Command::Opts(Opts::Hash(None))));
-        assert_eq!(p("OPTS HASH md5"), Ok(Command::Opts(Opts::Hash(Some(Algorithm::Md5)))));
+        assert_eq!(
+            p("OPTS HASH md5"),
+            Ok(Command::Opts(Opts::Hash(Some(Algorithm::Md5))))
+        );
         assert_eq!(
             p("OPTS HASH SHA-512").unwrap_err().code,
             ReplyCode::PARAMETER_NOT_IMPLEMENTED

@@ -377,7 +377,7 @@ pub fn parse_xhash_reply(algorithm: Algorithm, text: &str) -> Option<Vec<u8>> {
 
 /// Parses hex digits (either case) into bytes.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 || s.len() > 256 {
+    if s.is_empty() || !s.len().is_multiple_of(2) || s.len() > 256 {
         return None;
     }
     s.as_bytes()
@@ -433,9 +433,15 @@ mod tests {
             b.update(chunk);
         }
         let out = b.finish();
-        let expected: Vec<u8> = data.chunks(256).flat_map(|c| Hasher::digest(Algorithm::Md5, c)).collect();
+        let expected: Vec<u8> = data
+            .chunks(256)
+            .flat_map(|c| Hasher::digest(Algorithm::Md5, c))
+            .collect();
         assert_eq!(out, expected);
-        assert_eq!(out.len() as u64, BlockHasher::output_len(Algorithm::Md5, 256, 1000));
+        assert_eq!(
+            out.len() as u64,
+            BlockHasher::output_len(Algorithm::Md5, 256, 1000)
+        );
         let mut whole = BlockHasher::new(Algorithm::Sha1, 0);
         whole.update(&data);
         assert_eq!(whole.finish(), Hasher::digest(Algorithm::Sha1, &data));
@@ -508,11 +514,16 @@ mod tests {
 
     #[test]
     fn hash_replies_parse() {
-        let r = parse_hash_reply("SHA-256 0-3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad my file")
-            .expect("reply");
+        let r = parse_hash_reply(
+            "SHA-256 0-3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad my file",
+        )
+        .expect("reply");
         assert_eq!(r.algorithm, Algorithm::Sha256);
         assert_eq!((r.start, r.end), (0, 3));
-        assert_eq!(hex(&r.digest), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hex(&r.digest),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(parse_hash_reply("SHA-256 0-3 abcd f"), None);
         assert_eq!(parse_hash_reply("BLAKE3 0-3 abcd f"), None);
         assert_eq!(parse_hash_reply("garbage"), None);

@@ -586,7 +586,9 @@ impl russh::server::Handler for Connection {
         };
         session.channel_success(channel)?;
         info!("SFTP session started");
-        let ctx = Arc::new(Ctx::new(storage, user.permissions).with_hash_max_size(self.server.config.hash_max_size));
+        let ctx = Arc::new(
+            Ctx::new(storage, user.permissions).with_hash_max_size(self.server.config.hash_max_size),
+        );
         let running = Arc::clone(&self.sftp_sessions);
         running.fetch_add(1, Ordering::Relaxed);
         let session = async move {

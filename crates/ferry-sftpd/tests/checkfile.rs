@@ -43,7 +43,11 @@ print("OK")
         .env("ROOT", s.root());
     let r = run(&mut cmd, None);
     r.assert_success();
-    assert!(r.out().lines().any(|l| l == "OK"), "script did not finish: {}", r.dump());
+    assert!(
+        r.out().lines().any(|l| l == "OK"),
+        "script did not finish: {}",
+        r.dump()
+    );
     r
 }
 
@@ -113,7 +117,11 @@ alg, digest = by_name("/large", "sha256", 1, 0)
 assert digest == hashlib.sha256(b"\x01" * 1000).digest()
 "#,
     );
-    assert!(r.out().contains("LARGE:") && r.out().contains("hash_max_size"), "{}", r.dump());
+    assert!(
+        r.out().contains("LARGE:") && r.out().contains("hash_max_size"),
+        "{}",
+        r.dump()
+    );
 
     let off = TestServer::start_with(ferry_auth::Permissions::all(), |c| c.hash_max_size = 0);
     std::fs::write(off.path("small"), b"x").expect("write");
@@ -123,5 +131,9 @@ assert digest == hashlib.sha256(b"\x01" * 1000).digest()
 print("OFF:", refused(by_name, "/small", "sha256"))
 "#,
     );
-    assert!(r.out().contains("OFF:") && r.out().contains("hash_max_size = 0"), "{}", r.dump());
+    assert!(
+        r.out().contains("OFF:") && r.out().contains("hash_max_size = 0"),
+        "{}",
+        r.dump()
+    );
 }

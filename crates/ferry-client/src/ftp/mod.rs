@@ -13,6 +13,7 @@ mod data;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+use ferry_proto::hash::Algorithm;
 use ferry_proto::listing::EntryKind;
 use ferry_proto::reply::{Reply, ReplyCode};
 
@@ -22,7 +23,7 @@ pub use control::Stream;
 
 use crate::error::{Error, Result};
 use crate::names::check_arg;
-use crate::remote::{Entry, Progress};
+use crate::remote::{Checksum, Entry, Progress};
 use crate::secret::Secret;
 use crate::trust::tls::TlsContext;
 use crate::trust::TrustOptions;
@@ -38,12 +39,20 @@ pub struct FtpOptions {
 }
 
 /// What the server advertised in `FEAT`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Features {
     mlst: bool,
     mfmt: bool,
     utf8: bool,
+    /// `HASH` algorithms offered, and the one selected (marked `*`).
+    hash: Vec<Algorithm>,
+    hash_selected: Option<Algorithm>,
+    /// `XSHA256`/`XSHA1`/`XMD5`/`XCRC` verbs listed.
+    xhash: Vec<Algorithm>,
 }
+
+/// Algorithms in the order a client prefers them.
+const PREFERENCE: [Algorithm; 4] = Algorithm::ALL;
 
 /// A logged-in FTP or FTPS session.
 #[derive(Debug)]
@@ -321,6 +330,57 @@ impl FtpClient {
         Ok(r.code() == ReplyCode::FILE_STATUS)
     }
 
+    /// Whether the server offers checksums (`HASH` in FEAT, or one of the `X…` verbs).
+    pub fn has_checksums(&self) -> bool {
+        !self.features.hash.is_empty() || !self.features.xhash.is_empty()
+    }
+
+    /// The server's checksum of `path`: `HASH` (SHA-256 preferred, selected with `OPTS HASH`) when FEAT
+    /// offers it, else `XSHA256`/`XSHA1`/`XMD5`/`XCRC`. `Ok(None)` when the server offers none or declines
+    /// for this file (too large, disabled).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], connection errors and timeouts.
+    pub async fn checksum(&mut self, path: &str) -> Result<Option<Checksum>> {
+        check_arg(path)?;
+        if let Some(algorithm) = PREFERENCE.into_iter().find(|a| self.features.hash.contains(a)) {
+            if self.features.hash_selected != Some(algorithm) {
+                let r = self
+                    .cmd("OPTS", Some(&format!("HASH {}", algorithm.ftp_name())))
+                    .await?;
+                if r.code() != ReplyCode::COMMAND_OK {
+                    return Ok(None);
+                }
+                self.features.hash_selected = Some(algorithm);
+            }
+            let r = self.cmd("HASH", Some(path)).await?;
+            return match r.code() {
+                ReplyCode::FILE_STATUS => {
+                    let reply = ferry_proto::hash::parse_hash_reply(&r.text())
+                        .filter(|h| h.algorithm == algorithm && h.start == 0)
+                        .ok_or_else(|| Error::Protocol(format!("unreadable HASH reply: {}", describe(&r))))?;
+                    Ok(Some(Checksum {
+                        algorithm,
+                        digest: reply.digest,
+                    }))
+                }
+                _ => declined(&r, "HASH", path),
+            };
+        }
+        let Some(algorithm) = PREFERENCE.into_iter().find(|a| self.features.xhash.contains(a)) else {
+            return Ok(None);
+        };
+        let verb = xhash_verb(algorithm);
+        let r = self.cmd(verb, Some(path)).await?;
+        if !(200..300).contains(&r.code().0) {
+            return declined(&r, verb, path);
+        }
+        let digest = ferry_proto::hash::parse_xhash_reply(algorithm, &r.text())
+            .ok_or_else(|| Error::Protocol(format!("unreadable {verb} reply: {}", describe(&r))))?;
+        Ok(Some(Checksum { algorithm, digest }))
+    }
+
     /// Says goodbye (`QUIT`), ignoring the answer.
     pub async fn quit(mut self) {
         let _ = self.cmd("QUIT", None).await;
@@ -395,6 +455,22 @@ impl FtpClient {
                     "MLST" => self.features.mlst = true,
                     "MFMT" => self.features.mfmt = true,
                     "UTF8" => self.features.utf8 = true,
+                    "HASH" => {
+                        let list = upper.trim_start_matches("HASH").trim();
+                        for name in list.split(';').filter(|n| !n.is_empty()).take(16) {
+                            let selected = name.ends_with('*');
+                            if let Some(a) = Algorithm::from_ftp_name(name.trim_end_matches('*')) {
+                                self.features.hash.push(a);
+                                if selected {
+                                    self.features.hash_selected = Some(a);
+                                }
+                            }
+                        }
+                    }
+                    "XSHA256" | "XSHA1" | "XMD5" | "XCRC" => {
+                        let a = PREFERENCE.into_iter().find(|a| xhash_verb(*a) == word);
+                        self.features.xhash.extend(a);
+                    }
                     _ => {}
                 }
             }
@@ -461,6 +537,25 @@ impl FtpClient {
             .map_err(|e| Error::io(format!("opening the data connection to {addr}"), e))?;
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
+    }
+}
+
+/// The legacy verb of an algorithm.
+fn xhash_verb(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Sha256 => "XSHA256",
+        Algorithm::Sha1 => "XSHA1",
+        Algorithm::Md5 => "XMD5",
+        Algorithm::Crc32 => "XCRC",
+    }
+}
+
+/// A checksum request the server did not answer: a missing file is an error, anything else (too large,
+/// disabled, not a file) is no checksum.
+fn declined(r: &Reply, verb: &str, path: &str) -> Result<Option<Checksum>> {
+    match refusal(r, verb, path) {
+        e @ (Error::NotFound(_) | Error::Transient { .. }) => Err(e),
+        _ => Ok(None),
     }
 }
 

@@ -119,7 +119,9 @@ impl Session {
         match range {
             None => self.reply(ReplyCode::FILE_ACTION_PENDING, "Range reset"),
             Some(r) => {
-                let last = r.end.map_or_else(|| "end".to_owned(), |e| e.saturating_sub(1).to_string());
+                let last = r
+                    .end
+                    .map_or_else(|| "end".to_owned(), |e| e.saturating_sub(1).to_string());
                 self.reply(
                     ReplyCode::FILE_ACTION_PENDING,
                     format!("Range set to bytes {} to {last} for the next HASH", r.start),
@@ -299,7 +301,10 @@ mod tests {
         request(&mut s);
         s.handle_hash(now, Err(HashError::TooLarge { size: 5, limit: 4 }));
         let r = replies(&mut s);
-        assert!(r[0].starts_with("550 ") && r[0].contains("hash_max_size"), "{r:?}");
+        assert!(
+            r[0].starts_with("550 ") && r[0].contains("hash_max_size"),
+            "{r:?}"
+        );
 
         let (mut s, now) = logged_in(Config {
             hash_max_size: 0,
@@ -309,7 +314,10 @@ mod tests {
         assert!(!replies(&mut s)[0].contains("HASH"));
         s.handle_line(now, b"HASH f");
         let r = replies(&mut s);
-        assert!(r[0].starts_with("502 ") && r[0].contains("hash_max_size"), "{r:?}");
+        assert!(
+            r[0].starts_with("502 ") && r[0].contains("hash_max_size"),
+            "{r:?}"
+        );
     }
 
     #[test]

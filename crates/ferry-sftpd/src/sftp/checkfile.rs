@@ -81,7 +81,10 @@ pub(crate) fn parse(
         )));
     };
     if block_size != 0 && block_size < MIN_BLOCK_SIZE {
-        return Ok(Err(Refused(Status::Failure, "block size must be 0 or at least 256")));
+        return Ok(Err(Refused(
+            Status::Failure,
+            "block size must be 0 or at least 256",
+        )));
     }
     Ok(Ok(CheckFile {
         target,
@@ -122,7 +125,10 @@ pub(crate) async fn run(id: u32, req: CheckFile, ctx: &Ctx) -> Result<Bytes, Ref
         }
     };
     if req.start > size {
-        return Err(Refused(Status::Failure, "start offset beyond the end of the file"));
+        return Err(Refused(
+            Status::Failure,
+            "start offset beyond the end of the file",
+        ));
     }
     let available = size - req.start;
     let len = if req.length == 0 {
@@ -204,7 +210,9 @@ mod tests {
         let storage = ferry_vfs::LocalFs::open(dir.path()).expect("storage");
         let ctx = Ctx::new(Arc::new(storage), ferry_auth::Permissions::all()).with_hash_max_size(max);
         // INIT, version 3.
-        init(&[1, 0, 0, 0, 3], &ctx).map(|b| b.to_vec()).unwrap_or_default()
+        init(&[1, 0, 0, 0, 3], &ctx)
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
     }
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
