@@ -715,3 +715,78 @@ fn mirror_from_a_hostile_listing_never_writes_outside_the_target() {
     f.read_to_string(&mut s).expect("read");
     assert_eq!(s, "x");
 }
+
+/// Runs a mirror and returns its summary line (stderr), asserting success.
+#[track_caller]
+fn mirror_summary(s: &Serve, args: &[&str]) -> String {
+    let mut all = vec!["mirror", "--trust-on-first-use"];
+    all.extend_from_slice(args);
+    let out = s.client(&all);
+    let err = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ferry {all:?} failed: {}{err}",
+        text(&out.stdout)
+    );
+    err
+}
+
+fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(t))
+        .expect("set mtime");
+}
+
+#[test]
+fn mirror_compares_and_verifies_by_server_checksums() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    for scheme in ["ftp", "sftp"] {
+        let tree = s.local(&format!("{scheme}-sum"));
+        std::fs::create_dir_all(tree.join("d")).expect("mkdir");
+        std::fs::write(tree.join("one.bin"), random_bytes(200_000, 3)).expect("write");
+        std::fs::write(tree.join("d/two.txt"), random_bytes(20_000, 4)).expect("write");
+        let url = s.url(scheme, &format!("/{scheme}-sum"));
+        let tree_arg = tree.to_str().expect("utf8");
+        let up = mirror_summary(&s, &[tree_arg, &url]);
+        assert!(
+            up.contains("2 file(s) copied") && up.contains("2 verified by checksum"),
+            "{up}"
+        );
+
+        // Same content, newer local time: size and time would copy again, checksums do not.
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        set_mtime(&tree.join("one.bin"), later);
+        let by_time = s.ok(&["mirror", "--no-checksum", "--dry-run", tree_arg, &url]);
+        assert!(by_time.contains("put one.bin"), "{by_time}");
+        let again = mirror_summary(&s, &[tree_arg, &url]);
+        assert!(
+            again.contains("0 file(s) copied") && again.contains("2 unchanged by checksum"),
+            "{again}"
+        );
+
+        // The server's copy changed behind the client's back, same size and time: only a checksum sees it.
+        let served = s.files().join(format!("{scheme}-sum/d/two.txt"));
+        let before = std::fs::metadata(&served)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        std::fs::write(&served, random_bytes(20_000, 99)).expect("write");
+        set_mtime(&served, before);
+        let by_time = s.ok(&["mirror", "--no-checksum", "--dry-run", tree_arg, &url]);
+        assert!(!by_time.contains("two.txt"), "{by_time}");
+        let fixed = mirror_summary(&s, &[tree_arg, &url]);
+        assert!(
+            fixed.contains("1 file(s) copied") && fixed.contains("1 verified by checksum"),
+            "{fixed}"
+        );
+        assert_same_file(&tree.join("d/two.txt"), &served);
+
+        // Down into a fresh directory: every copy verified.
+        let down = s.local(&format!("{scheme}-sum-down"));
+        let got = mirror_summary(&s, &[&url, down.to_str().expect("utf8")]);
+        assert!(got.contains("2 verified by checksum"), "{got}");
+        assert_same_file(&tree.join("one.bin"), &down.join("one.bin"));
+    }
+}
