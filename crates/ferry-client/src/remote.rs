@@ -78,6 +78,8 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Certificate and host key trust.
     pub trust: TrustOptions,
+    /// FTP: active data connections (`EPRT`/`PORT`) instead of passive ones.
+    pub active: bool,
 }
 
 /// A logged-in session of either protocol.
@@ -111,6 +113,7 @@ impl Remote {
                 let o = FtpOptions {
                     timeout: opts.timeout,
                     trust: opts.trust.clone(),
+                    active: opts.active,
                 };
                 let anonymous = Secret::new("anonymous@");
                 let password = creds.password.as_ref().unwrap_or(&anonymous);
@@ -279,6 +282,28 @@ impl Remote {
         match self {
             Remote::Ftp(c) => c.set_modified(path, t).await,
             Remote::Sftp(c) => c.set_modified(path, t).await,
+        }
+    }
+
+    /// FTP: `TYPE A` (text, line endings converted: CRLF on the wire, LF locally) or `TYPE I`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Usage`] for SFTP (it has no text mode); the FTP server's refusal.
+    pub async fn set_ascii(&mut self, ascii: bool) -> Result<()> {
+        match self {
+            Remote::Ftp(c) => c.set_ascii(ascii).await,
+            Remote::Sftp(_) if ascii => Err(Error::Usage(
+                "ASCII mode exists only in FTP; SFTP transfers bytes unchanged".into(),
+            )),
+            Remote::Sftp(_) => Ok(()),
+        }
+    }
+
+    /// FTP: active or passive data connections for the next transfers (SFTP has none; ignored).
+    pub fn set_active(&mut self, active: bool) {
+        if let Remote::Ftp(c) = self {
+            c.set_active(active);
         }
     }
 

@@ -140,6 +140,7 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
 
 fn opts(timeout: Duration) -> FtpOptions {
     FtpOptions {
+        active: false,
         timeout,
         trust: TrustOptions::default(),
     }

@@ -790,3 +790,75 @@ fn mirror_compares_and_verifies_by_server_checksums() {
         assert_same_file(&tree.join("one.bin"), &down.join("one.bin"));
     }
 }
+
+#[test]
+fn active_mode_and_ascii_against_ferry_ftp_and_ftpes() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    let pin = format!("SHA256:{}", s.fingerprint());
+    for (scheme, trust) in [("ftp", vec![]), ("ftpes", vec!["--pin", pin.as_str()])] {
+        let with = |args: &[&str]| -> Vec<String> {
+            args.iter().chain(trust.iter()).map(|a| (*a).to_owned()).collect()
+        };
+        let run = |args: &[&str]| {
+            let all = with(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            s.ok(&refs)
+        };
+        // Active: the server connects back (under ftpes the data connection is still TLS, resumed).
+        let bin = s.local(&format!("{scheme}-active.bin"));
+        std::fs::write(&bin, random_bytes(900_000, 21)).expect("write");
+        run(&[
+            "put",
+            "--active",
+            bin.to_str().expect("utf8"),
+            &s.url(scheme, "/"),
+        ]);
+        let served = s.files().join(format!("{scheme}-active.bin"));
+        assert_same_file(&bin, &served);
+        let back = s.local(&format!("{scheme}-active-back.bin"));
+        run(&[
+            "get",
+            "--active",
+            &s.url(scheme, &format!("/{scheme}-active.bin")),
+            back.to_str().expect("utf8"),
+        ]);
+        assert_same_file(&bin, &back);
+        let listing = run(&["ls", "--active", &s.url(scheme, "/")]);
+        assert!(listing.contains(&format!("{scheme}-active.bin")), "{listing}");
+
+        // ASCII: ferry stores LF and sends CRLF; the client converts both ways.
+        let notes = s.local(&format!("{scheme}-notes.txt"));
+        std::fs::write(&notes, b"one\ntwo\n\nthree\n").expect("write");
+        run(&[
+            "put",
+            "--ascii",
+            notes.to_str().expect("utf8"),
+            &s.url(scheme, "/"),
+        ]);
+        let stored = s.files().join(format!("{scheme}-notes.txt"));
+        assert_eq!(std::fs::read(&stored).expect("read"), b"one\ntwo\n\nthree\n");
+        std::fs::write(&stored, b"crlf stays\r\nlf\n").expect("write");
+        let got = run(&["cat", "--ascii", &s.url(scheme, &format!("/{scheme}-notes.txt"))]);
+        assert_eq!(got, "crlf stays\nlf\n");
+        let raw = run(&["cat", &s.url(scheme, &format!("/{scheme}-notes.txt"))]);
+        assert_eq!(raw, "crlf stays\r\nlf\n");
+        // Resuming in ASCII mode is refused: offsets differ between the two forms.
+        let all = with(&[
+            "get",
+            "-c",
+            "--ascii",
+            &s.url(scheme, &format!("/{scheme}-notes.txt")),
+            notes.to_str().expect("utf8"),
+        ]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = s.client(&refs);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("ASCII mode"), "{}", text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2));
+    }
+    // SFTP has no text mode.
+    let out = s.client(&["ls", "--trust-on-first-use", "--ascii", &s.url("sftp", "/")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("only in FTP"), "{}", text(&out.stderr));
+}

@@ -63,6 +63,16 @@ pub struct ClientOptions {
     )]
     pub danger_accept_any_certificate: bool,
 
+    /// FTP: active data connections (the server connects back to this host: EPRT, else PORT) instead
+    /// of passive ones. Only connections from the server's own address are accepted.
+    #[arg(long, help_heading = "Connection")]
+    pub active: bool,
+
+    /// FTP: transfer text (TYPE A): CRLF line endings on the wire, LF in local files. Not with
+    /// `-c`, `-n` or `mirror` (byte offsets and sizes differ between the two forms).
+    #[arg(long, help_heading = "Connection")]
+    pub ascii: bool,
+
     /// Seconds to wait for connecting, a reply, or a stalled transfer.
     #[arg(long, value_name = "SECS", default_value_t = 30, help_heading = "Connection")]
     pub timeout: u64,

@@ -81,6 +81,11 @@ impl Tally {
 /// Runs `ferry mirror`.
 pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
     let ctx = Ctx::new(&a.opts)?;
+    if a.opts.ascii {
+        return Err(Error::Usage(
+            "mirror copies files byte for byte; --ascii is for get, put and cat".into(),
+        ));
+    }
     let (url, local, dir) = match (RemoteUrl::parse(&a.src)?, RemoteUrl::parse(&a.dst)?) {
         (Some(src), None) => (src, PathBuf::from(&a.dst), Direction::Download),
         (None, Some(dst)) => (dst, PathBuf::from(&a.src), Direction::Upload),

@@ -72,9 +72,16 @@ impl Ctx {
             connect: ConnectOptions {
                 timeout: Duration::from_secs(opts.timeout),
                 trust,
+                active: opts.active,
             },
             tick: None,
         })
+    }
+
+    /// FTP: active or passive data connections for sessions opened from now on.
+    pub fn set_active(&mut self, active: bool) {
+        self.opts.active = active;
+        self.connect.active = active;
     }
 
     /// Parses a remote URL argument.
@@ -121,7 +128,14 @@ impl Ctx {
     }
 
     async fn connect_once(&self, url: &RemoteUrl, creds: Credentials) -> Result<Remote, Error> {
-        Remote::connect(url, &creds, &self.connect).await
+        let mut remote = Remote::connect(url, &creds, &self.connect).await?;
+        if self.opts.ascii {
+            if let Err(e) = remote.set_ascii(true).await {
+                remote.close().await;
+                return Err(e);
+            }
+        }
+        Ok(remote)
     }
 
     /// Runs `op` until it succeeds, fails for good, or `--retries` retryable failures have happened,

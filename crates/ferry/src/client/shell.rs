@@ -67,14 +67,14 @@ const COMMANDS: &[(&str, &str)] = &[
     ("rmdir", "rmdir PATH: remove an empty remote directory"),
     ("delete", "delete PATH: delete a remote file (also: rm)"),
     ("rename", "rename FROM TO: rename a remote file or directory"),
-    ("binary", "binary: transfer bytes unchanged (the only mode)"),
+    ("binary", "binary: transfer bytes unchanged (TYPE I, the default)"),
     (
         "ascii",
-        "ascii: not supported; ferry always transfers bytes unchanged",
+        "ascii: FTP text mode (TYPE A): CRLF on the wire, LF in local files",
     ),
     (
         "passive",
-        "passive: show the data connection mode (always passive)",
+        "passive: toggle passive (the default) and active FTP data connections",
     ),
     ("hash", "hash: toggle printing # for every MiB transferred"),
     ("status", "status: show the session's state"),
@@ -392,13 +392,25 @@ impl Shell {
                     to.escape_debug()
                 ))
             }
-            ("binary" | "image", []) => done("binary mode: bytes are transferred unchanged".into()),
-            ("ascii", []) => Err(usage(
-                "ascii mode is not supported: ferry always transfers bytes unchanged (binary); \
-                 convert line endings locally if you need to",
-            )),
+            ("binary" | "image", []) => {
+                self.set_ascii(false).await?;
+                done("binary mode: bytes are transferred unchanged".into())
+            }
+            ("ascii", []) => {
+                self.set_ascii(true).await?;
+                done("ascii mode: text with CRLF on the wire, LF in local files".into())
+            }
             ("passive", []) => {
-                done("passive mode is always on (EPSV, then PASV; SFTP needs no data connection)".into())
+                let active = !self.ctx.opts.active;
+                self.ctx.set_active(active);
+                if let Some(r) = self.remote.as_mut() {
+                    r.set_active(active);
+                }
+                done(if active {
+                    "passive mode off: the server connects back for data (EPRT/PORT)".into()
+                } else {
+                    "passive mode on (EPSV, then PASV)".into()
+                })
             }
             ("hash", []) => {
                 self.hash = !self.hash;
@@ -426,7 +438,9 @@ impl Shell {
                     println!("local directory: {}", d.display());
                 }
                 println!(
-                    "mode: binary; passive: on; hash: {}",
+                    "mode: {}; passive: {}; hash: {}",
+                    if self.ctx.opts.ascii { "ascii" } else { "binary" },
+                    if self.ctx.opts.active { "off" } else { "on" },
                     if self.hash { "on" } else { "off" }
                 );
                 done("status shown".into())
@@ -446,6 +460,15 @@ impl Shell {
                 c.escape_debug()
             ))),
         }
+    }
+
+    /// `ascii`/`binary`: the mode of this session (if any) and of sessions opened later.
+    async fn set_ascii(&mut self, ascii: bool) -> Result<(), Error> {
+        if let Some(r) = self.remote.as_mut() {
+            r.set_ascii(ascii).await?;
+        }
+        self.ctx.opts.ascii = ascii;
+        Ok(())
     }
 
     /// `open URL`.
