@@ -25,6 +25,9 @@ struct Script {
     greeting: Option<Vec<u8>>,
     /// Never answers a command with this verb.
     stall_on: Option<&'static str>,
+    /// In active mode, first connect to the client from 127.0.0.2 (not the control address) and send
+    /// this, then connect properly.
+    intruder: Option<&'static [u8]>,
 }
 
 /// A fake server; `lines` records every command line received.
@@ -69,6 +72,7 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
         return;
     }
     let mut data_listener: Option<TcpListener> = None;
+    let mut active_target: Option<SocketAddr> = None;
     let mut line = String::new();
     loop {
         line.clear();
@@ -113,6 +117,33 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
                     port >> 8,
                     port & 0xff
                 )
+            }
+            "EPRT" => match ferry_proto::addr::parse_eprt_arg(cmd.get(5..).unwrap_or_default()) {
+                Ok(a) => {
+                    active_target = Some(a);
+                    "200 EPRT ok\r\n".into()
+                }
+                Err(_) => "501 bad EPRT\r\n".into(),
+            },
+            "LIST" | "RETR" | "NLST" if active_target.is_some() => {
+                let Some(target) = active_target.take() else {
+                    continue;
+                };
+                let _ = write.write_all(b"150 connecting\r\n").await;
+                if let Some(evil) = script.intruder {
+                    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+                    sock.bind(SocketAddr::new(Ipv4Addr::new(127, 0, 0, 2).into(), 0))
+                        .expect("bind 127.0.0.2");
+                    if let Ok(mut d) = sock.connect(target).await {
+                        let _ = d.write_all(evil).await;
+                        let _ = d.shutdown().await;
+                    }
+                }
+                if let Ok(mut d) = TcpStream::connect(target).await {
+                    let _ = d.write_all(&script.data).await;
+                    let _ = d.shutdown().await;
+                }
+                "226 done\r\n".into()
             }
             "LIST" | "RETR" | "NLST" => {
                 let Some(l) = data_listener.take() else {
@@ -221,6 +252,31 @@ async fn pasv_address_pointing_elsewhere_is_not_followed() {
         fake.received().iter().any(|l| l == "PASV"),
         "EPSV refusal falls back to PASV"
     );
+}
+
+#[tokio::test]
+async fn active_mode_accepts_data_only_from_the_server_address() {
+    let fake = Fake::start(Script {
+        data: b"the real file".to_vec(),
+        intruder: Some(b"INJECTED BY A THIRD PARTY"),
+        ..Script::default()
+    })
+    .await;
+    let mut o = opts(Duration::from_secs(5));
+    o.active = true;
+    let mut client = FtpClient::connect(&fake.url("/"), "u", &Secret::new("pw"), &o)
+        .await
+        .expect("login");
+    let got = fetch(&mut client, "f").await.expect("download");
+    assert_eq!(got, b"the real file");
+    let received = fake.received();
+    assert!(
+        received.iter().any(|l| l.starts_with("EPRT |1|127.0.0.1|")),
+        "{received:?}"
+    );
+    assert!(!received
+        .iter()
+        .any(|l| l.starts_with("EPSV") || l.starts_with("PASV")));
 }
 
 #[tokio::test]
