@@ -241,4 +241,19 @@ fn terminal_session_under_script() {
     assert!(out.contains("ok: 1 entries"), "{}", r.dump());
     assert!(out.contains("ok: bye"), "{}", r.dump());
     r.assert_success();
+
+    // The history is kept on disk (0600), without lines that carry a password, and grows across
+    // sessions.
+    let history = d.join("home/.local/share/ferry/shell_history");
+    let saved = std::fs::read_to_string(&history).expect("history written");
+    assert_eq!(saved, "ls\nquit\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&history).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let secret_url = format!("open ftp://ferry:not-the-password@{}/", s.ftp);
+    let input = format!("pwd\n{secret_url}\nuser ferry guess\nquit\n");
+    let r = run_timeout(&mut cmd, Some(input.as_bytes()), Duration::from_secs(60));
+    assert!(r.out().contains("ok: bye"), "{}", r.dump());
+    let saved = std::fs::read_to_string(&history).expect("history written");
+    assert_eq!(saved, "ls\nquit\npwd\nquit\n");
 }

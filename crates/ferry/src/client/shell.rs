@@ -131,9 +131,22 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
         note(r, &mut failed);
     }
     if std::io::stdin().is_terminal() {
+        let config = rustyline::Config::builder()
+            .auto_add_history(false)
+            .max_history_size(super::history::MAX_ENTRIES)
+            .map(|b| b.build())
+            .unwrap_or_default();
+        let mut history = rustyline::history::MemHistory::with_config(&config);
+        let history_file = super::history::path();
+        for line in history_file
+            .as_deref()
+            .map(super::history::load)
+            .unwrap_or_default()
+        {
+            let _ = rustyline::history::History::add(&mut history, &line);
+        }
         let mut editor = match rustyline::Editor::<ShellHelper, rustyline::history::MemHistory>::with_history(
-            rustyline::Config::builder().auto_add_history(false).build(),
-            rustyline::history::MemHistory::new(),
+            config, history,
         ) {
             Ok(e) => e,
             Err(e) => {
@@ -148,8 +161,8 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
         loop {
             match editor.readline("ferry> ") {
                 Ok(line) => {
-                    // A password typed after `user` stays out of the history.
-                    if !line.trim().is_empty() && !line.trim_start().starts_with("user ") {
+                    // A password typed after `user`, or in a URL, stays out of the history.
+                    if super::history::keep(&line) {
                         let _ = editor.add_history_entry(line.as_str());
                     }
                     let Some(r) = shell.run_line(runtime, &line, &mut failed) else {
@@ -167,6 +180,14 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
                     failed = Some(Exit::Fatal);
                     break;
                 }
+            }
+        }
+        if let Some(path) = &history_file {
+            if let Err(e) = super::history::save(path, editor.history()) {
+                eprintln!(
+                    "ferry: warning: cannot save the shell history to {}: {e}",
+                    path.display()
+                );
             }
         }
     } else {
