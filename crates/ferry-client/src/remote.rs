@@ -69,6 +69,8 @@ pub struct Credentials {
     pub password: Option<Secret>,
     /// SSH private key files to try, in order.
     pub identities: Vec<PathBuf>,
+    /// An SSH agent's socket (`SSH_AUTH_SOCK`): its keys are tried first.
+    pub agent: Option<PathBuf>,
 }
 
 /// How to connect.
@@ -104,6 +106,7 @@ impl Remote {
                     timeout: opts.timeout,
                     trust: opts.trust.clone(),
                     identities: creds.identities.clone(),
+                    agent: creds.agent.clone(),
                 };
                 let c = SftpClient::connect(&url.host, url.port, &creds.user, creds.password.as_ref(), &o)
                     .await?;

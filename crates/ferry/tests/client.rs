@@ -862,3 +862,42 @@ fn active_mode_and_ascii_against_ferry_ftp_and_ftpes() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("only in FTP"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn sftp_logs_in_with_a_key_held_by_a_real_ssh_agent() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    let agent = ferry_testkit::agent::SshAgent::start(dir.path());
+    let public = agent.add_new_key(&dir.path().join("agent_key"), "agent@test");
+    let added = ferry(dir.path())
+        .args(["user", "key", "add", "ferry", &public])
+        .output()
+        .expect("key add");
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    // No password and no key file: only the agent can log in.
+    let run = |sock: Option<&Path>| {
+        let mut cmd = ferry(&dir.path().join("local"));
+        cmd.env("HOME", dir.path().join("home"))
+            .env_remove("FERRY_PASSWORD")
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["ls", "--trust-on-first-use", &s.url("sftp", "/")])
+            .stdin(Stdio::null());
+        if let Some(sock) = sock {
+            cmd.env("SSH_AUTH_SOCK", sock);
+        }
+        cmd.output().expect("run ferry")
+    };
+    std::fs::write(s.files().join("agent-visible.txt"), b"x").expect("write");
+    let out = run(Some(agent.socket()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("agent-visible.txt"));
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // An agent whose key the server does not know: refused, and the message says what was tried.
+    drop(agent);
+    let other = ferry_testkit::agent::SshAgent::start(&dir.path().join("home"));
+    other.add_new_key(&dir.path().join("other_key"), "other@test");
+    let out = run(Some(other.socket()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("SSH agent"), "{}", text(&out.stderr));
+}

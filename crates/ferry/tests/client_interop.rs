@@ -463,4 +463,27 @@ fn openssh_sftp_server() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     ok(&home, None, &["ls", "--trust-on-first-use", &base]);
     round_trip(&home, None, &base, &served, &[]);
+
+    // A key held only by a real ssh-agent (not in ~/.ssh) logs in through SSH_AUTH_SOCK.
+    let agent = ferry_testkit::agent::SshAgent::start(&sshd_dir);
+    let public = agent.add_new_key(&dir.path().join("agent_key"), "agent");
+    std::fs::write(sshd_dir.join("authorized_keys"), format!("{public}\n")).expect("authorized_keys");
+    std::fs::remove_file(home.join(".ssh/id_ed25519")).expect("rm key");
+    let with_agent = |sock: Option<&Path>| {
+        let mut cmd = ferry(&home);
+        cmd.env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["ls", &base])
+            .stdin(Stdio::null());
+        if let Some(sock) = sock {
+            cmd.env("SSH_AUTH_SOCK", sock);
+        }
+        cmd.output().expect("run ferry")
+    };
+    let out = with_agent(Some(agent.socket()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("big.bin"), "{}", text(&out.stdout));
+    let out = with_agent(None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }

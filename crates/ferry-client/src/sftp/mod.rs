@@ -40,6 +40,8 @@ pub struct SftpOptions {
     pub trust: TrustOptions,
     /// Private key files to try, in order.
     pub identities: Vec<PathBuf>,
+    /// An SSH agent's socket; its keys are tried before the files.
+    pub agent: Option<PathBuf>,
 }
 
 /// A logged-in SFTP session.
@@ -91,6 +93,7 @@ impl SftpClient {
             user,
             password,
             &opts.identities,
+            opts.agent.as_deref(),
             &opts.trust,
             opts.timeout,
         )

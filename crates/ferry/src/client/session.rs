@@ -98,7 +98,7 @@ impl Ctx {
     pub async fn connect(&self, url: &RemoteUrl) -> Result<Remote, Error> {
         let mut creds = creds::resolve(url, &self.opts);
         let wants_password = match url.scheme {
-            Scheme::Sftp => creds.identities.is_empty(),
+            Scheme::Sftp => creds.identities.is_empty() && creds.agent.is_none(),
             _ => creds.user != "anonymous" && creds.user != "ftp",
         };
         if creds.password.is_none() && wants_password {
