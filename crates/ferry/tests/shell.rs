@@ -257,3 +257,47 @@ fn terminal_session_under_script() {
     let saved = std::fs::read_to_string(&history).expect("history written");
     assert_eq!(saved, "ls\nquit\npwd\nquit\n");
 }
+
+/// On a terminal, a multi-file put shows a total bar (files done, bytes, rate) above the per-file bars;
+/// without a terminal nothing is drawn.
+#[test]
+fn multi_file_put_shows_a_total_bar_on_a_terminal_only() {
+    require("script");
+    let dir = common::tempdir();
+    let d = dir.path();
+    let s = serve(d);
+    let mut names = Vec::new();
+    for i in 0..3u8 {
+        let name = format!("part{i}.bin");
+        std::fs::write(d.join("local").join(&name), bytes(8_000_000, i)).expect("write");
+        names.push(name);
+    }
+    let url = format!("ftp://ferry@{}/", s.ftp);
+    let command = format!("{BIN} put -j 2 {} {url}", names.join(" "));
+    let mut cmd = Command::new("script");
+    cmd.current_dir(d.join("local"))
+        .env("HOME", d.join("home"))
+        .env("FERRY_PASSWORD", &s.password)
+        .env("TERM", "xterm")
+        .args(["-q", "-e", "-c", &command, "/dev/null"]);
+    let r = run_timeout(&mut cmd, None, Duration::from_secs(60));
+    r.assert_success();
+    assert!(r.out().contains("total: "), "{}", r.dump());
+    for name in &names {
+        assert!(d.join("ferry-data/files").join(name).is_file());
+    }
+    // Not a terminal: no bar at all.
+    let mut cmd = ferry(&d.join("local"));
+    cmd.env("HOME", d.join("home"))
+        .env("FERRY_PASSWORD", &s.password)
+        .args(["put", "-j", "2"])
+        .args(&names)
+        .arg(&url);
+    let r = run_timeout(&mut cmd, None, Duration::from_secs(60));
+    r.assert_success();
+    assert!(
+        !r.out().contains("total: ") && !r.dump().contains("total: "),
+        "{}",
+        r.dump()
+    );
+}

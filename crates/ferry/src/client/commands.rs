@@ -343,6 +343,14 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
         })
         .collect();
     let workers = usize::from(a.jobs).min(jobs.len());
+    let bytes = jobs
+        .iter()
+        .filter_map(|(l, _)| std::fs::metadata(l).ok())
+        .map(|m| m.len())
+        .sum();
+    let total = super::output::Total::new(jobs.len(), bytes, ctx.opts.quiet || ctx.opts.json);
+    let mut ctx = ctx;
+    ctx.total = Some(total.clone());
     let queue = Arc::new(Mutex::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
@@ -357,6 +365,7 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
             last_err = e.or(last_err);
         }
     }
+    total.finish();
     Ok(outcome(ok, failed, last_err.as_ref()))
 }
 
@@ -389,6 +398,7 @@ async fn put_worker(
                 r => break r,
             }
         };
+        ctx.file_done();
         report(
             &ctx,
             "put",

@@ -154,14 +154,19 @@ pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
         }
     }
     remote.close().await;
+    let bytes = plan.copies.iter().filter_map(|(_, n)| n.size).sum();
+    let total = super::output::Total::new(plan.copies.len(), bytes, ctx.opts.quiet || ctx.opts.json);
+    let mut copy_ctx = ctx.clone();
+    copy_ctx.total = Some(total.clone());
     let job = Job {
-        ctx: ctx.clone(),
+        ctx: copy_ctx,
         url: url.clone(),
         local: local.clone(),
         dir,
         verify: checksums,
     };
     copy_all(job, plan.copies, a.parallel, &tally).await;
+    total.finish();
     if !plan.deletes.is_empty() {
         let mut remote = ctx.connect(&url).await?;
         for (rel, is_dir) in &plan.deletes {
@@ -525,6 +530,7 @@ async fn worker(job: Job, queue: Arc<Mutex<VecDeque<(String, Node)>>>, tally: Ar
                 r => break r,
             }
         };
+        ctx.file_done();
         let verb = if dir == Direction::Download { "get" } else { "put" };
         report(
             &ctx,

@@ -20,6 +20,8 @@ pub struct Ctx {
     connect: ConnectOptions,
     /// Also told of every chunk transferred (the shell's `hash` marks).
     pub tick: Option<Tick>,
+    /// The total bar of a multi-file operation.
+    pub total: Option<super::output::Total>,
 }
 
 /// A second progress observer, besides the progress bar.
@@ -37,6 +39,16 @@ impl Ctx {
     pub fn tick(&self, n: u64) {
         if let Some(t) = &self.tick {
             (t.0)(n);
+        }
+        if let Some(t) = &self.total {
+            t.inc(n);
+        }
+    }
+
+    /// One file of a multi-file operation is finished.
+    pub fn file_done(&self) {
+        if let Some(t) = &self.total {
+            t.file_done();
         }
     }
 }
@@ -75,6 +87,7 @@ impl Ctx {
                 active: opts.active,
             },
             tick: None,
+            total: None,
         })
     }
 
