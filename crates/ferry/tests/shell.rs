@@ -186,7 +186,7 @@ fn failures_reply_once_and_set_the_exit_code() {
         d,
         &s,
         &[&url],
-        "get missing.bin\nfrobnicate\nascii\ncd nowhere\nmget *.none\nput 'unclosed\nmkdir ok-dir\n",
+        "get missing.bin\nfrobnicate\nrename only-one\ncd nowhere\nmget *.none\nput 'unclosed\nmkdir ok-dir\n",
     );
     let out = r.out();
     let lines: Vec<&str> = out.lines().collect();
@@ -196,7 +196,7 @@ fn failures_reply_once_and_set_the_exit_code() {
         assert!(l.starts_with("error: "), "{out}");
     }
     assert!(lines[2].contains("unknown command `frobnicate`"), "{out}");
-    assert!(lines[3].contains("ascii mode is not supported"), "{out}");
+    assert!(lines[3].contains("usage: rename FROM TO"), "{out}");
     assert_eq!(lines[7], "ok: created /ok-dir", "{out}");
     assert!(d.join("ferry-data/files/ok-dir").is_dir());
     assert!(!r.status.success(), "{}", r.dump());
