@@ -13,6 +13,9 @@ use crate::storage::fs_error;
 
 /// Bytes read and hashed per step.
 const CHUNK: usize = 1 << 20;
+/// Chunks up to this size are hashed on the async thread (a few microseconds); larger ones on the
+/// blocking pool.
+const INLINE: usize = 64 * 1024;
 
 /// A checksum being computed; dropping it cancels the computation.
 #[derive(Debug)]
@@ -83,14 +86,18 @@ pub(crate) async fn compute(storage: &dyn Storage, request: &HashRequest) -> Res
             // The file shrank while it was read: the digest would not describe the range asked for.
             return Err(HashError::Storage(FsError::Io));
         }
-        let chunk = std::mem::take(&mut buf);
-        let (h, b) = tokio::task::spawn_blocking(move || {
-            hasher.update(chunk.get(..n).unwrap_or_default());
-            (hasher, chunk)
-        })
-        .await
-        .map_err(|_| HashError::Storage(FsError::Io))?;
-        (hasher, buf) = (h, b);
+        if n <= INLINE {
+            hasher.update(buf.get(..n).unwrap_or_default());
+        } else {
+            let chunk = std::mem::take(&mut buf);
+            let (h, b) = tokio::task::spawn_blocking(move || {
+                hasher.update(chunk.get(..n).unwrap_or_default());
+                (hasher, chunk)
+            })
+            .await
+            .map_err(|_| HashError::Storage(FsError::Io))?;
+            (hasher, buf) = (h, b);
+        }
         remaining -= n as u64;
     }
     Ok(HashValue {

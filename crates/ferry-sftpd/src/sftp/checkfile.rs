@@ -23,6 +23,9 @@ pub(crate) const MAX_DIGEST_BYTES: usize = 32 * 1024;
 /// Bytes read and hashed per step.
 const CHUNK: usize = 256 * 1024;
 
+/// Chunks up to this size are hashed on the async thread; larger ones on the blocking pool.
+const INLINE: usize = 64 * 1024;
+
 /// The smallest block size the draft allows (0 means the whole range).
 const MIN_BLOCK_SIZE: u32 = 256;
 
@@ -188,6 +191,11 @@ async fn hash_range(
             return Err(Refused(Status::Failure, "the file shrank while it was hashed"));
         }
         done += chunk.len() as u64;
+        if chunk.len() <= INLINE {
+            hasher.update(&chunk);
+            buf = chunk;
+            continue;
+        }
         let (h, chunk) = tokio::task::spawn_blocking(move || {
             hasher.update(&chunk);
             (hasher, chunk)

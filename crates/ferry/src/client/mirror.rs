@@ -259,8 +259,15 @@ pub(super) async fn local_checksum(
     algorithm: ferry_proto::hash::Algorithm,
 ) -> Result<Vec<u8>, Error> {
     use std::io::Read;
-    let path = path.to_path_buf();
     let shown = path.display().to_string();
+    // A small file is read and hashed right here (microseconds); a large one off the async threads.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.len() <= 64 * 1024 {
+            let data = std::fs::read(path).map_err(|e| Error::local(format!("hashing {shown}"), e))?;
+            return Ok(ferry_proto::hash::Hasher::digest(algorithm, &data));
+        }
+    }
+    let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut f = std::fs::File::open(&path)?;
         let mut h = ferry_proto::hash::Hasher::new(algorithm);
