@@ -28,6 +28,8 @@ struct Script {
     /// In active mode, first connect to the client from 127.0.0.2 (not the control address) and send
     /// this, then connect properly.
     intruder: Option<&'static [u8]>,
+    /// FEAT offers `HASH SHA-256*` and HASH is answered with this reply line.
+    hash_reply: Option<&'static str>,
 }
 
 /// A fake server; `lines` records every command line received.
@@ -88,7 +90,11 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
         let reply: String = match verb.as_str() {
             "USER" => "331 password\r\n".into(),
             "PASS" => "230 in\r\n".into(),
+            "FEAT" if script.hash_reply.is_some() => {
+                "211-Features:\r\n EPSV\r\n HASH SHA-256*;MD5\r\n211 End\r\n".into()
+            }
             "FEAT" => "211-Features:\r\n EPSV\r\n211 End\r\n".into(),
+            "HASH" => format!("{}\r\n", script.hash_reply.unwrap_or("502 no")),
             "TYPE" | "OPTS" => "200 ok\r\n".into(),
             "PWD" => "257 \"/\"\r\n".into(),
             "SIZE" | "MDTM" | "CWD" => "550 No such file\r\n".into(),
@@ -277,6 +283,43 @@ async fn active_mode_accepts_data_only_from_the_server_address() {
     assert!(!received
         .iter()
         .any(|l| l.starts_with("EPSV") || l.starts_with("PASV")));
+}
+
+#[tokio::test]
+async fn checksum_replies_are_parsed_strictly() {
+    let good = "213 SHA-256 0-3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad f";
+    let fake = Fake::start(Script {
+        hash_reply: Some(good),
+        ..Script::default()
+    })
+    .await;
+    let mut client = login(&fake).await;
+    assert!(client.has_checksums());
+    let sum = client.checksum("f").await.expect("checksum").expect("some");
+    assert_eq!(ferry_proto::hash::hex(&sum.digest), &good[16..80]);
+    // Another form, a digest of the wrong length, a huge line: no checksum, never a panic or a wrong digest.
+    for reply in [
+        "213 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "213 SHA-256 0-3 abcd f",
+        "213 MD5 0-3 900150983cd24fb0d6963f7d28e17f72 f",
+        "250 SHA-256 0-3 zz f",
+    ] {
+        let fake = Fake::start(Script {
+            hash_reply: Some(reply),
+            ..Script::default()
+        })
+        .await;
+        let mut client = login(&fake).await;
+        assert_eq!(client.checksum("f").await.expect("no error"), None, "{reply}");
+    }
+    // A missing file is an error, not "no checksum".
+    let fake = Fake::start(Script {
+        hash_reply: Some("550 No such file"),
+        ..Script::default()
+    })
+    .await;
+    let mut client = login(&fake).await;
+    assert!(matches!(client.checksum("f").await, Err(Error::NotFound(_))));
 }
 
 #[tokio::test]

@@ -417,15 +417,13 @@ impl FtpClient {
             }
             let r = self.cmd("HASH", Some(path)).await?;
             return match r.code() {
-                ReplyCode::FILE_STATUS => {
-                    let reply = ferry_proto::hash::parse_hash_reply(&r.text())
-                        .filter(|h| h.algorithm == algorithm && h.start == 0)
-                        .ok_or_else(|| Error::Protocol(format!("unreadable HASH reply: {}", describe(&r))))?;
-                    Ok(Some(Checksum {
+                // A reply in another form than the draft's is no checksum (servers differ), not an error.
+                ReplyCode::FILE_STATUS => Ok(ferry_proto::hash::parse_hash_reply(&r.text())
+                    .filter(|h| h.algorithm == algorithm && h.start == 0)
+                    .map(|h| Checksum {
                         algorithm,
-                        digest: reply.digest,
-                    }))
-                }
+                        digest: h.digest,
+                    })),
                 _ => declined(&r, "HASH", path),
             };
         }
@@ -437,9 +435,8 @@ impl FtpClient {
         if !(200..300).contains(&r.code().0) {
             return declined(&r, verb, path);
         }
-        let digest = ferry_proto::hash::parse_xhash_reply(algorithm, &r.text())
-            .ok_or_else(|| Error::Protocol(format!("unreadable {verb} reply: {}", describe(&r))))?;
-        Ok(Some(Checksum { algorithm, digest }))
+        Ok(ferry_proto::hash::parse_xhash_reply(algorithm, &r.text())
+            .map(|digest| Checksum { algorithm, digest }))
     }
 
     /// Says goodbye (`QUIT`), ignoring the answer.

@@ -563,7 +563,12 @@ async fn worker(job: Job, queue: Arc<Mutex<VecDeque<(String, Node)>>>, tally: Ar
 /// when the server gives none for this file. On a mismatch the copy is removed (so that a retry starts
 /// over instead of resuming a bad file) and a retryable error returned.
 async fn verify_copy(remote: &mut Remote, dir: Direction, path: &str, file: &Path) -> Result<bool, Error> {
-    let Some(Checksum { algorithm, digest }) = remote.checksum(path).await? else {
+    // A file the server no longer shows (an upload directory that takes files away) cannot be checked.
+    let theirs = match remote.checksum(path).await {
+        Err(Error::NotFound(_)) => return Ok(false),
+        other => other?,
+    };
+    let Some(Checksum { algorithm, digest }) = theirs else {
         return Ok(false);
     };
     let ours = local_checksum(file, algorithm).await?;
