@@ -506,6 +506,10 @@ fn ipv6_loopback() {
     let out = run_client(dir.path(), Some(&password), &["cat", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "v6");
+    // Active mode over IPv6: EPRT |2|::1|port| (PORT cannot carry it).
+    let out = run_client(dir.path(), Some(&password), &["cat", "--active", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "v6");
 }
 
 /// A fake FTP server whose listing is hostile; serves "ok.txt" and every other RETR with "x".
