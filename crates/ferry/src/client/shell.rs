@@ -591,7 +591,7 @@ impl Shell {
     /// `mget GLOB…`: each pattern's directory part is listed; matching files land in the local
     /// directory under their listed names (which must be plain file names).
     async fn mget(&mut self, patterns: &[&str]) -> Result<Reply, Error> {
-        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut jobs = Vec::new();
         for pattern in patterns {
             let full = self.path(pattern);
             let (dir, glob) = match full.rfind('/') {
@@ -614,20 +614,33 @@ impl Shell {
             matched.sort_by(|a, b| a.name.cmp(&b.name));
             for e in matched {
                 let name = local_component(&e.raw_name)?.to_owned();
-                let n = self
-                    .download(&join_remote(&dir, &name), Path::new(&name), e.size)
-                    .await
-                    .map_err(|err| with_name(err, &name))?;
-                files += 1;
-                bytes += n;
+                jobs.push((join_remote(&dir, &name), name, e.size));
             }
         }
-        Ok(Reply::Done(format!("{files} files received ({bytes} bytes)")))
+        let size = jobs.iter().filter_map(|(_, _, s)| *s).sum();
+        self.start_total(jobs.len(), size);
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut result = Ok(());
+        for (remote, name, size) in jobs {
+            match self.download(&remote, Path::new(&name), size).await {
+                Ok(n) => {
+                    files += 1;
+                    bytes += n;
+                    self.ctx.file_done();
+                }
+                Err(err) => {
+                    result = Err(with_name(err, &name));
+                    break;
+                }
+            }
+        }
+        self.end_total();
+        result.map(|()| Reply::Done(format!("{files} files received ({bytes} bytes)")))
     }
 
     /// `mput GLOB…`: matching local files go into the remote directory.
     async fn mput(&mut self, patterns: &[&str]) -> Result<Reply, Error> {
-        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut jobs = Vec::new();
         for pattern in patterns {
             let p = Path::new(pattern);
             let dir = match p.parent() {
@@ -652,17 +665,46 @@ impl Shell {
             }
             matched.sort();
             for name in matched {
-                let path = self.path(&name);
-                let n = self
-                    .upload(&dir.join(&name), &path)
-                    .await
-                    .map_err(|err| with_name(err, &name))?;
-                files += 1;
-                bytes += n;
+                jobs.push((dir.join(&name), name));
             }
         }
+        let size = jobs
+            .iter()
+            .filter_map(|(local, _)| std::fs::metadata(local).ok())
+            .map(|m| m.len())
+            .sum();
+        self.start_total(jobs.len(), size);
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut result = Ok(());
+        for (local, name) in jobs {
+            let path = self.path(&name);
+            match self.upload(&local, &path).await {
+                Ok(n) => {
+                    files += 1;
+                    bytes += n;
+                    self.ctx.file_done();
+                }
+                Err(err) => {
+                    result = Err(with_name(err, &name));
+                    break;
+                }
+            }
+        }
+        self.end_total();
         self.refresh_names().await;
-        Ok(Reply::Done(format!("{files} files sent ({bytes} bytes)")))
+        result.map(|()| Reply::Done(format!("{files} files sent ({bytes} bytes)")))
+    }
+
+    /// Shows a total bar over the files of an `mget`/`mput` (on a terminal, for more than one file).
+    fn start_total(&mut self, files: usize, bytes: u64) {
+        let quiet = self.ctx.opts.quiet || self.ctx.opts.json;
+        self.ctx.total = Some(super::output::Total::new(files, bytes, quiet));
+    }
+
+    fn end_total(&mut self) {
+        if let Some(t) = self.ctx.total.take() {
+            t.finish();
+        }
     }
 
     /// Re-reads the remote directory's names for completion (best effort).
