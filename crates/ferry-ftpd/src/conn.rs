@@ -195,6 +195,7 @@ pub(crate) async fn run(
             storage: None,
             plan: DataPlan::None,
             running: None,
+            hashing: None,
             guard: Guard {
                 slot,
                 throttle,
@@ -253,6 +254,8 @@ struct Conn {
     storage: Option<UserFs>,
     plan: DataPlan,
     running: Option<Running>,
+    /// A `HASH` checksum being computed.
+    hashing: Option<crate::hash::Hashing>,
     guard: Guard,
 }
 
@@ -348,6 +351,10 @@ impl Conn {
                 }
                 event = next_event(&mut self.running) => {
                     self.transfer_event(event);
+                }
+                result = next_hash(&mut self.hashing) => {
+                    self.hashing = None;
+                    self.session.handle_hash(Instant::now(), result);
                 }
                 () = sleep_until(deadline) => {
                     self.session.handle_timeout(Instant::now());
@@ -528,6 +535,15 @@ impl Conn {
                     };
                     self.session.handle_storage(Instant::now(), result);
                 }
+                Output::Hash(request) => match &self.storage {
+                    Some(s) => self.hashing = Some(crate::hash::Hashing::spawn(s.clone(), request)),
+                    None => self.session.handle_hash(
+                        Instant::now(),
+                        Err(ferry_proto::session::HashError::Storage(
+                            ferry_vfs::ErrorKind::PermissionDenied.into(),
+                        )),
+                    ),
+                },
                 Output::OpenPassive(family) => {
                     self.plan = DataPlan::None;
                     let result = self.open_passive(family);
@@ -833,6 +849,15 @@ async fn wait_input(rd: &mut Reader, buf: &mut Vec<u8>) -> io::Result<Option<usi
                 n => Ok(Some(n)),
             }
         }
+    }
+}
+
+async fn next_hash(
+    hashing: &mut Option<crate::hash::Hashing>,
+) -> Result<ferry_proto::session::HashValue, ferry_proto::session::HashError> {
+    match hashing {
+        Some(h) => h.result().await,
+        None => std::future::pending().await,
     }
 }
 

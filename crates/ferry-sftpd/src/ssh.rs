@@ -599,7 +599,7 @@ impl russh::server::Handler for Connection {
             user.name.clone(),
             user.permissions.into(),
         );
-        let ctx = Arc::new(Ctx::new(fs));
+        let ctx = Arc::new(Ctx::new(fs).with_hash_max_size(self.server.config.hash_max_size));
         let running = Arc::clone(&self.sftp_sessions);
         running.fetch_add(1, Ordering::Relaxed);
         let session = async move {

@@ -8,6 +8,7 @@
 //! - [`sftp`]: an in-process ferry SFTP server with a user key made by `ssh-keygen`.
 //! - [`binary`]: the `ferry` binary in a temp dir, a `ferry serve` child read line by line, a small
 //!   FTP control client.
+//! - [`agent`]: a real `ssh-agent` on a private socket, holding keys made for the test.
 //! - [`wait`]: waiting for a condition with a deadline rather than sleeping a fixed time.
 //! - [`files`]: hashes, pseudo-random content and file trees.
 //! - [`logs`]: the servers' log captured in memory, and the check that log lines stay bounded.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod agent;
 pub mod binary;
 pub mod clients;
 pub mod files;
