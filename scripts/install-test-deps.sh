@@ -11,7 +11,7 @@ set -euo pipefail
 wanted=(curl:curl lftp:lftp wget:wget ftp:ftp python3:python3 rclone:rclone openssl:openssl setpriv:util-linux script:bsdutils)
 
 # --- SFTP clients (ferry-sftpd tests): OpenSSH sftp/scp/ssh-keygen, sshpass, rclone; paramiko via pip ---
-wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client sshpass:sshpass rclone:rclone)
+wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client ssh-agent:openssh-client ssh-add:openssh-client sshpass:sshpass rclone:rclone)
 # --- end SFTP clients ---
 
 # --- servers for the client interop tests (crates/ferry/tests/client_interop.rs): vsftpd, OpenSSH sshd

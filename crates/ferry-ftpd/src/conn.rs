@@ -16,7 +16,7 @@ use ferry_proto::session::{
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput};
 use ferry_proto::untrusted::Untrusted;
-use ferry_vfs::Storage;
+use ferry_vfs::{UserFs, VPath};
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -195,6 +195,7 @@ pub(crate) async fn run(
             storage: None,
             plan: DataPlan::None,
             running: None,
+            hashing: None,
             guard: Guard {
                 slot,
                 throttle,
@@ -250,9 +251,12 @@ struct Conn {
     allow_unresumed: bool,
     wr: Writer,
     out: Vec<u8>,
-    storage: Option<Arc<dyn Storage>>,
+    /// The logged-in user's storage, through the policy layer.
+    storage: Option<UserFs>,
     plan: DataPlan,
     running: Option<Running>,
+    /// A `HASH` checksum being computed.
+    hashing: Option<crate::hash::Hashing>,
     guard: Guard,
 }
 
@@ -350,6 +354,10 @@ impl Conn {
                 }
                 event = next_event(&mut self.running) => {
                     self.transfer_event(event);
+                }
+                result = next_hash(&mut self.hashing) => {
+                    self.hashing = None;
+                    self.session.handle_hash(Instant::now(), result);
                 }
                 () = sleep_until(deadline) => {
                     self.session.handle_timeout(Instant::now());
@@ -501,10 +509,8 @@ impl Conn {
             // The task ended without a final event (it panicked): report a local error.
             None => {
                 self.running = None;
-                self.session.handle_transfer(
-                    now,
-                    TransferEvent::StorageFailed(ferry_proto::session::FsError::Io),
-                );
+                self.session
+                    .handle_transfer(now, TransferEvent::StorageFailed(ferry_vfs::ErrorKind::Io.into()));
             }
         }
     }
@@ -527,11 +533,20 @@ impl Conn {
                 }
                 Output::Storage(request) => {
                     let result = match &self.storage {
-                        Some(s) => Box::pin(storage::run(s.as_ref(), request)).await,
-                        None => Err(ferry_proto::session::FsError::PermissionDenied),
+                        Some(s) => Box::pin(storage::run(s, request)).await,
+                        None => Err(ferry_vfs::ErrorKind::PermissionDenied.into()),
                     };
                     self.session.handle_storage(Instant::now(), result);
                 }
+                Output::Hash(request) => match &self.storage {
+                    Some(s) => self.hashing = Some(crate::hash::Hashing::spawn(s.clone(), request)),
+                    None => self.session.handle_hash(
+                        Instant::now(),
+                        Err(ferry_proto::session::HashError::Storage(
+                            ferry_vfs::ErrorKind::PermissionDenied.into(),
+                        )),
+                    ),
+                },
                 Output::OpenPassive(family) => {
                     self.plan = DataPlan::None;
                     let result = self.open_passive(family);
@@ -541,10 +556,10 @@ impl Conn {
                 Output::ResetData => self.plan = DataPlan::None,
                 Output::Transfer(t) => {
                     let storage = match &self.storage {
-                        Some(s) => Arc::clone(s),
+                        Some(s) => s.clone(),
                         None => {
                             let ev =
-                                TransferEvent::StorageFailed(ferry_proto::session::FsError::PermissionDenied);
+                                TransferEvent::StorageFailed(ferry_vfs::ErrorKind::PermissionDenied.into());
                             self.session.handle_transfer(Instant::now(), ev);
                             continue;
                         }
@@ -759,7 +774,7 @@ impl Conn {
             (Some(anon), "anonymous" | "ftp") => (
                 Login {
                     user: "anonymous".to_owned(),
-                    permissions: to_proto(anon.permissions),
+                    permissions: ferry_vfs::Permissions::from(anon.permissions),
                     tls: LoginTls::default(),
                 },
                 anon.home.clone(),
@@ -771,7 +786,7 @@ impl Conn {
                     Ok(AuthOutcome::Accepted(u)) => (
                         Login {
                             user: u.name.clone(),
-                            permissions: to_proto(u.permissions),
+                            permissions: ferry_vfs::Permissions::from(u.permissions),
                             tls: LoginTls {
                                 required: u.tls.require_tls,
                                 protected_data: u.tls.protected_data,
@@ -791,9 +806,21 @@ impl Conn {
                 }
             }
         };
-        match server.storage.scoped(home.as_bytes(), true).await {
+        let home_path = match VPath::parse(home.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, home, "the user's home directory is not a valid path");
+                return Attempt::Error;
+            }
+        };
+        match server.storage.scoped(&home_path, true).await {
             Ok(storage) => {
-                self.storage = Some(storage);
+                self.storage = Some(UserFs::new(
+                    storage,
+                    ferry_vfs::Protocol::Ftp,
+                    login.user.clone(),
+                    login.permissions,
+                ));
                 if let Some(st) = &self.session_tls {
                     st.set_user(Some(&login.user));
                 }
@@ -807,17 +834,6 @@ impl Conn {
                 Attempt::Error
             }
         }
-    }
-}
-
-fn to_proto(p: ferry_auth::Permissions) -> ferry_proto::session::Permissions {
-    ferry_proto::session::Permissions {
-        list: p.list,
-        read: p.read,
-        write: p.write,
-        delete: p.delete,
-        rename: p.rename,
-        mkdir: p.mkdir,
     }
 }
 
@@ -857,6 +873,15 @@ async fn wait_input(rd: &mut Reader, buf: &mut Vec<u8>) -> io::Result<Option<usi
                 n => Ok(Some(n)),
             }
         }
+    }
+}
+
+async fn next_hash(
+    hashing: &mut Option<crate::hash::Hashing>,
+) -> Result<ferry_proto::session::HashValue, ferry_proto::session::HashError> {
+    match hashing {
+        Some(h) => h.result().await,
+        None => std::future::pending().await,
     }
 }
 

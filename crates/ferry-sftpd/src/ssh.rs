@@ -582,7 +582,14 @@ impl russh::server::Handler for Connection {
         let Some(ch) = self.channels.remove(&channel) else {
             return session.channel_failure(channel);
         };
-        let storage = match self.server.storage.scoped(user.home.as_bytes(), true).await {
+        let home = match ferry_vfs::VPath::parse(user.home.as_bytes()) {
+            Ok(home) => home,
+            Err(e) => {
+                warn!(error = %e, home = %user.home, "the user's home is not a valid path");
+                return session.channel_failure(channel);
+            }
+        };
+        let storage = match self.server.storage.scoped(&home, true).await {
             Ok(storage) => storage,
             Err(e) => {
                 warn!(error = %e, home = %user.home, "cannot open the user's home");
@@ -591,7 +598,13 @@ impl russh::server::Handler for Connection {
         };
         session.channel_success(channel)?;
         info!("SFTP session started");
-        let ctx = Arc::new(Ctx::new(storage, user.permissions));
+        let fs = ferry_vfs::UserFs::new(
+            storage,
+            ferry_vfs::Protocol::Sftp,
+            user.name.clone(),
+            user.permissions.into(),
+        );
+        let ctx = Arc::new(Ctx::new(fs).with_hash_max_size(self.server.config.hash_max_size));
         let running = Arc::clone(&self.sftp_sessions);
         running.fetch_add(1, Ordering::Relaxed);
         let session = async move {

@@ -506,6 +506,7 @@ fn sftp_server(
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
     config.proxy_protocol = ftpd.proxy_protocol.clone();
+    config.hash_max_size = ftpd.session.hash_max_size;
     // The FTP server's login defender and gate: the same events score the same on both protocols.
     let server = ferry_sftpd::Server::new(
         config,

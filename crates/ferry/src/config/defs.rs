@@ -217,6 +217,16 @@ pub const DEFS: &[Def] = &[
         help: "Sessions logged in at once as one user (0: no limit; anonymous FTP is not counted)",
         example: "4",
     },
+    Def {
+        key: "hash_max_size",
+        kind: &kind::BYTES,
+        list: false,
+        default: Is("1073741824"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "Longest file (or range) FTP HASH/XSHA256/XMD5/XCRC and SFTP check-file hash on demand, in bytes; 0 turns checksums off",
+        example: "4294967296",
+    },
     // ----- hostile clients -----
     Def {
         key: "min_password_length",

@@ -184,6 +184,8 @@ pub mod kind {
         SECS: Integer, "SECS", "integer seconds, 1 to 31536000", |s| parse::secs(s).map(Value::Number);
         LOGIN_ATTEMPTS: Integer, "N", "integer, at least 1",
             |s| parse::login_attempts(s).map(|n| Value::Number(n.into()));
+        BYTES: Integer, "BYTES", "integer bytes, 0 or more",
+            |s| parse::bytes(s).map(Value::Number);
         COUNT: Integer, "N", "integer, at least 1",
             |s| parse::count(s).map(|n| Value::Number(n as u64));
         SESSION_LIMIT: Integer, "N", "integer, 0 (no limit) to 1000000",

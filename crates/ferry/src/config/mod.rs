@@ -127,6 +127,7 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             idle_timeout: v.secs("idle_timeout_secs")?,
             max_login_attempts: v.number("max_login_attempts")?,
             tls: Default::default(),
+            hash_max_size: v.number("hash_max_size")?,
         },
         passive_ports: v.get("passive_ports", |x| match x {
             Value::Ports(r) => Some(r.clone()),
