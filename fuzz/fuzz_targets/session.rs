@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::listing::{Entry, EntryKind};
 use ferry_proto::session::{
-    Config, DataTlsError, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk, TlsPolicy,
+    Config, DataTlsError, ErrorKind, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk, TlsPolicy,
     TlsSettings, TransferEvent,
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput, Urgent};
@@ -45,17 +45,18 @@ impl Input<'_> {
 
 fn fs_error(b: u8) -> FsError {
     [
-        FsError::NotFound,
-        FsError::PermissionDenied,
-        FsError::AlreadyExists,
-        FsError::NotADirectory,
-        FsError::IsADirectory,
-        FsError::DirectoryNotEmpty,
-        FsError::InvalidName,
-        FsError::QuotaExceeded,
-        FsError::Unsupported,
-        FsError::Io,
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::AlreadyExists,
+        ErrorKind::NotADirectory,
+        ErrorKind::IsADirectory,
+        ErrorKind::DirectoryNotEmpty,
+        ErrorKind::InvalidName,
+        ErrorKind::QuotaExceeded,
+        ErrorKind::Unsupported,
+        ErrorKind::Io,
     ][usize::from(b) % 10]
+    .into()
 }
 
 fn transfer_end(b: u8) -> TransferEvent {

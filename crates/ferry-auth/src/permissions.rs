@@ -83,6 +83,20 @@ impl Permissions {
     }
 }
 
+/// The storage layer's permission type, which its policy layer checks for FTP and SFTP alike.
+impl From<Permissions> for ferry_vfs_types::Permissions {
+    fn from(p: Permissions) -> Self {
+        ferry_vfs_types::Permissions {
+            list: p.list,
+            read: p.read,
+            write: p.write,
+            delete: p.delete,
+            rename: p.rename,
+            mkdir: p.mkdir,
+        }
+    }
+}
+
 impl FromStr for Permissions {
     type Err = Error;
 

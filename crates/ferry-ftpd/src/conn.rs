@@ -17,7 +17,7 @@ use ferry_proto::session::{
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput};
 use ferry_proto::untrusted::Untrusted;
-use ferry_vfs::Storage;
+use ferry_vfs::{UserFs, VPath};
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -198,6 +198,7 @@ pub(crate) async fn run(
             plan: DataPlan::None,
             running: None,
             tap,
+            hashing: None,
             guard: Guard {
                 slot,
                 throttle,
@@ -205,6 +206,7 @@ pub(crate) async fn run(
                 tried_login: false,
                 fxp: false,
                 banned: None,
+                refused: None,
             },
         };
         conn.serve(rd, stop).await;
@@ -252,11 +254,14 @@ struct Conn {
     allow_unresumed: bool,
     wr: Writer,
     out: Vec<u8>,
-    storage: Option<Arc<dyn Storage>>,
+    /// The logged-in user's storage, through the policy layer.
+    storage: Option<UserFs>,
     plan: DataPlan,
     running: Option<Running>,
     /// Reports the session's events.
     tap: std::sync::Arc<SessionTap>,
+    /// A `HASH` checksum being computed.
+    hashing: Option<crate::hash::Hashing>,
     guard: Guard,
 }
 
@@ -275,6 +280,8 @@ struct Guard {
     /// The defender banned this address (until then) during the session: close after the pending
     /// replies.
     banned: Option<std::time::SystemTime>,
+    /// A login refused by a session limit: close with this `421` after the pending replies.
+    refused: Option<&'static str>,
 }
 
 /// Why the connection loop ended.
@@ -352,6 +359,10 @@ impl Conn {
                 }
                 event = next_event(&mut self.running) => {
                     self.transfer_event(event);
+                }
+                result = next_hash(&mut self.hashing) => {
+                    self.hashing = None;
+                    self.session.handle_hash(Instant::now(), result);
                 }
                 () = sleep_until(deadline) => {
                     self.session.handle_timeout(Instant::now());
@@ -493,8 +504,8 @@ impl Conn {
         match event {
             Some(ev @ TransferEvent::Started { .. }) => self.session.handle_transfer(now, ev),
             Some(ev) => {
-                if let Some(running) = self.running.take() {
-                    self.observe_transfer(&running, &ev);
+                if self.running.take().is_some() {
+                    self.observe_transfer(&ev);
                 }
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
@@ -502,10 +513,8 @@ impl Conn {
             // The task ended without a final event (it panicked): report a local error.
             None => {
                 self.running = None;
-                self.session.handle_transfer(
-                    now,
-                    TransferEvent::StorageFailed(ferry_proto::session::FsError::Io),
-                );
+                self.session
+                    .handle_transfer(now, TransferEvent::StorageFailed(ferry_vfs::ErrorKind::Io.into()));
             }
         }
     }
@@ -527,14 +536,21 @@ impl Conn {
                     self.session.handle_auth(Instant::now(), login);
                 }
                 Output::Storage(request) => {
-                    let op = observe::op_of(&request);
                     let result = match &self.storage {
-                        Some(s) => Box::pin(storage::run(s.as_ref(), request)).await,
-                        None => Err(ferry_proto::session::FsError::PermissionDenied),
+                        Some(s) => Box::pin(storage::run(s, request)).await,
+                        None => Err(ferry_vfs::ErrorKind::PermissionDenied.into()),
                     };
-                    observe::op_done(&self.tap, op, &result);
                     self.session.handle_storage(Instant::now(), result);
                 }
+                Output::Hash(request) => match &self.storage {
+                    Some(s) => self.hashing = Some(crate::hash::Hashing::spawn(s.clone(), request)),
+                    None => self.session.handle_hash(
+                        Instant::now(),
+                        Err(ferry_proto::session::HashError::Storage(
+                            ferry_vfs::ErrorKind::PermissionDenied.into(),
+                        )),
+                    ),
+                },
                 Output::OpenPassive(family) => {
                     self.plan = DataPlan::None;
                     let result = self.open_passive(family);
@@ -547,10 +563,10 @@ impl Conn {
                         continue;
                     }
                     let storage = match &self.storage {
-                        Some(s) => Arc::clone(s),
+                        Some(s) => s.clone(),
                         None => {
                             let ev =
-                                TransferEvent::StorageFailed(ferry_proto::session::FsError::PermissionDenied);
+                                TransferEvent::StorageFailed(ferry_vfs::ErrorKind::PermissionDenied.into());
                             self.session.handle_transfer(Instant::now(), ev);
                             continue;
                         }
@@ -617,6 +633,12 @@ impl Conn {
             self.flush().await?;
             return Err(std::io::Error::other("address banned"));
         }
+        if let Some(text) = self.guard.refused {
+            let bye = Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, text);
+            self.out.extend(bye.to_bytes());
+            self.flush().await?;
+            return Err(std::io::Error::other("session refused by a limit"));
+        }
         self.flush().await
     }
 
@@ -653,13 +675,13 @@ impl Conn {
             }
         }
         let last = last.unwrap_or(TransferEvent::Aborted);
-        self.observe_transfer(&running, &last);
+        self.observe_transfer(&last);
         self.session.handle_transfer(Instant::now(), last);
     }
 
     /// Tells the observer how a transfer ended: a failed data connection (transfers and listings),
     /// and the file transfer itself (listings are not file transfers).
-    fn observe_transfer(&self, running: &Running, ev: &TransferEvent) {
+    fn observe_transfer(&self, ev: &TransferEvent) {
         let failed_reply = match ev {
             TransferEvent::NoConnection | TransferEvent::SourcePortDenied { .. } => Some(425),
             TransferEvent::ConnectionLost => Some(426),
@@ -669,16 +691,6 @@ impl Conn {
         if let Some(reply) = failed_reply {
             self.tap.data_connection_failed(reply);
         }
-        let Some(direction) = running.direction else {
-            return;
-        };
-        let bytes = match ev {
-            TransferEvent::Finished { bytes } => *bytes,
-            _ => running.bytes(),
-        };
-        let (path, took) = (&running.path, running.started.elapsed());
-        self.tap
-            .transfer(direction, path, bytes, took, observe::transfer_result(ev));
     }
 
     fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
@@ -712,7 +724,22 @@ impl Conn {
         observe::login(&self.tap, &server, user, &result);
         match result {
             LoginResult::Accepted(login) => {
-                self.guard.slot.logged_in();
+                let anonymous = server.config.anonymous.is_some() && login.user == "anonymous";
+                let counted = if anonymous {
+                    self.guard.slot.logged_in();
+                    Ok(())
+                } else {
+                    server
+                        .admission
+                        .logged_in(&mut self.guard.slot, &login.user)
+                        .await
+                };
+                if let Err(refusal) = counted {
+                    // The password was right: not scored as a guesser leaving; closed with 421 after the 530.
+                    self.guard.tried_login = false;
+                    self.guard.refused = Some(refusal.text());
+                    return None;
+                }
                 self.guard.logged_in = true;
                 self.guard.fxp = self.server.config.protection.allows_fxp(&login.user);
                 self.session.set_danger_allow_fxp(self.guard.fxp);
@@ -732,7 +759,7 @@ impl Conn {
             (Some(anon), "anonymous" | "ftp") => (
                 Login {
                     user: "anonymous".to_owned(),
-                    permissions: to_proto(anon.permissions),
+                    permissions: ferry_vfs::Permissions::from(anon.permissions),
                     tls: LoginTls::default(),
                 },
                 anon.home.clone(),
@@ -744,7 +771,7 @@ impl Conn {
                     Ok(AuthOutcome::Accepted(u)) => (
                         Login {
                             user: u.name.clone(),
-                            permissions: to_proto(u.permissions),
+                            permissions: ferry_vfs::Permissions::from(u.permissions),
                             tls: LoginTls {
                                 required: u.tls.require_tls,
                                 protected_data: u.tls.protected_data,
@@ -764,9 +791,23 @@ impl Conn {
                 }
             }
         };
-        match server.storage.scoped(home.as_bytes(), true).await {
+        let home_path = match VPath::parse(home.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, home, "the user's home directory is not a valid path");
+                return Attempt::Error;
+            }
+        };
+        match server.storage.scoped(&home_path, true).await {
             Ok(storage) => {
-                self.storage = Some(storage);
+                self.storage = Some(UserFs::with_hooks(
+                    storage,
+                    ferry_vfs::Protocol::Ftp,
+                    login.user.clone(),
+                    login.permissions,
+                    Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap))),
+                    Arc::new(ferry_vfs::NoQuota),
+                ));
                 if let Some(st) = &self.session_tls {
                     st.set_user(Some(&login.user));
                 }
@@ -780,17 +821,6 @@ impl Conn {
                 Attempt::Error
             }
         }
-    }
-}
-
-fn to_proto(p: ferry_auth::Permissions) -> ferry_proto::session::Permissions {
-    ferry_proto::session::Permissions {
-        list: p.list,
-        read: p.read,
-        write: p.write,
-        delete: p.delete,
-        rename: p.rename,
-        mkdir: p.mkdir,
     }
 }
 
@@ -830,6 +860,15 @@ async fn wait_input(rd: &mut Reader, buf: &mut Vec<u8>) -> io::Result<Option<usi
                 n => Ok(Some(n)),
             }
         }
+    }
+}
+
+async fn next_hash(
+    hashing: &mut Option<crate::hash::Hashing>,
+) -> Result<ferry_proto::session::HashValue, ferry_proto::session::HashError> {
+    match hashing {
+        Some(h) => h.result().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod conn;
 mod data;
+mod hash;
 mod protection;
 mod storage;
 mod tls;

@@ -1,48 +1,35 @@
-//! Runs the session's storage requests on `ferry-vfs` and maps results both ways.
+//! Runs the session's storage requests through the user's policy layer ([`UserFs`]) and maps results
+//! both ways.
 
 use std::time::SystemTime;
 
-use ferry_proto::listing::{Entry, EntryKind};
+use ferry_proto::listing::Entry;
 use ferry_proto::path::VPath;
 use ferry_proto::session::{FsError, StorageOk, StorageRequest};
-use ferry_vfs::{ErrorKind, Metadata, Storage};
+use ferry_vfs::{EntryKind, Metadata, UserFs};
 
 /// Runs one request.
-pub(crate) async fn run(storage: &dyn Storage, request: StorageRequest) -> Result<StorageOk, FsError> {
+pub(crate) async fn run(fs: &UserFs, request: StorageRequest) -> Result<StorageOk, FsError> {
     let r = match request {
-        StorageRequest::Stat(path) => storage
-            .metadata(path.as_bytes())
+        StorageRequest::Stat(path) => fs
+            .stat(&path)
             .await
             .map(|meta| StorageOk::Entry(entry(name_of(&path), &meta))),
-        StorageRequest::ListBrief(path) => list_brief(storage, &path).await,
-        StorageRequest::CreateDir(path) => storage
-            .create_dir(path.as_bytes())
-            .await
-            .map(|()| StorageOk::Done),
-        StorageRequest::RemoveDir(path) => storage
-            .remove_dir(path.as_bytes())
-            .await
-            .map(|()| StorageOk::Done),
-        StorageRequest::RemoveFile(path) => storage
-            .remove_file(path.as_bytes())
-            .await
-            .map(|()| StorageOk::Done),
-        StorageRequest::Rename { from, to } => storage
-            .rename(from.as_bytes(), to.as_bytes())
-            .await
-            .map(|()| StorageOk::Done),
-        StorageRequest::SetModified(path, t) => storage
-            .set_modified(path.as_bytes(), t)
-            .await
-            .map(|()| StorageOk::Done),
+        StorageRequest::ListBrief(path) => list_brief(fs, &path).await,
+        StorageRequest::CreateDir(path) => fs.create_dir(&path, None).await.map(|()| StorageOk::Done),
+        StorageRequest::RemoveDir(path) => fs.remove_dir(&path).await.map(|()| StorageOk::Done),
+        StorageRequest::RemoveFile(path) => fs.remove_file(&path).await.map(|()| StorageOk::Done),
+        // RNTO replaces an existing file, as every FTP server does (and clients expect).
+        StorageRequest::Rename { from, to } => fs.rename(&from, &to, true).await.map(|()| StorageOk::Done),
+        StorageRequest::SetModified(path, t) => fs.set_modified(&path, t).await.map(|()| StorageOk::Done),
     };
     r.map_err(fs_error)
 }
 
-async fn list_brief(storage: &dyn Storage, path: &VPath) -> ferry_vfs::Result<StorageOk> {
+async fn list_brief(fs: &UserFs, path: &VPath) -> ferry_vfs::Result<StorageOk> {
     let listed_at = SystemTime::now();
-    let meta = storage.metadata(path.as_bytes()).await?;
-    if meta.kind != ferry_vfs::EntryKind::Dir {
+    let meta = fs.stat(path).await?;
+    if meta.kind != EntryKind::Dir {
         let entries = vec![entry(name_of(path), &meta)];
         return Ok(StorageOk::Entries {
             entries,
@@ -51,7 +38,7 @@ async fn list_brief(storage: &dyn Storage, path: &VPath) -> ferry_vfs::Result<St
         });
     }
     let max = ferry_proto::limits::MAX_STAT_ENTRIES;
-    let mut stream = storage.list(path.as_bytes()).await?;
+    let mut stream = fs.list(path).await?;
     let mut entries = Vec::new();
     let mut truncated = false;
     loop {
@@ -82,12 +69,7 @@ pub(crate) fn name_of(path: &VPath) -> Vec<u8> {
 pub(crate) fn entry(name: Vec<u8>, m: &Metadata) -> Entry {
     Entry {
         name,
-        kind: match m.kind {
-            ferry_vfs::EntryKind::File => EntryKind::File,
-            ferry_vfs::EntryKind::Dir => EntryKind::Dir,
-            ferry_vfs::EntryKind::Symlink => EntryKind::Symlink,
-            ferry_vfs::EntryKind::Other => EntryKind::Other,
-        },
+        kind: m.kind,
         size: m.size,
         modified: m.modified,
         mode: m.mode,
@@ -96,20 +78,10 @@ pub(crate) fn entry(name: Vec<u8>, m: &Metadata) -> Entry {
     }
 }
 
-/// Maps a storage error kind to the session's.
+/// The session's view of a storage error: its kind and client-safe detail.
 pub(crate) fn fs_error(e: ferry_vfs::Error) -> FsError {
-    match e.kind() {
-        ErrorKind::NotFound => FsError::NotFound,
-        ErrorKind::PermissionDenied => FsError::PermissionDenied,
-        ErrorKind::AlreadyExists => FsError::AlreadyExists,
-        ErrorKind::NotADirectory => FsError::NotADirectory,
-        ErrorKind::IsADirectory => FsError::IsADirectory,
-        ErrorKind::DirectoryNotEmpty => FsError::DirectoryNotEmpty,
-        ErrorKind::InvalidName => FsError::InvalidName,
-        ErrorKind::QuotaExceeded => FsError::QuotaExceeded,
-        ErrorKind::OffsetOutOfRange => FsError::OffsetOutOfRange,
-        ErrorKind::MoveIntoItself => FsError::MoveIntoItself,
-        ErrorKind::Unsupported => FsError::Unsupported,
-        ErrorKind::Io => FsError::Io,
+    FsError {
+        kind: e.kind(),
+        detail: e.detail_text().map(str::to_owned),
     }
 }

@@ -13,11 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use ferry_proto::listing::{write_list_line, write_mlsx_facts, write_nlst_line, Entry};
 use ferry_proto::path::VPath;
-use ferry_proto::session::{
-    DataTlsError, FsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent,
-};
+use ferry_proto::session::{DataTlsError, ListFormat, Permissions, StoreMode, Transfer, TransferEvent};
 use ferry_proto::{ascii, glob};
-use ferry_vfs::{EntryKind, FileWriter, Storage, WriteMode};
+use ferry_vfs::{EntryKind, ErrorKind, FileWriter, Upload, UserFs};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -89,11 +87,6 @@ pub(crate) struct Running {
     pub(crate) handle: JoinHandle<()>,
     pub(crate) events: mpsc::UnboundedReceiver<TransferEvent>,
     pub(crate) progress: Arc<AtomicU64>,
-    /// Which way a file moves (`None` for listings), for the observer.
-    pub(crate) direction: Option<ferry_observe::Direction>,
-    /// The file or directory, and when the transfer started, for the observer.
-    pub(crate) path: String,
-    pub(crate) started: std::time::Instant,
 }
 
 impl Running {
@@ -104,25 +97,15 @@ impl Running {
 }
 
 /// Starts `transfer` in a new task.
-pub(crate) fn spawn(transfer: Transfer, storage: Arc<dyn Storage>, plan: DataPlan, ctx: DataCtx) -> Running {
+pub(crate) fn spawn(transfer: Transfer, fs: UserFs, plan: DataPlan, ctx: DataCtx) -> Running {
     let (tx, events) = mpsc::unbounded_channel();
     let progress = Arc::new(AtomicU64::new(0));
-    let direction = match &transfer {
-        Transfer::Retr { .. } => Some(ferry_observe::Direction::Download),
-        Transfer::Stor { .. } => Some(ferry_observe::Direction::Upload),
-        Transfer::List { .. } => None,
-    };
-    let path = match &transfer {
-        Transfer::Retr { path, .. } | Transfer::Stor { path, .. } | Transfer::List { path, .. } => {
-            path.display()
-        }
-    };
     let counter = Arc::clone(&progress);
     let span = tracing::Span::current();
     let handle = tokio::spawn(tracing::Instrument::instrument(
         async move {
             let job = Job {
-                storage,
+                fs,
                 plan: Some(plan),
                 ctx,
                 tx: tx.clone(),
@@ -146,14 +129,12 @@ pub(crate) fn spawn(transfer: Transfer, storage: Arc<dyn Storage>, plan: DataPla
         handle,
         events,
         progress,
-        direction,
-        path,
-        started: std::time::Instant::now(),
     }
 }
 
 struct Job {
-    storage: Arc<dyn Storage>,
+    /// The user's storage, through the policy layer (which checks permissions).
+    fs: UserFs,
     plan: Option<DataPlan>,
     ctx: DataCtx,
     tx: mpsc::UnboundedSender<TransferEvent>,
@@ -248,16 +229,30 @@ impl Job {
         self.progress.fetch_add(n as u64, Ordering::Relaxed) + n as u64
     }
 
-    async fn retr(mut self, path: &VPath, offset: u64, ascii: bool) -> TransferEvent {
+    async fn retr(self, path: &VPath, offset: u64, ascii: bool) -> TransferEvent {
+        let started = std::time::Instant::now();
+        let fs = self.fs.clone();
+        let progress = Arc::clone(&self.progress);
+        let end = self.send_file(path, offset, ascii).await;
+        let result = match &end {
+            TransferEvent::Finished { .. } => Ok(()),
+            TransferEvent::StorageFailed(e) => Err(e.kind),
+            _ => Err(ErrorKind::Io),
+        };
+        fs.downloaded(path, progress.load(Ordering::Relaxed), started, result);
+        end
+    }
+
+    async fn send_file(mut self, path: &VPath, offset: u64, ascii: bool) -> TransferEvent {
         // Opening refuses directories (IsADirectory) and anything but regular files.
-        let mut reader = match self.storage.open_read(path.as_bytes(), offset).await {
+        let mut reader = match self.fs.open_read(path, offset).await {
             Ok(r) => r,
             Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
         };
-        // A local file tells its size itself (fstat); other back-ends are asked.
-        let total = match reader.local_file().map(std::fs::File::metadata) {
-            Some(Ok(m)) => m.len(),
-            _ => match self.storage.metadata(path.as_bytes()).await {
+        // The back-end learnt the size while opening, or is asked.
+        let total = match reader.size() {
+            Some(size) => size,
+            None => match self.fs.stat(path).await {
                 Ok(m) => m.size,
                 Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
             },
@@ -268,9 +263,9 @@ impl Job {
             Ok(s) => s,
             Err(ev) => return ev,
         };
-        // Zero-copy for binary transfers of local files on cleartext connections; TLS must encrypt in
-        // user space.
-        if let (false, Some(file), DataStream::Plain(tcp)) = (ascii, reader.local_file(), &sock) {
+        // Zero-copy for binary transfers from back-ends that offer it, on cleartext connections; TLS must
+        // encrypt in user space.
+        if let (false, Some(file), DataStream::Plain(tcp)) = (ascii, reader.zero_copy(), &sock) {
             {
                 let sent = zerocopy::send_file(tcp, file, self.ctx.timeout, |n| {
                     self.add(n);
@@ -297,7 +292,7 @@ impl Job {
             };
             let chunk = match buf.get(..n) {
                 Some(c) => c,
-                None => return TransferEvent::StorageFailed(FsError::Io),
+                None => return TransferEvent::StorageFailed(ErrorKind::Io.into()),
             };
             let out = if ascii {
                 converted.clear();
@@ -323,21 +318,15 @@ impl Job {
     }
 
     async fn stor(mut self, path: &VPath, mode: StoreMode, ascii: bool) -> TransferEvent {
-        // Refuse before any data moves if the target is a directory (`Create` checks when opening).
-        if matches!(mode, StoreMode::Append | StoreMode::At(_)) {
-            if let Ok(m) = self.storage.metadata(path.as_bytes()).await {
-                if m.kind == EntryKind::Dir {
-                    return TransferEvent::StorageFailed(FsError::IsADirectory);
-                }
-            }
-        }
-        let wmode = match mode {
-            StoreMode::Create => WriteMode::Create,
-            StoreMode::Append => WriteMode::Append,
-            StoreMode::At(n) => WriteMode::At(n),
-            StoreMode::Unique => WriteMode::Unique,
+        let how = match mode {
+            StoreMode::Create => Upload::Replace,
+            StoreMode::Append => Upload::Append,
+            StoreMode::At(n) => Upload::Resume(n),
+            StoreMode::Unique => Upload::Unique,
         };
-        let mut writer = match self.storage.open_write(path.as_bytes(), wmode).await {
+        // The policy layer refuses a directory target, and resume or append where the back-end cannot,
+        // before any data moves.
+        let mut writer = match self.fs.upload(path, how, None).await {
             Ok(w) => w,
             Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
         };
@@ -345,18 +334,18 @@ impl Job {
         let mut sock = match self.connect().await {
             Ok(s) => s,
             Err(ev) => {
-                writer.abort().await;
+                Box::new(writer).abort().await;
                 return ev;
             }
         };
-        match self.receive_into(&mut sock, writer.as_mut(), ascii).await {
+        match self.receive_into(&mut sock, &mut writer, ascii).await {
             Ok(last) => {
                 // Under TLS the client's close_notify has arrived (a bare EOF is an error); answer with
                 // ours.
                 if let DataStream::Tls(_) = sock {
                     let _ = self.finish(sock).await;
                 }
-                match writer.commit_with(last).await {
+                match Box::new(writer).commit_with(last).await {
                     Ok(_) => TransferEvent::Finished {
                         bytes: self.progress.load(Ordering::Relaxed),
                     },
@@ -364,7 +353,7 @@ impl Job {
                 }
             }
             Err(ev) => {
-                writer.abort().await;
+                Box::new(writer).abort().await;
                 ev
             }
         }
@@ -483,18 +472,18 @@ impl Job {
         let now = SystemTime::now();
         let mut path = path.clone();
         let mut pattern = None;
-        let meta = match self.storage.metadata(path.as_bytes()).await {
+        let meta = match self.fs.stat(&path).await {
             Ok(m) => m,
             // `NLST *.txt`: a missing last component with wildcards lists the matching entries of its
             // directory. MLSD takes no wildcards (RFC 3659 §7.1).
             Err(e)
-                if e.kind() == ferry_vfs::ErrorKind::NotFound
+                if e.kind() == ErrorKind::NotFound
                     && format != ListFormat::Machine
                     && path.file_name().is_some_and(glob::has_wildcard) =>
             {
                 pattern = path.file_name().map(<[u8]>::to_vec);
                 path = path.parent();
-                match self.storage.metadata(path.as_bytes()).await {
+                match self.fs.stat(&path).await {
                     Ok(m) => m,
                     Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
                 }
@@ -505,13 +494,13 @@ impl Job {
         let mut stream = None;
         let mut single = None;
         if meta.kind == EntryKind::Dir {
-            match self.storage.list(path.as_bytes()).await {
+            match self.fs.list(path).await {
                 Ok(s) => stream = Some(s),
                 Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
             }
         } else if format == ListFormat::Machine {
             // RFC 3659: MLSD of a non-directory is an error (MLST is for single files).
-            return TransferEvent::StorageFailed(FsError::NotADirectory);
+            return TransferEvent::StorageFailed(ErrorKind::NotADirectory.into());
         } else {
             single = Some(entry(name_of(path), &meta));
         }

@@ -379,3 +379,50 @@ mod tests {
         assert!(events[6].duration_ms.is_some());
     }
 }
+
+/// Hangs a session's tap on the storage policy layer: every upload, download, delete, rename,
+/// mkdir and rmdir that goes through the user's [`ferry_vfs::UserFs`] becomes an event (log line,
+/// xferlog entry, hook delivery, metrics), whatever the front end. Give it to
+/// [`ferry_vfs::UserFs::with_hooks`].
+#[derive(Debug)]
+pub struct TapEvents(pub Arc<SessionTap>);
+
+impl TapEvents {
+    fn report(&self, kind: EventKind, e: &ferry_vfs::FsEvent<'_>) {
+        let result = match e.result {
+            Ok(()) => Ok(()),
+            Err(Some(k)) => Err(k.describe().to_owned()),
+            Err(None) => Err("aborted".to_owned()),
+        };
+        let to = e.to.map(ferry_vfs::VPath::display);
+        self.0.fs_op(
+            kind,
+            &e.path.display(),
+            to.as_deref(),
+            e.bytes,
+            e.duration,
+            result,
+        );
+    }
+}
+
+impl ferry_vfs::FsEvents for TapEvents {
+    fn on_upload(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.report(EventKind::Upload, e);
+    }
+    fn on_download(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.report(EventKind::Download, e);
+    }
+    fn on_delete(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.report(EventKind::Delete, e);
+    }
+    fn on_rename(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.report(EventKind::Rename, e);
+    }
+    fn on_mkdir(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.report(EventKind::Mkdir, e);
+    }
+    fn on_rmdir(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.report(EventKind::Rmdir, e);
+    }
+}

@@ -7,10 +7,10 @@
 pub const MAX_LINE: usize = 4096;
 
 /// Longest virtual path, in bytes, after normalisation. Longer paths are answered `553`/`550`.
-pub const MAX_PATH: usize = 4096;
+pub use ferry_vfs_types::path::MAX_PATH;
 
 /// Longest single path component (file name), in bytes, matching common filesystems.
-pub const MAX_NAME: usize = 255;
+pub use ferry_vfs_types::path::MAX_NAME;
 
 /// Longest user name accepted by USER; longer ones are answered `501`.
 pub const MAX_USER: usize = 256;

@@ -10,18 +10,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// What kind of filesystem object an [`Entry`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link (listed, never followed out of the jail).
-    Symlink,
-    /// Anything else: device, FIFO, socket.
-    Other,
-}
+/// What kind of filesystem object an [`Entry`] is (the storage layer's own type).
+pub use ferry_vfs_types::EntryKind;
 
 /// One directory entry, as the storage layer describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,21 +33,8 @@ pub struct Entry {
 }
 
 /// What the logged-in user may do with an entry; rendered as the MLSx `perm` fact (RFC 3659 §7.5.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FactPerms {
-    /// May read (RETR) the file.
-    pub read: bool,
-    /// May write: STOR/APPE to a file, create files in a directory.
-    pub write: bool,
-    /// May delete the entry (DELE/RMD), or purge a directory's contents.
-    pub delete: bool,
-    /// May rename the entry (RNFR).
-    pub rename: bool,
-    /// May create subdirectories (MKD) in a directory.
-    pub mkdir: bool,
-    /// May list and enter a directory.
-    pub list: bool,
-}
+/// The storage layer's own permission type.
+pub use ferry_vfs_types::Permissions as FactPerms;
 
 /// The arguments of `LIST`/`NLST`, with client flags (`-a`, `-l`, `-al` …) separated from the path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::listing::{Entry, EntryKind};
 use ferry_proto::session::{
-    Config, DataTlsError, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk, TlsPolicy,
-    TlsSettings, TransferEvent,
+    Config, DataTlsError, ErrorKind, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk,
+    TlsPolicy, TlsSettings, TransferEvent,
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput, Urgent};
 
@@ -42,11 +42,14 @@ const VERBS: &[&str] = &[
     "STRU", "MODE", "RETR", "STOR", "STOU", "APPE", "ALLO", "REST", "RNFR", "RNTO", "ABOR", "DELE", "RMD",
     "XRMD", "MKD", "XMKD", "PWD", "XPWD", "LIST", "NLST", "SITE", "SYST", "STAT", "HELP", "NOOP", "FEAT",
     "OPTS", "EPRT", "EPSV", "SIZE", "MDTM", "MLST", "MLSD", "MFMT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT",
-    "LPSV", "FOO",
+    "LPSV", "HASH", "RANG", "XSHA256", "XSHA1", "XMD5", "XCRC", "FOO",
 ];
 
 const ARGS: &[&str] = &[
     "",
+    "HASH SHA-1",
+    "\"f x\" 3 9",
+    "5 2",
     "TLS",
     "SSL",
     "P",
@@ -153,20 +156,26 @@ fn random_entry(rng: &mut Rng) -> Entry {
 
 fn random_fs_error(rng: &mut Rng) -> FsError {
     let all = [
-        FsError::NotFound,
-        FsError::PermissionDenied,
-        FsError::AlreadyExists,
-        FsError::NotADirectory,
-        FsError::IsADirectory,
-        FsError::DirectoryNotEmpty,
-        FsError::InvalidName,
-        FsError::QuotaExceeded,
-        FsError::OffsetOutOfRange,
-        FsError::MoveIntoItself,
-        FsError::Unsupported,
-        FsError::Io,
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::AlreadyExists,
+        ErrorKind::NotADirectory,
+        ErrorKind::IsADirectory,
+        ErrorKind::DirectoryNotEmpty,
+        ErrorKind::InvalidName,
+        ErrorKind::QuotaExceeded,
+        ErrorKind::OffsetOutOfRange,
+        ErrorKind::MoveIntoItself,
+        ErrorKind::Unsupported,
+        ErrorKind::Transient,
+        ErrorKind::TimedOut,
+        ErrorKind::Io,
     ];
-    all[rng.below(all.len())]
+    let mut e = FsError::from(all[rng.below(all.len())]);
+    if rng.chance(30) {
+        e.detail = Some("\r\n550 forged detail".into());
+    }
+    e
 }
 
 fn random_transfer_end(rng: &mut Rng) -> TransferEvent {
@@ -310,6 +319,24 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
                         }),
                     };
                     session.handle_storage(now, result);
+                }
+                Output::Hash(req) => {
+                    let result = match rng.below(4) {
+                        0 => Err(ferry_proto::session::HashError::Storage(random_fs_error(
+                            &mut rng,
+                        ))),
+                        1 => Err(ferry_proto::session::HashError::TooLarge {
+                            size: req.max_size + 1,
+                            limit: req.max_size,
+                        }),
+                        2 => Err(ferry_proto::session::HashError::BeyondEnd { size: 0 }),
+                        _ => Ok(ferry_proto::session::HashValue {
+                            digest: vec![0xab; req.algorithm.digest_len()],
+                            start: req.range.start,
+                            end: req.range.end.unwrap_or(req.range.start),
+                        }),
+                    };
+                    session.handle_hash(now, result);
                 }
                 Output::OpenPassive(_) => {
                     let addr = ["127.0.0.1:50000", "[::1]:50001", "10.0.0.1:1"][rng.below(3)]

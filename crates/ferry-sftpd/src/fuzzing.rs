@@ -23,7 +23,8 @@ const MAX_REQUESTS: usize = 256;
 /// # Panics
 /// When a reply is not a well-formed packet (the invariant the fuzz target checks).
 pub async fn run_packets(storage: Arc<dyn Storage>, perms: Permissions, input: &[u8]) -> usize {
-    let ctx = Ctx::new(storage, perms);
+    let fs = ferry_vfs::UserFs::new(storage, ferry_vfs::Protocol::Sftp, "fuzz", perms.into());
+    let ctx = Ctx::new(fs);
     let mut buf = BytesMut::from(input);
     let mut replies = 0;
     let mut initialised = false;
@@ -42,7 +43,7 @@ pub async fn run_packets(storage: Arc<dyn Storage>, perms: Permissions, input: &
             }
             reply
         } else {
-            let Ok(reply) = init(&packet) else {
+            let Ok(reply) = init(&packet, &ctx) else {
                 break;
             };
             initialised = true;

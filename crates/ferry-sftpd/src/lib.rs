@@ -60,6 +60,8 @@ pub struct Config {
     pub max_auth_attempts: usize,
     /// PROXY protocol headers from load balancers.
     pub proxy_protocol: ferry_admission::ProxyProtocol,
+    /// Longest range the `check-file` extension hashes on demand; 0 turns it off.
+    pub hash_max_size: u64,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Config {
             idle_timeout: Duration::from_secs(300),
             max_auth_attempts: 6,
             proxy_protocol: ferry_admission::ProxyProtocol::default(),
+            hash_max_size: ferry_proto::hash::DEFAULT_MAX_SIZE,
         }
     }
 }

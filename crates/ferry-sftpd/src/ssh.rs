@@ -377,9 +377,14 @@ impl Connection {
         }
         match result {
             LoginResult::Accepted(u) => {
+                if let Err(refusal) = self.server.admission.logged_in(&mut self.slot, &u.name).await {
+                    // The credentials were right: not scored as a guesser leaving.
+                    self.tried_login.store(false, Ordering::Relaxed);
+                    self.goodbye.send_replace(Some(refusal.text().to_owned()));
+                    return reject();
+                }
                 tracing::Span::current().record("user", field::display(Untrusted::str(&u.name)));
                 info!(user = %Untrusted::str(&u.name), "login");
-                self.slot.logged_in();
                 self.user = Some(u);
                 Auth::Accept
             }
@@ -618,7 +623,14 @@ impl russh::server::Handler for Connection {
         let Some(ch) = self.channels.remove(&channel) else {
             return session.channel_failure(channel);
         };
-        let storage = match self.server.storage.scoped(user.home.as_bytes(), true).await {
+        let home = match ferry_vfs::VPath::parse(user.home.as_bytes()) {
+            Ok(home) => home,
+            Err(e) => {
+                warn!(error = %e, home = %user.home, "the user's home is not a valid path");
+                return session.channel_failure(channel);
+            }
+        };
+        let storage = match self.server.storage.scoped(&home, true).await {
             Ok(storage) => storage,
             Err(e) => {
                 warn!(error = %e, home = %user.home, "cannot open the user's home");
@@ -627,7 +639,19 @@ impl russh::server::Handler for Connection {
         };
         session.channel_success(channel)?;
         info!("SFTP session started");
-        let ctx = Arc::new(Ctx::new(storage, user.permissions).with_tap(Arc::clone(&self.tap)));
+        let fs = ferry_vfs::UserFs::with_hooks(
+            storage,
+            ferry_vfs::Protocol::Sftp,
+            user.name.clone(),
+            user.permissions.into(),
+            Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap))),
+            Arc::new(ferry_vfs::NoQuota),
+        );
+        let ctx = Arc::new(
+            Ctx::new(fs)
+                .with_hash_max_size(self.server.config.hash_max_size)
+                .with_tap(Arc::clone(&self.tap)),
+        );
         lock(&self.contexts).push(Arc::downgrade(&ctx));
         let running = Arc::clone(&self.sftp_sessions);
         running.fetch_add(1, Ordering::Relaxed);

@@ -47,12 +47,19 @@ impl TestServer {
         tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static,
     ) -> TestServer {
         let defender = ferry_auth::defender::DefenderConfig::default();
-        TestServer::start_full(parent, perms, tweak, defender)
+        TestServer::start_full(parent, perms, tweak, defender, None)
     }
 
     /// A server whose login defender has these settings (e.g. `score_loopback` on).
     pub fn start_defended(defender: ferry_auth::defender::DefenderConfig) -> TestServer {
-        TestServer::start_full(&std::env::temp_dir(), Permissions::all(), |_| {}, defender)
+        TestServer::start_full(&std::env::temp_dir(), Permissions::all(), |_| {}, defender, None)
+    }
+
+    /// A server over `storage` (e.g. `ferry_vfs::MemoryFs`) instead of the local files dir, where
+    /// alice has `perms`.
+    pub fn start_on(storage: Arc<dyn ferry_vfs::Storage>, perms: Permissions) -> TestServer {
+        let defender = ferry_auth::defender::DefenderConfig::default();
+        TestServer::start_full(&std::env::temp_dir(), perms, |_| {}, defender, Some(storage))
     }
 
     fn start_full(
@@ -60,6 +67,7 @@ impl TestServer {
         perms: Permissions,
         tweak: impl FnOnce(&mut ferry_sftpd::Config) + Send + 'static,
         defender: ferry_auth::defender::DefenderConfig,
+        storage: Option<Arc<dyn ferry_vfs::Storage>>,
     ) -> TestServer {
         if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -92,7 +100,17 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let built = build(&files, &users_db, &host_key_path, perms, public, tweak, defender).await;
+                let built = build(
+                    &files,
+                    &users_db,
+                    &host_key_path,
+                    perms,
+                    public,
+                    tweak,
+                    defender,
+                    storage,
+                )
+                .await;
                 let server = match built {
                     Ok(s) => s,
                     Err(e) => {
@@ -246,6 +264,7 @@ impl Drop for TestServer {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn build(
     files: &Path,
     users_db: &Path,
@@ -254,8 +273,12 @@ async fn build(
     public: Option<String>,
     tweak: impl FnOnce(&mut ferry_sftpd::Config),
     defender: ferry_auth::defender::DefenderConfig,
+    storage: Option<Arc<dyn ferry_vfs::Storage>>,
 ) -> Result<Arc<ferry_sftpd::Server>, String> {
-    let (users, storage) = crate::store_with_user(files, users_db, USER, PASSWORD, perms).await?;
+    let (users, storage) = match storage {
+        Some(storage) => (crate::users_with(users_db, USER, PASSWORD, perms).await?, storage),
+        None => crate::store_with_user(files, users_db, USER, PASSWORD, perms).await?,
+    };
     if let Some(line) = public {
         let record = ferry_sftpd::keys::parse_authorized_key(&line).map_err(|e| e.to_string())?;
         users.add_key(USER, record).await.map_err(|e| e.to_string())?;

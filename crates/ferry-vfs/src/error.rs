@@ -1,88 +1,85 @@
 //! The neutral error type every storage back-end returns.
 
-use std::fmt;
+use std::borrow::Cow;
 use std::io;
 
-/// What went wrong, independent of the protocol that will report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The path (or one of its parents) does not exist.
-    NotFound,
-    /// The operation is refused: host permissions, a symlink leading outside the jail, a
-    /// read-only file system, or an operation on the root itself.
-    PermissionDenied,
-    /// The target already exists.
-    AlreadyExists,
-    /// A directory was expected but the path names something else.
-    NotADirectory,
-    /// The path names a directory where a file was expected.
-    IsADirectory,
-    /// The directory still has entries.
-    DirectoryNotEmpty,
-    /// The path or name is not acceptable (NUL byte, `.`/`..` component, reserved prefix, too long).
-    InvalidName,
-    /// No space left, or a disk quota or file size limit was hit.
-    QuotaExceeded,
-    /// A file offset (or size) beyond what a file or the storage can hold.
-    OffsetOutOfRange,
-    /// A directory cannot be moved into itself or one of its subdirectories.
-    MoveIntoItself,
-    /// The back-end cannot do this operation.
-    Unsupported,
-    /// Any other local I/O failure.
-    Io,
-}
+pub use ferry_vfs_types::ErrorKind;
 
-impl ErrorKind {
-    /// A short, fixed description that is safe to show to a client.
-    pub fn describe(self) -> &'static str {
-        match self {
-            ErrorKind::NotFound => "no such file or directory",
-            ErrorKind::PermissionDenied => "permission denied",
-            ErrorKind::AlreadyExists => "already exists",
-            ErrorKind::NotADirectory => "not a directory",
-            ErrorKind::IsADirectory => "is a directory",
-            ErrorKind::DirectoryNotEmpty => "directory not empty",
-            ErrorKind::InvalidName => "invalid file name",
-            ErrorKind::QuotaExceeded => "storage quota exceeded",
-            ErrorKind::OffsetOutOfRange => "offset out of range",
-            ErrorKind::MoveIntoItself => "cannot move a directory into itself",
-            ErrorKind::Unsupported => "operation not supported",
-            ErrorKind::Io => "local I/O error",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.describe())
-    }
-}
-
-/// A storage error: a neutral [`ErrorKind`] plus, for logging, the underlying I/O error.
+/// A storage error: a neutral [`ErrorKind`], an optional detail for the client, and, for logging,
+/// the underlying error.
 ///
-/// `Display` shows only the kind's fixed description, never a host path, so it can be sent to a
-/// client. The I/O source (reachable through [`std::error::Error::source`]) is for server logs.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", kind.describe())]
+/// `Display` shows the kind's fixed description and the detail, never a host path, so it can be sent
+/// to a client. The source (reachable through [`std::error::Error::source`]) is for server logs.
+#[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    #[source]
-    source: Option<io::Error>,
+    detail: Option<Cow<'static, str>>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Result of a storage operation.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// An error of `kind` without an underlying I/O error.
+    /// An error of `kind` without an underlying error.
     pub fn new(kind: ErrorKind) -> Self {
-        Error { kind, source: None }
+        Error {
+            kind,
+            detail: None,
+            source: None,
+        }
+    }
+
+    /// An error of `kind` caused by `source` (kept for logs, never shown to clients).
+    pub fn with_source(kind: ErrorKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error {
+            kind,
+            detail: None,
+            source: Some(source.into()),
+        }
+    }
+
+    /// Adds a detail a client may see and act on (e.g. "this storage back-end has no append"); it must
+    /// not contain host paths or secrets.
+    #[must_use]
+    pub fn detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// The client-safe detail, if any.
+    pub fn detail_text(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The text to show a client: the detail if there is one, the kind's description otherwise.
+    pub fn message(&self) -> Cow<'_, str> {
+        match &self.detail {
+            Some(d) => Cow::Borrowed(d.as_ref()),
+            None => Cow::Borrowed(self.kind.describe()),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.detail {
+            Some(d) => write!(f, "{}: {d}", self.kind.describe()),
+            None => f.write_str(self.kind.describe()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -96,7 +93,8 @@ impl From<io::Error> for Error {
     fn from(err: io::Error) -> Self {
         Error {
             kind: classify(&err),
-            source: Some(err),
+            detail: None,
+            source: Some(Box::new(err)),
         }
     }
 }
@@ -121,6 +119,7 @@ fn classify(err: &io::Error) -> ErrorKind {
         io::ErrorKind::FileTooLarge => ErrorKind::OffsetOutOfRange,
         io::ErrorKind::ReadOnlyFilesystem => ErrorKind::PermissionDenied,
         io::ErrorKind::Unsupported => ErrorKind::Unsupported,
+        io::ErrorKind::TimedOut => ErrorKind::TimedOut,
         _ => ErrorKind::Io,
     }
 }
@@ -143,6 +142,7 @@ fn classify_errno(code: i32) -> Option<ErrorKind> {
         // Rename across mount points inside the root.
         libc::EXDEV => ErrorKind::Unsupported,
         libc::ENOSYS | libc::EOPNOTSUPP => ErrorKind::Unsupported,
+        libc::ETIMEDOUT => ErrorKind::TimedOut,
         _ => return None,
     };
     Some(kind)

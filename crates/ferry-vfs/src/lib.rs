@@ -1,14 +1,18 @@
 //! Protocol-neutral storage for ferry.
 //!
-//! This crate defines the [`Storage`] trait that the FTP and SFTP front ends use to touch user
-//! files, the neutral [`Error`]/[`ErrorKind`] they map to their own reply codes, and
-//! [`LocalFs`], a back-end that keeps every operation inside one directory on the host.
+//! This crate defines the [`Storage`] trait that back-ends implement, the neutral
+//! [`Error`]/[`ErrorKind`] the front ends map to their own reply codes, [`UserFs`], the one
+//! policy layer through which the FTP and SFTP front ends touch a user's files (permissions, upload
+//! and rename policy, quota and observer hooks), and two back-ends: [`LocalFs`], which keeps every
+//! operation inside one directory on the host, and [`MemoryFs`], an in-memory store with
+//! object-store semantics only, for tests.
 //!
 //! # What it does
-//! - Takes *virtual* absolute paths as raw bytes (`b"/dir/file"`, `b"/"` is the root). Names are
-//!   bytes, so non-UTF-8 names work. Paths are re-validated here: a NUL byte, a `.` or `..`
-//!   component, or a component starting with the upload temp prefix is refused with
-//!   [`ErrorKind::InvalidName`].
+//! - Takes *virtual* paths as [`VPath`]s, normalised once by the front end (`/` is the root). Names
+//!   are bytes, so non-UTF-8 names work. The local back-end refuses a component starting with the
+//!   upload temp prefix with [`ErrorKind::InvalidName`].
+//! - Says what each back-end can do ([`Storage::capabilities`]); optional operations answer
+//!   [`ErrorKind::Unsupported`] where a back-end cannot do them.
 //! - Jails [`LocalFs`] by directory handle (`cap_std::fs::Dir`), never by comparing path strings:
 //!   symlinks that resolve outside the root (absolute symlinks, `../` escapes) are refused with
 //!   [`ErrorKind::PermissionDenied`]; symlinks that stay inside are followed.
@@ -19,9 +23,9 @@
 //!   ([`OpenMode::Replace`]).
 //!
 //! # What it deliberately does not do
-//! - No FTP/SFTP semantics: no reply codes, no listing formats, no permission checks (the caller
-//!   decides what a user may do) and no path normalisation of client input (the caller resolves
-//!   `..` against the working directory first).
+//! - No FTP/SFTP semantics: no reply codes and no listing formats. Permission checks, upload and
+//!   rename policy live in one protocol-neutral layer, [`UserFs`], that both front ends use; the
+//!   [`Storage`] trait itself checks nothing about users.
 //! - No printing and no logging setup.
 //! - Unix only: names are raw bytes (`OsStrExt`) and errors are classified by errno.
 //! - No reading or writing of files with more than one name: a hard link (possibly planted by someone
@@ -35,14 +39,19 @@
 
 mod error;
 mod local;
+mod memory;
 mod path;
+mod policy;
 mod storage;
 
 pub use error::{Error, ErrorKind, Result};
+pub use ferry_vfs_types::{EntryKind, PathError, Permissions, VPath};
 pub use local::{LocalFs, Swept};
+pub use memory::MemoryFs;
+pub use policy::{FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, Upload, UploadWriter, UserFs};
 pub use storage::{
-    DirEntry, DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
-    Storage, WriteMode,
+    Capabilities, DirEntry, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
+    Storage, WriteMode, WriteOptions,
 };
 
 /// Prefix of the temporary files uploads are written to before they are committed.

@@ -6,19 +6,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::error::Result;
-
-/// What kind of object a directory entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link that could not be followed (dangling, or leading outside the jail).
-    Symlink,
-    /// Anything else (device, FIFO, socket).
-    Other,
-}
+use crate::{EntryKind, VPath};
 
 /// Facts about one file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,80 +35,152 @@ pub struct DirEntry {
     pub metadata: Metadata,
 }
 
-/// How [`Storage::open_write`] treats the target file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Write a new file that replaces the target only when committed.
-    Create,
-    /// Append to the target, creating it if missing.
-    Append,
-    /// Truncate the existing target to this offset and write from there (resumed upload).
-    /// The target must exist unless the offset is 0.
-    At(u64),
-    /// Write under a name derived from the requested one that does not exist yet.
-    Unique,
+/// What a back-end can do. The policy layer ([`UserFs`](crate::UserFs)) and the front ends look here
+/// and choose an honest behaviour, or a clear refusal, for what it cannot; no method pretends.
+///
+/// `Default` is a back-end that can do none of the optional things (all `false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// [`Storage::rename`] of files, atomic, with and without replacing the target.
+    pub rename: bool,
+    /// [`Storage::rename`] of directories.
+    pub rename_dir: bool,
+    /// [`WriteMode::Append`].
+    pub append: bool,
+    /// [`Storage::open_file`]: reads and writes at any offset ([`PositionalFile`]). Without it SFTP
+    /// reads through [`FileReader`]s and writes through one [`FileWriter`] in order.
+    pub random_write: bool,
+    /// [`Storage::set_modified`].
+    pub set_modified: bool,
+    /// [`Storage::set_mode`].
+    pub set_mode: bool,
+    /// Hard links (no operation yet: reserved so that front ends can advertise it once there is one).
+    pub hard_links: bool,
+    /// [`Storage::space`].
+    pub space: bool,
+    /// [`FileReader::zero_copy`] can return a host file (sendfile).
+    pub zero_copy_read: bool,
+    /// Uploads can be received with zero-copy system calls (none yet).
+    pub zero_copy_write: bool,
+    /// [`WriteMode::Resume`]: the file becomes its bytes before the offset plus the new bytes.
+    pub resume: bool,
 }
 
-/// A file store addressed by virtual absolute paths given as bytes (`b"/"` is the root).
+/// How [`Storage::open_write`] writes a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// New content for the path, visible under its name only when the writer is committed (it
+    /// replaces an existing file atomically then). With `exclusive` the open fails with
+    /// `AlreadyExists` if the path exists, and a second exclusive open of it fails while the first
+    /// is in progress.
+    New {
+        /// Refuse to replace an existing file.
+        exclusive: bool,
+    },
+    /// A resumed upload: the file keeps its bytes before `offset` and the written bytes follow; the
+    /// file must exist and be at least `offset` long unless `offset` is 0. Only where
+    /// [`Capabilities::resume`].
+    Resume {
+        /// Where the new bytes start.
+        offset: u64,
+    },
+    /// Append to the file, creating it if missing. Only where [`Capabilities::append`].
+    Append,
+}
+
+/// Options for [`Storage::open_write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// How the file is written.
+    pub mode: WriteMode,
+    /// Unix permission bits (`mode & 0o777`) for a new file, where the back-end has them; a replaced
+    /// file keeps its own.
+    pub unix_mode: Option<u32>,
+}
+
+impl WriteOptions {
+    /// A new file replacing any existing one on commit.
+    pub fn replace() -> Self {
+        WriteOptions {
+            mode: WriteMode::New { exclusive: false },
+            unix_mode: None,
+        }
+    }
+
+    /// Options with `mode` and no permission bits.
+    pub fn with_mode(mode: WriteMode) -> Self {
+        WriteOptions {
+            mode,
+            unix_mode: None,
+        }
+    }
+}
+
+/// A file store addressed by normalised virtual paths ([`VPath`], `/` is the store's root).
 ///
-/// Paths must already be normalised by the caller; implementations still refuse NUL bytes and
-/// `.`/`..` components with [`ErrorKind::InvalidName`](crate::ErrorKind::InvalidName).
+/// Back-ends refuse names they reserve (the local one: the upload temp prefix) with
+/// [`ErrorKind::InvalidName`](crate::ErrorKind::InvalidName). Optional operations answer
+/// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) unless [`Storage::capabilities`]
+/// says otherwise; none has a default body.
 #[async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// What this back-end can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// A short fixed name for logs and metrics: `"local"`, `"memory"`, `"s3"` …
+    fn backend_name(&self) -> &'static str;
+
     /// Metadata of `path`, following symlinks that stay inside the store.
-    async fn metadata(&self, path: &[u8]) -> Result<Metadata>;
+    async fn metadata(&self, path: &VPath) -> Result<Metadata>;
 
     /// Starts listing the directory `path`; fails with `NotADirectory` for a file.
-    async fn list(&self, path: &[u8]) -> Result<Box<dyn DirStream>>;
+    async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>>;
 
     /// Opens the file `path` for reading from byte `offset`; fails with `IsADirectory` for a
     /// directory.
-    async fn open_read(&self, path: &[u8], offset: u64) -> Result<Box<dyn FileReader>>;
+    async fn open_read(&self, path: &VPath, offset: u64) -> Result<Box<dyn FileReader>>;
 
-    /// Opens the file `path` for writing in the given mode.
-    async fn open_write(&self, path: &[u8], mode: WriteMode) -> Result<Box<dyn FileWriter>>;
+    /// Opens the file `path` for writing; the only way to upload. Nothing appears under the
+    /// final name (for [`WriteMode::New`]) until [`FileWriter::commit`]; dropping the writer or
+    /// [`FileWriter::abort`] leaves the store as it was (for `Resume`/`Append`, back-ends that
+    /// write in place keep what was written).
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> Result<Box<dyn FileWriter>>;
 
     /// Creates the directory `path` (its parent must exist).
-    async fn create_dir(&self, path: &[u8]) -> Result<()>;
+    async fn create_dir(&self, path: &VPath) -> Result<()>;
 
     /// Removes the empty directory `path`; fails with `DirectoryNotEmpty` otherwise.
-    async fn remove_dir(&self, path: &[u8]) -> Result<()>;
+    async fn remove_dir(&self, path: &VPath) -> Result<()>;
 
     /// Removes the file (or symlink) `path`; fails with `IsADirectory` for a directory.
-    async fn remove_file(&self, path: &[u8]) -> Result<()>;
+    async fn remove_file(&self, path: &VPath) -> Result<()>;
 
-    /// Renames `from` to `to`, replacing a file at `to`.
-    async fn rename(&self, from: &[u8], to: &[u8]) -> Result<()>;
+    /// Renames `from` to `to`. With `replace` an existing file at `to` is replaced atomically;
+    /// without it the rename fails with `AlreadyExists` if `to` exists, decided atomically by the
+    /// back-end (no probe-then-rename race). Only where [`Capabilities::rename`] (and
+    /// [`Capabilities::rename_dir`] for directories).
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> Result<()>;
 
-    /// Sets the modification time of `path`.
+    /// Sets the modification time of `path` (where [`Capabilities::set_modified`]).
     ///
     /// Metadata changes follow the rule opening does: refused (`PermissionDenied`) for a file with
     /// more than one name or anything but a regular file or directory, and never through a symlink
     /// that leaves the store.
-    async fn set_modified(&self, path: &[u8], t: SystemTime) -> Result<()>;
-
-    /// A new store jailed at the subdirectory `home`, created with its parents if `create`.
-    async fn scoped(&self, home: &[u8], create: bool) -> Result<Arc<dyn Storage>>;
-
-    // --- positional access (SFTP); the defaults answer `Unsupported` ---
-
-    /// Opens `path` for reads and writes at arbitrary offsets (see [`OpenMode`]).
-    async fn open_file(&self, path: &[u8], mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
-        let _ = (path, mode);
-        Err(crate::ErrorKind::Unsupported.into())
-    }
+    async fn set_modified(&self, path: &VPath, t: SystemTime) -> Result<()>;
 
     /// Sets the Unix permission bits (`mode & 0o777`) of `path`, under the rule of
-    /// [`set_modified`](Storage::set_modified).
-    async fn set_mode(&self, path: &[u8], mode: u32) -> Result<()> {
-        let _ = (path, mode);
-        Err(crate::ErrorKind::Unsupported.into())
-    }
+    /// [`set_modified`](Storage::set_modified) (where [`Capabilities::set_mode`]).
+    async fn set_mode(&self, path: &VPath, mode: u32) -> Result<()>;
 
-    /// Space on the file system that holds the store.
-    async fn space(&self) -> Result<Space> {
-        Err(crate::ErrorKind::Unsupported.into())
-    }
+    /// Space on the file system that holds the store (where [`Capabilities::space`]).
+    async fn space(&self) -> Result<Space>;
+
+    /// A new store jailed at the subdirectory `home`, created with its parents if `create`.
+    async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>>;
+
+    /// Opens `path` for reads and writes at arbitrary offsets (see [`OpenMode`]); only where
+    /// [`Capabilities::random_write`].
+    async fn open_file(&self, path: &VPath, mode: OpenMode) -> Result<Box<dyn PositionalFile>>;
 }
 
 /// How [`Storage::open_file`] opens a file for positional access.
@@ -220,37 +280,33 @@ pub trait FileReader: Send + std::fmt::Debug {
     /// Reads into `buf`, returning the number of bytes read; 0 means end of file.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize>;
 
+    /// The size of the whole file when it was opened, if the back-end learnt it while opening
+    /// (front ends use it for the 150 reply without another round trip).
+    fn size(&self) -> Option<u64>;
+
     /// The open host file, positioned at the offset given to
-    /// [`open_read`](Storage::open_read), for back-ends that have one (the local back-end).
+    /// [`open_read`](Storage::open_read), for back-ends with [`Capabilities::zero_copy_read`].
     ///
-    /// Front ends use it for zero-copy sending (`sendfile`) and to learn the size without another
-    /// storage round trip; it is only ever read from. Other back-ends return `None` (the default)
-    /// and are read with [`read`](FileReader::read).
-    fn local_file(&self) -> Option<&std::fs::File> {
+    /// Front ends use it for zero-copy sending (`sendfile`) and only ever read from it. Other
+    /// back-ends return `None` (the default) and are read with [`read`](FileReader::read).
+    fn zero_copy(&self) -> Option<&std::fs::File> {
         None
     }
 }
 
-/// A file opened for writing.
+/// A file being uploaded: the only upload path of the trait.
 ///
 /// Dropping a writer without [`commit`](FileWriter::commit) behaves like
-/// [`abort`](FileWriter::abort).
+/// [`abort`](FileWriter::abort): nothing appears under the final name of a [`WriteMode::New`]
+/// upload.
 #[async_trait]
 pub trait FileWriter: Send + std::fmt::Debug {
-    /// Writes all of `buf`.
-    async fn write_all(&mut self, buf: &[u8]) -> Result<()>;
-
     /// Writes all of `buf`, taking the buffer by value so that a back-end can hand it to another
-    /// thread without copying it; returns the buffer for reuse.
-    ///
-    /// The default calls [`write_all`](FileWriter::write_all).
-    async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
-        self.write_all(&buf).await?;
-        Ok(buf)
-    }
+    /// thread (or an upload part) without copying it; returns a buffer for reuse (possibly empty).
+    async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>>;
 
-    /// Finishes the upload: flushes and, for `Create`/`Unique`, moves the data under its final
-    /// name. Returns the number of bytes written through this writer.
+    /// Finishes the upload: flushes and, for `New`, makes the data appear under its final name.
+    /// Returns the number of bytes written through this writer.
     async fn commit(self: Box<Self>) -> Result<u64>;
 
     /// Writes `last` and then commits, like [`write_owned`](FileWriter::write_owned) followed by
@@ -263,10 +319,7 @@ pub trait FileWriter: Send + std::fmt::Debug {
         self.commit().await
     }
 
-    /// Abandons the upload: for `Create`/`Unique` nothing appears; for `Append`/`At` what was
-    /// written so far is kept so the client can resume.
+    /// Abandons the upload: for `New` nothing appears; for `Resume`/`Append` a back-end writing in
+    /// place keeps what was written so far so the client can resume.
     async fn abort(self: Box<Self>);
-
-    /// The final file name (a single component); for `Unique` the name that was chosen.
-    fn final_name(&self) -> &[u8];
 }

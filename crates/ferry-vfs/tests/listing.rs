@@ -4,8 +4,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::Jail;
-use ferry_vfs::{EntryKind, Storage, WriteMode};
+use common::{Jail, WriteMode};
+use ferry_vfs::{EntryKind, FileWriter};
 
 #[tokio::test]
 async fn listing_five_thousand_entries_streams_in_batches() {

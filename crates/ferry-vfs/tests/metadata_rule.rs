@@ -8,7 +8,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::Jail;
-use ferry_vfs::{ErrorKind, Storage};
+use ferry_vfs::ErrorKind;
 
 /// The outside file's mode and mtime, to compare before and after.
 fn facts(path: &std::path::Path) -> (u32, SystemTime) {

@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{host_names, list_names, read_all, upload, Jail};
-use ferry_vfs::{ErrorKind, Storage, WriteMode};
+use common::{host_names, list_names, read_all, upload, Jail, WriteMode};
+use ferry_vfs::{ErrorKind, FileWriter};
 
 fn temp_files(names: &[String]) -> Vec<&String> {
     names.iter().filter(|n| n.starts_with(".ferry-upload.")).collect()
@@ -18,8 +18,8 @@ async fn create_is_invisible_until_commit() {
         .await
         .expect("open");
     assert_eq!(writer.final_name(), b"up.bin");
-    writer.write_all(b"part one, ").await.expect("write");
-    writer.write_all(b"part two").await.expect("write");
+    writer.write_owned(b"part one, ".to_vec()).await.expect("write");
+    writer.write_owned(b"part two".to_vec()).await.expect("write");
     assert!(!jail.host("up.bin").exists());
     assert_eq!(
         jail.fs.metadata(b"/up.bin").await.expect_err("hidden").kind(),
@@ -47,7 +47,7 @@ async fn create_replaces_an_existing_file_only_on_commit() {
     let jail = Jail::new();
     std::fs::write(jail.host("f"), b"old").expect("write");
     let mut writer = jail.fs.open_write(b"/f", WriteMode::Create).await.expect("open");
-    writer.write_all(b"new content").await.expect("write");
+    writer.write_owned(b"new content".to_vec()).await.expect("write");
     assert_eq!(read_all(&jail.fs, b"/f", 0).await.expect("read"), b"old");
     writer.commit().await.expect("commit");
     assert_eq!(read_all(&jail.fs, b"/f", 0).await.expect("read"), b"new content");
@@ -62,7 +62,7 @@ async fn aborted_create_leaves_no_file_and_no_temp() {
         .open_write(b"/d/up", WriteMode::Create)
         .await
         .expect("open");
-    writer.write_all(b"partial").await.expect("write");
+    writer.write_owned(b"partial".to_vec()).await.expect("write");
     writer.abort().await;
     assert!(host_names(&jail.host("d")).is_empty());
 }
@@ -72,7 +72,7 @@ async fn aborted_create_keeps_the_previous_file() {
     let jail = Jail::new();
     std::fs::write(jail.host("f"), b"old").expect("write");
     let mut writer = jail.fs.open_write(b"/f", WriteMode::Create).await.expect("open");
-    writer.write_all(b"half").await.expect("write");
+    writer.write_owned(b"half".to_vec()).await.expect("write");
     writer.abort().await;
     assert_eq!(std::fs::read(jail.host("f")).expect("read"), b"old");
     assert_eq!(host_names(&jail.host("")), vec!["f"]);
@@ -82,7 +82,7 @@ async fn aborted_create_keeps_the_previous_file() {
 async fn dropped_writer_removes_its_temp() {
     let jail = Jail::new();
     let mut writer = jail.fs.open_write(b"/up", WriteMode::Create).await.expect("open");
-    writer.write_all(b"data").await.expect("write");
+    writer.write_owned(b"data".to_vec()).await.expect("write");
     drop(writer);
     assert!(host_names(&jail.host("")).is_empty());
 }
@@ -145,7 +145,7 @@ async fn aborted_append_keeps_what_was_written() {
     let jail = Jail::new();
     std::fs::write(jail.host("f"), b"abc").expect("write");
     let mut writer = jail.fs.open_write(b"/f", WriteMode::Append).await.expect("open");
-    writer.write_all(b"def").await.expect("write");
+    writer.write_owned(b"def".to_vec()).await.expect("write");
     writer.abort().await;
     assert_eq!(std::fs::read(jail.host("f")).expect("read"), b"abcdef");
 }
@@ -180,7 +180,7 @@ async fn aborted_resume_keeps_partial_data() {
     let jail = Jail::new();
     std::fs::write(jail.host("f"), b"0123456789").expect("write");
     let mut writer = jail.fs.open_write(b"/f", WriteMode::At(2)).await.expect("open");
-    writer.write_all(b"ab").await.expect("write");
+    writer.write_owned(b"ab".to_vec()).await.expect("write");
     writer.abort().await;
     assert_eq!(std::fs::read(jail.host("f")).expect("read"), b"01ab");
 }
@@ -196,7 +196,7 @@ async fn unique_never_overwrites() {
         .await
         .expect("open");
     assert_eq!(writer.final_name(), b"name.2");
-    writer.write_all(b"unique").await.expect("write");
+    writer.write_owned(b"unique".to_vec()).await.expect("write");
     writer.commit().await.expect("commit");
     assert_eq!(std::fs::read(jail.host("name")).expect("read"), b"original");
     assert_eq!(std::fs::read(jail.host("name.1")).expect("read"), b"first copy");
@@ -230,8 +230,8 @@ async fn concurrent_unique_uploads_get_distinct_names() {
         .await
         .expect("open b");
     assert_ne!(a.final_name(), b.final_name());
-    a.write_all(b"A").await.expect("write");
-    b.write_all(b"B").await.expect("write");
+    a.write_owned(b"A".to_vec()).await.expect("write");
+    b.write_owned(b"B".to_vec()).await.expect("write");
     a.commit().await.expect("commit a");
     b.commit().await.expect("commit b");
     assert_eq!(std::fs::read(jail.host("same")).expect("read"), b"A");
@@ -242,7 +242,7 @@ async fn concurrent_unique_uploads_get_distinct_names() {
 async fn aborted_unique_releases_its_name() {
     let jail = Jail::new();
     let mut writer = jail.fs.open_write(b"/u", WriteMode::Unique).await.expect("open");
-    writer.write_all(b"x").await.expect("write");
+    writer.write_owned(b"x".to_vec()).await.expect("write");
     writer.abort().await;
     assert!(host_names(&jail.host("")).is_empty());
 }
@@ -257,7 +257,7 @@ async fn large_upload_round_trips() {
         .await
         .expect("open");
     for chunk in data.chunks(64 * 1024) {
-        writer.write_all(chunk).await.expect("write");
+        writer.write_owned(chunk.to_vec()).await.expect("write");
     }
     assert_eq!(writer.commit().await.expect("commit"), data.len() as u64);
     assert_eq!(std::fs::read(jail.host("big")).expect("read"), data);

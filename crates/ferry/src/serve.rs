@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::config::{FtpsFiles, Settings};
+use crate::config::{FtpsFiles, Settings, UsersDb};
 use crate::state::{absolute, cause, create_private_dir, create_store, write_private};
 
 /// Name of the user created on the first start.
@@ -32,7 +32,7 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
         config = %settings.config_file.as_deref().map_or("none (built-in defaults)".into(), |p| absolute(p).display().to_string()),
         data_dir = %absolute(&settings.data_dir).display(),
         files_root = %absolute(&settings.files_root).display(),
-        users_db = %absolute(&settings.users_db).display(),
+        users_db = %users_db_shown(&settings.users_db),
         "starting"
     );
     create_private_dir(&settings.data_dir).map_err(|e| {
@@ -47,7 +47,9 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     let admin_listeners = bind_admin(&settings.admin)?;
     let users = create_store(&settings.users_db).await?;
     #[cfg(unix)]
-    crate::state::check_private(&settings.users_db);
+    if let Some(path) = settings.users_db.file() {
+        crate::state::check_private(path);
+    }
     let local = LocalFs::open(&settings.files_root).map_err(|e| {
         anyhow!(
             "cannot open the files root {}: {} (set `files_root` / `--files-root`)",
@@ -87,6 +89,8 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
         ftpd.defender.clone(),
         Some(users.clone()),
     ));
+    // On PostgreSQL, several nodes may share the database: the per-address limit counts all of them.
+    let cluster = join_cluster(&users, &mut ftpd, settings.cluster_fail_open).await?;
     let gate = Arc::new(ferry_admission::LoginGate::new());
     let metrics = Arc::new(crate::admin::Metrics::new());
     let sinks = crate::reload::Sinks::start(&settings.observe, &metrics)?;
@@ -106,7 +110,7 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     let admin = crate::admin::Admin::new(
         Arc::clone(&metrics),
         users.clone(),
-        settings.users_db.clone(),
+        settings.users_db.file().map(Path::to_owned),
         settings.files_root.clone(),
     );
     // Every start-up check has passed: only now is the one-time password shown.
@@ -129,6 +133,17 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         tasks.spawn(ferry_admission::refresh_bans(Arc::clone(&defender), shutdown));
+    }
+    if let Some(cluster) = cluster {
+        let mut stop = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        tasks.spawn(ferry_admission::run_cluster(
+            cluster,
+            Arc::clone(&defender),
+            shutdown,
+        ));
     }
     let mut out = io::stdout().lock();
     for listener in listeners {
@@ -255,6 +270,54 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     }
     info!("stopped");
     Ok(())
+}
+
+/// The user database for the start-up log: the absolute path, or the URL without its password.
+fn users_db_shown(db: &UsersDb) -> String {
+    match db {
+        UsersDb::File(path) => absolute(path).display().to_string(),
+        UsersDb::Postgres(_) => db.to_string(),
+    }
+}
+
+/// With a PostgreSQL user database, registers this node and makes `ftpd`'s (and so SFTP's) per-address
+/// limit hold across every node on the database. `None` on SQLite.
+async fn join_cluster(
+    users: &UserStore,
+    ftpd: &mut ferry_ftpd::Config,
+    fail_open: bool,
+) -> Result<Option<Arc<ferry_admission::ClusterLimits>>> {
+    let node = node_name();
+    let Some(cluster) = users.cluster(&node) else {
+        return Ok(None);
+    };
+    let limits = ferry_admission::ClusterLimits::new(
+        cluster,
+        ftpd.limits.max_per_ip,
+        ftpd.limits.max_per_user,
+        fail_open,
+    );
+    limits
+        .register()
+        .await
+        .context("cannot register this node in the user database (users_db)")?;
+    info!(
+        node,
+        fail_open, "cluster: connection limits and bans are shared through the user database"
+    );
+    ftpd.limits.cluster = Some(Arc::clone(&limits));
+    Ok(Some(limits))
+}
+
+/// This node's name in the cluster tables: host name, process id and a random part (a restarted node
+/// is a new node; the old one's leases expire).
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.len() < 64)
+        .unwrap_or_else(|| "ferry".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 /// Loads the FTPS certificate; with the default paths, generates a self-signed one on the first start.
@@ -475,6 +538,7 @@ fn sftp_server(
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
     config.proxy_protocol = ftpd.proxy_protocol.clone();
+    config.hash_max_size = ftpd.session.hash_max_size;
     // The FTP server's login defender and gate: the same events score the same on both protocols.
     let server = ferry_sftpd::Server::new(
         config,
@@ -630,10 +694,12 @@ async fn create_first_user(users: &UserStore) -> Result<()> {
         home: "/".to_owned(),
         permissions: Permissions::all(),
     };
-    users
-        .add_user(user)
-        .await
-        .context("cannot create the first user")?;
+    match users.add_user(user).await {
+        Ok(()) => {}
+        // Another node on the same (PostgreSQL) database created it first.
+        Err(ferry_auth::Error::AlreadyExists(_)) => return Ok(()),
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot create the first user")),
+    }
     info!(user = FIRST_USER, "first start: created user");
     let mut out = io::stdout().lock();
     writeln!(

@@ -1,62 +1,16 @@
-//! What a control connection reports (file operations, logins, transfers) and how it ends when the
+//! What a control connection reports (logins; file operations and transfers are reported by the
+//! policy layer through `ferry_observe::TapEvents`) and how it ends when the
 //! server shuts down: `421` at once when idle; a running transfer may finish (`226`, then `421`)
 //! until the grace period ends, then it is aborted (`426`, the upload discarded) and `421` follows.
 
 use ferry_admission::{LoginResult, Phase, Stop};
-use ferry_observe::{EventKind, SessionTap};
+use ferry_observe::SessionTap;
 use ferry_proto::reply::{Reply, ReplyCode};
-use ferry_proto::session::{FsError, Login, StorageOk, StorageRequest, Transfer, TransferEvent};
+use ferry_proto::session::{Login, Transfer, TransferEvent};
 use tracing::info;
 
 use super::{Conn, Instant};
 use crate::Server;
-
-/// A file operation under way, for its event.
-pub(super) struct Op {
-    kind: EventKind,
-    path: String,
-    target: Option<String>,
-}
-
-/// The file operation a storage request is (`None` for reads: stat, brief listings, MDTM).
-pub(super) fn op_of(request: &StorageRequest) -> Option<Op> {
-    let (kind, path, target) = match request {
-        StorageRequest::CreateDir(p) => (EventKind::Mkdir, p, None),
-        StorageRequest::RemoveDir(p) => (EventKind::Rmdir, p, None),
-        StorageRequest::RemoveFile(p) => (EventKind::Delete, p, None),
-        StorageRequest::Rename { from, to } => (EventKind::Rename, from, Some(to.display())),
-        StorageRequest::Stat(_) | StorageRequest::ListBrief(_) | StorageRequest::SetModified(..) => {
-            return None
-        }
-    };
-    Some(Op {
-        kind,
-        path: path.display(),
-        target,
-    })
-}
-
-/// Reports how a file operation ended.
-pub(super) fn op_done(tap: &SessionTap, op: Option<Op>, result: &Result<StorageOk, FsError>) {
-    if let Some(op) = op {
-        let result = result.as_ref().map(drop).map_err(|e| format!("{e:?}"));
-        tap.file_op(op.kind, &op.path, op.target.as_deref(), result);
-    }
-}
-
-/// A transfer's end as a result for its event.
-pub(super) fn transfer_result(ev: &TransferEvent) -> Result<(), String> {
-    match ev {
-        TransferEvent::Finished { .. } => Ok(()),
-        TransferEvent::Aborted => Err("aborted".to_owned()),
-        TransferEvent::NoConnection => Err("no data connection".to_owned()),
-        TransferEvent::SourcePortDenied { .. } => Err("active source port denied".to_owned()),
-        TransferEvent::ConnectionLost => Err("data connection lost".to_owned()),
-        TransferEvent::StorageFailed(e) => Err(format!("storage: {e:?}")),
-        TransferEvent::DataTlsRefused(e) => Err(format!("data connection TLS: {e:?}")),
-        other => Err(format!("{other:?}")),
-    }
-}
 
 /// Reports a login attempt (and a ban it caused).
 pub(super) fn login(tap: &SessionTap, server: &Server, user: &str, result: &LoginResult<Login>) {
@@ -83,7 +37,10 @@ impl Conn {
         match self.tap.check_upload(&path.display()).await {
             Ok(()) => true,
             Err(_) => {
-                let refused = TransferEvent::StorageFailed(FsError::PermissionDenied);
+                let refused = TransferEvent::StorageFailed(ferry_proto::session::FsError {
+                    kind: ferry_vfs::ErrorKind::PermissionDenied,
+                    detail: Some("Upload refused by the server's pre-upload check".to_owned()),
+                });
                 self.session.handle_transfer(Instant::now(), refused);
                 false
             }
@@ -116,13 +73,13 @@ impl Conn {
             match last {
                 // It ended just now, on its own: its own reply.
                 Some(ev) => {
-                    self.observe_transfer(&running, &ev);
+                    self.observe_transfer(&ev);
                     self.session.handle_transfer(Instant::now(), ev);
                     let _ = self.drain().await;
                 }
                 None => {
                     info!("shutdown grace period over: transfer aborted");
-                    self.observe_transfer(&running, &TransferEvent::Aborted);
+                    self.observe_transfer(&TransferEvent::Aborted);
                     let _ = self.drain().await;
                     let reply = Reply::new(
                         ReplyCode::TRANSFER_ABORTED,

@@ -12,8 +12,10 @@
 
 mod commands;
 mod data;
+mod hash;
 mod types;
 
+pub use hash::{HashError, HashRequest, HashValue};
 pub use types::*;
 
 use std::collections::VecDeque;
@@ -55,6 +57,8 @@ enum Waiting {
     Tls,
     /// `200` to CCC was sent; the glue is ending TLS on the control connection.
     Ccc,
+    /// A checksum is being computed.
+    Hash(hash::PendingHash),
 }
 
 /// What a storage request was for, so its result can be turned into the right reply.
@@ -111,6 +115,10 @@ pub struct Session {
     closed: bool,
     /// FXP allowed for the logged-in user: PORT/EPRT to any address (security opt-out).
     danger_allow_fxp: bool,
+    /// The `HASH` algorithm (`OPTS HASH`).
+    hash_algorithm: crate::hash::Algorithm,
+    /// The range of the next `HASH` (`RANG`).
+    hash_range: Option<crate::hash::Range>,
 }
 
 impl Session {
@@ -140,6 +148,8 @@ impl Session {
             last_activity: now,
             closed: false,
             danger_allow_fxp: false,
+            hash_algorithm: crate::hash::Algorithm::Sha256,
+            hash_range: None,
         };
         let greeting = s.config.greeting.clone();
         s.reply(ReplyCode::SERVICE_READY, greeting);
@@ -164,7 +174,8 @@ impl Session {
                 | Waiting::Storage(_)
                 | Waiting::Passive(_)
                 | Waiting::Tls
-                | Waiting::Ccc,
+                | Waiting::Ccc
+                | Waiting::Hash(_),
             ) => None,
             (Phase::LoggedIn(_), _) => Some(self.last_activity + self.config.idle_timeout),
             _ => Some(
@@ -519,27 +530,49 @@ impl Session {
     }
 }
 
-/// Maps a storage error to its reply.
-pub fn fs_reply(e: FsError) -> (ReplyCode, &'static str) {
-    match e {
-        FsError::NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory"),
-        FsError::PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied"),
-        FsError::AlreadyExists => (ReplyCode::FILE_UNAVAILABLE, "File exists"),
-        FsError::NotADirectory => (ReplyCode::FILE_UNAVAILABLE, "Not a directory"),
-        FsError::IsADirectory => (ReplyCode::FILE_UNAVAILABLE, "Is a directory"),
-        FsError::DirectoryNotEmpty => (ReplyCode::FILE_UNAVAILABLE, "Directory not empty"),
-        FsError::InvalidName => (ReplyCode::NAME_NOT_ALLOWED, "File name not allowed"),
-        FsError::QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Storage quota exceeded"),
-        FsError::OffsetOutOfRange => (
+/// Maps a storage error to its reply: the code follows the kind, the text is the storage's detail if it
+/// gave one.
+pub fn fs_reply(e: FsError) -> (ReplyCode, String) {
+    let (code, text) = match e.kind {
+        ErrorKind::NotFound => (ReplyCode::FILE_UNAVAILABLE, "No such file or directory"),
+        ErrorKind::PermissionDenied => (ReplyCode::FILE_UNAVAILABLE, "Permission denied"),
+        ErrorKind::AlreadyExists => (ReplyCode::FILE_UNAVAILABLE, "File exists"),
+        ErrorKind::NotADirectory => (ReplyCode::FILE_UNAVAILABLE, "Not a directory"),
+        ErrorKind::IsADirectory => (ReplyCode::FILE_UNAVAILABLE, "Is a directory"),
+        ErrorKind::DirectoryNotEmpty => (ReplyCode::FILE_UNAVAILABLE, "Directory not empty"),
+        ErrorKind::InvalidName => (ReplyCode::NAME_NOT_ALLOWED, "File name not allowed"),
+        ErrorKind::QuotaExceeded => (ReplyCode::EXCEEDED_STORAGE, "Storage quota exceeded"),
+        ErrorKind::OffsetOutOfRange => (
             ReplyCode::INVALID_REST,
             "Offset out of range: beyond the largest file the storage can hold",
         ),
-        FsError::MoveIntoItself => (ReplyCode::NAME_NOT_ALLOWED, "Cannot move a directory into itself"),
-        FsError::Unsupported => (
+        ErrorKind::MoveIntoItself => (ReplyCode::NAME_NOT_ALLOWED, "Cannot move a directory into itself"),
+        ErrorKind::Unsupported => (
             ReplyCode::FILE_UNAVAILABLE,
             "Operation not supported by this storage",
         ),
-        FsError::Io => (ReplyCode::LOCAL_ERROR, "Local error in processing"),
+        ErrorKind::Transient => (
+            ReplyCode::LOCAL_ERROR,
+            "Storage temporarily unavailable; try again later",
+        ),
+        ErrorKind::TimedOut => (
+            ReplyCode::LOCAL_ERROR,
+            "Storage did not answer in time; try again later",
+        ),
+        ErrorKind::Io => (ReplyCode::LOCAL_ERROR, "Local error in processing"),
+    };
+    match e.detail {
+        Some(detail) => (code, capitalised(&detail)),
+        None => (code, text.to_owned()),
+    }
+}
+
+/// `detail` with its first letter in upper case, as reply texts are written.
+fn capitalised(detail: &str) -> String {
+    let mut chars = detail.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -6,12 +6,13 @@ use std::time::{Duration, SystemTime};
 
 use crate::command::Secret;
 use crate::limits;
-use crate::listing::{Entry, FactPerms};
+use crate::listing::Entry;
 use crate::path::VPath;
 use crate::reply::Reply;
+pub use ferry_vfs_types::ErrorKind;
 
-/// What a logged-in user may do. Mirrors `ferry-auth`'s permissions without depending on it.
-pub type Permissions = FactPerms;
+/// What a logged-in user may do (the storage layer's type, checked there for FTP and SFTP alike).
+pub use ferry_vfs_types::Permissions;
 
 /// Session settings that do not change during a connection.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ pub struct Config {
     pub max_login_attempts: u32,
     /// FTPS (RFC 4217) settings for this connection.
     pub tls: TlsSettings,
+    /// Longest byte range `HASH`/`X…` checksums are computed for on demand; 0 turns them off (and FEAT
+    /// no longer offers `HASH`).
+    pub hash_max_size: u64,
 }
 
 /// Whether the control connection must, may or cannot use TLS.
@@ -61,6 +65,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             max_login_attempts: limits::MAX_LOGIN_ATTEMPTS,
             tls: TlsSettings::default(),
+            hash_max_size: crate::hash::DEFAULT_MAX_SIZE,
         }
     }
 }
@@ -86,33 +91,20 @@ pub struct LoginTls {
     pub protected_data: Option<bool>,
 }
 
-/// Storage errors as the session needs to distinguish them (the glue maps its storage crate's kinds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsError {
-    /// The path does not exist.
-    NotFound,
-    /// The storage refused access, or the path would leave the jail.
-    PermissionDenied,
-    /// The target exists.
-    AlreadyExists,
-    /// A directory was needed.
-    NotADirectory,
-    /// A file was needed.
-    IsADirectory,
-    /// RMD of a directory with entries.
-    DirectoryNotEmpty,
-    /// The name is not allowed by the storage.
-    InvalidName,
-    /// Quota or disk space exhausted.
-    QuotaExceeded,
-    /// A file offset beyond what a file or the storage can hold (e.g. a REST offset).
-    OffsetOutOfRange,
-    /// A directory renamed into itself or one of its subdirectories.
-    MoveIntoItself,
-    /// The back-end cannot do this.
-    Unsupported,
-    /// Local I/O failure.
-    Io,
+/// A failed storage request: the storage layer's neutral kind and, if it gave one, a detail a client
+/// may read (e.g. which back-end cannot append). The reply code follows the kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Client-safe text that replaces the kind's default reply text.
+    pub detail: Option<String>,
+}
+
+impl From<ErrorKind> for FsError {
+    fn from(kind: ErrorKind) -> Self {
+        FsError { kind, detail: None }
+    }
 }
 
 /// A storage request the session asks the glue to run; answer with [`super::Session::handle_storage`].
@@ -283,6 +275,8 @@ pub enum Output {
     },
     /// Run a storage request; answer with [`super::Session::handle_storage`].
     Storage(StorageRequest),
+    /// Compute a checksum by reading the file; answer with [`super::Session::handle_hash`].
+    Hash(super::HashRequest),
     /// Drop any passive listener or active target and open a new passive listener; answer with
     /// [`super::Session::handle_passive`] giving the address to advertise.
     OpenPassive(PassiveFamily),

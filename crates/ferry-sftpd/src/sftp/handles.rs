@@ -32,8 +32,6 @@ pub(crate) struct FileHandle {
     ranges: Mutex<Vec<(u64, u64, bool)>>,
     /// Fires when the reply to the latest request on this handle has been queued.
     last_reply: Mutex<Option<oneshot::Receiver<()>>>,
-    /// Counts the bytes moved and reports the transfer when the handle is closed.
-    pub(crate) xfer: Option<ferry_observe::TransferTap>,
 }
 
 /// Keeps the replies to requests on one file handle in request order: the request waits for
@@ -127,20 +125,6 @@ impl FileHandle {
             order: Arc::new(RwLock::new(())),
             ranges: Mutex::new(Vec::new()),
             last_reply: Mutex::new(None),
-            xfer: None,
-        }
-    }
-
-    /// The same handle, counting its transfer with `xfer`.
-    pub(crate) fn observed(mut self, xfer: ferry_observe::TransferTap) -> Self {
-        self.xfer = Some(xfer);
-        self
-    }
-
-    /// `n` bytes were read or written.
-    pub(crate) fn moved(&self, n: usize) {
-        if let Some(x) = &self.xfer {
-            x.add(n as u64);
         }
     }
 

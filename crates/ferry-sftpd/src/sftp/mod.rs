@@ -7,16 +7,16 @@
 //! never reads the replies therefore holds at most that budget of replies, not one per request;
 //! further requests wait, received, in the session's buffer (up to [`MAX_BUFFERED`]).
 
+mod checkfile;
 mod handles;
 pub(crate) mod ops;
-pub(crate) mod path;
+mod stream;
 pub(crate) mod wire;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Buf, Bytes, BytesMut};
-use ferry_auth::Permissions;
-use ferry_vfs::Storage;
+use ferry_vfs::UserFs;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -33,21 +33,22 @@ const COALESCE_LIMIT: usize = 128 * 1024;
 /// What every request of a session needs.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    /// The user's storage, jailed at their home.
-    pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) perms: Permissions,
+    /// The user's storage, jailed at their home, through the policy layer.
+    pub(crate) fs: UserFs,
     pub(crate) handles: Mutex<handles::Table>,
     /// Reports file operations and transfers.
     pub(crate) tap: Arc<ferry_observe::SessionTap>,
+    /// Longest range `check-file` hashes on demand; 0 turns the extension off.
+    pub(crate) hash_max_size: u64,
 }
 
 impl Ctx {
-    pub(crate) fn new(storage: Arc<dyn Storage>, perms: Permissions) -> Self {
+    pub(crate) fn new(fs: UserFs) -> Self {
         Ctx {
-            storage,
-            perms,
+            fs,
             handles: Mutex::default(),
             tap: ferry_observe::SessionTap::none(ferry_observe::Protocol::Sftp, ([0, 0, 0, 0], 0).into()),
+            hash_max_size: ferry_proto::hash::DEFAULT_MAX_SIZE,
         }
     }
 
@@ -62,14 +63,10 @@ impl Ctx {
         !self.table().is_empty()
     }
 
-    /// Counts a transfer of `path` from now until its handle is closed.
-    pub(crate) fn transfer(
-        &self,
-        direction: ferry_observe::Direction,
-        path: &[u8],
-    ) -> ferry_observe::TransferTap {
-        let path = String::from_utf8_lossy(path).into_owned();
-        ferry_observe::TransferTap::new(Arc::clone(&self.tap), direction, path)
+    /// Sets the longest range `check-file` hashes (0: off).
+    pub(crate) fn with_hash_max_size(mut self, max: u64) -> Self {
+        self.hash_max_size = max;
+        self
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, handles::Table> {
@@ -118,7 +115,7 @@ pub(crate) async fn run(channel: Channel<Msg>, ctx: Arc<Ctx>) {
             }
             if ready && !initialised {
                 let packet = next_packet(&mut buf)?.ok_or(End::Sequence)?;
-                let reply = init(&packet)?;
+                let reply = init(&packet, &ctx)?;
                 initialised = true;
                 if reply_tx.send((reply, None)).await.is_err() {
                     return Ok(());
@@ -250,8 +247,8 @@ pub(crate) fn next_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, End> {
     Ok(Some(buf.split_to(len).freeze()))
 }
 
-/// Answers INIT with VERSION and the extensions we support.
-pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
+/// Answers INIT with VERSION and the extensions the user's storage supports.
+pub(crate) fn init(packet: &[u8], ctx: &Ctx) -> Result<Bytes, End> {
     let mut r = Reader::new(packet);
     if r.u8()? != kind::INIT {
         return Err(End::Sequence);
@@ -262,8 +259,13 @@ pub(crate) fn init(packet: &[u8]) -> Result<Bytes, End> {
     }
     let mut w = Writer::new(kind::VERSION, None, 256);
     w.u32(VERSION);
-    for (name, data) in ops::EXTENSIONS {
+    for (name, data) in ops::extensions(ctx.fs.capabilities()) {
         w.string(name.as_bytes()).string(data.as_bytes());
+    }
+    if ctx.hash_max_size > 0 {
+        for (name, data) in checkfile::EXTENSIONS {
+            w.string(name.as_bytes()).string(data.as_bytes());
+        }
     }
     Ok(w.finish())
 }

@@ -1,30 +1,43 @@
 //! SFTP requests: parsed (and queued on their handle) in arrival order by the session loop, then
-//! run concurrently against the user's storage. Every path goes through [`path::resolve`] and the
-//! storage jail, and every operation checks the user's permissions first.
+//! run concurrently against the user's storage. Every path is normalised once into a [`VPath`]
+//! (relative paths start at the root, `..` stops there), and every operation goes through the
+//! policy layer ([`ferry_vfs::UserFs`]), which checks the user's permissions with the same rule as
+//! FTP.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ferry_observe::{Direction, EventKind};
-use ferry_proto::listing::{write_list_line, Entry, EntryKind as ListKind};
-use ferry_vfs::{EntryKind, ErrorKind, Metadata, OpenMode};
+use ferry_proto::listing::{write_list_line, Entry};
+use ferry_vfs::{
+    Capabilities, EntryKind, ErrorKind, Metadata, OpenMode, PathError, PositionalFile, Upload, VPath,
+};
 
 use super::handles::{DirHandle, FileHandle, Handle, ReplyOrder, Waiting};
-use super::path::{self, PathError};
+use super::stream::{Start, StreamFile};
 use super::wire::{self, kind, mode_bits, open_flags, Attrs, Malformed, Reader, Status, Writer};
 use super::Ctx;
 use crate::limits::{
     MAX_EXTENSION_NAME, MAX_HANDLES, MAX_PACKET_LEN, MAX_READ_LEN, MAX_WRITE_LEN, READDIR_BATCH,
 };
 
-/// Extensions announced in VERSION (name, version).
-pub(crate) const EXTENSIONS: [(&str, &str); 4] = [
-    ("posix-rename@openssh.com", "1"),
-    ("statvfs@openssh.com", "2"),
-    ("fsync@openssh.com", "1"),
-    ("limits@openssh.com", "1"),
-];
+/// Extensions announced in VERSION (name, version): only those the back-end can serve.
+pub(crate) fn extensions(caps: Capabilities) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::with_capacity(4);
+    if caps.rename {
+        out.push(("posix-rename@openssh.com", "1"));
+    }
+    if caps.space {
+        out.push(("statvfs@openssh.com", "2"));
+    }
+    // Handles of back-ends without random access store the file on CLOSE; nothing to flush before.
+    if caps.random_write {
+        out.push(("fsync@openssh.com", "1"));
+    }
+    out.push(("limits@openssh.com", "1"));
+    out
+}
 
 /// `ST_NOSUID` in statvfs flags.
 const ST_NOSUID: u64 = 2;
@@ -45,7 +58,7 @@ enum Op {
     /// The reply is known without touching storage (bad handle, bad path, unsupported …).
     Reply(Bytes),
     Open {
-        path: Vec<u8>,
+        path: VPath,
         flags: u32,
         attrs: Attrs,
     },
@@ -68,14 +81,14 @@ enum Op {
         range: (u64, u64, bool),
     },
     Stat {
-        path: Vec<u8>,
+        path: VPath,
     },
     Fstat {
         handle: Arc<Handle>,
         turn: Waiting,
     },
     SetStat {
-        path: Vec<u8>,
+        path: VPath,
         attrs: Attrs,
     },
     FSetStat {
@@ -84,47 +97,49 @@ enum Op {
         turn: Waiting,
     },
     OpenDir {
-        path: Vec<u8>,
+        path: VPath,
     },
     ReadDir {
         handle: Arc<Handle>,
     },
     Remove {
-        path: Vec<u8>,
+        path: VPath,
     },
     Mkdir {
-        path: Vec<u8>,
+        path: VPath,
         attrs: Attrs,
     },
     Rmdir {
-        path: Vec<u8>,
+        path: VPath,
     },
     RealPath {
-        path: Vec<u8>,
+        path: VPath,
     },
     Rename {
-        from: Vec<u8>,
-        to: Vec<u8>,
+        from: VPath,
+        to: VPath,
         replace: bool,
     },
     StatVfs {
-        path: Vec<u8>,
+        path: VPath,
     },
     Fsync {
         handle: Arc<Handle>,
         turn: Waiting,
     },
     Limits,
+    CheckFile(super::checkfile::CheckFile),
 }
 
 /// A refusal known while parsing.
-struct Refused(Status, &'static str);
+pub(super) struct Refused(pub(super) Status, pub(super) Cow<'static, str>);
 
 impl From<PathError> for Refused {
     fn from(e: PathError) -> Self {
         match e {
-            PathError::TooLong => Refused(Status::BadMessage, "path too long"),
-            PathError::Nul => Refused(Status::BadMessage, "NUL byte in path"),
+            PathError::TooLong => Refused(Status::BadMessage, Cow::Borrowed("path too long")),
+            PathError::Nul => Refused(Status::BadMessage, Cow::Borrowed("NUL byte in path")),
+            PathError::NameTooLong => Refused(Status::Failure, Cow::Borrowed("file name too long")),
         }
     }
 }
@@ -140,7 +155,7 @@ impl Request {
         let id = r.u32()?;
         let op = match parse_op(kind, &mut r, &packet, ctx)? {
             Ok(op) => op,
-            Err(Refused(status, message)) => Op::Reply(wire::status_with(id, status, message)),
+            Err(Refused(status, message)) => Op::Reply(wire::status_with(id, status, &message)),
         };
         let order = op.file().map(FileHandle::reply_order);
         Ok(Some(Request { id, op, order }))
@@ -151,7 +166,7 @@ impl Request {
         let id = self.id;
         let reply = match run_op(id, self.op, ctx).await {
             Ok(reply) => reply,
-            Err(Refused(status, message)) => wire::status_with(id, status, message),
+            Err(Refused(status, message)) => wire::status_with(id, status, &message),
         };
         (reply, self.order)
     }
@@ -176,8 +191,9 @@ impl Op {
     }
 }
 
-fn resolved(r: &mut Reader<'_>) -> Result<Result<Vec<u8>, Refused>, Malformed> {
-    Ok(path::resolve(r.string()?).map_err(Refused::from))
+/// A client path normalised from the root (the working directory of an SFTP session).
+fn resolved(r: &mut Reader<'_>) -> Result<Result<VPath, Refused>, Malformed> {
+    Ok(VPath::parse(r.string()?).map_err(Refused::from))
 }
 
 fn handle_of(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Arc<Handle>, Refused>, Malformed> {
@@ -185,7 +201,7 @@ fn handle_of(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Arc<Handle>, Refuse
     Ok(ctx
         .table()
         .get(name)
-        .ok_or(Refused(Status::Failure, "invalid handle")))
+        .ok_or(Refused(Status::Failure, Cow::Borrowed("invalid handle"))))
 }
 
 /// Parses the body of a request of type `kind`. The outer `Result` is a malformed packet (the
@@ -209,7 +225,7 @@ fn parse_op(
         kind::CLOSE => {
             let name = r.string()?;
             let Some(handle) = ctx.table().remove(name) else {
-                return Ok(Err(Refused(Status::Failure, "invalid handle")));
+                return Ok(Err(Refused(Status::Failure, Cow::Borrowed("invalid handle"))));
             };
             let turn = match &*handle {
                 Handle::File(f) => Some(f.exclusive()),
@@ -226,7 +242,7 @@ fn parse_op(
             } else {
                 let data = r.string()?;
                 if data.len() > MAX_WRITE_LEN {
-                    return Ok(Err(Refused(Status::BadMessage, "write too long")));
+                    return Ok(Err(Refused(Status::BadMessage, Cow::Borrowed("write too long"))));
                 }
                 // Zero-copy view of the data inside the packet.
                 let start = packet.len() - r.rest().len() - data.len();
@@ -237,7 +253,7 @@ fn parse_op(
                 Err(e) => return Ok(Err(e)),
             };
             let Handle::File(file) = &*handle else {
-                return Ok(Err(Refused(Status::Failure, "not a file handle")));
+                return Ok(Err(Refused(Status::Failure, Cow::Borrowed("not a file handle"))));
             };
             let (turn, range) = file.io(offset, len as u64, data.is_some());
             match data {
@@ -273,7 +289,7 @@ fn parse_op(
                 Err(e) => return Ok(Err(e)),
             };
             let Handle::File(file) = &*handle else {
-                return Ok(Err(Refused(Status::Failure, "not a file handle")));
+                return Ok(Err(Refused(Status::Failure, Cow::Borrowed("not a file handle"))));
             };
             let turn = file.exclusive();
             match attrs {
@@ -318,24 +334,32 @@ fn parse_op(
             let _ = resolved(r)?;
             return Ok(Err(Refused(
                 Status::OpUnsupported,
-                "symbolic links are not supported",
+                Cow::Borrowed("symbolic links are not supported"),
             )));
         }
         kind::SYMLINK => {
             return Ok(Err(Refused(
                 Status::PermissionDenied,
-                "symbolic link creation is disabled",
+                Cow::Borrowed("symbolic link creation is disabled"),
             )));
         }
         kind::EXTENDED => return parse_extended(r, ctx),
-        _ => return Ok(Err(Refused(Status::OpUnsupported, "unknown request type"))),
+        _ => {
+            return Ok(Err(Refused(
+                Status::OpUnsupported,
+                Cow::Borrowed("unknown request type"),
+            )))
+        }
     }))
 }
 
 fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, Malformed> {
     let name = r.string()?;
     if name.len() > MAX_EXTENSION_NAME {
-        return Ok(Err(Refused(Status::OpUnsupported, "unknown extension")));
+        return Ok(Err(Refused(
+            Status::OpUnsupported,
+            Cow::Borrowed("unknown extension"),
+        )));
     }
     Ok(Ok(match name {
         b"posix-rename@openssh.com" => {
@@ -359,19 +383,28 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
                 Err(e) => return Ok(Err(e)),
             };
             let Handle::File(file) = &*handle else {
-                return Ok(Err(Refused(Status::Failure, "not a file handle")));
+                return Ok(Err(Refused(Status::Failure, Cow::Borrowed("not a file handle"))));
             };
             let turn = file.exclusive();
             Op::Fsync { handle, turn }
         }
         b"limits@openssh.com" => Op::Limits,
+        name if super::checkfile::is_check_file(name) => match super::checkfile::parse(name, r, ctx)? {
+            Ok(c) => Op::CheckFile(c),
+            Err(e) => return Ok(Err(e)),
+        },
         b"hardlink@openssh.com" => {
             return Ok(Err(Refused(
                 Status::OpUnsupported,
-                "hard links are not supported",
+                Cow::Borrowed("hard links are not supported"),
             )));
         }
-        _ => return Ok(Err(Refused(Status::OpUnsupported, "unknown extension"))),
+        _ => {
+            return Ok(Err(Refused(
+                Status::OpUnsupported,
+                Cow::Borrowed("unknown extension"),
+            )))
+        }
     }))
 }
 
@@ -396,21 +429,24 @@ pub(crate) fn reply_bound(packet: &[u8]) -> usize {
         // Names of at most 255 bytes, their `ls -l` lines and attributes.
         Ok(kind::READDIR) => READDIR_BATCH * 1024,
         Ok(kind::REALPATH) => 2 * crate::limits::MAX_PATH_LEN + SMALL,
+        Ok(kind::EXTENDED) => {
+            let name = (|| {
+                r.u32()?;
+                r.string()
+            })();
+            match name {
+                Ok(name) if super::checkfile::is_check_file(name) => {
+                    super::checkfile::MAX_DIGEST_BYTES + SMALL
+                }
+                _ => SMALL,
+            }
+        }
         _ => SMALL,
     }
 }
 
-/// Fails unless the user has the permission.
-fn allowed(yes: bool) -> Result<(), Refused> {
-    if yes {
-        Ok(())
-    } else {
-        Err(Refused(Status::PermissionDenied, "permission denied"))
-    }
-}
-
-/// Maps a storage error to a status and a fixed message.
-fn fs_error(e: ferry_vfs::Error) -> Refused {
+/// Maps a storage error to a status and its message (the back-end's detail if it gave one).
+pub(super) fn fs_error(e: ferry_vfs::Error) -> Refused {
     let kind = e.kind();
     let status = match kind {
         ErrorKind::NotFound | ErrorKind::NotADirectory => Status::NoSuchFile,
@@ -423,13 +459,18 @@ fn fs_error(e: ferry_vfs::Error) -> Refused {
         | ErrorKind::QuotaExceeded
         | ErrorKind::OffsetOutOfRange
         | ErrorKind::MoveIntoItself
+        | ErrorKind::Transient
+        | ErrorKind::TimedOut
         | ErrorKind::Io => Status::Failure,
     };
-    Refused(status, kind.describe())
+    match e.detail_text() {
+        Some(detail) => Refused(status, Cow::Owned(detail.to_owned())),
+        None => Refused(status, Cow::Borrowed(kind.describe())),
+    }
 }
 
 async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
-    let storage = &*ctx.storage;
+    let fs = &ctx.fs;
     let ok = || wire::status(id, Status::Ok);
     match op {
         Op::Reply(reply) => Ok(reply),
@@ -438,11 +479,7 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             if let Some(turn) = turn {
                 let _turn = turn.turn().await;
                 if let Handle::File(f) = &*handle {
-                    let committed = f.file.commit().await;
-                    if let Some(x) = &f.xfer {
-                        x.finish(committed.as_ref().map(drop).map_err(|e| e.to_string()));
-                    }
-                    committed.map_err(fs_error)?;
+                    f.file.commit().await.map_err(fs_error)?;
                 }
             }
             Ok(ok())
@@ -455,17 +492,19 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             range,
         } => {
             let Handle::File(file) = &*handle else {
-                return Err(Refused(Status::Failure, "not a file handle"));
+                return Err(Refused(Status::Failure, Cow::Borrowed("not a file handle")));
             };
             let _turn = turn.turn().await;
             let result = if file.readable {
                 file.file.read_at(offset, len).await.map_err(fs_error)
             } else {
-                Err(Refused(Status::PermissionDenied, "handle not open for reading"))
+                Err(Refused(
+                    Status::PermissionDenied,
+                    Cow::Borrowed("handle not open for reading"),
+                ))
             };
             file.done(range);
             let data = result?;
-            file.moved(data.len());
             if data.is_empty() && len > 0 {
                 return Ok(wire::status(id, Status::Eof));
             }
@@ -481,63 +520,65 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             range,
         } => {
             let Handle::File(file) = &*handle else {
-                return Err(Refused(Status::Failure, "not a file handle"));
+                return Err(Refused(Status::Failure, Cow::Borrowed("not a file handle")));
             };
             let _turn = turn.turn().await;
             let result = if file.writable {
-                let n = data.len();
-                let written = file.file.write_at(offset, data.to_vec()).await;
-                written.map(|()| file.moved(n)).map_err(fs_error)
+                file.file.write_at(offset, data.to_vec()).await.map_err(fs_error)
             } else {
-                Err(Refused(Status::PermissionDenied, "handle not open for writing"))
+                Err(Refused(
+                    Status::PermissionDenied,
+                    Cow::Borrowed("handle not open for writing"),
+                ))
             };
             file.done(range);
             result.map(|()| ok())
         }
         Op::Stat { path } => {
-            let md = storage.metadata(&path).await.map_err(fs_error)?;
+            // The metadata of a named path needs no permission (as FTP SIZE, MDTM, MLST).
+            let md = fs.stat(&path).await.map_err(fs_error)?;
             Ok(attrs_reply(id, &md))
         }
         Op::Fstat { handle, turn } => {
             let Handle::File(file) = &*handle else {
-                return Err(Refused(Status::Failure, "not a file handle"));
+                return Err(Refused(Status::Failure, Cow::Borrowed("not a file handle")));
             };
             let _turn = turn.turn().await;
             let md = file.file.metadata().await.map_err(fs_error)?;
             Ok(attrs_reply(id, &md))
         }
         Op::SetStat { path, attrs } => {
-            allowed(ctx.perms.write)?;
+            fs.may_write().map_err(fs_error)?;
             check_settable(&attrs)?;
             if let Some(size) = attrs.size {
                 let mode = OpenMode::InPlace {
                     read: false,
                     append: false,
                 };
-                let file = storage.open_file(&path, mode).await.map_err(fs_error)?;
+                let file = fs.open_file(&path, mode).await.map_err(fs_error)?;
                 file.set_len(size).await.map_err(fs_error)?;
             }
             if let Some(mode) = attrs.permissions {
-                storage.set_mode(&path, mode).await.map_err(fs_error)?;
+                fs.set_mode(&path, mode).await.map_err(fs_error)?;
             }
             if let Some((_, mtime)) = attrs.times {
-                storage
-                    .set_modified(&path, unix_time(mtime))
-                    .await
-                    .map_err(fs_error)?;
+                fs.set_modified(&path, unix_time(mtime)).await.map_err(fs_error)?;
             }
             Ok(ok())
         }
         Op::FSetStat { handle, attrs, turn } => {
             let Handle::File(file) = &*handle else {
-                return Err(Refused(Status::Failure, "not a file handle"));
+                return Err(Refused(Status::Failure, Cow::Borrowed("not a file handle")));
             };
             let _turn = turn.turn().await;
-            allowed(ctx.perms.write)?;
+            fs.may_write().map_err(fs_error)?;
             check_settable(&attrs)?;
             if let Some(size) = attrs.size {
                 if !file.writable {
-                    return Err(Refused(Status::PermissionDenied, "handle not open for writing"));
+                    return Err(Refused(
+                        Status::PermissionDenied,
+                        Cow::Borrowed("handle not open for writing"),
+                    ));
                 }
                 file.file.set_len(size).await.map_err(fs_error)?;
             }
@@ -550,14 +591,13 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             Ok(ok())
         }
         Op::OpenDir { path } => {
-            allowed(ctx.perms.list)?;
-            let stream = storage.list(&path).await.map_err(fs_error)?;
+            let stream = fs.list(&path).await.map_err(fs_error)?;
             let dir = DirHandle { stream: Some(stream) };
             handle_reply(id, ctx, Handle::Dir(tokio::sync::Mutex::new(dir)))
         }
         Op::ReadDir { handle } => {
             let Handle::Dir(dir) = &*handle else {
-                return Err(Refused(Status::Failure, "not a directory handle"));
+                return Err(Refused(Status::Failure, Cow::Borrowed("not a directory handle")));
             };
             let mut dir = dir.lock().await;
             let Some(stream) = dir.stream.as_mut() else {
@@ -580,72 +620,42 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             Ok(w.finish())
         }
         Op::Remove { path } => {
-            allowed(ctx.perms.delete)?;
-            let r = storage.remove_file(&path).await;
-            ctx.tap.file_op(
-                EventKind::Delete,
-                &lossy(&path),
-                None,
-                r.as_ref().map(drop).map_err(|e| e.to_string()),
-            );
-            r.map_err(fs_error)?;
+            fs.remove_file(&path).await.map_err(fs_error)?;
             Ok(ok())
         }
         Op::Mkdir { path, attrs } => {
-            allowed(ctx.perms.mkdir)?;
-            let r = storage.create_dir(&path).await;
-            ctx.tap.file_op(
-                EventKind::Mkdir,
-                &lossy(&path),
-                None,
-                r.as_ref().map(drop).map_err(|e| e.to_string()),
-            );
-            r.map_err(fs_error)?;
-            if let Some(mode) = attrs.permissions {
-                storage.set_mode(&path, mode).await.map_err(fs_error)?;
-            }
+            // The permission bits are part of creating it (`mkdir` suffices), where the back-end
+            // has them; elsewhere the directory is still made.
+            fs.create_dir(&path, attrs.permissions).await.map_err(fs_error)?;
             Ok(ok())
         }
         Op::Rmdir { path } => {
-            allowed(ctx.perms.delete)?;
-            let r = storage.remove_dir(&path).await;
-            ctx.tap.file_op(
-                EventKind::Rmdir,
-                &lossy(&path),
-                None,
-                r.as_ref().map(drop).map_err(|e| e.to_string()),
-            );
-            r.map_err(fs_error)?;
+            fs.remove_dir(&path).await.map_err(fs_error)?;
             Ok(ok())
         }
         Op::RealPath { path } => {
+            let path = path.as_bytes();
             let mut w = Writer::new(kind::NAME, Some(id), 2 * path.len() + 16);
-            w.u32(1).string(&path).string(&path).attrs(&Attrs::default());
+            w.u32(1).string(path).string(path).attrs(&Attrs::default());
             Ok(w.finish())
         }
         Op::Rename { from, to, replace } => {
-            allowed(ctx.perms.rename)?;
             // SSH_FXP_RENAME must not replace an existing target (draft-02 §6.5);
-            // posix-rename@openssh.com does, atomically.
-            if !replace && storage.metadata(&to).await.is_ok() {
-                return Err(Refused(Status::Failure, "target already exists"));
+            // posix-rename@openssh.com does. Both are decided by the back-end in one step.
+            match fs.rename(&from, &to, replace).await {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    return Err(Refused(Status::Failure, Cow::Borrowed("target already exists")));
+                }
+                r => r.map_err(fs_error)?,
             }
-            let r = storage.rename(&from, &to).await;
-            ctx.tap.file_op(
-                EventKind::Rename,
-                &lossy(&from),
-                Some(&lossy(&to)),
-                r.as_ref().map(drop).map_err(|e| e.to_string()),
-            );
-            r.map_err(fs_error)?;
             Ok(ok())
         }
         Op::StatVfs { path } => {
             // The space of the file system holding `path`: a path that is not there has none.
-            storage.metadata(&path).await.map_err(fs_error)?;
-            let s = storage.space().await.map_err(fs_error)?;
+            fs.stat(&path).await.map_err(fs_error)?;
+            let s = fs.space().await.map_err(fs_error)?;
             let mut flags = ST_NOSUID;
-            if !ctx.perms.write {
+            if !fs.permissions().write {
                 flags |= ST_RDONLY;
             }
             let mut w = Writer::new(kind::EXTENDED_REPLY, Some(id), 88);
@@ -668,12 +678,13 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
         }
         Op::Fsync { handle, turn } => {
             let Handle::File(file) = &*handle else {
-                return Err(Refused(Status::Failure, "not a file handle"));
+                return Err(Refused(Status::Failure, Cow::Borrowed("not a file handle")));
             };
             let _turn = turn.turn().await;
             file.file.sync().await.map_err(fs_error)?;
             Ok(ok())
         }
+        Op::CheckFile(c) => super::checkfile::run(id, c, ctx).await,
         Op::Limits => {
             let mut w = Writer::new(kind::EXTENDED_REPLY, Some(id), 32);
             w.u64(MAX_PACKET_LEN as u64)
@@ -688,11 +699,12 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
 /// OPEN: maps the SFTP flags onto the storage's open modes.
 ///
 /// - no WRITE/APPEND: read an existing file;
-/// - TRUNC or EXCL, or CREAT of a file that does not exist: new content in a temp file that
-///   replaces the target on CLOSE (an upload is complete under its final name or not there);
-/// - otherwise (an existing file without TRUNC): writes in place at the client's offsets, as a
-///   resumed upload (`reput`) needs.
-async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Result<Bytes, Refused> {
+/// - TRUNC or EXCL, or CREAT of a file that does not exist: new content that replaces the target on
+///   CLOSE (an upload is complete under its final name or not there);
+/// - otherwise (an existing file without TRUNC): writes at the client's offsets, as a resumed upload
+///   (`reput`) needs: in place where the back-end has random access, else a resume at the first
+///   write's offset (see [`StreamFile`]).
+async fn open(id: u32, ctx: &Ctx, path: VPath, flags: u32, attrs: Attrs) -> Result<Bytes, Refused> {
     let read = flags & open_flags::READ != 0;
     let append = flags & open_flags::APPEND != 0;
     let write = flags & open_flags::WRITE != 0 || append;
@@ -701,57 +713,87 @@ async fn open(id: u32, ctx: &Ctx, path: Vec<u8>, flags: u32, attrs: Attrs) -> Re
         flags & open_flags::TRUNC != 0,
         flags & open_flags::EXCL != 0,
     );
-    let storage = &*ctx.storage;
+    let fs = &ctx.fs;
+    let random = fs.capabilities().random_write;
     if !write {
-        allowed(ctx.perms.read)?;
-        let file = storage.open_file(&path, OpenMode::Read).await.map_err(fs_error)?;
-        let xfer = ctx.transfer(Direction::Download, &path);
-        return handle_reply(
-            id,
-            ctx,
-            Handle::File(FileHandle::new(file, true, false).observed(xfer)),
-        );
+        let file: Box<dyn PositionalFile> = if random {
+            fs.open_file(&path, OpenMode::Read).await.map_err(fs_error)?
+        } else {
+            let reader = fs.open_read(&path, 0).await.map_err(fs_error)?;
+            Box::new(StreamFile::reading(fs.clone(), path, reader))
+        };
+        return handle_reply(id, ctx, Handle::File(FileHandle::new(file, true, false)));
     }
-    allowed(ctx.perms.write && (!read || ctx.perms.read))?;
-    ctx.tap.check_upload(&lossy(&path)).await.map_err(|_| {
+    fs.may_write().map_err(fs_error)?;
+    if read {
+        fs.may_read().map_err(fs_error)?;
+    }
+    ctx.tap.check_upload(&path.display()).await.map_err(|_| {
         Refused(
             Status::PermissionDenied,
-            "upload refused by the server's pre-upload check",
+            Cow::Borrowed("upload refused by the server's pre-upload check"),
         )
     })?;
-    // Permission bits for a new file, applied to the temp file when it is created.
+    // Permission bits for a new file, applied when it is created.
     let new_mode = attrs.permissions;
-    let mode = if create && (excl || trunc) {
+    let target = if create && (excl || trunc) {
         // The common new upload (CREAT|TRUNC, CREAT|EXCL): no need to look at the target first.
-        OpenMode::Replace {
-            read,
-            exclusive: excl,
-            mode: new_mode,
-        }
+        Target::New { exclusive: excl }
     } else {
-        let exists = match storage.metadata(&path).await {
+        let exists = match fs.stat(&path).await {
             Ok(md) if md.kind == EntryKind::Dir => return Err(fs_error(ErrorKind::IsADirectory.into())),
             Ok(_) => true,
             Err(e) if e.kind() == ErrorKind::NotFound => false,
             Err(e) => return Err(fs_error(e)),
         };
         match (exists, create, trunc) {
-            (true, _, true) | (false, true, _) => OpenMode::Replace {
-                read,
-                exclusive: false,
-                mode: new_mode,
-            },
-            (true, _, false) => OpenMode::InPlace { read, append },
-            (false, false, _) => return Err(Refused(Status::NoSuchFile, "no such file")),
+            (true, _, true) | (false, true, _) => Target::New { exclusive: false },
+            (true, _, false) => Target::Existing,
+            (false, false, _) => return Err(Refused(Status::NoSuchFile, Cow::Borrowed("no such file"))),
         }
     };
-    let file = storage.open_file(&path, mode).await.map_err(fs_error)?;
-    let xfer = ctx.transfer(Direction::Upload, &path);
-    handle_reply(
-        id,
-        ctx,
-        Handle::File(FileHandle::new(file, read, true).observed(xfer)),
-    )
+    let file: Box<dyn PositionalFile> = if random {
+        let mode = match target {
+            Target::New { exclusive } => OpenMode::Replace {
+                read,
+                exclusive,
+                mode: new_mode,
+            },
+            Target::Existing => OpenMode::InPlace { read, append },
+        };
+        fs.open_file(&path, mode).await.map_err(fs_error)?
+    } else {
+        let (how, start) = match target {
+            Target::New { exclusive: true } => (Some(Upload::Exclusive), Start::Open),
+            Target::New { exclusive: false } => (Some(Upload::Replace), Start::Open),
+            Target::Existing if append => (Some(Upload::Append), Start::Open),
+            Target::Existing => (None, Start::ResumeAtFirstWrite),
+        };
+        let (writer, offset) = match how {
+            Some(how) => {
+                let offset = match how {
+                    Upload::Append => fs.stat(&path).await.map_or(0, |m| m.size),
+                    _ => 0,
+                };
+                (
+                    Some(fs.upload(&path, how, new_mode).await.map_err(fs_error)?),
+                    offset,
+                )
+            }
+            None => (None, 0),
+        };
+        Box::new(StreamFile::new(fs.clone(), path, start, writer, offset))
+    };
+    handle_reply(id, ctx, Handle::File(FileHandle::new(file, read, true)))
+}
+
+/// What an OPEN for writing does to its target.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// New content replacing the target on CLOSE.
+    New { exclusive: bool },
+    /// Writes into the existing file.
+    Existing,
 }
 
 /// Stores a handle and replies with its name.
@@ -759,15 +801,10 @@ fn handle_reply(id: u32, ctx: &Ctx, handle: Handle) -> Result<Bytes, Refused> {
     let name = ctx
         .table()
         .insert(handle)
-        .ok_or(Refused(Status::Failure, "too many open handles"))?;
+        .ok_or(Refused(Status::Failure, Cow::Borrowed("too many open handles")))?;
     let mut w = Writer::new(kind::HANDLE, Some(id), 8);
     w.string(&name);
     Ok(w.finish())
-}
-
-/// A path as text for events.
-fn lossy(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
 }
 
 /// Refuses attribute changes we cannot make (owner and group).
@@ -775,7 +812,7 @@ fn check_settable(attrs: &Attrs) -> Result<(), Refused> {
     if attrs.uid_gid.is_some() {
         return Err(Refused(
             Status::OpUnsupported,
-            "changing owner or group is not supported",
+            Cow::Borrowed("changing owner or group is not supported"),
         ));
     }
     Ok(())
@@ -815,12 +852,7 @@ fn attrs_of(md: &Metadata) -> Attrs {
 fn longname(name: &[u8], md: &Metadata, now: SystemTime) -> Vec<u8> {
     let entry = Entry {
         name: name.to_vec(),
-        kind: match md.kind {
-            EntryKind::File => ListKind::File,
-            EntryKind::Dir => ListKind::Dir,
-            EntryKind::Symlink => ListKind::Symlink,
-            EntryKind::Other => ListKind::Other,
-        },
+        kind: md.kind,
         size: md.size,
         modified: md.modified,
         mode: md.mode,
@@ -875,7 +907,13 @@ mod tests {
     fn random_packets_never_panic_the_parser() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = std::sync::Arc::new(ferry_vfs::LocalFs::open(dir.path()).expect("storage"));
-        let ctx = Ctx::new(storage, ferry_auth::Permissions::all());
+        let fs = ferry_vfs::UserFs::new(
+            storage,
+            ferry_vfs::Protocol::Sftp,
+            "u",
+            ferry_vfs::Permissions::all(),
+        );
+        let ctx = Ctx::new(fs);
         // One open file handle, so that handle-bearing requests reach their deeper parsing.
         let file = ferry_vfs::LocalFs::open(dir.path()).expect("storage");
         std::fs::write(dir.path().join("f"), b"x").expect("write");
@@ -883,7 +921,11 @@ mod tests {
             .build()
             .expect("runtime");
         let handle = runtime
-            .block_on(ferry_vfs::Storage::open_file(&file, b"/f", OpenMode::Read))
+            .block_on(ferry_vfs::Storage::open_file(
+                &file,
+                &VPath::parse(b"/f").expect("path"),
+                OpenMode::Read,
+            ))
             .expect("open");
         let name = ctx
             .table()
@@ -926,6 +968,27 @@ mod tests {
         assert!(
             parsed > 1000,
             "the generator reaches the parsers ({parsed} parsed)"
+        );
+    }
+
+    #[test]
+    fn only_extensions_the_back_end_supports_are_advertised() {
+        use ferry_vfs::Storage;
+        let names = |caps| extensions(caps).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = ferry_vfs::LocalFs::open(dir.path()).expect("storage");
+        assert_eq!(
+            names(local.capabilities()),
+            [
+                "posix-rename@openssh.com",
+                "statvfs@openssh.com",
+                "fsync@openssh.com",
+                "limits@openssh.com"
+            ]
+        );
+        assert_eq!(
+            names(ferry_vfs::MemoryFs::new().capabilities()),
+            ["limits@openssh.com"]
         );
     }
 

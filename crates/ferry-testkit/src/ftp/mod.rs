@@ -75,6 +75,10 @@ pub struct Options {
     pub bans: Vec<(std::net::IpAddr, Duration)>,
     /// A clock for the login defender (instead of the system clock).
     pub clock: Option<Arc<ferry_auth::defender::ManualClock>>,
+    /// The storage to serve instead of the local files dir (e.g. `ferry_vfs::MemoryFs`).
+    pub storage: Option<Arc<dyn ferry_vfs::Storage>>,
+    /// The permissions of user alice (default: all).
+    pub permissions: Option<ferry_auth::Permissions>,
 }
 
 /// A change to the server configuration, applied before the server starts.
@@ -458,8 +462,14 @@ async fn build_server(
     users_db: &Path,
     options: Options,
 ) -> Result<(Arc<ferry_ftpd::Server>, ferry_auth::UserStore), String> {
-    let (users, storage) =
-        crate::store_with_user(files, users_db, USER, PASSWORD, ferry_auth::Permissions::all()).await?;
+    let permissions = options.permissions.unwrap_or_else(ferry_auth::Permissions::all);
+    let (users, storage) = match options.storage.clone() {
+        Some(storage) => (
+            crate::users_with(users_db, USER, PASSWORD, permissions).await?,
+            storage,
+        ),
+        None => crate::store_with_user(files, users_db, USER, PASSWORD, permissions).await?,
+    };
     let mut config = ferry_ftpd::Config {
         passive_ports: PASSIVE_PORTS,
         ..ferry_ftpd::Config::default()

@@ -10,7 +10,8 @@ use cap_std::fs::{Dir, ReadDir};
 
 use super::{blocking, convert_metadata, name_bytes};
 use crate::error::{ErrorKind, Result};
-use crate::storage::{DirEntry, DirStream, EntryKind};
+use crate::storage::{DirEntry, DirStream};
+use crate::EntryKind;
 use crate::TEMP_PREFIX;
 
 /// Most entries read in one blocking call, whatever the caller asks for.

@@ -21,11 +21,12 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::path::VPath;
+use crate::path::HostPath;
 use crate::storage::{
-    DirStream, EntryKind, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
-    WriteMode,
+    Capabilities, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
+    WriteOptions,
 };
+use crate::{EntryKind, VPath};
 
 /// A [`Storage`] on the local file system, confined to one root directory.
 ///
@@ -33,12 +34,15 @@ use crate::storage::{
 /// symlinks and `..` can never lead outside it (escapes fail with `PermissionDenied`); blocking
 /// calls run on Tokio's blocking pool.
 ///
-/// Uploads in [`WriteMode::Create`] and [`WriteMode::Unique`] are written to a temporary file in
-/// the target directory (named with [`TEMP_PREFIX`](crate::TEMP_PREFIX)) and renamed into place on
-/// commit. `Unique` first reserves the chosen name by creating it empty with `create_new` (trying
-/// `name`, `name.1` … `name.99`, then random suffixes), so concurrent uploads never pick the same
-/// name and nothing existing is overwritten; the data replaces the empty placeholder on commit and
-/// the placeholder is removed on abort.
+/// Uploads in [`WriteMode::New`](crate::WriteMode::New) are written to a temporary file in the
+/// target directory (named with [`TEMP_PREFIX`](crate::TEMP_PREFIX)) and renamed into place on
+/// commit. An exclusive one first reserves the name by creating it empty with `create_new`, so a
+/// second exclusive upload of it fails at once and nothing existing is overwritten; the data
+/// replaces the empty placeholder on commit and the placeholder is removed on abort. `Resume` and
+/// `Append` write in place.
+///
+/// Renames without replacing use `renameat2(RENAME_NOREPLACE)`; where the file system lacks it, a
+/// file is hard-linked under the new name (which fails if it exists) and the old name removed.
 #[derive(Clone)]
 pub struct LocalFs {
     root: Arc<Dir>,
@@ -72,20 +76,40 @@ impl LocalFs {
 
 #[async_trait]
 impl Storage for LocalFs {
-    async fn metadata(&self, path: &[u8]) -> Result<Metadata> {
-        let rel = VPath::parse(path)?.rel();
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            rename: true,
+            rename_dir: true,
+            append: true,
+            random_write: true,
+            set_modified: true,
+            set_mode: true,
+            hard_links: false,
+            space: true,
+            zero_copy_read: true,
+            zero_copy_write: false,
+            resume: true,
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn metadata(&self, path: &VPath) -> Result<Metadata> {
+        let rel = HostPath::check(path)?.rel();
         self.run(move |root| Ok(convert_metadata(&root.metadata(rel)?)))
             .await
     }
 
-    async fn list(&self, path: &[u8]) -> Result<Box<dyn DirStream>> {
-        let rel = VPath::parse(path)?.rel();
+    async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {
+        let rel = HostPath::check(path)?.rel();
         let stream = list::LocalDirStream::open(Arc::clone(&self.root), rel).await?;
         Ok(Box::new(stream))
     }
 
-    async fn open_read(&self, path: &[u8], offset: u64) -> Result<Box<dyn FileReader>> {
-        let rel = VPath::parse(path)?.rel();
+    async fn open_read(&self, path: &VPath, offset: u64) -> Result<Box<dyn FileReader>> {
+        let rel = HostPath::check(path)?.rel();
         check_offset(offset)?;
         let file = self
             .run(move |root| {
@@ -93,26 +117,28 @@ impl Storage for LocalFs {
                 let mut options = OpenOptions::new();
                 options.read(true).nonblock(true);
                 let file = root.open_with(rel, &options)?;
-                check_regular(&file.metadata()?)?;
+                let md = file.metadata()?;
+                check_regular(&md)?;
                 let mut file = file.into_std();
                 file.seek(SeekFrom::Start(offset))?;
-                Ok(file)
+                Ok((file, md.len()))
             })
             .await?;
         Ok(Box::new(LocalReader {
-            file: Arc::new(file),
+            file: Arc::new(file.0),
+            size: file.1,
             buf: Vec::new(),
         }))
     }
 
-    async fn open_write(&self, path: &[u8], mode: WriteMode) -> Result<Box<dyn FileWriter>> {
-        let vpath = VPath::parse(path)?;
-        let writer = write::open(Arc::clone(&self.root), vpath, mode).await?;
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> Result<Box<dyn FileWriter>> {
+        let vpath = HostPath::check(path)?;
+        let writer = write::open(Arc::clone(&self.root), &vpath, options).await?;
         Ok(Box::new(writer))
     }
 
-    async fn create_dir(&self, path: &[u8]) -> Result<()> {
-        let vpath = VPath::parse(path)?;
+    async fn create_dir(&self, path: &VPath) -> Result<()> {
+        let vpath = HostPath::check(path)?;
         if vpath.is_root() {
             return Err(ErrorKind::AlreadyExists.into());
         }
@@ -120,8 +146,8 @@ impl Storage for LocalFs {
         self.run(move |root| Ok(root.create_dir(rel)?)).await
     }
 
-    async fn remove_dir(&self, path: &[u8]) -> Result<()> {
-        let vpath = VPath::parse(path)?;
+    async fn remove_dir(&self, path: &VPath) -> Result<()> {
+        let vpath = HostPath::check(path)?;
         if vpath.is_root() {
             return Err(ErrorKind::PermissionDenied.into());
         }
@@ -135,8 +161,8 @@ impl Storage for LocalFs {
         .await
     }
 
-    async fn remove_file(&self, path: &[u8]) -> Result<()> {
-        let vpath = VPath::parse(path)?;
+    async fn remove_file(&self, path: &VPath) -> Result<()> {
+        let vpath = HostPath::check(path)?;
         if vpath.is_root() {
             return Err(ErrorKind::IsADirectory.into());
         }
@@ -150,31 +176,38 @@ impl Storage for LocalFs {
         .await
     }
 
-    async fn rename(&self, from: &[u8], to: &[u8]) -> Result<()> {
-        let (from, to) = (VPath::parse(from)?, VPath::parse(to)?);
-        if from.is_root() || to.is_root() {
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> Result<()> {
+        let (from, to) = (HostPath::check(from)?, HostPath::check(to)?);
+        let (Some((from_parent, from_name)), Some((to_parent, to_name))) = (from.split(), to.split()) else {
             return Err(ErrorKind::PermissionDenied.into());
-        }
+        };
         let (from, to) = (from.rel(), to.rel());
         if to != from && to.starts_with(&from) {
             // Also the kernel's EINVAL, but that is mapped to "invalid name"; say what it is.
             return Err(ErrorKind::MoveIntoItself.into());
         }
-        self.run(move |root| match root.rename(from, root, to) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(ErrorKind::MoveIntoItself.into()),
-            result => Ok(result?),
+        self.run(move |root| {
+            if replace {
+                return match root.rename(from, root, to) {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(ErrorKind::MoveIntoItself.into()),
+                    result => Ok(result?),
+                };
+            }
+            // Both parents by handle (inside the jail); the last components are not followed.
+            let (src, dst) = (root.open_dir(&from_parent)?, root.open_dir(&to_parent)?);
+            rename_noreplace(&src, &from_name, &dst, &to_name)
         })
         .await
     }
 
-    async fn set_modified(&self, path: &[u8], t: SystemTime) -> Result<()> {
-        let rel = VPath::parse(path)?.rel();
+    async fn set_modified(&self, path: &VPath, t: SystemTime) -> Result<()> {
+        let rel = HostPath::check(path)?.rel();
         self.run(move |root| meta::change(root, &rel, meta::Change::Modified(t)))
             .await
     }
 
-    async fn scoped(&self, home: &[u8], create: bool) -> Result<Arc<dyn Storage>> {
-        let rel = VPath::parse(home)?.rel();
+    async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>> {
+        let rel = HostPath::check(home)?.rel();
         let dir = self
             .run(move |root| {
                 if create {
@@ -186,14 +219,14 @@ impl Storage for LocalFs {
         Ok(Arc::new(LocalFs { root: Arc::new(dir) }))
     }
 
-    async fn open_file(&self, path: &[u8], mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
-        let vpath = VPath::parse(path)?;
-        let file = positional::open(Arc::clone(&self.root), vpath, mode).await?;
+    async fn open_file(&self, path: &VPath, mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
+        let vpath = HostPath::check(path)?;
+        let file = positional::open(Arc::clone(&self.root), &vpath, mode).await?;
         Ok(Box::new(file))
     }
 
-    async fn set_mode(&self, path: &[u8], mode: u32) -> Result<()> {
-        let rel = VPath::parse(path)?.rel();
+    async fn set_mode(&self, path: &VPath, mode: u32) -> Result<()> {
+        let rel = HostPath::check(path)?.rel();
         self.run(move |root| meta::change(root, &rel, meta::Change::Mode(mode)))
             .await
     }
@@ -220,11 +253,12 @@ impl Storage for LocalFs {
 /// A file being read.
 ///
 /// Holds a plain `std::fs::File` so that front ends can send it with `sendfile`
-/// ([`FileReader::local_file`]); [`read`](FileReader::read) runs on the blocking pool, into a
+/// ([`FileReader::zero_copy`]); [`read`](FileReader::read) runs on the blocking pool, into a
 /// buffer kept across calls.
 #[derive(Debug)]
 struct LocalReader {
     file: Arc<std::fs::File>,
+    size: u64,
     buf: Vec<u8>,
 }
 
@@ -249,8 +283,36 @@ impl FileReader for LocalReader {
         Ok(n)
     }
 
-    fn local_file(&self) -> Option<&std::fs::File> {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+
+    fn zero_copy(&self) -> Option<&std::fs::File> {
         Some(&self.file)
+    }
+}
+
+/// Renames `from_name` in `src` to `to_name` in `dst` unless `to_name` exists, atomically:
+/// `renameat2(RENAME_NOREPLACE)`, or for a file on a file system without it a hard link under the
+/// new name (refused if it exists) and the removal of the old name.
+fn rename_noreplace(
+    src: &Dir,
+    from_name: &std::ffi::OsStr,
+    dst: &Dir,
+    to_name: &std::ffi::OsStr,
+) -> Result<()> {
+    use rustix::fs::{AtFlags, RenameFlags};
+    let unsupported = |e: rustix::io::Errno| e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS;
+    match rustix::fs::renameat_with(src, from_name, dst, to_name, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if unsupported(e) && !src.symlink_metadata(from_name)?.is_dir() => {
+            rustix::fs::linkat(src, from_name, dst, to_name, AtFlags::empty())
+                .map_err(std::io::Error::from)?;
+            rustix::fs::unlinkat(src, from_name, AtFlags::empty()).map_err(std::io::Error::from)?;
+            Ok(())
+        }
+        Err(e) if e == rustix::io::Errno::INVAL => Err(ErrorKind::MoveIntoItself.into()),
+        Err(e) => Err(std::io::Error::from(e).into()),
     }
 }
 

@@ -13,11 +13,11 @@ use cap_std::fs::{Dir, File, FileExt, Permissions};
 use super::write::{create_temp, inherit, reserve, Pending};
 use super::{blocking, check_regular, convert_metadata, write_options};
 use crate::error::{Error, ErrorKind, Result};
-use crate::path::VPath;
+use crate::path::HostPath;
 use crate::storage::{Metadata, OpenMode, PositionalFile};
 
 /// Opens `vpath` in `mode`.
-pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: OpenMode) -> Result<LocalFile> {
+pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -> Result<LocalFile> {
     let rel = vpath.rel();
     let split = vpath.split();
     blocking(move || match mode {

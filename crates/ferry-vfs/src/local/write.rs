@@ -3,32 +3,30 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{Seek, SeekFrom};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cap_std::fs::{Dir, File};
 use rand::Rng;
 
-use super::{blocking, check_regular, name_bytes, write_options};
+use super::{blocking, check_regular, write_options};
 use crate::error::{Error, ErrorKind, Result};
-use crate::path::VPath;
-use crate::storage::{FileWriter, WriteMode};
+use crate::path::HostPath;
+use crate::storage::{FileWriter, WriteMode, WriteOptions};
 use crate::TEMP_PREFIX;
 
 /// How many random temp names to try before giving up.
 const TEMP_ATTEMPTS: usize = 16;
-/// `Unique` tries `name.1` … `name.SEQUENTIAL_SUFFIXES` before random suffixes.
-const SEQUENTIAL_SUFFIXES: u32 = 99;
 
-/// Opens a writer for `vpath` in `mode`.
-pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: WriteMode) -> Result<LocalWriter> {
+/// Opens a writer for `vpath` with `options`.
+pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, options: WriteOptions) -> Result<LocalWriter> {
     let Some((parent_rel, name)) = vpath.split() else {
         return Err(ErrorKind::IsADirectory.into());
     };
     let rel = vpath.rel();
-    blocking(move || match mode {
-        WriteMode::Create => {
+    blocking(move || match options.mode {
+        WriteMode::New { exclusive } => {
             let parent = root.open_dir(&parent_rel)?;
             // A directory, or a symlink to one, is not replaced by a file.
             if parent.metadata(&name).is_ok_and(|md| md.is_dir())
@@ -36,55 +34,58 @@ pub(super) async fn open(root: Arc<Dir>, vpath: VPath, mode: WriteMode) -> Resul
             {
                 return Err(ErrorKind::IsADirectory.into());
             }
-            let (temp, file) = create_temp(&parent)?;
-            inherit(&parent, &name, &file);
+            // Exclusive: the name is taken now (empty, `create_new`), so a second exclusive upload
+            // of it fails at once rather than one of them losing at commit.
+            if exclusive {
+                reserve(&parent, &name)?;
+            }
+            let (temp, file) = match create_temp(&parent) {
+                Ok(created) => created,
+                Err(e) => {
+                    if exclusive {
+                        let _ = parent.remove_file(&name);
+                    }
+                    return Err(e);
+                }
+            };
+            let inherited = !exclusive && inherit(&parent, &name, &file);
+            if let (Some(mode), false) = (options.unix_mode, inherited) {
+                use cap_std::fs::{Permissions, PermissionsExt};
+                let _ = file.set_permissions(Permissions::from_mode(mode & 0o777));
+            }
             Ok(LocalWriter::new(
                 file,
-                name_bytes(&name),
                 Some(Pending {
                     parent,
                     temp,
                     name,
-                    reserved: false,
+                    reserved: exclusive,
                 }),
             ))
-        }
-        WriteMode::Unique => {
-            let parent = root.open_dir(&parent_rel)?;
-            let chosen = reserve_unique(&parent, &name)?;
-            let (temp, file) = match create_temp(&parent) {
-                Ok(created) => created,
-                Err(e) => {
-                    let _ = parent.remove_file(&chosen);
-                    return Err(e);
-                }
-            };
-            let pending = Pending {
-                parent,
-                temp,
-                name: chosen.clone(),
-                reserved: true,
-            };
-            Ok(LocalWriter::new(file, name_bytes(&chosen), Some(pending)))
         }
         WriteMode::Append => {
             let mut options = write_options();
             options.append(true).create(true);
             let file = root.open_with(&rel, &options)?;
             check_regular(&file.metadata()?)?;
-            Ok(LocalWriter::new(file, name_bytes(&name), None))
+            Ok(LocalWriter::new(file, None))
         }
-        WriteMode::At(offset) => {
+        WriteMode::Resume { offset } => {
             super::check_offset(offset)?;
             let mut options = write_options();
             options.create(offset == 0);
             let file = root.open_with(&rel, &options)?;
-            check_regular(&file.metadata()?)?;
+            let md = file.metadata()?;
+            check_regular(&md)?;
+            if md.len() < offset {
+                // Resuming past the end would leave a hole of zeros the client never sent.
+                return Err(ErrorKind::OffsetOutOfRange.into());
+            }
             let mut file = file.into_std();
             // Resumed upload: drop whatever followed the restart point, then write from there.
             file.set_len(offset)?;
             file.seek(SeekFrom::Start(offset))?;
-            Ok(LocalWriter::new(File::from_std(file), name_bytes(&name), None))
+            Ok(LocalWriter::new(File::from_std(file), None))
         }
     })
     .await
@@ -98,7 +99,7 @@ pub(super) struct Pending {
     pub(super) temp: OsString,
     /// The final name in `parent`.
     pub(super) name: OsString,
-    /// Whether `name` is an empty placeholder we created (`Unique`) and must remove on abort.
+    /// Whether `name` is an empty placeholder we created (exclusive) and must remove on abort.
     pub(super) reserved: bool,
 }
 
@@ -124,16 +125,14 @@ impl Pending {
 pub(super) struct LocalWriter {
     /// `None` while a write runs on the blocking pool, and after close.
     file: Option<std::fs::File>,
-    final_name: Vec<u8>,
     written: u64,
-    /// `Some` for `Create`/`Unique` until committed or aborted.
+    /// `Some` for `New` until committed or aborted.
     pending: Option<Pending>,
 }
 
 impl fmt::Debug for LocalWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalWriter")
-            .field("final_name", &String::from_utf8_lossy(&self.final_name))
             .field("written", &self.written)
             .field("pending", &self.pending.is_some())
             .finish()
@@ -141,10 +140,9 @@ impl fmt::Debug for LocalWriter {
 }
 
 impl LocalWriter {
-    fn new(file: File, final_name: Vec<u8>, pending: Option<Pending>) -> LocalWriter {
+    fn new(file: File, pending: Option<Pending>) -> LocalWriter {
         LocalWriter {
             file: Some(file.into_std()),
-            final_name,
             written: 0,
             pending,
         }
@@ -165,10 +163,6 @@ impl LocalWriter {
 
 #[async_trait]
 impl FileWriter for LocalWriter {
-    async fn write_all(&mut self, buf: &[u8]) -> Result<()> {
-        self.write_owned(buf.to_vec()).await.map(drop)
-    }
-
     async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
         use std::io::Write;
         let mut file = self.file.take().ok_or_else(|| Error::new(ErrorKind::Io))?;
@@ -229,10 +223,6 @@ impl FileWriter for LocalWriter {
             pending.discard_in_background().await;
         }
     }
-
-    fn final_name(&self) -> &[u8] {
-        &self.final_name
-    }
 }
 
 impl Drop for LocalWriter {
@@ -286,30 +276,6 @@ pub(super) fn inherit(dir: &Dir, name: &OsStr, temp: &File) -> bool {
     );
     temp.set_permissions(Permissions::from_mode(old.mode() & 0o777))
         .is_ok()
-}
-
-/// Reserves an unused name derived from `name` by creating it empty; returns the name chosen.
-fn reserve_unique(dir: &Dir, name: &OsStr) -> Result<OsString> {
-    let sequential = (0..=SEQUENTIAL_SUFFIXES).map(|n| match n {
-        0 => name.to_os_string(),
-        n => suffixed(name, &n.to_string()),
-    });
-    let random = (0..TEMP_ATTEMPTS).map(|_| suffixed(name, &format!("{:08x}", rand::rng().random::<u32>())));
-    for candidate in sequential.chain(random) {
-        match create_new(dir, &candidate) {
-            Ok(_) => return Ok(candidate),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ErrorKind::AlreadyExists.into())
-}
-
-fn suffixed(name: &OsStr, suffix: &str) -> OsString {
-    let mut bytes = name.as_bytes().to_vec();
-    bytes.push(b'.');
-    bytes.extend_from_slice(suffix.as_bytes());
-    OsString::from_vec(bytes)
 }
 
 fn create_new(dir: &Dir, name: &OsStr) -> std::io::Result<File> {

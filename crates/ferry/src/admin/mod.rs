@@ -39,13 +39,19 @@ pub struct Admin {
     metrics: Arc<Metrics>,
     draining: AtomicBool,
     users: UserStore,
-    users_db: PathBuf,
+    /// The SQLite file of the user database (`None`: PostgreSQL, probed by a query only).
+    users_db: Option<PathBuf>,
     files_root: PathBuf,
 }
 
 impl Admin {
     /// State for the endpoints: the metrics, and the user database and files root `/readyz` probes.
-    pub fn new(metrics: Arc<Metrics>, users: UserStore, users_db: PathBuf, files_root: PathBuf) -> Arc<Self> {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        users: UserStore,
+        users_db: Option<PathBuf>,
+        files_root: PathBuf,
+    ) -> Arc<Self> {
         Arc::new(Admin {
             metrics,
             draining: AtomicBool::new(false),
@@ -67,11 +73,13 @@ impl Admin {
             return Some("draining: the server is shutting down".to_owned());
         }
         // The open pool keeps a removed file readable: look at the path as a new process would.
-        if let Err(e) = std::fs::File::open(&self.users_db) {
-            return Some(format!(
-                "the user database {} cannot be opened: {e}",
-                self.users_db.display()
-            ));
+        if let Some(users_db) = &self.users_db {
+            if let Err(e) = std::fs::File::open(users_db) {
+                return Some(format!(
+                    "the user database {} cannot be opened: {e}",
+                    users_db.display()
+                ));
+            }
         }
         match std::fs::metadata(&self.files_root) {
             Ok(m) if m.is_dir() => {}
@@ -192,7 +200,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("users.db");
         let users = UserStore::open(&db).await.expect("user database");
-        let admin = Admin::new(Arc::new(Metrics::new()), users, db, dir.path().to_path_buf());
+        let admin = Admin::new(
+            Arc::new(Metrics::new()),
+            users,
+            Some(db),
+            dir.path().to_path_buf(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let task = tokio::spawn(serve(listener, Arc::clone(&admin)));

@@ -41,6 +41,12 @@ pub const PROXY_PROTOCOL: Group = Group::table(
     "PROXY protocol (HAProxy's, versions 1 and 2) from load balancers in front of ferry, on the FTP,\n\
      implicit FTPS and SFTP listeners. See docs/scale-out.md.",
 );
+pub const CLUSTER: Group = Group::table(
+    "cluster",
+    "Several nodes on one PostgreSQL user database",
+    "Used only when users_db is a postgres:// URL: connection limits and bans then hold across every\n\
+     node on that database. See docs/scale-out.md.",
+);
 pub const SFTP: Group = Group::table(
     "sftp",
     "SFTP",
@@ -87,12 +93,12 @@ pub const DEFS: &[Def] = &[
     },
     Def {
         key: "users_db",
-        kind: &kind::PATH,
+        kind: &kind::DATABASE,
         list: false,
         default: Derived("`<data_dir>/users.db`", "ferry-data/users.db"),
         scope: Scope::Global,
         group: &STATE,
-        help: "SQLite user database",
+        help: "User database: an SQLite file, or a postgres:// URL shared by several nodes (docs/scale-out.md)",
         example: "/var/lib/ferry/users.db",
     },
     // ----- network -----
@@ -218,6 +224,26 @@ pub const DEFS: &[Def] = &[
         group: &SESSIONS,
         help: "Control connections open at once from one IP address",
         example: "10",
+    },
+    Def {
+        key: "max_sessions_per_user",
+        kind: &kind::SESSION_LIMIT,
+        list: false,
+        default: Is("0"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "Sessions logged in at once as one user (0: no limit; anonymous FTP is not counted)",
+        example: "4",
+    },
+    Def {
+        key: "hash_max_size",
+        kind: &kind::BYTES,
+        list: false,
+        default: Is("1073741824"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "Longest file (or range) FTP HASH/XSHA256/XMD5/XCRC and SFTP check-file hash on demand, in bytes; 0 turns checksums off",
+        example: "4294967296",
     },
     // ----- hostile clients -----
     Def {
@@ -695,6 +721,19 @@ pub const DEFS: &[Def] = &[
                balancer without a header) or header (they carry a PROXY header naming the control \
                connection's client)",
         example: "header",
+    },
+    // ----- [cluster] -----
+    Def {
+        key: "cluster.fail_open",
+        kind: &kind::BOOL,
+        list: false,
+        default: Is("false"),
+        scope: Scope::Serve,
+        group: &CLUSTER,
+        help: "While the PostgreSQL user database cannot be reached, admit new connections on this node's own \
+               limits and last known bans (true) instead of refusing them (false); loopback and \
+               defender.allow_list are always admitted",
+        example: "true",
     },
     // ----- [sftp] -----
     Def {

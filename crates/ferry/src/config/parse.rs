@@ -147,6 +147,13 @@ pub fn check_login_attempts(n: u32) -> Result<u32, String> {
     Ok(n)
 }
 
+/// A size in bytes, 0 or more.
+pub fn bytes(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number of bytes"))
+}
+
 /// A connection count, at least 1.
 pub fn count(s: &str) -> Result<usize, String> {
     let n = s
