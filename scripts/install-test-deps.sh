@@ -11,7 +11,7 @@ set -euo pipefail
 wanted=(curl:curl lftp:lftp wget:wget ftp:ftp python3:python3 rclone:rclone openssl:openssl setpriv:util-linux script:bsdutils)
 
 # --- SFTP clients (ferry-sftpd tests): OpenSSH sftp/scp/ssh-keygen, sshpass, rclone; paramiko via pip ---
-wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client sshpass:sshpass rclone:rclone)
+wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client ssh-agent:openssh-client ssh-add:openssh-client sshpass:sshpass rclone:rclone)
 # --- end SFTP clients ---
 
 # --- servers for the client interop tests (crates/ferry/tests/client_interop.rs): vsftpd, OpenSSH sshd
@@ -62,7 +62,14 @@ install_s3s_fs
 # --- packaging tests: `systemd-analyze verify` checks packaging/ferry.service ---
 wanted+=(systemd-analyze:systemd)
 
+# PostgreSQL for the user-database and multi-node tests (crates/ferry/tests/postgres.rs): the test kit
+# runs initdb and the server from Debian's /usr/lib/postgresql/N/bin (not on PATH), psql on PATH.
+wanted+=(psql:postgresql-client)
+
 missing=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
 for pair in "${wanted[@]}"; do
     cmd=${pair%%:*}
     pkg=${pair#*:}

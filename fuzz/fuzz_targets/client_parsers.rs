@@ -1,10 +1,11 @@
-//! The client-side parsers: replies from a server (line by line) and LIST/MLSD listing lines. Arbitrary
-//! bytes never panic; every reply has a valid code and bounded lines; every parsed entry's name is a
-//! non-empty part of its line.
+//! The client-side parsers: replies from a server (line by line), LIST/MLSD listing lines and checksum
+//! replies (HASH, XSHA256…). Arbitrary bytes never panic; every reply has a valid code and bounded lines;
+//! every parsed entry's name is a non-empty part of its line; a parsed digest has its algorithm's length.
 #![no_main]
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use ferry_proto::hash::{parse_hash_reply, parse_xhash_reply, Algorithm};
 use ferry_proto::listing_parser::{parse_list_line, parse_mlsd_line};
 use ferry_proto::reply_parser::{ReplyParser, MAX_REPLY_LINES};
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +27,15 @@ fuzz_target!(|data: &[u8]| {
         for entry in [parse_list_line(line, now), parse_mlsd_line(line)].into_iter().flatten() {
             assert!(!entry.name.is_empty());
             assert!(contains(line, &entry.name), "{line:?} -> {:?}", entry.name);
+        }
+        let text = String::from_utf8_lossy(line);
+        if let Some(h) = parse_hash_reply(&text) {
+            assert_eq!(h.digest.len(), h.algorithm.digest_len());
+        }
+        for a in Algorithm::ALL {
+            if let Some(d) = parse_xhash_reply(a, &text) {
+                assert_eq!(d.len(), a.digest_len());
+            }
         }
     }
 });

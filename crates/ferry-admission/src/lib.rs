@@ -10,13 +10,17 @@
 //! - the PROXY protocol (versions 1 and 2) from trusted load balancers: [`Admission::arrive`] tells who
 //!   the client of a new connection is, so limits, scores, bans and logs all use that address;
 //! - the accept loop with graceful shutdown ([`serve`]) and the task that reloads bans from the user
-//!   database ([`refresh_bans`]), owned by the binary so SFTP bans do not depend on FTP listeners.
+//!   database ([`refresh_bans`]), owned by the binary so SFTP bans do not depend on FTP listeners;
+//! - with a PostgreSQL user database shared by several nodes, [`cluster`]: `max_per_ip` counted across
+//!   the nodes, ban changes applied as soon as any node (or `ferry ban`) makes them, and what happens
+//!   when the database cannot be reached ([`run_cluster`] is the node's background task).
 //!
 //! What it deliberately does not do: speak FTP or SSH (the front ends turn its decisions into `421`
 //! replies or SSH disconnect messages), check passwords (that is `ferry-auth`), or read settings.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod gate;
 mod limits;
 mod proxy;
@@ -32,6 +36,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+pub use cluster::{run_cluster, ClusterLimits};
 pub use ferry_auth::defender::canonical;
 pub use gate::{LoginGate, LoginTurn};
 pub use limits::{ConnectionLimits, Refusal, Slot, Tracker};
@@ -69,6 +74,7 @@ pub enum LoginResult<T> {
 #[derive(Debug)]
 pub struct Admission {
     tracker: Tracker,
+    cluster: Option<Arc<ClusterLimits>>,
     defender: Arc<Defender>,
     gate: Arc<LoginGate>,
     failed_login_delay: Duration,
@@ -85,6 +91,7 @@ impl Admission {
         gate: Arc<LoginGate>,
     ) -> Self {
         Admission {
+            cluster: limits.cluster.clone(),
             tracker: Tracker::new(limits),
             defender,
             gate,
@@ -119,26 +126,69 @@ impl Admission {
         arrival
     }
 
+    /// Enforces `limits` on new connections from now on (SIGHUP).
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.tracker.set_limits(limits);
+    }
+
     /// The login defender.
     pub fn defender(&self) -> &Arc<Defender> {
         &self.defender
     }
 
-    /// Whether a connection from `ip` may be served: not banned, within the limits. A connection refused
-    /// by a limit is scored.
+    /// Whether a connection from `ip` may be served: not banned, within the limits (this node's, then,
+    /// with [`ConnectionLimits::cluster`], all nodes' together). A connection refused by a limit is
+    /// scored. While the cluster's database cannot be reached, a connection is refused unless the
+    /// cluster fails open or the address is loopback or allow-listed.
     pub async fn admit(&self, ip: IpAddr) -> Result<Slot, Refused> {
         let ip = canonical(ip);
         if let Verdict::Banned(until) = self.defender.check(ip) {
             return Err(Refused::Banned(until));
         }
-        match self.tracker.acquire(ip) {
-            Ok(slot) => Ok(slot),
-            Err(refusal) => {
-                info!(?refusal, "connection refused by limit");
-                self.defender.record(ip, Event::LimitExceeded).await;
-                Err(Refused::Limit(refusal))
+        let mut slot = match self.tracker.acquire(ip) {
+            Ok(slot) => slot,
+            Err(refusal) => return Err(self.refuse(ip, refusal).await),
+        };
+        if let Some(cluster) = &self.cluster {
+            match cluster.take(ip).await {
+                cluster::Take::Granted(lease) => slot.hold(lease),
+                cluster::Take::Full => return Err(self.refuse(ip, Refusal::PerIp).await),
+                cluster::Take::Unavailable
+                    if cluster.fail_open() || ip.is_loopback() || self.defender.is_allow_listed(ip) => {}
+                cluster::Take::Unavailable => {
+                    info!("connection refused: the user database cannot be reached");
+                    return Err(Refused::Limit(Refusal::Unavailable));
+                }
             }
         }
+        Ok(slot)
+    }
+
+    /// The connection of `slot` logged in as `user`: it no longer counts as pending, and counts against
+    /// `max_per_user` (on every node, with [`ConnectionLimits::cluster`]). An error when that limit is
+    /// reached (or the cluster's database cannot be reached and the cluster fails closed): refuse the
+    /// session. Not scored: the password was right.
+    pub async fn logged_in(&self, slot: &mut Slot, user: &str) -> Result<(), Refusal> {
+        if let (Some(cluster), Some(lease)) = (&self.cluster, slot.lease_id()) {
+            match cluster.claim_user(lease, user).await {
+                cluster::Claim::Granted => {}
+                cluster::Claim::Full => {
+                    info!("login refused: the user has the most sessions allowed on all nodes");
+                    return Err(Refusal::PerUser);
+                }
+                cluster::Claim::Unavailable if cluster.fail_open() => {}
+                cluster::Claim::Unavailable => return Err(Refusal::Unavailable),
+            }
+        }
+        self.tracker.log_in(slot, user).inspect_err(|_| {
+            info!("login refused: the user has the most sessions allowed");
+        })
+    }
+
+    async fn refuse(&self, ip: IpAddr, refusal: Refusal) -> Refused {
+        info!(?refusal, "connection refused by limit");
+        self.defender.record(ip, Event::LimitExceeded).await;
+        Refused::Limit(refusal)
     }
 
     /// Until when `ip` is banned, if it is.
@@ -210,14 +260,68 @@ pub enum Attempt<T> {
 }
 
 /// Accepts connections on `listener` until `shutdown` completes, running `handle` for each in its own
-/// task; then stops accepting, tells every connection to stop (its receiver turns `true`) and waits for
-/// them all to end.
-pub async fn serve<H, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, mut handle: H)
+/// task; then stops accepting, tells every connection to stop at once ([`Phase::Closing`]) and waits
+/// for them all to end. [`serve_draining`] gives running transfers time to finish first.
+pub async fn serve<H, Fut>(listener: TcpListener, shutdown: impl Future<Output = ()>, handle: H)
 where
-    H: FnMut(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    H: FnMut(TcpStream, SocketAddr, Stop) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    serve_draining(listener, shutdown, Duration::ZERO, handle).await;
+}
+
+/// Where a server is in its shutdown, as its connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Serving normally.
+    Serving,
+    /// Shutting down: no new connections; an idle session ends now (FTP `421`), a running transfer
+    /// may finish within the grace period and then its session ends.
+    Draining,
+    /// The grace period is over: every session ends now; an unfinished upload is discarded.
+    Closing,
+}
+
+/// A connection's view of the server's shutdown.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    rx: watch::Receiver<Phase>,
+}
+
+impl Stop {
+    /// The phase now.
+    pub fn phase(&self) -> Phase {
+        *self.rx.borrow()
+    }
+
+    /// Waits for the phase to change, and returns the new one ([`Phase::Closing`] if the server is
+    /// gone).
+    pub async fn next(&mut self) -> Phase {
+        match self.rx.changed().await {
+            Ok(()) => *self.rx.borrow_and_update(),
+            Err(_) => Phase::Closing,
+        }
+    }
+
+    /// Waits until the server is at least draining.
+    pub async fn draining(&mut self) {
+        let _ = self.rx.wait_for(|p| *p >= Phase::Draining).await;
+    }
+}
+
+/// [`serve`], draining: when `shutdown` completes the listener is closed (new connections are
+/// refused by the kernel), every connection is told [`Phase::Draining`], and after `grace` (or as
+/// soon as every connection has ended) [`Phase::Closing`]; then it waits for them all to end.
+pub async fn serve_draining<H, Fut>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    mut handle: H,
+) where
+    H: FnMut(TcpStream, SocketAddr, Stop) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = watch::channel(Phase::Serving);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
@@ -234,15 +338,28 @@ where
                 continue;
             }
         };
-        let connection = handle(stream, peer, stop_rx.clone());
+        let connection = handle(stream, peer, Stop { rx: stop_rx.clone() });
         let done = done_tx.clone();
         tokio::spawn(async move {
             connection.await;
             drop(done);
         });
     }
-    let _ = stop_tx.send(true);
+    // Stop accepting: connections that arrive from now on are refused, not queued.
+    drop(listener);
     drop(done_tx);
+    if grace.is_zero() {
+        let _ = stop_tx.send(Phase::Closing);
+    } else {
+        let _ = stop_tx.send(Phase::Draining);
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            info!(
+                grace_secs = grace.as_secs(),
+                "shutdown grace period over; ending the remaining sessions"
+            );
+        }
+        let _ = stop_tx.send(Phase::Closing);
+    }
     let _ = done_rx.recv().await;
 }
 

@@ -4,8 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::Row;
-
+use crate::db::{on_db, Fields};
 use crate::error::Error;
 use crate::store::{found, UserStore};
 
@@ -94,22 +93,21 @@ impl UserStore {
         if self.user(name).await?.is_none() {
             return Err(Error::NotFound(name.to_owned()));
         }
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM user_forwards WHERE user_name = ?")
-            .bind(name)
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
+        let sql = "SELECT COUNT(*) AS n FROM user_forwards WHERE user_name = $1";
+        let count = on_db!(&self.db, pool => sqlx::query(sql).bind(name).fetch_one(pool).await?.int("n")?);
         if count >= MAX_FORWARDS_PER_USER {
             return Err(Error::InvalidInput(format!(
                 "user {name:?} already has {MAX_FORWARDS_PER_USER} forwarding targets"
             )));
         }
-        let result = sqlx::query("INSERT INTO user_forwards (user_name, host, port) VALUES (?, ?, ?)")
+        let sql = "INSERT INTO user_forwards (user_name, host, port) VALUES ($1, $2, $3)";
+        let result = on_db!(&self.db, pool => sqlx::query(sql)
             .bind(name)
             .bind(&target.host)
             .bind(i64::from(target.port.unwrap_or(0)))
-            .execute(self.pool())
-            .await;
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()));
         match result {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -121,31 +119,32 @@ impl UserStore {
 
     /// Takes `target` away from user `name`.
     pub async fn delete_forward(&self, name: &str, target: &ForwardTarget) -> Result<(), Error> {
-        let done = sqlx::query("DELETE FROM user_forwards WHERE user_name = ? AND host = ? AND port = ?")
+        let sql = "DELETE FROM user_forwards WHERE user_name = $1 AND host = $2 AND port = $3";
+        let done = on_db!(&self.db, pool => sqlx::query(sql)
             .bind(name)
             .bind(&target.host)
             .bind(i64::from(target.port.unwrap_or(0)))
-            .execute(self.pool())
-            .await?;
-        found(done.rows_affected(), &format!("{name} forward {target}"))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        found(done, &format!("{name} forward {target}"))
     }
 
     /// User `name`'s forwarding targets, by host and port.
     pub async fn forwards(&self, name: &str) -> Result<Vec<ForwardTarget>, Error> {
-        let rows =
-            sqlx::query("SELECT host, port FROM user_forwards WHERE user_name = ? ORDER BY host, port")
-                .bind(name)
-                .fetch_all(self.pool())
-                .await?;
-        let mut targets = Vec::with_capacity(rows.len());
-        for row in rows {
-            let port: i64 = row.try_get("port")?;
-            targets.push(ForwardTarget {
-                host: row.try_get("host")?,
-                port: u16::try_from(port).ok().filter(|p| *p > 0),
-            });
-        }
-        Ok(targets)
+        let sql = "SELECT host, port FROM user_forwards WHERE user_name = $1 ORDER BY host, port";
+        on_db!(&self.db, pool => sqlx::query(sql)
+            .bind(name)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ForwardTarget {
+                    host: row.text("host")?,
+                    port: u16::try_from(row.int("port")?).ok().filter(|p| *p > 0),
+                })
+            })
+            .collect())
     }
 
     /// Whether user `name` may forward to `host`:`port`.

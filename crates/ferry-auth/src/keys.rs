@@ -1,8 +1,7 @@
 //! SSH public keys of users (for SFTP logins). The store keeps them as text and does not parse
 //! them: the SFTP front end validates a key and computes its fingerprint before adding it.
 
-use sqlx::Row;
-
+use crate::db::{on_db, Db, Fields};
 use crate::error::Error;
 use crate::store::{found, unix_now, user_from_row, UserStore, USER_COLUMNS};
 use crate::user::{validate_name, AuthOutcome};
@@ -47,28 +46,25 @@ impl UserStore {
         if self.user(name).await?.is_none() {
             return Err(Error::NotFound(name.to_owned()));
         }
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM user_keys WHERE user_name = ?")
-            .bind(name)
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
+        let sql = "SELECT COUNT(*) AS n FROM user_keys WHERE user_name = $1";
+        let count = on_db!(&self.db, pool => sqlx::query(sql).bind(name).fetch_one(pool).await?.int("n")?);
         if count >= MAX_KEYS_PER_USER {
             return Err(Error::InvalidInput(format!(
                 "user {name:?} already has {MAX_KEYS_PER_USER} keys"
             )));
         }
-        let result = sqlx::query(
-            "INSERT INTO user_keys (user_name, algorithm, key_base64, fingerprint, comment, created) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(name)
-        .bind(&key.algorithm)
-        .bind(&key.key_base64)
-        .bind(&key.fingerprint)
-        .bind(&key.comment)
-        .bind(unix_now())
-        .execute(self.pool())
-        .await;
+        let sql = "INSERT INTO user_keys (user_name, algorithm, key_base64, fingerprint, comment, created) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let result = on_db!(&self.db, pool => sqlx::query(sql)
+            .bind(name)
+            .bind(&key.algorithm)
+            .bind(&key.key_base64)
+            .bind(&key.fingerprint)
+            .bind(&key.comment)
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()));
         match result {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -80,34 +76,35 @@ impl UserStore {
 
     /// Removes user `name`'s key with this fingerprint (`SHA256:…`).
     pub async fn delete_key(&self, name: &str, fingerprint: &str) -> Result<(), Error> {
-        let done = sqlx::query("DELETE FROM user_keys WHERE user_name = ? AND fingerprint = ?")
+        let sql = "DELETE FROM user_keys WHERE user_name = $1 AND fingerprint = $2";
+        let done = on_db!(&self.db, pool => sqlx::query(sql)
             .bind(name)
             .bind(fingerprint)
-            .execute(self.pool())
-            .await?;
-        found(done.rows_affected(), &format!("{name} key {fingerprint}"))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        found(done, &format!("{name} key {fingerprint}"))
     }
 
     /// User `name`'s keys, oldest first.
     pub async fn keys(&self, name: &str) -> Result<Vec<PublicKeyRecord>, Error> {
-        let rows = sqlx::query(
+        // Oldest first; keys added within the same second in the order they were added (SQLite's rowid),
+        // or by fingerprint (PostgreSQL has no insertion order).
+        let tie = match self.db {
+            Db::Sqlite(_) => "rowid",
+            Db::Postgres(_) => "fingerprint",
+        };
+        let sql = format!(
             "SELECT algorithm, key_base64, fingerprint, comment, created FROM user_keys \
-             WHERE user_name = ? ORDER BY created, rowid",
-        )
-        .bind(name)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PublicKeyRecord {
-                    algorithm: row.try_get("algorithm")?,
-                    key_base64: row.try_get("key_base64")?,
-                    fingerprint: row.try_get("fingerprint")?,
-                    comment: row.try_get("comment")?,
-                    created: row.try_get("created")?,
-                })
-            })
-            .collect()
+             WHERE user_name = $1 ORDER BY created, {tie}"
+        );
+        on_db!(&self.db, pool => sqlx::query(&sql)
+            .bind(name)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect())
     }
 
     /// Whether `name` exists, is enabled and has the key `key_base64` (the base64 blob, which
@@ -129,16 +126,29 @@ impl UserStore {
             .join(", ");
         let sql = format!(
             "SELECT {columns} FROM users u JOIN user_keys k ON k.user_name = u.name \
-             WHERE u.name = ? AND k.key_base64 = ? AND u.enabled = 1"
+             WHERE u.name = $1 AND k.key_base64 = $2 AND u.enabled = 1"
         );
-        let row = sqlx::query(&sql)
+        let user = on_db!(&self.db, pool => sqlx::query(&sql)
             .bind(name)
             .bind(key_base64)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(match row.as_ref().map(user_from_row).transpose()? {
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()?);
+        Ok(match user {
             Some(user) => AuthOutcome::Accepted(user),
             None => AuthOutcome::WrongCredentials,
         })
     }
+}
+
+fn key_from_row(row: &impl Fields) -> Result<PublicKeyRecord, Error> {
+    Ok(PublicKeyRecord {
+        algorithm: row.text("algorithm")?,
+        key_base64: row.text("key_base64")?,
+        fingerprint: row.text("fingerprint")?,
+        comment: row.text("comment")?,
+        created: row.int("created")?,
+    })
 }

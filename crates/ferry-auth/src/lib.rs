@@ -1,15 +1,22 @@
-//! Users, permissions and Argon2id password hashes for ferry, stored in SQLite.
+//! Users, permissions and Argon2id password hashes for ferry, stored in SQLite or PostgreSQL.
 //!
 //! # What it does
 //! - [`UserStore`] keeps users (name, Argon2id hash, virtual home, [`Permissions`], enabled flag)
-//!   in an SQLite database, migrated from the embedded `migrations/` on open.
+//!   in an SQLite database ([`UserStore::open`]) or a PostgreSQL database shared by several nodes
+//!   ([`UserStore::open_postgres`]), migrated on open from the embedded `migrations/` (SQLite) or
+//!   `migrations-postgres/` (the same migrations, `BIGINT` for `INTEGER`, plus the functions of
+//!   [`cluster`]). Every query is the same text on both.
 //! - [`UserStore::authenticate`] verifies passwords off the async threads, at most one per CPU at
 //!   a time, and spends the same work for unknown or disabled users, so timing does not reveal
 //!   which names exist. Recent successful verifications are remembered for a few minutes (keyed
-//!   HMAC of the password plus the stored hash; never matches a wrong or changed password).
+//!   HMAC of the password plus the stored hash; never matches a wrong or changed password). The
+//!   hash is read from the database at every login, so a password changed on any node, or by the
+//!   CLI, is in force on every node at its next login.
 //! - [`Password`] keeps secrets out of `Debug` output and logs.
 //! - [`defender::Defender`] scores failed logins and other misbehaviour per client address and bans
 //!   addresses past a threshold, with the bans stored in the same database (see the module docs).
+//! - [`cluster`]: on PostgreSQL, what several nodes share: node heartbeats, connection leases per
+//!   address, defender scores, and ban changes announced to every node.
 //! - SSH public keys per user ([`PublicKeyRecord`], [`UserStore::authenticate_key`]) for SFTP logins;
 //!   stored as text, parsed and fingerprinted by the caller.
 //!
@@ -22,6 +29,8 @@
 #![warn(missing_docs)]
 
 mod cache;
+pub mod cluster;
+mod db;
 pub mod defender;
 mod error;
 mod forwards;
@@ -32,6 +41,7 @@ mod permissions;
 mod store;
 mod user;
 
+pub use db::{POSTGRES_ACQUIRE_TIMEOUT, POSTGRES_POOL_SIZE};
 pub use error::Error;
 pub use forwards::{ForwardTarget, MAX_FORWARDS_PER_USER};
 pub use keys::{PublicKeyRecord, MAX_KEYS_PER_USER};

@@ -1,16 +1,14 @@
-//! The SQLite-backed user store.
+//! The user store, in SQLite or PostgreSQL.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::cache::{Verifiers, VerifyCache};
+use crate::db::{on_db, Db, Fields};
 use crate::error::Error;
 use crate::password::{self, hash_password, Password};
 use crate::permissions::Permissions;
@@ -27,11 +25,11 @@ pub(crate) const USER_COLUMNS: &str =
     "name, home, permissions, enabled, created, require_tls, protected_data, \
                                        danger_allow_unresumed_data_tls";
 
-/// Users in an SQLite database. Cheap to clone (it wraps a connection pool); clones share the
-/// verification cache and the bound on concurrent verifications.
+/// Users in an SQLite or PostgreSQL database. Cheap to clone (it wraps a connection pool); clones
+/// share the verification cache and the bound on concurrent verifications.
 #[derive(Clone)]
 pub struct UserStore {
-    pub(crate) pool: SqlitePool,
+    pub(crate) db: Db,
     /// Successful verifications (see [`crate::cache`]); `None` if the OS gave no random key.
     cache: Option<Arc<VerifyCache>>,
     verifiers: Verifiers,
@@ -39,7 +37,13 @@ pub struct UserStore {
 
 impl fmt::Debug for UserStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserStore").finish_non_exhaustive()
+        let backend = match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        };
+        f.debug_struct("UserStore")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,7 +60,20 @@ impl UserStore {
             .max_connections(FILE_POOL_SIZE)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Self::migrated(Db::Sqlite(pool)).await
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`, with
+    /// `?sslmode=verify-full&sslrootcert=…` for TLS) and migrates it. Several nodes may share it: users,
+    /// keys, bans, defender scores and connection leases then hold for all of them.
+    pub async fn open_postgres(url: &str) -> Result<Self, Error> {
+        let pool = crate::db::connect_postgres(url).await?;
+        Self::migrated(Db::Postgres(pool)).await
+    }
+
+    /// Whether the database is PostgreSQL (shared by every node that connects to it).
+    pub fn is_postgres(&self) -> bool {
+        self.db.postgres().is_some()
     }
 
     /// Opens a fresh in-memory database (one connection that is never recycled, so the data
@@ -70,15 +87,18 @@ impl UserStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Self::migrated(Db::Sqlite(pool)).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self, Error> {
-        sqlx::migrate!().run(&pool).await?;
+    async fn migrated(db: Db) -> Result<Self, Error> {
+        match &db {
+            Db::Sqlite(pool) => sqlx::migrate!().run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations-postgres").run(pool).await?,
+        }
         // Compute the dummy hash now rather than during someone's first failed login.
         let _ = tokio::task::spawn_blocking(password::dummy_hash).await;
         Ok(UserStore {
-            pool,
+            db,
             cache: VerifyCache::new().map(Arc::new),
             verifiers: Verifiers::new(),
         })
@@ -90,17 +110,17 @@ impl UserStore {
         validate_home(&u.home)?;
         validate_password(&u.password)?;
         let hash = hash_blocking(u.password).await?;
-        let result = sqlx::query(
-            "INSERT INTO users (name, password_hash, home, permissions, enabled, created) \
-             VALUES (?, ?, ?, ?, 1, ?)",
-        )
-        .bind(&u.name)
-        .bind(hash)
-        .bind(&u.home)
-        .bind(u.permissions.to_string())
-        .bind(unix_now())
-        .execute(&self.pool)
-        .await;
+        let sql = "INSERT INTO users (name, password_hash, home, permissions, enabled, created) \
+                   VALUES ($1, $2, $3, $4, 1, $5)";
+        let result = on_db!(&self.db, pool => sqlx::query(sql)
+            .bind(&u.name)
+            .bind(hash)
+            .bind(&u.home)
+            .bind(u.permissions.to_string())
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()));
         match result {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::AlreadyExists(u.name)),
@@ -110,12 +130,10 @@ impl UserStore {
 
     /// Deletes a user.
     pub async fn delete_user(&self, name: &str) -> Result<(), Error> {
-        let done = sqlx::query("DELETE FROM users WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+        let sql = "DELETE FROM users WHERE name = $1";
+        let done = on_db!(&self.db, pool => sqlx::query(sql).bind(name).execute(pool).await?.rows_affected());
         self.forget(name);
-        found(done.rows_affected(), name)
+        found(done, name)
     }
 
     /// Replaces a user's password.
@@ -144,49 +162,59 @@ impl UserStore {
 
     /// Enables or disables a user.
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), Error> {
-        let done = sqlx::query("UPDATE users SET enabled = ? WHERE name = ?")
+        let sql = "UPDATE users SET enabled = $1 WHERE name = $2";
+        let done = on_db!(&self.db, pool => sqlx::query(sql)
             .bind(i64::from(enabled))
             .bind(name)
-            .execute(&self.pool)
-            .await?;
-        found(done.rows_affected(), name)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        found(done, name)
     }
 
     /// Replaces a user's FTPS overrides.
     pub async fn set_tls(&self, name: &str, tls: UserTls) -> Result<(), Error> {
-        let done = sqlx::query(
-            "UPDATE users SET require_tls = ?, protected_data = ?, danger_allow_unresumed_data_tls = ? \
-             WHERE name = ?",
-        )
-        .bind(i64::from(tls.require_tls))
-        .bind(tls.protected_data.map(i64::from))
-        .bind(tls.danger_allow_unresumed_data_tls.map(i64::from))
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        found(done.rows_affected(), name)
+        let sql = "UPDATE users SET require_tls = $1, protected_data = $2, \
+                   danger_allow_unresumed_data_tls = $3 WHERE name = $4";
+        let done = on_db!(&self.db, pool => sqlx::query(sql)
+            .bind(i64::from(tls.require_tls))
+            .bind(tls.protected_data.map(i64::from))
+            .bind(tls.danger_allow_unresumed_data_tls.map(i64::from))
+            .bind(name)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        found(done, name)
     }
 
     /// The user called `name`, if any.
     pub async fn user(&self, name: &str) -> Result<Option<User>, Error> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?");
-        let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await?;
-        row.as_ref().map(user_from_row).transpose()
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1");
+        on_db!(&self.db, pool => sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose())
     }
 
     /// All users, ordered by name.
     pub async fn list_users(&self) -> Result<Vec<User>, Error> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(user_from_row).collect()
+        on_db!(&self.db, pool => sqlx::query(&sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect())
     }
 
     /// Whether there are no users at all.
     pub async fn is_empty(&self) -> Result<bool, Error> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM users)")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>(0)? == 0)
+        let sql = "SELECT COUNT(*) AS n FROM (SELECT 1 FROM users LIMIT 1) AS any_user";
+        let n = on_db!(&self.db, pool => sqlx::query(sql).fetch_one(pool).await?.int("n")?);
+        Ok(n == 0)
     }
 
     /// The user, if `name` exists, is enabled and `pw` matches.
@@ -199,11 +227,13 @@ impl UserStore {
     /// Argon2id run (the `cache` module); a wrong password never is.
     pub async fn authenticate(&self, name: &str, pw: &Password) -> Result<AuthOutcome, Error> {
         let candidate = if validate_name(name).is_ok() && pw.expose().len() <= MAX_PASSWORD_LEN {
-            let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = ?");
-            match sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await? {
-                Some(row) => {
-                    let user = user_from_row(&row)?;
-                    let hash: String = row.try_get("password_hash")?;
+            let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE name = $1");
+            let found = on_db!(&self.db, pool => match sqlx::query(&sql).bind(name).fetch_optional(pool).await? {
+                Some(row) => Some((user_from_row(&row)?, row.text("password_hash")?)),
+                None => None,
+            });
+            match found {
+                Some((user, hash)) => {
                     if user.enabled {
                         Ok((user, hash))
                     } else {
@@ -262,20 +292,16 @@ impl UserStore {
         }
     }
 
-    /// The connection pool (for the other parts of the store).
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     /// Sets one text column of one user.
     async fn update(&self, name: &str, column: &'static str, value: String) -> Result<(), Error> {
-        let sql = format!("UPDATE users SET {column} = ? WHERE name = ?");
-        let done = sqlx::query(&sql)
+        let sql = format!("UPDATE users SET {column} = $1 WHERE name = $2");
+        let done = on_db!(&self.db, pool => sqlx::query(&sql)
             .bind(value)
             .bind(name)
-            .execute(&self.pool)
-            .await?;
-        found(done.rows_affected(), name)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        found(done, name)
     }
 }
 
@@ -294,23 +320,21 @@ pub(crate) fn found(rows_affected: u64, name: &str) -> Result<(), Error> {
     }
 }
 
-pub(crate) fn user_from_row(row: &SqliteRow) -> Result<User, Error> {
-    let name: String = row.try_get("name")?;
-    let permissions: String = row.try_get("permissions")?;
+pub(crate) fn user_from_row(row: &impl Fields) -> Result<User, Error> {
+    let name = row.text("name")?;
+    let permissions = row.text("permissions")?;
     let permissions = permissions.parse().map_err(|e| {
         Error::InvalidInput(format!("stored permissions of user {name:?} are unreadable: {e}"))
     })?;
     Ok(User {
-        home: row.try_get("home")?,
+        home: row.text("home")?,
         permissions,
-        enabled: row.try_get::<i64, _>("enabled")? != 0,
-        created: row.try_get("created")?,
+        enabled: row.int("enabled")? != 0,
+        created: row.int("created")?,
         tls: UserTls {
-            require_tls: row.try_get::<i64, _>("require_tls")? != 0,
-            protected_data: row.try_get::<Option<i64>, _>("protected_data")?.map(|v| v != 0),
-            danger_allow_unresumed_data_tls: row
-                .try_get::<Option<i64>, _>("danger_allow_unresumed_data_tls")?
-                .map(|v| v != 0),
+            require_tls: row.int("require_tls")? != 0,
+            protected_data: row.opt_int("protected_data")?.map(|v| v != 0),
+            danger_allow_unresumed_data_tls: row.opt_int("danger_allow_unresumed_data_tls")?.map(|v| v != 0),
         },
         name,
     })

@@ -27,5 +27,5 @@ pub mod trust;
 pub mod url;
 
 pub use error::Error;
-pub use remote::{Entry, Remote};
+pub use remote::{Checksum, Entry, Remote};
 pub use secret::Secret;

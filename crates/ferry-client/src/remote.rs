@@ -14,6 +14,15 @@ use crate::sftp::{SftpClient, SftpOptions};
 use crate::trust::TrustOptions;
 use crate::url::{RemoteUrl, Scheme};
 
+/// A checksum the server computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    /// The algorithm.
+    pub algorithm: ferry_proto::hash::Algorithm,
+    /// The digest.
+    pub digest: Vec<u8>,
+}
+
 /// Called with the number of bytes just transferred.
 pub type Progress<'a> = dyn FnMut(u64) + Send + 'a;
 
@@ -60,6 +69,8 @@ pub struct Credentials {
     pub password: Option<Secret>,
     /// SSH private key files to try, in order.
     pub identities: Vec<PathBuf>,
+    /// An SSH agent's socket (`SSH_AUTH_SOCK`): its keys are tried first.
+    pub agent: Option<PathBuf>,
 }
 
 /// How to connect.
@@ -69,6 +80,8 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Certificate and host key trust.
     pub trust: TrustOptions,
+    /// FTP: active data connections (`EPRT`/`PORT`) instead of passive ones.
+    pub active: bool,
 }
 
 /// A logged-in session of either protocol.
@@ -93,6 +106,7 @@ impl Remote {
                     timeout: opts.timeout,
                     trust: opts.trust.clone(),
                     identities: creds.identities.clone(),
+                    agent: creds.agent.clone(),
                 };
                 let c = SftpClient::connect(&url.host, url.port, &creds.user, creds.password.as_ref(), &o)
                     .await?;
@@ -102,6 +116,7 @@ impl Remote {
                 let o = FtpOptions {
                     timeout: opts.timeout,
                     trust: opts.trust.clone(),
+                    active: opts.active,
                 };
                 let anonymous = Secret::new("anonymous@");
                 let password = creds.password.as_ref().unwrap_or(&anonymous);
@@ -270,6 +285,49 @@ impl Remote {
         match self {
             Remote::Ftp(c) => c.set_modified(path, t).await,
             Remote::Sftp(c) => c.set_modified(path, t).await,
+        }
+    }
+
+    /// FTP: `TYPE A` (text, line endings converted: CRLF on the wire, LF locally) or `TYPE I`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Usage`] for SFTP (it has no text mode); the FTP server's refusal.
+    pub async fn set_ascii(&mut self, ascii: bool) -> Result<()> {
+        match self {
+            Remote::Ftp(c) => c.set_ascii(ascii).await,
+            Remote::Sftp(_) if ascii => Err(Error::Usage(
+                "ASCII mode exists only in FTP; SFTP transfers bytes unchanged".into(),
+            )),
+            Remote::Sftp(_) => Ok(()),
+        }
+    }
+
+    /// FTP: active or passive data connections for the next transfers (SFTP has none; ignored).
+    pub fn set_active(&mut self, active: bool) {
+        if let Remote::Ftp(c) = self {
+            c.set_active(active);
+        }
+    }
+
+    /// Whether the server offers checksums (FTP `HASH`/`XSHA256`…, SFTP `check-file`).
+    pub fn has_checksums(&self) -> bool {
+        match self {
+            Remote::Ftp(c) => c.has_checksums(),
+            Remote::Sftp(c) => c.has_checksums(),
+        }
+    }
+
+    /// The server's checksum of file `path`, when it offers one (`Ok(None)` otherwise, or when it declines
+    /// for this file, e.g. over its size limit).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], connection errors and timeouts.
+    pub async fn checksum(&mut self, path: &str) -> Result<Option<Checksum>> {
+        match self {
+            Remote::Ftp(c) => c.checksum(path).await,
+            Remote::Sftp(c) => c.checksum(path).await,
         }
     }
 

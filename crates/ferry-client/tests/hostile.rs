@@ -25,6 +25,11 @@ struct Script {
     greeting: Option<Vec<u8>>,
     /// Never answers a command with this verb.
     stall_on: Option<&'static str>,
+    /// In active mode, first connect to the client from 127.0.0.2 (not the control address) and send
+    /// this, then connect properly.
+    intruder: Option<&'static [u8]>,
+    /// FEAT offers `HASH SHA-256*` and HASH is answered with this reply line.
+    hash_reply: Option<&'static str>,
 }
 
 /// A fake server; `lines` records every command line received.
@@ -69,6 +74,7 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
         return;
     }
     let mut data_listener: Option<TcpListener> = None;
+    let mut active_target: Option<SocketAddr> = None;
     let mut line = String::new();
     loop {
         line.clear();
@@ -84,7 +90,11 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
         let reply: String = match verb.as_str() {
             "USER" => "331 password\r\n".into(),
             "PASS" => "230 in\r\n".into(),
+            "FEAT" if script.hash_reply.is_some() => {
+                "211-Features:\r\n EPSV\r\n HASH SHA-256*;MD5\r\n211 End\r\n".into()
+            }
             "FEAT" => "211-Features:\r\n EPSV\r\n211 End\r\n".into(),
+            "HASH" => format!("{}\r\n", script.hash_reply.unwrap_or("502 no")),
             "TYPE" | "OPTS" => "200 ok\r\n".into(),
             "PWD" => "257 \"/\"\r\n".into(),
             "SIZE" | "MDTM" | "CWD" => "550 No such file\r\n".into(),
@@ -114,6 +124,33 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
                     port & 0xff
                 )
             }
+            "EPRT" => match ferry_proto::addr::parse_eprt_arg(cmd.get(5..).unwrap_or_default()) {
+                Ok(a) => {
+                    active_target = Some(a);
+                    "200 EPRT ok\r\n".into()
+                }
+                Err(_) => "501 bad EPRT\r\n".into(),
+            },
+            "LIST" | "RETR" | "NLST" if active_target.is_some() => {
+                let Some(target) = active_target.take() else {
+                    continue;
+                };
+                let _ = write.write_all(b"150 connecting\r\n").await;
+                if let Some(evil) = script.intruder {
+                    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+                    sock.bind(SocketAddr::new(Ipv4Addr::new(127, 0, 0, 2).into(), 0))
+                        .expect("bind 127.0.0.2");
+                    if let Ok(mut d) = sock.connect(target).await {
+                        let _ = d.write_all(evil).await;
+                        let _ = d.shutdown().await;
+                    }
+                }
+                if let Ok(mut d) = TcpStream::connect(target).await {
+                    let _ = d.write_all(&script.data).await;
+                    let _ = d.shutdown().await;
+                }
+                "226 done\r\n".into()
+            }
             "LIST" | "RETR" | "NLST" => {
                 let Some(l) = data_listener.take() else {
                     let _ = write.write_all(b"425 no data connection\r\n").await;
@@ -140,6 +177,7 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
 
 fn opts(timeout: Duration) -> FtpOptions {
     FtpOptions {
+        active: false,
         timeout,
         trust: TrustOptions::default(),
     }
@@ -220,6 +258,68 @@ async fn pasv_address_pointing_elsewhere_is_not_followed() {
         fake.received().iter().any(|l| l == "PASV"),
         "EPSV refusal falls back to PASV"
     );
+}
+
+#[tokio::test]
+async fn active_mode_accepts_data_only_from_the_server_address() {
+    let fake = Fake::start(Script {
+        data: b"the real file".to_vec(),
+        intruder: Some(b"INJECTED BY A THIRD PARTY"),
+        ..Script::default()
+    })
+    .await;
+    let mut o = opts(Duration::from_secs(5));
+    o.active = true;
+    let mut client = FtpClient::connect(&fake.url("/"), "u", &Secret::new("pw"), &o)
+        .await
+        .expect("login");
+    let got = fetch(&mut client, "f").await.expect("download");
+    assert_eq!(got, b"the real file");
+    let received = fake.received();
+    assert!(
+        received.iter().any(|l| l.starts_with("EPRT |1|127.0.0.1|")),
+        "{received:?}"
+    );
+    assert!(!received
+        .iter()
+        .any(|l| l.starts_with("EPSV") || l.starts_with("PASV")));
+}
+
+#[tokio::test]
+async fn checksum_replies_are_parsed_strictly() {
+    let good = "213 SHA-256 0-3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad f";
+    let fake = Fake::start(Script {
+        hash_reply: Some(good),
+        ..Script::default()
+    })
+    .await;
+    let mut client = login(&fake).await;
+    assert!(client.has_checksums());
+    let sum = client.checksum("f").await.expect("checksum").expect("some");
+    assert_eq!(ferry_proto::hash::hex(&sum.digest), &good[16..80]);
+    // Another form, a digest of the wrong length, a huge line: no checksum, never a panic or a wrong digest.
+    for reply in [
+        "213 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "213 SHA-256 0-3 abcd f",
+        "213 MD5 0-3 900150983cd24fb0d6963f7d28e17f72 f",
+        "250 SHA-256 0-3 zz f",
+    ] {
+        let fake = Fake::start(Script {
+            hash_reply: Some(reply),
+            ..Script::default()
+        })
+        .await;
+        let mut client = login(&fake).await;
+        assert_eq!(client.checksum("f").await.expect("no error"), None, "{reply}");
+    }
+    // A missing file is an error, not "no checksum".
+    let fake = Fake::start(Script {
+        hash_reply: Some("550 No such file"),
+        ..Script::default()
+    })
+    .await;
+    let mut client = login(&fake).await;
+    assert!(matches!(client.checksum("f").await, Err(Error::NotFound(_))));
 }
 
 #[tokio::test]

@@ -151,6 +151,7 @@ async fn connect(addr: SocketAddr, dir: &tempfile::TempDir) -> SftpClient {
             ..TrustOptions::default()
         },
         identities: Vec::new(),
+        agent: None,
     };
     SftpClient::connect("127.0.0.1", addr.port(), "u", Some(&Secret::new("pw")), &opts)
         .await

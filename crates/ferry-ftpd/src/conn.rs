@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_admission::{canonical, Attempt, LoginResult, Refused};
+use ferry_admission::{Phase, Stop};
 use ferry_auth::{AuthOutcome, Password};
-use ferry_observe::{Protocol, SessionGuard};
+use ferry_observe::{Protocol, SessionTap};
 use ferry_proto::command::Secret;
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::reply::{Reply, ReplyCode};
@@ -21,7 +22,6 @@ use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::{debug, field, info, info_span, warn, Instrument};
 
 use crate::data::{self, DataCtx, DataPlan, DataTls};
@@ -32,6 +32,8 @@ use self::clock::Instant;
 use crate::transfer::{self, Running};
 use crate::{storage, ListenerKind, Server};
 use ferry_admission::Slot;
+
+mod observe;
 
 /// A control connection after its TLS handshake.
 type TlsControl = tokio_rustls::server::TlsStream<TcpStream>;
@@ -98,7 +100,7 @@ pub(crate) async fn run(
     tcp_peer: SocketAddr,
     server: Arc<Server>,
     kind: ListenerKind,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
 ) {
     // Behind a load balancer the client is the one its PROXY header names; everything below (limits,
     // bans, TLS policy, PORT checks, passive-peer checks, logs) uses that address.
@@ -128,7 +130,7 @@ pub(crate) async fn run(
         };
         let implicit = kind == ListenerKind::Implicit;
         let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
-        let _observed = SessionGuard::open(server.observer().cloned(), protocol);
+        let tap = SessionTap::open(server.observer().cloned(), protocol, peer);
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(_) => return,
@@ -165,7 +167,7 @@ pub(crate) async fn run(
             let (r, w) = stream.into_split();
             (Reader::Plain(r), Writer::Plain(w))
         };
-        let mut config = server.config.session.clone();
+        let mut config = server.session_config();
         config.tls = TlsSettings {
             policy: if implicit {
                 TlsPolicy::Required
@@ -195,6 +197,8 @@ pub(crate) async fn run(
             storage: None,
             plan: DataPlan::None,
             running: None,
+            tap,
+            hashing: None,
             guard: Guard {
                 slot,
                 throttle,
@@ -202,6 +206,7 @@ pub(crate) async fn run(
                 tried_login: false,
                 fxp: false,
                 banned: None,
+                refused: None,
             },
         };
         conn.serve(rd, stop).await;
@@ -253,6 +258,10 @@ struct Conn {
     storage: Option<UserFs>,
     plan: DataPlan,
     running: Option<Running>,
+    /// Reports the session's events.
+    tap: std::sync::Arc<SessionTap>,
+    /// A `HASH` checksum being computed.
+    hashing: Option<crate::hash::Hashing>,
     guard: Guard,
 }
 
@@ -271,6 +280,8 @@ struct Guard {
     /// The defender banned this address (until then) during the session: close after the pending
     /// replies.
     banned: Option<std::time::SystemTime>,
+    /// A login refused by a session limit: close with this `421` after the pending replies.
+    refused: Option<&'static str>,
 }
 
 /// Why the connection loop ended.
@@ -280,7 +291,7 @@ enum End {
 }
 
 impl Conn {
-    async fn serve(&mut self, mut rd: Reader, mut stop: watch::Receiver<bool>) {
+    async fn serve(&mut self, mut rd: Reader, mut stop: Stop) {
         let mut decoder = ControlDecoder::new(MAX_LINE);
         // Under TLS, decrypted input is read into this buffer (allocated with the first TLS read; a
         // cleartext session reads into a stack buffer instead, see `read_available`).
@@ -289,7 +300,7 @@ impl Conn {
             if self.drain().await.is_err() {
                 break End::ControlLost;
             }
-            if self.session.is_closed() {
+            if self.session.is_closed() || self.drained(&stop).await {
                 break End::Closed;
             }
             if std::mem::take(&mut self.start_tls) {
@@ -349,14 +360,16 @@ impl Conn {
                 event = next_event(&mut self.running) => {
                     self.transfer_event(event);
                 }
+                result = next_hash(&mut self.hashing) => {
+                    self.hashing = None;
+                    self.session.handle_hash(Instant::now(), result);
+                }
                 () = sleep_until(deadline) => {
                     self.session.handle_timeout(Instant::now());
                 }
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        self.abort_transfer().await;
-                        self.out.extend(Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, "Server shutting down").to_bytes());
-                        let _ = self.flush().await;
+                phase = stop.next() => {
+                    if phase == Phase::Closing || self.running.is_none() {
+                        self.end_for_shutdown().await;
                         break End::Closed;
                     }
                 }
@@ -426,6 +439,7 @@ impl Conn {
         let st = tls.session(self.peer.ip(), ftps.data_session);
         let stream = tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await?;
         info!("TLS established on the control connection");
+        self.tap.set_protocol(Protocol::Ftps);
         self.session_tls = Some(st);
         let (r, w) = tokio::io::split(stream);
         self.wr = Writer::Tls(w);
@@ -490,8 +504,8 @@ impl Conn {
         match event {
             Some(ev @ TransferEvent::Started { .. }) => self.session.handle_transfer(now, ev),
             Some(ev) => {
-                if let Some(running) = self.running.take() {
-                    self.observe_transfer(&running, &ev);
+                if self.running.take().is_some() {
+                    self.observe_transfer(&ev);
                 }
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
@@ -528,6 +542,15 @@ impl Conn {
                     };
                     self.session.handle_storage(Instant::now(), result);
                 }
+                Output::Hash(request) => match &self.storage {
+                    Some(s) => self.hashing = Some(crate::hash::Hashing::spawn(s.clone(), request)),
+                    None => self.session.handle_hash(
+                        Instant::now(),
+                        Err(ferry_proto::session::HashError::Storage(
+                            ferry_vfs::ErrorKind::PermissionDenied.into(),
+                        )),
+                    ),
+                },
                 Output::OpenPassive(family) => {
                     self.plan = DataPlan::None;
                     let result = self.open_passive(family);
@@ -536,6 +559,9 @@ impl Conn {
                 Output::SetActive(addr) => self.plan = DataPlan::Active(addr),
                 Output::ResetData => self.plan = DataPlan::None,
                 Output::Transfer(t) => {
+                    if !self.upload_allowed(&t).await {
+                        continue;
+                    }
                     let storage = match &self.storage {
                         Some(s) => s.clone(),
                         None => {
@@ -568,7 +594,7 @@ impl Conn {
                     let ctx = DataCtx {
                         peer_ip: self.peer.ip(),
                         local_ip: self.local.ip(),
-                        timeout: self.server.config.data_timeout,
+                        timeout: self.server.data_timeout(),
                         active_source: match self.server.config.active_source_port {
                             crate::ActiveSourcePort::Any => None,
                             crate::ActiveSourcePort::ControlMinusOne => {
@@ -607,6 +633,12 @@ impl Conn {
             self.flush().await?;
             return Err(std::io::Error::other("address banned"));
         }
+        if let Some(text) = self.guard.refused {
+            let bye = Reply::new(ReplyCode::SERVICE_NOT_AVAILABLE, text);
+            self.out.extend(bye.to_bytes());
+            self.flush().await?;
+            return Err(std::io::Error::other("session refused by a limit"));
+        }
         self.flush().await
     }
 
@@ -643,25 +675,13 @@ impl Conn {
             }
         }
         let last = last.unwrap_or(TransferEvent::Aborted);
-        self.observe_transfer(&running, &last);
+        self.observe_transfer(&last);
         self.session.handle_transfer(Instant::now(), last);
-    }
-
-    /// `ftps` once TLS protects the control connection, `ftp` before.
-    fn protocol(&self) -> Protocol {
-        if self.session_tls.is_some() {
-            Protocol::Ftps
-        } else {
-            Protocol::Ftp
-        }
     }
 
     /// Tells the observer how a transfer ended: a failed data connection (transfers and listings),
     /// and the file transfer itself (listings are not file transfers).
-    fn observe_transfer(&self, running: &Running, ev: &TransferEvent) {
-        let Some(o) = self.server.observer() else {
-            return;
-        };
+    fn observe_transfer(&self, ev: &TransferEvent) {
         let failed_reply = match ev {
             TransferEvent::NoConnection | TransferEvent::SourcePortDenied { .. } => Some(425),
             TransferEvent::ConnectionLost => Some(426),
@@ -669,16 +689,8 @@ impl Conn {
             _ => None,
         };
         if let Some(reply) = failed_reply {
-            o.data_connection_failed(self.protocol(), reply);
+            self.tap.data_connection_failed(reply);
         }
-        let Some(direction) = running.direction else {
-            return;
-        };
-        let (bytes, ok) = match ev {
-            TransferEvent::Finished { bytes } => (*bytes, true),
-            _ => (running.bytes(), false),
-        };
-        o.transfer(self.protocol(), direction, bytes, ok);
     }
 
     fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
@@ -709,12 +721,25 @@ impl Conn {
             .admission
             .login(ip, || self.check_credentials(user, password))
             .await;
-        if let Some(o) = self.server.observer() {
-            o.login(self.protocol(), matches!(result, LoginResult::Accepted(_)));
-        }
+        observe::login(&self.tap, &server, user, &result);
         match result {
             LoginResult::Accepted(login) => {
-                self.guard.slot.logged_in();
+                let anonymous = server.config.anonymous.is_some() && login.user == "anonymous";
+                let counted = if anonymous {
+                    self.guard.slot.logged_in();
+                    Ok(())
+                } else {
+                    server
+                        .admission
+                        .logged_in(&mut self.guard.slot, &login.user)
+                        .await
+                };
+                if let Err(refusal) = counted {
+                    // The password was right: not scored as a guesser leaving; closed with 421 after the 530.
+                    self.guard.tried_login = false;
+                    self.guard.refused = Some(refusal.text());
+                    return None;
+                }
                 self.guard.logged_in = true;
                 self.guard.fxp = self.server.config.protection.allows_fxp(&login.user);
                 self.session.set_danger_allow_fxp(self.guard.fxp);
@@ -775,11 +800,13 @@ impl Conn {
         };
         match server.storage.scoped(&home_path, true).await {
             Ok(storage) => {
-                self.storage = Some(UserFs::new(
+                self.storage = Some(UserFs::with_hooks(
                     storage,
                     ferry_vfs::Protocol::Ftp,
                     login.user.clone(),
                     login.permissions,
+                    Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap))),
+                    Arc::new(ferry_vfs::NoQuota),
                 ));
                 if let Some(st) = &self.session_tls {
                     st.set_user(Some(&login.user));
@@ -833,6 +860,15 @@ async fn wait_input(rd: &mut Reader, buf: &mut Vec<u8>) -> io::Result<Option<usi
                 n => Ok(Some(n)),
             }
         }
+    }
+}
+
+async fn next_hash(
+    hashing: &mut Option<crate::hash::Hashing>,
+) -> Result<ferry_proto::session::HashValue, ferry_proto::session::HashError> {
+    match hashing {
+        Some(h) => h.result().await,
+        None => std::future::pending().await,
     }
 }
 

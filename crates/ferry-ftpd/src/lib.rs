@@ -15,6 +15,7 @@
 
 mod conn;
 mod data;
+mod hash;
 mod protection;
 mod storage;
 mod tls;
@@ -186,6 +187,10 @@ pub struct Server {
     /// The address PASV announces instead of the local one; starts as `config.masquerade_address`,
     /// changed by [`Server::set_masquerade_address`] (a host name resolved again on SIGHUP).
     masquerade: std::sync::RwLock<Option<IpAddr>>,
+    /// Time running transfers get to finish when the server shuts down (milliseconds).
+    shutdown_grace_ms: std::sync::atomic::AtomicU64,
+    /// The session settings and data timeout for new sessions (SIGHUP may change them).
+    live: std::sync::RwLock<(ferry_proto::session::Config, Duration)>,
 }
 
 impl Server {
@@ -227,12 +232,27 @@ impl Server {
         );
         Arc::new(Self {
             masquerade: std::sync::RwLock::new(config.masquerade_address),
+            live: std::sync::RwLock::new((config.session.clone(), config.data_timeout)),
             config,
             users,
             storage,
             admission,
             observer: std::sync::OnceLock::new(),
+            shutdown_grace_ms: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// When the listeners stop, running transfers get `grace` to finish (idle sessions get `421` at
+    /// once); then they are aborted with `426` and an unfinished upload is discarded. Zero (the
+    /// default): abort at once.
+    pub fn set_shutdown_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.shutdown_grace_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Reports sessions, logins and transfers to `observer` from now on. Only the first call has an
@@ -246,6 +266,27 @@ impl Server {
     }
 
     /// The login defender (to list or lift bans while serving).
+    /// New sessions use `session` (greeting, login and idle timeouts, login attempts) and
+    /// `data_timeout` from now on (SIGHUP); running sessions keep theirs.
+    pub fn set_session_config(&self, session: ferry_proto::session::Config, data_timeout: Duration) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = (session, data_timeout);
+    }
+
+    /// The session settings for a new session.
+    pub(crate) fn session_config(&self) -> ferry_proto::session::Config {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// The data-connection timeout in force.
+    pub(crate) fn data_timeout(&self) -> Duration {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Enforces `limits` on new connections from now on (SIGHUP).
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.admission.set_limits(limits);
+    }
+
     pub fn defender(&self) -> &Arc<Defender> {
         self.admission.defender()
     }
@@ -283,7 +324,8 @@ pub async fn serve_kind(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut next_id: u64 = 0;
-    ferry_admission::serve(listener, shutdown, |stream, peer, stop| {
+    let grace = server.shutdown_grace();
+    ferry_admission::serve_draining(listener, shutdown, grace, |stream, peer, stop| {
         next_id += 1;
         conn::run(next_id, stream, peer, Arc::clone(&server), kind, stop)
     })

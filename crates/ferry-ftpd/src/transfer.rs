@@ -87,8 +87,6 @@ pub(crate) struct Running {
     pub(crate) handle: JoinHandle<()>,
     pub(crate) events: mpsc::UnboundedReceiver<TransferEvent>,
     pub(crate) progress: Arc<AtomicU64>,
-    /// Which way a file moves (`None` for listings), for the observer.
-    pub(crate) direction: Option<ferry_observe::Direction>,
 }
 
 impl Running {
@@ -102,11 +100,6 @@ impl Running {
 pub(crate) fn spawn(transfer: Transfer, fs: UserFs, plan: DataPlan, ctx: DataCtx) -> Running {
     let (tx, events) = mpsc::unbounded_channel();
     let progress = Arc::new(AtomicU64::new(0));
-    let direction = match &transfer {
-        Transfer::Retr { .. } => Some(ferry_observe::Direction::Download),
-        Transfer::Stor { .. } => Some(ferry_observe::Direction::Upload),
-        Transfer::List { .. } => None,
-    };
     let counter = Arc::clone(&progress);
     let span = tracing::Span::current();
     let handle = tokio::spawn(tracing::Instrument::instrument(
@@ -136,7 +129,6 @@ pub(crate) fn spawn(transfer: Transfer, fs: UserFs, plan: DataPlan, ctx: DataCtx
         handle,
         events,
         progress,
-        direction,
     }
 }
 

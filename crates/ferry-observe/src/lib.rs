@@ -1,13 +1,42 @@
-//! What the FTP and SFTP servers tell an observer (the metrics of the admin listener): sessions
-//! opening and closing, login outcomes and finished transfers, each labelled with the protocol.
+//! What the FTP and SFTP servers tell their observers, and the observers ferry ships.
 //!
-//! The servers hold an optional `Arc<dyn Observer>`; every method has an empty default so an
-//! observer implements only what it needs, and a server without one pays nothing. Calls are made
-//! on the connection's task and must not block.
+//! The servers hold an optional `Arc<dyn Observer>` and report through a [`SessionTap`], one per
+//! connection: sessions opening and closing, login outcomes, file operations and finished
+//! transfers, each as an [`Event`] with the same fields for every protocol (plus the older
+//! counting calls the metrics use). Every [`Observer`] method has an empty default, so an observer
+//! implements only what it needs, and a server without one pays nothing. Calls are made on the
+//! connection's task and must not block: the sinks here hand their work to a background thread or
+//! task (a bounded queue; when it is full, work is dropped and counted, never waited for).
+//!
+//! The sinks: [`EventLog`] (every event as one `tracing` line at info, target `ferry::event`),
+//! [`Xferlog`] (transfers in the wu-ftpd/ProFTPD xferlog format, through a [`LogFile`] that
+//! reopens on request for logrotate) and [`Hooks`] (commands and HTTP POSTs on events, with
+//! retries, and the optional pre-upload check). [`Fanout`] sends every call to several observers.
+//!
+//! What it deliberately does not do: install a tracing subscriber, read settings, or serve the
+//! metrics (the `ferry` binary does those).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod event;
+mod eventlog;
+mod file;
+pub mod hooks;
+mod tap;
+mod time;
+mod xferlog;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+pub use event::{Event, EventKind, Outcome};
+pub use eventlog::EventLog;
+pub use file::LogFile;
+pub use hooks::{HookConfig, Hooks};
+pub use tap::{SessionGuard, SessionTap, TapEvents, TransferTap};
+pub use xferlog::Xferlog;
 
 /// The protocol a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +66,12 @@ impl fmt::Display for Protocol {
     }
 }
 
+impl serde::Serialize for Protocol {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Which way file data moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -56,6 +91,9 @@ impl Direction {
     }
 }
 
+/// The answer of a pre-upload check: `Err(reason)` refuses the upload.
+pub type UploadCheck = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// Receives the servers' events. All methods default to doing nothing.
 pub trait Observer: Send + Sync + fmt::Debug {
     /// A connection was accepted and is being served (after the connection limits let it in).
@@ -70,57 +108,46 @@ pub trait Observer: Send + Sync + fmt::Debug {
     /// An FTP data connection (for a transfer or a listing) failed, and the client got `reply`: 425 (no
     /// connection could be made), 426 (it broke) or 522 (its TLS was refused).
     fn data_connection_failed(&self, _protocol: Protocol, _reply: u16) {}
-}
-
-/// Counts a session for as long as it lives: `session_opened` now, `session_closed` when dropped
-/// (also when the connection task ends by a panic).
-#[derive(Debug)]
-pub struct SessionGuard {
-    observer: Option<Arc<dyn Observer>>,
-    protocol: Protocol,
-}
-
-impl SessionGuard {
-    /// Reports the session to `observer` (if any) and returns the guard that reports its end.
-    pub fn open(observer: Option<Arc<dyn Observer>>, protocol: Protocol) -> Self {
-        if let Some(o) = &observer {
-            o.session_opened(protocol);
-        }
-        SessionGuard { observer, protocol }
+    /// Something happened (sessions, logins, file operations, transfers, bans), with every detail.
+    fn event(&self, _event: &Event) {}
+    /// A hook delivery ended: `action` is `command` or `http`; `outcome` is `ok`, `retry` (an
+    /// attempt failed and will be retried), `failed` (every attempt failed) or `dropped` (the queue
+    /// was full).
+    fn hook_delivered(&self, _action: &'static str, _outcome: &'static str) {}
+    /// An upload is about to start (`event` is the `upload` event it will become, without bytes):
+    /// `Some(check)` to decide whether it may; `None` lets it start.
+    fn check_upload(&self, _event: &Event) -> Option<UploadCheck> {
+        None
     }
 }
 
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        if let Some(o) = &self.observer {
-            o.session_closed(self.protocol);
-        }
+/// Sends every call to each of several observers, in order (the first check that decides is used).
+#[derive(Debug, Default)]
+pub struct Fanout(pub Vec<Arc<dyn Observer>>);
+
+impl Observer for Fanout {
+    fn session_opened(&self, p: Protocol) {
+        self.0.iter().for_each(|o| o.session_opened(p));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicI64, Ordering};
-
-    #[derive(Debug, Default)]
-    struct Count(AtomicI64);
-
-    impl Observer for Count {
-        fn session_opened(&self, _p: Protocol) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-        fn session_closed(&self, _p: Protocol) {
-            self.0.fetch_sub(1, Ordering::Relaxed);
-        }
+    fn session_closed(&self, p: Protocol) {
+        self.0.iter().for_each(|o| o.session_closed(p));
     }
-
-    #[test]
-    fn guard_reports_open_then_close() {
-        let count = Arc::new(Count::default());
-        let guard = SessionGuard::open(Some(count.clone() as Arc<dyn Observer>), Protocol::Sftp);
-        assert_eq!(count.0.load(Ordering::Relaxed), 1);
-        drop(guard);
-        assert_eq!(count.0.load(Ordering::Relaxed), 0);
+    fn login(&self, p: Protocol, ok: bool) {
+        self.0.iter().for_each(|o| o.login(p, ok));
+    }
+    fn transfer(&self, p: Protocol, d: Direction, bytes: u64, ok: bool) {
+        self.0.iter().for_each(|o| o.transfer(p, d, bytes, ok));
+    }
+    fn data_connection_failed(&self, p: Protocol, reply: u16) {
+        self.0.iter().for_each(|o| o.data_connection_failed(p, reply));
+    }
+    fn event(&self, e: &Event) {
+        self.0.iter().for_each(|o| o.event(e));
+    }
+    fn hook_delivered(&self, action: &'static str, outcome: &'static str) {
+        self.0.iter().for_each(|o| o.hook_delivered(action, outcome));
+    }
+    fn check_upload(&self, e: &Event) -> Option<UploadCheck> {
+        self.0.iter().find_map(|o| o.check_upload(e))
     }
 }

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::time::SystemTime;
 
 use crate::addr::{self, AddrError, EpsvArg};
+use crate::hash::{self, Algorithm, XHashArg, XHashArgError};
 use crate::listing::parse_mdtm;
 use crate::reply::ReplyCode;
 
@@ -75,6 +76,8 @@ pub enum Opts {
     Utf8(bool),
     /// `OPTS MLST fact;fact;` (RFC 3659 §7.9): the facts the client wants.
     Mlst(Vec<String>),
+    /// `OPTS HASH [algorithm]` (draft-bryan-ftpext-hash): show (`None`) or select the `HASH` algorithm.
+    Hash(Option<Algorithm>),
 }
 
 /// One parsed FTP command.
@@ -164,6 +167,13 @@ pub enum Command {
     Mlsd(Option<Vec<u8>>),
     /// MFMT (draft-somers-ftp-mfxx): set modification time.
     Mfmt(SystemTime, Vec<u8>),
+    /// HASH (draft-bryan-ftpext-hash): checksum of a file with the algorithm chosen by `OPTS HASH`.
+    Hash(Vec<u8>),
+    /// RANG (draft-bryan-ftp-range): the byte range of the next `HASH`; `None` resets (`RANG 1 0`).
+    Rang(Option<hash::Range>),
+    /// XSHA256, XSHA1, XMD5, XCRC (de-facto verbs of older servers): checksum with a fixed algorithm,
+    /// optionally of a range.
+    XHash(Algorithm, XHashArg),
     /// AUTH (RFC 2228/4217): start TLS on the control connection.
     Auth(AuthMechanism),
     /// PBSZ (RFC 4217 §8): protection buffer size; always 0 for TLS.
@@ -300,6 +310,29 @@ impl Command {
                     None => return Err(bad_arg("MFMT time must be YYYYMMDDHHMMSS")),
                 }
             }
+            "HASH" => Command::Hash(required(&verb, arg)?.to_vec()),
+            "RANG" => match hash::parse_rang_arg(&text(required(&verb, arg)?)) {
+                Ok(range) => Command::Rang(range),
+                Err(XHashArgError::EmptyRange) => return Err(bad_arg("RANG end is before its start")),
+                Err(XHashArgError::Syntax) => return Err(bad_arg("RANG needs a start and an end byte")),
+            },
+            "XSHA256" | "XSHA1" | "XMD5" | "XCRC" => {
+                let algorithm = match verb.as_str() {
+                    "XSHA256" => Algorithm::Sha256,
+                    "XSHA1" => Algorithm::Sha1,
+                    "XMD5" => Algorithm::Md5,
+                    _ => Algorithm::Crc32,
+                };
+                match hash::parse_xhash_arg(required(&verb, arg)?) {
+                    Ok(a) => Command::XHash(algorithm, a),
+                    Err(XHashArgError::EmptyRange) => {
+                        return Err(bad_arg("End offset is before the start offset"))
+                    }
+                    Err(XHashArgError::Syntax) => {
+                        return Err(bad_arg(&format!("{verb} takes a path, or \"path\" start [end]")))
+                    }
+                }
+            }
             "AUTH" => match text(required(&verb, arg)?).trim().to_ascii_uppercase().as_str() {
                 "TLS" | "TLS-C" | "SSL" => Command::Auth(AuthMechanism::Tls),
                 "TLS-P" => Command::Auth(AuthMechanism::TlsProtected),
@@ -374,6 +407,12 @@ impl Command {
             Command::Mlst(_) => "MLST",
             Command::Mlsd(_) => "MLSD",
             Command::Mfmt(..) => "MFMT",
+            Command::Hash(_) => "HASH",
+            Command::Rang(_) => "RANG",
+            Command::XHash(Algorithm::Sha256, _) => "XSHA256",
+            Command::XHash(Algorithm::Sha1, _) => "XSHA1",
+            Command::XHash(Algorithm::Md5, _) => "XMD5",
+            Command::XHash(Algorithm::Crc32, _) => "XCRC",
             Command::Auth(_) => "AUTH",
             Command::Pbsz(_) => "PBSZ",
             Command::Prot(_) => "PROT",
@@ -385,10 +424,11 @@ impl Command {
 
 /// Every verb ferry implements, for HELP.
 pub const IMPLEMENTED_VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP",
-    "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ",
-    "PORT", "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT",
-    "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HASH",
+    "HELP", "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV",
+    "PBSZ", "PORT", "PROT", "PWD", "QUIT", "RANG", "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE",
+    "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCRC", "XCUP", "XCWD", "XMD5", "XMKD",
+    "XPWD", "XRMD", "XSHA1", "XSHA256",
 ];
 
 fn required<'a>(verb: &str, arg: Option<&'a [u8]>) -> Result<&'a [u8], ParseError> {
@@ -474,6 +514,13 @@ fn parse_opts(arg: &[u8]) -> Result<Opts, ParseError> {
                 .take(32)
                 .collect(),
         )),
+        "HASH" if value.is_empty() => Ok(Opts::Hash(None)),
+        "HASH" => match Algorithm::from_ftp_name(value) {
+            Some(a) => Ok(Opts::Hash(Some(a))),
+            None => Err(unsupported_param(
+                "Unknown hash algorithm; use SHA-256, SHA-1, MD5 or CRC32",
+            )),
+        },
         _ => Err(bad_arg("Option not understood")),
     }
 }
@@ -613,6 +660,37 @@ mod tests {
             p("MFMT 20200102030405").unwrap_err().code,
             ReplyCode::ARGUMENT_ERROR
         );
+    }
+
+    #[test]
+    fn hash_verbs_parse() {
+        assert_eq!(p("HASH my file"), Ok(Command::Hash(b"my file".to_vec())));
+        assert_eq!(p("HASH").unwrap_err().code, ReplyCode::ARGUMENT_ERROR);
+        assert_eq!(p("OPTS HASH"), Ok(Command::Opts(Opts::Hash(None))));
+        assert_eq!(
+            p("OPTS HASH md5"),
+            Ok(Command::Opts(Opts::Hash(Some(Algorithm::Md5))))
+        );
+        assert_eq!(
+            p("OPTS HASH SHA-512").unwrap_err().code,
+            ReplyCode::PARAMETER_NOT_IMPLEMENTED
+        );
+        assert_eq!(
+            p("RANG 0 9"),
+            Ok(Command::Rang(Some(hash::Range {
+                start: 0,
+                end: Some(10)
+            })))
+        );
+        assert_eq!(p("RANG 1 0"), Ok(Command::Rang(None)));
+        assert_eq!(p("RANG x").unwrap_err().code, ReplyCode::ARGUMENT_ERROR);
+        let Ok(Command::XHash(Algorithm::Crc32, arg)) = p("XCRC \"a b\" 1 5") else {
+            panic!("xcrc")
+        };
+        assert_eq!(arg.path, b"a b");
+        assert!(matches!(p("xsha256 f"), Ok(Command::XHash(Algorithm::Sha256, _))));
+        assert_eq!(p("XMD5 \"f\" 5 1").unwrap_err().code, ReplyCode::ARGUMENT_ERROR);
+        assert_eq!(p("XSHA1").unwrap_err().code, ReplyCode::ARGUMENT_ERROR);
     }
 
     #[test]

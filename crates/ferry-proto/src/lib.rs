@@ -10,6 +10,7 @@
 //! - [`addr`]: PORT/PASV and EPRT/EPSV address codecs, IPv4 and IPv6.
 //! - [`listing`]: LIST (`ls -l`), NLST and MLSD/MLST formatting.
 //! - [`reply_parser`], [`listing_parser`]: the client side — replies and LIST/MLSD lines from a server.
+//! - [`hash`]: checksum algorithms, names and argument/reply parsers for FTP `HASH` and SFTP `check-file`.
 //! - [`glob`]: bounded `*`/`?` wildcards for the last component of LIST/NLST arguments.
 //! - [`path`]: virtual path normalisation that can never climb above `/`.
 //! - [`ascii`]: TYPE A line-ending conversion, streaming.
@@ -24,6 +25,7 @@ pub mod addr;
 pub mod ascii;
 pub mod command;
 pub mod glob;
+pub mod hash;
 pub mod limits;
 pub mod listing;
 pub mod listing_parser;

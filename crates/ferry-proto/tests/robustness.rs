@@ -42,11 +42,14 @@ const VERBS: &[&str] = &[
     "STRU", "MODE", "RETR", "STOR", "STOU", "APPE", "ALLO", "REST", "RNFR", "RNTO", "ABOR", "DELE", "RMD",
     "XRMD", "MKD", "XMKD", "PWD", "XPWD", "LIST", "NLST", "SITE", "SYST", "STAT", "HELP", "NOOP", "FEAT",
     "OPTS", "EPRT", "EPSV", "SIZE", "MDTM", "MLST", "MLSD", "MFMT", "AUTH", "PBSZ", "PROT", "CCC", "ADAT",
-    "LPSV", "FOO",
+    "LPSV", "HASH", "RANG", "XSHA256", "XSHA1", "XMD5", "XCRC", "FOO",
 ];
 
 const ARGS: &[&str] = &[
     "",
+    "HASH SHA-1",
+    "\"f x\" 3 9",
+    "5 2",
     "TLS",
     "SSL",
     "P",
@@ -316,6 +319,24 @@ fn run(seed: u64, steps: usize, seen: &mut std::collections::BTreeSet<u16>) {
                         }),
                     };
                     session.handle_storage(now, result);
+                }
+                Output::Hash(req) => {
+                    let result = match rng.below(4) {
+                        0 => Err(ferry_proto::session::HashError::Storage(random_fs_error(
+                            &mut rng,
+                        ))),
+                        1 => Err(ferry_proto::session::HashError::TooLarge {
+                            size: req.max_size + 1,
+                            limit: req.max_size,
+                        }),
+                        2 => Err(ferry_proto::session::HashError::BeyondEnd { size: 0 }),
+                        _ => Ok(ferry_proto::session::HashValue {
+                            digest: vec![0xab; req.algorithm.digest_len()],
+                            start: req.range.start,
+                            end: req.range.end.unwrap_or(req.range.start),
+                        }),
+                    };
+                    session.handle_hash(now, result);
                 }
                 Output::OpenPassive(_) => {
                     let addr = ["127.0.0.1:50000", "[::1]:50001", "10.0.0.1:1"][rng.below(3)]

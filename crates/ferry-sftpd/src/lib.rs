@@ -60,6 +60,8 @@ pub struct Config {
     pub max_auth_attempts: usize,
     /// PROXY protocol headers from load balancers.
     pub proxy_protocol: ferry_admission::ProxyProtocol,
+    /// Longest range the `check-file` extension hashes on demand; 0 turns it off.
+    pub hash_max_size: u64,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Config {
             idle_timeout: Duration::from_secs(300),
             max_auth_attempts: 6,
             proxy_protocol: ferry_admission::ProxyProtocol::default(),
+            hash_max_size: ferry_proto::hash::DEFAULT_MAX_SIZE,
         }
     }
 }
@@ -81,12 +84,15 @@ impl Config {
 #[derive(Debug)]
 pub struct Server {
     config: Config,
-    ssh: Arc<russh::server::Config>,
     users: UserStore,
     storage: Arc<dyn Storage>,
     admission: Arc<Admission>,
     /// Told about sessions, logins and transfers (metrics), when set.
     observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
+    /// Time open file transfers get to finish when the server shuts down (milliseconds).
+    shutdown_grace_ms: std::sync::atomic::AtomicU64,
+    /// The login timeout and SSH settings (idle timeout) for new connections (SIGHUP may change them).
+    live: std::sync::RwLock<(Duration, Arc<russh::server::Config>)>,
 }
 
 impl Server {
@@ -106,18 +112,55 @@ impl Server {
                 .with_proxy(config.proxy_protocol.clone()),
         );
         Arc::new(Server {
+            live: std::sync::RwLock::new((config.login_timeout, ssh)),
             config,
-            ssh,
             users,
             storage,
             admission,
             observer: std::sync::OnceLock::new(),
+            shutdown_grace_ms: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// When the listeners stop, a session with an open file gets `grace` to finish (sessions without
+    /// one are disconnected at once); then it is disconnected and an upload not yet closed is
+    /// discarded. Zero (the default): disconnect at once.
+    pub fn set_shutdown_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.shutdown_grace_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Reports sessions to `observer` from now on. Only the first call has an effect.
     pub fn set_observer(&self, observer: Arc<dyn ferry_observe::Observer>) {
         let _ = self.observer.set(observer);
+    }
+
+    /// New connections use these login and idle timeouts from now on (SIGHUP); open ones keep theirs.
+    pub fn set_timeouts(&self, login_timeout: Duration, idle_timeout: Duration) {
+        let mut config = self.config.clone();
+        config.idle_timeout = idle_timeout;
+        let ssh = Arc::new(ssh::russh_config(&config));
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = (login_timeout, ssh);
+    }
+
+    /// The login timeout for a new connection.
+    fn login_timeout(&self) -> Duration {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// The SSH settings for a new connection.
+    fn ssh_config(&self) -> Arc<russh::server::Config> {
+        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()).1)
+    }
+
+    /// Enforces `limits` on new connections from now on (SIGHUP).
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.admission.set_limits(limits);
     }
 
     /// The settings in force.
@@ -129,7 +172,8 @@ impl Server {
 /// Serves SSH/SFTP on `listener` until `shutdown` completes; then stops accepting, disconnects
 /// every session and waits for them to end.
 pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: impl Future<Output = ()>) {
-    ferry_admission::serve(listener, shutdown, |stream, peer, stop| {
+    let grace = server.shutdown_grace();
+    ferry_admission::serve_draining(listener, shutdown, grace, |stream, peer, stop| {
         ssh::run(stream, peer, Arc::clone(&server), stop)
     })
     .await;

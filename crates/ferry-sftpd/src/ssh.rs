@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ferry_admission::{canonical, Attempt, LoginResult, Refused, Slot};
+use ferry_admission::{canonical, Attempt, LoginResult, Phase, Refused, Slot, Stop};
 use ferry_auth::{AuthOutcome, Password, User};
+use ferry_observe::SessionTap;
 use ferry_proto::untrusted::Untrusted;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
@@ -128,12 +129,7 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
 }
 
 /// Runs one connection to completion.
-pub(crate) async fn run(
-    mut stream: TcpStream,
-    tcp_peer: SocketAddr,
-    server: Arc<Server>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(crate) async fn run(mut stream: TcpStream, tcp_peer: SocketAddr, server: Arc<Server>, stop: Stop) {
     // Behind a load balancer the client is the one its PROXY header names (limits, bans, logs).
     let Ok(arrival) = server.admission.arrive(&mut stream, tcp_peer).await else {
         return;
@@ -158,8 +154,12 @@ pub(crate) async fn run(
             }
         };
         info!("connected");
-        let _observed =
-            ferry_observe::SessionGuard::open(server.observer.get().cloned(), ferry_observe::Protocol::Sftp);
+        let tap = SessionTap::open(
+            server.observer.get().cloned(),
+            ferry_observe::Protocol::Sftp,
+            peer,
+        );
+        let sftp_contexts: Contexts = Arc::default();
         let authenticated = Arc::new(AtomicBool::new(false));
         let tried_login = Arc::new(AtomicBool::new(false));
         let (goodbye_tx, mut goodbye_rx) = watch::channel(None);
@@ -174,15 +174,17 @@ pub(crate) async fn run(
             goodbye: goodbye_tx,
             channels: HashMap::new(),
             sftp_sessions: Arc::new(AtomicUsize::new(0)),
+            tap,
+            contexts: Arc::clone(&sftp_contexts),
         };
         // The login timeout covers the identification exchange too: a client that sends nothing
         // is dropped as well.
-        let deadline = tokio::time::Instant::now() + server.config.login_timeout;
+        let deadline = tokio::time::Instant::now() + server.login_timeout();
         // russh applies its `nodelay` setting only to sockets it accepts itself: without this, Nagle's
         // algorithm holds back the second of two small replies (e.g. a READ's data and the next
         // request's EOF) until the client's delayed ACK, 40 ms per small file.
         let _ = stream.set_nodelay(true);
-        let started = russh::server::run_stream(Arc::clone(&server.ssh), stream, handler);
+        let started = russh::server::run_stream(server.ssh_config(), stream, handler);
         let session = match tokio::time::timeout_at(deadline, started).await {
             Ok(Ok(session)) => session,
             Ok(Err(e)) => {
@@ -203,9 +205,7 @@ pub(crate) async fn run(
                 std::future::pending::<()>().await;
             }
         };
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await.map(drop);
-        };
+        let stopped = drained(stop, sftp_contexts);
         let told_to_go = async move {
             let text = goodbye_rx.wait_for(Option::is_some).await.map(|t| t.clone());
             match text {
@@ -225,7 +225,7 @@ pub(crate) async fn run(
                 info!("login timeout");
                 Some("login timeout".to_owned())
             }
-            () = &mut stopped => Some("server shutting down".to_owned()),
+            text = &mut stopped => Some(text),
             text = &mut told_to_go => text,
         };
         if let Some(text) = goodbye {
@@ -245,6 +245,43 @@ pub(crate) async fn run(
     .await
 }
 
+/// The SFTP contexts of one connection.
+type Contexts = Arc<std::sync::Mutex<Vec<std::sync::Weak<Ctx>>>>;
+
+fn lock(c: &Contexts) -> std::sync::MutexGuard<'_, Vec<std::sync::Weak<Ctx>>> {
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether a file is open in one of the connection's SFTP sessions.
+fn busy(c: &Contexts) -> bool {
+    let mut contexts = lock(c);
+    contexts.retain(|w| w.strong_count() > 0);
+    contexts
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .any(|ctx| ctx.busy())
+}
+
+/// Completes when the connection must end for a shutdown, with the text the client is told: at once
+/// when no file is open; otherwise once every file is closed, or when the grace period ends (an
+/// upload not yet closed is then discarded).
+async fn drained(mut stop: Stop, contexts: Contexts) -> String {
+    stop.draining().await;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while stop.phase() != Phase::Closing && busy(&contexts) {
+        tokio::select! {
+            _ = stop.next() => {}
+            _ = tick.tick() => {}
+        }
+    }
+    if busy(&contexts) {
+        info!("shutdown grace period over: disconnecting with a file still open");
+        "server shutting down; unfinished transfer aborted".to_owned()
+    } else {
+        "server shutting down".to_owned()
+    }
+}
+
 /// What a banned client is told: until when, in UTC.
 fn banned_text(until: SystemTime) -> String {
     format!(
@@ -258,7 +295,7 @@ fn banned_text(until: SystemTime) -> String {
 /// not complete the key exchange is closed after [`BANNED_NOTICE_TIME`].
 async fn tell_banned(stream: TcpStream, server: &Server, until: SystemTime) {
     let notice = async {
-        let session = russh::server::run_stream(Arc::clone(&server.ssh), stream, Banned).await?;
+        let session = russh::server::run_stream(server.ssh_config(), stream, Banned).await?;
         let _ = session
             .handle()
             .disconnect(Disconnect::ByApplication, banned_text(until), String::new())
@@ -299,12 +336,16 @@ struct Connection {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// SFTP sessions running on this connection.
     sftp_sessions: Arc<AtomicUsize>,
+    /// Reports the session's events.
+    tap: Arc<SessionTap>,
+    /// The SFTP sessions' contexts, to see whether a file is open when the server shuts down.
+    contexts: Contexts,
 }
 
 impl Connection {
     /// One scored authentication attempt (password, keyboard-interactive, or a signed public key)
     /// through the admission gate: a failure is scored and answered after the failed-login delay.
-    async fn attempt<F, Fut>(&mut self, user: &str, check: F) -> Auth
+    async fn attempt<F, Fut>(&mut self, user: &str, method: &'static str, check: F) -> Auth
     where
         F: FnOnce(ferry_auth::UserStore) -> Fut,
         Fut: std::future::Future<Output = Result<AuthOutcome, ferry_auth::Error>>,
@@ -325,17 +366,25 @@ impl Connection {
                 }
             })
             .await;
-        if let Some(o) = self.server.observer.get() {
-            o.login(
-                ferry_observe::Protocol::Sftp,
-                matches!(result, LoginResult::Accepted(_)),
-            );
+        match &result {
+            LoginResult::Accepted(u) => self.tap.login(&u.name, method, true),
+            LoginResult::Refused { banned } => {
+                self.tap.login(user, method, false);
+                if let Some(until) = banned {
+                    self.tap.banned(*until);
+                }
+            }
         }
         match result {
             LoginResult::Accepted(u) => {
+                if let Err(refusal) = self.server.admission.logged_in(&mut self.slot, &u.name).await {
+                    // The credentials were right: not scored as a guesser leaving.
+                    self.tried_login.store(false, Ordering::Relaxed);
+                    self.goodbye.send_replace(Some(refusal.text().to_owned()));
+                    return reject();
+                }
                 tracing::Span::current().record("user", field::display(Untrusted::str(&u.name)));
                 info!(user = %Untrusted::str(&u.name), "login");
-                self.slot.logged_in();
                 self.user = Some(u);
                 Auth::Accept
             }
@@ -397,10 +446,9 @@ impl russh::server::Handler for Connection {
         let name = user.to_owned();
         let password = Password::new(password.to_owned());
         Ok(self
-            .attempt(
-                user,
-                |users| async move { users.authenticate(&name, &password).await },
-            )
+            .attempt(user, "password", |users| async move {
+                users.authenticate(&name, &password).await
+            })
             .await)
     }
 
@@ -423,10 +471,9 @@ impl russh::server::Handler for Connection {
         let name = user.to_owned();
         let password = Password::new(String::from_utf8_lossy(&answer).into_owned());
         Ok(self
-            .attempt(
-                user,
-                |users| async move { users.authenticate(&name, &password).await },
-            )
+            .attempt(user, "keyboard-interactive", |users| async move {
+                users.authenticate(&name, &password).await
+            })
             .await)
     }
 
@@ -465,10 +512,9 @@ impl russh::server::Handler for Connection {
         };
         let name = user.to_owned();
         Ok(self
-            .attempt(
-                user,
-                |users| async move { users.authenticate_key(&name, &blob).await },
-            )
+            .attempt(user, "publickey", |users| async move {
+                users.authenticate_key(&name, &blob).await
+            })
             .await)
     }
 
@@ -593,13 +639,20 @@ impl russh::server::Handler for Connection {
         };
         session.channel_success(channel)?;
         info!("SFTP session started");
-        let fs = ferry_vfs::UserFs::new(
+        let fs = ferry_vfs::UserFs::with_hooks(
             storage,
             ferry_vfs::Protocol::Sftp,
             user.name.clone(),
             user.permissions.into(),
+            Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap))),
+            Arc::new(ferry_vfs::NoQuota),
         );
-        let ctx = Arc::new(Ctx::new(fs));
+        let ctx = Arc::new(
+            Ctx::new(fs)
+                .with_hash_max_size(self.server.config.hash_max_size)
+                .with_tap(Arc::clone(&self.tap)),
+        );
+        lock(&self.contexts).push(Arc::downgrade(&ctx));
         let running = Arc::clone(&self.sftp_sessions);
         running.fetch_add(1, Ordering::Relaxed);
         let session = async move {

@@ -183,6 +183,17 @@ impl Control {
         }
     }
 
+    /// Connects and sends a PROXY protocol v1 header naming `client` as the client (for a server that
+    /// takes headers from 127.0.0.1), so one test can be many client addresses. The greeting (or the
+    /// refusal) is left for the caller to read.
+    pub fn connect_as(addr: SocketAddr, client: std::net::IpAddr) -> Control {
+        let mut c = Control::connect(addr);
+        let family = if client.is_ipv4() { "TCP4" } else { "TCP6" };
+        let header = format!("PROXY {family} {client} {} 40000 {}\r\n", addr.ip(), addr.port());
+        c.writer.write_all(header.as_bytes()).expect("send PROXY header");
+        c
+    }
+
     /// Connects and reads the `220` greeting.
     pub fn connect_greeted(addr: SocketAddr) -> Control {
         let mut c = Control::connect(addr);

@@ -9,20 +9,24 @@
 //! - [`binary`]: the `ferry` binary in a temp dir, a `ferry serve` child read line by line, a small
 //!   FTP control client.
 //! - [`s3`]: one real S3 server (`s3s-fs`) per test binary, a bucket per test.
+//! - [`agent`]: a real `ssh-agent` on a private socket, holding keys made for the test.
 //! - [`wait`]: waiting for a condition with a deadline rather than sleeping a fixed time.
 //! - [`files`]: hashes, pseudo-random content and file trees.
 //! - [`logs`]: the servers' log captured in memory, and the check that log lines stay bounded.
+//! - [`postgres`]: one throwaway PostgreSQL server per test binary, a database per test.
 //! - [`store_with_user`]: a user database with one user, and local storage, for in-process servers.
 //!
 //! It is not published and is not part of ferry; it may panic freely (it is test code).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod agent;
 pub mod binary;
 pub mod clients;
 pub mod files;
 pub mod ftp;
 pub mod logs;
+pub mod postgres;
 pub mod s3;
 pub mod sftp;
 pub mod wait;

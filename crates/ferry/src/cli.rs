@@ -28,7 +28,7 @@ pub struct Cli {
 }
 
 /// Options every subcommand understands, so `serve` and `user` agree on where the state lives.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Configuration file [default: ./ferry.toml if it exists].
     ///
@@ -114,7 +114,7 @@ pub enum BanCommand {
 
 /// Server settings; each overrides the config key of the same name (with `_` for `-`). The flags are
 /// made from the definitions in `config::defs`.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub settings: ServeFlags,

@@ -14,6 +14,8 @@ mod cli;
 mod client;
 mod config;
 mod generate;
+mod logging;
+mod reload;
 mod serve;
 mod state;
 mod storage;
@@ -22,13 +24,11 @@ mod user;
 mod user_forwards;
 mod user_keys;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, ServeArgs};
 
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes, each said once: libraries often repeat their source in their own message
 /// (`… (os error 2): … (os error 2)`), so a cause already contained in the text so far is left out.
-fn error_text(e: &anyhow::Error) -> String {
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
         let part = cause.to_string();
@@ -109,28 +109,32 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Client(_)
         | Command::Generate(_) => "warn",
     };
-    init_logging(settings.log.as_deref().unwrap_or(default_log));
+    let filter = settings.log.as_deref().unwrap_or(default_log);
+    match cli.command {
+        Command::Serve(_) => logging::init(
+            filter,
+            settings.observe.log_format,
+            settings.observe.log_file.as_deref(),
+        )?,
+        _ => logging::init(filter, config::observe::LogFormat::Text, None)?,
+    }
+    // SIGHUP reads the configuration again, from the same file, variables and flags.
+    let reload = {
+        let (common, serve_args) = (cli.common.clone(), serve_args.clone());
+        move || config::load(&common, &serve_args, rust_log.as_deref())
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let result = match cli.command {
-        Command::Serve(_) => runtime.block_on(serve::run(settings)),
+        Command::Serve(_) => runtime.block_on(serve::run(settings, reload)),
         Command::User(command) => runtime.block_on(user::run(&settings, command)),
         Command::Ban(command) => runtime.block_on(ban::run(&settings, command)),
         Command::Config(_) | Command::Client(_) | Command::Generate(_) => Ok(()),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    logging::flush();
     result
-}
-
-/// Logs to standard error, filtered by `filter` (already validated by the config loader).
-fn init_logging(filter: &str) {
-    let filter = EnvFilter::builder().parse_lossy(filter);
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::config::{FtpsFiles, Settings};
+use crate::config::{FtpsFiles, Settings, UsersDb};
 use crate::state::{absolute, cause, create_private_dir, create_store, write_private};
 
 /// Name of the user created on the first start.
@@ -23,14 +23,16 @@ const FIRST_USER: &str = "ferry";
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
-pub async fn run(settings: Settings) -> Result<()> {
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully: no new connections, idle
+/// sessions closed at once, running transfers given `shutdown_grace_secs`. SIGHUP reopens the log
+/// files and reloads the configuration with `reload` (see [`crate::reload`]).
+pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) -> Result<()> {
     // Relative paths are relative to the working directory: say where they lead.
     info!(
         config = %settings.config_file.as_deref().map_or("none (built-in defaults)".into(), |p| absolute(p).display().to_string()),
         data_dir = %absolute(&settings.data_dir).display(),
         files_root = %absolute(&settings.files_root).display(),
-        users_db = %absolute(&settings.users_db).display(),
+        users_db = %users_db_shown(&settings.users_db),
         "starting"
     );
     create_private_dir(&settings.data_dir).map_err(|e| {
@@ -45,12 +47,14 @@ pub async fn run(settings: Settings) -> Result<()> {
     let admin_listeners = bind_admin(&settings.admin)?;
     let users = create_store(&settings.users_db).await?;
     #[cfg(unix)]
-    crate::state::check_private(&settings.users_db);
+    if let Some(path) = settings.users_db.file() {
+        crate::state::check_private(path);
+    }
     let (storage, storage_probe) = crate::storage::open(&settings).await?;
     // Install the signal handlers before announcing the addresses, so a signal sent by whoever
     // reads the announcement is never missed.
     let mut signal = Signals::install()?;
-    let mut ftpd = settings.ftpd;
+    let mut ftpd = settings.ftpd.clone();
     let tls_wanted = ftpd.ftps.policy != TlsPolicy::Off
         || ftpd.ftps.loopback_policy != TlsPolicy::Off
         || !implicit.is_empty();
@@ -77,25 +81,35 @@ pub async fn run(settings: Settings) -> Result<()> {
         ftpd.defender.clone(),
         Some(users.clone()),
     ));
+    // On PostgreSQL, several nodes may share the database: the per-address limit counts all of them.
+    let cluster = join_cluster(&users, &mut ftpd, settings.cluster_fail_open).await?;
     let gate = Arc::new(ferry_admission::LoginGate::new());
     let metrics = Arc::new(crate::admin::Metrics::new());
+    let sinks = crate::reload::Sinks::start(&settings.observe, &metrics)?;
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
         Some(sftp) => Some(sftp_server(
-            sftp, &ftpd, &users, &storage, &defender, &gate, &metrics,
+            sftp,
+            &ftpd,
+            &users,
+            &storage,
+            &defender,
+            &gate,
+            &sinks.observer,
         )?),
         None => None,
     };
     let admin = crate::admin::Admin::new(
         Arc::clone(&metrics),
         users.clone(),
-        settings.users_db.clone(),
+        settings.users_db.file().map(Path::to_owned),
         storage_probe,
     );
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;
     let server = Server::new_shared(ftpd, users, storage, Arc::clone(&defender), gate);
-    server.set_observer(metrics.clone());
+    server.set_observer(Arc::clone(&sinks.observer));
+    server.set_shutdown_grace(settings.observe.shutdown_grace);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -111,6 +125,17 @@ pub async fn run(settings: Settings) -> Result<()> {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         tasks.spawn(ferry_admission::refresh_bans(Arc::clone(&defender), shutdown));
+    }
+    if let Some(cluster) = cluster {
+        let mut stop = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        tasks.spawn(ferry_admission::run_cluster(
+            cluster,
+            Arc::clone(&defender),
+            shutdown,
+        ));
     }
     let mut out = io::stdout().lock();
     for listener in listeners {
@@ -142,7 +167,10 @@ pub async fn run(settings: Settings) -> Result<()> {
             shutdown,
         ));
     }
+    let mut sftp_running = None;
     if let Some((sftp_server, sftp_listeners, host_keys)) = sftp {
+        sftp_server.set_shutdown_grace(settings.observe.shutdown_grace);
+        sftp_running = Some(Arc::clone(&sftp_server));
         for key in &host_keys {
             let generated = if key.generated { " (generated)" } else { "" };
             writeln!(
@@ -185,15 +213,34 @@ pub async fn run(settings: Settings) -> Result<()> {
     let name = loop {
         match signal.recv().await {
             "SIGHUP" => {
+                sinks.reopen().await;
+                match reload() {
+                    Ok(new) => {
+                        let servers = crate::reload::Servers {
+                            ftp: &server,
+                            sftp: sftp_running.as_deref(),
+                        };
+                        crate::reload::apply(&mut settings, new, &sinks, &servers);
+                    }
+                    Err(e) => warn!(
+                        error = %crate::error_text(&e),
+                        "SIGHUP: the configuration cannot be read; nothing changed"
+                    ),
+                }
                 reload_tls(tls.as_deref(), &settings.ftps);
                 reload_masquerade(&server, settings.masquerade_host.as_deref()).await;
+                if settings.masquerade_host.is_none() {
+                    server.set_masquerade_address(settings.ftpd.masquerade_address);
+                }
             }
             name => break name,
         }
     };
     info!(
         signal = name,
-        "shutting down; send the signal again to stop at once"
+        grace_secs = settings.observe.shutdown_grace.as_secs(),
+        "shutting down: no new connections, idle sessions closed, running transfers may finish; \
+         send the signal again to stop at once"
     );
     admin.start_draining();
     let _ = stop_tx.send(true);
@@ -215,6 +262,54 @@ pub async fn run(settings: Settings) -> Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The user database for the start-up log: the absolute path, or the URL without its password.
+fn users_db_shown(db: &UsersDb) -> String {
+    match db {
+        UsersDb::File(path) => absolute(path).display().to_string(),
+        UsersDb::Postgres(_) => db.to_string(),
+    }
+}
+
+/// With a PostgreSQL user database, registers this node and makes `ftpd`'s (and so SFTP's) per-address
+/// limit hold across every node on the database. `None` on SQLite.
+async fn join_cluster(
+    users: &UserStore,
+    ftpd: &mut ferry_ftpd::Config,
+    fail_open: bool,
+) -> Result<Option<Arc<ferry_admission::ClusterLimits>>> {
+    let node = node_name();
+    let Some(cluster) = users.cluster(&node) else {
+        return Ok(None);
+    };
+    let limits = ferry_admission::ClusterLimits::new(
+        cluster,
+        ftpd.limits.max_per_ip,
+        ftpd.limits.max_per_user,
+        fail_open,
+    );
+    limits
+        .register()
+        .await
+        .context("cannot register this node in the user database (users_db)")?;
+    info!(
+        node,
+        fail_open, "cluster: connection limits and bans are shared through the user database"
+    );
+    ftpd.limits.cluster = Some(Arc::clone(&limits));
+    Ok(Some(limits))
+}
+
+/// This node's name in the cluster tables: host name, process id and a random part (a restarted node
+/// is a new node; the old one's leases expire).
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.len() < 64)
+        .unwrap_or_else(|| "ferry".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 /// Loads the FTPS certificate; with the default paths, generates a self-signed one on the first start.
@@ -409,7 +504,7 @@ fn sftp_server(
     storage: &Arc<dyn Storage>,
     defender: &Arc<ferry_auth::defender::Defender>,
     gate: &Arc<ferry_admission::LoginGate>,
-    metrics: &Arc<crate::admin::Metrics>,
+    observer: &Arc<dyn ferry_observe::Observer>,
 ) -> Result<(
     Arc<ferry_sftpd::Server>,
     Vec<TcpListener>,
@@ -435,6 +530,7 @@ fn sftp_server(
     config.idle_timeout = ftpd.session.idle_timeout;
     config.max_auth_attempts = sftp.max_auth_attempts;
     config.proxy_protocol = ftpd.proxy_protocol.clone();
+    config.hash_max_size = ftpd.session.hash_max_size;
     // The FTP server's login defender and gate: the same events score the same on both protocols.
     let server = ferry_sftpd::Server::new(
         config,
@@ -443,7 +539,7 @@ fn sftp_server(
         Arc::clone(defender),
         Arc::clone(gate),
     );
-    server.set_observer(metrics.clone());
+    server.set_observer(Arc::clone(observer));
     Ok((server, listeners, host_keys))
 }
 
@@ -590,10 +686,12 @@ async fn create_first_user(users: &UserStore) -> Result<()> {
         home: "/".to_owned(),
         permissions: Permissions::all(),
     };
-    users
-        .add_user(user)
-        .await
-        .context("cannot create the first user")?;
+    match users.add_user(user).await {
+        Ok(()) => {}
+        // Another node on the same (PostgreSQL) database created it first.
+        Err(ferry_auth::Error::AlreadyExists(_)) => return Ok(()),
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot create the first user")),
+    }
     info!(user = FIRST_USER, "first start: created user");
     let mut out = io::stdout().lock();
     writeln!(

@@ -8,12 +8,44 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use ferry_auth::UserStore;
 
+use crate::config::UsersDb;
+
 /// Flags and keys that choose where the user database is, for messages.
 const DB_SETTINGS: &str = "set `users_db` / `--users-db`, or `data_dir` / `--data-dir`";
 
-/// Opens the user database, creating it (0600, in a 0700 directory) when missing. For `ferry serve`
-/// and the commands that add something.
-pub async fn create_store(path: &Path) -> Result<UserStore> {
+/// Opens the user database, creating it (an SQLite file: 0600, in a 0700 directory) when missing. For
+/// `ferry serve` and the commands that add something. A PostgreSQL database must exist; its tables are
+/// created (migrated) on open.
+pub async fn create_store(db: &UsersDb) -> Result<UserStore> {
+    match db {
+        UsersDb::File(path) => create_file_store(path).await,
+        UsersDb::Postgres(url) => open_postgres(db, url).await,
+    }
+}
+
+/// Opens an existing user database; an error if it does not exist or cannot be read, never "no users".
+/// For the commands that read or change what is there.
+pub async fn existing_store(db: &UsersDb) -> Result<UserStore> {
+    match db {
+        UsersDb::File(path) => existing_file_store(path).await,
+        UsersDb::Postgres(url) => open_postgres(db, url).await,
+    }
+}
+
+async fn open_postgres(db: &UsersDb, url: &str) -> Result<UserStore> {
+    UserStore::open_postgres(url).await.map_err(|e| {
+        let why = match &e {
+            // rustls reports a refused certificate through the stream, as invalid data.
+            ferry_auth::Error::Database(sqlx::Error::Io(io)) if io.kind() == io::ErrorKind::InvalidData => {
+                format!("TLS failed: {}", cause(io))
+            }
+            e => database_cause(e),
+        };
+        anyhow!("cannot open the user database {db}: {why} (set `users_db` / `--users-db`)")
+    })
+}
+
+async fn create_file_store(path: &Path) -> Result<UserStore> {
     if let Some(dir) = parent(path) {
         create_private_dir(dir).map_err(|e| {
             anyhow!(
@@ -35,9 +67,7 @@ pub async fn create_store(path: &Path) -> Result<UserStore> {
     open(path).await
 }
 
-/// Opens an existing user database; an error if it does not exist or cannot be read, never "no users".
-/// For the commands that read or change what is there.
-pub async fn existing_store(path: &Path) -> Result<UserStore> {
+async fn existing_file_store(path: &Path) -> Result<UserStore> {
     if !path.exists() {
         bail!(
             "the user database {}{} does not exist: `ferry serve` or `ferry user add` creates it \
@@ -145,6 +175,12 @@ fn database_cause(e: &ferry_auth::Error) -> String {
         ferry_auth::Error::Database(sqlx::Error::Migrate(m)) => {
             format!("it is not a ferry user database or is from a newer ferry ({m})")
         }
+        ferry_auth::Error::Database(sqlx::Error::PoolTimedOut) => format!(
+            "no answer within {} s",
+            ferry_auth::POSTGRES_ACQUIRE_TIMEOUT.as_secs()
+        ),
+        ferry_auth::Error::Database(sqlx::Error::Tls(e)) => format!("TLS failed: {e}"),
+        ferry_auth::Error::Database(sqlx::Error::Configuration(e)) => e.to_string(),
         other => other.to_string(),
     }
 }

@@ -506,6 +506,10 @@ fn ipv6_loopback() {
     let out = run_client(dir.path(), Some(&password), &["cat", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "v6");
+    // Active mode over IPv6: EPRT |2|::1|port| (PORT cannot carry it).
+    let out = run_client(dir.path(), Some(&password), &["cat", "--active", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "v6");
 }
 
 /// A fake FTP server whose listing is hostile; serves "ok.txt" and every other RETR with "x".
@@ -714,4 +718,190 @@ fn mirror_from_a_hostile_listing_never_writes_outside_the_target() {
     let mut s = String::new();
     f.read_to_string(&mut s).expect("read");
     assert_eq!(s, "x");
+}
+
+/// Runs a mirror and returns its summary line (stderr), asserting success.
+#[track_caller]
+fn mirror_summary(s: &Serve, args: &[&str]) -> String {
+    let mut all = vec!["mirror", "--trust-on-first-use"];
+    all.extend_from_slice(args);
+    let out = s.client(&all);
+    let err = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ferry {all:?} failed: {}{err}",
+        text(&out.stdout)
+    );
+    err
+}
+
+fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(t))
+        .expect("set mtime");
+}
+
+#[test]
+fn mirror_compares_and_verifies_by_server_checksums() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    for scheme in ["ftp", "sftp"] {
+        let tree = s.local(&format!("{scheme}-sum"));
+        std::fs::create_dir_all(tree.join("d")).expect("mkdir");
+        std::fs::write(tree.join("one.bin"), random_bytes(200_000, 3)).expect("write");
+        std::fs::write(tree.join("d/two.txt"), random_bytes(20_000, 4)).expect("write");
+        let url = s.url(scheme, &format!("/{scheme}-sum"));
+        let tree_arg = tree.to_str().expect("utf8");
+        let up = mirror_summary(&s, &[tree_arg, &url]);
+        assert!(
+            up.contains("2 file(s) copied") && up.contains("2 verified by checksum"),
+            "{up}"
+        );
+
+        // Same content, newer local time: size and time would copy again, checksums do not.
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        set_mtime(&tree.join("one.bin"), later);
+        let by_time = s.ok(&["mirror", "--no-checksum", "--dry-run", tree_arg, &url]);
+        assert!(by_time.contains("put one.bin"), "{by_time}");
+        let again = mirror_summary(&s, &[tree_arg, &url]);
+        assert!(
+            again.contains("0 file(s) copied") && again.contains("2 unchanged by checksum"),
+            "{again}"
+        );
+
+        // The server's copy changed behind the client's back, same size and time: only a checksum sees it.
+        let served = s.files().join(format!("{scheme}-sum/d/two.txt"));
+        let before = std::fs::metadata(&served)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        std::fs::write(&served, random_bytes(20_000, 99)).expect("write");
+        set_mtime(&served, before);
+        let by_time = s.ok(&["mirror", "--no-checksum", "--dry-run", tree_arg, &url]);
+        assert!(!by_time.contains("two.txt"), "{by_time}");
+        let fixed = mirror_summary(&s, &[tree_arg, &url]);
+        assert!(
+            fixed.contains("1 file(s) copied") && fixed.contains("1 verified by checksum"),
+            "{fixed}"
+        );
+        assert_same_file(&tree.join("d/two.txt"), &served);
+
+        // Down into a fresh directory: every copy verified.
+        let down = s.local(&format!("{scheme}-sum-down"));
+        let got = mirror_summary(&s, &[&url, down.to_str().expect("utf8")]);
+        assert!(got.contains("2 verified by checksum"), "{got}");
+        assert_same_file(&tree.join("one.bin"), &down.join("one.bin"));
+    }
+}
+
+#[test]
+fn active_mode_and_ascii_against_ferry_ftp_and_ftpes() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    let pin = format!("SHA256:{}", s.fingerprint());
+    for (scheme, trust) in [("ftp", vec![]), ("ftpes", vec!["--pin", pin.as_str()])] {
+        let with = |args: &[&str]| -> Vec<String> {
+            args.iter().chain(trust.iter()).map(|a| (*a).to_owned()).collect()
+        };
+        let run = |args: &[&str]| {
+            let all = with(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            s.ok(&refs)
+        };
+        // Active: the server connects back (under ftpes the data connection is still TLS, resumed).
+        let bin = s.local(&format!("{scheme}-active.bin"));
+        std::fs::write(&bin, random_bytes(900_000, 21)).expect("write");
+        run(&[
+            "put",
+            "--active",
+            bin.to_str().expect("utf8"),
+            &s.url(scheme, "/"),
+        ]);
+        let served = s.files().join(format!("{scheme}-active.bin"));
+        assert_same_file(&bin, &served);
+        let back = s.local(&format!("{scheme}-active-back.bin"));
+        run(&[
+            "get",
+            "--active",
+            &s.url(scheme, &format!("/{scheme}-active.bin")),
+            back.to_str().expect("utf8"),
+        ]);
+        assert_same_file(&bin, &back);
+        let listing = run(&["ls", "--active", &s.url(scheme, "/")]);
+        assert!(listing.contains(&format!("{scheme}-active.bin")), "{listing}");
+
+        // ASCII: ferry stores LF and sends CRLF; the client converts both ways.
+        let notes = s.local(&format!("{scheme}-notes.txt"));
+        std::fs::write(&notes, b"one\ntwo\n\nthree\n").expect("write");
+        run(&[
+            "put",
+            "--ascii",
+            notes.to_str().expect("utf8"),
+            &s.url(scheme, "/"),
+        ]);
+        let stored = s.files().join(format!("{scheme}-notes.txt"));
+        assert_eq!(std::fs::read(&stored).expect("read"), b"one\ntwo\n\nthree\n");
+        std::fs::write(&stored, b"crlf stays\r\nlf\n").expect("write");
+        let got = run(&["cat", "--ascii", &s.url(scheme, &format!("/{scheme}-notes.txt"))]);
+        assert_eq!(got, "crlf stays\nlf\n");
+        let raw = run(&["cat", &s.url(scheme, &format!("/{scheme}-notes.txt"))]);
+        assert_eq!(raw, "crlf stays\r\nlf\n");
+        // Resuming in ASCII mode is refused: offsets differ between the two forms.
+        let all = with(&[
+            "get",
+            "-c",
+            "--ascii",
+            &s.url(scheme, &format!("/{scheme}-notes.txt")),
+            notes.to_str().expect("utf8"),
+        ]);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = s.client(&refs);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("ASCII mode"), "{}", text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2));
+    }
+    // SFTP has no text mode.
+    let out = s.client(&["ls", "--trust-on-first-use", "--ascii", &s.url("sftp", "/")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("only in FTP"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn sftp_logs_in_with_a_key_held_by_a_real_ssh_agent() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    let agent = ferry_testkit::agent::SshAgent::start(dir.path());
+    let public = agent.add_new_key(&dir.path().join("agent_key"), "agent@test");
+    let added = ferry(dir.path())
+        .args(["user", "key", "add", "ferry", &public])
+        .output()
+        .expect("key add");
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    // No password and no key file: only the agent can log in.
+    let run = |sock: Option<&Path>| {
+        let mut cmd = ferry(&dir.path().join("local"));
+        cmd.env("HOME", dir.path().join("home"))
+            .env_remove("FERRY_PASSWORD")
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["ls", "--trust-on-first-use", &s.url("sftp", "/")])
+            .stdin(Stdio::null());
+        if let Some(sock) = sock {
+            cmd.env("SSH_AUTH_SOCK", sock);
+        }
+        cmd.output().expect("run ferry")
+    };
+    std::fs::write(s.files().join("agent-visible.txt"), b"x").expect("write");
+    let out = run(Some(agent.socket()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("agent-visible.txt"));
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // An agent whose key the server does not know: refused, and the message says what was tried.
+    drop(agent);
+    let other = ferry_testkit::agent::SshAgent::start(&dir.path().join("home"));
+    other.add_new_key(&dir.path().join("other_key"), "other@test");
+    let out = run(Some(other.socket()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("SSH agent"), "{}", text(&out.stderr));
 }

@@ -149,6 +149,80 @@ fn round_trip(home: &Path, password: Option<&str>, base: &str, served: &Path, ex
     same(&local.join("tree/sub/two.bin"), &local.join("down/sub/two.bin"));
 }
 
+/// Active data connections (`--active`: EPRT/PORT, the server connects back) and ASCII mode (`--ascii`).
+/// `converts`: whether the server itself converts line endings in `TYPE A` (else it stores and sends the
+/// bytes as they are on the wire, which shows the client's own conversion).
+fn active_and_ascii(home: &Path, password: Option<&str>, base: &str, served: &Path, converts: bool) {
+    let run = |args: &[&str]| ok(home, password, args);
+    let local = home.join("work");
+    std::fs::create_dir_all(&local).expect("mkdir");
+    let bin = local.join("active.bin");
+    std::fs::write(&bin, data(700_000, 5)).expect("write");
+    run(&[
+        "put",
+        "-q",
+        "--active",
+        bin.to_str().expect("utf8"),
+        &format!("{base}/"),
+    ]);
+    same(&bin, &served.join("active.bin"));
+    let back = local.join("active-back.bin");
+    run(&[
+        "get",
+        "-q",
+        "--active",
+        &format!("{base}/active.bin"),
+        back.to_str().expect("utf8"),
+    ]);
+    same(&bin, &back);
+    let listing = run(&["ls", "--active", &format!("{base}/")]);
+    assert!(listing.contains("active.bin"), "{listing}");
+
+    let text = local.join("notes.txt");
+    std::fs::write(&text, b"line one\nline two\n\nlast\n").expect("write");
+    run(&[
+        "put",
+        "-q",
+        "--ascii",
+        text.to_str().expect("utf8"),
+        &format!("{base}/"),
+    ]);
+    let stored = std::fs::read(served.join("notes.txt")).expect("uploaded");
+    let expected: &[u8] = if converts {
+        b"line one\nline two\n\nlast\n"
+    } else {
+        b"line one\r\nline two\r\n\r\nlast\r\n"
+    };
+    assert_eq!(
+        stored,
+        expected,
+        "stored text: {}",
+        String::from_utf8_lossy(&stored).escape_debug()
+    );
+    let text_back = local.join("notes-back.txt");
+    run(&[
+        "get",
+        "-q",
+        "--ascii",
+        "--active",
+        &format!("{base}/notes.txt"),
+        text_back.to_str().expect("utf8"),
+    ]);
+    assert_eq!(
+        std::fs::read(&text_back).expect("read"),
+        b"line one\nline two\n\nlast\n"
+    );
+    // Binary (the default) leaves the bytes alone.
+    let raw = local.join("notes-raw.txt");
+    run(&[
+        "get",
+        "-q",
+        &format!("{base}/notes.txt"),
+        raw.to_str().expect("utf8"),
+    ]);
+    assert_eq!(std::fs::read(&raw).expect("read"), expected);
+}
+
 #[test]
 fn vsftpd_ftp_and_ftps_with_required_session_reuse() {
     require("/usr/sbin/vsftpd");
@@ -222,6 +296,14 @@ fn vsftpd_ftp_and_ftps_with_required_session_reuse() {
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     round_trip(&home, None, &format!("ftp://127.0.0.1:{port}/pub"), &served, &[]);
+    // vsftpd does not convert line endings unless told to (ascii_upload_enable/ascii_download_enable).
+    active_and_ascii(
+        &home,
+        None,
+        &format!("ftp://127.0.0.1:{port}/pub"),
+        &served,
+        false,
+    );
 
     // FTPS: vsftpd refuses data connections that do not reuse the control session (require_ssl_reuse).
     std::fs::write(served.join("tls.txt"), b"over tls").expect("write");
@@ -306,6 +388,13 @@ fn pyftpdlib_with_mlsd() {
         &served,
         &[],
     );
+    active_and_ascii(
+        &home,
+        Some("pyftp pw"),
+        &format!("ftp://bob@127.0.0.1:{port}"),
+        &served,
+        true,
+    );
 }
 
 #[test]
@@ -374,4 +463,27 @@ fn openssh_sftp_server() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     ok(&home, None, &["ls", "--trust-on-first-use", &base]);
     round_trip(&home, None, &base, &served, &[]);
+
+    // A key held only by a real ssh-agent (not in ~/.ssh) logs in through SSH_AUTH_SOCK.
+    let agent = ferry_testkit::agent::SshAgent::start(&sshd_dir);
+    let public = agent.add_new_key(&dir.path().join("agent_key"), "agent");
+    std::fs::write(sshd_dir.join("authorized_keys"), format!("{public}\n")).expect("authorized_keys");
+    std::fs::remove_file(home.join(".ssh/id_ed25519")).expect("rm key");
+    let with_agent = |sock: Option<&Path>| {
+        let mut cmd = ferry(&home);
+        cmd.env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["ls", &base])
+            .stdin(Stdio::null());
+        if let Some(sock) = sock {
+            cmd.env("SSH_AUTH_SOCK", sock);
+        }
+        cmd.output().expect("run ferry")
+    };
+    let out = with_agent(Some(agent.socket()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("big.bin"), "{}", text(&out.stdout));
+    let out = with_agent(None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }

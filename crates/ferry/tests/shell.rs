@@ -186,7 +186,7 @@ fn failures_reply_once_and_set_the_exit_code() {
         d,
         &s,
         &[&url],
-        "get missing.bin\nfrobnicate\nascii\ncd nowhere\nmget *.none\nput 'unclosed\nmkdir ok-dir\n",
+        "get missing.bin\nfrobnicate\nrename only-one\ncd nowhere\nmget *.none\nput 'unclosed\nmkdir ok-dir\n",
     );
     let out = r.out();
     let lines: Vec<&str> = out.lines().collect();
@@ -196,7 +196,7 @@ fn failures_reply_once_and_set_the_exit_code() {
         assert!(l.starts_with("error: "), "{out}");
     }
     assert!(lines[2].contains("unknown command `frobnicate`"), "{out}");
-    assert!(lines[3].contains("ascii mode is not supported"), "{out}");
+    assert!(lines[3].contains("usage: rename FROM TO"), "{out}");
     assert_eq!(lines[7], "ok: created /ok-dir", "{out}");
     assert!(d.join("ferry-data/files/ok-dir").is_dir());
     assert!(!r.status.success(), "{}", r.dump());
@@ -241,4 +241,63 @@ fn terminal_session_under_script() {
     assert!(out.contains("ok: 1 entries"), "{}", r.dump());
     assert!(out.contains("ok: bye"), "{}", r.dump());
     r.assert_success();
+
+    // The history is kept on disk (0600), without lines that carry a password, and grows across
+    // sessions.
+    let history = d.join("home/.local/share/ferry/shell_history");
+    let saved = std::fs::read_to_string(&history).expect("history written");
+    assert_eq!(saved, "ls\nquit\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&history).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let secret_url = format!("open ftp://ferry:not-the-password@{}/", s.ftp);
+    let input = format!("pwd\n{secret_url}\nuser ferry guess\nquit\n");
+    let r = run_timeout(&mut cmd, Some(input.as_bytes()), Duration::from_secs(60));
+    assert!(r.out().contains("ok: bye"), "{}", r.dump());
+    let saved = std::fs::read_to_string(&history).expect("history written");
+    assert_eq!(saved, "ls\nquit\npwd\nquit\n");
+}
+
+/// On a terminal, a multi-file put shows a total bar (files done, bytes, rate) above the per-file bars;
+/// without a terminal nothing is drawn.
+#[test]
+fn multi_file_put_shows_a_total_bar_on_a_terminal_only() {
+    require("script");
+    let dir = common::tempdir();
+    let d = dir.path();
+    let s = serve(d);
+    let mut names = Vec::new();
+    for i in 0..3u8 {
+        let name = format!("part{i}.bin");
+        std::fs::write(d.join("local").join(&name), bytes(8_000_000, i)).expect("write");
+        names.push(name);
+    }
+    let url = format!("ftp://ferry@{}/", s.ftp);
+    let command = format!("{BIN} put -j 2 {} {url}", names.join(" "));
+    let mut cmd = Command::new("script");
+    cmd.current_dir(d.join("local"))
+        .env("HOME", d.join("home"))
+        .env("FERRY_PASSWORD", &s.password)
+        .env("TERM", "xterm")
+        .args(["-q", "-e", "-c", &command, "/dev/null"]);
+    let r = run_timeout(&mut cmd, None, Duration::from_secs(60));
+    r.assert_success();
+    assert!(r.out().contains("total: "), "{}", r.dump());
+    for name in &names {
+        assert!(d.join("ferry-data/files").join(name).is_file());
+    }
+    // Not a terminal: no bar at all.
+    let mut cmd = ferry(&d.join("local"));
+    cmd.env("HOME", d.join("home"))
+        .env("FERRY_PASSWORD", &s.password)
+        .args(["put", "-j", "2"])
+        .args(&names)
+        .arg(&url);
+    let r = run_timeout(&mut cmd, None, Duration::from_secs(60));
+    r.assert_success();
+    assert!(
+        !r.out().contains("total: ") && !r.dump().contains("total: "),
+        "{}",
+        r.dump()
+    );
 }

@@ -9,7 +9,10 @@
 //! as the one before, up to `max_ban_time`.
 //!
 //! Bans are written to the user database (table `bans`), so they survive restarts and every node that
-//! shares the database enforces them after its next [`Defender::refresh`]. Scores are kept in memory only.
+//! shares the database enforces them after its next [`Defender::refresh`] (on PostgreSQL, at once: each
+//! change is announced, see [`crate::cluster`], and applied with [`Defender::apply`]). Scores are kept
+//! in memory; on PostgreSQL every event is also added to the scores shared by all nodes (one round trip),
+//! and the larger of the node's and the shared total decides, so guesses spread over nodes add up.
 //! Addresses in the allow-list are never scored or banned, nor are loopback addresses unless
 //! [`DefenderConfig::score_loopback`] is set (the host's own monitoring, tests and tunnels). Time comes
 //! from a [`Clock`], so tests can move it.
@@ -20,10 +23,10 @@
 //! to authenticate (a health check that connects and closes, a port scan, a client that gives up on the
 //! certificate) scores nothing.
 
-mod bans;
+pub(crate) mod bans;
 mod net;
 
-pub use bans::Ban;
+pub use bans::{Ban, BanChange};
 pub use net::{canonical, Network};
 
 use std::collections::{HashMap, VecDeque};
@@ -303,45 +306,22 @@ impl Defender {
         }
         let now = self.clock.now();
         let score = self.config.scores.of(event);
+        let local = match self.count(ip, score, now) {
+            Ok(total) => total,
+            Err(verdict) => return verdict,
+        };
+        let total = match self.shared_total(ip, score, now).await {
+            Some(shared) => local.max(shared),
+            None => local,
+        };
+        if total < self.config.threshold {
+            return Verdict::Allowed;
+        }
         let ban = {
             let mut st = self.lock();
+            // Another event of the same address may have banned it while the shared score was read.
             if let Some(b) = st.bans.get(&ip).filter(|b| now < b.until) {
                 return Verdict::Banned(b.until);
-            }
-            if score == 0 {
-                return Verdict::Allowed;
-            }
-            if !st.scores.contains_key(&ip) && st.scores.len() >= MAX_TRACKED_ADDRESSES {
-                let horizon = now.checked_sub(self.config.observation).unwrap_or(now);
-                st.scores
-                    .retain(|_, events| events.back().is_some_and(|(t, _)| *t >= horizon));
-                // Still crowded: forget arbitrary addresses down to three quarters, so that this
-                // O(n) clean-up runs at most once per quarter of the table (amortised O(1)).
-                let excess = st.scores.len().saturating_sub(MAX_TRACKED_ADDRESSES / 4 * 3);
-                let victims: Vec<IpAddr> = st.scores.keys().take(excess).copied().collect();
-                for victim in victims {
-                    st.scores.remove(&victim);
-                }
-            }
-            let events = st.scores.entry(ip).or_default();
-            events.push_back((now, score));
-            let horizon = now.checked_sub(self.config.observation);
-            while events
-                .front()
-                .is_some_and(|(t, _)| horizon.is_some_and(|h| *t < h))
-            {
-                events.pop_front();
-            }
-            // Every event scores at least 1, so `threshold` entries always suffice to reach it.
-            let cap = usize::try_from(self.config.threshold)
-                .unwrap_or(usize::MAX)
-                .max(1);
-            while events.len() > cap {
-                events.pop_front();
-            }
-            let total: u32 = events.iter().map(|(_, s)| *s).fold(0, u32::saturating_add);
-            if total < self.config.threshold {
-                return Verdict::Allowed;
             }
             st.scores.remove(&ip);
             let previous = st
@@ -363,6 +343,77 @@ impl Defender {
         tracing::warn!(%ip, count = ban.count, secs = self.escalated(ban.count).as_secs(), reason = %ban.reason, "address banned");
         self.persist(&ban).await;
         Verdict::Banned(ban.until)
+    }
+
+    /// Adds `score` to the address's events in memory and returns its total within the observation
+    /// period, or the verdict to return at once (banned already, or nothing to count).
+    fn count(&self, ip: IpAddr, score: u32, now: SystemTime) -> Result<u32, Verdict> {
+        let mut st = self.lock();
+        if let Some(b) = st.bans.get(&ip).filter(|b| now < b.until) {
+            return Err(Verdict::Banned(b.until));
+        }
+        if score == 0 {
+            return Err(Verdict::Allowed);
+        }
+        if !st.scores.contains_key(&ip) && st.scores.len() >= MAX_TRACKED_ADDRESSES {
+            let horizon = now.checked_sub(self.config.observation).unwrap_or(now);
+            st.scores
+                .retain(|_, events| events.back().is_some_and(|(t, _)| *t >= horizon));
+            // Still crowded: forget arbitrary addresses down to three quarters, so that this
+            // O(n) clean-up runs at most once per quarter of the table (amortised O(1)).
+            let excess = st.scores.len().saturating_sub(MAX_TRACKED_ADDRESSES / 4 * 3);
+            let victims: Vec<IpAddr> = st.scores.keys().take(excess).copied().collect();
+            for victim in victims {
+                st.scores.remove(&victim);
+            }
+        }
+        let events = st.scores.entry(ip).or_default();
+        events.push_back((now, score));
+        let horizon = now.checked_sub(self.config.observation);
+        while events
+            .front()
+            .is_some_and(|(t, _)| horizon.is_some_and(|h| *t < h))
+        {
+            events.pop_front();
+        }
+        // Every event scores at least 1, so `threshold` entries always suffice to reach it.
+        let cap = usize::try_from(self.config.threshold)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        while events.len() > cap {
+            events.pop_front();
+        }
+        Ok(events.iter().map(|(_, s)| *s).fold(0, u32::saturating_add))
+    }
+
+    /// The address's total in the scores shared by every node, after adding `score` (PostgreSQL only;
+    /// `None` on SQLite, without a store, or when the database fails: then this node's total decides).
+    async fn shared_total(&self, ip: IpAddr, score: u32, now: SystemTime) -> Option<u32> {
+        let store = self.store.as_ref()?;
+        let since = now.checked_sub(self.config.observation).unwrap_or(now);
+        match store.add_shared_score(ip, score, now, since).await? {
+            Ok(total) => Some(total),
+            Err(e) => {
+                tracing::warn!(%ip, error = %e, "cannot add to the shared defender score; this node's score decides");
+                None
+            }
+        }
+    }
+
+    /// Applies a ban change made by another node or by `ferry ban` (announced by the database).
+    pub fn apply(&self, change: BanChange) {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        match change {
+            BanChange::Banned { ip, until, count } => {
+                st.scores.remove(&ip);
+                self.insert_ban(&mut st, ip, BanState { until, count }, now);
+            }
+            BanChange::Lifted { ip } => {
+                st.scores.remove(&ip);
+                st.bans.remove(&ip);
+            }
+        }
     }
 
     /// Bans `ip` for `duration` by hand (e.g. `ferry ban add`), whatever its score.
@@ -401,7 +452,10 @@ impl Defender {
     pub async fn unban(&self, ip: IpAddr) -> Result<bool, Error> {
         let ip = canonical(ip);
         let stored = match &self.store {
-            Some(store) => store.delete_ban(ip).await?,
+            Some(store) => {
+                store.clear_shared_scores(ip).await?;
+                store.delete_ban(ip).await?
+            }
             None => false,
         };
         let mut st = self.lock();
@@ -450,6 +504,9 @@ impl Defender {
         if let Some(before) = now.checked_sub(self.config.max_ban_time) {
             store.prune_bans(before).await?;
         }
+        if let Some(before) = now.checked_sub(self.config.observation) {
+            store.prune_shared_scores(before).await?;
+        }
         let rows = store.bans().await?;
         let mut st = self.lock();
         st.bans = rows
@@ -494,6 +551,9 @@ impl Defender {
         if let Some(store) = &self.store {
             if let Err(e) = store.put_ban(ban).await {
                 tracing::warn!(ip = %ban.ip, error = %e, "cannot store ban; it holds on this node only");
+            }
+            if let Err(e) = store.clear_shared_scores(ban.ip).await {
+                tracing::debug!(ip = %ban.ip, error = %e, "cannot clear the shared defender score");
             }
         }
     }

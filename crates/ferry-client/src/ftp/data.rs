@@ -50,9 +50,11 @@ pub(crate) async fn copy_in(
     timeout: Duration,
     progress: &mut Progress<'_>,
     limit: u64,
+    ascii: bool,
 ) -> Result<u64> {
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;
+    let mut text = ascii.then(|| (ferry_proto::ascii::FromNetwork::new(), Vec::new()));
     while total < limit {
         let want = usize::try_from(limit - total).unwrap_or(BUF).min(BUF);
         let n = match tokio::time::timeout(timeout, conn.read(&mut buf[..want])).await {
@@ -65,11 +67,26 @@ pub(crate) async fn copy_in(
             break;
         }
         let chunk = buf.get(..n).unwrap_or_default();
+        let chunk = match &mut text {
+            Some((conv, converted)) => {
+                converted.clear();
+                conv.convert(chunk, converted);
+                &converted[..]
+            }
+            None => chunk,
+        };
         out.write_all(chunk)
             .await
             .map_err(|e| Error::local("writing the local file", e))?;
         total += n as u64;
         progress(n as u64);
+    }
+    if let Some((mut conv, mut rest)) = text {
+        rest.clear();
+        conv.finish(&mut rest);
+        out.write_all(&rest)
+            .await
+            .map_err(|e| Error::local("writing the local file", e))?;
     }
     out.flush()
         .await
@@ -83,9 +100,11 @@ pub(crate) async fn copy_out(
     conn: &mut Box<dyn Stream>,
     timeout: Duration,
     progress: &mut Progress<'_>,
+    ascii: bool,
 ) -> Result<u64> {
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;
+    let mut text = ascii.then(|| (ferry_proto::ascii::ToNetwork::new(), Vec::new()));
     loop {
         let n = input
             .read(&mut buf)
@@ -95,6 +114,14 @@ pub(crate) async fn copy_out(
             return Ok(total);
         }
         let chunk = buf.get(..n).unwrap_or_default();
+        let chunk = match &mut text {
+            Some((conv, converted)) => {
+                converted.clear();
+                conv.convert(chunk, converted);
+                &converted[..]
+            }
+            None => chunk,
+        };
         match tokio::time::timeout(timeout, conn.write_all(chunk)).await {
             Err(_) => return Err(stalled(timeout)),
             Ok(Err(e)) => return Err(Error::io("sending data", e)),

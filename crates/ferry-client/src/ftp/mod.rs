@@ -1,9 +1,12 @@
 //! An FTP/FTPS client session (RFC 959, 2228/4217, 2428, 3659).
 //!
-//! One [`FtpClient`] is one control connection. Data connections are passive: `EPSV` first, `PASV` when
-//! the server refuses it; either way the data connection goes to the control connection's peer address and
-//! only the port is taken from the reply (a hostile or misconfigured server cannot point the client at
-//! another host). Transfers use `TYPE I`. Under TLS every data connection resumes the control
+//! One [`FtpClient`] is one control connection. Data connections are passive by default: `EPSV` first,
+//! `PASV` when the server refuses it; either way the data connection goes to the control connection's peer
+//! address and only the port is taken from the reply (a hostile or misconfigured server cannot point the
+//! client at another host). Active mode (on request) listens on the control connection's local address,
+//! announces it with `EPRT` (`PORT` when the server does not know EPRT) and accepts the server's
+//! connection only from the control connection's peer address. Transfers use `TYPE I`; `TYPE A` on
+//! request, with the line endings converted on the client (CRLF on the wire, LF locally). Under TLS every data connection resumes the control
 //! connection's TLS session (servers such as vsftpd and ferry require it). Every reply line, listing line
 //! and listing length is bounded, and every wait has a timeout.
 
@@ -13,6 +16,7 @@ mod data;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+use ferry_proto::hash::Algorithm;
 use ferry_proto::listing::EntryKind;
 use ferry_proto::reply::{Reply, ReplyCode};
 
@@ -22,7 +26,7 @@ pub use control::Stream;
 
 use crate::error::{Error, Result};
 use crate::names::check_arg;
-use crate::remote::{Entry, Progress};
+use crate::remote::{Checksum, Entry, Progress};
 use crate::secret::Secret;
 use crate::trust::tls::TlsContext;
 use crate::trust::TrustOptions;
@@ -35,21 +39,37 @@ pub struct FtpOptions {
     pub timeout: Duration,
     /// Certificate trust for FTPS.
     pub trust: TrustOptions,
+    /// Active mode: the server connects to the client for data (`EPRT`/`PORT`).
+    pub active: bool,
 }
 
 /// What the server advertised in `FEAT`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Features {
     mlst: bool,
     mfmt: bool,
     utf8: bool,
+    /// `HASH` algorithms offered, and the one selected (marked `*`).
+    hash: Vec<Algorithm>,
+    hash_selected: Option<Algorithm>,
+    /// `XSHA256`/`XSHA1`/`XMD5`/`XCRC` verbs listed.
+    xhash: Vec<Algorithm>,
 }
+
+/// Algorithms in the order a client prefers them.
+const PREFERENCE: [Algorithm; 4] = Algorithm::ALL;
 
 /// A logged-in FTP or FTPS session.
 #[derive(Debug)]
 pub struct FtpClient {
     control: Control,
     peer: SocketAddr,
+    /// The control connection's local address (active mode listens there).
+    local: SocketAddr,
+    active: bool,
+    eprt_refused: bool,
+    /// `TYPE A` is in force.
+    ascii: bool,
     tls: Option<TlsContext>,
     timeout: Duration,
     features: Features,
@@ -77,6 +97,9 @@ impl FtpClient {
         let peer = tcp
             .peer_addr()
             .map_err(|e| Error::io(format!("connecting to {}", url.authority()), e))?;
+        let local = tcp
+            .local_addr()
+            .map_err(|e| Error::io(format!("connecting to {}", url.authority()), e))?;
         let tls = match url.scheme {
             Scheme::Ftp => None,
             Scheme::Ftpes | Scheme::Ftps => Some(TlsContext::new(&url.host, url.port, &opts.trust)?),
@@ -89,6 +112,10 @@ impl FtpClient {
         let mut client = FtpClient {
             control: Control::new(stream, opts.timeout),
             peer,
+            local,
+            active: opts.active,
+            eprt_refused: false,
+            ascii: false,
             tls,
             timeout: opts.timeout,
             features: Features::default(),
@@ -107,6 +134,38 @@ impl FtpClient {
     /// Whether the control connection is protected by TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// Whether data connections are active (the server connects to the client).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Switches between active and passive data connections for the next transfers.
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
+    }
+
+    /// Whether `TYPE A` is in force.
+    pub fn is_ascii(&self) -> bool {
+        self.ascii
+    }
+
+    /// `TYPE A` (text: CRLF on the wire, LF in local files) or `TYPE I` (bytes unchanged).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal; connection errors.
+    pub async fn set_ascii(&mut self, ascii: bool) -> Result<()> {
+        let r = self.cmd("TYPE", Some(if ascii { "A" } else { "I" })).await?;
+        expect(
+            &r,
+            &[ReplyCode::COMMAND_OK],
+            if ascii { "TYPE A" } else { "TYPE I" },
+            "",
+        )?;
+        self.ascii = ascii;
+        Ok(())
     }
 
     /// Downloads `path` from byte `offset` into `out`; returns the bytes received.
@@ -141,12 +200,17 @@ impl FtpClient {
         progress: &mut Progress<'_>,
     ) -> Result<u64> {
         check_arg(path)?;
+        if self.ascii && (offset > 0 || len != u64::MAX) {
+            return Err(Error::Usage(
+                "resuming or segmenting is not possible in ASCII mode (byte offsets differ from the server's); use binary mode".into(),
+            ));
+        }
         if offset > 0 {
             let r = self.cmd("REST", Some(&offset.to_string())).await?;
             expect(&r, &[ReplyCode::FILE_ACTION_PENDING], "REST (resume)", path)?;
         }
         let mut conn = self.transfer("RETR", path).await?;
-        let received = data::copy_in(&mut conn, out, self.timeout, progress, len).await;
+        let received = data::copy_in(&mut conn, out, self.timeout, progress, len, self.ascii).await;
         drop(conn);
         let end = self.control.reply().await?;
         let n = received?;
@@ -169,9 +233,15 @@ impl FtpClient {
         progress: &mut Progress<'_>,
     ) -> Result<u64> {
         check_arg(path)?;
+        if self.ascii && append {
+            return Err(Error::Usage(
+                "resuming is not possible in ASCII mode (byte offsets differ from the server's); use binary mode"
+                    .into(),
+            ));
+        }
         let verb = if append { "APPE" } else { "STOR" };
         let mut conn = self.transfer(verb, path).await?;
-        let sent = data::copy_out(input, &mut conn, self.timeout, progress).await;
+        let sent = data::copy_out(input, &mut conn, self.timeout, progress, self.ascii).await;
         let closed = data::finish_upload(&mut conn, self.timeout).await;
         drop(conn);
         let end = self.control.reply().await?;
@@ -321,6 +391,54 @@ impl FtpClient {
         Ok(r.code() == ReplyCode::FILE_STATUS)
     }
 
+    /// Whether the server offers checksums (`HASH` in FEAT, or one of the `X…` verbs).
+    pub fn has_checksums(&self) -> bool {
+        !self.features.hash.is_empty() || !self.features.xhash.is_empty()
+    }
+
+    /// The server's checksum of `path`: `HASH` (SHA-256 preferred, selected with `OPTS HASH`) when FEAT
+    /// offers it, else `XSHA256`/`XSHA1`/`XMD5`/`XCRC`. `Ok(None)` when the server offers none or declines
+    /// for this file (too large, disabled).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], connection errors and timeouts.
+    pub async fn checksum(&mut self, path: &str) -> Result<Option<Checksum>> {
+        check_arg(path)?;
+        if let Some(algorithm) = PREFERENCE.into_iter().find(|a| self.features.hash.contains(a)) {
+            if self.features.hash_selected != Some(algorithm) {
+                let r = self
+                    .cmd("OPTS", Some(&format!("HASH {}", algorithm.ftp_name())))
+                    .await?;
+                if r.code() != ReplyCode::COMMAND_OK {
+                    return Ok(None);
+                }
+                self.features.hash_selected = Some(algorithm);
+            }
+            let r = self.cmd("HASH", Some(path)).await?;
+            return match r.code() {
+                // A reply in another form than the draft's is no checksum (servers differ), not an error.
+                ReplyCode::FILE_STATUS => Ok(ferry_proto::hash::parse_hash_reply(&r.text())
+                    .filter(|h| h.algorithm == algorithm && h.start == 0)
+                    .map(|h| Checksum {
+                        algorithm,
+                        digest: h.digest,
+                    })),
+                _ => declined(&r, "HASH", path),
+            };
+        }
+        let Some(algorithm) = PREFERENCE.into_iter().find(|a| self.features.xhash.contains(a)) else {
+            return Ok(None);
+        };
+        let verb = xhash_verb(algorithm);
+        let r = self.cmd(verb, Some(path)).await?;
+        if !(200..300).contains(&r.code().0) {
+            return declined(&r, verb, path);
+        }
+        Ok(ferry_proto::hash::parse_xhash_reply(algorithm, &r.text())
+            .map(|digest| Checksum { algorithm, digest }))
+    }
+
     /// Says goodbye (`QUIT`), ignoring the answer.
     pub async fn quit(mut self) {
         let _ = self.cmd("QUIT", None).await;
@@ -395,6 +513,22 @@ impl FtpClient {
                     "MLST" => self.features.mlst = true,
                     "MFMT" => self.features.mfmt = true,
                     "UTF8" => self.features.utf8 = true,
+                    "HASH" => {
+                        let list = upper.trim_start_matches("HASH").trim();
+                        for name in list.split(';').filter(|n| !n.is_empty()).take(16) {
+                            let selected = name.ends_with('*');
+                            if let Some(a) = Algorithm::from_ftp_name(name.trim_end_matches('*')) {
+                                self.features.hash.push(a);
+                                if selected {
+                                    self.features.hash_selected = Some(a);
+                                }
+                            }
+                        }
+                    }
+                    "XSHA256" | "XSHA1" | "XMD5" | "XCRC" => {
+                        let a = PREFERENCE.into_iter().find(|a| xhash_verb(*a) == word);
+                        self.features.xhash.extend(a);
+                    }
                     _ => {}
                 }
             }
@@ -411,18 +545,88 @@ impl FtpClient {
         Ok(())
     }
 
-    /// Opens a passive data connection, sends `verb path`, and waits for `150`/`125`.
+    /// Opens a data connection (passive, or active when asked), sends `verb path`, and waits for
+    /// `150`/`125`.
     async fn transfer(&mut self, verb: &str, path: &str) -> Result<Box<dyn Stream>> {
-        let tcp = self.passive().await?;
-        self.control.send(verb, Some(path)).await?;
-        let r = self.control.reply().await?;
-        if !matches!(r.code(), ReplyCode::FILE_STATUS_OK | ReplyCode::DATA_ALREADY_OPEN) {
-            return Err(refusal(&r, verb, path));
-        }
+        let tcp = if self.active {
+            self.active_transfer(verb, path).await?
+        } else {
+            let tcp = self.passive().await?;
+            self.control.send(verb, Some(path)).await?;
+            let r = self.control.reply().await?;
+            if !matches!(r.code(), ReplyCode::FILE_STATUS_OK | ReplyCode::DATA_ALREADY_OPEN) {
+                return Err(refusal(&r, verb, path));
+            }
+            tcp
+        };
         match &self.tls {
             Some(ctx) => Ok(Box::new(data::tls_connect(ctx, tcp, self.timeout).await?)),
             None => Ok(Box::new(tcp)),
         }
+    }
+
+    /// Active mode: listens on the control connection's local address, announces it (`EPRT`, else
+    /// `PORT`), sends `verb path` and accepts the server's connection, from its control address only.
+    async fn active_transfer(&mut self, verb: &str, path: &str) -> Result<tokio::net::TcpStream> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(self.local.ip(), 0))
+            .await
+            .map_err(|e| Error::io("listening for the active data connection", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("listening for the active data connection", e))?;
+        self.announce_active(addr).await?;
+        self.control.send(verb, Some(path)).await?;
+        let (peer, timeout) = (self.peer.ip(), self.timeout);
+        // Accepted while the reply is read: some servers connect before they send 150.
+        let accept = tokio::spawn(tokio::time::timeout(timeout, accept_from(listener, peer)));
+        let r = match self.control.reply().await {
+            Ok(r) => r,
+            Err(e) => {
+                accept.abort();
+                return Err(e);
+            }
+        };
+        if !matches!(r.code(), ReplyCode::FILE_STATUS_OK | ReplyCode::DATA_ALREADY_OPEN) {
+            accept.abort();
+            return Err(refusal(&r, verb, path));
+        }
+        match accept.await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(_)) => Err(Error::Timeout {
+                what: format!("the server's active data connection to {addr}"),
+                secs: timeout.as_secs(),
+            }),
+            Err(e) => Err(Error::io(
+                "accepting the active data connection",
+                std::io::Error::other(e),
+            )),
+        }
+    }
+
+    /// `EPRT` with our listening address; `PORT` for IPv4 when the server does not know `EPRT`.
+    async fn announce_active(&mut self, addr: SocketAddr) -> Result<()> {
+        if !self.eprt_refused {
+            let r = self
+                .cmd("EPRT", Some(&ferry_proto::addr::format_eprt_arg(addr)))
+                .await?;
+            if r.code() == ReplyCode::COMMAND_OK {
+                return Ok(());
+            }
+            if !matches!(r.code().0, 500 | 502) {
+                return Err(refusal(&r, "EPRT", ""));
+            }
+            self.eprt_refused = true;
+        }
+        let SocketAddr::V4(v4) = addr else {
+            return Err(Error::Refused {
+                what: "EPRT".into(),
+                reply: "the server does not know EPRT, and PORT cannot carry an IPv6 address".into(),
+            });
+        };
+        let r = self
+            .cmd("PORT", Some(&ferry_proto::addr::format_port_arg(v4)))
+            .await?;
+        expect(&r, &[ReplyCode::COMMAND_OK], "PORT", "").map(|_| ())
     }
 
     /// EPSV, else PASV; connects to the control peer's address at the port the server names.
@@ -461,6 +665,49 @@ impl FtpClient {
             .map_err(|e| Error::io(format!("opening the data connection to {addr}"), e))?;
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
+    }
+}
+
+/// Accepts the first connection from `peer` (the server's control address); others are closed at once.
+async fn accept_from(
+    listener: tokio::net::TcpListener,
+    peer: std::net::IpAddr,
+) -> Result<tokio::net::TcpStream> {
+    let canonical = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    loop {
+        let (conn, from) = listener
+            .accept()
+            .await
+            .map_err(|e| Error::io("accepting the active data connection", e))?;
+        if canonical(from.ip()) == canonical(peer) {
+            let _ = conn.set_nodelay(true);
+            return Ok(conn);
+        }
+        drop(conn);
+    }
+}
+
+/// The legacy verb of an algorithm.
+fn xhash_verb(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Sha256 => "XSHA256",
+        Algorithm::Sha1 => "XSHA1",
+        Algorithm::Md5 => "XMD5",
+        Algorithm::Crc32 => "XCRC",
+    }
+}
+
+/// A checksum request the server did not answer: a missing file is an error, anything else (too large,
+/// disabled, not a file) is no checksum.
+fn declined(r: &Reply, verb: &str, path: &str) -> Result<Option<Checksum>> {
+    match refusal(r, verb, path) {
+        e @ (Error::NotFound(_) | Error::Transient { .. }) => Err(e),
+        _ => Ok(None),
     }
 }
 

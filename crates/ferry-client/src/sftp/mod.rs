@@ -25,7 +25,7 @@ use packet::{Attrs, Body, Packet, Reader};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_LISTING_ENTRIES, MAX_SFTP_PACKET, SFTP_CHUNK, SFTP_REQUESTS_IN_FLIGHT};
 use crate::names::check_arg;
-use crate::remote::{Entry, Progress};
+use crate::remote::{Checksum, Entry, Progress};
 use crate::secret::Secret;
 use crate::trust::TrustOptions;
 
@@ -40,6 +40,8 @@ pub struct SftpOptions {
     pub trust: TrustOptions,
     /// Private key files to try, in order.
     pub identities: Vec<PathBuf>,
+    /// An SSH agent's socket; its keys are tried before the files.
+    pub agent: Option<PathBuf>,
 }
 
 /// A logged-in SFTP session.
@@ -48,6 +50,8 @@ pub struct SftpClient {
     shared: Arc<Shared>,
     reader: tokio::task::JoinHandle<()>,
     timeout: Duration,
+    /// The server announced `check-file-name` in VERSION.
+    check_file: bool,
 }
 
 impl std::fmt::Debug for SftpClient {
@@ -89,6 +93,7 @@ impl SftpClient {
             user,
             password,
             &opts.identities,
+            opts.agent.as_deref(),
             &opts.trust,
             opts.timeout,
         )
@@ -102,13 +107,15 @@ impl SftpClient {
             .await
             .map_err(|e| Error::Ssh(format!("starting the sftp subsystem: {e}")))?;
         let mut stream = channel.into_stream();
-        tokio::time::timeout(opts.timeout, init(&mut stream))
+        let extensions = tokio::time::timeout(opts.timeout, init(&mut stream))
             .await
             .map_err(|_| Error::Timeout {
                 what: "the SFTP version reply".into(),
                 secs: opts.timeout.as_secs(),
             })??;
-        Ok(SftpClient::start(handle, stream, opts.timeout))
+        let mut client = SftpClient::start(handle, stream, opts.timeout);
+        client.check_file = extensions.iter().any(|e| &e[..] == b"check-file-name");
+        Ok(client)
     }
 
     fn start(
@@ -129,6 +136,7 @@ impl SftpClient {
             shared,
             reader,
             timeout,
+            check_file: false,
         }
     }
 
@@ -457,6 +465,59 @@ impl SftpClient {
         Ok(self.path_op(packet::SETSTAT, "SETSTAT", path, body).await.is_ok())
     }
 
+    /// Whether the server offers checksums (`check-file-name` announced).
+    pub fn has_checksums(&self) -> bool {
+        self.check_file
+    }
+
+    /// The server's checksum of `path` with the `check-file-name` extension (SHA-256 preferred).
+    /// `Ok(None)` when the server does not offer it or declines for this file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], timeouts and protocol errors.
+    pub async fn checksum(&self, path: &str) -> Result<Option<Checksum>> {
+        check_arg(path)?;
+        if !self.check_file {
+            return Ok(None);
+        }
+        let algorithms: Vec<&str> = ferry_proto::hash::Algorithm::ALL
+            .iter()
+            .map(|a| a.sftp_name())
+            .collect();
+        let body = Body::new()
+            .string(b"check-file-name")
+            .string(path.as_bytes())
+            .string(algorithms.join(",").as_bytes())
+            .u64(0)
+            .u64(0)
+            .u32(0);
+        let rx = self.send(packet::EXTENDED, body).await?;
+        let p = self.wait(rx, "check-file-name").await?;
+        match p.kind {
+            packet::EXTENDED_REPLY => {
+                let mut r = Reader(p.body);
+                let (Some(name), Some(alg)) = (r.string(), r.string()) else {
+                    return Err(malformed("check-file"));
+                };
+                let algorithm = ferry_proto::hash::Algorithm::from_sftp_name(&alg)
+                    .filter(|a| &name[..] == b"check-file" && r.0.len() == a.digest_len())
+                    .ok_or_else(|| malformed("check-file"))?;
+                Ok(Some(Checksum {
+                    algorithm,
+                    digest: r.0.to_vec(),
+                }))
+            }
+            packet::STATUS => match status(&p)? {
+                (packet::FX_NO_SUCH_FILE, msg) => {
+                    Err(status_error(packet::FX_NO_SUCH_FILE, msg, "check-file", path))
+                }
+                _ => Ok(None),
+            },
+            _ => Err(unexpected(&p, "check-file-name")),
+        }
+    }
+
     async fn path_op(&self, kind: u8, verb: &str, path: &str, body: Body) -> Result<()> {
         check_arg(path)?;
         let rx = self.send(kind, body).await?;
@@ -550,8 +611,8 @@ impl SftpClient {
     }
 }
 
-/// Sends INIT (version 3) and reads VERSION.
-async fn init(stream: &mut ChannelStream) -> Result<()> {
+/// Sends INIT (version 3) and reads VERSION; returns the names of the extensions announced.
+async fn init(stream: &mut ChannelStream) -> Result<Vec<Bytes>> {
     let init = Body::new().u32(3).packet(packet::INIT, None);
     stream
         .write_all(&init)
@@ -564,7 +625,16 @@ async fn init(stream: &mut ChannelStream) -> Result<()> {
             "the server did not answer SFTP INIT with VERSION".into(),
         ));
     }
-    Ok(())
+    // Type, version, then name/data pairs; a truncated pair ends the list.
+    let mut r = Reader(payload.slice(1..));
+    r.u32();
+    let mut extensions = Vec::new();
+    while let (Some(name), Some(_data)) = (r.string(), r.string()) {
+        if extensions.len() < 64 {
+            extensions.push(name);
+        }
+    }
+    Ok(extensions)
 }
 
 /// One frame's payload, bounded by [`MAX_SFTP_PACKET`].

@@ -1,7 +1,7 @@
-//! The SSH connection under SFTP: host key checked against known_hosts, then public-key and/or password
-//! authentication.
+//! The SSH connection under SFTP: host key checked against known_hosts, then authentication: the keys of
+//! an SSH agent (if given), key files, then a password.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -99,6 +99,50 @@ impl HostKeyCheck {
     }
 }
 
+/// Tries the agent's keys (at most [`MAX_AGENT_KEYS`]); `Ok(true)` once one is accepted. `Err` says
+/// what was tried, for the error message.
+async fn with_agent(handle: &mut Handle<HostKeyCheck>, user: &str, socket: &Path) -> Result<bool, String> {
+    use russh::keys::agent::client::AgentClient;
+    use russh::keys::agent::AgentIdentity;
+    let shown = socket.display();
+    let mut agent = AgentClient::connect_uds(socket)
+        .await
+        .map_err(|e| format!("the SSH agent at {shown} (unreachable: {e})"))?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(|e| format!("the SSH agent at {shown} (no key list: {e})"))?;
+    let keys: Vec<_> = identities
+        .into_iter()
+        .filter_map(|id| match id {
+            AgentIdentity::PublicKey { key, .. } => Some(key),
+            AgentIdentity::Certificate { .. } => None,
+        })
+        .take(MAX_AGENT_KEYS)
+        .collect();
+    if keys.is_empty() {
+        return Err(format!("the SSH agent at {shown} (it holds no keys)"));
+    }
+    let n = keys.len();
+    for key in keys {
+        let hash = if key.algorithm().is_rsa() {
+            handle.best_supported_rsa_hash().await.ok().flatten().flatten()
+        } else {
+            None
+        };
+        match handle
+            .authenticate_publickey_with(user, key, hash, &mut agent)
+            .await
+        {
+            Ok(r) if r.success() => return Ok(true),
+            Ok(_) => {}
+            // The agent would not sign (locked, or asks for confirmation that was refused).
+            Err(e) => return Err(format!("the SSH agent at {shown} (signing failed: {e})")),
+        }
+    }
+    Err(format!("{n} key(s) of the SSH agent at {shown} (not accepted)"))
+}
+
 impl client::Handler for HostKeyCheck {
     type Error = russh::Error;
 
@@ -107,14 +151,20 @@ impl client::Handler for HostKeyCheck {
     }
 }
 
-/// Connects, checks the host key and logs in: each key in `identities` (that loads without a
-/// passphrase), then `password` if given.
+/// Most agent keys offered: servers count every attempt (OpenSSH's MaxAuthTries is 6), and the key
+/// files and the password come after them.
+const MAX_AGENT_KEYS: usize = 4;
+
+/// Connects, checks the host key and logs in: the agent's keys, each key in `identities` (that loads
+/// without a passphrase), then `password` if given.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn connect(
     host: &str,
     port: u16,
     user: &str,
     password: Option<&Secret>,
     identities: &[PathBuf],
+    agent: Option<&Path>,
     trust: &TrustOptions,
     timeout: Duration,
 ) -> Result<Handle<HostKeyCheck>> {
@@ -157,6 +207,13 @@ pub(crate) async fn connect(
     };
     let auth = async {
         let mut tried = Vec::new();
+        if let Some(socket) = agent {
+            match with_agent(&mut handle, user, socket).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(why) => tried.push(why),
+            }
+        }
         for path in identities {
             let Ok(key) = russh::keys::load_secret_key(path, None) else {
                 tried.push(format!("{} (unreadable or passphrase-protected)", path.display()));

@@ -19,8 +19,13 @@ impl Session {
                 return self.reply(e.code, e.message);
             }
         };
-        // RNTO must immediately follow RNFR: any other command forgets the pending rename.
+        // RNTO must immediately follow RNFR: any other command forgets the pending rename. Likewise a RANG
+        // range applies to the HASH right after it.
         let rename_from = self.rename_from.take();
+        let hash_range = match cmd {
+            Command::Rang(_) => None,
+            _ => self.hash_range.take(),
+        };
         // REST survives data-connection set-up (clients send it before or after PASV) and is consumed by
         // the next transfer command.
         let restart = match cmd {
@@ -213,6 +218,9 @@ impl Session {
                 }),
             },
             Command::Site(arg) => self.site(&arg),
+            Command::Hash(arg) => self.hash_file(&arg, None, hash_range.unwrap_or_default()),
+            Command::XHash(algorithm, arg) => self.hash_file(&arg.path, Some(algorithm), arg.range),
+            Command::Rang(range) => self.rang(range),
             // Handled above for every phase.
             Command::Quit
             | Command::Noop
@@ -280,16 +288,20 @@ impl Session {
         self.rename_from = None;
         self.data = DataSetup::None;
         self.epsv_all = false;
+        self.hash_algorithm = crate::hash::Algorithm::Sha256;
+        self.hash_range = None;
         self.push(Output::ResetData);
         self.reply(ReplyCode::SERVICE_READY, "Session reinitialised; log in again");
     }
 
     pub(super) fn feat(&mut self) {
+        let hash_line = crate::hash::feat_line(self.hash_algorithm);
         let lines: Vec<Vec<u8>> = [
             "Extensions supported:",
             "AUTH TLS",
             "EPRT",
             "EPSV",
+            hash_line.as_str(),
             "MDTM",
             "MFMT",
             MLST_FACTS_FEAT,
@@ -304,6 +316,7 @@ impl Session {
         ]
         .iter()
         .filter(|f| self.config.tls.policy != TlsPolicy::Off || !matches!(**f, "AUTH TLS" | "PBSZ" | "PROT"))
+        .filter(|f| self.config.hash_max_size > 0 || !f.starts_with("HASH "))
         .map(|s| s.as_bytes().to_vec())
         .collect();
         self.push(Output::Reply(Reply::multi(ReplyCode::SYSTEM_STATUS, lines)));
@@ -437,6 +450,7 @@ impl Session {
                 ReplyCode::COMMAND_OK,
                 "MLST OPTS type;size;modify;perm;unique;unix.mode;",
             ),
+            Opts::Hash(algorithm) => self.opts_hash(*algorithm),
         }
     }
 

@@ -12,8 +12,10 @@
 
 mod commands;
 mod data;
+mod hash;
 mod types;
 
+pub use hash::{HashError, HashRequest, HashValue};
 pub use types::*;
 
 use std::collections::VecDeque;
@@ -55,6 +57,8 @@ enum Waiting {
     Tls,
     /// `200` to CCC was sent; the glue is ending TLS on the control connection.
     Ccc,
+    /// A checksum is being computed.
+    Hash(hash::PendingHash),
 }
 
 /// What a storage request was for, so its result can be turned into the right reply.
@@ -111,6 +115,10 @@ pub struct Session {
     closed: bool,
     /// FXP allowed for the logged-in user: PORT/EPRT to any address (security opt-out).
     danger_allow_fxp: bool,
+    /// The `HASH` algorithm (`OPTS HASH`).
+    hash_algorithm: crate::hash::Algorithm,
+    /// The range of the next `HASH` (`RANG`).
+    hash_range: Option<crate::hash::Range>,
 }
 
 impl Session {
@@ -140,6 +148,8 @@ impl Session {
             last_activity: now,
             closed: false,
             danger_allow_fxp: false,
+            hash_algorithm: crate::hash::Algorithm::Sha256,
+            hash_range: None,
         };
         let greeting = s.config.greeting.clone();
         s.reply(ReplyCode::SERVICE_READY, greeting);
@@ -164,7 +174,8 @@ impl Session {
                 | Waiting::Storage(_)
                 | Waiting::Passive(_)
                 | Waiting::Tls
-                | Waiting::Ccc,
+                | Waiting::Ccc
+                | Waiting::Hash(_),
             ) => None,
             (Phase::LoggedIn(_), _) => Some(self.last_activity + self.config.idle_timeout),
             _ => Some(

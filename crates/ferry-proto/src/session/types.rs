@@ -27,6 +27,9 @@ pub struct Config {
     pub max_login_attempts: u32,
     /// FTPS (RFC 4217) settings for this connection.
     pub tls: TlsSettings,
+    /// Longest byte range `HASH`/`X…` checksums are computed for on demand; 0 turns them off (and FEAT
+    /// no longer offers `HASH`).
+    pub hash_max_size: u64,
 }
 
 /// Whether the control connection must, may or cannot use TLS.
@@ -62,6 +65,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             max_login_attempts: limits::MAX_LOGIN_ATTEMPTS,
             tls: TlsSettings::default(),
+            hash_max_size: crate::hash::DEFAULT_MAX_SIZE,
         }
     }
 }
@@ -271,6 +275,8 @@ pub enum Output {
     },
     /// Run a storage request; answer with [`super::Session::handle_storage`].
     Storage(StorageRequest),
+    /// Compute a checksum by reading the file; answer with [`super::Session::handle_hash`].
+    Hash(super::HashRequest),
     /// Drop any passive listener or active target and open a new passive listener; answer with
     /// [`super::Session::handle_passive`] giving the address to advertise.
     OpenPassive(PassiveFamily),

@@ -203,6 +203,11 @@ impl Table {
         self.open.remove(&Self::id(name)?)
     }
 
+    /// Whether no handle is open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     /// Drops every handle (uploads not closed are discarded when their last user finishes).
     pub(crate) fn clear(&mut self) {
         self.open.clear();

@@ -7,6 +7,7 @@
 //! never reads the replies therefore holds at most that budget of replies, not one per request;
 //! further requests wait, received, in the session's buffer (up to [`MAX_BUFFERED`]).
 
+mod checkfile;
 mod handles;
 pub(crate) mod ops;
 mod stream;
@@ -35,6 +36,10 @@ pub(crate) struct Ctx {
     /// The user's storage, jailed at their home, through the policy layer.
     pub(crate) fs: UserFs,
     pub(crate) handles: Mutex<handles::Table>,
+    /// Reports file operations and transfers.
+    pub(crate) tap: Arc<ferry_observe::SessionTap>,
+    /// Longest range `check-file` hashes on demand; 0 turns the extension off.
+    pub(crate) hash_max_size: u64,
 }
 
 impl Ctx {
@@ -42,7 +47,26 @@ impl Ctx {
         Ctx {
             fs,
             handles: Mutex::default(),
+            tap: ferry_observe::SessionTap::none(ferry_observe::Protocol::Sftp, ([0, 0, 0, 0], 0).into()),
+            hash_max_size: ferry_proto::hash::DEFAULT_MAX_SIZE,
         }
+    }
+
+    /// The same context, reporting to `tap`.
+    pub(crate) fn with_tap(mut self, tap: Arc<ferry_observe::SessionTap>) -> Self {
+        self.tap = tap;
+        self
+    }
+
+    /// Whether a file or directory is open (a transfer may be under way).
+    pub(crate) fn busy(&self) -> bool {
+        !self.table().is_empty()
+    }
+
+    /// Sets the longest range `check-file` hashes (0: off).
+    pub(crate) fn with_hash_max_size(mut self, max: u64) -> Self {
+        self.hash_max_size = max;
+        self
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, handles::Table> {
@@ -237,6 +261,11 @@ pub(crate) fn init(packet: &[u8], ctx: &Ctx) -> Result<Bytes, End> {
     w.u32(VERSION);
     for (name, data) in ops::extensions(ctx.fs.capabilities()) {
         w.string(name.as_bytes()).string(data.as_bytes());
+    }
+    if ctx.hash_max_size > 0 {
+        for (name, data) in checkfile::EXTENSIONS {
+            w.string(name.as_bytes()).string(data.as_bytes());
+        }
     }
     Ok(w.finish())
 }

@@ -128,10 +128,11 @@ enum Op {
         turn: Waiting,
     },
     Limits,
+    CheckFile(super::checkfile::CheckFile),
 }
 
 /// A refusal known while parsing.
-struct Refused(Status, Cow<'static, str>);
+pub(super) struct Refused(pub(super) Status, pub(super) Cow<'static, str>);
 
 impl From<PathError> for Refused {
     fn from(e: PathError) -> Self {
@@ -388,6 +389,10 @@ fn parse_extended(r: &mut Reader<'_>, ctx: &Ctx) -> Result<Result<Op, Refused>, 
             Op::Fsync { handle, turn }
         }
         b"limits@openssh.com" => Op::Limits,
+        name if super::checkfile::is_check_file(name) => match super::checkfile::parse(name, r, ctx)? {
+            Ok(c) => Op::CheckFile(c),
+            Err(e) => return Ok(Err(e)),
+        },
         b"hardlink@openssh.com" => {
             return Ok(Err(Refused(
                 Status::OpUnsupported,
@@ -424,12 +429,24 @@ pub(crate) fn reply_bound(packet: &[u8]) -> usize {
         // Names of at most 255 bytes, their `ls -l` lines and attributes.
         Ok(kind::READDIR) => READDIR_BATCH * 1024,
         Ok(kind::REALPATH) => 2 * crate::limits::MAX_PATH_LEN + SMALL,
+        Ok(kind::EXTENDED) => {
+            let name = (|| {
+                r.u32()?;
+                r.string()
+            })();
+            match name {
+                Ok(name) if super::checkfile::is_check_file(name) => {
+                    super::checkfile::MAX_DIGEST_BYTES + SMALL
+                }
+                _ => SMALL,
+            }
+        }
         _ => SMALL,
     }
 }
 
 /// Maps a storage error to a status and its message (the back-end's detail if it gave one).
-fn fs_error(e: ferry_vfs::Error) -> Refused {
+pub(super) fn fs_error(e: ferry_vfs::Error) -> Refused {
     let kind = e.kind();
     let status = match kind {
         ErrorKind::NotFound | ErrorKind::NotADirectory => Status::NoSuchFile,
@@ -667,6 +684,7 @@ async fn run_op(id: u32, op: Op, ctx: &Ctx) -> Result<Bytes, Refused> {
             file.file.sync().await.map_err(fs_error)?;
             Ok(ok())
         }
+        Op::CheckFile(c) => super::checkfile::run(id, c, ctx).await,
         Op::Limits => {
             let mut w = Writer::new(kind::EXTENDED_REPLY, Some(id), 32);
             w.u64(MAX_PACKET_LEN as u64)
@@ -710,6 +728,12 @@ async fn open(id: u32, ctx: &Ctx, path: VPath, flags: u32, attrs: Attrs) -> Resu
     if read {
         fs.may_read().map_err(fs_error)?;
     }
+    ctx.tap.check_upload(&path.display()).await.map_err(|_| {
+        Refused(
+            Status::PermissionDenied,
+            Cow::Borrowed("upload refused by the server's pre-upload check"),
+        )
+    })?;
     // Permission bits for a new file, applied when it is created.
     let new_mode = attrs.permissions;
     let target = if create && (excl || trunc) {

@@ -216,6 +216,12 @@ impl Writer {
         self
     }
 
+    /// Bytes with no length prefix (the rest of a packet).
+    pub(crate) fn raw(&mut self, b: &[u8]) -> &mut Self {
+        self.buf.put_slice(b);
+        self
+    }
+
     pub(crate) fn attrs(&mut self, a: &Attrs) -> &mut Self {
         let mut flags = 0;
         if a.size.is_some() {

@@ -43,6 +43,17 @@ struct ByReply {
     reply: &'static str,
 }
 
+/// `action` and `outcome` labels of hook deliveries.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByHook {
+    action: &'static str,
+    outcome: &'static str,
+}
+
+/// Hook actions and delivery outcomes, as label values.
+const HOOK_ACTIONS: [&str; 2] = ["command", "http"];
+const HOOK_OUTCOMES: [&str; 4] = ["ok", "retry", "failed", "dropped"];
+
 /// The replies a failed data connection gets, as label values.
 const DATA_FAILURE_REPLIES: [&str; 3] = ["425", "426", "522"];
 
@@ -56,6 +67,7 @@ pub struct Metrics {
     transfers: Family<ByTransfer, Counter>,
     transfer_bytes: Family<ByDirection, Counter>,
     data_connection_failures: Family<ByReply, Counter>,
+    hook_deliveries: Family<ByHook, Counter>,
 }
 
 const PROTOCOLS: [Protocol; 3] = [Protocol::Ftp, Protocol::Ftps, Protocol::Sftp];
@@ -71,6 +83,18 @@ impl Metrics {
         let transfers = Family::<ByTransfer, Counter>::default();
         let transfer_bytes = Family::<ByDirection, Counter>::default();
         let data_connection_failures = Family::<ByReply, Counter>::default();
+        let hook_deliveries = Family::<ByHook, Counter>::default();
+        registry.register(
+            "hook_deliveries",
+            "Event hook deliveries by action (command, http) and outcome (ok; retry: an attempt \
+             failed and is retried; failed: every attempt failed; dropped: the queue was full)",
+            hook_deliveries.clone(),
+        );
+        for action in HOOK_ACTIONS {
+            for outcome in HOOK_OUTCOMES {
+                drop(hook_deliveries.get_or_create(&ByHook { action, outcome }));
+            }
+        }
         registry.register(
             "sessions_active",
             "Sessions open now, by protocol",
@@ -135,6 +159,7 @@ impl Metrics {
             transfers,
             transfer_bytes,
             data_connection_failures,
+            hook_deliveries,
         }
     }
 
@@ -154,6 +179,12 @@ impl Default for Metrics {
 }
 
 impl Observer for Metrics {
+    fn hook_delivered(&self, action: &'static str, outcome: &'static str) {
+        self.hook_deliveries
+            .get_or_create(&ByHook { action, outcome })
+            .inc();
+    }
+
     fn data_connection_failed(&self, protocol: Protocol, reply: u16) {
         // Only the replies documented; anything else would be a new series nobody expects.
         if let Some(reply) = DATA_FAILURE_REPLIES

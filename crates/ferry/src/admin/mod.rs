@@ -39,7 +39,8 @@ pub struct Admin {
     metrics: Arc<Metrics>,
     draining: AtomicBool,
     users: UserStore,
-    users_db: PathBuf,
+    /// The SQLite file of the user database (`None`: PostgreSQL, probed by a query only).
+    users_db: Option<PathBuf>,
     storage: StorageProbe,
 }
 
@@ -57,7 +58,7 @@ impl Admin {
     pub fn new(
         metrics: Arc<Metrics>,
         users: UserStore,
-        users_db: PathBuf,
+        users_db: Option<PathBuf>,
         storage: StorageProbe,
     ) -> Arc<Self> {
         Arc::new(Admin {
@@ -81,11 +82,13 @@ impl Admin {
             return Some("draining: the server is shutting down".to_owned());
         }
         // The open pool keeps a removed file readable: look at the path as a new process would.
-        if let Err(e) = std::fs::File::open(&self.users_db) {
-            return Some(format!(
-                "the user database {} cannot be opened: {e}",
-                self.users_db.display()
-            ));
+        if let Some(users_db) = &self.users_db {
+            if let Err(e) = std::fs::File::open(users_db) {
+                return Some(format!(
+                    "the user database {} cannot be opened: {e}",
+                    users_db.display()
+                ));
+            }
         }
         if let Some(why) = self.storage_not_ready().await {
             return Some(why);
@@ -219,7 +222,7 @@ mod tests {
         let admin = Admin::new(
             Arc::new(Metrics::new()),
             users,
-            db,
+            Some(db),
             StorageProbe::Local(dir.path().to_path_buf()),
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -63,6 +63,16 @@ pub struct ClientOptions {
     )]
     pub danger_accept_any_certificate: bool,
 
+    /// FTP: active data connections (the server connects back to this host: EPRT, else PORT) instead
+    /// of passive ones. Only connections from the server's own address are accepted.
+    #[arg(long, help_heading = "Connection")]
+    pub active: bool,
+
+    /// FTP: transfer text (TYPE A): CRLF line endings on the wire, LF in local files. Not with
+    /// `-c`, `-n` or `mirror` (byte offsets and sizes differ between the two forms).
+    #[arg(long, help_heading = "Connection")]
+    pub ascii: bool,
+
     /// Seconds to wait for connecting, a reply, or a stalled transfer.
     #[arg(long, value_name = "SECS", default_value_t = 30, help_heading = "Connection")]
     pub timeout: u64,
@@ -171,6 +181,11 @@ pub struct MirrorArgs {
     /// Files transferred at once, each over its own connection.
     #[arg(long, short = 'P', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
+    /// Compare files by size and modification time only, and do not verify copies, even when the server
+    /// offers checksums [default: files of equal size are compared by checksum (FTP HASH/XSHA256…, SFTP
+    /// check-file) and every copy is verified].
+    #[arg(long)]
+    pub no_checksum: bool,
     #[command(flatten)]
     pub opts: ClientOptions,
 }

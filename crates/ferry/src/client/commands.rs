@@ -63,7 +63,19 @@ pub fn report(ctx: &Ctx, op: &str, remote: &RemoteUrl, local: &str, result: &Res
     println!("{}", json_line(&fields));
 }
 
+/// `-c` and `-n` work on byte offsets, which differ between the text on the wire and the local file.
+fn ascii_conflict(ascii: bool, resume: bool, segments: u16) -> Result<(), Error> {
+    if ascii && (resume || segments > 1) {
+        return Err(Error::Usage(
+            "--ascii cannot be combined with -c or -n: byte offsets differ in ASCII mode; use binary mode"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn get(a: GetArgs) -> Result<Exit, Error> {
+    ascii_conflict(a.opts.ascii, a.resume, a.segments)?;
     let ctx = Ctx::new(&a.opts)?;
     let url = Ctx::url(&a.url)?;
     let name = remote_basename(&url.path).ok_or_else(|| {
@@ -302,6 +314,7 @@ pub fn temp_name(local: &Path) -> PathBuf {
 }
 
 async fn put(a: PutArgs) -> Result<Exit, Error> {
+    ascii_conflict(a.opts.ascii, a.resume, 1)?;
     let ctx = Ctx::new(&a.opts)?;
     let Some((target, locals)) = a.args.split_last() else {
         return Err(Error::Usage("ferry put LOCAL… URL".into()));
@@ -330,6 +343,14 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
         })
         .collect();
     let workers = usize::from(a.jobs).min(jobs.len());
+    let bytes = jobs
+        .iter()
+        .filter_map(|(l, _)| std::fs::metadata(l).ok())
+        .map(|m| m.len())
+        .sum();
+    let total = super::output::Total::new(jobs.len(), bytes, ctx.opts.quiet || ctx.opts.json);
+    let mut ctx = ctx;
+    ctx.total = Some(total.clone());
     let queue = Arc::new(Mutex::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
@@ -344,6 +365,7 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
             last_err = e.or(last_err);
         }
     }
+    total.finish();
     Ok(outcome(ok, failed, last_err.as_ref()))
 }
 
@@ -376,6 +398,7 @@ async fn put_worker(
                 r => break r,
             }
         };
+        ctx.file_done();
         report(
             &ctx,
             "put",

@@ -55,10 +55,15 @@ pub fn resolve(url: &RemoteUrl, opts: &ClientOptions) -> Credentials {
     } else {
         opts.identity.clone()
     };
+    // The SSH agent, as OpenSSH finds it; its keys are tried first.
+    let agent = std::env::var_os("SSH_AUTH_SOCK")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
     Credentials {
         user,
         password,
         identities,
+        agent,
     }
 }
 

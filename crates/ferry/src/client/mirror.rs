@@ -4,8 +4,13 @@
 //! connections) and, with `--delete`, extra entries removed. Names from a server listing are checked with
 //! [`local_component`]: a name with `/`, `\`, `..`, a control character or an absolute path is skipped and
 //! reported, so a hostile server can never make mirror write outside the target directory.
+//!
+//! When the server offers checksums (FTP `HASH` or `XSHA256`…, SFTP `check-file`), files of the same size
+//! on both sides are compared by checksum instead of modification time, and every copy is verified
+//! afterwards (a mismatch removes the bad copy and counts as a retryable failure). Otherwise, or with
+//! `--no-checksum`, size and modification time decide.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use ferry_client::names::{join_remote, local_component};
 use ferry_client::url::RemoteUrl;
-use ferry_client::{Error, Remote};
+use ferry_client::{Checksum, Error, Remote};
 use ferry_proto::listing::EntryKind;
 
 use super::args::MirrorArgs;
@@ -56,6 +61,10 @@ struct Tally {
     ok: AtomicUsize,
     failed: AtomicUsize,
     bytes: AtomicU64,
+    /// Copies verified by checksum.
+    verified: AtomicUsize,
+    /// Files found identical by checksum (not copied although their times differ).
+    same: AtomicUsize,
     last_error: Mutex<Option<Error>>,
 }
 
@@ -72,6 +81,11 @@ impl Tally {
 /// Runs `ferry mirror`.
 pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
     let ctx = Ctx::new(&a.opts)?;
+    if a.opts.ascii {
+        return Err(Error::Usage(
+            "mirror copies files byte for byte; --ascii is for get, put and cat".into(),
+        ));
+    }
     let (url, local, dir) = match (RemoteUrl::parse(&a.src)?, RemoteUrl::parse(&a.dst)?) {
         (Some(src), None) => (src, PathBuf::from(&a.dst), Direction::Download),
         (None, Some(dst)) => (dst, PathBuf::from(&a.src), Direction::Upload),
@@ -107,7 +121,13 @@ pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
         Direction::Download => (&remote_tree, &local_tree),
         Direction::Upload => (&local_tree, &remote_tree),
     };
-    let plan = plan(src, dst, a.only_newer, a.delete, &tally);
+    let checksums = !a.no_checksum && remote.has_checksums();
+    let verdicts = if checksums && !a.only_newer {
+        compare_by_checksum(&mut remote, &url.path, &local, src, dst, &tally).await?
+    } else {
+        HashMap::new()
+    };
+    let plan = plan(src, dst, a.only_newer, a.delete, &verdicts, &tally);
     if a.dry_run {
         print_plan(&plan, dir);
         remote.close().await;
@@ -134,7 +154,19 @@ pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
         }
     }
     remote.close().await;
-    copy_all(&ctx, &url, &local, dir, plan.copies, a.parallel, &tally).await;
+    let bytes = plan.copies.iter().filter_map(|(_, n)| n.size).sum();
+    let total = super::output::Total::new(plan.copies.len(), bytes, ctx.opts.quiet || ctx.opts.json);
+    let mut copy_ctx = ctx.clone();
+    copy_ctx.total = Some(total.clone());
+    let job = Job {
+        ctx: copy_ctx,
+        url: url.clone(),
+        local: local.clone(),
+        dir,
+        verify: checksums,
+    };
+    copy_all(job, plan.copies, a.parallel, &tally).await;
+    total.finish();
     if !plan.deletes.is_empty() {
         let mut remote = ctx.connect(&url).await?;
         for (rel, is_dir) in &plan.deletes {
@@ -157,8 +189,17 @@ pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
         tally.failed.load(Ordering::Relaxed),
     );
     if !ctx.opts.json && !ctx.opts.quiet {
+        let check = if checksums {
+            format!(
+                ", {} verified by checksum, {} unchanged by checksum",
+                tally.verified.load(Ordering::Relaxed),
+                tally.same.load(Ordering::Relaxed)
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "ferry: mirror: {ok} file(s) copied ({} bytes), {} deleted, {failed} failed",
+            "ferry: mirror: {ok} file(s) copied ({} bytes){check}, {} deleted, {failed} failed",
             tally.bytes.load(Ordering::Relaxed),
             plan.deletes.len()
         );
@@ -183,7 +224,75 @@ impl Exit {
     }
 }
 
-fn plan(src: &Tree, dst: &Tree, only_newer: bool, delete: bool, tally: &Tally) -> Plan {
+/// For files of equal size on both sides: `true` when their checksums are equal. Files the server
+/// gives no checksum for are left out (size and time decide for them).
+async fn compare_by_checksum(
+    remote: &mut Remote,
+    root: &str,
+    local: &Path,
+    src: &Tree,
+    dst: &Tree,
+    tally: &Tally,
+) -> Result<HashMap<String, bool>, Error> {
+    let mut verdicts = HashMap::new();
+    for (rel, s) in src {
+        let Some(d) = dst.get(rel) else { continue };
+        if s.dir || d.dir || s.size.is_none() || s.size != d.size {
+            continue;
+        }
+        let Some(theirs) = remote.checksum(&join_remote(root, rel)).await? else {
+            continue;
+        };
+        let ours = local_checksum(&local_path(local, rel), theirs.algorithm).await?;
+        let same = ours == theirs.digest;
+        if same {
+            tally.same.fetch_add(1, Ordering::Relaxed);
+        }
+        verdicts.insert(rel.clone(), same);
+    }
+    Ok(verdicts)
+}
+
+/// The checksum of a local file, read off the async threads.
+pub(super) async fn local_checksum(
+    path: &Path,
+    algorithm: ferry_proto::hash::Algorithm,
+) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let shown = path.display().to_string();
+    // A small file is read and hashed right here (microseconds); a large one off the async threads.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.len() <= 64 * 1024 {
+            let data = std::fs::read(path).map_err(|e| Error::local(format!("hashing {shown}"), e))?;
+            return Ok(ferry_proto::hash::Hasher::digest(algorithm, &data));
+        }
+    }
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
+        let mut h = ferry_proto::hash::Hasher::new(algorithm);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(h.finish());
+            }
+            h.update(buf.get(..n).unwrap_or_default());
+        }
+    })
+    .await
+    .map_err(|e| Error::local(format!("hashing {shown}"), std::io::Error::other(e)))?
+    .map_err(|e| Error::local(format!("hashing {shown}"), e))
+}
+
+fn plan(
+    src: &Tree,
+    dst: &Tree,
+    only_newer: bool,
+    delete: bool,
+    verdicts: &HashMap<String, bool>,
+    tally: &Tally,
+) -> Plan {
     let mut p = Plan {
         mkdirs: Vec::new(),
         copies: Vec::new(),
@@ -195,7 +304,11 @@ fn plan(src: &Tree, dst: &Tree, only_newer: bool, delete: bool, tally: &Tally) -
             (true, Some(d)) if d.dir => {}
             (false, None) => p.copies.push((rel.clone(), *s)),
             (false, Some(d)) if !d.dir => {
-                if needs_copy(s, d, only_newer) {
+                let copy = match verdicts.get(rel) {
+                    Some(same) => !same,
+                    None => needs_copy(s, d, only_newer),
+                };
+                if copy {
                     p.copies.push((rel.clone(), *s));
                 }
             }
@@ -369,46 +482,52 @@ async fn delete(
     }
 }
 
-async fn copy_all(
-    ctx: &Ctx,
-    url: &RemoteUrl,
-    local: &Path,
-    dir: Direction,
-    copies: Vec<(String, Node)>,
-    parallel: u16,
-    tally: &Arc<Tally>,
-) {
-    let workers = usize::from(parallel).min(copies.len());
-    let queue = Arc::new(Mutex::new(VecDeque::from(copies)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..workers {
-        let (ctx, url, local, queue, tally) = (
-            ctx.clone(),
-            url.clone(),
-            local.to_path_buf(),
-            queue.clone(),
-            tally.clone(),
-        );
-        tasks.spawn(async move { worker(ctx, url, local, dir, queue, tally).await });
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn worker(
+/// What every copy of one mirror run shares.
+#[derive(Clone)]
+struct Job {
     ctx: Ctx,
     url: RemoteUrl,
     local: PathBuf,
     dir: Direction,
-    queue: Arc<Mutex<VecDeque<(String, Node)>>>,
-    tally: Arc<Tally>,
-) {
+    /// Verify each copy by checksum.
+    verify: bool,
+}
+
+async fn copy_all(job: Job, copies: Vec<(String, Node)>, parallel: u16, tally: &Arc<Tally>) {
+    let workers = usize::from(parallel).min(copies.len());
+    let queue = Arc::new(Mutex::new(VecDeque::from(copies)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (job, queue, tally) = (job.clone(), queue.clone(), tally.clone());
+        tasks.spawn(async move { worker(job, queue, tally).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn worker(job: Job, queue: Arc<Mutex<VecDeque<(String, Node)>>>, tally: Arc<Tally>) {
+    let Job {
+        ctx,
+        url,
+        local,
+        dir,
+        verify,
+    } = job;
     let mut remote: Option<Remote> = None;
     while let Some((rel, node)) = next_job(&queue) {
         let path = join_remote(&url.path, &rel);
         let file = local_path(&local, &rel);
         let mut attempt = 0u32;
         let result = loop {
-            let r = copy_one(&ctx, &url, &mut remote, dir, &path, &file, &node, attempt > 0).await;
+            let mut r = copy_one(&ctx, &url, &mut remote, dir, &path, &file, &node, attempt > 0).await;
+            if let (Ok(_), true, Some(conn)) = (&r, verify, remote.as_mut()) {
+                match verify_copy(conn, dir, &path, &file).await {
+                    Ok(true) => {
+                        tally.verified.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(false) => {}
+                    Err(e) => r = Err(e),
+                }
+            }
             match r {
                 Err(e) if e.is_retryable() && attempt < ctx.opts.retries => {
                     remote = None; // reconnect
@@ -418,6 +537,7 @@ async fn worker(
                 r => break r,
             }
         };
+        ctx.file_done();
         let verb = if dir == Direction::Download { "get" } else { "put" };
         report(
             &ctx,
@@ -437,6 +557,40 @@ async fn worker(
     if let Some(r) = remote {
         r.close().await;
     }
+}
+
+/// Compares the copy with the original by the server's checksum: `Ok(true)` when they match, `Ok(false)`
+/// when the server gives none for this file. On a mismatch the copy is removed (so that a retry starts
+/// over instead of resuming a bad file) and a retryable error returned.
+async fn verify_copy(remote: &mut Remote, dir: Direction, path: &str, file: &Path) -> Result<bool, Error> {
+    // A file the server no longer shows (an upload directory that takes files away) cannot be checked.
+    let theirs = match remote.checksum(path).await {
+        Err(Error::NotFound(_)) => return Ok(false),
+        other => other?,
+    };
+    let Some(Checksum { algorithm, digest }) = theirs else {
+        return Ok(false);
+    };
+    let ours = local_checksum(file, algorithm).await?;
+    if ours == digest {
+        return Ok(true);
+    }
+    match dir {
+        Direction::Download => {
+            let _ = std::fs::remove_file(file);
+        }
+        Direction::Upload => {
+            let _ = remote.remove(path).await;
+        }
+    }
+    Err(Error::Transient {
+        what: format!("verifying {path}"),
+        reply: format!(
+            "{algorithm} differs after the copy: server {}, local {}; the copy was removed",
+            ferry_proto::hash::hex(&digest),
+            ferry_proto::hash::hex(&ours)
+        ),
+    })
 }
 
 /// The next file to copy (the lock is released before the copy starts).

@@ -7,6 +7,7 @@
 mod args;
 mod commands;
 mod creds;
+mod history;
 mod mirror;
 mod output;
 mod session;

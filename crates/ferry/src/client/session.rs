@@ -20,6 +20,8 @@ pub struct Ctx {
     connect: ConnectOptions,
     /// Also told of every chunk transferred (the shell's `hash` marks).
     pub tick: Option<Tick>,
+    /// The total bar of a multi-file operation.
+    pub total: Option<super::output::Total>,
 }
 
 /// A second progress observer, besides the progress bar.
@@ -37,6 +39,16 @@ impl Ctx {
     pub fn tick(&self, n: u64) {
         if let Some(t) = &self.tick {
             (t.0)(n);
+        }
+        if let Some(t) = &self.total {
+            t.inc(n);
+        }
+    }
+
+    /// One file of a multi-file operation is finished.
+    pub fn file_done(&self) {
+        if let Some(t) = &self.total {
+            t.file_done();
         }
     }
 }
@@ -72,9 +84,17 @@ impl Ctx {
             connect: ConnectOptions {
                 timeout: Duration::from_secs(opts.timeout),
                 trust,
+                active: opts.active,
             },
             tick: None,
+            total: None,
         })
+    }
+
+    /// FTP: active or passive data connections for sessions opened from now on.
+    pub fn set_active(&mut self, active: bool) {
+        self.opts.active = active;
+        self.connect.active = active;
     }
 
     /// Parses a remote URL argument.
@@ -91,7 +111,7 @@ impl Ctx {
     pub async fn connect(&self, url: &RemoteUrl) -> Result<Remote, Error> {
         let mut creds = creds::resolve(url, &self.opts);
         let wants_password = match url.scheme {
-            Scheme::Sftp => creds.identities.is_empty(),
+            Scheme::Sftp => creds.identities.is_empty() && creds.agent.is_none(),
             _ => creds.user != "anonymous" && creds.user != "ftp",
         };
         if creds.password.is_none() && wants_password {
@@ -121,7 +141,14 @@ impl Ctx {
     }
 
     async fn connect_once(&self, url: &RemoteUrl, creds: Credentials) -> Result<Remote, Error> {
-        Remote::connect(url, &creds, &self.connect).await
+        let mut remote = Remote::connect(url, &creds, &self.connect).await?;
+        if self.opts.ascii {
+            if let Err(e) = remote.set_ascii(true).await {
+                remote.close().await;
+                return Err(e);
+            }
+        }
+        Ok(remote)
     }
 
     /// Runs `op` until it succeeds, fails for good, or `--retries` retryable failures have happened,

@@ -67,14 +67,14 @@ const COMMANDS: &[(&str, &str)] = &[
     ("rmdir", "rmdir PATH: remove an empty remote directory"),
     ("delete", "delete PATH: delete a remote file (also: rm)"),
     ("rename", "rename FROM TO: rename a remote file or directory"),
-    ("binary", "binary: transfer bytes unchanged (the only mode)"),
+    ("binary", "binary: transfer bytes unchanged (TYPE I, the default)"),
     (
         "ascii",
-        "ascii: not supported; ferry always transfers bytes unchanged",
+        "ascii: FTP text mode (TYPE A): CRLF on the wire, LF in local files",
     ),
     (
         "passive",
-        "passive: show the data connection mode (always passive)",
+        "passive: toggle passive (the default) and active FTP data connections",
     ),
     ("hash", "hash: toggle printing # for every MiB transferred"),
     ("status", "status: show the session's state"),
@@ -131,9 +131,22 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
         note(r, &mut failed);
     }
     if std::io::stdin().is_terminal() {
+        let config = rustyline::Config::builder()
+            .auto_add_history(false)
+            .max_history_size(super::history::MAX_ENTRIES)
+            .map(|b| b.build())
+            .unwrap_or_default();
+        let mut history = rustyline::history::MemHistory::with_config(&config);
+        let history_file = super::history::path();
+        for line in history_file
+            .as_deref()
+            .map(super::history::load)
+            .unwrap_or_default()
+        {
+            let _ = rustyline::history::History::add(&mut history, &line);
+        }
         let mut editor = match rustyline::Editor::<ShellHelper, rustyline::history::MemHistory>::with_history(
-            rustyline::Config::builder().auto_add_history(false).build(),
-            rustyline::history::MemHistory::new(),
+            config, history,
         ) {
             Ok(e) => e,
             Err(e) => {
@@ -148,8 +161,8 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
         loop {
             match editor.readline("ferry> ") {
                 Ok(line) => {
-                    // A password typed after `user` stays out of the history.
-                    if !line.trim().is_empty() && !line.trim_start().starts_with("user ") {
+                    // A password typed after `user`, or in a URL, stays out of the history.
+                    if super::history::keep(&line) {
                         let _ = editor.add_history_entry(line.as_str());
                     }
                     let Some(r) = shell.run_line(runtime, &line, &mut failed) else {
@@ -167,6 +180,14 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: ShellArgs) -> Exit {
                     failed = Some(Exit::Fatal);
                     break;
                 }
+            }
+        }
+        if let Some(path) = &history_file {
+            if let Err(e) = super::history::save(path, editor.history()) {
+                eprintln!(
+                    "ferry: warning: cannot save the shell history to {}: {e}",
+                    path.display()
+                );
             }
         }
     } else {
@@ -392,13 +413,25 @@ impl Shell {
                     to.escape_debug()
                 ))
             }
-            ("binary" | "image", []) => done("binary mode: bytes are transferred unchanged".into()),
-            ("ascii", []) => Err(usage(
-                "ascii mode is not supported: ferry always transfers bytes unchanged (binary); \
-                 convert line endings locally if you need to",
-            )),
+            ("binary" | "image", []) => {
+                self.set_ascii(false).await?;
+                done("binary mode: bytes are transferred unchanged".into())
+            }
+            ("ascii", []) => {
+                self.set_ascii(true).await?;
+                done("ascii mode: text with CRLF on the wire, LF in local files".into())
+            }
             ("passive", []) => {
-                done("passive mode is always on (EPSV, then PASV; SFTP needs no data connection)".into())
+                let active = !self.ctx.opts.active;
+                self.ctx.set_active(active);
+                if let Some(r) = self.remote.as_mut() {
+                    r.set_active(active);
+                }
+                done(if active {
+                    "passive mode off: the server connects back for data (EPRT/PORT)".into()
+                } else {
+                    "passive mode on (EPSV, then PASV)".into()
+                })
             }
             ("hash", []) => {
                 self.hash = !self.hash;
@@ -426,7 +459,9 @@ impl Shell {
                     println!("local directory: {}", d.display());
                 }
                 println!(
-                    "mode: binary; passive: on; hash: {}",
+                    "mode: {}; passive: {}; hash: {}",
+                    if self.ctx.opts.ascii { "ascii" } else { "binary" },
+                    if self.ctx.opts.active { "off" } else { "on" },
                     if self.hash { "on" } else { "off" }
                 );
                 done("status shown".into())
@@ -446,6 +481,15 @@ impl Shell {
                 c.escape_debug()
             ))),
         }
+    }
+
+    /// `ascii`/`binary`: the mode of this session (if any) and of sessions opened later.
+    async fn set_ascii(&mut self, ascii: bool) -> Result<(), Error> {
+        if let Some(r) = self.remote.as_mut() {
+            r.set_ascii(ascii).await?;
+        }
+        self.ctx.opts.ascii = ascii;
+        Ok(())
     }
 
     /// `open URL`.
@@ -547,7 +591,7 @@ impl Shell {
     /// `mget GLOB…`: each pattern's directory part is listed; matching files land in the local
     /// directory under their listed names (which must be plain file names).
     async fn mget(&mut self, patterns: &[&str]) -> Result<Reply, Error> {
-        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut jobs = Vec::new();
         for pattern in patterns {
             let full = self.path(pattern);
             let (dir, glob) = match full.rfind('/') {
@@ -570,20 +614,33 @@ impl Shell {
             matched.sort_by(|a, b| a.name.cmp(&b.name));
             for e in matched {
                 let name = local_component(&e.raw_name)?.to_owned();
-                let n = self
-                    .download(&join_remote(&dir, &name), Path::new(&name), e.size)
-                    .await
-                    .map_err(|err| with_name(err, &name))?;
-                files += 1;
-                bytes += n;
+                jobs.push((join_remote(&dir, &name), name, e.size));
             }
         }
-        Ok(Reply::Done(format!("{files} files received ({bytes} bytes)")))
+        let size = jobs.iter().filter_map(|(_, _, s)| *s).sum();
+        self.start_total(jobs.len(), size);
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut result = Ok(());
+        for (remote, name, size) in jobs {
+            match self.download(&remote, Path::new(&name), size).await {
+                Ok(n) => {
+                    files += 1;
+                    bytes += n;
+                    self.ctx.file_done();
+                }
+                Err(err) => {
+                    result = Err(with_name(err, &name));
+                    break;
+                }
+            }
+        }
+        self.end_total();
+        result.map(|()| Reply::Done(format!("{files} files received ({bytes} bytes)")))
     }
 
     /// `mput GLOB…`: matching local files go into the remote directory.
     async fn mput(&mut self, patterns: &[&str]) -> Result<Reply, Error> {
-        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut jobs = Vec::new();
         for pattern in patterns {
             let p = Path::new(pattern);
             let dir = match p.parent() {
@@ -608,17 +665,46 @@ impl Shell {
             }
             matched.sort();
             for name in matched {
-                let path = self.path(&name);
-                let n = self
-                    .upload(&dir.join(&name), &path)
-                    .await
-                    .map_err(|err| with_name(err, &name))?;
-                files += 1;
-                bytes += n;
+                jobs.push((dir.join(&name), name));
             }
         }
+        let size = jobs
+            .iter()
+            .filter_map(|(local, _)| std::fs::metadata(local).ok())
+            .map(|m| m.len())
+            .sum();
+        self.start_total(jobs.len(), size);
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut result = Ok(());
+        for (local, name) in jobs {
+            let path = self.path(&name);
+            match self.upload(&local, &path).await {
+                Ok(n) => {
+                    files += 1;
+                    bytes += n;
+                    self.ctx.file_done();
+                }
+                Err(err) => {
+                    result = Err(with_name(err, &name));
+                    break;
+                }
+            }
+        }
+        self.end_total();
         self.refresh_names().await;
-        Ok(Reply::Done(format!("{files} files sent ({bytes} bytes)")))
+        result.map(|()| Reply::Done(format!("{files} files sent ({bytes} bytes)")))
+    }
+
+    /// Shows a total bar over the files of an `mget`/`mput` (on a terminal, for more than one file).
+    fn start_total(&mut self, files: usize, bytes: u64) {
+        let quiet = self.ctx.opts.quiet || self.ctx.opts.json;
+        self.ctx.total = Some(super::output::Total::new(files, bytes, quiet));
+    }
+
+    fn end_total(&mut self) {
+        if let Some(t) = self.ctx.total.take() {
+            t.finish();
+        }
     }
 
     /// Re-reads the remote directory's names for completion (best effort).

@@ -41,6 +41,12 @@ pub const PROXY_PROTOCOL: Group = Group::table(
     "PROXY protocol (HAProxy's, versions 1 and 2) from load balancers in front of ferry, on the FTP,\n\
      implicit FTPS and SFTP listeners. See docs/scale-out.md.",
 );
+pub const CLUSTER: Group = Group::table(
+    "cluster",
+    "Several nodes on one PostgreSQL user database",
+    "Used only when users_db is a postgres:// URL: connection limits and bans then hold across every\n\
+     node on that database. See docs/scale-out.md.",
+);
 pub const SFTP: Group = Group::table(
     "sftp",
     "SFTP",
@@ -60,6 +66,13 @@ pub const ADMIN: Group = Group::table(
     "Admin HTTP listener",
     "/metrics (Prometheus), /healthz and /readyz; see docs/operations.md. Keep it on loopback or a\n\
      private network: it has no authentication.",
+);
+
+pub const HOOKS: Group = Group::table(
+    "hooks",
+    "Event hooks",
+    "Run a command or POST JSON to a URL on uploads, downloads, deletes, renames, logins and bans;\n\
+     see docs/operations.md. A transfer never waits for a hook (except the pre-upload check).",
 );
 
 /// Every setting, in the order of `ferry.example.toml` and docs/configuration.md.
@@ -87,12 +100,12 @@ pub const DEFS: &[Def] = &[
     },
     Def {
         key: "users_db",
-        kind: &kind::PATH,
+        kind: &kind::DATABASE,
         list: false,
         default: Derived("`<data_dir>/users.db`", "ferry-data/users.db"),
         scope: Scope::Global,
         group: &STATE,
-        help: "SQLite user database",
+        help: "User database: an SQLite file, or a postgres:// URL shared by several nodes (docs/scale-out.md)",
         example: "/var/lib/ferry/users.db",
     },
     // ----- network -----
@@ -169,6 +182,17 @@ pub const DEFS: &[Def] = &[
         example: "900",
     },
     Def {
+        key: "shutdown_grace_secs",
+        kind: &kind::SECS,
+        list: false,
+        default: Is("30"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "On SIGTERM, seconds running transfers get to finish before they are aborted (idle \
+               sessions are closed at once)",
+        example: "300",
+    },
+    Def {
         key: "data_timeout_secs",
         kind: &kind::SECS,
         list: false,
@@ -207,6 +231,26 @@ pub const DEFS: &[Def] = &[
         group: &SESSIONS,
         help: "Control connections open at once from one IP address",
         example: "10",
+    },
+    Def {
+        key: "max_sessions_per_user",
+        kind: &kind::SESSION_LIMIT,
+        list: false,
+        default: Is("0"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "Sessions logged in at once as one user (0: no limit; anonymous FTP is not counted)",
+        example: "4",
+    },
+    Def {
+        key: "hash_max_size",
+        kind: &kind::BYTES,
+        list: false,
+        default: Is("1073741824"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "Longest file (or range) FTP HASH/XSHA256/XMD5/XCRC and SFTP check-file hash on demand, in bytes; 0 turns checksums off",
+        example: "4294967296",
     },
     // ----- hostile clients -----
     Def {
@@ -280,6 +324,39 @@ pub const DEFS: &[Def] = &[
         help: "Log filter such as `info` or `info,ferry_ftpd=debug` (logs go to standard error; \
                RUST_LOG sits between FERRY_LOG and the file)",
         example: "info,ferry_ftpd=debug",
+    },
+    Def {
+        key: "log_format",
+        kind: &kind::LOG_FORMAT,
+        list: false,
+        default: Is("text"),
+        scope: Scope::Serve,
+        group: &LOGGING,
+        help: "Layout of the server's log lines, events included: `text` (one line, key=value fields) \
+               or `json` (one JSON object per line); see docs/logging.md",
+        example: "json",
+    },
+    Def {
+        key: "log_file",
+        kind: &kind::PATH,
+        list: false,
+        default: Unset("not set (the log goes to standard error)"),
+        scope: Scope::Serve,
+        group: &LOGGING,
+        help: "Write the server's log to this file instead of standard error (appended; reopened on \
+               SIGHUP, for logrotate)",
+        example: "/var/log/ferry/ferry.log",
+    },
+    Def {
+        key: "xferlog",
+        kind: &kind::PATH,
+        list: false,
+        default: Unset("not set (no transfer log)"),
+        scope: Scope::Serve,
+        group: &LOGGING,
+        help: "Also write every transfer to this file in the xferlog format of wu-ftpd and ProFTPD \
+               (appended; reopened on SIGHUP)",
+        example: "/var/log/ferry/xferlog",
     },
     // ----- [anonymous] -----
     Def {
@@ -636,6 +713,80 @@ pub const DEFS: &[Def] = &[
         help: "Addresses of the admin HTTP listener (/metrics, /healthz, /readyz); an empty list or off turns it off",
         example: "127.0.0.1:9100",
     },
+    // ----- [hooks] -----
+    Def {
+        key: "hooks.command",
+        kind: &kind::ARGUMENT,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Command run on each chosen event: program and arguments, no shell; the event comes as \
+               FERRY_* variables and JSON on standard input",
+        example: "/usr/local/bin/on-ferry-event",
+    },
+    Def {
+        key: "hooks.url",
+        kind: &kind::HOOK_URL,
+        list: false,
+        default: Unset("not set (no HTTP hook)"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "URL each chosen event is POSTed to as JSON",
+        example: "https://hooks.example.com/ferry",
+    },
+    Def {
+        key: "hooks.events",
+        kind: &kind::EVENT,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Events the command and URL run for; empty: all of upload, download, delete, rename, \
+               mkdir, rmdir, login, login_failed and ban",
+        example: "upload,delete",
+    },
+    Def {
+        key: "hooks.timeout_secs",
+        kind: &kind::SECS,
+        list: false,
+        default: Is("10"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Seconds one hook attempt may take before it counts as failed (a command is killed)",
+        example: "30",
+    },
+    Def {
+        key: "hooks.retries",
+        kind: &kind::RETRIES,
+        list: false,
+        default: Is("3"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Attempts after a failed one, 1 s, 2 s, 4 s ... apart",
+        example: "5",
+    },
+    Def {
+        key: "hooks.pre_upload_command",
+        kind: &kind::ARGUMENT,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Command asked before every upload (FTP and SFTP); exit 0 allows it, anything else \
+               refuses it with the first line of its output",
+        example: "/usr/local/bin/may-upload",
+    },
+    Def {
+        key: "hooks.pre_upload_timeout_secs",
+        kind: &kind::SECS,
+        list: false,
+        default: Is("5"),
+        scope: Scope::Serve,
+        group: &HOOKS,
+        help: "Seconds the pre-upload command may take; when they run out the upload is refused",
+        example: "2",
+    },
     // ----- [proxy_protocol] -----
     Def {
         key: "proxy_protocol.mode",
@@ -680,6 +831,19 @@ pub const DEFS: &[Def] = &[
                balancer without a header) or header (they carry a PROXY header naming the control \
                connection's client)",
         example: "header",
+    },
+    // ----- [cluster] -----
+    Def {
+        key: "cluster.fail_open",
+        kind: &kind::BOOL,
+        list: false,
+        default: Is("false"),
+        scope: Scope::Serve,
+        group: &CLUSTER,
+        help: "While the PostgreSQL user database cannot be reached, admit new connections on this node's own \
+               limits and last known bans (true) instead of refusing them (false); loopback and \
+               defender.allow_list are always admitted",
+        example: "true",
     },
     // ----- [sftp] -----
     Def {

@@ -164,6 +164,11 @@ pub mod kind {
 
     kinds! {
         PATH: String, "PATH", "path", |s| parse::path(s).map(Value::Path);
+        DATABASE: String, "PATH|URL", "path of an SQLite file, or a `postgres://` URL",
+            |s| match super::super::users_db::parse_url(s.trim()) {
+                Some(url) => url.map(Value::Text),
+                None => parse::path(s).map(Value::Path),
+            };
         TEXT: String, "TEXT", "string", |s| Ok(Value::Text(s.trim().to_owned()));
         SOCKET_ADDR: String, "ADDR", "socket address `IP:PORT` (IPv6 in brackets)",
             |s| parse::socket_addr(s).map(Value::Addr);
@@ -179,8 +184,15 @@ pub mod kind {
         SECS: Integer, "SECS", "integer seconds, 1 to 31536000", |s| parse::secs(s).map(Value::Number);
         LOGIN_ATTEMPTS: Integer, "N", "integer, at least 1",
             |s| parse::login_attempts(s).map(|n| Value::Number(n.into()));
+        BYTES: Integer, "BYTES", "integer bytes, 0 or more",
+            |s| parse::bytes(s).map(Value::Number);
         COUNT: Integer, "N", "integer, at least 1",
             |s| parse::count(s).map(|n| Value::Number(n as u64));
+        SESSION_LIMIT: Integer, "N", "integer, 0 (no limit) to 1000000",
+            |s| match s.trim().parse::<u64>() {
+                Ok(n) if n <= 1_000_000 => Ok(Value::Number(n)),
+                _ => Err(format!("{s:?} is not a session limit; expected 0 (no limit) to 1000000")),
+            };
         BOOL: Boolean, "BOOL", "boolean (`true`/`false`; flags and variables also take `yes`/`no`, `on`/`off`, `1`/`0`)",
             |s| parse::boolean(s).map(Value::Bool);
         HOME: String, "PATH", "virtual path: starts with `/`, no `.` or `..` components",
@@ -220,6 +232,22 @@ pub mod kind {
             |s| parse::url(s).map(Value::Text);
         ACTIVE_SOURCE_PORT: String, "CHOICE", "`\"any\"` or `\"control-minus-one\"`",
             |s| parse::active_source_port(s).map(|_| Value::Text(s.to_owned()));
+        LOG_FORMAT: String, "FORMAT", "`\"text\"` or `\"json\"`",
+            |s| match s.trim() {
+                f @ ("text" | "json") => Ok(Value::Text(f.to_owned())),
+                _ => Err("expected \"text\" or \"json\"".to_owned()),
+            };
+        HOOK_URL: String, "URL", "`http://` or `https://` URL",
+            |s| parse::hook_url(s).map(Value::Text);
+        EVENT: String, "EVENT", "event name: `upload`, `download`, `delete`, `rename`, `mkdir`, `rmdir`, `login`, `login_failed` or `ban`",
+            |s| parse::hook_event(s).map(|_| Value::Text(s.trim().to_owned()));
+        ARGUMENT: String, "ARG", "string (one program argument; the first is the program)",
+            |s| Ok(Value::Text(s.to_owned()));
+        RETRIES: Integer, "N", "integer, 0 to 10",
+            |s| match s.trim().parse::<u64>() {
+                Ok(n) if n <= 10 => Ok(Value::Number(n)),
+                _ => Err("expected a whole number from 0 to 10".to_owned()),
+            };
     }
 }
 
@@ -540,6 +568,11 @@ impl Values {
             Value::Policy(p) => Some(*p),
             _ => None,
         })
+    }
+
+    /// Every setting's value as text (`Debug` of the parsed values), by key.
+    pub fn fingerprint(&self) -> BTreeMap<&'static str, String> {
+        self.values.iter().map(|(k, v)| (*k, format!("{v:?}"))).collect()
     }
 
     /// A list of socket addresses.

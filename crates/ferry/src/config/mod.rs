@@ -10,11 +10,13 @@
 pub mod admin;
 pub mod defs;
 pub mod layer;
+pub mod observe;
 pub mod parse;
 pub mod reference;
 pub mod security;
 pub mod sftp;
 pub mod storage;
+pub mod users_db;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ use ferry_ftpd::{Anonymous, ConnectionLimits};
 
 use crate::cli::{CommonArgs, ServeArgs};
 use layer::{Layer, Value, Values};
+pub use users_db::UsersDb;
 
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "ferry.toml";
@@ -41,8 +44,11 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Root of the served files.
     pub files_root: PathBuf,
-    /// The SQLite user database.
-    pub users_db: PathBuf,
+    /// The user database: an SQLite file or a PostgreSQL URL.
+    pub users_db: UsersDb,
+    /// With a PostgreSQL user database: admit connections on this node's own limits while the database
+    /// cannot be reached (`cluster.fail_open`), instead of refusing them.
+    pub cluster_fail_open: bool,
     /// Control-connection addresses.
     pub listen: Vec<SocketAddr>,
     /// Everything the FTP server itself needs (`ftpd.ftps.tls` is filled in by `serve`, and
@@ -60,6 +66,10 @@ pub struct Settings {
     pub admin: admin::AdminSettings,
     /// Where user files live (`files_root` is used only by the local back-end).
     pub storage: storage::StorageSettings,
+    /// Logs, the transfer log, shutdown and hooks.
+    pub observe: observe::ObserveSettings,
+    /// Every setting's merged value, to tell on SIGHUP which ones changed.
+    pub values: std::collections::BTreeMap<&'static str, String>,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -84,6 +94,7 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
     let values = layer::merge(&[&file, &rust_log, &common.settings.0, &serve.settings.0])?;
     let mut settings = build(&values, &file.origin)?;
     settings.config_file = config_file;
+    settings.values = values.fingerprint();
     settings.admin.configured = [&file, &common.settings.0, &serve.settings.0]
         .iter()
         .any(|layer| layer.sets("admin.listen"));
@@ -94,7 +105,13 @@ pub fn load(common: &CommonArgs, serve: &ServeArgs, rust_log: Option<&str>) -> R
 fn build(v: &Values, origin: &str) -> Result<Settings> {
     let data_dir = v.path("data_dir")?.unwrap_or_default();
     let files_root = v.path("files_root")?.unwrap_or_else(|| data_dir.join("files"));
-    let users_db = v.path("users_db")?.unwrap_or_else(|| data_dir.join("users.db"));
+    let users_db = v
+        .opt("users_db", |x| match x {
+            Value::Path(p) => Some(UsersDb::File(p.clone())),
+            Value::Text(url) => Some(UsersDb::Postgres(url.clone())),
+            _ => None,
+        })?
+        .unwrap_or_else(|| UsersDb::File(data_dir.join("users.db")));
     let listen = v.addrs("listen")?;
     if listen.is_empty() {
         return Err(anyhow!(
@@ -119,6 +136,7 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             idle_timeout: v.secs("idle_timeout_secs")?,
             max_login_attempts: v.number("max_login_attempts")?,
             tls: Default::default(),
+            hash_max_size: v.number("hash_max_size")?,
         },
         passive_ports: v.get("passive_ports", |x| match x {
             Value::Ports(r) => Some(r.clone()),
@@ -138,6 +156,8 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             max_connections: v.number("max_connections")?,
             max_per_ip: v.number("max_connections_per_ip")?,
             max_pending: v.number("max_pending_connections")?,
+            max_per_user: v.number("max_sessions_per_user")?,
+            cluster: None,
         },
         anonymous,
         ftps: ferry_ftpd::Ftps {
@@ -164,6 +184,7 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
         min_password_length: v.number("min_password_length")?,
         files_root,
         users_db,
+        cluster_fail_open: v.bool("cluster.fail_open")?,
         listen,
         ftpd,
         masquerade_host: v
@@ -192,6 +213,8 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
                 .collect(),
             configured: false,
         },
+        observe: observe::build(v)?,
+        values: Default::default(),
         data_dir,
     })
 }
@@ -311,7 +334,7 @@ mod tests {
         let s = load_text("").expect("load");
         assert_eq!(s.data_dir, PathBuf::from("ferry-data"));
         assert_eq!(s.files_root, PathBuf::from("ferry-data/files"));
-        assert_eq!(s.users_db, PathBuf::from("ferry-data/users.db"));
+        assert_eq!(s.users_db, UsersDb::File(PathBuf::from("ferry-data/users.db")));
         assert_eq!(s.listen, default_listen());
         assert_eq!(s.ftpd.passive_ports, 50000..=50100);
         assert_eq!(s.ftpd.session.login_timeout, Duration::from_secs(60));
@@ -324,6 +347,8 @@ mod tests {
                 max_connections: 1000,
                 max_per_ip: 50,
                 max_pending: 200,
+                max_per_user: 0,
+                cluster: None,
             }
         );
         assert!(s.ftpd.anonymous.is_none());
@@ -395,7 +420,7 @@ mod tests {
         assert!(!s.ftps.generated);
         assert_eq!(s.ftps.implicit_listen, vec!["127.0.0.1:990".parse().unwrap()]);
         assert_eq!(s.files_root, PathBuf::from("/srv/files"));
-        assert_eq!(s.users_db, PathBuf::from("/srv/users.db"));
+        assert_eq!(s.users_db, UsersDb::File(PathBuf::from("/srv/users.db")));
         assert_eq!(s.listen.len(), 2);
         assert_eq!(s.ftpd.passive_ports, 40000..=40010);
         assert_eq!(
@@ -418,6 +443,8 @@ mod tests {
                 max_connections: 7,
                 max_per_ip: 3,
                 max_pending: 5,
+                max_per_user: 0,
+                cluster: None,
             }
         );
         let p = &s.ftpd.protection;
@@ -452,7 +479,7 @@ mod tests {
     fn data_dir_moves_the_derived_paths() {
         let s = load_text("data_dir = \"state\"").expect("load");
         assert_eq!(s.files_root, PathBuf::from("state/files"));
-        assert_eq!(s.users_db, PathBuf::from("state/users.db"));
+        assert_eq!(s.users_db, UsersDb::File(PathBuf::from("state/users.db")));
     }
 
     #[test]

@@ -173,6 +173,13 @@ pub fn check_login_attempts(n: u32) -> Result<u32, String> {
     Ok(n)
 }
 
+/// A size in bytes, 0 or more.
+pub fn bytes(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number of bytes"))
+}
+
 /// A connection count, at least 1.
 pub fn count(s: &str) -> Result<usize, String> {
     let n = s
@@ -234,6 +241,35 @@ pub fn log_filter(s: &str) -> Result<String, String> {
         .parse(s)
         .map_err(|e| format!("{s:?} is not a log filter: {e}"))?;
     Ok(s.to_owned())
+}
+
+/// A hook URL: `http://` or `https://` with a host.
+pub fn hook_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{s:?} is not an http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?} has no host"));
+    }
+    Ok(s.to_owned())
+}
+
+/// An event hooks can be run for.
+pub fn hook_event(s: &str) -> Result<ferry_observe::EventKind, String> {
+    ferry_observe::EventKind::parse(s.trim())
+        .filter(|k| ferry_observe::EventKind::HOOKABLE.contains(k))
+        .ok_or_else(|| {
+            let names: Vec<&str> = ferry_observe::EventKind::HOOKABLE
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            format!(
+                "{s:?} is not an event hooks run for; expected one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 /// A control-channel TLS policy: `required`, `optional` or `off`.

@@ -1,0 +1,175 @@
+//! Checksums over FTP (`HASH`, `OPTS HASH`, `RANG`, `XSHA256`/`XSHA1`/`XMD5`/`XCRC`) from Python's ftplib,
+//! compared with what `sha256sum`, `sha1sum`, `md5sum` and zlib's CRC-32 compute for the same files.
+
+mod common;
+
+use common::{run, skip_unless, write_file, TestServer};
+
+const PRELUDE: &str = r#"
+import ftplib, os, subprocess, zlib
+PORT = int(os.environ['FERRY_PORT'])
+ROOT = os.environ['FERRY_ROOT']
+
+def connect():
+    f = ftplib.FTP(timeout=30)
+    f.connect('127.0.0.1', PORT)
+    f.login(os.environ['FERRY_USER'], os.environ['FERRY_PASSWORD'])
+    return f
+
+def tool(prog, path):
+    return subprocess.run([prog, path], check=True, capture_output=True, text=True).stdout.split()[0]
+
+def crc(data):
+    return '%08x' % (zlib.crc32(data) & 0xffffffff)
+
+def expect_error(code, cmd):
+    try:
+        r = f.sendcmd(cmd)
+    except ftplib.all_errors as e:
+        assert str(e)[:3] == code, f'{cmd}: expected {code}, got {e!r}'
+        return str(e)
+    raise AssertionError(f'{cmd}: expected {code}, got {r!r}')
+"#;
+
+fn python(server: &TestServer, script: &str) {
+    let mut cmd = server.client("python3");
+    cmd.arg("-c")
+        .arg(format!("{PRELUDE}\n{script}\nprint('OK')\n"))
+        .env("FERRY_PORT", server.port().to_string())
+        .env("FERRY_USER", common::USER)
+        .env("FERRY_PASSWORD", common::PASSWORD)
+        .env("FERRY_ROOT", server.root())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let r = run(&mut cmd, None);
+    r.assert_success();
+    assert!(
+        r.out().lines().any(|l| l == "OK"),
+        "script did not finish: {}",
+        r.dump()
+    );
+}
+
+fn tools_present() -> bool {
+    !["python3", "sha256sum", "sha1sum", "md5sum"]
+        .iter()
+        .any(|t| skip_unless(t))
+}
+
+#[test]
+fn hash_matches_coreutils_and_zlib_for_every_algorithm() {
+    if !tools_present() {
+        return;
+    }
+    let server = TestServer::start();
+    // 3 MiB and a bit: more than one read chunk; an empty file; a name with a space.
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 17u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    write_file(&server.root().join("big.bin"), &big);
+    write_file(&server.root().join("empty"), b"");
+    write_file(&server.root().join("sub dir/a file.txt"), b"hello, checksums\n");
+    python(
+        &server,
+        r#"
+f = connect()
+feat = f.sendcmd('FEAT')
+assert ' HASH SHA-256*;SHA-1;MD5;CRC32' in feat, feat
+for name in ['big.bin', 'empty', 'sub dir/a file.txt']:
+    path = os.path.join(ROOT, name)
+    size = os.path.getsize(path)
+    data = open(path, 'rb').read()
+    r = f.sendcmd('HASH ' + name)
+    assert r == f'213 SHA-256 0-{size} {tool("sha256sum", path)} {name}', r
+    for alg, expected in [('SHA-1', tool('sha1sum', path)), ('MD5', tool('md5sum', path)), ('CRC32', crc(data))]:
+        assert f.sendcmd('OPTS HASH ' + alg) == '200 ' + alg
+        r = f.sendcmd('HASH ' + name)
+        assert r == f'213 {alg} 0-{size} {expected} {name}', r
+    f.sendcmd('OPTS HASH SHA-256')
+    assert f.sendcmd('XSHA256 ' + name) == '250 ' + tool('sha256sum', path)
+    assert f.sendcmd('XSHA1 ' + name) == '250 ' + tool('sha1sum', path)
+    assert f.sendcmd('XMD5 ' + name) == '250 ' + tool('md5sum', path)
+    assert f.sendcmd('XCRC ' + name) == '250 ' + crc(data)
+# The algorithm chosen shows in FEAT and OPTS HASH without an argument.
+f.sendcmd('OPTS HASH md5')
+assert ' HASH SHA-256;SHA-1;MD5*;CRC32' in f.sendcmd('FEAT')
+assert f.sendcmd('OPTS HASH') == '200 MD5'
+f.quit()
+"#,
+    );
+}
+
+#[test]
+fn hash_ranges_from_rang_and_legacy_offsets() {
+    if !tools_present() {
+        return;
+    }
+    let server = TestServer::start();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    write_file(&server.root().join("r.bin"), &data);
+    python(
+        &server,
+        r#"
+import hashlib
+f = connect()
+data = open(os.path.join(ROOT, 'r.bin'), 'rb').read()
+# RANG's end is the last byte (inclusive); the reply shows start-end with end exclusive.
+assert f.sendcmd('RANG 10 4095').startswith('350 ')
+r = f.sendcmd('HASH r.bin')
+assert r == f'213 SHA-256 10-4096 {hashlib.sha256(data[10:4096]).hexdigest()} r.bin', r
+# The range applied once: the next HASH is of the whole file.
+r = f.sendcmd('HASH r.bin')
+assert r.split()[2] == f'0-{len(data)}', r
+# A range running past the end stops at the end.
+f.sendcmd('RANG 99000 200000')
+r = f.sendcmd('HASH r.bin')
+assert r.split()[2:4] == ['99000-100000', hashlib.sha256(data[99000:]).hexdigest()], r
+assert f.sendcmd('XCRC "r.bin" 5 1000') == '250 ' + crc(data[5:1000])
+assert f.sendcmd('XMD5 "r.bin" 50000') == '250 ' + hashlib.md5(data[50000:]).hexdigest()
+f.sendcmd('RANG 200000 300000')
+expect_error('550', 'HASH r.bin')
+expect_error('501', 'RANG 9 2')
+expect_error('501', 'XSHA1 "r.bin" 9 2')
+f.quit()
+"#,
+    );
+}
+
+#[test]
+fn hash_errors_are_clear() {
+    if !tools_present() {
+        return;
+    }
+    let server = TestServer::start_tweaked(|c| c.session.hash_max_size = 1000);
+    write_file(&server.root().join("small"), vec![7u8; 1000]);
+    write_file(&server.root().join("large"), vec![7u8; 1001]);
+    std::fs::create_dir_all(server.root().join("dir")).expect("mkdir");
+    python(
+        &server,
+        r#"
+f = connect()
+assert f.sendcmd('HASH small').startswith('213 SHA-256 0-1000 ')
+e = expect_error('550', 'HASH large')
+assert 'hash_max_size' in e and '1001' in e, e
+# A range of the large file within the limit is fine.
+assert f.sendcmd('XSHA256 "large" 1 1001').startswith('250 ')
+expect_error('550', 'HASH dir')
+expect_error('550', 'HASH missing')
+expect_error('504', 'OPTS HASH SHA-512')
+expect_error('501', 'HASH')
+f.quit()
+"#,
+    );
+    let off = TestServer::start_tweaked(|c| c.session.hash_max_size = 0);
+    write_file(&off.root().join("small"), b"x");
+    python(
+        &off,
+        r#"
+f = connect()
+assert 'HASH' not in f.sendcmd('FEAT')
+e = expect_error('502', 'HASH small')
+assert 'hash_max_size' in e, e
+expect_error('502', 'XCRC small')
+f.quit()
+"#,
+    );
+}
