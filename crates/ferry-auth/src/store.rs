@@ -35,6 +35,8 @@ pub struct UserStore {
     /// Successful verifications (see [`crate::cache`]); `None` if the OS gave no random key.
     cache: Option<Arc<VerifyCache>>,
     verifiers: Verifiers,
+    /// Logged-in users' quota accounts and the default limits (see [`crate::quota`]).
+    accounts: Arc<crate::quota::Accounts>,
 }
 
 impl fmt::Debug for UserStore {
@@ -81,6 +83,7 @@ impl UserStore {
             pool,
             cache: VerifyCache::new().map(Arc::new),
             verifiers: Verifiers::new(),
+            accounts: Arc::default(),
         })
     }
 
@@ -260,6 +263,11 @@ impl UserStore {
         if let Some(cache) = &self.cache {
             cache.forget(name);
         }
+    }
+
+    /// The quota accounts of logged-in users.
+    pub(crate) fn accounts(&self) -> &crate::quota::Accounts {
+        &self.accounts
     }
 
     /// The connection pool (for the other parts of the store).
