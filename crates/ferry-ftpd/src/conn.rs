@@ -773,14 +773,36 @@ impl Conn {
                 return Attempt::Error;
             }
         };
+        // The quota and bandwidth account shared by all the user's sessions (none for anonymous).
+        let account = match (&server.config.anonymous, user) {
+            (Some(_), "anonymous" | "ftp") => None,
+            _ => match server.users.account(&login.user).await {
+                Ok(account) => Some(account),
+                Err(e) => {
+                    warn!(error = %e, "cannot load the user's quota");
+                    return Attempt::Error;
+                }
+            },
+        };
         match server.storage.scoped(&home_path, true).await {
             Ok(storage) => {
-                self.storage = Some(UserFs::new(
-                    storage,
-                    ferry_vfs::Protocol::Ftp,
-                    login.user.clone(),
-                    login.permissions,
-                ));
+                self.storage = Some(match account {
+                    Some(account) => UserFs::with_limits(
+                        storage,
+                        ferry_vfs::Protocol::Ftp,
+                        login.user.clone(),
+                        login.permissions,
+                        Arc::new(ferry_vfs::NoEvents),
+                        account.clone(),
+                        account.rates(),
+                    ),
+                    None => UserFs::new(
+                        storage,
+                        ferry_vfs::Protocol::Ftp,
+                        login.user.clone(),
+                        login.permissions,
+                    ),
+                });
                 if let Some(st) = &self.session_tls {
                     st.set_user(Some(&login.user));
                 }
