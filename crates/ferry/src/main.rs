@@ -14,6 +14,7 @@ mod cli;
 mod client;
 mod config;
 mod generate;
+mod quota;
 mod serve;
 mod state;
 mod sweep;

@@ -44,6 +44,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let implicit = bind_all(&settings.ftps.implicit_listen, IMPLICIT_LISTEN)?;
     let admin_listeners = bind_admin(&settings.admin)?;
     let users = create_store(&settings.users_db).await?;
+    users.set_default_limits(settings.default_limits);
     #[cfg(unix)]
     crate::state::check_private(&settings.users_db);
     let local = LocalFs::open(&settings.files_root).map_err(|e| {

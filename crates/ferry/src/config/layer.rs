@@ -179,6 +179,8 @@ pub mod kind {
         SECS: Integer, "SECS", "integer seconds, 1 to 31536000", |s| parse::secs(s).map(Value::Number);
         LOGIN_ATTEMPTS: Integer, "N", "integer, at least 1",
             |s| parse::login_attempts(s).map(|n| Value::Number(n.into()));
+        LIMIT: Integer, "N", "integer, 0 (unlimited) or more",
+            |s| parse::limit(s).map(Value::Number);
         COUNT: Integer, "N", "integer, at least 1",
             |s| parse::count(s).map(|n| Value::Number(n as u64));
         BOOL: Boolean, "BOOL", "boolean (`true`/`false`; flags and variables also take `yes`/`no`, `on`/`off`, `1`/`0`)",

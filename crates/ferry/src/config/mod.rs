@@ -57,6 +57,8 @@ pub struct Settings {
     pub sftp: Option<sftp::SftpSettings>,
     /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub admin: admin::AdminSettings,
+    /// Quotas and bandwidth limits for users without their own.
+    pub default_limits: ferry_auth::DefaultLimits,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -157,6 +159,12 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
     Ok(Settings {
         config_file: None,
         min_password_length: v.number("min_password_length")?,
+        default_limits: ferry_auth::DefaultLimits {
+            quota_bytes: v.number("quota.default_bytes")?,
+            quota_files: v.number("quota.default_files")?,
+            upload_kib: v.number("bandwidth.default_upload_kib")?,
+            download_kib: v.number("bandwidth.default_download_kib")?,
+        },
         files_root,
         users_db,
         listen,

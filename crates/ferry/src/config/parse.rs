@@ -148,6 +148,13 @@ pub fn check_login_attempts(n: u32) -> Result<u32, String> {
 }
 
 /// A connection count, at least 1.
+/// A quota or bandwidth limit: a whole number, 0 for unlimited.
+pub fn limit(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number (0 = unlimited)"))
+}
+
 pub fn count(s: &str) -> Result<usize, String> {
     let n = s
         .trim()
