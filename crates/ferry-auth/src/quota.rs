@@ -312,6 +312,16 @@ impl Quota for Account {
         true
     }
 
+    fn status(&self) -> Option<ferry_vfs::QuotaStatus> {
+        let (u, l) = (self.usage(), self.limits());
+        Some(ferry_vfs::QuotaStatus {
+            bytes: u.bytes,
+            files: u.files,
+            max_bytes: l.quota_bytes,
+            max_files: l.quota_files,
+        })
+    }
+
     fn before_upload(&self, _user: &str, _path: &VPath, existing: Option<u64>) -> ferry_vfs::Result<()> {
         let l = self.limits();
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -49,8 +49,8 @@ pub use ferry_vfs_types::{EntryKind, PathError, Permissions, VPath};
 pub use local::{LocalFs, Swept};
 pub use memory::MemoryFs;
 pub use policy::{
-    FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, RateLimit, Rates, Upload, UploadEnd,
-    UploadWriter, UserFs,
+    FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, QuotaStatus, RateLimit, Rates, Upload,
+    UploadEnd, UploadWriter, UserFs,
 };
 pub use storage::{
     Capabilities, DirEntry, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,

@@ -11,8 +11,12 @@ const BATCH: usize = 1024;
 
 /// The files and bytes under `home` (a virtual home) in the files root.
 pub async fn count(files_root: &Path, home: &str) -> Result<Usage> {
-    let root = LocalFs::open(files_root)
-        .with_context(|| format!("cannot open the files root {} (`files_root`)", files_root.display()))?;
+    let root = LocalFs::open(files_root).with_context(|| {
+        format!(
+            "cannot open the files root {} (`files_root`)",
+            files_root.display()
+        )
+    })?;
     let home = VPath::parse(home.as_bytes()).with_context(|| format!("invalid home {home:?}"))?;
     let storage = match root.scoped(&home, false).await {
         Ok(s) => s,

@@ -121,6 +121,19 @@ pub struct UploadEnd {
     pub size_change: i64,
 }
 
+/// A user's usage and quota (0 = unlimited), as a [`Quota`] hook reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaStatus {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Files stored.
+    pub files: u64,
+    /// Most bytes allowed (0 = unlimited).
+    pub max_bytes: u64,
+    /// Most files allowed (0 = unlimited).
+    pub max_files: u64,
+}
+
 /// A quota hook: may refuse an upload or the bytes of one, and is told what was stored and removed.
 /// Every method has a permissive default.
 ///
@@ -150,6 +163,10 @@ pub trait Quota: Send + Sync + std::fmt::Debug {
     /// An upload that [`before_upload`](Quota::before_upload) allowed ended.
     fn upload_ended(&self, user: &str, path: &VPath, end: &UploadEnd) {
         let _ = (user, path, end);
+    }
+    /// The user's usage and limits, for SITE QUOTA and statvfs (`None`: no quota is kept).
+    fn status(&self) -> Option<QuotaStatus> {
+        None
     }
     /// A file of `size` bytes (if known) was removed (deleted, or replaced by a rename).
     fn file_removed(&self, user: &str, path: &VPath, size: Option<u64>) {

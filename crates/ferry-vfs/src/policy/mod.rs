@@ -19,7 +19,7 @@ mod upload;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-pub use events::{FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, UploadEnd};
+pub use events::{FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, QuotaStatus, UploadEnd};
 pub use rate::{RateLimit, Rates};
 pub use upload::{Upload, UploadWriter};
 
@@ -217,6 +217,11 @@ impl UserFs {
             }));
         }
         Ok(reader)
+    }
+
+    /// The user's quota usage and limits, if a quota is kept.
+    pub fn quota_status(&self) -> Option<QuotaStatus> {
+        self.inner.quota.status()
     }
 
     /// The user's bandwidth limits.

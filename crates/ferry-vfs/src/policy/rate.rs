@@ -13,6 +13,8 @@ use crate::storage::FileReader;
 /// How far ahead of the steady rate a transfer may run (a burst after a pause, and room for one
 /// buffer): this much time's worth of bytes.
 const BURST: Duration = Duration::from_millis(100);
+/// The smallest slice [`RateLimit::take`] pays at a time.
+const MIN_SLICE: u64 = 4096;
 
 /// A shared rate limit in bytes per second (0 = unlimited). Transfers [`take`](RateLimit::take)
 /// bytes before moving them and sleep until the rate allows; waiting transfers are served in the
@@ -49,11 +51,19 @@ impl RateLimit {
         self.rate() != 0
     }
 
-    /// Waits until `bytes` may move at the rate (at once if unlimited).
+    /// Waits until `bytes` may move at the rate (at once if unlimited). A large amount is paid in
+    /// slices of a tenth of a second's worth, so that sessions sharing the limit take turns finely
+    /// even when they move data in large buffers.
     pub async fn take(&self, bytes: u64) {
-        let wait = self.reserve(bytes, Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        let mut left = bytes;
+        while left > 0 {
+            let slice = (self.rate() / 10).max(MIN_SLICE);
+            let now = left.min(slice);
+            left -= now;
+            let wait = self.reserve(now, Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 
