@@ -336,12 +336,17 @@ impl UserFs {
         self.inner.storage.set_mode(path, mode).await
     }
 
-    /// Space on the storage: no permission needed (what it says does not depend on the user).
+    /// Space on the storage: no permission needed. Where the user has a quota, the quota is the size
+    /// and what is left of it the free space.
     pub async fn space(&self) -> Result<Space> {
         if !self.inner.caps.space {
             return Err(self.unsupported("reporting free space"));
         }
-        self.inner.storage.space().await
+        let mut space = self.inner.storage.space().await?;
+        if let Some(q) = self.quota_status() {
+            limit_space(&mut space, &q);
+        }
+        Ok(space)
     }
 
     /// Opens a file for positional access (SFTP on back-ends with random writes): `Read` needs
@@ -415,6 +420,24 @@ impl UserFs {
     /// Checks that the user may read.
     pub fn may_read(&self) -> Result<()> {
         self.check(Need::Read)
+    }
+}
+
+/// What the user's quota leaves of the storage's space: the quota as the size and what is left of
+/// it as free (never more than the storage has free).
+fn limit_space(space: &mut Space, q: &QuotaStatus) {
+    if q.max_bytes != 0 {
+        let unit = space.fragment_size.max(1);
+        let left = q.max_bytes.saturating_sub(q.bytes) / unit;
+        space.blocks = q.max_bytes / unit;
+        space.blocks_free = space.blocks_free.min(left);
+        space.blocks_available = space.blocks_available.min(left);
+    }
+    if q.max_files != 0 {
+        let left = q.max_files.saturating_sub(q.files);
+        space.files = q.max_files;
+        space.files_free = space.files_free.min(left);
+        space.files_available = space.files_available.min(left);
     }
 }
 

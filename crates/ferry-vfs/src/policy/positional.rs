@@ -121,7 +121,8 @@ impl PositionalFile for Accounted {
             // Nothing of an upload that crossed the quota is committed; the temp file of a
             // `Replace` open goes when the handle is dropped.
             self.end(Err(Some(crate::ErrorKind::QuotaExceeded)));
-            return Err(crate::ErrorKind::QuotaExceeded.into());
+            return Err(crate::Error::new(crate::ErrorKind::QuotaExceeded)
+                .detail("quota exceeded: a write was refused, so the upload is not stored"));
         }
         let r = self.inner.commit().await;
         self.end(super::result_of(&r));
