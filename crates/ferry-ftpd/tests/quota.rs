@@ -161,7 +161,7 @@ fn two_curl_sessions_of_one_user_share_the_download_limit() {
         },
     );
     let size = 3 * 1024 * 1024;
-    write_file(&server.path("big.bin"), &pseudo_random(size, 3));
+    write_file(&server.path("big.bin"), pseudo_random(size, 3));
     // One login first, so that both measured sessions log in equally fast (the password check is
     // remembered) and download side by side from the start.
     let mut warm = server.client("curl");

@@ -66,10 +66,10 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             if bytes.is_some() || files.is_some() {
                 let mut limits = record.limits;
                 if let Some(b) = bytes {
-                    limits.quota_bytes = b;
+                    limits.quota_bytes = b.0;
                 }
                 if let Some(f) = files {
-                    limits.quota_files = f;
+                    limits.quota_files = f.0;
                 }
                 store.set_limits(&name, limits).await?;
             }
@@ -93,10 +93,10 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             let record = store.quota(&name).await?;
             let mut limits = record.limits;
             if let Some(v) = upload_kib {
-                limits.upload_kib = v;
+                limits.upload_kib = v.0;
             }
             if let Some(v) = download_kib {
-                limits.download_kib = v;
+                limits.download_kib = v.0;
             }
             store.set_limits(&name, limits).await?;
             let record = store.quota(&name).await?;
