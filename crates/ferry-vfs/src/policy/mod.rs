@@ -46,6 +46,10 @@ struct Inner {
     events: Arc<dyn FsEvents>,
     quota: Arc<dyn Quota>,
     rates: Rates,
+    /// One paced transfer request of this session at a time in each direction, so that a session
+    /// with many requests in flight (SFTP) gets the same share of a shared limit as one with one.
+    download_turn: tokio::sync::Mutex<()>,
+    upload_turn: tokio::sync::Mutex<()>,
 }
 
 /// Which permission an operation needs.
@@ -111,6 +115,8 @@ impl UserFs {
                 events,
                 quota,
                 rates,
+                download_turn: tokio::sync::Mutex::new(()),
+                upload_turn: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -213,10 +219,26 @@ impl UserFs {
         if self.inner.rates.download.is_limited() {
             return Ok(Box::new(rate::Throttled {
                 inner: reader,
-                limit: Arc::clone(&self.inner.rates.download),
+                fs: self.clone(),
             }));
         }
         Ok(reader)
+    }
+
+    /// Waits until `bytes` more may be sent to the user under their download limit.
+    pub(crate) async fn pace_download(&self, bytes: u64) {
+        if self.inner.rates.download.is_limited() {
+            let _turn = self.inner.download_turn.lock().await;
+            self.inner.rates.download.take(bytes).await;
+        }
+    }
+
+    /// Waits until `bytes` more may be received from the user under their upload limit.
+    pub(crate) async fn pace_upload(&self, bytes: u64) {
+        if self.inner.rates.upload.is_limited() {
+            let _turn = self.inner.upload_turn.lock().await;
+            self.inner.rates.upload.take(bytes).await;
+        }
     }
 
     /// The user's quota usage and limits, if a quota is kept.

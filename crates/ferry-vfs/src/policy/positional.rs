@@ -79,7 +79,7 @@ impl PositionalFile for Accounted {
         let data = self.inner.read_at(offset, len).await?;
         if !self.writing {
             self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            self.fs.inner.rates.download.take(data.len() as u64).await;
+            self.fs.pace_download(data.len() as u64).await;
         }
         Ok(data)
     }
@@ -87,7 +87,7 @@ impl PositionalFile for Accounted {
     async fn write_at(&self, offset: u64, data: Vec<u8>) -> Result<()> {
         let len = data.len() as u64;
         self.grow(|size| size.max(offset.saturating_add(len)), len)?;
-        self.fs.inner.rates.upload.take(len).await;
+        self.fs.pace_upload(len).await;
         self.inner.write_at(offset, data).await?;
         self.bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())

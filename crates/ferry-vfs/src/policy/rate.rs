@@ -15,6 +15,9 @@ use crate::storage::FileReader;
 const BURST: Duration = Duration::from_millis(100);
 /// The smallest slice [`RateLimit::take`] pays at a time.
 const MIN_SLICE: u64 = 4096;
+/// The largest slice [`RateLimit::take`] pays at a time: the usual SFTP request size, so that FTP and
+/// SFTP sessions take equal turns.
+const MAX_SLICE: u64 = 32 * 1024;
 
 /// A shared rate limit in bytes per second (0 = unlimited). Transfers [`take`](RateLimit::take)
 /// bytes before moving them and sleep until the rate allows; waiting transfers are served in the
@@ -52,12 +55,13 @@ impl RateLimit {
     }
 
     /// Waits until `bytes` may move at the rate (at once if unlimited). A large amount is paid in
-    /// slices of a tenth of a second's worth, so that sessions sharing the limit take turns finely
-    /// even when they move data in large buffers.
+    /// slices (a tenth of a second's worth, at most [`MAX_SLICE`], the size of an SFTP read or write)
+    /// so that sessions sharing the limit take turns in equal steps even when some move data in
+    /// large buffers.
     pub async fn take(&self, bytes: u64) {
         let mut left = bytes;
         while left > 0 {
-            let slice = (self.rate() / 10).max(MIN_SLICE);
+            let slice = (self.rate() / 10).clamp(MIN_SLICE, MAX_SLICE);
             let now = left.min(slice);
             left -= now;
             let wait = self.reserve(now, Instant::now());
@@ -100,14 +104,14 @@ pub struct Rates {
 #[derive(Debug)]
 pub(super) struct Throttled {
     pub(super) inner: Box<dyn FileReader>,
-    pub(super) limit: Arc<RateLimit>,
+    pub(super) fs: super::UserFs,
 }
 
 #[async_trait]
 impl FileReader for Throttled {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = self.inner.read(buf).await?;
-        self.limit.take(n as u64).await;
+        self.fs.pace_download(n as u64).await;
         Ok(n)
     }
 

@@ -269,7 +269,7 @@ impl FileWriter for UploadWriter {
     async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
         let len = buf.len() as u64;
         self.reserve(len)?;
-        self.fs.inner.rates.upload.take(len).await;
+        self.fs.pace_upload(len).await;
         let out = self.writer()?.write_owned(buf).await?;
         self.bytes += len;
         self.ticket.size += len;
@@ -286,7 +286,7 @@ impl FileWriter for UploadWriter {
             self.abort().await;
             return Err(e);
         }
-        self.fs.inner.rates.upload.take(len).await;
+        self.fs.pace_upload(len).await;
         let Some(inner) = self.inner.take() else {
             return Err(ErrorKind::Io.into());
         };
