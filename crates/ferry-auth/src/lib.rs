@@ -38,6 +38,7 @@ mod hash_pool;
 mod keys;
 mod password;
 mod permissions;
+mod quota;
 mod store;
 mod user;
 
@@ -47,5 +48,6 @@ pub use forwards::{ForwardTarget, MAX_FORWARDS_PER_USER};
 pub use keys::{PublicKeyRecord, MAX_KEYS_PER_USER};
 pub use password::{generate_password, hash_password, Password};
 pub use permissions::Permissions;
+pub use quota::{Account, DefaultLimits, EffectiveLimits, QuotaRecord, Usage, UserLimits};
 pub use store::UserStore;
 pub use user::{AuthOutcome, NewUser, User, UserTls};

@@ -33,6 +33,8 @@ pub struct UserStore {
     /// Successful verifications (see [`crate::cache`]); `None` if the OS gave no random key.
     cache: Option<Arc<VerifyCache>>,
     verifiers: Verifiers,
+    /// Logged-in users' quota accounts and the default limits (see [`crate::quota`]).
+    accounts: Arc<crate::quota::Accounts>,
 }
 
 impl fmt::Debug for UserStore {
@@ -101,6 +103,7 @@ impl UserStore {
             db,
             cache: VerifyCache::new().map(Arc::new),
             verifiers: Verifiers::new(),
+            accounts: Arc::default(),
         })
     }
 
@@ -290,6 +293,11 @@ impl UserStore {
         if let Some(cache) = &self.cache {
             cache.forget(name);
         }
+    }
+
+    /// The quota accounts of logged-in users.
+    pub(crate) fn accounts(&self) -> &crate::quota::Accounts {
+        &self.accounts
     }
 
     /// Sets one text column of one user.

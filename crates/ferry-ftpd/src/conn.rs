@@ -798,16 +798,40 @@ impl Conn {
                 return Attempt::Error;
             }
         };
+        // The quota and bandwidth account shared by all the user's sessions (none for anonymous).
+        let account = match (&server.config.anonymous, user) {
+            (Some(_), "anonymous" | "ftp") => None,
+            _ => match server.users.account(&login.user).await {
+                Ok(account) => Some(account),
+                Err(e) => {
+                    warn!(error = %e, "cannot load the user's quota");
+                    return Attempt::Error;
+                }
+            },
+        };
         match server.storage.scoped(&home_path, true).await {
             Ok(storage) => {
-                self.storage = Some(UserFs::with_hooks(
-                    storage,
-                    ferry_vfs::Protocol::Ftp,
-                    login.user.clone(),
-                    login.permissions,
-                    Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap))),
-                    Arc::new(ferry_vfs::NoQuota),
-                ));
+                let events: Arc<dyn ferry_vfs::FsEvents> =
+                    Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap)));
+                self.storage = Some(match account {
+                    Some(account) => UserFs::with_limits(
+                        storage,
+                        ferry_vfs::Protocol::Ftp,
+                        login.user.clone(),
+                        login.permissions,
+                        events,
+                        account.clone(),
+                        account.rates(),
+                    ),
+                    None => UserFs::with_hooks(
+                        storage,
+                        ferry_vfs::Protocol::Ftp,
+                        login.user.clone(),
+                        login.permissions,
+                        events,
+                        Arc::new(ferry_vfs::NoQuota),
+                    ),
+                });
                 if let Some(st) = &self.session_tls {
                     st.set_user(Some(&login.user));
                 }

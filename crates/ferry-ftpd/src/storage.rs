@@ -22,6 +22,7 @@ pub(crate) async fn run(fs: &UserFs, request: StorageRequest) -> Result<StorageO
         // RNTO replaces an existing file, as every FTP server does (and clients expect).
         StorageRequest::Rename { from, to } => fs.rename(&from, &to, true).await.map(|()| StorageOk::Done),
         StorageRequest::SetModified(path, t) => fs.set_modified(&path, t).await.map(|()| StorageOk::Done),
+        StorageRequest::Quota => Ok(StorageOk::Text(quota_lines(fs))),
     };
     r.map_err(fs_error)
 }
@@ -84,4 +85,29 @@ pub(crate) fn fs_error(e: ferry_vfs::Error) -> FsError {
         kind: e.kind(),
         detail: e.detail_text().map(str::to_owned),
     }
+}
+
+/// SITE QUOTA: usage against the quota and the bandwidth limits.
+fn quota_lines(fs: &UserFs) -> Vec<String> {
+    let limit = |n: u64| match n {
+        0 => "unlimited".to_owned(),
+        n => n.to_string(),
+    };
+    let mut lines = vec![format!("Quota for {}:", fs.user())];
+    match fs.quota_status() {
+        Some(q) => {
+            lines.push(format!("bytes: {} of {} bytes used", q.bytes, limit(q.max_bytes)));
+            lines.push(format!("files: {} of {} files used", q.files, limit(q.max_files)));
+        }
+        None => lines.push("no quota".to_owned()),
+    }
+    let kib = |r: u64| match r {
+        0 => "unlimited".to_owned(),
+        r => format!("{} KiB/s", r / 1024),
+    };
+    let rates = fs.rates();
+    lines.push(format!("upload: {}", kib(rates.upload.rate())));
+    lines.push(format!("download: {}", kib(rates.download.rate())));
+    lines.push("End".to_owned());
+    lines
 }

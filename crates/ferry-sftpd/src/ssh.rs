@@ -637,15 +637,24 @@ impl russh::server::Handler for Connection {
                 return session.channel_failure(channel);
             }
         };
+        // The quota and bandwidth account shared by all the user's sessions.
+        let account = match self.server.users.account(&user.name).await {
+            Ok(account) => account,
+            Err(e) => {
+                warn!(error = %e, "cannot load the user's quota");
+                return session.channel_failure(channel);
+            }
+        };
         session.channel_success(channel)?;
         info!("SFTP session started");
-        let fs = ferry_vfs::UserFs::with_hooks(
+        let fs = ferry_vfs::UserFs::with_limits(
             storage,
             ferry_vfs::Protocol::Sftp,
             user.name.clone(),
             user.permissions.into(),
             Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap))),
-            Arc::new(ferry_vfs::NoQuota),
+            account.clone(),
+            account.rates(),
         );
         let ctx = Arc::new(
             Ctx::new(fs)

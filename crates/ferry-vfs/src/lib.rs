@@ -50,7 +50,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use ferry_vfs_types::{EntryKind, PathError, Permissions, VPath};
 pub use local::{LocalFs, Swept};
 pub use memory::MemoryFs;
-pub use policy::{FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, Upload, UploadWriter, UserFs};
+pub use policy::{
+    FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, QuotaStatus, RateLimit, Rates, Upload,
+    UploadEnd, UploadWriter, UserFs,
+};
 pub use storage::{
     Capabilities, DirEntry, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
     Storage, WriteMode, WriteOptions,

@@ -186,6 +186,38 @@ pub enum UserCommand {
         home: String,
     },
 
+    /// Show or set a user's storage quota (bytes and files) and usage. A limit is a number (bytes
+    /// take K, M, G, T suffixes, powers of 1024), `0` for unlimited, or `default` for the
+    /// `quota.default_*` setting. Logged-in users follow at once.
+    Quota {
+        /// User name.
+        name: String,
+        /// Most bytes the user may store.
+        #[arg(long, value_name = "SIZE|0|default", value_parser = parse_size_limit)]
+        bytes: Option<LimitArg>,
+        /// Most files the user may store.
+        #[arg(long, value_name = "N|0|default", value_parser = parse_count_limit)]
+        files: Option<LimitArg>,
+        /// Count the user's files and bytes in storage and store that as their usage (for files
+        /// changed outside ferry).
+        #[arg(long)]
+        recount: bool,
+    },
+
+    /// Show or set a user's bandwidth limits in KiB/s, shared by all their sessions (FTP and SFTP
+    /// together): a number, `0` for unlimited, or `default` for the `bandwidth.default_*` setting.
+    /// Logged-in users follow at once.
+    Limit {
+        /// User name.
+        name: String,
+        /// Upload KiB/s.
+        #[arg(long, value_name = "KIB|0|default", value_parser = parse_count_limit)]
+        upload_kib: Option<LimitArg>,
+        /// Download KiB/s.
+        #[arg(long, value_name = "KIB|0|default", value_parser = parse_count_limit)]
+        download_kib: Option<LimitArg>,
+    },
+
     /// Allow a user to log in again.
     Enable {
         /// User name.
@@ -297,4 +329,62 @@ pub struct PasswordArgs {
     /// Read the password from the first line of standard input.
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+/// A limit given on the command line: a number (0 = unlimited), or `None` for `default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitArg(pub Option<u64>);
+
+/// `default` (None), or a whole number.
+fn parse_count_limit(s: &str) -> Result<LimitArg, String> {
+    match s.trim() {
+        "default" => Ok(LimitArg(None)),
+        n => n
+            .parse::<u64>()
+            .map(|n| LimitArg(Some(n)))
+            .map_err(|_| format!("{s:?}: expected a whole number, 0 for unlimited, or `default`")),
+    }
+}
+
+/// `default` (None), or a size in bytes with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size_limit(s: &str) -> Result<LimitArg, String> {
+    let t = s.trim();
+    if t == "default" {
+        return Ok(LimitArg(None));
+    }
+    let bad = || format!("{s:?}: expected a size such as 500M or 10G, 0 for unlimited, or `default`");
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad()),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift)
+        .map(|n| LimitArg(Some(n)))
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_sizes_zero_and_default() {
+        assert_eq!(parse_size_limit("10G"), Ok(LimitArg(Some(10 << 30))));
+        assert_eq!(parse_size_limit("1536"), Ok(LimitArg(Some(1536))));
+        assert_eq!(parse_size_limit("0"), Ok(LimitArg(Some(0))));
+        assert_eq!(parse_size_limit("default"), Ok(LimitArg(None)));
+        assert!(parse_size_limit("10X").is_err());
+        assert!(parse_size_limit("99999999999T").is_err());
+        assert_eq!(parse_count_limit("512"), Ok(LimitArg(Some(512))));
+        assert!(parse_count_limit("-1").is_err());
+    }
 }

@@ -15,6 +15,7 @@ mod client;
 mod config;
 mod generate;
 mod logging;
+mod quota;
 mod reload;
 mod serve;
 mod state;

@@ -46,6 +46,7 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     let implicit = bind_all(&settings.ftps.implicit_listen, IMPLICIT_LISTEN)?;
     let admin_listeners = bind_admin(&settings.admin)?;
     let users = create_store(&settings.users_db).await?;
+    users.set_default_limits(settings.default_limits);
     #[cfg(unix)]
     if let Some(path) = settings.users_db.file() {
         crate::state::check_private(path);

@@ -17,6 +17,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
         UserCommand::Add { .. } => create_store(db).await?,
         _ => existing_store(db).await?,
     };
+    store.set_default_limits(settings.default_limits);
     let min = settings.min_password_length;
     let mut out = io::stdout().lock();
     match command {
@@ -52,6 +53,54 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                 .await?
                 .ok_or_else(|| anyhow!("user {name:?} not found"))?;
             print_user(&mut out, &user)?;
+            let record = store.quota(&name).await?;
+            print_quota(&mut out, &record, &store.default_limits())?;
+        }
+        UserCommand::Quota {
+            name,
+            bytes,
+            files,
+            recount,
+        } => {
+            let mut record = store.quota(&name).await?;
+            if bytes.is_some() || files.is_some() {
+                let mut limits = record.limits;
+                if let Some(b) = bytes {
+                    limits.quota_bytes = b.0;
+                }
+                if let Some(f) = files {
+                    limits.quota_files = f.0;
+                }
+                store.set_limits(&name, limits).await?;
+            }
+            if recount {
+                let user = store
+                    .user(&name)
+                    .await?
+                    .ok_or_else(|| anyhow!("user {name:?} not found"))?;
+                let usage = crate::quota::count(&settings.files_root, &user.home).await?;
+                store.set_usage(&name, usage).await?;
+                writeln!(out, "recounted the files of {name} in storage")?;
+            }
+            record = store.quota(&name).await?;
+            print_quota(&mut out, &record, &store.default_limits())?;
+        }
+        UserCommand::Limit {
+            name,
+            upload_kib,
+            download_kib,
+        } => {
+            let record = store.quota(&name).await?;
+            let mut limits = record.limits;
+            if let Some(v) = upload_kib {
+                limits.upload_kib = v.0;
+            }
+            if let Some(v) = download_kib {
+                limits.download_kib = v.0;
+            }
+            store.set_limits(&name, limits).await?;
+            let record = store.quota(&name).await?;
+            print_quota(&mut out, &record, &store.default_limits())?;
         }
         UserCommand::Passwd { name, password } => {
             let (password, generated) = password_from(password, min)?;
@@ -188,6 +237,46 @@ fn print_user(out: &mut impl Write, user: &User) -> io::Result<()> {
     writeln!(out, "enabled:     {}", yes_no(user.enabled))?;
     writeln!(out, "created:     {}", utc_timestamp(user.created))?;
     print_tls(out, user.tls)
+}
+
+fn print_quota(
+    out: &mut impl Write,
+    r: &ferry_auth::QuotaRecord,
+    d: &ferry_auth::DefaultLimits,
+) -> io::Result<()> {
+    let e = r.limits.effective(d);
+    let label = |own: Option<u64>, value: u64, unit: &str| {
+        let v = match value {
+            0 => "unlimited".to_owned(),
+            n => format!("{n}{unit}"),
+        };
+        match own {
+            Some(_) => v,
+            None => format!("{v} (default)"),
+        }
+    };
+    writeln!(
+        out,
+        "quota bytes: {} used of {}",
+        r.usage.bytes,
+        label(r.limits.quota_bytes, e.quota_bytes, "")
+    )?;
+    writeln!(
+        out,
+        "quota files: {} used of {}",
+        r.usage.files,
+        label(r.limits.quota_files, e.quota_files, "")
+    )?;
+    writeln!(
+        out,
+        "upload:      {}",
+        label(r.limits.upload_kib, e.upload_kib, " KiB/s")
+    )?;
+    writeln!(
+        out,
+        "download:    {}",
+        label(r.limits.download_kib, e.download_kib, " KiB/s")
+    )
 }
 
 fn print_tls(out: &mut impl Write, tls: ferry_auth::UserTls) -> io::Result<()> {

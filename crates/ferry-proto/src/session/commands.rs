@@ -461,7 +461,8 @@ impl Session {
             .unwrap_or_default()
             .to_ascii_uppercase();
         match word.as_str() {
-            "HELP" => self.reply(ReplyCode::HELP, "SITE commands: HELP"),
+            "HELP" => self.reply(ReplyCode::HELP, "SITE commands: HELP QUOTA"),
+            "QUOTA" => self.storage(Pending::SiteQuota, StorageRequest::Quota),
             _ => self.reply(
                 ReplyCode::PARAMETER_NOT_IMPLEMENTED,
                 format!("SITE {word} not supported"),
@@ -581,6 +582,10 @@ impl Session {
                 }
                 lines.push(b"End of status".to_vec());
                 self.push(Output::Reply(Reply::multi(ReplyCode::FILE_STATUS, lines)));
+            }
+            (Pending::SiteQuota, StorageOk::Text(lines)) => {
+                let lines = lines.into_iter().map(String::into_bytes).collect();
+                self.push(Output::Reply(Reply::multi(ReplyCode::COMMAND_OK, lines)));
             }
             (_, _) => self.reply(
                 ReplyCode::LOCAL_ERROR,

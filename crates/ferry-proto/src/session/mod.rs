@@ -75,6 +75,7 @@ enum Pending {
     Mfmt(VPath, SystemTime),
     Mlst(VPath),
     StatPath,
+    SiteQuota,
 }
 
 #[derive(Debug, Clone)]

@@ -130,6 +130,8 @@ pub enum StorageRequest {
     },
     /// Set the modification time.
     SetModified(VPath, SystemTime),
+    /// The user's quota usage and limits, as lines of text (answer [`StorageOk::Text`]).
+    Quota,
 }
 
 /// A successful storage result.
@@ -148,6 +150,8 @@ pub enum StorageOk {
         /// Wall-clock time of the listing, for the six-month rule of `ls -l` dates.
         listed_at: SystemTime,
     },
+    /// Lines of text for a multi-line reply (SITE QUOTA).
+    Text(Vec<String>),
 }
 
 /// Which data-connection family a passive listener must have.

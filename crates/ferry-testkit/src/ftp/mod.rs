@@ -263,6 +263,25 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("set_tls: {e}"));
     }
 
+    /// Sets `name`'s quota and bandwidth limits; logged-in sessions follow at once.
+    pub fn set_limits(&self, name: &str, limits: ferry_auth::UserLimits) {
+        let users = self.users.clone();
+        let name = name.to_owned();
+        self.runtime
+            .block_on(async move { users.set_limits(&name, limits).await })
+            .unwrap_or_else(|e| panic!("set_limits: {e}"));
+    }
+
+    /// `name`'s quota usage as stored in the user database.
+    pub fn usage(&self, name: &str) -> ferry_auth::Usage {
+        let users = self.users.clone();
+        let name = name.to_owned();
+        self.runtime
+            .block_on(async move { users.quota(&name).await })
+            .unwrap_or_else(|e| panic!("quota: {e}"))
+            .usage
+    }
+
     /// Adds another user with home `/` and every permission.
     pub fn add_user(&self, name: &str, password: &str) {
         let users = self.users.clone();

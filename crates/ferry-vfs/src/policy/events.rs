@@ -106,28 +106,71 @@ pub struct NoEvents;
 
 impl FsEvents for NoEvents {}
 
+/// How an upload ended, as a [`Quota`] hook is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadEnd {
+    /// The upload created a file (no file was at its path when it opened): a file slot was
+    /// reserved by [`Quota::before_upload`] and is now released.
+    pub new_file: bool,
+    /// Bytes reserved through [`Quota::add_bytes`] (now released).
+    pub reserved: u64,
+    /// Whether the upload was committed (its file is now stored).
+    pub committed: bool,
+    /// If committed: how much the stored bytes changed (new size minus the size of the file it
+    /// replaced or extended).
+    pub size_change: i64,
+}
+
+/// A user's usage and quota (0 = unlimited), as a [`Quota`] hook reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaStatus {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Files stored.
+    pub files: u64,
+    /// Most bytes allowed (0 = unlimited).
+    pub max_bytes: u64,
+    /// Most files allowed (0 = unlimited).
+    pub max_files: u64,
+}
+
 /// A quota hook: may refuse an upload or the bytes of one, and is told what was stored and removed.
-/// No quota feature uses it yet; every method has a permissive default.
+/// Every method has a permissive default.
+///
+/// The policy layer reserves, then settles: [`before_upload`](Quota::before_upload) reserves a file
+/// for an upload that creates one, [`add_bytes`](Quota::add_bytes) reserves the bytes by which the
+/// upload grows beyond the file it replaces (so replacing a file costs only the difference), and
+/// [`upload_ended`](Quota::upload_ended) releases both and, if committed, accounts the change.
 pub trait Quota: Send + Sync + std::fmt::Debug {
-    /// Before an upload opens; refuse with [`ErrorKind::QuotaExceeded`].
-    fn before_upload(&self, user: &str, path: &VPath) -> Result<()> {
-        let _ = (user, path);
+    /// Whether the hook counts usage. If so, the policy layer learns the size of the file an upload
+    /// replaces and of a file removed (one metadata call each); if not, it passes `None`.
+    fn counts(&self) -> bool {
+        false
+    }
+    /// Before an upload opens; `existing` is the size of the file at the path (the one replaced,
+    /// resumed or appended to), `None` if the upload creates a file. Refuse with
+    /// [`ErrorKind::QuotaExceeded`].
+    fn before_upload(&self, user: &str, path: &VPath, existing: Option<u64>) -> Result<()> {
+        let _ = (user, path, existing);
         Ok(())
     }
-    /// Before `bytes` more of an upload are written; refuse with [`ErrorKind::QuotaExceeded`] (the
-    /// upload then fails and is not committed).
+    /// Before an upload's file grows by `bytes` more beyond the size of the file it replaces;
+    /// refuse with [`ErrorKind::QuotaExceeded`] (the upload then fails and is not committed).
     fn add_bytes(&self, user: &str, bytes: u64) -> Result<()> {
         let _ = (user, bytes);
         Ok(())
     }
-    /// An upload ended after `bytes` were written through it; `committed` tells whether they are
-    /// now stored (otherwise an accounting implementation gives them back).
-    fn upload_ended(&self, user: &str, path: &VPath, bytes: u64, committed: bool) {
-        let _ = (user, path, bytes, committed);
+    /// An upload that [`before_upload`](Quota::before_upload) allowed ended.
+    fn upload_ended(&self, user: &str, path: &VPath, end: &UploadEnd) {
+        let _ = (user, path, end);
     }
-    /// A file was removed.
-    fn file_removed(&self, user: &str, path: &VPath) {
-        let _ = (user, path);
+    /// The user's usage and limits, for SITE QUOTA and statvfs (`None`: no quota is kept).
+    fn status(&self) -> Option<QuotaStatus> {
+        None
+    }
+    /// A file of `size` bytes (if known) was removed (deleted, or replaced by a rename).
+    fn file_removed(&self, user: &str, path: &VPath, size: Option<u64>) {
+        let _ = (user, path, size);
     }
 }
 

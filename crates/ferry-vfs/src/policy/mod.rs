@@ -13,12 +13,14 @@
 
 mod events;
 mod positional;
+mod rate;
 mod upload;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-pub use events::{FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota};
+pub use events::{FsEvent, FsEvents, FsOp, NoEvents, NoQuota, Protocol, Quota, QuotaStatus, UploadEnd};
+pub use rate::{RateLimit, Rates};
 pub use upload::{Upload, UploadWriter};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -43,6 +45,11 @@ struct Inner {
     perms: Permissions,
     events: Arc<dyn FsEvents>,
     quota: Arc<dyn Quota>,
+    rates: Rates,
+    /// One paced transfer request of this session at a time in each direction, so that a session
+    /// with many requests in flight (SFTP) gets the same share of a shared limit as one with one.
+    download_turn: tokio::sync::Mutex<()>,
+    upload_turn: tokio::sync::Mutex<()>,
 }
 
 /// Which permission an operation needs.
@@ -83,6 +90,21 @@ impl UserFs {
         events: Arc<dyn FsEvents>,
         quota: Arc<dyn Quota>,
     ) -> Self {
+        Self::with_limits(storage, protocol, user, perms, events, quota, Rates::default())
+    }
+
+    /// As [`with_hooks`](UserFs::with_hooks), with bandwidth limits (usually shared by all of the
+    /// user's sessions): downloads and uploads move no faster than `rates` allow, and a limited
+    /// download is copied rather than sent zero-copy.
+    pub fn with_limits(
+        storage: Arc<dyn Storage>,
+        protocol: Protocol,
+        user: impl Into<String>,
+        perms: Permissions,
+        events: Arc<dyn FsEvents>,
+        quota: Arc<dyn Quota>,
+        rates: Rates,
+    ) -> Self {
         UserFs {
             inner: Arc::new(Inner {
                 caps: storage.capabilities(),
@@ -92,6 +114,9 @@ impl UserFs {
                 perms,
                 events,
                 quota,
+                rates,
+                download_turn: tokio::sync::Mutex::new(()),
+                upload_turn: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -190,7 +215,51 @@ impl UserFs {
     /// [`downloaded`](UserFs::downloaded).
     pub async fn open_read(&self, path: &VPath, offset: u64) -> Result<Box<dyn FileReader>> {
         self.check(Need::Read)?;
-        self.inner.storage.open_read(path, offset).await
+        let reader = self.inner.storage.open_read(path, offset).await?;
+        if self.inner.rates.download.is_limited() {
+            return Ok(Box::new(rate::Throttled {
+                inner: reader,
+                fs: self.clone(),
+            }));
+        }
+        Ok(reader)
+    }
+
+    /// Waits until `bytes` more may be sent to the user under their download limit.
+    pub(crate) async fn pace_download(&self, bytes: u64) {
+        if self.inner.rates.download.is_limited() {
+            let _turn = self.inner.download_turn.lock().await;
+            self.inner.rates.download.take(bytes).await;
+        }
+    }
+
+    /// Waits until `bytes` more may be received from the user under their upload limit.
+    pub(crate) async fn pace_upload(&self, bytes: u64) {
+        if self.inner.rates.upload.is_limited() {
+            let _turn = self.inner.upload_turn.lock().await;
+            self.inner.rates.upload.take(bytes).await;
+        }
+    }
+
+    /// The user's quota usage and limits, if a quota is kept.
+    pub fn quota_status(&self) -> Option<QuotaStatus> {
+        self.inner.quota.status()
+    }
+
+    /// The user's bandwidth limits.
+    pub fn rates(&self) -> &Rates {
+        &self.inner.rates
+    }
+
+    /// The size of the file at `path` if the quota hook counts usage and a file is there.
+    async fn size_for_quota(&self, path: &VPath) -> Option<u64> {
+        if !self.inner.quota.counts() {
+            return None;
+        }
+        match self.inner.storage.metadata(path).await {
+            Ok(m) if m.kind == EntryKind::File => Some(m.size),
+            _ => None,
+        }
     }
 
     /// Reports a finished download of `bytes` from `path` started at `started`.
@@ -232,10 +301,11 @@ impl UserFs {
     /// Removes a file: needs `delete`.
     pub async fn remove_file(&self, path: &VPath) -> Result<()> {
         self.check(Need::Delete)?;
+        let size = self.size_for_quota(path).await;
         let started = Instant::now();
         let r = self.inner.storage.remove_file(path).await;
         if r.is_ok() {
-            self.inner.quota.file_removed(&self.inner.user, path);
+            self.inner.quota.file_removed(&self.inner.user, path, size);
         }
         self.emit(FsOp::Delete, path, None, 0, started, result_of(&r));
         r
@@ -256,8 +326,16 @@ impl UserFs {
         if !caps.rename_dir && self.inner.storage.metadata(from).await?.kind == EntryKind::Dir {
             return Err(self.unsupported("renaming a directory"));
         }
+        // A file replaced by the rename is removed as far as the quota is concerned.
+        let replaced = match replace {
+            true => self.size_for_quota(to).await,
+            false => None,
+        };
         let started = Instant::now();
         let r = self.inner.storage.rename(from, to, replace).await;
+        if let (Ok(()), Some(size)) = (&r, replaced) {
+            self.inner.quota.file_removed(&self.inner.user, to, Some(size));
+        }
         self.emit(FsOp::Rename, from, Some(to), 0, started, result_of(&r));
         r
     }
@@ -280,18 +358,24 @@ impl UserFs {
         self.inner.storage.set_mode(path, mode).await
     }
 
-    /// Space on the storage: no permission needed (what it says does not depend on the user).
+    /// Space on the storage: no permission needed. Where the user has a quota, the quota is the size
+    /// and what is left of it the free space.
     pub async fn space(&self) -> Result<Space> {
         if !self.inner.caps.space {
             return Err(self.unsupported("reporting free space"));
         }
-        self.inner.storage.space().await
+        let mut space = self.inner.storage.space().await?;
+        if let Some(q) = self.quota_status() {
+            limit_space(&mut space, &q);
+        }
+        Ok(space)
     }
 
     /// Opens a file for positional access (SFTP on back-ends with random writes): `Read` needs
     /// `read`; the writing modes need `write` (and `read` too if they also read). The quota hook sees
     /// every write and the observer the end of the transfer (commit, or drop).
     pub async fn open_file(&self, path: &VPath, mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
+        let mut ticket = None;
         match mode {
             OpenMode::Read => self.check(Need::Read)?,
             OpenMode::InPlace { read, .. } | OpenMode::Replace { read, .. } => {
@@ -299,21 +383,54 @@ impl UserFs {
                 if read {
                     self.check(Need::Read)?;
                 }
-                self.inner.quota.before_upload(&self.inner.user, path)?;
             }
         }
         if !self.inner.caps.random_write {
             return Err(self.unsupported("random access"));
         }
-        let inner = self.inner.storage.open_file(path, mode).await?;
+        let append = matches!(mode, OpenMode::InPlace { append: true, .. });
+        if !matches!(mode, OpenMode::Read) {
+            let existing = match mode {
+                OpenMode::Replace { exclusive: true, .. } => None,
+                _ => self.size_for_quota(path).await,
+            };
+            self.inner.quota.before_upload(&self.inner.user, path, existing)?;
+            let size = match mode {
+                OpenMode::InPlace { .. } => existing.unwrap_or(0),
+                _ => 0,
+            };
+            ticket = Some(upload::Ticket {
+                new_file: existing.is_none(),
+                replaced: existing.unwrap_or(0),
+                size,
+                reserved: 0,
+            });
+        }
+        let inner = match self.inner.storage.open_file(path, mode).await {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(t) = &ticket {
+                    self.settle(path, t, false);
+                }
+                return Err(e);
+            }
+        };
         Ok(Box::new(positional::Accounted {
             inner,
             fs: self.clone(),
             path: path.clone(),
-            writing: !matches!(mode, OpenMode::Read),
+            writing: ticket.is_some(),
+            append,
             started: Instant::now(),
             bytes: std::sync::atomic::AtomicU64::new(0),
             ended: std::sync::atomic::AtomicBool::new(false),
+            ticket: std::sync::Mutex::new(ticket.unwrap_or(upload::Ticket {
+                new_file: false,
+                replaced: 0,
+                size: 0,
+                reserved: 0,
+            })),
+            refused: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -325,6 +442,24 @@ impl UserFs {
     /// Checks that the user may read.
     pub fn may_read(&self) -> Result<()> {
         self.check(Need::Read)
+    }
+}
+
+/// What the user's quota leaves of the storage's space: the quota as the size and what is left of
+/// it as free (never more than the storage has free).
+fn limit_space(space: &mut Space, q: &QuotaStatus) {
+    if q.max_bytes != 0 {
+        let unit = space.fragment_size.max(1);
+        let left = q.max_bytes.saturating_sub(q.bytes) / unit;
+        space.blocks = q.max_bytes / unit;
+        space.blocks_free = space.blocks_free.min(left);
+        space.blocks_available = space.blocks_available.min(left);
+    }
+    if q.max_files != 0 {
+        let left = q.max_files.saturating_sub(q.files);
+        space.files = q.max_files;
+        space.files_free = space.files_free.min(left);
+        space.files_available = space.files_available.min(left);
     }
 }
 

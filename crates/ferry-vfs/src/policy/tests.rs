@@ -150,15 +150,17 @@ impl Quota for Limit {
         let total =
             self.used.load(Ordering::SeqCst) + self.pending.fetch_add(bytes, Ordering::SeqCst) + bytes;
         if total > self.limit {
+            self.pending.fetch_sub(bytes, Ordering::SeqCst);
             return Err(ErrorKind::QuotaExceeded.into());
         }
         Ok(())
     }
 
-    fn upload_ended(&self, _user: &str, _path: &VPath, bytes: u64, committed: bool) {
-        self.pending.store(0, Ordering::SeqCst);
-        if committed {
-            self.used.fetch_add(bytes, Ordering::SeqCst);
+    fn upload_ended(&self, _user: &str, _path: &VPath, end: &UploadEnd) {
+        self.pending.fetch_sub(end.reserved, Ordering::SeqCst);
+        if end.committed {
+            self.used
+                .fetch_add(end.size_change.max(0) as u64, Ordering::SeqCst);
         }
     }
 }
@@ -232,20 +234,34 @@ async fn positional_uploads_report_their_bytes_to_the_hooks() {
         mode: None,
     };
     let file = fs.open_file(&v("/p"), replace).await.expect("open");
-    file.write_at(3, b"def".to_vec()).await.expect("write");
+    file.write_at(0, b"abc".to_vec()).await.expect("write");
+    file.write_at(3, b"def".to_vec())
+        .await
+        .expect_err("the file would grow over the quota");
+    assert_eq!(
+        kind(file.commit().await),
+        Some(ErrorKind::QuotaExceeded),
+        "an upload that crossed the quota is not committed"
+    );
+    drop(file);
+    assert!(fs.stat(&v("/p")).await.is_err(), "nothing stored");
+    let file = fs.open_file(&v("/p"), replace).await.expect("open");
+    file.write_at(3, b"de".to_vec()).await.expect("write");
     file.write_at(0, b"abc".to_vec())
         .await
-        .expect_err("over the quota");
+        .expect("rewrites inside the extent");
     file.commit().await.expect("commit");
     drop(file);
     let abandoned = fs.open_file(&v("/q"), replace).await.expect("open");
     drop(abandoned);
-    assert_eq!(quota.used.load(Ordering::SeqCst), 3);
+    assert_eq!(quota.used.load(Ordering::SeqCst), 5);
+    assert_eq!(quota.pending.load(Ordering::SeqCst), 0);
     let seen = events.seen.lock().expect("lock").clone();
     assert_eq!(
         seen,
         vec![
-            (FsOp::Upload, "/p".into(), 3, true),
+            (FsOp::Upload, "/p".into(), 3, false),
+            (FsOp::Upload, "/p".into(), 5, true),
             (FsOp::Upload, "/q".into(), 0, false)
         ]
     );

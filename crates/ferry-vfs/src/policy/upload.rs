@@ -6,7 +6,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use rand::Rng;
 
-use super::{result_of, FsOp, Need, UserFs};
+use super::{result_of, FsOp, Need, UploadEnd, UserFs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{FileWriter, WriteMode, WriteOptions};
 use crate::{EntryKind, VPath};
@@ -43,6 +43,27 @@ pub struct UploadWriter {
     path: VPath,
     started: Instant,
     bytes: u64,
+    ticket: Ticket,
+}
+
+/// An upload's quota bookkeeping.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    /// No file was at the path: the upload creates one.
+    pub(super) new_file: bool,
+    /// Size of the file the upload replaces or extends (0 if none).
+    pub(super) replaced: u64,
+    /// Size the file will have if committed now.
+    pub(super) size: u64,
+    /// Bytes reserved so far: how far `size` went beyond `replaced`.
+    pub(super) reserved: u64,
+}
+
+impl Ticket {
+    /// The file grows to `size`: the bytes to reserve beyond what is reserved already.
+    pub(super) fn grow_to(&self, size: u64) -> u64 {
+        size.saturating_sub(self.replaced).saturating_sub(self.reserved)
+    }
 }
 
 impl UserFs {
@@ -56,7 +77,60 @@ impl UserFs {
         if path.is_root() {
             return Err(ErrorKind::IsADirectory.into());
         }
-        self.inner.quota.before_upload(&self.inner.user, path)?;
+        // What the quota needs: the size of the file replaced or extended (None: a new file).
+        let existing = match how {
+            Upload::Exclusive | Upload::Unique => None,
+            Upload::Replace | Upload::Resume(0) => self.size_for_quota(path).await,
+            Upload::Resume(_) | Upload::Append => match self.inner.quota.counts() {
+                true => self.not_a_dir(path).await?,
+                false => None,
+            },
+        };
+        self.inner.quota.before_upload(&self.inner.user, path, existing)?;
+        let base = match how {
+            Upload::Resume(offset) => offset,
+            Upload::Append => existing.unwrap_or(0),
+            _ => 0,
+        };
+        let ticket = Ticket {
+            new_file: existing.is_none(),
+            replaced: existing.unwrap_or(0),
+            size: base,
+            reserved: 0,
+        };
+        match self.open_upload(path, how, unix_mode).await {
+            Ok((writer, path)) => Ok(UploadWriter {
+                inner: Some(writer),
+                fs: self.clone(),
+                path,
+                started: Instant::now(),
+                bytes: 0,
+                ticket,
+            }),
+            Err(e) => {
+                self.settle(path, &ticket, false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases an upload's reservations and accounts it if committed.
+    pub(super) fn settle(&self, path: &VPath, ticket: &Ticket, committed: bool) {
+        let end = UploadEnd {
+            new_file: ticket.new_file,
+            reserved: ticket.reserved,
+            committed,
+            size_change: ticket.size as i64 - ticket.replaced as i64,
+        };
+        self.inner.quota.upload_ended(&self.inner.user, path, &end);
+    }
+
+    async fn open_upload(
+        &self,
+        path: &VPath,
+        how: Upload,
+        unix_mode: Option<u32>,
+    ) -> Result<(Box<dyn FileWriter>, VPath)> {
         let caps = self.inner.caps;
         let storage = &self.inner.storage;
         let options = |mode| WriteOptions { mode, unix_mode };
@@ -88,13 +162,7 @@ impl UserFs {
             Upload::Append => (self.open_append(path, unix_mode).await?, path.clone()),
             Upload::Unique => self.open_unique(path, unix_mode).await?,
         };
-        Ok(UploadWriter {
-            inner: Some(writer),
-            fs: self.clone(),
-            path,
-            started: Instant::now(),
-            bytes: 0,
-        })
+        Ok((writer, path))
     }
 
     /// Refuses a directory before any data moves.
@@ -177,10 +245,18 @@ impl UploadWriter {
 
     fn end(&mut self, result: std::result::Result<(), Option<ErrorKind>>) {
         let fs = &self.fs;
-        fs.inner
-            .quota
-            .upload_ended(&fs.inner.user, &self.path, self.bytes, result.is_ok());
+        fs.settle(&self.path, &self.ticket, result.is_ok());
         fs.emit(FsOp::Upload, &self.path, None, self.bytes, self.started, result);
+    }
+
+    /// Reserves what `len` more bytes add beyond the replaced file's size.
+    fn reserve(&mut self, len: u64) -> Result<()> {
+        let more = self.ticket.grow_to(self.ticket.size + len);
+        if more > 0 {
+            self.fs.inner.quota.add_bytes(&self.fs.inner.user, more)?;
+            self.ticket.reserved += more;
+        }
+        Ok(())
     }
 
     fn writer(&mut self) -> Result<&mut Box<dyn FileWriter>> {
@@ -192,9 +268,11 @@ impl UploadWriter {
 impl FileWriter for UploadWriter {
     async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
         let len = buf.len() as u64;
-        self.fs.inner.quota.add_bytes(&self.fs.inner.user, len)?;
+        self.reserve(len)?;
+        self.fs.pace_upload(len).await;
         let out = self.writer()?.write_owned(buf).await?;
         self.bytes += len;
+        self.ticket.size += len;
         Ok(out)
     }
 
@@ -204,16 +282,18 @@ impl FileWriter for UploadWriter {
 
     async fn commit_with(mut self: Box<Self>, last: Vec<u8>) -> Result<u64> {
         let len = last.len() as u64;
-        if let Err(e) = self.fs.inner.quota.add_bytes(&self.fs.inner.user, len) {
+        if let Err(e) = self.reserve(len) {
             self.abort().await;
             return Err(e);
         }
+        self.fs.pace_upload(len).await;
         let Some(inner) = self.inner.take() else {
             return Err(ErrorKind::Io.into());
         };
         let r = inner.commit_with(last).await;
         if r.is_ok() {
             self.bytes += len;
+            self.ticket.size += len;
         }
         self.end(result_of(&r));
         r

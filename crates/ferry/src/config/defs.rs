@@ -60,6 +60,18 @@ pub const STORAGE: Group = Group::table(
     "Where user files live: the local disk under files_root, or an S3-compatible bucket. See\n\
      docs/storage.md for what each operation does on each back-end.",
 );
+pub const QUOTA: Group = Group::table(
+    "quota",
+    "Quotas",
+    "Storage quotas for users without their own (`ferry user quota`); 0 = unlimited. See\n\
+     docs/operations.md.",
+);
+pub const BANDWIDTH: Group = Group::table(
+    "bandwidth",
+    "Bandwidth",
+    "Bandwidth limits for users without their own (`ferry user limit`), each shared by all of a\n\
+     user's sessions (FTP and SFTP together); 0 = unlimited. See docs/operations.md.",
+);
 
 pub const ADMIN: Group = Group::table(
     "admin",
@@ -888,5 +900,46 @@ pub const DEFS: &[Def] = &[
         group: &SFTP,
         help: "Authentication attempts per SSH connection (each password or public key offered counts)",
         example: "3",
+    },
+    // ----- quotas and bandwidth -----
+    Def {
+        key: "quota.default_bytes",
+        kind: &kind::LIMIT,
+        list: false,
+        default: Is("0"),
+        scope: Scope::Global,
+        group: &QUOTA,
+        help: "Bytes a user may store, for users without their own quota (0 = unlimited)",
+        example: "10737418240",
+    },
+    Def {
+        key: "quota.default_files",
+        kind: &kind::LIMIT,
+        list: false,
+        default: Is("0"),
+        scope: Scope::Global,
+        group: &QUOTA,
+        help: "Files a user may store, for users without their own quota (0 = unlimited)",
+        example: "100000",
+    },
+    Def {
+        key: "bandwidth.default_upload_kib",
+        kind: &kind::LIMIT,
+        list: false,
+        default: Is("0"),
+        scope: Scope::Global,
+        group: &BANDWIDTH,
+        help: "Upload KiB/s per user, all their sessions together, for users without their own limit (0 = unlimited)",
+        example: "10240",
+    },
+    Def {
+        key: "bandwidth.default_download_kib",
+        kind: &kind::LIMIT,
+        list: false,
+        default: Is("0"),
+        scope: Scope::Global,
+        group: &BANDWIDTH,
+        help: "Download KiB/s per user, all their sessions together, for users without their own limit (0 = unlimited)",
+        example: "10240",
     },
 ];

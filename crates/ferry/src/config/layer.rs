@@ -186,6 +186,8 @@ pub mod kind {
             |s| parse::login_attempts(s).map(|n| Value::Number(n.into()));
         BYTES: Integer, "BYTES", "integer bytes, 0 or more",
             |s| parse::bytes(s).map(Value::Number);
+        LIMIT: Integer, "N", "integer, 0 (unlimited) or more",
+            |s| parse::limit(s).map(Value::Number);
         COUNT: Integer, "N", "integer, at least 1",
             |s| parse::count(s).map(|n| Value::Number(n as u64));
         SESSION_LIMIT: Integer, "N", "integer, 0 (no limit) to 1000000",

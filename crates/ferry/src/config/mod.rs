@@ -70,6 +70,8 @@ pub struct Settings {
     pub observe: observe::ObserveSettings,
     /// Every setting's merged value, to tell on SIGHUP which ones changed.
     pub values: std::collections::BTreeMap<&'static str, String>,
+    /// Quotas and bandwidth limits for users without their own.
+    pub default_limits: ferry_auth::DefaultLimits,
 }
 
 /// FTPS certificate files and implicit listeners.
@@ -182,6 +184,12 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
         storage,
         config_file: None,
         min_password_length: v.number("min_password_length")?,
+        default_limits: ferry_auth::DefaultLimits {
+            quota_bytes: v.number("quota.default_bytes")?,
+            quota_files: v.number("quota.default_files")?,
+            upload_kib: v.number("bandwidth.default_upload_kib")?,
+            download_kib: v.number("bandwidth.default_download_kib")?,
+        },
         files_root,
         users_db,
         cluster_fail_open: v.bool("cluster.fail_open")?,

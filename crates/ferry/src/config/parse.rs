@@ -181,6 +181,13 @@ pub fn bytes(s: &str) -> Result<u64, String> {
 }
 
 /// A connection count, at least 1.
+/// A quota or bandwidth limit: a whole number, 0 for unlimited.
+pub fn limit(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number (0 = unlimited)"))
+}
+
 pub fn count(s: &str) -> Result<usize, String> {
     let n = s
         .trim()
