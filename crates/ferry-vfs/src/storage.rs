@@ -41,7 +41,9 @@ pub struct DirEntry {
 /// `Default` is a back-end that can do none of the optional things (all `false`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
-    /// [`Storage::rename`] of files, atomic, with and without replacing the target.
+    /// [`Storage::rename`] of files, with and without replacing the target. Atomic on the local
+    /// back-end; on object stores a copy then a delete (a failure between the two leaves both
+    /// names, never neither), see docs/storage.md.
     pub rename: bool,
     /// [`Storage::rename`] of directories.
     pub rename_dir: bool,

@@ -32,6 +32,8 @@ const RELOADABLE: &[&str] = &[
     "ftps.certificate",
     "ftps.private_key",
     "hooks.",
+    "quota.",
+    "bandwidth.",
 ];
 
 /// The running servers, for settings that change in them.
@@ -41,6 +43,8 @@ pub struct Servers<'a> {
     pub ftp: &'a ferry_ftpd::Server,
     /// The SFTP server, when enabled.
     pub sftp: Option<&'a ferry_sftpd::Server>,
+    /// The user database (default quotas and bandwidth limits).
+    pub users: &'a ferry_auth::UserStore,
 }
 
 /// What the servers report to.
@@ -157,6 +161,14 @@ pub fn apply(current: &mut Settings, new: Settings, sinks: &Sinks, servers: &Ser
         sinks.hooks.set_config(new.observe.hooks.clone());
         current.observe.hooks = new.observe.hooks.clone();
     }
+    if applied
+        .iter()
+        .any(|k| k.starts_with("quota.") || k.starts_with("bandwidth."))
+    {
+        // Applies from each user's next login; sessions already logged in keep their limits.
+        servers.users.set_default_limits(new.default_limits);
+        current.default_limits = new.default_limits;
+    }
     if applied.contains(&"masquerade_address") {
         current.masquerade_host = new.masquerade_host.clone();
         current.ftpd.masquerade_address = new.ftpd.masquerade_address;
@@ -197,6 +209,8 @@ mod tests {
     #[test]
     fn tables_and_keys_are_matched_exactly() {
         assert!(reloadable("hooks.url"));
+        assert!(reloadable("quota.default_bytes"));
+        assert!(reloadable("bandwidth.default_upload_kib"));
         assert!(reloadable("log"));
         assert!(!reloadable("log_format"));
         assert!(reloadable("idle_timeout_secs"));

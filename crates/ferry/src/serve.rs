@@ -108,7 +108,7 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     );
     // Every start-up check has passed: only now is the one-time password shown.
     create_first_user(&users).await?;
-    let server = Server::new_shared(ftpd, users, storage, Arc::clone(&defender), gate);
+    let server = Server::new_shared(ftpd, users.clone(), storage, Arc::clone(&defender), gate);
     server.set_observer(Arc::clone(&sinks.observer));
     server.set_shutdown_grace(settings.observe.shutdown_grace);
 
@@ -220,6 +220,7 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
                         let servers = crate::reload::Servers {
                             ftp: &server,
                             sftp: sftp_running.as_deref(),
+                            users: &users,
                         };
                         crate::reload::apply(&mut settings, new, &sinks, &servers);
                     }

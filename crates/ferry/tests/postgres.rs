@@ -501,8 +501,9 @@ fn queries_per_login_are_few_and_none_per_command() {
     std::thread::sleep(Duration::from_millis(500));
     let per_login = (counted(pg) - before) as f64 / LOGINS as f64;
     eprintln!("PostgreSQL statements per FTP login (connect, login, 40 commands, quit): {per_login:.1}");
+    // Take a lease, read the user, read the user's quota limits and usage, give the lease back.
     assert!(
-        per_login <= 3.0,
+        per_login <= 4.0,
         "{per_login} statements per login: {:?}",
         pg.statements(&db).iter().rev().take(12).collect::<Vec<_>>()
     );
