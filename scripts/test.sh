@@ -12,7 +12,8 @@ cargo test --workspace --all-targets "$@"
 # why: truncating through SFTP is random access, which S3 storage refuses by design (the refusal is
 # tested on the in-memory back-end); the traversal test plants symlinks in the files directory, which
 # is about the local back-end's jail (and s3s-fs would follow a symlink loop forever).
-FERRY_TEST_STORAGE=s3 cargo test -p ferry-ftpd --test curl --test lftp --test ftps_rclone "$@"
-FERRY_TEST_STORAGE=s3 cargo test -p ferry-sftpd --test clients --test openssh "$@" -- \
+# `--workspace` keeps the dependencies' features as in the run above, so nothing is built again.
+FERRY_TEST_STORAGE=s3 cargo test --workspace --test curl --test lftp --test ftps_rclone "$@"
+FERRY_TEST_STORAGE=s3 cargo test --workspace --test clients --test openssh "$@" -- \
     --skip out_of_order_writes_concurrent_handles_attributes_and_extensions \
     --skip traversal_stays_inside_the_root
