@@ -201,7 +201,7 @@ impl ClusterLimits {
 }
 
 /// The node's cluster task, until `shutdown` completes: a heartbeat every
-/// [`HEARTBEAT`](ferry_auth::cluster::HEARTBEAT), leases of ended connections given back, and ban
+/// [`HEARTBEAT`], leases of ended connections given back, and ban
 /// changes from other nodes (and `ferry ban`) applied to `defender` as they are announced (after a lost
 /// connection to the database, every ban is reloaded). At shutdown the node leaves the cluster, which
 /// frees its leases at once. Run once per process, beside the listeners.

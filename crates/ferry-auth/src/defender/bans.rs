@@ -61,7 +61,7 @@ impl UserStore {
     }
 
     /// Creates or replaces the record of `ban.ip`. On PostgreSQL the change is announced to every node
-    /// listening (see [`UserStore::ban_changes`]) in the same transaction.
+    /// listening (see [`Cluster::ban_changes`](crate::cluster::Cluster::ban_changes)) in the same transaction.
     pub async fn put_ban(&self, ban: &Ban) -> Result<(), Error> {
         let mut reason = ban.reason.clone();
         truncate(&mut reason, MAX_REASON_LEN);

@@ -55,7 +55,7 @@ impl RateLimit {
     }
 
     /// Waits until `bytes` may move at the rate (at once if unlimited). A large amount is paid in
-    /// slices (a tenth of a second's worth, at most [`MAX_SLICE`], the size of an SFTP read or write)
+    /// slices (a tenth of a second's worth, at most `MAX_SLICE`, the size of an SFTP read or write)
     /// so that sessions sharing the limit take turns in equal steps even when some move data in
     /// large buffers.
     pub async fn take(&self, bytes: u64) {
