@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ferry_proto::limits::MAX_LINE;
 use ferry_proto::listing::{Entry, EntryKind};
 use ferry_proto::session::{
-    Config, DataTlsError, ErrorKind, FsError, Login, LoginTls, Output, Permissions, Session, StorageOk, TlsPolicy,
-    TlsSettings, TransferEvent,
+    Config, DataTlsError, ErrorKind, FsError, HashError, HashValue, Login, LoginTls, Output, Permissions, Session,
+    StorageOk, TlsPolicy, TlsSettings, TransferEvent,
 };
 use ferry_proto::telnet::{ControlDecoder, ControlInput, Urgent};
 use libfuzzer_sys::fuzz_target;
@@ -202,6 +202,24 @@ fuzz_target!(|data: &[u8]| {
                         }),
                     };
                     session.handle_storage(now, result);
+                }
+                Output::Hash(request) => {
+                    let b = input.byte();
+                    let size = u64::from(b);
+                    let result = match b % 4 {
+                        0 => Err(HashError::Storage(fs_error(b / 4))),
+                        1 => Err(HashError::TooLarge {
+                            size,
+                            limit: request.max_size,
+                        }),
+                        2 => Err(HashError::BeyondEnd { size }),
+                        _ => Ok(HashValue {
+                            digest: vec![b; usize::from(b % 33)],
+                            start: request.range.start,
+                            end: request.range.start.saturating_add(size),
+                        }),
+                    };
+                    session.handle_hash(now, result);
                 }
                 Output::OpenPassive(_) => {
                     let b = input.byte();
