@@ -454,7 +454,7 @@ mod tests {
             Arc::new(MemoryFs::new()),
             Protocol::Ftp,
             "alice",
-            Permissions::all().into(),
+            Permissions::all(),
             Arc::new(NoEvents),
             account.clone(),
             account.rates(),

@@ -759,7 +759,7 @@ impl Conn {
             (Some(anon), "anonymous" | "ftp") => (
                 Login {
                     user: "anonymous".to_owned(),
-                    permissions: ferry_vfs::Permissions::from(anon.permissions),
+                    permissions: anon.permissions,
                     tls: LoginTls::default(),
                 },
                 anon.home.clone(),
@@ -771,7 +771,7 @@ impl Conn {
                     Ok(AuthOutcome::Accepted(u)) => (
                         Login {
                             user: u.name.clone(),
-                            permissions: ferry_vfs::Permissions::from(u.permissions),
+                            permissions: u.permissions,
                             tls: LoginTls {
                                 required: u.tls.require_tls,
                                 protected_data: u.tls.protected_data,

@@ -317,17 +317,31 @@ pub(crate) fn unix_parts(t: SystemTime) -> (i64, u32) {
     }
 }
 
-/// A UTC calendar date and time of day.
-pub(crate) struct Civil {
-    pub(crate) year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
+/// A UTC calendar date and time of day (years 0 to 9999; times outside are clamped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// The year.
+    pub year: i64,
+    /// 1 to 12.
+    pub month: u32,
+    /// 1 to 31.
+    pub day: u32,
+    /// 0 to 23.
+    pub hour: u32,
+    /// 0 to 59.
+    pub minute: u32,
+    /// 0 to 59.
+    pub second: u32,
+    /// Day of the week, 0 = Sunday.
+    pub weekday: u32,
 }
 
 impl Civil {
+    /// The UTC date and time of `t`, to the second (floored).
+    pub fn from_system_time(t: SystemTime) -> Civil {
+        Civil::from_unix(unix_parts(t).0)
+    }
+
     /// Break seconds since the Unix epoch into a proleptic Gregorian date and time (UTC).
     pub(crate) fn from_unix(secs: i64) -> Civil {
         let secs = secs.clamp(MIN_SECS, MAX_SECS);
@@ -350,6 +364,7 @@ impl Civil {
             hour: (tod / 3_600) as u32,
             minute: (tod % 3_600 / 60) as u32,
             second: (tod % 60) as u32,
+            weekday: (days + 4).rem_euclid(7) as u32,
         }
     }
 }

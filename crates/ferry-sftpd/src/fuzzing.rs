@@ -23,7 +23,7 @@ const MAX_REQUESTS: usize = 256;
 /// # Panics
 /// When a reply is not a well-formed packet (the invariant the fuzz target checks).
 pub async fn run_packets(storage: Arc<dyn Storage>, perms: Permissions, input: &[u8]) -> usize {
-    let fs = ferry_vfs::UserFs::new(storage, ferry_vfs::Protocol::Sftp, "fuzz", perms.into());
+    let fs = ferry_vfs::UserFs::new(storage, ferry_vfs::Protocol::Sftp, "fuzz", perms);
     let ctx = Ctx::new(fs);
     let mut buf = BytesMut::from(input);
     let mut replies = 0;

@@ -651,7 +651,7 @@ impl russh::server::Handler for Connection {
             storage,
             ferry_vfs::Protocol::Sftp,
             user.name.clone(),
-            user.permissions.into(),
+            user.permissions,
             Arc::new(ferry_observe::TapEvents(Arc::clone(&self.tap))),
             account.clone(),
             account.rates(),
