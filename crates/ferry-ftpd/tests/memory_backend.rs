@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{
     pseudo_random, run, sha256, sha256_file, skip_unless, write_file, Control, Options, TestServer,
 };
-use ferry_vfs::{MemoryFs, Storage, VPath};
+use ferry_vfs::MemoryFs;
 
 fn start(memory: &MemoryFs) -> TestServer {
     TestServer::start_with(Options {
@@ -20,22 +20,7 @@ fn start(memory: &MemoryFs) -> TestServer {
 
 /// The whole content of `path` in `memory`, or `None` if it is not there.
 fn content(memory: &MemoryFs, path: &str) -> Option<Vec<u8>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let path = VPath::parse(path.as_bytes()).expect("path");
-        let mut reader = memory.open_read(&path, 0).await.ok()?;
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = reader.read(&mut buf).await.expect("read");
-            if n == 0 {
-                return Some(out);
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-    })
+    ferry_testkit::files::stored(memory, path)
 }
 
 #[test]

@@ -195,3 +195,24 @@ pub fn names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The whole content of the file `path` (a virtual path such as `/dir/file`) in `storage`, or
+/// `None` if it cannot be opened: what a back-end holds, read through the storage trait.
+pub fn stored(storage: &dyn ferry_vfs::Storage, path: &str) -> Option<Vec<u8>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let path = ferry_vfs::VPath::parse(path.as_bytes()).expect("path");
+        let mut reader = storage.open_read(&path, 0).await.ok()?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf).await.expect("read");
+            if n == 0 {
+                return Some(out);
+            }
+            out.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+    })
+}
