@@ -35,7 +35,7 @@ pub use event::{Event, EventKind, Outcome};
 pub use eventlog::EventLog;
 pub use file::LogFile;
 pub use hooks::{HookConfig, Hooks};
-pub use tap::{SessionGuard, SessionTap, TapEvents, TransferTap};
+pub use tap::{SessionGuard, SessionTap, TapEvents};
 pub use xferlog::Xferlog;
 
 /// The protocol a session speaks.

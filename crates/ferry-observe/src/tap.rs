@@ -3,7 +3,7 @@
 //! client, user) and tells the observer.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -160,7 +160,7 @@ impl SessionTap {
 
     /// A file operation (`delete`, `rename`, `mkdir`, `rmdir`) on `path` (to `new_path` for a rename)
     /// ended.
-    pub fn file_op(&self, kind: EventKind, path: &str, new_path: Option<&str>, result: Result<(), String>) {
+    fn file_op(&self, kind: EventKind, path: &str, new_path: Option<&str>, result: Result<(), String>) {
         if self.observer.is_none() {
             return;
         }
@@ -171,7 +171,7 @@ impl SessionTap {
     }
 
     /// A transfer of `path` ended after `bytes` in `duration`.
-    pub fn transfer(
+    fn transfer(
         &self,
         direction: Direction,
         path: &str,
@@ -244,57 +244,6 @@ impl Drop for SessionTap {
     }
 }
 
-/// One SFTP file handle's transfer: bytes counted as they move, reported once when the handle is
-/// closed (or, as not completed, when it is dropped without a close).
-#[derive(Debug)]
-pub struct TransferTap {
-    session: Arc<SessionTap>,
-    direction: Direction,
-    path: String,
-    started: Instant,
-    bytes: AtomicU64,
-    reported: AtomicBool,
-}
-
-impl TransferTap {
-    /// Starts counting a transfer of `path`.
-    pub fn new(session: Arc<SessionTap>, direction: Direction, path: String) -> Self {
-        TransferTap {
-            session,
-            direction,
-            path,
-            started: Instant::now(),
-            bytes: AtomicU64::new(0),
-            reported: AtomicBool::new(false),
-        }
-    }
-
-    /// `n` more bytes moved.
-    pub fn add(&self, n: u64) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The transfer ended; only the first call reports.
-    pub fn finish(&self, result: Result<(), String>) {
-        if self.reported.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        self.session.transfer(
-            self.direction,
-            &self.path,
-            self.bytes.load(Ordering::Relaxed),
-            self.started.elapsed(),
-            result,
-        );
-    }
-}
-
-impl Drop for TransferTap {
-    fn drop(&mut self) {
-        self.finish(Err("not completed: the file was not closed".to_owned()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,11 +284,14 @@ mod tests {
         tap.login("alice", "password", true);
         tap.set_protocol(Protocol::Ftps);
         tap.fs_op(EventKind::Rename, "/a", Some("/b"), 0, Duration::ZERO, Ok(()));
-        {
-            let xfer = TransferTap::new(Arc::clone(&tap), Direction::Upload, "/up".into());
-            xfer.add(10);
-            // Dropped without finish: reported as not completed.
-        }
+        tap.fs_op(
+            EventKind::Upload,
+            "/up",
+            None,
+            10,
+            Duration::from_millis(1),
+            Err("aborted".to_owned()),
+        );
         tap.fs_op(
             EventKind::Download,
             "/d",
