@@ -12,6 +12,10 @@
 #
 #   sudo bench/clients.sh            # as root: network namespaces need it
 #   BIG_MIB=256 FILES_N=500 bench/clients.sh
+#   PROTOS=sftp OPS="get put" LATENCY=0 bench/clients.sh   # some rows only, loopback only
+#
+# FERRY_BIN is the client measured; FERRY_SERVER_BIN (default: the same binary) serves every client,
+# so two client builds can be compared against one server.
 #
 # Needs: curl, lftp, rclone, openssh-client, iproute2 (installed with apt-get when missing), python3.
 # Files live under /dev/shm. Namespaces and servers are removed on exit.
@@ -25,6 +29,10 @@ TMO=${TMO:-90}
 TARGET=${CARGO_TARGET_DIR:-target}
 FERRY=${FERRY_BIN:-$(realpath -m "$TARGET/release/ferry")}
 [ -x "$FERRY" ] || cargo build --release -p ferry
+SERVER=${FERRY_SERVER_BIN:-$FERRY}
+PROTOS=${PROTOS:-ftp sftp}
+OPS=${OPS:-get put down up}
+LATENCY=${LATENCY:-1}
 
 missing=()
 for tool in curl lftp rclone sftp scp ip tc python3; do
@@ -76,7 +84,7 @@ start_server() {
     local -a pre=()
     [ -n "$ns" ] && pre=(ip netns exec "$ns")
     FTP_PORT=$(free_port) SFTP_PORT=$(free_port) H=$addr
-    "${pre[@]}" "$FERRY" serve --data-dir "$W/ferry" --files-root "$FILES" \
+    "${pre[@]}" "$SERVER" serve --data-dir "$W/ferry" --files-root "$FILES" \
         --listen "$addr:$FTP_PORT" --sftp-listen "$addr:$SFTP_PORT" --passive-ports 42000-42999 \
         --ftps-policy off --max-connections 512 --max-connections-per-ip 256 \
         --max-commands-per-sec 100000 --defender-allow-list 10.77.0.0/24 --log warn \
@@ -86,7 +94,7 @@ start_server() {
     grep -q "SFTP listening" "$W/server.out" || { cat "$W/server.out" >&2; exit 1; }
     if [ -z "${PASSWORD:-}" ]; then
         PASSWORD=$(sed -n 's/^ferry: password: //p' "$W/server.out")
-        "$FERRY" user key add ferry --data-dir "$W/ferry" --file "$W/id_ed25519.pub" >/dev/null
+        "$SERVER" user key add ferry --data-dir "$W/ferry" --file "$W/id_ed25519.pub" >/dev/null
     fi
 }
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
@@ -189,8 +197,8 @@ ROWS=()
 run_rows() {
     local net=$1; shift
     local proto op client
-    for proto in ftp sftp; do
-        for op in get put down up; do
+    for proto in $PROTOS; do
+        for op in $OPS; do
             local line="| $net | $proto | "
             case $op in
             get | put) line+="$op $SIZE_LABEL |" ;;
@@ -228,25 +236,29 @@ stop_server
 # Latency: two namespaces joined by a veth pair, 25 ms each way. Needs the kernel's netem qdisc
 # (sch_netem); without it the latency rows are skipped with a note.
 LATENCY_NOTE=
-ip netns add "$NS_S"
-ip netns add "$NS_C"
-ip link add "fbs$$" type veth peer name "fbc$$"
-ip link set "fbs$$" netns "$NS_S"
-ip link set "fbc$$" netns "$NS_C"
-ip -n "$NS_S" addr add 10.77.0.1/24 dev "fbs$$"
-ip -n "$NS_C" addr add 10.77.0.2/24 dev "fbc$$"
-for ns in "$NS_S" "$NS_C"; do ip -n "$ns" link set lo up; done
-ip -n "$NS_S" link set "fbs$$" up
-ip -n "$NS_C" link set "fbc$$" up
-if ip netns exec "$NS_S" tc qdisc add dev "fbs$$" root netem delay 25ms limit 100000 2> "$W/tc.err" &&
-    ip netns exec "$NS_C" tc qdisc add dev "fbc$$" root netem delay 25ms limit 100000 2>> "$W/tc.err"; then
-    start_server "$NS_S" 10.77.0.1
-    SRC_FILE=$FILES/lat.bin SRC_DIR=$W/latsmall NFILES=$LAT_FILES SIZE_LABEL="$LAT_MIB MiB"
-    run_rows "25 ms each way" ip netns exec "$NS_C"
-    stop_server
+if [ "$LATENCY" = 0 ]; then
+    LATENCY_NOTE="Latency rows not run: LATENCY=0."
 else
-    LATENCY_NOTE="Latency rows not run: \`tc qdisc add … netem\` failed ($(tr -d '\n' < "$W/tc.err")); this kernel has no sch_netem."
-    echo "bench: $LATENCY_NOTE" >&2
+    ip netns add "$NS_S"
+    ip netns add "$NS_C"
+    ip link add "fbs$$" type veth peer name "fbc$$"
+    ip link set "fbs$$" netns "$NS_S"
+    ip link set "fbc$$" netns "$NS_C"
+    ip -n "$NS_S" addr add 10.77.0.1/24 dev "fbs$$"
+    ip -n "$NS_C" addr add 10.77.0.2/24 dev "fbc$$"
+    for ns in "$NS_S" "$NS_C"; do ip -n "$ns" link set lo up; done
+    ip -n "$NS_S" link set "fbs$$" up
+    ip -n "$NS_C" link set "fbc$$" up
+    if ip netns exec "$NS_S" tc qdisc add dev "fbs$$" root netem delay 25ms limit 100000 2> "$W/tc.err" &&
+        ip netns exec "$NS_C" tc qdisc add dev "fbc$$" root netem delay 25ms limit 100000 2>> "$W/tc.err"; then
+        start_server "$NS_S" 10.77.0.1
+        SRC_FILE=$FILES/lat.bin SRC_DIR=$W/latsmall NFILES=$LAT_FILES SIZE_LABEL="$LAT_MIB MiB"
+        run_rows "25 ms each way" ip netns exec "$NS_C"
+        stop_server
+    else
+        LATENCY_NOTE="Latency rows not run: \`tc qdisc add … netem\` failed ($(tr -d '\n' < "$W/tc.err")); this kernel has no sch_netem."
+        echo "bench: $LATENCY_NOTE" >&2
+    fi
 fi
 
 echo

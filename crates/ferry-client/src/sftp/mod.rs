@@ -1,9 +1,11 @@
 //! An SFTP v3 client over an SSH channel, with pipelined reads and writes.
 //!
 //! Requests carry ids; one reader task routes each response to the request waiting for it, so many
-//! requests can be in flight. A transfer keeps [`SFTP_REQUESTS_IN_FLIGHT`] reads or writes of
-//! [`SFTP_CHUNK`] bytes outstanding (what OpenSSH's sftp does), and consumes responses in order, so the
-//! local file is written sequentially. Packets from the server are bounded ([`MAX_SFTP_PACKET`]); a
+//! requests can be in flight. A transfer keeps reads or writes outstanding (at most
+//! [`SFTP_REQUESTS_IN_FLIGHT`] and [`SFTP_BYTES_IN_FLIGHT`]), and consumes responses in order, so the
+//! local file is written sequentially. Requests are [`SFTP_CHUNK`] bytes (what OpenSSH's sftp asks
+//! for), or up to [`SFTP_MAX_CHUNK`] when the server announces that it takes more
+//! (`limits@openssh.com`). Packets from the server are bounded ([`MAX_SFTP_PACKET`]); a
 //! malformed or oversized packet ends the session with an error, never a panic.
 
 mod packet;
@@ -23,7 +25,10 @@ use tokio::sync::oneshot;
 use packet::{Attrs, Body, Packet, Reader};
 
 use crate::error::{Error, Result};
-use crate::limits::{MAX_LISTING_ENTRIES, MAX_SFTP_PACKET, SFTP_CHUNK, SFTP_REQUESTS_IN_FLIGHT};
+use crate::limits::{
+    MAX_LISTING_ENTRIES, MAX_SFTP_PACKET, SFTP_BYTES_IN_FLIGHT, SFTP_CHUNK, SFTP_MAX_CHUNK,
+    SFTP_REQUESTS_IN_FLIGHT,
+};
 use crate::names::check_arg;
 use crate::remote::{Checksum, Entry, Progress};
 use crate::secret::Secret;
@@ -52,6 +57,10 @@ pub struct SftpClient {
     timeout: Duration,
     /// The server announced `check-file-name` in VERSION.
     check_file: bool,
+    /// Bytes asked for by one READ.
+    read_chunk: u32,
+    /// Bytes sent by one WRITE.
+    write_chunk: u32,
 }
 
 impl std::fmt::Debug for SftpClient {
@@ -115,6 +124,9 @@ impl SftpClient {
             })??;
         let mut client = SftpClient::start(handle, stream, opts.timeout);
         client.check_file = extensions.iter().any(|e| &e[..] == b"check-file-name");
+        if extensions.iter().any(|e| &e[..] == b"limits@openssh.com") {
+            client.apply_limits().await?;
+        }
         Ok(client)
     }
 
@@ -137,7 +149,50 @@ impl SftpClient {
             reader,
             timeout,
             check_file: false,
+            read_chunk: SFTP_CHUNK,
+            write_chunk: SFTP_CHUNK,
         }
+    }
+
+    /// Asks for the server's limits (`limits@openssh.com`) and sizes reads and writes by them: up to
+    /// [`SFTP_MAX_CHUNK`], never above what the server says it takes. A server that declines keeps the
+    /// defaults.
+    async fn apply_limits(&mut self) -> Result<()> {
+        let rx = self
+            .send(packet::EXTENDED, Body::new().string(b"limits@openssh.com"))
+            .await?;
+        let p = self.wait(rx, "limits@openssh.com").await?;
+        if p.kind != packet::EXTENDED_REPLY {
+            return Ok(());
+        }
+        let mut r = Reader(p.body);
+        let (Some(max_packet), Some(max_read), Some(max_write)) = (r.u64(), r.u64(), r.u64()) else {
+            return Err(malformed("limits@openssh.com"));
+        };
+        // 0 means "no limit stated"; a WRITE carries its data plus a header (handle, offset).
+        let fit = |stated: u64, header: u64| -> u32 {
+            let mut n = u64::from(SFTP_MAX_CHUNK);
+            if stated > 0 {
+                n = n.min(stated);
+            }
+            if max_packet > header {
+                n = n.min(max_packet - header);
+            }
+            u32::try_from(n.max(1)).unwrap_or(SFTP_CHUNK)
+        };
+        if max_read > 0 {
+            self.read_chunk = fit(max_read, 0);
+        }
+        if max_write > 0 {
+            self.write_chunk = fit(max_write, 1024);
+        }
+        Ok(())
+    }
+
+    /// Requests kept in flight with chunks of `chunk` bytes.
+    fn depth(chunk: u32) -> usize {
+        let chunk = usize::try_from(chunk).unwrap_or(usize::MAX).max(1);
+        (SFTP_BYTES_IN_FLIGHT / chunk).clamp(1, SFTP_REQUESTS_IN_FLIGHT)
     }
 
     /// Downloads `path` from `offset` into `out` with pipelined reads; returns the bytes received.
@@ -192,12 +247,13 @@ impl SftpClient {
     ) -> Result<u64> {
         let mut inflight: VecDeque<(u64, u32, oneshot::Receiver<Packet>)> = VecDeque::new();
         let (mut next, mut total, mut eof) = (offset, 0u64, false);
+        let (chunk, depth) = (self.read_chunk, Self::depth(self.read_chunk));
         // Requests in flight start at one and double with every full chunk, up to the limit: a small
         // file costs two requests instead of a full pipeline of reads past its end.
         let mut window = 1usize;
         loop {
             while !eof && next < end && inflight.len() < window {
-                let ask = u32::try_from(end - next).unwrap_or(SFTP_CHUNK).min(SFTP_CHUNK);
+                let ask = u32::try_from(end - next).unwrap_or(chunk).min(chunk);
                 let body = Body::new().string(handle).u64(next).u32(ask);
                 inflight.push_back((next, ask, self.send(packet::READ, body).await?));
                 next += u64::from(ask);
@@ -209,7 +265,7 @@ impl SftpClient {
             if eof {
                 continue; // responses after the end are drained and ignored
             }
-            match read_chunk(p)? {
+            match read_chunk(p, ask)? {
                 None => eof = true,
                 Some(data) => {
                     let got = data.len() as u64;
@@ -219,7 +275,7 @@ impl SftpClient {
                     total += got;
                     progress(got);
                     if got == u64::from(ask) {
-                        window = (window * 2).min(SFTP_REQUESTS_IN_FLIGHT);
+                        window = (window * 2).min(depth);
                     }
                     if got > u64::from(ask) {
                         return Err(Error::Protocol(
@@ -250,11 +306,11 @@ impl SftpClient {
     ) -> Result<(u64, bool)> {
         let mut total = 0;
         while len > 0 {
-            let ask = u32::try_from(len).unwrap_or(SFTP_CHUNK);
+            let ask = u32::try_from(len).unwrap_or(self.read_chunk);
             let rx = self
                 .send(packet::READ, Body::new().string(handle).u64(at).u32(ask))
                 .await?;
-            match read_chunk(self.wait(rx, "READ").await?)? {
+            match read_chunk(self.wait(rx, "READ").await?, ask)? {
                 None => return Ok((total, true)),
                 Some(data) if data.is_empty() => return Ok((total, true)),
                 Some(data) => {
@@ -303,18 +359,21 @@ impl SftpClient {
     ) -> Result<u64> {
         let mut inflight: VecDeque<(u64, oneshot::Receiver<Packet>)> = VecDeque::new();
         let (mut at, mut done) = (offset, false);
-        let mut buf = vec![0u8; SFTP_CHUNK as usize];
+        let depth = Self::depth(self.write_chunk);
+        let mut buf = vec![0u8; self.write_chunk as usize];
         loop {
-            while !done && inflight.len() < SFTP_REQUESTS_IN_FLIGHT {
+            while !done && inflight.len() < depth {
                 let n = read_full(input, &mut buf).await?;
                 if n == 0 {
                     done = true;
                     break;
                 }
                 let data = buf.get(..n).unwrap_or_default();
-                let rx = self
-                    .send(packet::WRITE, Body::new().string(handle).u64(at).string(data))
-                    .await?;
+                let body = Body::with_capacity(handle.len() + n + 16)
+                    .string(handle)
+                    .u64(at)
+                    .string(data);
+                let rx = self.send(packet::WRITE, body).await?;
                 inflight.push_back((n as u64, rx));
                 at += n as u64;
             }
@@ -649,11 +708,19 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::result::Result<Byte
             "the server sent an SFTP packet of {len} bytes (limit {MAX_SFTP_PACKET})"
         ));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)
-        .await
-        .map_err(|e| format!("the SFTP connection ended: {e}"))?;
-    Ok(Bytes::from(buf))
+    // Filled straight from the channel's messages, without zeroing first.
+    let mut buf = bytes::BytesMut::with_capacity(len);
+    while buf.len() < len {
+        let want = len - buf.len();
+        let n = r
+            .read_buf(&mut bytes::BufMut::limit(&mut buf, want))
+            .await
+            .map_err(|e| format!("the SFTP connection ended: {e}"))?;
+        if n == 0 {
+            return Err("the SFTP connection ended: early eof".into());
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Routes responses to their requests until the connection ends or the server breaks the protocol.
@@ -682,12 +749,12 @@ async fn read_responses(mut read: ReadHalf<ChannelStream>, shared: Arc<Shared>) 
     }
 }
 
-/// `Some(data)` for DATA, `None` for EOF.
-fn read_chunk(p: Packet) -> Result<Option<Bytes>> {
+/// `Some(data)` for DATA (at most `ask` bytes), `None` for EOF.
+fn read_chunk(p: Packet, ask: u32) -> Result<Option<Bytes>> {
     match p.kind {
         packet::DATA => {
             let data = Reader(p.body).string().ok_or_else(|| malformed("DATA"))?;
-            if data.len() > SFTP_CHUNK as usize {
+            if data.len() > ask as usize {
                 return Err(Error::Protocol(
                     "the server sent more data than was asked for".into(),
                 ));

@@ -77,13 +77,23 @@ impl Attrs {
     }
 }
 
-/// Body of a request after its type and id.
-#[derive(Debug, Default)]
+/// Room kept in front of a request body for the packet's length, type and id, so that
+/// [`Body::packet`] completes the packet in place instead of copying the body (a WRITE's data).
+const HEADER: usize = 9;
+
+/// Body of a request after its type and id (preceded by [`HEADER`] bytes of room).
+#[derive(Debug)]
 pub(crate) struct Body(BytesMut);
 
 impl Body {
     pub(crate) fn new() -> Self {
-        Body(BytesMut::new())
+        Self::with_capacity(64)
+    }
+    /// A body with room for `n` bytes.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        let mut b = BytesMut::with_capacity(HEADER + n);
+        b.put_bytes(0, HEADER);
+        Body(b)
     }
     pub(crate) fn u32(mut self, v: u32) -> Self {
         self.0.put_u32(v);
@@ -106,17 +116,27 @@ impl Body {
             None => self.u32(0),
         }
     }
-    /// The whole packet: length, type, id, body.
+    /// The whole packet: length, type, id (if any), body.
     pub(crate) fn packet(self, kind: u8, id: Option<u32>) -> Bytes {
-        let extra = if id.is_some() { 5 } else { 1 };
-        let mut out = BytesMut::with_capacity(4 + extra + self.0.len());
-        out.put_u32(u32::try_from(extra + self.0.len()).unwrap_or(u32::MAX));
-        out.put_u8(kind);
+        let mut out = self.0;
+        // Without an id the packet starts 4 bytes later: length, type, body.
+        let start = if id.is_some() { 0 } else { 4 };
+        let len = u32::try_from(out.len() - start - 4).unwrap_or(u32::MAX);
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&len.to_be_bytes());
+        header[4] = kind;
         if let Some(id) = id {
-            out.put_u32(id);
+            header[5..].copy_from_slice(&id.to_be_bytes());
         }
-        out.put_slice(&self.0);
-        out.freeze()
+        if let (Some(room), Some(fill)) = (out.get_mut(start..HEADER), header.get(..HEADER - start)) {
+            room.copy_from_slice(fill);
+        }
+        out.freeze().slice(start..)
+    }
+    /// The body alone.
+    #[cfg(test)]
+    fn into_body(self) -> Bytes {
+        self.0.freeze().slice(HEADER..)
     }
 }
 
@@ -192,6 +212,12 @@ mod tests {
     }
 
     #[test]
+    fn framing_without_id() {
+        let p = Body::new().u32(3).packet(INIT, None);
+        assert_eq!(&p[..], &[0, 0, 0, 5, INIT, 0, 0, 0, 3][..]);
+    }
+
+    #[test]
     fn truncated_responses_give_none() {
         let mut r = Reader(Bytes::from_static(&[0, 0, 0, 9, b'x']));
         assert_eq!(r.string(), None);
@@ -208,7 +234,7 @@ mod tests {
             .u32(0o040_755)
             .u32(1)
             .u32(2);
-        let a = Reader(body.0.freeze()).attrs().expect("attrs");
+        let a = Reader(body.into_body()).attrs().expect("attrs");
         assert_eq!(a.size, Some(42));
         assert!(a.is_dir());
         assert_eq!(a.mtime, Some(2));
