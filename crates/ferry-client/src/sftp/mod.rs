@@ -169,23 +169,7 @@ impl SftpClient {
         let (Some(max_packet), Some(max_read), Some(max_write)) = (r.u64(), r.u64(), r.u64()) else {
             return Err(malformed("limits@openssh.com"));
         };
-        // 0 means "no limit stated"; a WRITE carries its data plus a header (handle, offset).
-        let fit = |stated: u64, header: u64| -> u32 {
-            let mut n = u64::from(SFTP_MAX_CHUNK);
-            if stated > 0 {
-                n = n.min(stated);
-            }
-            if max_packet > header {
-                n = n.min(max_packet - header);
-            }
-            u32::try_from(n.max(1)).unwrap_or(SFTP_CHUNK)
-        };
-        if max_read > 0 {
-            self.read_chunk = fit(max_read, 0);
-        }
-        if max_write > 0 {
-            self.write_chunk = fit(max_write, 1024);
-        }
+        (self.read_chunk, self.write_chunk) = chunk_sizes(max_packet, max_read, max_write);
         Ok(())
     }
 
@@ -749,6 +733,24 @@ async fn read_responses(mut read: ReadHalf<ChannelStream>, shared: Arc<Shared>) 
     }
 }
 
+/// Sizes of one READ and one WRITE for the limits a server states (`limits@openssh.com`: longest
+/// packet, read and write; 0 means "not stated"): up to [`SFTP_MAX_CHUNK`], never above the stated
+/// limit; [`SFTP_CHUNK`] where the server states nothing.
+fn chunk_sizes(max_packet: u64, max_read: u64, max_write: u64) -> (u32, u32) {
+    // A WRITE carries its data plus a header (type, id, handle, offset, length): 1 KiB is ample.
+    let fit = |stated: u64, header: u64| -> u32 {
+        if stated == 0 {
+            return SFTP_CHUNK;
+        }
+        let mut n = u64::from(SFTP_MAX_CHUNK).min(stated);
+        if max_packet > header {
+            n = n.min(max_packet - header);
+        }
+        u32::try_from(n.max(1)).unwrap_or(SFTP_CHUNK)
+    };
+    (fit(max_read, 0), fit(max_write, 1024))
+}
+
 /// `Some(data)` for DATA (at most `ask` bytes), `None` for EOF.
 fn read_chunk(p: Packet, ask: u32) -> Result<Option<Bytes>> {
     match p.kind {
@@ -834,4 +836,33 @@ fn entry(name: Vec<u8>, attrs: &Attrs) -> Entry {
         EntryKind::Other
     };
     Entry::new(name, kind, attrs.size, attrs.modified())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_follow_the_servers_limits() {
+        // Nothing stated: what every server must take.
+        assert_eq!(chunk_sizes(0, 0, 0), (SFTP_CHUNK, SFTP_CHUNK));
+        // OpenSSH's sftp-server: 256 KiB packets, reads and writes up to 255 KiB.
+        assert_eq!(
+            chunk_sizes(256 * 1024, 255 * 1024, 255 * 1024),
+            (255 * 1024, 255 * 1024)
+        );
+        // Large limits are capped at what fits one SSH packet.
+        assert_eq!(chunk_sizes(0, 1 << 30, 1 << 30), (SFTP_MAX_CHUNK, SFTP_MAX_CHUNK));
+        // Small limits are obeyed, also below the 32 KiB default.
+        assert_eq!(chunk_sizes(0, 16 * 1024, 8 * 1024), (16 * 1024, 8 * 1024));
+        assert_eq!(chunk_sizes(20_000, 0, 64 * 1024), (SFTP_CHUNK, 20_000 - 1024));
+    }
+
+    #[test]
+    fn in_flight_bytes_are_bounded() {
+        assert_eq!(SftpClient::depth(SFTP_CHUNK), SFTP_REQUESTS_IN_FLIGHT);
+        assert_eq!(SftpClient::depth(SFTP_MAX_CHUNK), 32);
+        assert_eq!(SftpClient::depth(1), SFTP_REQUESTS_IN_FLIGHT);
+        assert!(SftpClient::depth(SFTP_MAX_CHUNK) * SFTP_MAX_CHUNK as usize <= SFTP_BYTES_IN_FLIGHT);
+    }
 }
