@@ -245,7 +245,7 @@ pub async fn download(
         if size.is_some_and(|s| s == have) {
             Ok(0)
         } else {
-            let mut out = tokio::io::BufWriter::with_capacity(io_buffer(size), file);
+            let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), file);
             match remote.get(path, have, &mut out, &mut progress).await {
                 Ok(n) => out
                     .flush()
@@ -265,7 +265,7 @@ pub async fn download(
             .await
             .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
         part_started(&tmp);
-        let mut out = tokio::io::BufWriter::with_capacity(io_buffer(size), file);
+        let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), file);
         let r = remote.get(path, 0, &mut out, &mut progress).await;
         let r = match r {
             Ok(n) => out
@@ -298,13 +298,17 @@ pub async fn download(
     result
 }
 
-/// Size of the buffer between a transfer and its local file. A transfer hands over data in pieces of
-/// its protocol's size (32–255 KiB for SFTP), and every read or write of a `tokio::fs::File` is a
-/// round trip to a blocking thread: a 1 MiB buffer makes that one round trip per MiB. Small files get
-/// a buffer of their size.
-fn io_buffer(size: Option<u64>) -> usize {
+/// Size of the buffer between a transfer and its local file. An SFTP transfer hands over data in
+/// pieces of its request size (32 KiB with servers that do not state larger limits), and every read or
+/// write of a `tokio::fs::File` is a round trip to a blocking thread: a 1 MiB buffer makes that one
+/// round trip per MiB (small files get a buffer of their size). FTP copies in 256 KiB pieces already:
+/// no buffer (0: every read and write goes straight through), which saves a copy of every byte.
+fn io_buffer(remote: &Remote, size: Option<u64>) -> usize {
     const MAX: u64 = 1024 * 1024;
-    usize::try_from(size.unwrap_or(MAX).clamp(8 * 1024, MAX)).unwrap_or(8 * 1024)
+    match remote {
+        Remote::Ftp(_) => 0,
+        Remote::Sftp(_) => usize::try_from(size.unwrap_or(MAX).clamp(8 * 1024, MAX)).unwrap_or(8 * 1024),
+    }
 }
 
 /// Temporary download files being written, removed when the user interrupts (Ctrl-C).
@@ -491,7 +495,7 @@ pub async fn upload(
         .map_err(|e| Error::local(format!("reading {shown}"), e))?;
     let pb = bar(&shown, Some(len), ctx.opts.quiet || ctx.opts.json);
     pb.inc(offset);
-    let mut file = tokio::io::BufReader::with_capacity(io_buffer(Some(len - offset)), file);
+    let mut file = tokio::io::BufReader::with_capacity(io_buffer(remote, Some(len - offset)), file);
     let r = remote
         .put(path, offset, &mut file, &mut |n| {
             pb.inc(n);
