@@ -302,7 +302,8 @@ pub async fn download(
 /// pieces of its request size (32 KiB with servers that do not state larger limits), and every read or
 /// write of a `tokio::fs::File` is a round trip to a blocking thread: a 1 MiB buffer makes that one
 /// round trip per MiB (small files get a buffer of their size). FTP copies in 256 KiB pieces already:
-/// no buffer (0: every read and write goes straight through), which saves a copy of every byte.
+/// no buffer (0: a download's writes go straight through its `BufWriter`, an upload reads the file
+/// directly), which saves a copy of every byte.
 fn io_buffer(remote: &Remote, size: Option<u64>) -> usize {
     const MAX: u64 = 1024 * 1024;
     match remote {
@@ -394,10 +395,17 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
     }
     let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
     while let Some(done) = tasks.join_next().await {
-        if let Ok((o, f, e)) = done {
-            ok += o;
-            failed += f;
-            last_err = e.or(last_err);
+        match done {
+            Ok((o, f, e)) => {
+                ok += o;
+                failed += f;
+                last_err = e.or(last_err);
+            }
+            // A worker that died took its file with it: never report success for it.
+            Err(e) => {
+                failed += 1;
+                last_err = Some(Error::Usage(format!("an upload task failed: {e}")));
+            }
         }
     }
     total.finish();
@@ -495,13 +503,17 @@ pub async fn upload(
         .map_err(|e| Error::local(format!("reading {shown}"), e))?;
     let pb = bar(&shown, Some(len), ctx.opts.quiet || ctx.opts.json);
     pb.inc(offset);
-    let mut file = tokio::io::BufReader::with_capacity(io_buffer(remote, Some(len - offset)), file);
-    let r = remote
-        .put(path, offset, &mut file, &mut |n| {
-            pb.inc(n);
-            ctx.tick(n);
-        })
-        .await;
+    let mut progress = |n: u64| {
+        pb.inc(n);
+        ctx.tick(n);
+    };
+    let r = match io_buffer(remote, Some(len - offset)) {
+        0 => remote.put(path, offset, &mut file, &mut progress).await,
+        cap => {
+            let mut file = tokio::io::BufReader::with_capacity(cap, file);
+            remote.put(path, offset, &mut file, &mut progress).await
+        }
+    };
     pb.finish_and_clear();
     r
 }
