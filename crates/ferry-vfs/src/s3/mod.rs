@@ -42,13 +42,17 @@ use crate::storage::{
     Capabilities, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
     WriteMode, WriteOptions,
 };
-use crate::{EntryKind, VPath};
+use crate::{Digests, EntryKind, StoredDigests, VPath};
 
 /// The hidden object that keeps an empty directory visible: never listed, and refused as a name.
 const DIR_KEEP: &str = ".ferry-dir";
 
 /// User metadata key of the modification time (`X-Amz-Meta-Mtime`).
 const MTIME_KEY: &str = "mtime";
+
+/// User metadata key of the checksums computed while the object was uploaded
+/// (`X-Amz-Meta-Ferry-Digests`: `1 <size> <sha256> <md5> <crc32>`).
+const DIGESTS_KEY: &str = "ferry-digests";
 
 /// How to reach the bucket.
 #[derive(Clone, Default)]
@@ -382,6 +386,22 @@ impl Storage for S3Fs {
             return Ok(dir_metadata());
         }
         self.stat(&key).await
+    }
+
+    async fn stored_digests(&self, path: &VPath) -> Result<Option<StoredDigests>> {
+        let key = self.key(path)?;
+        if self.is_root(&key) {
+            return Ok(None);
+        }
+        match self.op.stat(&key).await {
+            Ok(md) if md.mode() == EntryMode::FILE => Ok(md
+                .user_metadata()
+                .and_then(|m| m.get(DIGESTS_KEY))
+                .and_then(|v| parse_digests(v, md.content_length()))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Err(ErrorKind::NotFound.into()),
+            Err(e) => Err(map_err(&key, e)),
+        }
     }
 
     async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {
@@ -726,6 +746,18 @@ fn entry_metadata(md: &opendal::Metadata, is_dir: bool) -> Metadata {
         nlink: 1,
         unique: md.etag().map(|e| e.trim_matches('"').to_owned()),
     }
+}
+
+/// The checksums of an object's metadata value, if it is ours and describes `size` bytes (the
+/// value travels with the object: a replaced object has the new upload's metadata, not this).
+fn parse_digests(value: &str, size: u64) -> Option<StoredDigests> {
+    let mut words = value.trim().splitn(3, ' ');
+    if words.next()? != "1" {
+        return None;
+    }
+    let stored: u64 = words.next()?.parse().ok()?;
+    let digests = Digests::decode(words.next()?)?;
+    (stored == size).then_some(StoredDigests { size, digests })
 }
 
 /// `1700000000.123456789`: seconds since the epoch with an optional fraction (rclone's format).

@@ -1,6 +1,13 @@
 //! Streaming multipart uploads: client bytes are cut into parts of growing size and handed to
 //! OpenDAL one at a time; nothing touches local disk.
 //!
+//! Checksums: every byte of the object (a resumed upload's copied prefix included) goes through a
+//! [`Digester`], part by part on the blocking pool while the part is uploaded. The OpenDAL writer
+//! is opened only when the first full part must be sent, or at commit: an object smaller than one
+//! part is then one PutObject that carries its checksums as user metadata
+//! (`X-Amz-Meta-Ferry-Digests`). A multipart upload's metadata is fixed when it starts, before
+//! the checksums are known, so larger objects carry none and are hashed on demand (docs/storage.md).
+//!
 //! Memory: OpenDAL keeps the last part it was given until the next one arrives (so that a small
 //! file becomes one PutObject) and uploads it while the caller waits. So at any time an upload holds
 //! at most two parts: the one being uploaded (or held back) and the one being filled.
@@ -12,13 +19,20 @@ use bytes::Bytes;
 
 use super::parts::{part_size, MAX_OBJECT};
 use super::{map_err, map_io, S3Fs};
+use crate::digest::Digester;
 use crate::error::{ErrorKind, Result};
 use crate::storage::FileWriter;
 
 /// An upload in progress; dropped without [`commit`](FileWriter::commit) it is aborted (the
 /// multipart upload and its parts are deleted in the background).
 pub struct S3Writer {
+    /// The OpenDAL writer, once opened (see the module doc).
     inner: Option<opendal::Writer>,
+    /// How to open it, until it is.
+    opening: Option<Opening>,
+    op: opendal::Operator,
+    /// Checksums of every byte of the object so far.
+    digester: Option<Digester>,
     key: String,
     /// The part being filled.
     buf: Vec<u8>,
@@ -40,6 +54,13 @@ impl fmt::Debug for S3Writer {
     }
 }
 
+/// What the OpenDAL writer is opened with.
+#[derive(Debug)]
+struct Opening {
+    mtime: Option<String>,
+    exclusive: bool,
+}
+
 impl S3Writer {
     /// A writer for `key`, with `mtime` (seconds since the epoch, rclone's format) as object
     /// metadata if given; with `exclusive` the upload completes only if `key` does not exist then.
@@ -49,13 +70,11 @@ impl S3Writer {
         mtime: Option<String>,
         exclusive: bool,
     ) -> Result<S3Writer> {
-        let mut with = fs.op.writer_with(&key).concurrent(1).if_not_exists(exclusive);
-        if let Some(mtime) = mtime {
-            with = with.user_metadata([(super::MTIME_KEY.to_owned(), mtime)]);
-        }
-        let inner = with.await.map_err(|e| map_err(&key, e))?;
         Ok(S3Writer {
-            inner: Some(inner),
+            inner: None,
+            opening: Some(Opening { mtime, exclusive }),
+            op: fs.op.clone(),
+            digester: Some(Digester::new()),
             key,
             buf: Vec::new(),
             parts: 0,
@@ -118,19 +137,88 @@ impl S3Writer {
         Ok(())
     }
 
+    /// Opens the OpenDAL writer with the metadata known now (`digests` for a one-part object).
+    async fn open_inner(&mut self, digests: Option<String>) -> Result<()> {
+        let Some(opening) = self.opening.take() else {
+            return Err(ErrorKind::Io.into());
+        };
+        let mut metadata = Vec::new();
+        if let Some(mtime) = opening.mtime {
+            metadata.push((super::MTIME_KEY.to_owned(), mtime));
+        }
+        if let Some(digests) = digests {
+            metadata.push((super::DIGESTS_KEY.to_owned(), digests));
+        }
+        let mut with = self
+            .op
+            .writer_with(&self.key)
+            .concurrent(1)
+            .if_not_exists(opening.exclusive);
+        if !metadata.is_empty() {
+            with = with.user_metadata(metadata);
+        }
+        self.inner = Some(with.await.map_err(|e| map_err(&self.key, e))?);
+        Ok(())
+    }
+
+    /// Hands a full part to OpenDAL, hashing it on the blocking pool meanwhile (no copy: the
+    /// part's bytes are shared).
     async fn send(&mut self, part: Bytes) -> Result<()> {
+        if self.inner.is_none() {
+            self.open_inner(None).await?;
+        }
         let Some(inner) = self.inner.as_mut() else {
             return Err(ErrorKind::Io.into());
         };
-        inner.write(part).await.map_err(|e| map_err(&self.key, e))?;
+        let hashing = self.digester.take().map(|mut d| {
+            let part = part.clone();
+            tokio::task::spawn_blocking(move || {
+                d.update(&part);
+                d
+            })
+        });
+        let sent = inner.write(part).await.map_err(|e| map_err(&self.key, e));
+        if let Some(hashing) = hashing {
+            self.digester = hashing.await.ok();
+        }
+        sent?;
         self.parts += 1;
+        Ok(())
+    }
+
+    /// The last bytes of a one-part object: hashed, then the writer is opened with the checksums
+    /// as metadata and they are sent as one PutObject.
+    async fn send_whole(&mut self, last: Vec<u8>) -> Result<()> {
+        let size = self.total;
+        let (value, last) = match self.digester.take() {
+            Some(mut d) => tokio::task::spawn_blocking(move || {
+                d.update(&last);
+                (Some(format!("1 {size} {}", d.finish().encode())), last)
+            })
+            .await
+            .map_err(|_| ErrorKind::Io)?,
+            None => (None, last),
+        };
+        self.open_inner(value).await?;
+        if !last.is_empty() {
+            let Some(inner) = self.inner.as_mut() else {
+                return Err(ErrorKind::Io.into());
+            };
+            inner
+                .write(Bytes::from(last))
+                .await
+                .map_err(|e| map_err(&self.key, e))?;
+            self.parts += 1;
+        }
         Ok(())
     }
 
     /// Completes the upload: the object appears under its name only now.
     async fn finish(&mut self) -> Result<u64> {
         let last = std::mem::take(&mut self.buf);
-        if !last.is_empty() {
+        if self.inner.is_none() {
+            self.send_whole(last).await?;
+        } else if !last.is_empty() {
             self.send(Bytes::from(last)).await?;
         }
         let Some(mut inner) = self.inner.take() else {
