@@ -63,6 +63,17 @@ impl Digests {
         })
     }
 
+    /// The digest named as in SFTP `check-file` (`sha256`, `md5`, `crc32`; CRC-32 big-endian, as
+    /// its hex form is written), or `None` for an algorithm not kept.
+    pub fn by_name(&self, name: &str) -> Option<Vec<u8>> {
+        match name {
+            "sha256" => Some(self.sha256.to_vec()),
+            "md5" => Some(self.md5.to_vec()),
+            "crc32" => Some(self.crc32.to_be_bytes().to_vec()),
+            _ => None,
+        }
+    }
+
     /// The digests of `data` (tests and small files).
     pub fn of(data: &[u8]) -> Digests {
         let mut d = Digester::new();
