@@ -35,11 +35,15 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -
             }
             let file = root.open_with(&rel, &options)?;
             check_regular(&file.metadata()?)?;
-            if matches!(mode, OpenMode::InPlace { .. }) {
-                // Written in place: whatever checksums were kept no longer apply.
-                digests::forget(&file);
-            }
-            Ok(LocalFile::new(file, None))
+            let readable = match mode {
+                OpenMode::InPlace { read, .. } => {
+                    // Written in place: whatever checksums were kept no longer apply.
+                    digests::forget(&file);
+                    read
+                }
+                _ => true,
+            };
+            Ok(LocalFile::new(file, None, readable))
         }
         OpenMode::Replace {
             read,
@@ -69,8 +73,11 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -
                     return Err(e);
                 }
             };
-            let file = if read {
-                // The temp was created write-only; reopen it for reading and writing.
+            let file = {
+                drop(file);
+                // The temp was created write-only; reopen it for reading and writing (reads of a
+                // write-only open are refused by `LocalFile::read_at`; the checksums read back
+                // writes that landed ahead of the hashed prefix).
                 let mut options = write_options();
                 options.read(true).write(true);
                 match parent.open_with(&temp, &options) {
@@ -83,8 +90,6 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -
                         return Err(e.into());
                     }
                 }
-            } else {
-                file
             };
             // An overwrite keeps the old file's mode (and owner); the client's mode is for new files.
             // Set after the reopen above, which a read-only mode would refuse.
@@ -104,7 +109,7 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -
                 name,
                 reserved: exclusive,
             };
-            Ok(LocalFile::new(file, Some((pending, exclusive))))
+            Ok(LocalFile::new(file, Some((pending, exclusive)), read))
         }
     })
     .await
@@ -117,6 +122,8 @@ pub(super) struct LocalFile {
     pending: Mutex<Option<(Pending, bool)>>,
     /// Checksums of a `Replace` upload, while its writes make one run from offset 0.
     seq: Arc<Mutex<Option<InOrder>>>,
+    /// Whether the client opened it for reading.
+    readable: bool,
 }
 
 /// Most writes ahead of the hashed prefix remembered (SFTP clients pipeline up to 64, and the
@@ -201,8 +208,9 @@ impl fmt::Debug for LocalFile {
 }
 
 impl LocalFile {
-    fn new(file: File, pending: Option<(Pending, bool)>) -> LocalFile {
+    fn new(file: File, pending: Option<(Pending, bool)>, readable: bool) -> LocalFile {
         LocalFile {
+            readable,
             file: Arc::new(file),
             seq: Arc::new(Mutex::new(pending.as_ref().map(|_| InOrder {
                 digester: Digester::new(),
@@ -231,6 +239,9 @@ impl LocalFile {
 #[async_trait]
 impl PositionalFile for LocalFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if !self.readable {
+            return Err(Error::new(ErrorKind::PermissionDenied).detail("file not open for reading"));
+        }
         if offset > i64::MAX as u64 {
             // No file reaches there: the end of file.
             return Ok(Vec::new());
