@@ -41,12 +41,7 @@ pub struct StoredDigests {
 impl Digests {
     /// `<sha256> <md5> <crc32>` in lower-case hex: the form kept beside files.
     pub fn encode(&self) -> String {
-        format!(
-            "{} {} {:08x}",
-            hex(&self.sha256),
-            hex(&self.md5),
-            self.crc32
-        )
+        format!("{} {} {:08x}", hex(&self.sha256), hex(&self.md5), self.crc32)
     }
 
     /// Parses [`encode`](Digests::encode)'s form; `None` for anything else.
@@ -93,7 +88,9 @@ pub struct Digester {
 
 impl fmt::Debug for Digester {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Digester").field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("Digester")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
     }
 }
 

@@ -212,7 +212,9 @@ async fn set_mode_and_space() {
 async fn pipelined_replace_writes_keep_the_checksums_of_the_whole_file() {
     use ferry_vfs::{Digests, StoredDigests};
     let j = Jail::new();
-    let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let f: Arc<dyn PositionalFile> = Arc::from(j.fs.open_file(b"/p.bin", REPLACE).await.expect("open"));
     // 32 KiB writes issued at once, as SFTP clients pipeline them: they land in any order.
     let writes: Vec<_> = data
@@ -227,7 +229,11 @@ async fn pipelined_replace_writes_keep_the_checksums_of_the_whole_file() {
         w.await.expect("join").expect("write");
     }
     f.commit().await.expect("commit");
-    let kept = j.fs.0.stored_digests(&common::vp(b"/p.bin").expect("path")).await.expect("digests");
+    let kept =
+        j.fs.0
+            .stored_digests(&common::vp(b"/p.bin").expect("path"))
+            .await
+            .expect("digests");
     assert_eq!(
         kept,
         Some(StoredDigests {
@@ -236,13 +242,22 @@ async fn pipelined_replace_writes_keep_the_checksums_of_the_whole_file() {
         })
     );
     // Rewritten in place: nothing kept any more.
-    let g = j
-        .fs
-        .open_file(b"/p.bin", OpenMode::InPlace { read: false, append: false })
+    let g =
+        j.fs.open_file(
+            b"/p.bin",
+            OpenMode::InPlace {
+                read: false,
+                append: false,
+            },
+        )
         .await
         .expect("open in place");
     g.write_at(0, b"x".to_vec()).await.expect("write");
     g.commit().await.expect("commit");
-    let kept = j.fs.0.stored_digests(&common::vp(b"/p.bin").expect("path")).await.expect("digests");
+    let kept =
+        j.fs.0
+            .stored_digests(&common::vp(b"/p.bin").expect("path"))
+            .await
+            .expect("digests");
     assert_eq!(kept, None);
 }

@@ -557,13 +557,18 @@ async fn digests_are_kept_as_metadata_and_never_served_stale() {
     fs.set_modified(&v("/d.bin"), UNIX_EPOCH + Duration::from_secs(1_500_000_000))
         .await
         .expect("mtime");
-    fs.rename(&v("/d.bin"), &v("/e.bin"), false).await.expect("rename");
+    fs.rename(&v("/d.bin"), &v("/e.bin"), false)
+        .await
+        .expect("rename");
     assert_eq!(
         fs.stored_digests(&v("/e.bin")).await.expect("digests"),
         kept(content.len(), &content)
     );
     // A resumed upload hashes the copied prefix too.
-    let mut w = fs.open_write(&v("/e.bin"), with_resume(1000)).await.expect("resume");
+    let mut w = fs
+        .open_write(&v("/e.bin"), with_resume(1000))
+        .await
+        .expect("resume");
     w.write_owned(b"tail".to_vec()).await.expect("write");
     w.commit().await.expect("commit");
     let mut resumed = content[..1000].to_vec();
@@ -614,7 +619,9 @@ async fn listings_show_the_stored_mtime() {
     fs.create_dir(&v("/sub")).await.expect("mkdir");
     let t = |i: u64| UNIX_EPOCH + Duration::new(1_300_000_000 + i, 500);
     for i in (0..40).step_by(3) {
-        fs.set_modified(&v(&format!("/f{i:02}")), t(i)).await.expect("mtime");
+        fs.set_modified(&v(&format!("/f{i:02}")), t(i))
+            .await
+            .expect("mtime");
     }
     let mut stream = fs.list(&v("/")).await.expect("list");
     let mut seen = 0;

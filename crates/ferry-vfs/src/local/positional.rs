@@ -150,7 +150,11 @@ impl InOrder {
             return true;
         }
         if offset > self.next {
-            let overlaps = self.ahead.range(..end).next_back().is_some_and(|(_, &e)| e > offset);
+            let overlaps = self
+                .ahead
+                .range(..end)
+                .next_back()
+                .is_some_and(|(_, &e)| e > offset);
             if overlaps || self.ahead.len() >= MAX_AHEAD {
                 return false;
             }

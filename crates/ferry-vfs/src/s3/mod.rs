@@ -828,7 +828,11 @@ mod tests {
             None,
             "other content"
         );
-        assert_eq!(parse_digests(&value, 5, Some("\"abc-2\"")), None, "multipart ETag");
+        assert_eq!(
+            parse_digests(&value, 5, Some("\"abc-2\"")),
+            None,
+            "multipart ETag"
+        );
         assert_eq!(parse_digests(&value, 5, None), None);
         assert_eq!(parse_digests("2 5 x", 5, Some(md5)), None);
     }
