@@ -57,7 +57,7 @@ pub(super) const LIST_MTIME_CONCURRENCY: usize = 16;
 ///
 /// S3 listings carry no user metadata, so the modification time a client set (MFMT, SFTP setstat:
 /// `X-Amz-Meta-Mtime`) is looked up with a HEAD of each file of the batch, at most
-/// [`LIST_MTIME_CONCURRENCY`] at once and for at most [`LIST_MTIME_MAX`] files per listing.
+/// 16 at once and for at most 10,000 files per listing.
 pub struct S3DirStream {
     pub(super) dir: String,
     pub(super) lister: opendal::Lister,
