@@ -86,6 +86,12 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     let cluster = join_cluster(&users, &mut ftpd, settings.cluster_fail_open).await?;
     let gate = Arc::new(ferry_admission::LoginGate::new());
     let metrics = Arc::new(crate::admin::Metrics::new());
+    // Storage operations are counted only where someone can scrape them.
+    let storage = if admin_listeners.is_empty() {
+        storage
+    } else {
+        crate::admin::storage::Metered::wrap(storage, metrics.storage())
+    };
     let sinks = crate::reload::Sinks::start(&settings.observe, &metrics)?;
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
