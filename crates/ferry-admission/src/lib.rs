@@ -443,7 +443,9 @@ mod tests {
         let mut last = None;
         for _ in 0..threshold {
             let r = a
-                .login(ip, || async { Attempt::<()>::Failed(AuthOutcome::WrongCredentials) })
+                .login(ip, || async {
+                    Attempt::<()>::Failed(AuthOutcome::WrongCredentials)
+                })
                 .await;
             last = Some(r);
         }
@@ -462,7 +464,10 @@ mod tests {
                 Attempt::Accepted(())
             })
             .await;
-        assert!(!checked.into_inner(), "a banned address's credentials are not checked");
+        assert!(
+            !checked.into_inner(),
+            "a banned address's credentials are not checked"
+        );
         assert!(matches!(
             r,
             LoginResult::Refused {

@@ -120,7 +120,11 @@ pub(crate) async fn run(
             Ok(slot) => slot,
             Err(Refused::Banned(until)) => {
                 info!("connection refused: address banned");
-                let protocol = if kind == ListenerKind::Implicit { Protocol::Ftps } else { Protocol::Ftp };
+                let protocol = if kind == ListenerKind::Implicit {
+                    Protocol::Ftps
+                } else {
+                    Protocol::Ftp
+                };
                 if let Some(o) = server.observer() {
                     o.connection_banned(protocol);
                 }

@@ -176,7 +176,13 @@ impl Observer for Fanout {
     fn login(&self, p: Protocol, ok: bool) {
         self.0.iter().for_each(|o| o.login(p, ok));
     }
-    fn login_attempt(&self, p: Protocol, method: &'static str, outcome: LoginOutcome, verification: Option<Duration>) {
+    fn login_attempt(
+        &self,
+        p: Protocol,
+        method: &'static str,
+        outcome: LoginOutcome,
+        verification: Option<Duration>,
+    ) {
         self.0
             .iter()
             .for_each(|o| o.login_attempt(p, method, outcome, verification));

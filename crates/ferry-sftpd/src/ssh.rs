@@ -377,13 +377,16 @@ impl Connection {
             .await;
         let verification = verified.get().copied();
         match &result {
-            LoginResult::Accepted(u) => self.tap.login_result(&u.name, method, LoginOutcome::Ok, verification),
+            LoginResult::Accepted(u) => {
+                self.tap
+                    .login_result(&u.name, method, LoginOutcome::Ok, verification)
+            }
             LoginResult::Refused {
-                already_banned: true,
-                ..
+                already_banned: true, ..
             } => self.tap.login_result(user, method, LoginOutcome::Banned, None),
             LoginResult::Refused { banned, .. } => {
-                self.tap.login_result(user, method, LoginOutcome::Failed, verification);
+                self.tap
+                    .login_result(user, method, LoginOutcome::Failed, verification);
                 if let Some(until) = banned {
                     self.tap.banned(*until);
                 }

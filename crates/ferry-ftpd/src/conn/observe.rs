@@ -25,8 +25,7 @@ pub(super) fn login(
     match result {
         LoginResult::Accepted(login) => tap.login_result(&login.user, method, LoginOutcome::Ok, verification),
         LoginResult::Refused {
-            already_banned: true,
-            ..
+            already_banned: true, ..
         } => tap.login_result(user, method, LoginOutcome::Banned, None),
         LoginResult::Refused { banned, .. } => {
             tap.login_result(user, method, LoginOutcome::Failed, verification);

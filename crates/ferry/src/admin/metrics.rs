@@ -392,7 +392,12 @@ mod tests {
     fn events_show_in_the_exposition() {
         let m = Metrics::new();
         m.session_opened(Protocol::Ftp);
-        m.login_attempt(Protocol::Ftp, "password", LoginOutcome::Failed, Some(Duration::from_millis(30)));
+        m.login_attempt(
+            Protocol::Ftp,
+            "password",
+            LoginOutcome::Failed,
+            Some(Duration::from_millis(30)),
+        );
         m.login_attempt(Protocol::Ftp, "bogus", LoginOutcome::Failed, None);
         m.connection_banned(Protocol::Sftp);
         m.transfer(Protocol::Ftps, Direction::Upload, 1234, true);
@@ -413,7 +418,10 @@ mod tests {
             text.contains("ferry_logins_total{protocol=\"sftp\",method=\"connection\",outcome=\"banned\"} 1"),
             "{text}"
         );
-        assert!(!text.contains("bogus"), "an undocumented method makes no series: {text}");
+        assert!(
+            !text.contains("bogus"),
+            "an undocumented method makes no series: {text}"
+        );
         let bucket = |le: &str| {
             text.lines()
                 .find(|l| {

@@ -470,17 +470,31 @@ mod tests {
             .expect("open_write");
         w.write_owned(b"hello".to_vec()).await.expect("write");
         assert_eq!(w.commit().await.expect("commit"), 5);
-        assert!(scoped.metadata(&VPath::parse(b"/nope").expect("path")).await.is_err());
+        assert!(scoped
+            .metadata(&VPath::parse(b"/nope").expect("path"))
+            .await
+            .is_err());
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-        let op = |op: &str| sample(&text, "storage_operations_total", &["backend=\"memory\"", &format!("op=\"{op}\"")]);
+        let op = |op: &str| {
+            sample(
+                &text,
+                "storage_operations_total",
+                &["backend=\"memory\"", &format!("op=\"{op}\"")],
+            )
+        };
         assert_eq!(op("mkdir").as_deref(), Some("1"), "{text}");
         assert_eq!(op("write").as_deref(), Some("1"), "{text}");
         assert_eq!(op("commit").as_deref(), Some("1"), "{text}");
         assert_eq!(op("metadata").as_deref(), Some("1"), "{text}");
         assert_eq!(op("rename").as_deref(), Some("0"), "{text}");
         assert_eq!(
-            sample(&text, "storage_errors_total", &["op=\"metadata\"", "kind=\"not_found\""]).as_deref(),
+            sample(
+                &text,
+                "storage_errors_total",
+                &["op=\"metadata\"", "kind=\"not_found\""]
+            )
+            .as_deref(),
             Some("1"),
             "{text}"
         );
