@@ -329,7 +329,10 @@ impl Server {
 
     /// Changes the per-client-network addresses PASV replies announce from now on.
     pub fn set_masquerade_networks(&self, rules: Vec<(Network, IpAddr)>) {
-        self.masquerade.write().unwrap_or_else(|e| e.into_inner()).networks = rules;
+        self.masquerade
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .networks = rules;
     }
 }
 

@@ -90,7 +90,10 @@ fn shared() -> MutexGuard<'static, Cluster> {
     static TRIED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let cluster = CLUSTER.get_or_init(|| {
         let again = TRIED.swap(true, std::sync::atomic::Ordering::SeqCst);
-        assert!(!again, "the cluster set-up failed in another test: see its output");
+        assert!(
+            !again,
+            "the cluster set-up failed in another test: see its output"
+        );
         Mutex::new(Cluster::start())
     });
     let mut guard = cluster.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,7 +129,8 @@ fn ftp_ftps_and_sftp_clients_through_haproxy_see_one_service() {
         if pasv {
             // PASV announces the balancer, never a node's own address.
             assert!(
-                run.stderr.contains(&format!("({}", c.balancer().to_string().replace('.', ","))),
+                run.stderr
+                    .contains(&format!("({}", c.balancer().to_string().replace('.', ","))),
                 "{}",
                 run.dump()
             );
@@ -169,9 +173,14 @@ fn ftp_ftps_and_sftp_clients_through_haproxy_see_one_service() {
     std::fs::create_dir_all(local.join("tree/sub")).expect("mkdir");
     std::fs::write(local.join("tree/a.txt"), b"first").expect("write");
     std::fs::write(local.join("tree/sub/b.bin"), pseudo_random(200_000, 2)).expect("write");
-    c.rclone(a, &["copy", "tree", ":ftp:rclone"], &local).assert_success();
-    c.rclone(a, &["copy", ":ftp:rclone", "tree-back"], &local).assert_success();
-    assert_eq!(std::fs::read(local.join("tree-back/a.txt")).expect("read"), b"first");
+    c.rclone(a, &["copy", "tree", ":ftp:rclone"], &local)
+        .assert_success();
+    c.rclone(a, &["copy", ":ftp:rclone", "tree-back"], &local)
+        .assert_success();
+    assert_eq!(
+        std::fs::read(local.join("tree-back/a.txt")).expect("read"),
+        b"first"
+    );
     assert_eq!(
         sha256(&std::fs::read(local.join("tree-back/sub/b.bin")).expect("read")),
         sha256(&pseudo_random(200_000, 2))
@@ -254,7 +263,10 @@ fn a_ban_decided_on_one_node_refuses_on_the_other() {
     // Wrong passwords spread over the nodes until the address is banned.
     let mut guesses = 0;
     while !c.nodes.iter().any(|n| n.logged_for(&c.client(a), "banned")) {
-        assert!(guesses < BAN_THRESHOLD * 2, "{guesses} wrong passwords and no ban");
+        assert!(
+            guesses < BAN_THRESHOLD * 2,
+            "{guesses} wrong passwords and no ban"
+        );
         let run = c.curl_as(a, USER, "wrong password", &["--list-only"], "", &local);
         run.assert_failure();
         guesses += 1;
@@ -268,7 +280,10 @@ fn a_ban_decided_on_one_node_refuses_on_the_other() {
     let mut refused_on = [false; 2];
     let mut tries = 0;
     while !(refused_on[0] && refused_on[1]) {
-        assert!(tries < 10, "{tries} connections and still not refused on both nodes");
+        assert!(
+            tries < 10,
+            "{tries} connections and still not refused on both nodes"
+        );
         let run = c.curl(a, &["--list-only"], "", &local);
         run.assert_failure();
         assert!(run.stderr.contains("421"), "{}", run.dump());
@@ -374,7 +389,9 @@ fn max_connections_per_ip_holds_across_both_nodes() {
 
 impl Cluster {
     fn start() -> Cluster {
-        for tool in ["haproxy", "ip", "unshare", "nsenter", "curl", "lftp", "sftp", "rclone"] {
+        for tool in [
+            "haproxy", "ip", "unshare", "nsenter", "curl", "lftp", "sftp", "rclone",
+        ] {
             require(tool);
         }
         assert!(
@@ -533,7 +550,12 @@ impl Cluster {
             .args(["-o", "StrictHostKeyChecking=accept-new"])
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-            .args(["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password"])
+            .args([
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "PreferredAuthentications=password",
+            ])
             .args(["-o", "NumberOfPasswordPrompts=1", "-o", "BatchMode=no"])
             .arg("-o")
             .arg(format!("BindAddress={}", self.client(a)))
@@ -578,11 +600,7 @@ impl Cluster {
         watchdog(child.id());
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Held {
-            child,
-            stdin,
-            stdout,
-        }
+        Held { child, stdin, stdout }
     }
 }
 
@@ -778,10 +796,8 @@ impl Drop for Held {
 
 /// The reference configuration of docs/scale-out.md with this test's addresses and ports.
 fn haproxy_config(balancer: Ipv4Addr, ports: Ports, nodes: &[Node; 2], stats: &Path) -> String {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scale-out.md"),
-    )
-    .expect("read docs/scale-out.md");
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scale-out.md"))
+        .expect("read docs/scale-out.md");
     let start = "<!-- reference haproxy.cfg (crates/ferry/tests/cluster.rs runs it) -->\n```haproxy\n";
     let body = doc
         .split_once(start)
@@ -926,4 +942,57 @@ fn free_range(len: u16) -> u16 {
         }
         assert!(Instant::now() < deadline, "no {len} free consecutive ports");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// masquerade_networks in `ferry serve` (no cluster needed)
+// ---------------------------------------------------------------------------------------------
+
+/// A `masquerade_networks` host name is resolved at start (PASV to a client in its network announces
+/// it, not `masquerade_address`) and again on SIGHUP; one that does not resolve stops the start with a
+/// message naming the setting and the host.
+#[test]
+fn masquerade_networks_rules_are_resolved_and_a_bad_host_stops_the_start() {
+    use ferry_testkit::binary::{Control, Server};
+    let dir = tempdir();
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.2:0",
+            "--masquerade-address",
+            "192.0.2.1",
+            "--masquerade-networks",
+            "10.0.0.0/8=10.0.0.5,127.0.0.0/8=localhost",
+        ],
+    );
+    let addr = server.wait_listening();
+    let password = server
+        .printed_password()
+        .expect("first start prints the password");
+    server.wait_logged("masquerade_networks host resolved");
+    let mut ctl = Control::connect_greeted(addr);
+    ctl.expect("USER ferry", 331);
+    ctl.expect(&format!("PASS {password}"), 230);
+    let reply = ctl.expect("PASV", 227);
+    assert!(
+        reply.contains("(127,0,0,1,"),
+        "PASV to a 127.0.0.0/8 client: {reply}"
+    );
+    server.signal("HUP");
+    let reply = ctl.expect("PASV", 227);
+    assert!(reply.contains("(127,0,0,1,"), "{reply}");
+    ctl.expect("QUIT", 221);
+
+    let out = ferry(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--sftp-enabled=false"])
+        .args(["--masquerade-networks", "10.0.0.0/8=no-such-host.invalid"])
+        .output()
+        .expect("ferry serve");
+    assert!(!out.status.success(), "started with a host that does not resolve");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("masquerade_networks") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
 }

@@ -435,7 +435,13 @@ mod tests {
         assert_eq!(m, Masquerade::Host("gw.example.com".into()));
         let (_, m) = masquerade_rule(" 192.0.2.1 = 198.51.100.7 ").expect("rule");
         assert_eq!(m, Masquerade::Ip("198.51.100.7".parse().expect("ip")));
-        for bad in ["10.0.0.0/8", "10.0.0.0/40=1.2.3.4", "10.0.0.0/8=2001:db8::1", "=1.2.3.4", "x=1.2.3.4"] {
+        for bad in [
+            "10.0.0.0/8",
+            "10.0.0.0/40=1.2.3.4",
+            "10.0.0.0/8=2001:db8::1",
+            "=1.2.3.4",
+            "x=1.2.3.4",
+        ] {
             assert!(masquerade_rule(bad).is_err(), "{bad:?}");
         }
     }
