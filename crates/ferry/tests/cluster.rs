@@ -658,7 +658,7 @@ impl Node {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        args.extend(bucket.serve_flags("").into_iter());
+        args.extend(bucket.serve_flags(""));
         if let Some(id) = identity {
             for (flag, file) in [
                 ("--ftps-certificate", "tls/cert.pem"),
