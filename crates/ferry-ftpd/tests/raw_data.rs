@@ -521,6 +521,36 @@ fn pasv_advertises_the_masquerade_address_and_still_serves_the_client() {
 }
 
 #[test]
+fn pasv_advertises_the_address_of_the_client_network_rule_that_matches() {
+    let rules = |nets: &[(&str, &str)]| -> Vec<(ferry_auth::defender::Network, std::net::IpAddr)> {
+        nets.iter()
+            .map(|(n, a)| (n.parse().expect("net"), a.parse().expect("ip")))
+            .collect()
+    };
+    // The client (127.0.0.1) is in the second rule's network: its address wins over the default.
+    let server = TestServer::start_tweaked(move |config: &mut ferry_ftpd::Config| {
+        config.masquerade_address = Some("203.0.113.7".parse().expect("ip"));
+        config.masquerade_networks = rules(&[("10.0.0.0/8", "10.0.0.5"), ("127.0.0.0/8", "192.0.2.9")]);
+    });
+    write_file(&server.path("m.txt"), b"inside\n");
+    let mut c = server.login();
+    let advertised = c.pasv();
+    assert_eq!(advertised.ip().to_string(), "192.0.2.9");
+    let mut data = TcpStream::connect(("127.0.0.1", advertised.port())).expect("connect");
+    c.expect("RETR m.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read");
+    c.expect_reply(226);
+    assert_eq!(got, b"inside\n");
+    // No rule matches: the default address.
+    let server = TestServer::start_tweaked(move |config: &mut ferry_ftpd::Config| {
+        config.masquerade_address = Some("203.0.113.7".parse().expect("ip"));
+        config.masquerade_networks = rules(&[("10.0.0.0/8", "10.0.0.5")]);
+    });
+    assert_eq!(server.login().pasv().ip().to_string(), "203.0.113.7");
+}
+
+#[test]
 fn rest_then_stor_resumes_at_offset() {
     let server = TestServer::start();
     write_file(&server.path("r.bin"), b"0123456789");
