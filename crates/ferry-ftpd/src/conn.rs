@@ -709,11 +709,12 @@ impl Conn {
             })?;
         let port = listener.local_addr().map_err(|_| ())?.port();
         self.plan = DataPlan::Passive(listener);
-        // Announce the address the client connected to (a balancer's when proxied), unless masqueraded.
+        // Announce the address the client connected to (a balancer's when proxied), unless masqueraded
+        // (per client network, then the default).
         let ip = match family {
             PassiveFamily::V4 => self
                 .server
-                .masquerade_address()
+                .masquerade_for(canonical(self.peer.ip()))
                 .unwrap_or(canonical(self.reached.ip())),
             PassiveFamily::Any => self.reached.ip(),
         };
