@@ -33,6 +33,11 @@ pub struct S3Writer {
     op: opendal::Operator,
     /// Checksums of every byte of the object so far.
     digester: Option<Digester>,
+    /// A part being handed to OpenDAL, in a task of its own: cancelling the caller (ABOR, a reset,
+    /// a lost session) must not cut OpenDAL's write short, or a CreateMultipartUpload that the
+    /// server carried out would be forgotten and its upload never aborted. The writer comes back
+    /// with the task's result.
+    in_flight: Option<InFlight>,
     key: String,
     /// The part being filled.
     buf: Vec<u8>,
@@ -53,6 +58,8 @@ impl fmt::Debug for S3Writer {
             .finish_non_exhaustive()
     }
 }
+
+type InFlight = tokio::task::JoinHandle<(opendal::Writer, opendal::Result<()>)>;
 
 /// What the OpenDAL writer is opened with.
 #[derive(Debug)]
@@ -75,6 +82,7 @@ impl S3Writer {
             opening: Some(Opening { mtime, exclusive }),
             op: fs.op.clone(),
             digester: Some(Digester::new()),
+            in_flight: None,
             key,
             buf: Vec::new(),
             parts: 0,
@@ -164,10 +172,10 @@ impl S3Writer {
     /// Hands a full part to OpenDAL, hashing it on the blocking pool meanwhile (no copy: the
     /// part's bytes are shared).
     async fn send(&mut self, part: Bytes) -> Result<()> {
-        if self.inner.is_none() {
+        if self.inner.is_none() && self.in_flight.is_none() {
             self.open_inner(None).await?;
         }
-        let Some(inner) = self.inner.as_mut() else {
+        let Some(mut inner) = self.inner.take() else {
             return Err(ErrorKind::Io.into());
         };
         let hashing = self.digester.take().map(|mut d| {
@@ -177,13 +185,29 @@ impl S3Writer {
                 d
             })
         });
-        let sent = inner.write(part).await.map_err(|e| map_err(&self.key, e));
+        self.in_flight = Some(tokio::spawn(async move {
+            let result = inner.write(part).await;
+            (inner, result)
+        }));
+        let sent = self.settle().await;
         if let Some(hashing) = hashing {
             self.digester = hashing.await.ok();
         }
-        sent?;
+        sent?.map_err(|e| map_err(&self.key, e))?;
         self.parts += 1;
         Ok(())
+    }
+
+    /// Waits for the part in flight, if any, and takes its writer back; its result is returned.
+    async fn settle(&mut self) -> Result<opendal::Result<()>> {
+        let Some(task) = self.in_flight.as_mut() else {
+            return Ok(Ok(()));
+        };
+        let joined = task.await;
+        self.in_flight = None;
+        let (inner, result) = joined.map_err(|_| crate::error::Error::from(ErrorKind::Io))?;
+        self.inner = Some(inner);
+        Ok(result)
     }
 
     /// The last bytes of a one-part object: hashed, then the writer is opened with the checksums
@@ -239,6 +263,7 @@ impl S3Writer {
     /// Aborts the upload; what it had sent is deleted.
     pub(super) async fn cancel(&mut self) {
         self.buf = Vec::new();
+        let _ = self.settle().await;
         if let Some(mut inner) = self.inner.take() {
             if let Err(e) = inner.abort().await {
                 tracing::warn!(key = %self.key, error = %e, "cannot abort an S3 upload; a lifecycle rule removes its parts");
@@ -266,15 +291,25 @@ impl FileWriter for S3Writer {
 
 impl Drop for S3Writer {
     fn drop(&mut self) {
-        let Some(mut inner) = self.inner.take() else {
+        let in_flight = self.in_flight.take();
+        let inner = self.inner.take();
+        if inner.is_none() && in_flight.is_none() {
             return;
-        };
+        }
         let key = std::mem::take(&mut self.key);
         // Dropped without commit or abort (a reset data connection, a lost session): abort in the
-        // background so no parts are left behind.
+        // background so no parts are left behind, once the part in flight (if any) is through.
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
+                    let inner = match in_flight {
+                        Some(task) => task.await.ok().map(|(inner, _)| inner),
+                        None => inner,
+                    };
+                    let Some(mut inner) = inner else {
+                        tracing::warn!(%key, "a dropped S3 upload's part task failed; a lifecycle rule removes its parts");
+                        return;
+                    };
                     if let Err(e) = inner.abort().await {
                         tracing::warn!(%key, error = %e, "cannot abort a dropped S3 upload; a lifecycle rule removes its parts");
                     }
