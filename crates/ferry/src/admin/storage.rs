@@ -234,6 +234,11 @@ impl Storage for Metered {
         self.meter.outcome(Op::Metadata, r)
     }
 
+    async fn stored_digests(&self, path: &VPath) -> Result<Option<ferry_vfs::StoredDigests>> {
+        let r = self.inner.stored_digests(path).await;
+        self.meter.outcome(Op::Metadata, r)
+    }
+
     async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {
         let r = self.inner.list(path).await;
         let inner = self.meter.outcome(Op::List, r)?;
