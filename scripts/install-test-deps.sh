@@ -19,6 +19,8 @@ wanted+=(sftp:openssh-client scp:openssh-client ssh-keygen:openssh-client ssh-ag
 wanted+=(vsftpd:vsftpd sshd:openssh-server)
 # HAProxy in front of ferry, sending PROXY protocol headers (crates/ferry/tests/proxy_protocol.rs).
 wanted+=(haproxy:haproxy)
+# The multi-node test (crates/ferry/tests/cluster.rs) puts its clients in a network namespace.
+wanted+=(ip:iproute2 unshare:util-linux nsenter:util-linux)
 # --- end client interop servers ---
 
 # Python modules, installed with pip: paramiko (SFTP tests), pyftpdlib (client interop), prometheus_client

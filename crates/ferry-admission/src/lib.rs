@@ -66,6 +66,9 @@ pub enum LoginResult<T> {
     Refused {
         /// Until when the address is banned, if it is.
         banned: Option<SystemTime>,
+        /// The address was banned before the credentials were checked, so they were not: the
+        /// attempt is refused for the ban (reported as such, and no new ban).
+        already_banned: bool,
     },
 }
 
@@ -209,10 +212,14 @@ impl Admission {
     {
         let started = tokio::time::Instant::now();
         let ip = canonical(ip);
+        let mut already_banned = false;
         let attempt = match self.gate.enter(ip).await {
             // An address banned while this attempt waited is not worth a verification: a guessing burst
             // stops costing CPU once it is banned.
-            Some(_turn) if self.banned(ip).is_some() => Attempt::Error,
+            Some(_turn) if self.banned(ip).is_some() => {
+                already_banned = true;
+                Attempt::Error
+            }
             Some(_turn) => check().await,
             None => Attempt::Error,
         };
@@ -233,7 +240,10 @@ impl Admission {
             None => self.banned(ip),
         };
         tokio::time::sleep_until(started + self.failed_login_delay).await;
-        LoginResult::Refused { banned }
+        LoginResult::Refused {
+            banned,
+            already_banned,
+        }
     }
 
     /// A connection from `ip` ended. It scores [`Event::PreLoginDisconnect`] only if the client tried to
@@ -415,7 +425,7 @@ mod tests {
         ] {
             let t0 = tokio::time::Instant::now();
             let r = a.login(ip, || async { Attempt::<()>::Failed(outcome) }).await;
-            assert!(matches!(r, LoginResult::Refused { banned: None }));
+            assert!(matches!(r, LoginResult::Refused { banned: None, .. }));
             assert_eq!(t0.elapsed(), FAILED_LOGIN_DELAY);
         }
         assert_eq!(a.defender().score(ip), 1 + 2 + 2);
@@ -423,6 +433,48 @@ mod tests {
         let r = a.login(ip, || async { Attempt::Accepted(7) }).await;
         assert!(matches!(r, LoginResult::Accepted(7)));
         assert_eq!(t0.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_after_the_ban_is_refused_for_it_without_a_check() {
+        let a = admission(true);
+        let ip: IpAddr = [192, 0, 2, 9].into();
+        let threshold = a.defender().config().threshold;
+        let mut last = None;
+        for _ in 0..threshold {
+            let r = a
+                .login(ip, || async {
+                    Attempt::<()>::Failed(AuthOutcome::WrongCredentials)
+                })
+                .await;
+            last = Some(r);
+        }
+        // The failure that reached the threshold made the ban; it was checked.
+        assert!(matches!(
+            last,
+            Some(LoginResult::Refused {
+                banned: Some(_),
+                already_banned: false
+            })
+        ));
+        let checked = std::sync::atomic::AtomicBool::new(false);
+        let r = a
+            .login(ip, || async {
+                checked.store(true, std::sync::atomic::Ordering::Relaxed);
+                Attempt::Accepted(())
+            })
+            .await;
+        assert!(
+            !checked.into_inner(),
+            "a banned address's credentials are not checked"
+        );
+        assert!(matches!(
+            r,
+            LoginResult::Refused {
+                banned: Some(_),
+                already_banned: true
+            }
+        ));
     }
 
     #[tokio::test(start_paused = true)]

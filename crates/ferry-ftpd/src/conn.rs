@@ -120,6 +120,14 @@ pub(crate) async fn run(
             Ok(slot) => slot,
             Err(Refused::Banned(until)) => {
                 info!("connection refused: address banned");
+                let protocol = if kind == ListenerKind::Implicit {
+                    Protocol::Ftps
+                } else {
+                    Protocol::Ftp
+                };
+                if let Some(o) = server.observer() {
+                    o.connection_banned(protocol);
+                }
                 refuse(stream, &banned_text(until)).await;
                 return;
             }
@@ -701,11 +709,12 @@ impl Conn {
             })?;
         let port = listener.local_addr().map_err(|_| ())?.port();
         self.plan = DataPlan::Passive(listener);
-        // Announce the address the client connected to (a balancer's when proxied), unless masqueraded.
+        // Announce the address the client connected to (a balancer's when proxied), unless masqueraded
+        // (per client network, then the default).
         let ip = match family {
             PassiveFamily::V4 => self
                 .server
-                .masquerade_address()
+                .masquerade_for(canonical(self.peer.ip()))
                 .unwrap_or(canonical(self.reached.ip())),
             PassiveFamily::Any => self.reached.ip(),
         };
@@ -717,11 +726,18 @@ impl Conn {
     async fn authenticate(&mut self, user: &str, password: Secret) -> Option<Login> {
         let server = Arc::clone(&self.server);
         let ip = canonical(self.peer.ip());
+        // From the credentials' arrival to the verdict, for the login latency metric.
+        let received = std::time::Instant::now();
+        let verified = std::sync::OnceLock::new();
         let result = server
             .admission
-            .login(ip, || self.check_credentials(user, password))
+            .login(ip, || async {
+                let attempt = self.check_credentials(user, password).await;
+                let _ = verified.set(received.elapsed());
+                attempt
+            })
             .await;
-        observe::login(&self.tap, &server, user, &result);
+        observe::login(&self.tap, &server, user, &result, verified.get().copied());
         match result {
             LoginResult::Accepted(login) => {
                 let anonymous = server.config.anonymous.is_some() && login.user == "anonymous";
@@ -745,7 +761,7 @@ impl Conn {
                 self.session.set_danger_allow_fxp(self.guard.fxp);
                 Some(login)
             }
-            LoginResult::Refused { banned } => {
+            LoginResult::Refused { banned, .. } => {
                 self.guard.banned = banned;
                 None
             }

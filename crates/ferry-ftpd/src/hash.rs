@@ -40,6 +40,19 @@ impl Drop for Hashing {
     }
 }
 
+/// The digest kept when the file was stored, for a request covering the whole file (whatever its
+/// size: nothing is read). Any failure to look it up just means computing it.
+async fn stored(fs: &UserFs, request: &HashRequest, size: u64, len: u64) -> Option<Vec<u8>> {
+    if request.range.start != 0 || len != size {
+        return None;
+    }
+    let kept = fs.stored_digests(&request.path).await.ok().flatten()?;
+    if kept.size != size {
+        return None;
+    }
+    kept.digests.by_name(request.algorithm.sftp_name())
+}
+
 /// Reads the requested range and hashes it, refusing ranges over the limit before reading anything.
 pub(crate) async fn compute(fs: &UserFs, request: &HashRequest) -> Result<HashValue, HashError> {
     let path = &request.path;
@@ -59,6 +72,13 @@ pub(crate) async fn compute(fs: &UserFs, request: &HashRequest) -> Result<HashVa
     }
     let end = request.range.end.map_or(size, |e| e.min(size));
     let len = end.saturating_sub(start);
+    if let Some(digest) = stored(fs, request, size, len).await {
+        return Ok(HashValue {
+            digest,
+            start,
+            end: start + len,
+        });
+    }
     if len > request.max_size {
         return Err(HashError::TooLarge {
             size: len,

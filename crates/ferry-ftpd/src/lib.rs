@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_admission::{Admission, LoginGate};
-use ferry_auth::defender::Defender;
+use ferry_auth::defender::{Defender, Network};
 use ferry_auth::{Permissions, UserStore};
 use ferry_vfs::Storage;
 use tokio::net::TcpListener;
@@ -57,8 +57,12 @@ pub struct Config {
     pub session: ferry_proto::session::Config,
     /// Ports for passive data listeners.
     pub passive_ports: RangeInclusive<u16>,
-    /// Address advertised in PASV replies instead of the control connection's local address (for NAT).
+    /// Address advertised in PASV replies instead of the control connection's local address (for NAT),
+    /// to clients that no rule of `masquerade_networks` matches.
     pub masquerade_address: Option<IpAddr>,
+    /// Per client network: the first rule whose network holds the client's address (the PROXY
+    /// header's, behind a balancer) gives the address its PASV replies announce.
+    pub masquerade_networks: Vec<(Network, IpAddr)>,
     /// Time allowed for a data connection to be accepted or connected.
     pub data_timeout: Duration,
     /// Source port of active-mode (PORT/EPRT) data connections.
@@ -162,6 +166,7 @@ impl Default for Config {
             session: ferry_proto::session::Config::default(),
             passive_ports: 50000..=50100,
             masquerade_address: None,
+            masquerade_networks: Vec::new(),
             data_timeout: Duration::from_secs(30),
             active_source_port: ActiveSourcePort::Any,
             limits: ConnectionLimits::default(),
@@ -184,9 +189,10 @@ pub struct Server {
     admission: Arc<Admission>,
     /// Told about sessions, logins and transfers (metrics), when set.
     observer: std::sync::OnceLock<Arc<dyn ferry_observe::Observer>>,
-    /// The address PASV announces instead of the local one; starts as `config.masquerade_address`,
-    /// changed by [`Server::set_masquerade_address`] (a host name resolved again on SIGHUP).
-    masquerade: std::sync::RwLock<Option<IpAddr>>,
+    /// The addresses PASV announces instead of the local one; start as `config.masquerade_address`
+    /// and `config.masquerade_networks`, changed by [`Server::set_masquerade_address`] and
+    /// [`Server::set_masquerade_networks`] (host names resolved again on SIGHUP).
+    masquerade: std::sync::RwLock<Masquerade>,
     /// Time running transfers get to finish when the server shuts down (milliseconds).
     shutdown_grace_ms: std::sync::atomic::AtomicU64,
     /// The session settings and data timeout for new sessions (SIGHUP may change them).
@@ -231,7 +237,10 @@ impl Server {
             .with_proxy(config.proxy_protocol.clone()),
         );
         Arc::new(Self {
-            masquerade: std::sync::RwLock::new(config.masquerade_address),
+            masquerade: std::sync::RwLock::new(Masquerade {
+                default: config.masquerade_address,
+                networks: config.masquerade_networks.clone(),
+            }),
             live: std::sync::RwLock::new((config.session.clone(), config.data_timeout)),
             config,
             users,
@@ -296,15 +305,42 @@ impl Server {
         &self.config
     }
 
-    /// The address PASV replies announce instead of the address the client connected to, if any.
+    /// The address PASV replies announce instead of the address the client connected to, for
+    /// clients that no per-network rule matches, if any.
     pub fn masquerade_address(&self) -> Option<IpAddr> {
-        *self.masquerade.read().unwrap_or_else(|e| e.into_inner())
+        self.masquerade.read().unwrap_or_else(|e| e.into_inner()).default
     }
 
-    /// Changes the address PASV replies announce from now on (e.g. a host name resolved again).
-    pub fn set_masquerade_address(&self, ip: Option<IpAddr>) {
-        *self.masquerade.write().unwrap_or_else(|e| e.into_inner()) = ip;
+    /// The address PASV replies to `client` announce instead of the address it connected to: that of
+    /// the first per-network rule holding `client`, else the default, else none.
+    pub fn masquerade_for(&self, client: IpAddr) -> Option<IpAddr> {
+        let m = self.masquerade.read().unwrap_or_else(|e| e.into_inner());
+        m.networks
+            .iter()
+            .find(|(net, _)| net.contains(client))
+            .map(|(_, ip)| *ip)
+            .or(m.default)
     }
+
+    /// Changes the default address PASV replies announce from now on (e.g. a host name resolved again).
+    pub fn set_masquerade_address(&self, ip: Option<IpAddr>) {
+        self.masquerade.write().unwrap_or_else(|e| e.into_inner()).default = ip;
+    }
+
+    /// Changes the per-client-network addresses PASV replies announce from now on.
+    pub fn set_masquerade_networks(&self, rules: Vec<(Network, IpAddr)>) {
+        self.masquerade
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .networks = rules;
+    }
+}
+
+/// What PASV announces instead of the address the client connected to.
+#[derive(Debug)]
+struct Masquerade {
+    default: Option<IpAddr>,
+    networks: Vec<(Network, IpAddr)>,
 }
 
 /// Serves FTP (with explicit FTPS when configured) on `listener` until `shutdown` completes; then stops

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{pseudo_random, read_file, run, skip_unless, write_file, TestServer};
+use common::{make_dir, pseudo_random, read_file, run, skip_unless, write_file, TestServer};
 
 const PRELUDE: &str = r#"
 import ftplib, io, os, re, sys, time, calendar
@@ -401,7 +401,7 @@ fn anonymous_login_when_configured_is_read_only() {
     }
     let server = TestServer::start_anonymous();
     write_file(&server.path("pub.txt"), b"public\n");
-    std::fs::create_dir(server.path("dir")).expect("mkdir");
+    make_dir(&server.path("dir"));
     python(
         &server,
         r#"

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{run, sha256_file, skip_unless, write_file, write_random_file, TestServer};
+use common::{make_dir, names, run, sha256_file, skip_unless, write_file, write_random_file, TestServer};
 
 /// A curl command logged in as alice, verbose (dialogue and TLS details go to stderr), verifying the
 /// server certificate against the test certificate, failing on errors.
@@ -352,7 +352,7 @@ fn assert_hundred_stored(server: &TestServer, files: &[(String, String)]) {
         let p = server.path(format!("many/{name}"));
         assert_eq!(&sha256_file(&p), hash, "{}", p.display());
     }
-    assert_eq!(std::fs::read_dir(server.path("many")).expect("ls").count(), 100);
+    assert_eq!(names(&server.path("many")).len(), 100);
 }
 
 /// One curl process, one control connection, several data connections that each resume its TLS 1.2
@@ -365,7 +365,7 @@ fn tls12_uploads_in_one_session_all_resume_and_are_byte_exact() {
         return;
     }
     let server = TestServer::start_ftps(|_| {});
-    std::fs::create_dir(server.path("many")).expect("mkdir");
+    make_dir(&server.path("many"));
     let src = server.local("many");
     std::fs::create_dir_all(&src).expect("mkdir");
     let files: Vec<(String, String)> = (0..5)
@@ -408,7 +408,7 @@ fn one_hundred_tls13_uploads_are_byte_exact() {
         return;
     }
     let server = TestServer::start_ftps(|_| {});
-    std::fs::create_dir(server.path("many")).expect("mkdir");
+    make_dir(&server.path("many"));
     let files = hundred_files(&server);
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    assert_same_tree, make_tree, run, sha256_file, skip_unless, write_random_file, Run, TestServer,
+    assert_same_tree, make_tree, names, run, sha256_file, skip_unless, write_random_file, Run, TestServer,
 };
 
 const TLS13: &str = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
@@ -209,5 +209,5 @@ fn one_hundred_tls13_uploads_in_one_session_are_byte_exact() {
         let p = server.path(format!("many/f{i:03}.bin"));
         assert_eq!(&sha256_file(&p), hash, "{}", p.display());
     }
-    assert_eq!(std::fs::read_dir(server.path("many")).expect("ls").count(), 100);
+    assert_eq!(names(&server.path("many")).len(), 100);
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run, skip_unless, write_file, TestServer};
+use common::{make_dir, run, skip_unless, write_file, TestServer};
 
 const PRELUDE: &str = r#"
 import ftplib, os, subprocess, zlib
@@ -142,7 +142,7 @@ fn hash_errors_are_clear() {
     let server = TestServer::start_tweaked(|c| c.session.hash_max_size = 1000);
     write_file(&server.root().join("small"), vec![7u8; 1000]);
     write_file(&server.root().join("large"), vec![7u8; 1001]);
-    std::fs::create_dir_all(server.root().join("dir")).expect("mkdir");
+    make_dir(&server.root().join("dir"));
     python(
         &server,
         r#"

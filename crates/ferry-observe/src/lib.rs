@@ -30,6 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use event::{Event, EventKind, Outcome};
 pub use eventlog::EventLog;
@@ -91,6 +92,28 @@ impl Direction {
     }
 }
 
+/// How a login attempt ended, for [`Observer::login_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginOutcome {
+    /// The user is logged in.
+    Ok,
+    /// Refused: wrong credentials, an unknown or disabled user, or the check could not be made.
+    Failed,
+    /// Refused without a check: the client's address was banned by the login defender.
+    Banned,
+}
+
+impl LoginOutcome {
+    /// The label value: `ok`, `failed` or `banned`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginOutcome::Ok => "ok",
+            LoginOutcome::Failed => "failed",
+            LoginOutcome::Banned => "banned",
+        }
+    }
+}
+
 /// The answer of a pre-upload check: `Err(reason)` refuses the upload.
 pub type UploadCheck = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
@@ -102,9 +125,27 @@ pub trait Observer: Send + Sync + fmt::Debug {
     fn session_closed(&self, _protocol: Protocol) {}
     /// A login attempt ended: `ok` when the user is now logged in.
     fn login(&self, _protocol: Protocol, _ok: bool) {}
+    /// A login attempt ended (reported together with [`Observer::login`], with more detail): its
+    /// `method` (`password`, `publickey`, `keyboard-interactive` or `anonymous`), how it ended, and
+    /// how long the credentials took to verify, from their arrival to the verdict (the wait for a
+    /// login turn and the check itself: Argon2, the user database); `None` when they were not
+    /// checked (a banned address). The failed-login delay is not part of it.
+    fn login_attempt(
+        &self,
+        _protocol: Protocol,
+        _method: &'static str,
+        _outcome: LoginOutcome,
+        _verification: Option<Duration>,
+    ) {
+    }
+    /// A connection was refused before it could send any credentials, because its address is
+    /// banned.
+    fn connection_banned(&self, _protocol: Protocol) {}
     /// A file transfer ended; `bytes` moved over the data connection (or SFTP channel), `ok` when it
     /// completed.
     fn transfer(&self, _protocol: Protocol, _direction: Direction, _bytes: u64, _ok: bool) {}
+    /// A file transfer ended after `duration` (reported together with [`Observer::transfer`]).
+    fn transfer_duration(&self, _protocol: Protocol, _direction: Direction, _duration: Duration, _ok: bool) {}
     /// An FTP data connection (for a transfer or a listing) failed, and the client got `reply`: 425 (no
     /// connection could be made), 426 (it broke) or 522 (its TLS was refused).
     fn data_connection_failed(&self, _protocol: Protocol, _reply: u16) {}
@@ -135,8 +176,27 @@ impl Observer for Fanout {
     fn login(&self, p: Protocol, ok: bool) {
         self.0.iter().for_each(|o| o.login(p, ok));
     }
+    fn login_attempt(
+        &self,
+        p: Protocol,
+        method: &'static str,
+        outcome: LoginOutcome,
+        verification: Option<Duration>,
+    ) {
+        self.0
+            .iter()
+            .for_each(|o| o.login_attempt(p, method, outcome, verification));
+    }
+    fn connection_banned(&self, p: Protocol) {
+        self.0.iter().for_each(|o| o.connection_banned(p));
+    }
     fn transfer(&self, p: Protocol, d: Direction, bytes: u64, ok: bool) {
         self.0.iter().for_each(|o| o.transfer(p, d, bytes, ok));
+    }
+    fn transfer_duration(&self, p: Protocol, d: Direction, duration: Duration, ok: bool) {
+        self.0
+            .iter()
+            .for_each(|o| o.transfer_duration(p, d, duration, ok));
     }
     fn data_connection_failed(&self, p: Protocol, reply: u16) {
         self.0.iter().for_each(|o| o.data_connection_failed(p, reply));

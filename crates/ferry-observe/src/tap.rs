@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 #[cfg(test)]
 use crate::Outcome;
-use crate::{Direction, Event, EventKind, Observer, Protocol};
+use crate::{Direction, Event, EventKind, LoginOutcome, Observer, Protocol};
 
 /// Session numbers, unique within the process.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -126,18 +126,35 @@ impl SessionTap {
     /// A login attempt by `user` with `method` ended; on success the user is named in every later
     /// event of the session.
     pub fn login(&self, user: &str, method: &'static str, ok: bool) {
-        let Some(o) = &self.observer else {
-            if ok {
-                let mut s = self.state();
-                (s.user, s.method) = (Some(user.to_owned()), Some(method));
-            }
-            return;
+        let outcome = if ok {
+            LoginOutcome::Ok
+        } else {
+            LoginOutcome::Failed
         };
-        o.login(self.protocol(), ok);
+        self.login_result(user, method, outcome, None);
+    }
+
+    /// A login attempt by `user` with `method` ended with `outcome`, its credentials verified in
+    /// `verification` (see [`Observer::login_attempt`]); on success the user is named in every
+    /// later event of the session.
+    pub fn login_result(
+        &self,
+        user: &str,
+        method: &'static str,
+        outcome: LoginOutcome,
+        verification: Option<Duration>,
+    ) {
+        let ok = outcome == LoginOutcome::Ok;
         if ok {
             let mut s = self.state();
             (s.user, s.method) = (Some(user.to_owned()), Some(method));
         }
+        let Some(o) = &self.observer else {
+            return;
+        };
+        let protocol = self.protocol();
+        o.login(protocol, ok);
+        o.login_attempt(protocol, method, outcome, verification);
         let mut e = self.make(if ok {
             EventKind::Login
         } else {
@@ -145,8 +162,10 @@ impl SessionTap {
         });
         e.user = Some(user.to_owned());
         e.method = Some(method);
-        if !ok {
-            e = e.with_result(Err("wrong credentials or unknown user".to_owned()));
+        match outcome {
+            LoginOutcome::Ok => {}
+            LoginOutcome::Failed => e = e.with_result(Err("wrong credentials or unknown user".to_owned())),
+            LoginOutcome::Banned => e = e.with_result(Err("address banned".to_owned())),
         }
         o.event(&e);
     }
@@ -180,7 +199,9 @@ impl SessionTap {
         result: Result<(), String>,
     ) {
         let Some(o) = &self.observer else { return };
-        o.transfer(self.protocol(), direction, bytes, result.is_ok());
+        let protocol = self.protocol();
+        o.transfer(protocol, direction, bytes, result.is_ok());
+        o.transfer_duration(protocol, direction, duration, result.is_ok());
         let kind = match direction {
             Direction::Upload => EventKind::Upload,
             Direction::Download => EventKind::Download,

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use ferry_admission::{canonical, Attempt, LoginResult, Phase, Refused, Slot, Stop};
 use ferry_auth::{AuthOutcome, Password, User};
-use ferry_observe::SessionTap;
+use ferry_observe::{LoginOutcome, SessionTap};
 use ferry_proto::untrusted::Untrusted;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
@@ -145,6 +145,9 @@ pub(crate) async fn run(mut stream: TcpStream, tcp_peer: SocketAddr, server: Arc
             Ok(slot) => slot,
             Err(Refused::Banned(until)) => {
                 info!("connection refused: address banned");
+                if let Some(o) = server.observer.get() {
+                    o.connection_banned(ferry_observe::Protocol::Sftp);
+                }
                 tell_banned(stream, &server, until).await;
                 return;
             }
@@ -352,24 +355,38 @@ impl Connection {
     {
         self.tried_login.store(true, Ordering::Relaxed);
         let users = self.server.users.clone();
+        // From the credentials' arrival to the verdict, for the login latency metric.
+        let received = std::time::Instant::now();
+        let verified = std::sync::OnceLock::new();
+        let verified_at = &verified;
         let result = self
             .server
             .admission
             .login(self.ip, || async move {
-                match check(users).await {
+                let attempt = match check(users).await {
                     Ok(AuthOutcome::Accepted(u)) => Attempt::Accepted(u),
                     Ok(outcome) => Attempt::Failed(outcome),
                     Err(e) => {
                         warn!(error = %e, "user database error during login");
                         Attempt::Error
                     }
-                }
+                };
+                let _ = verified_at.set(received.elapsed());
+                attempt
             })
             .await;
+        let verification = verified.get().copied();
         match &result {
-            LoginResult::Accepted(u) => self.tap.login(&u.name, method, true),
-            LoginResult::Refused { banned } => {
-                self.tap.login(user, method, false);
+            LoginResult::Accepted(u) => {
+                self.tap
+                    .login_result(&u.name, method, LoginOutcome::Ok, verification)
+            }
+            LoginResult::Refused {
+                already_banned: true, ..
+            } => self.tap.login_result(user, method, LoginOutcome::Banned, None),
+            LoginResult::Refused { banned, .. } => {
+                self.tap
+                    .login_result(user, method, LoginOutcome::Failed, verification);
                 if let Some(until) = banned {
                     self.tap.banned(*until);
                 }
@@ -388,7 +405,7 @@ impl Connection {
                 self.user = Some(u);
                 Auth::Accept
             }
-            LoginResult::Refused { banned } => {
+            LoginResult::Refused { banned, .. } => {
                 info!(user = %Untrusted::str(user), "login failed");
                 match banned {
                     Some(until) => {

@@ -137,3 +137,47 @@ print("OFF:", refused(by_name, "/small", "sha256"))
         r.dump()
     );
 }
+
+#[test]
+fn uploaded_files_are_answered_from_the_checksums_kept_at_upload() {
+    if !tools_present() {
+        return;
+    }
+    // On demand only up to 1,000 bytes: anything larger answered comes from the kept value.
+    let s = TestServer::start_with(ferry_auth::Permissions::all(), |c| c.hash_max_size = 1000);
+    paramiko(
+        &s,
+        r#"
+import io
+S3 = os.environ.get("FERRY_TEST_STORAGE") == "s3"
+data = bytes(((i * 2654435761) >> 13) & 0xff for i in range(700_000))
+# paramiko pipelines its writes: they reach the server's storage slightly out of order.
+sftp.putfo(io.BytesIO(data), "/up.bin")
+path = os.path.join(ROOT, "up.bin")
+assert open(path, "rb").read() == data
+assert by_name("/up.bin", "sha256")[1].hex() == tool("sha256sum", path)
+assert by_name("/up.bin", "md5")[1].hex() == tool("md5sum", path)
+assert by_name("/up.bin", "crc32")[1].hex() == "%08x" % (zlib.crc32(data) & 0xffffffff)
+# Not kept: SHA-1, a range, blocks. Computed on demand, so refused over the limit.
+print("SHA1:", refused(by_name, "/up.bin", "sha1"))
+print("RANGE:", refused(by_name, "/up.bin", "sha256", 5, 0))
+# A new modification time (setstat) keeps the value.
+sftp.utime("/up.bin", (1_600_000_000, 1_600_000_000))
+assert by_name("/up.bin", "sha256")[1].hex() == tool("sha256sum", path)
+# Grown outside ferry: the old value is never used.
+with open(path, "ab") as w:
+    w.write(b"x")
+print("GROWN:", refused(by_name, "/up.bin", "sha256"))
+if not S3:
+    sftp.putfo(io.BytesIO(data), "/same.bin")
+    with open(os.path.join(ROOT, "same.bin"), "r+b") as w:
+        w.write(b"X")
+    print("EDITED:", refused(by_name, "/same.bin", "sha256"))
+    # Written in place over SFTP (no truncation): nothing kept either.
+    sftp.putfo(io.BytesIO(data), "/inplace.bin")
+    with sftp.open("/inplace.bin", "r+") as f:
+        f.write(b"Y")
+    print("INPLACE:", refused(by_name, "/inplace.bin", "sha256"))
+"#,
+    );
+}

@@ -184,6 +184,19 @@ pub fn write_random(path: &Path, len: usize, seed: u64) {
     std::fs::write(path, data).expect("write random file");
 }
 
+/// Makes the directory `path` (and its parents) in a test server's files dir as the server's storage
+/// would hold one: on the S3 back-end (`FERRY_TEST_STORAGE=s3`) with the hidden empty marker
+/// `.ferry-dir` that MKD writes, because an object store has no empty directories (s3s-fs, whose
+/// objects are the files of the bucket directory, lists a directory only through the keys below it,
+/// and answers a HEAD of one with an error).
+pub fn make_dir(path: &Path) {
+    std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+    if crate::on_s3() {
+        std::fs::write(path.join(".ferry-dir"), b"")
+            .unwrap_or_else(|e| panic!("directory marker in {}: {e}", path.display()));
+    }
+}
+
 /// Names in a host directory (sorted), hiding nothing but the S3 back-end's directory marker
 /// `.ferry-dir`: upload temp files would show up here.
 pub fn names(dir: &Path) -> Vec<String> {

@@ -35,6 +35,54 @@ pub mod wait;
 /// unset or `local` for the local back-end, `s3` for the S3 back-end on the shared `s3s-fs`.
 pub const STORAGE_ENV: &str = "FERRY_TEST_STORAGE";
 
+fn s3_buckets() -> &'static std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, s3::TestBucket>> {
+    static BUCKETS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, s3::TestBucket>>,
+    > = std::sync::OnceLock::new();
+    BUCKETS.get_or_init(Default::default)
+}
+
+/// The bucket [`storage_over`] serves `files` from, under `FERRY_TEST_STORAGE=s3` (`None` on the
+/// local back-end).
+pub fn s3_bucket_of(files: &std::path::Path) -> Option<s3::TestBucket> {
+    s3_buckets()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(files)
+        .cloned()
+}
+
+/// Whether the in-process test servers serve their files from S3 (`FERRY_TEST_STORAGE=s3`).
+pub fn on_s3() -> bool {
+    std::env::var(STORAGE_ENV).as_deref() == Ok("s3")
+}
+
+/// Under `FERRY_TEST_STORAGE=s3`, prints why the calling test does not apply to the S3 back-end
+/// (`reason`: what S3 storage does differently by design, and where that is documented or tested)
+/// and returns true, for the test to return; false on the local back-end.
+pub fn skip_on_s3(reason: &str) -> bool {
+    if on_s3() {
+        eprintln!("skipped on the S3 back-end: {reason}");
+        return true;
+    }
+    false
+}
+
+/// Under `FERRY_TEST_STORAGE=s3`, fails the test unless the bucket serving `files` holds nothing but
+/// what clients stored: no multipart upload left open (aborts run in the background, so this waits
+/// up to 10 s for them) and no key that is storage bookkeeping with content. Called by the test
+/// servers when a test ends, before they shut down; a no-op on the local back-end.
+pub fn assert_bucket_clean(files: &std::path::Path) {
+    if let Err(e) = check_bucket_clean(files) {
+        panic!("{e}");
+    }
+}
+
+/// What [`assert_bucket_clean`] checks, as a result (for `Drop`s that shut a server down first).
+pub fn check_bucket_clean(files: &std::path::Path) -> Result<(), String> {
+    s3_bucket_of(files).map_or(Ok(()), |bucket| bucket.check_clean())
+}
+
 /// Opens (creating) the user database `users_db` with one user `name` (`password`, home `/`,
 /// `permissions`) and the storage over `files`: what every in-process server starts from.
 pub async fn store_with_user(
@@ -59,6 +107,10 @@ pub async fn storage_over(files: &std::path::Path) -> Result<std::sync::Arc<dyn 
             let fs = ferry_vfs::s3::S3Fs::connect(&bucket.config(""))
                 .await
                 .map_err(|e| format!("open S3 storage: {e}"))?;
+            s3_buckets()
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(files.to_path_buf(), bucket);
             Ok(std::sync::Arc::new(fs))
         }
         Ok("local") | Err(_) => Ok(std::sync::Arc::new(

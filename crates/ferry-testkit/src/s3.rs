@@ -319,6 +319,55 @@ impl TestBucket {
         path.is_file().then(|| std::fs::read(path).expect("read object"))
     }
 
+    /// Fails unless this bucket holds nothing but what clients stored: no multipart upload left
+    /// open (a dropped upload is aborted in the background, so this waits up to 10 s), no upload
+    /// temp key, and every hidden directory marker `.ferry-dir` empty. (s3s-fs does not implement
+    /// ListMultipartUploads; its upload files are read instead, see [`TestBucket::pending_uploads`].)
+    pub fn assert_clean(&self) {
+        if let Err(e) = self.check_clean() {
+            panic!("{e}");
+        }
+    }
+
+    /// What [`TestBucket::assert_clean`] checks, as a result.
+    pub fn check_clean(&self) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut pending = self.pending_uploads();
+        while !pending.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            pending = self.pending_uploads();
+        }
+        if !pending.is_empty() {
+            return Err(format!(
+                "bucket {}: multipart uploads left open (neither completed nor aborted) for {pending:?}",
+                self.name
+            ));
+        }
+        let mut stray = Vec::new();
+        let mut dirs = vec![self.dir()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if name.starts_with(".ferry-upload")
+                    || name.starts_with(".tmp.")
+                    || (name == ".ferry-dir" && entry.metadata().map_or(true, |m| m.len() != 0))
+                {
+                    stray.push(path);
+                }
+            }
+        }
+        if !stray.is_empty() {
+            return Err(format!("bucket {}: keys no client stored: {stray:?}", self.name));
+        }
+        Ok(())
+    }
+
     /// Keys of this bucket's multipart uploads that were started and neither completed nor aborted
     /// (what a lifecycle rule would have to clean up).
     pub fn pending_uploads(&self) -> Vec<String> {

@@ -255,11 +255,21 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // On S3, while the server still runs (it aborts dropped uploads in the background): the
+        // bucket must hold nothing but what clients stored.
+        let clean = if thread::panicking() {
+            Ok(())
+        } else {
+            crate::check_bucket_clean(&self.root())
+        };
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if self.finished.recv_timeout(Duration::from_secs(15)).is_err() && !thread::panicking() {
             eprintln!("warning: ferry test server did not shut down within 15 s");
+        }
+        if let Err(e) = clean {
+            panic!("{e}");
         }
     }
 }

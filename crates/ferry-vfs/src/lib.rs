@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod digest;
 mod error;
 mod local;
 mod memory;
@@ -46,6 +47,7 @@ mod policy;
 pub mod s3;
 mod storage;
 
+pub use digest::{Digester, Digests, StoredDigests};
 pub use error::{Error, ErrorKind, Result};
 pub use ferry_vfs_types::{EntryKind, PathError, Permissions, VPath};
 pub use local::{LocalFs, Swept};

@@ -15,7 +15,7 @@ use crate::storage::{
     Capabilities, DirEntry, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space,
     Storage, WriteMode, WriteOptions,
 };
-use crate::{EntryKind, VPath};
+use crate::{EntryKind, StoredDigests, VPath};
 
 /// A store held in memory, shared by every clone and by [`Storage::scoped`] views of it.
 #[derive(Debug, Clone)]
@@ -158,6 +158,11 @@ impl Storage for MemoryFs {
     async fn metadata(&self, path: &VPath) -> Result<Metadata> {
         let full = self.full(path)?;
         self.lock().metadata(&full)
+    }
+
+    async fn stored_digests(&self, _path: &VPath) -> Result<Option<StoredDigests>> {
+        // Nothing is kept beside files here: checksums are computed on demand.
+        Ok(None)
     }
 
     async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::{EntryKind, VPath};
+use crate::{EntryKind, StoredDigests, VPath};
 
 /// Facts about one file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +134,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Metadata of `path`, following symlinks that stay inside the store.
     async fn metadata(&self, path: &VPath) -> Result<Metadata>;
+
+    /// The checksums kept for the file `path` when it was stored, if this back-end keeps them and
+    /// they still describe the file (same size, and on local the same modification time); `None`
+    /// otherwise, and the caller computes them on demand. Never a value for other content.
+    async fn stored_digests(&self, path: &VPath) -> Result<Option<StoredDigests>>;
 
     /// Starts listing the directory `path`; fails with `NotADirectory` for a file.
     async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>>;

@@ -207,3 +207,57 @@ async fn set_mode_and_space() {
     let space = j.fs.space().await.expect("statvfs");
     assert!(space.blocks > 0 && space.fragment_size > 0 && space.name_max >= 255);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_replace_writes_keep_the_checksums_of_the_whole_file() {
+    use ferry_vfs::{Digests, StoredDigests};
+    let j = Jail::new();
+    let data: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let f: Arc<dyn PositionalFile> = Arc::from(j.fs.open_file(b"/p.bin", REPLACE).await.expect("open"));
+    // 32 KiB writes issued at once, as SFTP clients pipeline them: they land in any order.
+    let writes: Vec<_> = data
+        .chunks(32 * 1024)
+        .enumerate()
+        .map(|(i, c)| {
+            let (f, c) = (Arc::clone(&f), c.to_vec());
+            tokio::spawn(async move { f.write_at((i * 32 * 1024) as u64, c).await })
+        })
+        .collect();
+    for w in writes {
+        w.await.expect("join").expect("write");
+    }
+    f.commit().await.expect("commit");
+    let kept =
+        j.fs.0
+            .stored_digests(&common::vp(b"/p.bin").expect("path"))
+            .await
+            .expect("digests");
+    assert_eq!(
+        kept,
+        Some(StoredDigests {
+            size: data.len() as u64,
+            digests: Digests::of(&data)
+        })
+    );
+    // Rewritten in place: nothing kept any more.
+    let g =
+        j.fs.open_file(
+            b"/p.bin",
+            OpenMode::InPlace {
+                read: false,
+                append: false,
+            },
+        )
+        .await
+        .expect("open in place");
+    g.write_at(0, b"x".to_vec()).await.expect("write");
+    g.commit().await.expect("commit");
+    let kept =
+        j.fs.0
+            .stored_digests(&common::vp(b"/p.bin").expect("path"))
+            .await
+            .expect("digests");
+    assert_eq!(kept, None);
+}

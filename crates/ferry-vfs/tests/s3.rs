@@ -521,3 +521,129 @@ async fn moto_directories_renames_and_mtime() {
     assert_eq!(get(&fs, "/d/g", 0).await, b"f");
     assert_eq!(names(&fs, "/d").await, vec![("g".into(), EntryKind::File)]);
 }
+
+/// An operator on the bucket that is not ferry: another S3 tool writing objects.
+fn other_tool(b: &TestBucket) -> opendal::Operator {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let builder = opendal::services::S3::default()
+        .bucket(&b.name)
+        .region("us-east-1")
+        .endpoint(&b.endpoint)
+        .access_key_id(s3kit::ACCESS_KEY)
+        .secret_access_key(s3kit::SECRET_KEY)
+        .disable_config_load()
+        .disable_ec2_metadata();
+    opendal::Operator::new(builder).expect("operator").finish()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_are_kept_as_metadata_and_never_served_stale() {
+    use ferry_vfs::{Digests, StoredDigests};
+    let b = bucket();
+    let fs = open(&b).await;
+    let content = data(300_000, 7);
+    put(&fs, "/d.bin", &content).await;
+    let kept = |size: usize, bytes: &[u8]| {
+        Some(StoredDigests {
+            size: size as u64,
+            digests: Digests::of(bytes),
+        })
+    };
+    assert_eq!(
+        fs.stored_digests(&v("/d.bin")).await.expect("digests"),
+        kept(content.len(), &content)
+    );
+    // A new mtime rewrites the object: the value is computed again; a rename copies it along.
+    fs.set_modified(&v("/d.bin"), UNIX_EPOCH + Duration::from_secs(1_500_000_000))
+        .await
+        .expect("mtime");
+    fs.rename(&v("/d.bin"), &v("/e.bin"), false)
+        .await
+        .expect("rename");
+    assert_eq!(
+        fs.stored_digests(&v("/e.bin")).await.expect("digests"),
+        kept(content.len(), &content)
+    );
+    // A resumed upload hashes the copied prefix too.
+    let mut w = fs
+        .open_write(&v("/e.bin"), with_resume(1000))
+        .await
+        .expect("resume");
+    w.write_owned(b"tail".to_vec()).await.expect("write");
+    w.commit().await.expect("commit");
+    let mut resumed = content[..1000].to_vec();
+    resumed.extend_from_slice(b"tail");
+    assert_eq!(
+        fs.stored_digests(&v("/e.bin")).await.expect("digests"),
+        kept(resumed.len(), &resumed)
+    );
+
+    // Replaced by another tool that even copies ferry's header onto other bytes of the same size:
+    // the ETag (the new content's MD5) no longer matches.
+    let other = other_tool(&b);
+    let forged = fs
+        .stored_digests(&v("/e.bin"))
+        .await
+        .expect("digests")
+        .map(|s| format!("1 {} {}", s.size, s.digests.encode()))
+        .expect("value");
+    let mut evil = resumed.clone();
+    evil[0] ^= 1;
+    other
+        .write_with("e.bin", evil)
+        .user_metadata([("ferry-digests".to_owned(), forged)])
+        .await
+        .expect("other tool's put");
+    assert_eq!(fs.stored_digests(&v("/e.bin")).await.expect("digests"), None);
+    // Written by another tool without it: nothing.
+    other.write("plain.bin", content.clone()).await.expect("put");
+    assert_eq!(fs.stored_digests(&v("/plain.bin")).await.expect("digests"), None);
+
+    // An object of more than one part (5 MiB) is a multipart upload, whose metadata is fixed before
+    // the checksums are known: none is kept (docs/storage.md).
+    put(&fs, "/big.bin", &data(6 << 20, 8)).await;
+    assert_eq!(fs.stored_digests(&v("/big.bin")).await.expect("digests"), None);
+    assert_eq!(
+        fs.stored_digests(&v("/missing")).await.err().map(|e| e.kind()),
+        Some(ErrorKind::NotFound)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_show_the_stored_mtime() {
+    let b = bucket();
+    let fs = open(&b).await;
+    for i in 0..40 {
+        put(&fs, &format!("/f{i:02}"), b"x").await;
+    }
+    fs.create_dir(&v("/sub")).await.expect("mkdir");
+    let t = |i: u64| UNIX_EPOCH + Duration::new(1_300_000_000 + i, 500);
+    for i in (0..40).step_by(3) {
+        fs.set_modified(&v(&format!("/f{i:02}")), t(i))
+            .await
+            .expect("mtime");
+    }
+    let mut stream = fs.list(&v("/")).await.expect("list");
+    let mut seen = 0;
+    loop {
+        let batch = stream.next_batch(7).await.expect("batch");
+        if batch.is_empty() {
+            break;
+        }
+        for e in batch {
+            let name = String::from_utf8(e.name).expect("utf-8");
+            let Some(i) = name.strip_prefix('f').and_then(|n| n.parse::<u64>().ok()) else {
+                assert_eq!(name, "sub");
+                continue;
+            };
+            seen += 1;
+            let modified = e.metadata.modified.expect("mtime");
+            if i % 3 == 0 {
+                assert_eq!(modified, t(i), "{name}: the stored mtime");
+            } else {
+                assert!(modified > SystemTime::now() - Duration::from_secs(3600), "{name}");
+            }
+        }
+    }
+    assert_eq!(seen, 40);
+}

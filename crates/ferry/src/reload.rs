@@ -17,7 +17,8 @@ use crate::config::Settings;
 pub const DEFAULT_SERVE_LOG: &str = "info,rustls=error";
 
 /// Settings a SIGHUP applies to the running server (tables: every key in them). The certificate is
-/// read again and `masquerade_address` resolved again on every SIGHUP, changed or not.
+/// read again and `masquerade_address` and `masquerade_networks` resolved again on every SIGHUP,
+/// changed or not.
 const RELOADABLE: &[&str] = &[
     "log",
     "max_connections",
@@ -29,6 +30,7 @@ const RELOADABLE: &[&str] = &[
     "data_timeout_secs",
     "max_login_attempts",
     "masquerade_address",
+    "masquerade_networks",
     "ftps.certificate",
     "ftps.private_key",
     "hooks.",
@@ -172,6 +174,9 @@ pub fn apply(current: &mut Settings, new: Settings, sinks: &Sinks, servers: &Ser
     if applied.contains(&"masquerade_address") {
         current.masquerade_host = new.masquerade_host.clone();
         current.ftpd.masquerade_address = new.ftpd.masquerade_address;
+    }
+    if applied.contains(&"masquerade_networks") {
+        current.masquerade_rules = new.masquerade_rules.clone();
     }
     if applied.iter().any(|k| k.starts_with("ftps.")) {
         current.ftps.certificate = new.ftps.certificate.clone();

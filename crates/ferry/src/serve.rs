@@ -76,6 +76,7 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
         info!(%host, %ip, "masquerade_address resolved");
         ftpd.masquerade_address = Some(ip);
     }
+    ftpd.masquerade_networks = resolve_rules(&settings.masquerade_rules).await?;
     // One login defender and one login gate for FTP and SFTP: the same scores, the same bans, one
     // budget of password checks.
     let defender = Arc::new(ferry_auth::defender::Defender::new(
@@ -86,6 +87,12 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
     let cluster = join_cluster(&users, &mut ftpd, settings.cluster_fail_open).await?;
     let gate = Arc::new(ferry_admission::LoginGate::new());
     let metrics = Arc::new(crate::admin::Metrics::new());
+    // Storage operations are counted only where someone can scrape them.
+    let storage = if admin_listeners.is_empty() {
+        storage
+    } else {
+        crate::admin::storage::Metered::wrap(storage, metrics.storage())
+    };
     let sinks = crate::reload::Sinks::start(&settings.observe, &metrics)?;
     // --- SFTP: host keys and listeners are ready before anything is announced ---
     let sftp = match &settings.sftp {
@@ -233,6 +240,13 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
                 reload_masquerade(&server, settings.masquerade_host.as_deref()).await;
                 if settings.masquerade_host.is_none() {
                     server.set_masquerade_address(settings.ftpd.masquerade_address);
+                }
+                match resolve_rules(&settings.masquerade_rules).await {
+                    Ok(rules) => server.set_masquerade_networks(rules),
+                    Err(e) => warn!(
+                        error = %crate::error_text(&e),
+                        "SIGHUP: keeping the previous masquerade_networks addresses"
+                    ),
                 }
             }
             name => break name,
@@ -439,6 +453,28 @@ async fn resolve_masquerade(host: &str) -> Result<std::net::IpAddr> {
         .map(|a| a.ip())
         .find(|ip| ip.is_ipv4())
         .ok_or_else(|| anyhow!("{host} has no IPv4 address (PASV replies carry only IPv4)"))
+}
+
+/// The `masquerade_networks` rules with their host names resolved to IPv4; an error names the setting
+/// and the host that does not resolve.
+async fn resolve_rules(
+    rules: &[(ferry_auth::defender::Network, crate::config::parse::Masquerade)],
+) -> Result<Vec<(ferry_auth::defender::Network, std::net::IpAddr)>> {
+    let mut out = Vec::with_capacity(rules.len());
+    for (net, m) in rules {
+        let ip = match m {
+            crate::config::parse::Masquerade::Ip(ip) => *ip,
+            crate::config::parse::Masquerade::Host(host) => {
+                let ip = resolve_masquerade(host)
+                    .await
+                    .with_context(|| format!("cannot resolve {host:?} in masquerade_networks"))?;
+                info!(%host, %ip, "masquerade_networks host resolved");
+                ip
+            }
+        };
+        out.push((*net, ip));
+    }
+    Ok(out)
 }
 
 /// SIGHUP: resolves a `masquerade_address` host name again; on error the old address stays.

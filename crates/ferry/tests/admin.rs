@@ -95,6 +95,11 @@ fn scrape(base: &str) -> HashMap<String, f64> {
         "ferry_transfers",
         "ferry_transfer_bytes",
         "ferry_data_connection_failures",
+        "ferry_login_latency_seconds",
+        "ferry_transfer_duration_seconds",
+        "ferry_defender_bans",
+        "ferry_storage_operations",
+        "ferry_hook_deliveries",
     ] {
         assert!(
             families.iter().any(|f| f == name),
@@ -104,21 +109,33 @@ fn scrape(base: &str) -> HashMap<String, f64> {
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let parsed = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
     assert!(!parsed.samples.is_empty(), "no samples in {body}");
-    parsed
-        .samples
-        .into_iter()
-        .map(|s| {
-            let mut labels: Vec<_> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                other => panic!("unexpected sample {other:?}"),
-            };
-            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
-        })
-        .collect()
+    let mut samples = HashMap::new();
+    for s in parsed.samples {
+        let mut labels: Vec<_> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => {
+                samples.insert(format!("{}{{{}}}", s.metric, labels.join(",")), v);
+            }
+            // Buckets become `NAME_bucket{labels,le=BOUND}` samples.
+            prometheus_parse::Value::Histogram(buckets) => {
+                for b in buckets {
+                    let le = if b.less_than.is_infinite() {
+                        "+Inf".to_owned()
+                    } else {
+                        b.less_than.to_string()
+                    };
+                    let mut with_le = labels.clone();
+                    with_le.push(format!("le={le}"));
+                    samples.insert(format!("{}_bucket{{{}}}", s.metric, with_le.join(",")), b.count);
+                }
+            }
+            other => panic!("unexpected sample {other:?}"),
+        }
+    }
+    samples
 }
 
 fn value(m: &HashMap<String, f64>, key: &str) -> f64 {
@@ -236,7 +253,10 @@ fn metrics_count_sessions_logins_and_transfers() {
     // Explicit FTPS starts in the clear: its session counts as `ftp`.
     assert_eq!(delta("ferry_sessions_total{protocol=ftp}"), 4.0);
     assert_eq!(delta("ferry_sessions_total{protocol=ftps}"), 0.0);
-    assert_eq!(delta("ferry_logins_total{outcome=ok,protocol=ftps}"), 1.0);
+    assert_eq!(
+        delta("ferry_logins_total{method=password,outcome=ok,protocol=ftps}"),
+        1.0
+    );
     assert_eq!(
         value(
             &after,
@@ -254,8 +274,14 @@ fn metrics_count_sessions_logins_and_transfers() {
     assert_eq!(delta("ferry_sessions_total{protocol=sftp}"), 1.0);
     assert_eq!(value(&after, "ferry_sessions_active{protocol=ftp}"), 0.0);
     assert_eq!(value(&after, "ferry_sessions_active{protocol=sftp}"), 0.0);
-    assert_eq!(delta("ferry_logins_total{outcome=ok,protocol=ftp}"), 2.0);
-    assert_eq!(delta("ferry_logins_total{outcome=failed,protocol=ftp}"), 1.0);
+    assert_eq!(
+        delta("ferry_logins_total{method=password,outcome=ok,protocol=ftp}"),
+        2.0
+    );
+    assert_eq!(
+        delta("ferry_logins_total{method=password,outcome=failed,protocol=ftp}"),
+        1.0
+    );
     assert_eq!(
         value(
             &after,
@@ -410,4 +436,443 @@ fn a_data_connection_nobody_makes_counts_as_a_425_failure() {
         ),
         0.0
     );
+}
+
+// ----- a busy server ---------------------------------------------------------------------------------
+
+/// A cleartext FTP control connection from the local address `from` (another loopback address, so
+/// that it can be banned while 127.0.0.1, allow-listed, keeps working).
+struct FtpFrom {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl FtpFrom {
+    fn connect(from: &str, to: std::net::SocketAddr) -> FtpFrom {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        let local: std::net::SocketAddr = format!("{from}:0").parse().expect("source address");
+        socket.bind(&local.into()).expect("bind the source address");
+        socket.connect(&to.into()).expect("connect FTP");
+        let stream: std::net::TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        FtpFrom {
+            reader: std::io::BufReader::new(stream.try_clone().expect("clone")),
+            writer: stream,
+        }
+    }
+
+    /// The next complete reply's code (0 when the server closed the connection).
+    fn reply(&mut self) -> u16 {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return 0,
+                Ok(_) => {}
+            }
+            let b = line.as_bytes();
+            if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
+                return line[..3].parse().expect("code");
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> u16 {
+        use std::io::Write;
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("send");
+        self.reply()
+    }
+}
+
+/// Runs a paramiko script against the SFTP server at `port`, with `try_password(t, user, pw)` and
+/// `transport(source)` defined. After a first authentication attempt, further ones on the same
+/// connection ask for userauth directly, as OpenSSH does (stock paramiko re-sends the service
+/// request, which russh does not answer).
+fn paramiko(port: u16, body: &str) -> String {
+    let script = format!(
+        "import paramiko, socket\n\
+         from paramiko.message import Message\n\
+         def transport(source='127.0.0.1'):\n\
+         \x20   s = socket.create_connection(('127.0.0.1', {port}), timeout=15, source_address=(source, 0))\n\
+         \x20   t = paramiko.Transport(s)\n\
+         \x20   t.start_client(timeout=15)\n\
+         \x20   return t\n\
+         STOCK_REQUEST = paramiko.auth_handler.AuthHandler._request_auth\n\
+         def request(self):\n\
+         \x20   if getattr(self.transport, 'userauth_accepted', False):\n\
+         \x20       m = Message(); m.add_string('ssh-userauth'); m.rewind()\n\
+         \x20       self._parse_service_accept(m)\n\
+         \x20   else:\n\
+         \x20       self.transport.userauth_accepted = True\n\
+         \x20       STOCK_REQUEST(self)\n\
+         paramiko.auth_handler.AuthHandler._request_auth = request\n\
+         def try_password(t, user, pw):\n\
+         \x20   try:\n\
+         \x20       t.auth_password(user, pw)\n\
+         \x20       return 'ok'\n\
+         \x20   except paramiko.AuthenticationException:\n\
+         \x20       return 'refused'\n\
+         {body}\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'paramiko'"),
+        "paramiko is not installed; run scripts/install-test-deps.sh"
+    );
+    assert!(
+        out.status.success(),
+        "paramiko script failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// The histogram `name`'s series with `labels` (sorted `k=v`, comma-separated) is consistent:
+/// buckets never decrease, the `+Inf` bucket equals the count. Returns (count, sum).
+fn histogram(m: &HashMap<String, f64>, name: &str, labels: &str) -> (f64, f64) {
+    let prefix = format!("{name}_bucket{{{labels},le=");
+    let mut buckets: Vec<(f64, f64)> = m
+        .iter()
+        .filter_map(|(k, v)| {
+            let le = k.strip_prefix(&prefix)?.strip_suffix('}')?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, *v))
+        })
+        .collect();
+    assert!(buckets.len() > 2, "no buckets for {name}{{{labels}}}");
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in buckets.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].1,
+            "{name}{{{labels}}} buckets decrease: {buckets:?}"
+        );
+    }
+    let count = value(m, &format!("{name}_count{{{labels}}}"));
+    let sum = value(m, &format!("{name}_sum{{{labels}}}"));
+    let inf = buckets.last().expect("buckets");
+    assert_eq!(inf.0, f64::INFINITY, "{buckets:?}");
+    assert_eq!(inf.1, count, "{name}{{{labels}}}: +Inf bucket and count differ");
+    assert!(
+        sum >= 0.0 && (count > 0.0 || sum == 0.0),
+        "{name}{{{labels}}} sum {sum}"
+    );
+    (count, sum)
+}
+
+#[test]
+fn a_busy_server_moves_every_metric() {
+    require("curl");
+    require("python3");
+    let d = tempdir();
+    let hook_log = d.path().join("hook.log");
+    let hook = d.path().join("hook.sh");
+    std::fs::write(&hook, format!("#!/bin/sh\ncat >> {}\n", hook_log.display())).expect("hook");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // 127.0.0.1 (the clients that must keep working) is allow-listed; other loopback addresses are
+    // scored, and two failed logins ban one.
+    std::fs::write(
+        d.path().join("ferry.toml"),
+        format!(
+            "[defender]\nthreshold = 2\nscore_loopback = true\nallow_list = [\"127.0.0.1/32\"]\n\
+             [hooks]\ncommand = [{:?}]\nevents = [\"upload\"]\n",
+            hook.display()
+        ),
+    )
+    .expect("config");
+    let mut server = Server::start(
+        d.path(),
+        &["--admin-listen", "127.0.0.1:0", "--data-timeout-secs", "1"],
+    );
+    let ftp = server.wait_listening();
+    let admin = server.wait_for("ferry: admin listening on ");
+    let base = admin
+        .split_whitespace()
+        .next()
+        .expect("admin URL")
+        .trim_end_matches('/')
+        .to_owned();
+    let password = server.printed_password().expect("first-start password");
+    let sftp_port: u16 = server
+        .printed
+        .iter()
+        .find_map(|l| l.strip_prefix("ferry: SFTP listening on "))
+        .expect("SFTP listening line")
+        .parse::<std::net::SocketAddr>()
+        .expect("SFTP address")
+        .port();
+    let before = scrape(&base);
+
+    // FTP: an upload and a download (curl), an FTPS download, a wrong password.
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let size = payload.len() as f64;
+    let src = d.path().join("payload.bin");
+    std::fs::write(&src, &payload).expect("payload");
+    let url = format!("ftp://127.0.0.1:{}/busy.bin", ftp.port());
+    let user = format!("ferry:{password}");
+    let up = curl_ftp(&["-u", &user, "-T", src.to_str().expect("path"), &url]);
+    assert!(
+        up.status.success(),
+        "upload: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let copy = d.path().join("copy.bin");
+    let down = curl_ftp(&["-u", &user, "-o", copy.to_str().expect("path"), &url]);
+    assert!(
+        down.status.success(),
+        "download: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(std::fs::read(&copy).expect("copy"), payload);
+    let cert = d.path().join("ferry-data/tls/cert.pem");
+    let tls_copy = d.path().join("tls-copy.bin");
+    let tls = curl_ftp(&[
+        "--ssl-reqd",
+        "--cacert",
+        cert.to_str().expect("path"),
+        "-u",
+        &user,
+        "-o",
+        tls_copy.to_str().expect("path"),
+        &url,
+    ]);
+    assert!(
+        tls.status.success(),
+        "FTPS download: {}",
+        String::from_utf8_lossy(&tls.stderr)
+    );
+    let bad = curl_ftp(&["-u", "ferry:wrong-password", &url]);
+    assert!(!bad.status.success(), "a wrong password must fail");
+
+    // A data connection nobody makes (425), and a storage error (deleting a file that is not there).
+    let mut c = common::Control::connect_greeted(ftp);
+    c.expect("USER ferry", 331);
+    c.expect(&format!("PASS {password}"), 230);
+    c.expect("EPSV", 229);
+    c.expect("LIST", 150);
+    c.expect_final(425);
+    c.expect("DELE /no-such-file", 550);
+    c.expect("QUIT", 221);
+
+    // SFTP: a login, an upload and a download (paramiko), a wrong password.
+    let sftp_src = d.path().join("sftp-src.bin");
+    std::fs::write(&sftp_src, &payload).expect("SFTP payload");
+    let sftp_copy = d.path().join("sftp-copy.bin");
+    let out = paramiko(
+        sftp_port,
+        &format!(
+            "t = transport()\n\
+             print(try_password(t, 'ferry', 'wrong'))\n\
+             t.close()\n\
+             t = transport()\n\
+             print(try_password(t, 'ferry', {password:?}))\n\
+             s = paramiko.SFTPClient.from_transport(t)\n\
+             s.put({src:?}, '/sftp.bin')\n\
+             s.get('/sftp.bin', {dst:?})\n\
+             t.close()\n",
+            src = sftp_src.display().to_string(),
+            dst = sftp_copy.display().to_string(),
+        ),
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["refused", "ok"], "{out}");
+    assert_eq!(std::fs::read(&sftp_copy).expect("SFTP copy"), payload);
+
+    // FTP from 127.0.0.2: two wrong passwords ban the address. A second connection, admitted
+    // before the ban, tries after it: refused for the ban, its password never checked. Then a new
+    // connection is refused at once, over FTP and over SFTP.
+    let mut a = FtpFrom::connect("127.0.0.2", ftp);
+    let mut b = FtpFrom::connect("127.0.0.2", ftp);
+    assert_eq!(a.reply(), 220);
+    assert_eq!(b.reply(), 220);
+    assert_eq!(b.cmd("USER ferry"), 331);
+    assert_eq!(a.cmd("USER ferry"), 331);
+    assert_eq!(a.cmd("PASS wrong-1"), 530);
+    assert_eq!(a.cmd("USER ferry"), 331);
+    assert_eq!(a.cmd("PASS wrong-2"), 530);
+    assert_eq!(
+        b.cmd(&format!("PASS {password}")),
+        530,
+        "refused: the address is banned"
+    );
+    let mut refused = FtpFrom::connect("127.0.0.2", ftp);
+    assert_eq!(refused.reply(), 421);
+    let out = paramiko(
+        sftp_port,
+        "try:\n\
+         \x20   t = transport('127.0.0.2')\n\
+         \x20   print(try_password(t, 'ferry', 'x'))\n\
+         except Exception:\n\
+         \x20   print('refused')\n",
+    );
+    assert_eq!(out.trim(), "refused", "{out}");
+    // SFTP from 127.0.0.3 the same way: two transports, two wrong passwords on the first ban the
+    // address, the second's attempt is refused for the ban.
+    let out = paramiko(
+        sftp_port,
+        &format!(
+            "t1 = transport('127.0.0.3')\n\
+             t2 = transport('127.0.0.3')\n\
+             print(try_password(t1, 'ferry', 'wrong-1'))\n\
+             print(try_password(t1, 'ferry', 'wrong-2'))\n\
+             print(try_password(t2, 'ferry', {password:?}))\n"
+        ),
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["refused"; 3], "{out}");
+    drop((a, b, refused));
+
+    // Hook deliveries run in the background: wait for both uploads' (FTP and SFTP).
+    let hooks_ok = "ferry_hook_deliveries_total{action=command,outcome=ok}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let m = scrape(&base);
+        if value(&m, hooks_ok) - value(&before, hooks_ok) >= 2.0 || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let delta = |key: &str| value(&after, key) - value(&before, key);
+
+    // Logins by protocol, method and outcome.
+    let login = |p: &str, method: &str, outcome: &str| {
+        delta(&format!(
+            "ferry_logins_total{{method={method},outcome={outcome},protocol={p}}}"
+        ))
+    };
+    // ok: curl up, curl down, the 425 session; failed: curl, two from 127.0.0.2.
+    assert_eq!(login("ftp", "password", "ok"), 3.0);
+    assert_eq!(login("ftp", "password", "failed"), 3.0);
+    assert_eq!(login("ftp", "password", "banned"), 1.0);
+    assert_eq!(login("ftp", "connection", "banned"), 1.0);
+    assert_eq!(login("ftps", "password", "ok"), 1.0);
+    assert_eq!(login("ftps", "password", "failed"), 0.0);
+    assert_eq!(login("sftp", "password", "ok"), 1.0);
+    assert_eq!(login("sftp", "password", "failed"), 3.0);
+    assert_eq!(login("sftp", "password", "banned"), 1.0);
+    assert_eq!(login("sftp", "connection", "banned"), 1.0);
+    assert_eq!(login("sftp", "publickey", "ok"), 0.0);
+
+    // Login latency: every attempt whose credentials were checked (not the banned ones).
+    for (p, checked) in [("ftp", 6.0), ("ftps", 1.0), ("sftp", 4.0)] {
+        let labels = format!("method=password,protocol={p}");
+        let (count, sum) = histogram(&after, "ferry_login_latency_seconds", &labels);
+        let (count0, sum0) = histogram(&before, "ferry_login_latency_seconds", &labels);
+        assert_eq!(count - count0, checked, "{p} login latency count");
+        assert!(sum > sum0, "{p} login latency sum did not grow");
+    }
+
+    // Defender bans, by the protocol of the session that caused them.
+    assert_eq!(delta("ferry_defender_bans_total{protocol=ftp}"), 1.0);
+    assert_eq!(delta("ferry_defender_bans_total{protocol=sftp}"), 1.0);
+    assert_eq!(delta("ferry_defender_bans_total{protocol=ftps}"), 0.0);
+
+    // Transfers, bytes and their durations.
+    for (p, dir, n) in [
+        ("ftp", "upload", 1.0),
+        ("ftp", "download", 1.0),
+        ("ftps", "download", 1.0),
+        ("ftps", "upload", 0.0),
+        ("sftp", "upload", 1.0),
+        ("sftp", "download", 1.0),
+    ] {
+        assert_eq!(
+            delta(&format!(
+                "ferry_transfers_total{{direction={dir},outcome=ok,protocol={p}}}"
+            )),
+            n,
+            "{p} {dir}"
+        );
+        assert_eq!(
+            delta(&format!(
+                "ferry_transfer_bytes_total{{direction={dir},protocol={p}}}"
+            )),
+            n * size,
+            "{p} {dir} bytes"
+        );
+        let labels = format!("direction={dir},protocol={p}");
+        let (count, _) = histogram(&after, "ferry_transfer_duration_seconds", &labels);
+        let (count0, _) = histogram(&before, "ferry_transfer_duration_seconds", &labels);
+        assert_eq!(count - count0, n, "{p} {dir} duration count");
+    }
+
+    // Data connections, hooks, storage.
+    assert_eq!(
+        delta("ferry_data_connection_failures_total{protocol=ftp,reply=425}"),
+        1.0
+    );
+    assert_eq!(
+        delta("ferry_data_connection_failures_total{protocol=ftp,reply=426}"),
+        0.0
+    );
+    assert_eq!(delta(hooks_ok), 2.0);
+    assert_eq!(
+        delta("ferry_hook_deliveries_total{action=command,outcome=failed}"),
+        0.0
+    );
+    let hook_lines = std::fs::read_to_string(&hook_log).expect("hook log");
+    assert_eq!(
+        hook_lines.matches("\"event\":\"upload\"").count(),
+        2,
+        "{hook_lines}"
+    );
+    let op = |op: &str| {
+        delta(&format!(
+            "ferry_storage_operations_total{{backend=local,op={op}}}"
+        ))
+    };
+    // Uploads: FTP through a writer, SFTP through a positional file; each committed once.
+    assert_eq!(op("write"), 1.0);
+    assert_eq!(
+        op("open") + op("read"),
+        4.0,
+        "SFTP upload and download, FTP and FTPS downloads"
+    );
+    assert_eq!(op("commit"), 2.0);
+    assert!(
+        op("metadata") >= 1.0 && op("list") >= 1.0,
+        "metadata {} list {}",
+        op("metadata"),
+        op("list")
+    );
+    assert_eq!(op("remove"), 1.0, "the DELE");
+    assert_eq!(op("rename") + op("mkdir") + op("rmdir"), 0.0);
+    // Error series appear with their first error.
+    assert!(!before.contains_key("ferry_storage_errors_total{backend=local,kind=not_found,op=remove}"));
+    assert_eq!(
+        value(
+            &after,
+            "ferry_storage_errors_total{backend=local,kind=not_found,op=remove}"
+        ),
+        1.0,
+        "{:?}",
+        after
+            .iter()
+            .filter(|(k, _)| k.starts_with("ferry_storage_errors"))
+            .collect::<Vec<_>>()
+    );
+    // The uploads probed for their names first (not found: new files), nothing else failed.
+    for (k, v) in after
+        .iter()
+        .filter(|(k, _)| k.starts_with("ferry_storage_errors_total{"))
+    {
+        assert!(
+            k.contains("kind=not_found") && (k.contains("op=metadata") || k.contains("op=remove")),
+            "unexpected storage error {k} {v}"
+        );
+    }
+    drop(server);
 }

@@ -4,7 +4,7 @@
 //! until the grace period ends, then it is aborted (`426`, the upload discarded) and `421` follows.
 
 use ferry_admission::{LoginResult, Phase, Stop};
-use ferry_observe::SessionTap;
+use ferry_observe::{LoginOutcome, SessionTap};
 use ferry_proto::reply::{Reply, ReplyCode};
 use ferry_proto::session::{Login, Transfer, TransferEvent};
 use tracing::info;
@@ -12,14 +12,23 @@ use tracing::info;
 use super::{Conn, Instant};
 use crate::Server;
 
-/// Reports a login attempt (and a ban it caused).
-pub(super) fn login(tap: &SessionTap, server: &Server, user: &str, result: &LoginResult<Login>) {
+/// Reports a login attempt whose credentials took `verification` to check (and a ban it caused).
+pub(super) fn login(
+    tap: &SessionTap,
+    server: &Server,
+    user: &str,
+    result: &LoginResult<Login>,
+    verification: Option<std::time::Duration>,
+) {
     let anonymous = server.config.anonymous.is_some() && matches!(user, "anonymous" | "ftp");
     let method = if anonymous { "anonymous" } else { "password" };
     match result {
-        LoginResult::Accepted(login) => tap.login(&login.user, method, true),
-        LoginResult::Refused { banned } => {
-            tap.login(user, method, false);
+        LoginResult::Accepted(login) => tap.login_result(&login.user, method, LoginOutcome::Ok, verification),
+        LoginResult::Refused {
+            already_banned: true, ..
+        } => tap.login_result(user, method, LoginOutcome::Banned, None),
+        LoginResult::Refused { banned, .. } => {
+            tap.login_result(user, method, LoginOutcome::Failed, verification);
             if let Some(until) = banned {
                 tap.banned(*until);
             }

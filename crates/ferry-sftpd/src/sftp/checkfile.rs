@@ -143,6 +143,9 @@ pub(crate) async fn run(id: u32, req: CheckFile, ctx: &Ctx) -> Result<Bytes, Ref
     } else {
         req.length.min(available)
     };
+    if let Some(digest) = stored(&req, ctx, size, len).await {
+        return Ok(reply(id, req.algorithm, &digest));
+    }
     if len > ctx.hash_max_size {
         return Err(Refused(
             Status::Failure,
@@ -164,10 +167,30 @@ pub(crate) async fn run(id: u32, req: CheckFile, ctx: &Ctx) -> Result<Bytes, Ref
         return Err(Refused(Status::Failure, Cow::Borrowed("no file to read")));
     };
     let digests = hash_range(&mut source, req.algorithm, block_size, req.start, len).await?;
-    let name = req.algorithm.sftp_name().as_bytes();
+    Ok(reply(id, req.algorithm, &digests))
+}
+
+fn reply(id: u32, algorithm: Algorithm, digests: &[u8]) -> Bytes {
+    let name = algorithm.sftp_name().as_bytes();
     let mut w = Writer::new(kind::EXTENDED_REPLY, Some(id), 32 + name.len() + digests.len());
-    w.string(b"check-file").string(name).raw(&digests);
-    Ok(w.finish())
+    w.string(b"check-file").string(name).raw(digests);
+    w.finish()
+}
+
+/// The digest kept when the file was stored, for a by-name request over the whole file in one
+/// block (whatever its size: nothing is read). Any failure to look it up means computing it.
+async fn stored(req: &CheckFile, ctx: &Ctx, size: u64, len: u64) -> Option<Vec<u8>> {
+    let Target::Path(path) = &req.target else {
+        return None;
+    };
+    if req.start != 0 || len != size || (req.block_size != 0 && u64::from(req.block_size) < size) {
+        return None;
+    }
+    let kept = ctx.fs.stored_digests(path).await.ok().flatten()?;
+    if kept.size != size {
+        return None;
+    }
+    kept.digests.by_name(req.algorithm.sftp_name())
 }
 
 async fn hash_range(

@@ -24,8 +24,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 pub use crate::files::{
-    assert_same_tree, make_tree, pseudo_random, read_file, set_mtime, sha256, sha256_file, tree, write_file,
-    write_random_file,
+    assert_same_tree, make_dir, make_tree, names, pseudo_random, read_file, set_mtime, sha256, sha256_file,
+    tree, write_file, write_random_file,
 };
 pub use control::{parse_pasv, reset, tcp_from, wait_until, Control, Reply};
 pub use ftps::{python_ftps, test_identity, PY_FTPS};
@@ -377,6 +377,13 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // On S3, while the server still runs (it aborts dropped uploads in the background): the
+        // bucket must hold nothing but what clients stored.
+        let clean = if thread::panicking() {
+            Ok(())
+        } else {
+            crate::check_bucket_clean(&self.root())
+        };
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -387,6 +394,9 @@ impl Drop for TestServer {
             .is_ok_and(|rx| rx.recv_timeout(Duration::from_secs(15)).is_ok());
         if !finished && !thread::panicking() {
             eprintln!("warning: ferry test server did not shut down within 15 s");
+        }
+        if let Err(e) = clean {
+            panic!("{e}");
         }
     }
 }

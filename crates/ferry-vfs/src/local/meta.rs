@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use cap_fs_ext::OpenOptionsMaybeDirExt;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 
+use super::digests;
 use crate::error::{ErrorKind, Result};
 
 /// One metadata change.
@@ -62,7 +63,8 @@ fn change_by_path_handle(
     let mut options = OpenOptions::new();
     options.read(true).custom_flags(libc::O_PATH).maybe_dir(true);
     let handle = root.open_with(rel, &options)?;
-    check_target(&handle.metadata()?)?;
+    let md = handle.metadata()?;
+    check_target(&md)?;
     let link = DecInt::from_fd(&handle);
     match change {
         Change::Mode(mode) => {
@@ -84,8 +86,22 @@ fn change_by_path_handle(
                     tv_nsec: since.subsec_nanos().into(),
                 },
             };
+            // Checksums kept on the file follow the new time if they are valid now, else go;
+            // through a descriptor of exactly the pinned inode (reopened by its magic link).
+            let file = md.is_file().then(|| {
+                use rustix::fs::OFlags;
+                let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+                rustix::fs::openat(proc_fd, link.as_c_str(), flags, Mode::empty())
+                    .ok()
+                    .map(std::fs::File::from)
+            });
+            let file = file.flatten();
+            let valid = file.as_ref().and_then(digests::before_set_modified);
             rustix::fs::utimensat(proc_fd, link.as_c_str(), &times, AtFlags::empty())
                 .map_err(std::io::Error::from)?;
+            if let Some(file) = &file {
+                digests::after_set_modified(file, valid);
+            }
         }
     }
     Ok(())
@@ -97,12 +113,18 @@ fn change_by_open_file(root: &Dir, rel: &Path, change: Change) -> Result<()> {
     let mut options = OpenOptions::new();
     options.read(true).custom_flags(libc::O_NONBLOCK).maybe_dir(true);
     let file = root.open_with(rel, &options)?;
+    let is_file = file.metadata()?.is_file();
     check_target(&file.metadata()?)?;
     let file = file.into_std();
     match change {
         Change::Mode(mode) => {
             use std::os::unix::fs::PermissionsExt;
             file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
+        }
+        Change::Modified(t) if is_file => {
+            let valid = digests::before_set_modified(&file);
+            file.set_modified(t)?;
+            digests::after_set_modified(&file, valid);
         }
         Change::Modified(t) => file.set_modified(t)?,
     }

@@ -1,5 +1,6 @@
 //! The local file system back-end, jailed by a `cap_std` directory handle.
 
+mod digests;
 mod list;
 mod meta;
 mod positional;
@@ -26,7 +27,7 @@ use crate::storage::{
     Capabilities, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
     WriteOptions,
 };
-use crate::{EntryKind, VPath};
+use crate::{EntryKind, StoredDigests, VPath};
 
 /// A [`Storage`] on the local file system, confined to one root directory.
 ///
@@ -100,6 +101,18 @@ impl Storage for LocalFs {
         let rel = HostPath::check(path)?.rel();
         self.run(move |root| Ok(convert_metadata(&root.metadata(rel)?)))
             .await
+    }
+
+    async fn stored_digests(&self, path: &VPath) -> Result<Option<StoredDigests>> {
+        let rel = HostPath::check(path)?.rel();
+        self.run(move |root| {
+            let mut options = OpenOptions::new();
+            options.read(true).nonblock(true);
+            let file = root.open_with(rel, &options)?;
+            check_regular(&file.metadata()?)?;
+            Ok(digests::load(&file.into_std()))
+        })
+        .await
     }
 
     async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {

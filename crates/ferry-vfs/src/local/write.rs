@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use cap_std::fs::{Dir, File};
 use rand::Rng;
 
-use super::{blocking, check_regular, write_options};
+use super::{blocking, check_regular, digests, write_options};
+use crate::digest::Digester;
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::HostPath;
 use crate::storage::{FileWriter, WriteMode, WriteOptions};
@@ -53,7 +54,7 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, options: WriteOpt
                 use cap_std::fs::{Permissions, PermissionsExt};
                 let _ = file.set_permissions(Permissions::from_mode(mode & 0o777));
             }
-            Ok(LocalWriter::new(
+            let mut writer = LocalWriter::new(
                 file,
                 Some(Pending {
                     parent,
@@ -61,13 +62,17 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, options: WriteOpt
                     name,
                     reserved: exclusive,
                 }),
-            ))
+            );
+            writer.digester = Some(Digester::new());
+            Ok(writer)
         }
         WriteMode::Append => {
             let mut options = write_options();
             options.append(true).create(true);
             let file = root.open_with(&rel, &options)?;
             check_regular(&file.metadata()?)?;
+            // Only the new bytes pass through this writer: whatever was kept no longer applies.
+            digests::forget(&file);
             Ok(LocalWriter::new(file, None))
         }
         WriteMode::Resume { offset } => {
@@ -81,6 +86,7 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, options: WriteOpt
                 // Resuming past the end would leave a hole of zeros the client never sent.
                 return Err(ErrorKind::OffsetOutOfRange.into());
             }
+            digests::forget(&file);
             let mut file = file.into_std();
             // Resumed upload: drop whatever followed the restart point, then write from there.
             file.set_len(offset)?;
@@ -128,6 +134,8 @@ pub(super) struct LocalWriter {
     written: u64,
     /// `Some` for `New` until committed or aborted.
     pending: Option<Pending>,
+    /// Checksums of everything written, for a `New` upload (kept beside the file at commit).
+    digester: Option<Digester>,
 }
 
 impl fmt::Debug for LocalWriter {
@@ -145,6 +153,7 @@ impl LocalWriter {
             file: Some(file.into_std()),
             written: 0,
             pending,
+            digester: None,
         }
     }
 
@@ -166,12 +175,18 @@ impl FileWriter for LocalWriter {
     async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
         use std::io::Write;
         let mut file = self.file.take().ok_or_else(|| Error::new(ErrorKind::Io))?;
-        let (file, buf, written) = blocking(move || {
+        let mut digester = self.digester.take();
+        // Hashed on the same blocking thread right after the write, from the same buffer.
+        let (file, buf, digester, written) = blocking(move || {
             let written = file.write_all(&buf);
-            Ok((file, buf, written))
+            if let (Some(d), Ok(())) = (digester.as_mut(), &written) {
+                d.update(&buf);
+            }
+            Ok((file, buf, digester, written))
         })
         .await?;
         self.file = Some(file);
+        self.digester = digester;
         written?;
         self.written += buf.len() as u64;
         Ok(buf)
@@ -185,6 +200,7 @@ impl FileWriter for LocalWriter {
         use std::io::Write;
         let file = self.file.take();
         let pending = self.pending.take();
+        let digester = self.digester.take();
         let written = self.written + last.len() as u64;
         // One trip to the blocking pool: the last write, close, and the rename into place.
         blocking(move || {
@@ -201,6 +217,11 @@ impl FileWriter for LocalWriter {
                     pending.discard();
                 }
                 return Err(e.into());
+            }
+            if let (Some(mut digester), Some(_)) = (digester, &pending) {
+                digester.update(&last);
+                // On the temp file's own descriptor, before it appears under its name.
+                digests::store(&file, &digester.finish());
             }
             drop(file);
             if let Some(pending) = pending {

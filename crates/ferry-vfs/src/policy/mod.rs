@@ -27,7 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{
     Capabilities, DirStream, FileReader, Metadata, OpenMode, PositionalFile, Space, Storage,
 };
-use crate::{EntryKind, Permissions, VPath};
+use crate::{EntryKind, Permissions, StoredDigests, VPath};
 
 /// One user's view of their storage, with their permissions and the upload and rename policy.
 /// Cheap to clone (one `Arc`).
@@ -223,6 +223,13 @@ impl UserFs {
             }));
         }
         Ok(reader)
+    }
+
+    /// The checksums the back-end kept for the file `path` when it was stored, if it keeps them and
+    /// they still describe the file: needs `read`. `None` means compute them on demand.
+    pub async fn stored_digests(&self, path: &VPath) -> Result<Option<StoredDigests>> {
+        self.check(Need::Read)?;
+        self.inner.storage.stored_digests(path).await
     }
 
     /// Waits until `bytes` more may be sent to the user under their download limit.

@@ -42,13 +42,17 @@ use crate::storage::{
     Capabilities, DirStream, FileReader, FileWriter, Metadata, OpenMode, PositionalFile, Space, Storage,
     WriteMode, WriteOptions,
 };
-use crate::{EntryKind, VPath};
+use crate::{Digests, EntryKind, StoredDigests, VPath};
 
 /// The hidden object that keeps an empty directory visible: never listed, and refused as a name.
 const DIR_KEEP: &str = ".ferry-dir";
 
 /// User metadata key of the modification time (`X-Amz-Meta-Mtime`).
 const MTIME_KEY: &str = "mtime";
+
+/// User metadata key of the checksums computed while the object was uploaded
+/// (`X-Amz-Meta-Ferry-Digests`: `1 <size> <sha256> <md5> <crc32>`).
+const DIGESTS_KEY: &str = "ferry-digests";
 
 /// How to reach the bucket.
 #[derive(Clone, Default)]
@@ -384,6 +388,22 @@ impl Storage for S3Fs {
         self.stat(&key).await
     }
 
+    async fn stored_digests(&self, path: &VPath) -> Result<Option<StoredDigests>> {
+        let key = self.key(path)?;
+        if self.is_root(&key) {
+            return Ok(None);
+        }
+        match self.op.stat(&key).await {
+            Ok(md) if md.mode() == EntryMode::FILE => Ok(md
+                .user_metadata()
+                .and_then(|m| m.get(DIGESTS_KEY))
+                .and_then(|v| parse_digests(v, md.content_length(), md.etag()))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Err(ErrorKind::NotFound.into()),
+            Err(e) => Err(map_err(&key, e)),
+        }
+    }
+
     async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {
         let key = self.key(path)?;
         if !self.is_root(&key) && !self.dir_exists(&key).await? {
@@ -395,7 +415,12 @@ impl Storage for S3Fs {
         }
         let dir = Self::dir_path(&key);
         let lister = self.op.lister(&dir).await.map_err(|e| map_err(&dir, e))?;
-        Ok(Box::new(S3DirStream { dir, lister }))
+        Ok(Box::new(S3DirStream {
+            dir,
+            lister,
+            op: self.op.clone(),
+            looked_up: 0,
+        }))
     }
 
     async fn open_read(&self, path: &VPath, offset: u64) -> Result<Box<dyn FileReader>> {
@@ -728,6 +753,23 @@ fn entry_metadata(md: &opendal::Metadata, is_dir: bool) -> Metadata {
     }
 }
 
+/// The checksums of an object's metadata value, if it is ours and describes the object: the same
+/// size, and an ETag that is the MD5 kept (a one-part upload's ETag is its MD5). The value travels
+/// with the object, so a replaced object has the new writer's metadata; one written with our value
+/// copied onto other content is caught by the ETag. Where the ETag is not the MD5 (SSE-KMS or
+/// SSE-C encryption) nothing can be checked and the value is not used.
+fn parse_digests(value: &str, size: u64, etag: Option<&str>) -> Option<StoredDigests> {
+    let mut words = value.trim().splitn(3, ' ');
+    if words.next()? != "1" {
+        return None;
+    }
+    let stored: u64 = words.next()?.parse().ok()?;
+    let digests = Digests::decode(words.next()?)?;
+    let etag = etag?.trim().trim_start_matches("W/").trim_matches('"');
+    let md5: String = digests.md5.iter().map(|b| format!("{b:02x}")).collect();
+    (stored == size && etag.eq_ignore_ascii_case(&md5)).then_some(StoredDigests { size, digests })
+}
+
 /// `1700000000.123456789`: seconds since the epoch with an optional fraction (rclone's format).
 fn format_mtime(t: SystemTime) -> String {
     match t.duration_since(UNIX_EPOCH) {
@@ -768,6 +810,31 @@ mod tests {
         );
         assert_eq!(parse_mtime("garbage"), None);
         assert_eq!(parse_mtime("-5"), None);
+    }
+
+    #[test]
+    fn kept_digests_must_match_size_and_etag() {
+        let d = Digests::of(b"hello");
+        let value = format!("1 5 {}", d.encode());
+        let md5 = "5d41402abc4b2a76b9719d911017c592";
+        let etag = format!("\"{md5}\"");
+        assert_eq!(
+            parse_digests(&value, 5, Some(&etag)),
+            Some(StoredDigests { size: 5, digests: d })
+        );
+        assert_eq!(parse_digests(&value, 6, Some(&etag)), None, "other size");
+        assert_eq!(
+            parse_digests(&value, 5, Some("\"0123456789abcdef0123456789abcdef\"")),
+            None,
+            "other content"
+        );
+        assert_eq!(
+            parse_digests(&value, 5, Some("\"abc-2\"")),
+            None,
+            "multipart ETag"
+        );
+        assert_eq!(parse_digests(&value, 5, None), None);
+        assert_eq!(parse_digests("2 5 x", 5, Some(md5)), None);
     }
 
     #[test]

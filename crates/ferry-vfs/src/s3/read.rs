@@ -45,11 +45,25 @@ impl FileReader for S3Reader {
     }
 }
 
+/// Files of one listing whose stored modification time is looked up (one HEAD each); further
+/// files show S3's Last-Modified. Bounds the cost of listing a huge directory.
+pub(super) const LIST_MTIME_MAX: usize = 10_000;
+
+/// HEAD requests of one listing in flight at once.
+pub(super) const LIST_MTIME_CONCURRENCY: usize = 16;
+
 /// A directory listing: OpenDAL fetches one page of keys (S3 returns up to 1,000) when the caller
 /// has consumed the previous one, so memory stays flat however large the directory.
+///
+/// S3 listings carry no user metadata, so the modification time a client set (MFMT, SFTP setstat:
+/// `X-Amz-Meta-Mtime`) is looked up with a HEAD of each file of the batch, at most
+/// 16 at once and for at most 10,000 files per listing.
 pub struct S3DirStream {
     pub(super) dir: String,
     pub(super) lister: opendal::Lister,
+    pub(super) op: opendal::Operator,
+    /// Files looked up so far.
+    pub(super) looked_up: usize,
 }
 
 impl fmt::Debug for S3DirStream {
@@ -64,6 +78,7 @@ impl fmt::Debug for S3DirStream {
 impl DirStream for S3DirStream {
     async fn next_batch(&mut self, max: usize) -> Result<Vec<DirEntry>> {
         let mut batch = Vec::new();
+        let mut files = Vec::new();
         while batch.len() < max.max(1) {
             let Some(entry) = self.lister.next().await else {
                 break;
@@ -77,11 +92,41 @@ impl DirStream for S3DirStream {
             if name.is_empty() || name == super::DIR_KEEP {
                 continue;
             }
+            let metadata = entry_metadata(entry.metadata(), entry.path().ends_with('/'));
+            if metadata.kind == crate::EntryKind::File && self.looked_up < LIST_MTIME_MAX {
+                self.looked_up += 1;
+                files.push((batch.len(), entry.path().to_owned()));
+            }
             batch.push(DirEntry {
                 name: name.as_bytes().to_vec(),
-                metadata: entry_metadata(entry.metadata(), entry.path().ends_with('/')),
+                metadata,
             });
         }
+        self.stored_mtimes(&mut batch, files).await;
         Ok(batch)
+    }
+}
+
+impl S3DirStream {
+    /// Replaces the Last-Modified of the `files` (index in `batch`, key) that have a stored
+    /// modification time. A failed HEAD (say, the object was deleted meanwhile) keeps the listed
+    /// time.
+    async fn stored_mtimes(&self, batch: &mut [DirEntry], files: Vec<(usize, String)>) {
+        let op = &self.op;
+        let mut heads = futures_util::stream::iter(files)
+            .map(|(i, key)| async move { (i, op.stat(&key).await) })
+            .buffer_unordered(LIST_MTIME_CONCURRENCY);
+        while let Some((i, head)) = heads.next().await {
+            let Ok(md) = head else {
+                continue;
+            };
+            let mtime = md
+                .user_metadata()
+                .and_then(|m| m.get(super::MTIME_KEY))
+                .and_then(|v| super::parse_mtime(v));
+            if let (Some(t), Some(entry)) = (mtime, batch.get_mut(i)) {
+                entry.metadata.modified = Some(t);
+            }
+        }
     }
 }

@@ -1,6 +1,13 @@
 //! Streaming multipart uploads: client bytes are cut into parts of growing size and handed to
 //! OpenDAL one at a time; nothing touches local disk.
 //!
+//! Checksums: every byte of the object (a resumed upload's copied prefix included) goes through a
+//! [`Digester`], part by part on the blocking pool while the part is uploaded. The OpenDAL writer
+//! is opened only when the first full part must be sent, or at commit: an object smaller than one
+//! part is then one PutObject that carries its checksums as user metadata
+//! (`X-Amz-Meta-Ferry-Digests`). A multipart upload's metadata is fixed when it starts, before
+//! the checksums are known, so larger objects carry none and are hashed on demand (docs/storage.md).
+//!
 //! Memory: OpenDAL keeps the last part it was given until the next one arrives (so that a small
 //! file becomes one PutObject) and uploads it while the caller waits. So at any time an upload holds
 //! at most two parts: the one being uploaded (or held back) and the one being filled.
@@ -12,13 +19,25 @@ use bytes::Bytes;
 
 use super::parts::{part_size, MAX_OBJECT};
 use super::{map_err, map_io, S3Fs};
+use crate::digest::Digester;
 use crate::error::{ErrorKind, Result};
 use crate::storage::FileWriter;
 
 /// An upload in progress; dropped without [`commit`](FileWriter::commit) it is aborted (the
 /// multipart upload and its parts are deleted in the background).
 pub struct S3Writer {
+    /// The OpenDAL writer, once opened (see the module doc).
     inner: Option<opendal::Writer>,
+    /// How to open it, until it is.
+    opening: Option<Opening>,
+    op: opendal::Operator,
+    /// Checksums of every byte of the object so far.
+    digester: Option<Digester>,
+    /// A part being handed to OpenDAL, in a task of its own: cancelling the caller (ABOR, a reset,
+    /// a lost session) must not cut OpenDAL's write short, or a CreateMultipartUpload that the
+    /// server carried out would be forgotten and its upload never aborted. The writer comes back
+    /// with the task's result.
+    in_flight: Option<InFlight>,
     key: String,
     /// The part being filled.
     buf: Vec<u8>,
@@ -40,6 +59,15 @@ impl fmt::Debug for S3Writer {
     }
 }
 
+type InFlight = tokio::task::JoinHandle<(opendal::Writer, opendal::Result<()>)>;
+
+/// What the OpenDAL writer is opened with.
+#[derive(Debug)]
+struct Opening {
+    mtime: Option<String>,
+    exclusive: bool,
+}
+
 impl S3Writer {
     /// A writer for `key`, with `mtime` (seconds since the epoch, rclone's format) as object
     /// metadata if given; with `exclusive` the upload completes only if `key` does not exist then.
@@ -49,13 +77,12 @@ impl S3Writer {
         mtime: Option<String>,
         exclusive: bool,
     ) -> Result<S3Writer> {
-        let mut with = fs.op.writer_with(&key).concurrent(1).if_not_exists(exclusive);
-        if let Some(mtime) = mtime {
-            with = with.user_metadata([(super::MTIME_KEY.to_owned(), mtime)]);
-        }
-        let inner = with.await.map_err(|e| map_err(&key, e))?;
         Ok(S3Writer {
-            inner: Some(inner),
+            inner: None,
+            opening: Some(Opening { mtime, exclusive }),
+            op: fs.op.clone(),
+            digester: Some(Digester::new()),
+            in_flight: None,
             key,
             buf: Vec::new(),
             parts: 0,
@@ -118,19 +145,104 @@ impl S3Writer {
         Ok(())
     }
 
-    async fn send(&mut self, part: Bytes) -> Result<()> {
-        let Some(inner) = self.inner.as_mut() else {
+    /// Opens the OpenDAL writer with the metadata known now (`digests` for a one-part object).
+    async fn open_inner(&mut self, digests: Option<String>) -> Result<()> {
+        let Some(opening) = self.opening.take() else {
             return Err(ErrorKind::Io.into());
         };
-        inner.write(part).await.map_err(|e| map_err(&self.key, e))?;
+        let mut metadata = Vec::new();
+        if let Some(mtime) = opening.mtime {
+            metadata.push((super::MTIME_KEY.to_owned(), mtime));
+        }
+        if let Some(digests) = digests {
+            metadata.push((super::DIGESTS_KEY.to_owned(), digests));
+        }
+        let mut with = self
+            .op
+            .writer_with(&self.key)
+            .concurrent(1)
+            .if_not_exists(opening.exclusive);
+        if !metadata.is_empty() {
+            with = with.user_metadata(metadata);
+        }
+        self.inner = Some(with.await.map_err(|e| map_err(&self.key, e))?);
+        Ok(())
+    }
+
+    /// Hands a full part to OpenDAL, hashing it on the blocking pool meanwhile (no copy: the
+    /// part's bytes are shared).
+    async fn send(&mut self, part: Bytes) -> Result<()> {
+        if self.inner.is_none() && self.in_flight.is_none() {
+            self.open_inner(None).await?;
+        }
+        let Some(mut inner) = self.inner.take() else {
+            return Err(ErrorKind::Io.into());
+        };
+        let hashing = self.digester.take().map(|mut d| {
+            let part = part.clone();
+            tokio::task::spawn_blocking(move || {
+                d.update(&part);
+                d
+            })
+        });
+        self.in_flight = Some(tokio::spawn(async move {
+            let result = inner.write(part).await;
+            (inner, result)
+        }));
+        let sent = self.settle().await;
+        if let Some(hashing) = hashing {
+            self.digester = hashing.await.ok();
+        }
+        sent?.map_err(|e| map_err(&self.key, e))?;
         self.parts += 1;
+        Ok(())
+    }
+
+    /// Waits for the part in flight, if any, and takes its writer back; its result is returned.
+    async fn settle(&mut self) -> Result<opendal::Result<()>> {
+        let Some(task) = self.in_flight.as_mut() else {
+            return Ok(Ok(()));
+        };
+        let joined = task.await;
+        self.in_flight = None;
+        let (inner, result) = joined.map_err(|_| crate::error::Error::from(ErrorKind::Io))?;
+        self.inner = Some(inner);
+        Ok(result)
+    }
+
+    /// The last bytes of a one-part object: hashed, then the writer is opened with the checksums
+    /// as metadata and they are sent as one PutObject.
+    async fn send_whole(&mut self, last: Vec<u8>) -> Result<()> {
+        let size = self.total;
+        let (value, last) = match self.digester.take() {
+            Some(mut d) => tokio::task::spawn_blocking(move || {
+                d.update(&last);
+                (Some(format!("1 {size} {}", d.finish().encode())), last)
+            })
+            .await
+            .map_err(|_| ErrorKind::Io)?,
+            None => (None, last),
+        };
+        self.open_inner(value).await?;
+        if !last.is_empty() {
+            let Some(inner) = self.inner.as_mut() else {
+                return Err(ErrorKind::Io.into());
+            };
+            inner
+                .write(Bytes::from(last))
+                .await
+                .map_err(|e| map_err(&self.key, e))?;
+            self.parts += 1;
+        }
         Ok(())
     }
 
     /// Completes the upload: the object appears under its name only now.
     async fn finish(&mut self) -> Result<u64> {
         let last = std::mem::take(&mut self.buf);
-        if !last.is_empty() {
+        if self.inner.is_none() {
+            self.send_whole(last).await?;
+        } else if !last.is_empty() {
             self.send(Bytes::from(last)).await?;
         }
         let Some(mut inner) = self.inner.take() else {
@@ -151,6 +263,7 @@ impl S3Writer {
     /// Aborts the upload; what it had sent is deleted.
     pub(super) async fn cancel(&mut self) {
         self.buf = Vec::new();
+        let _ = self.settle().await;
         if let Some(mut inner) = self.inner.take() {
             if let Err(e) = inner.abort().await {
                 tracing::warn!(key = %self.key, error = %e, "cannot abort an S3 upload; a lifecycle rule removes its parts");
@@ -178,15 +291,25 @@ impl FileWriter for S3Writer {
 
 impl Drop for S3Writer {
     fn drop(&mut self) {
-        let Some(mut inner) = self.inner.take() else {
+        let in_flight = self.in_flight.take();
+        let inner = self.inner.take();
+        if inner.is_none() && in_flight.is_none() {
             return;
-        };
+        }
         let key = std::mem::take(&mut self.key);
         // Dropped without commit or abort (a reset data connection, a lost session): abort in the
-        // background so no parts are left behind.
+        // background so no parts are left behind, once the part in flight (if any) is through.
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
+                    let inner = match in_flight {
+                        Some(task) => task.await.ok().map(|(inner, _)| inner),
+                        None => inner,
+                    };
+                    let Some(mut inner) = inner else {
+                        tracing::warn!(%key, "a dropped S3 upload's part task failed; a lifecycle rule removes its parts");
+                        return;
+                    };
                     if let Err(e) = inner.abort().await {
                         tracing::warn!(%key, error = %e, "cannot abort a dropped S3 upload; a lifecycle rule removes its parts");
                     }

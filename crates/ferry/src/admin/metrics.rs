@@ -1,12 +1,18 @@
 //! The metrics `/metrics` exports, kept in a `prometheus-client` registry and fed through the
-//! servers' [`Observer`] hook (and, for SFTP logins, the login guard).
+//! servers' [`Observer`] hook; the storage metrics are fed by [`super::storage::Metered`].
+//! docs/operations.md lists every metric with its labels.
 
-use ferry_observe::{Direction, Observer, Protocol};
+use std::time::Duration;
+
+use ferry_observe::{Direction, Event, EventKind, LoginOutcome, Observer, Protocol};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+pub use super::storage::StorageMetrics;
 
 /// `protocol` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -14,11 +20,52 @@ struct ByProtocol {
     protocol: &'static str,
 }
 
-/// `protocol` and `outcome` labels.
+/// `protocol`, `method` and `outcome` labels of logins.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ByOutcome {
+struct ByLogin {
     protocol: &'static str,
+    method: &'static str,
     outcome: &'static str,
+}
+
+/// `protocol` and `method` labels of the login latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByMethod {
+    protocol: &'static str,
+    method: &'static str,
+}
+
+/// The login methods of each protocol, as label values.
+const FTP_METHODS: [&str; 2] = ["password", "anonymous"];
+const SFTP_METHODS: [&str; 3] = ["password", "publickey", "keyboard-interactive"];
+/// The `method` of a connection refused for a ban before it could send credentials.
+const CONNECTION: &str = "connection";
+/// Login outcomes, as label values.
+const LOGIN_OUTCOMES: [LoginOutcome; 3] = [LoginOutcome::Ok, LoginOutcome::Failed, LoginOutcome::Banned];
+
+/// Upper bounds (seconds) of the login latency buckets: a database lookup takes milliseconds,
+/// an Argon2 verification tens to hundreds, a queue for a login turn seconds.
+const LOGIN_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Upper bounds (seconds) of the transfer duration buckets: from a small file on a LAN to an
+/// hour-long upload.
+const TRANSFER_BUCKETS: [f64; 12] = [
+    0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
+
+fn login_histogram() -> Histogram {
+    Histogram::new(LOGIN_BUCKETS)
+}
+
+fn transfer_histogram() -> Histogram {
+    Histogram::new(TRANSFER_BUCKETS)
+}
+
+/// The methods `protocol` logs in with.
+fn methods(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::Ftp | Protocol::Ftps => &FTP_METHODS,
+        Protocol::Sftp => &SFTP_METHODS,
+    }
 }
 
 /// `protocol`, `direction` and `outcome` labels.
@@ -63,11 +110,15 @@ pub struct Metrics {
     registry: Registry,
     sessions_active: Family<ByProtocol, Gauge>,
     sessions: Family<ByProtocol, Counter>,
-    logins: Family<ByOutcome, Counter>,
+    logins: Family<ByLogin, Counter>,
+    login_latency: Family<ByMethod, Histogram, fn() -> Histogram>,
     transfers: Family<ByTransfer, Counter>,
     transfer_bytes: Family<ByDirection, Counter>,
+    transfer_duration: Family<ByDirection, Histogram, fn() -> Histogram>,
     data_connection_failures: Family<ByReply, Counter>,
     hook_deliveries: Family<ByHook, Counter>,
+    defender_bans: Family<ByProtocol, Counter>,
+    storage: StorageMetrics,
 }
 
 const PROTOCOLS: [Protocol; 3] = [Protocol::Ftp, Protocol::Ftps, Protocol::Sftp];
@@ -79,11 +130,17 @@ impl Metrics {
         let mut registry = Registry::with_prefix("ferry");
         let sessions_active = Family::<ByProtocol, Gauge>::default();
         let sessions = Family::<ByProtocol, Counter>::default();
-        let logins = Family::<ByOutcome, Counter>::default();
+        let logins = Family::<ByLogin, Counter>::default();
+        let login_latency: Family<ByMethod, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(login_histogram);
         let transfers = Family::<ByTransfer, Counter>::default();
         let transfer_bytes = Family::<ByDirection, Counter>::default();
+        let transfer_duration: Family<ByDirection, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(transfer_histogram);
         let data_connection_failures = Family::<ByReply, Counter>::default();
         let hook_deliveries = Family::<ByHook, Counter>::default();
+        let defender_bans = Family::<ByProtocol, Counter>::default();
+        let storage = StorageMetrics::register(&mut registry);
         registry.register(
             "hook_deliveries",
             "Event hook deliveries by action (command, http) and outcome (ok; retry: an attempt \
@@ -107,13 +164,31 @@ impl Metrics {
         );
         registry.register(
             "logins",
-            "Login attempts by protocol and outcome (ok, failed)",
+            "Login attempts by protocol, method (password, anonymous, publickey, keyboard-interactive; \
+             connection: refused on connecting, before any credentials) and outcome (ok, failed; \
+             banned: refused because the address is banned)",
             logins.clone(),
+        );
+        registry.register(
+            "login_latency_seconds",
+            "Time from a login's credentials arriving to the verdict (waiting for a login turn, \
+             Argon2, the user database; not the failed-login delay), by protocol and method",
+            login_latency.clone(),
+        );
+        registry.register(
+            "defender_bans",
+            "Addresses banned by the login defender, by the protocol of the session that caused it",
+            defender_bans.clone(),
         );
         registry.register(
             "transfers",
             "File transfers ended, by protocol, direction (upload, download) and outcome (ok, failed)",
             transfers.clone(),
+        );
+        registry.register(
+            "transfer_duration_seconds",
+            "Time file transfers took (complete or not), by protocol and direction",
+            transfer_duration.clone(),
         );
         registry.register(
             "transfer_bytes",
@@ -131,8 +206,21 @@ impl Metrics {
             let protocol = p.as_str();
             drop(sessions_active.get_or_create(&ByProtocol { protocol }));
             drop(sessions.get_or_create(&ByProtocol { protocol }));
-            for outcome in ["ok", "failed"] {
-                drop(logins.get_or_create(&ByOutcome { protocol, outcome }));
+            drop(defender_bans.get_or_create(&ByProtocol { protocol }));
+            drop(logins.get_or_create(&ByLogin {
+                protocol,
+                method: CONNECTION,
+                outcome: LoginOutcome::Banned.as_str(),
+            }));
+            for &method in methods(p) {
+                drop(login_latency.get_or_create(&ByMethod { protocol, method }));
+                for outcome in LOGIN_OUTCOMES {
+                    drop(logins.get_or_create(&ByLogin {
+                        protocol,
+                        method,
+                        outcome: outcome.as_str(),
+                    }));
+                }
             }
             if p != Protocol::Sftp {
                 for reply in DATA_FAILURE_REPLIES {
@@ -142,6 +230,7 @@ impl Metrics {
             for direction in [Direction::Upload, Direction::Download] {
                 let direction = direction.as_str();
                 drop(transfer_bytes.get_or_create(&ByDirection { protocol, direction }));
+                drop(transfer_duration.get_or_create(&ByDirection { protocol, direction }));
                 for outcome in ["ok", "failed"] {
                     drop(transfers.get_or_create(&ByTransfer {
                         protocol,
@@ -156,11 +245,20 @@ impl Metrics {
             sessions_active,
             sessions,
             logins,
+            login_latency,
             transfers,
             transfer_bytes,
+            transfer_duration,
             data_connection_failures,
             hook_deliveries,
+            defender_bans,
+            storage,
         }
+    }
+
+    /// The storage metrics (for [`super::storage::Metered`]).
+    pub fn storage(&self) -> &StorageMetrics {
+        &self.storage
     }
 
     /// The OpenMetrics text exposition of every metric.
@@ -215,12 +313,59 @@ impl Observer for Metrics {
         self.sessions_active.get_or_create(&labels).dec();
     }
 
-    fn login(&self, protocol: Protocol, ok: bool) {
-        let labels = ByOutcome {
-            protocol: protocol.as_str(),
-            outcome: if ok { "ok" } else { "failed" },
+    fn login_attempt(
+        &self,
+        protocol: Protocol,
+        method: &'static str,
+        outcome: LoginOutcome,
+        verification: Option<Duration>,
+    ) {
+        // Only the documented methods: anything else would be a new series nobody expects.
+        let Some(&method) = methods(protocol).iter().find(|m| **m == method) else {
+            return;
         };
-        self.logins.get_or_create(&labels).inc();
+        let protocol = protocol.as_str();
+        self.logins
+            .get_or_create(&ByLogin {
+                protocol,
+                method,
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        if let Some(took) = verification {
+            self.login_latency
+                .get_or_create(&ByMethod { protocol, method })
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    fn connection_banned(&self, protocol: Protocol) {
+        self.logins
+            .get_or_create(&ByLogin {
+                protocol: protocol.as_str(),
+                method: CONNECTION,
+                outcome: LoginOutcome::Banned.as_str(),
+            })
+            .inc();
+    }
+
+    fn event(&self, event: &Event) {
+        if event.event == EventKind::Ban {
+            self.defender_bans
+                .get_or_create(&ByProtocol {
+                    protocol: event.protocol.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    fn transfer_duration(&self, protocol: Protocol, direction: Direction, duration: Duration, _ok: bool) {
+        self.transfer_duration
+            .get_or_create(&ByDirection {
+                protocol: protocol.as_str(),
+                direction: direction.as_str(),
+            })
+            .observe(duration.as_secs_f64());
     }
 
     fn transfer(&self, protocol: Protocol, direction: Direction, bytes: u64, ok: bool) {
@@ -247,7 +392,14 @@ mod tests {
     fn events_show_in_the_exposition() {
         let m = Metrics::new();
         m.session_opened(Protocol::Ftp);
-        m.login(Protocol::Ftp, false);
+        m.login_attempt(
+            Protocol::Ftp,
+            "password",
+            LoginOutcome::Failed,
+            Some(Duration::from_millis(30)),
+        );
+        m.login_attempt(Protocol::Ftp, "bogus", LoginOutcome::Failed, None);
+        m.connection_banned(Protocol::Sftp);
         m.transfer(Protocol::Ftps, Direction::Upload, 1234, true);
         let text = m.encode();
         assert!(
@@ -259,9 +411,30 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("ferry_logins_total{protocol=\"ftp\",outcome=\"failed\"} 1"),
+            text.contains("ferry_logins_total{protocol=\"ftp\",method=\"password\",outcome=\"failed\"} 1"),
             "{text}"
         );
+        assert!(
+            text.contains("ferry_logins_total{protocol=\"sftp\",method=\"connection\",outcome=\"banned\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("bogus"),
+            "an undocumented method makes no series: {text}"
+        );
+        let bucket = |le: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("ferry_login_latency_seconds_bucket{")
+                        && l.contains("protocol=\"ftp\"")
+                        && l.contains("method=\"password\"")
+                        && l.contains(&format!("le=\"{le}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(bucket("0.025").as_deref(), Some("0"), "{text}");
+        assert_eq!(bucket("0.05").as_deref(), Some("1"), "{text}");
         assert!(
             text.contains("ferry_transfer_bytes_total{protocol=\"ftps\",direction=\"upload\"} 1234"),
             "{text}"

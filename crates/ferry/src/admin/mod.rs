@@ -4,6 +4,7 @@
 //! request line. Connections are bounded in number and time.
 
 pub mod metrics;
+pub mod storage;
 
 use std::convert::Infallible;
 use std::path::PathBuf;

@@ -153,6 +153,17 @@ pub const DEFS: &[Def] = &[
         example: "203.0.113.10",
     },
     Def {
+        key: "masquerade_networks",
+        kind: &kind::MASQUERADE_RULE,
+        list: true,
+        default: Is(""),
+        scope: Scope::Serve,
+        group: &NETWORK,
+        help: "Per client network, the IPv4 address (or host name) PASV replies announce: NETWORK=ADDRESS \
+               rules, the first holding the client's address wins; other clients get masquerade_address",
+        example: "10.0.0.0/8=10.0.0.5,0.0.0.0/0=ftp.example.com",
+    },
+    Def {
         key: "active_source_port",
         kind: &kind::ACTIVE_SOURCE_PORT,
         list: false,

@@ -141,6 +141,8 @@ pub enum Value {
     Policy(ferry_ftpd::TlsPolicy),
     /// A network.
     Network(Network),
+    /// A per-client-network masquerade rule: the network and what PASV announces to it.
+    MasqueradeRule(Network, super::parse::Masquerade),
 }
 
 /// The kinds of settings.
@@ -179,6 +181,9 @@ pub mod kind {
                 parse::Masquerade::Ip(ip) => Value::Ip(ip),
                 parse::Masquerade::Host(name) => Value::Text(name),
             });
+        MASQUERADE_RULE: String, "NET=ADDR",
+            "`NETWORK=ADDRESS`: a network (`ADDRESS/PREFIX` or one address) and an IPv4 address or host name",
+            |s| parse::masquerade_rule(s).map(|(n, m)| Value::MasqueradeRule(n, m));
         GREETING: String, "TEXT", "string: one line, no control characters, at most 200 bytes",
             |s| parse::greeting(s).map(Value::Text);
         SECS: Integer, "SECS", "integer seconds, 1 to 31536000", |s| parse::secs(s).map(Value::Number);

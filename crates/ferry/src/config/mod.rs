@@ -56,6 +56,9 @@ pub struct Settings {
     pub ftpd: ferry_ftpd::Config,
     /// `masquerade_address` given as a host name: resolved to IPv4 at start and on SIGHUP.
     pub masquerade_host: Option<String>,
+    /// `masquerade_networks`: per client network, an address or a host name (resolved by `serve` into
+    /// `ftpd.masquerade_networks` at start and on SIGHUP).
+    pub masquerade_rules: Vec<(ferry_auth::defender::Network, parse::Masquerade)>,
     /// Where the FTPS certificate comes from, and the implicit-FTPS addresses.
     pub ftps: FtpsFiles,
     /// The tracing filter, if one was configured (the command picks its own default otherwise).
@@ -151,6 +154,8 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
                 _ => None,
             })?
             .flatten(),
+        // Filled in by `serve`, which resolves the host names of `masquerade_rules`.
+        masquerade_networks: Vec::new(),
         data_timeout: v.secs("data_timeout_secs")?,
         active_source_port: parse::active_source_port(&v.text("active_source_port")?)
             .map_err(|m| anyhow!("{origin}: invalid `active_source_port`: {m}"))?,
@@ -202,6 +207,12 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
                 _ => None,
             })?
             .flatten(),
+        masquerade_rules: v
+            .list("masquerade_networks", |x| match x {
+                Value::MasqueradeRule(n, m) => Some((*n, m.clone())),
+                _ => None,
+            })?
+            .unwrap_or_default(),
         ftps,
         log: v.opt("log", |x| match x {
             Value::Text(s) => Some(s.clone()),

@@ -113,6 +113,14 @@ pub fn masquerade(s: &str) -> Result<Masquerade, String> {
     }
 }
 
+/// A `masquerade_networks` rule, `NETWORK=ADDRESS`: the client network and what PASV announces to it.
+pub fn masquerade_rule(s: &str) -> Result<(ferry_auth::defender::Network, Masquerade), String> {
+    let (net, addr) = s.split_once('=').ok_or_else(|| {
+        format!("{s:?} is not a rule; expected NETWORK=ADDRESS such as 10.0.0.0/8=10.0.0.5")
+    })?;
+    Ok((net.trim().parse()?, masquerade(addr)?))
+}
+
 /// What `masquerade_address` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Masquerade {
@@ -417,6 +425,24 @@ mod tests {
         );
         for bad in ["", "a b", "-x.example", "999.1.1.1", "2001:db8::1", "x..y"] {
             assert!(masquerade(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn masquerade_rules_name_a_network_and_an_address_or_host() {
+        let (net, m) = masquerade_rule("10.0.0.0/8=gw.example.com").expect("rule");
+        assert!(net.contains("10.1.2.3".parse().expect("ip")));
+        assert_eq!(m, Masquerade::Host("gw.example.com".into()));
+        let (_, m) = masquerade_rule(" 192.0.2.1 = 198.51.100.7 ").expect("rule");
+        assert_eq!(m, Masquerade::Ip("198.51.100.7".parse().expect("ip")));
+        for bad in [
+            "10.0.0.0/8",
+            "10.0.0.0/40=1.2.3.4",
+            "10.0.0.0/8=2001:db8::1",
+            "=1.2.3.4",
+            "x=1.2.3.4",
+        ] {
+            assert!(masquerade_rule(bad).is_err(), "{bad:?}");
         }
     }
 
