@@ -17,13 +17,15 @@ use crate::state::cause;
 pub async fn open(settings: &Settings) -> Result<(Arc<dyn Storage>, StorageProbe)> {
     match &settings.storage {
         StorageSettings::Local => {
-            let local = LocalFs::open(&settings.files_root).map_err(|e| {
-                anyhow!(
-                    "cannot open the files root {}: {} (set `files_root` / `--files-root`)",
-                    settings.files_root.display(),
-                    cause(&e)
-                )
-            })?;
+            let local = LocalFs::open(&settings.files_root)
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot open the files root {}: {} (set `files_root` / `--files-root`)",
+                        settings.files_root.display(),
+                        cause(&e)
+                    )
+                })?
+                .keep_checksums(settings.keep_checksums);
             crate::sweep::start(local.clone());
             Ok((Arc::new(local), StorageProbe::Local(settings.files_root.clone())))
         }

@@ -876,3 +876,98 @@ fn a_busy_server_moves_every_metric() {
     }
     drop(server);
 }
+
+/// A data connection the client breaks during a download gets `426`, one that does not speak TLS
+/// under `PROT P` gets `522`; each is counted once, under the protocol of its session.
+#[test]
+fn broken_and_refused_data_connections_count_as_426_and_522() {
+    require("python3");
+    let d = tempdir();
+    let mut server = Server::start(d.path(), &["--admin-listen", "127.0.0.1:0"]);
+    let ftp = server.wait_listening();
+    let admin = server.wait_for("ferry: admin listening on ");
+    let base = admin
+        .split_whitespace()
+        .next()
+        .expect("admin URL")
+        .trim_end_matches('/')
+        .to_owned();
+    let password = server.printed_password().expect("first-start password");
+    // Big enough that the download is still running when the client hangs up.
+    let files = d.path().join("ferry-data/files");
+    std::fs::create_dir_all(&files).expect("files root");
+    std::fs::write(files.join("big.bin"), vec![7u8; 64 << 20]).expect("big file");
+    let k426 = "ferry_data_connection_failures_total{protocol=ftp,reply=426}";
+    let k522 = "ferry_data_connection_failures_total{protocol=ftps,reply=522}";
+    let before = scrape(&base);
+    assert_eq!(value(&before, k426), 0.0);
+    assert_eq!(value(&before, k522), 0.0);
+
+    let script = format!(
+        r#"
+import ftplib, socket, ssl
+host, port, pw = "127.0.0.1", {port}, {password:?}
+# 426: read a little of a download, then close the data connection.
+f = ftplib.FTP()
+f.connect(host, port, timeout=20)
+f.login("ferry", pw)
+f.voidcmd("TYPE I")
+s = f.transfercmd("RETR big.bin")
+s.recv(4096)
+s.close()
+try:
+    r = f.getresp()
+    print("after close:", r)
+except ftplib.error_temp as e:
+    print("after close:", e)
+f.quit()
+# 522: a data connection that does not speak TLS while PROT P is in force.
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t = ftplib.FTP_TLS(context=ctx)
+t.connect(host, port, timeout=20)
+t.login("ferry", pw)
+t.prot_p()
+h, p = t.makepasv()
+raw = socket.create_connection((host, p), timeout=20)
+t.putcmd("LIST")
+raw.sendall(b"this is not a TLS ClientHello\r\n" * 8)
+replies = []
+try:
+    while True:
+        r = t.getresp()
+        replies.append(r)
+        if not r.startswith("1"):
+            break
+except ftplib.Error as e:
+    replies.append(str(e))
+print("TLS refused:", replies)
+raw.close()
+t.quit()
+"#,
+        port = ftp.port(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("after close: 426"), "{text}");
+    assert!(text.contains("522"), "{text}");
+
+    let after = scrape(&base);
+    assert_eq!(value(&after, k426), 1.0, "{text}");
+    assert_eq!(value(&after, k522), 1.0, "{text}");
+    // Nothing else was counted as a data-connection failure.
+    for (key, v) in &after {
+        if key.starts_with("ferry_data_connection_failures_total") && key != k426 && key != k522 {
+            assert_eq!(*v, 0.0, "{key}: {text}");
+        }
+    }
+}

@@ -47,6 +47,8 @@ use crate::{EntryKind, StoredDigests, VPath};
 #[derive(Clone)]
 pub struct LocalFs {
     root: Arc<Dir>,
+    /// Whether uploads compute SHA-256, MD5 and CRC-32 and keep them beside the file.
+    keep_checksums: bool,
 }
 
 impl fmt::Debug for LocalFs {
@@ -61,7 +63,19 @@ impl LocalFs {
     pub fn open(root: &Path) -> std::io::Result<LocalFs> {
         std::fs::create_dir_all(root)?;
         let dir = Dir::open_ambient_dir(root, ambient_authority())?;
-        Ok(LocalFs { root: Arc::new(dir) })
+        Ok(LocalFs {
+            root: Arc::new(dir),
+            keep_checksums: true,
+        })
+    }
+
+    /// Whether uploads compute their SHA-256, MD5 and CRC-32 while writing and keep them in an
+    /// extended attribute (on by default). Off, `HASH` and `check-file` compute checksums on
+    /// demand; the CPU an upload costs is then the copy alone (the three digests together run at
+    /// a few hundred MB/s per core, well below what a local disk and network take).
+    pub fn keep_checksums(mut self, on: bool) -> LocalFs {
+        self.keep_checksums = on;
+        self
     }
 
     /// Runs a blocking closure against the root handle on the blocking pool.
@@ -146,7 +160,7 @@ impl Storage for LocalFs {
 
     async fn open_write(&self, path: &VPath, options: WriteOptions) -> Result<Box<dyn FileWriter>> {
         let vpath = HostPath::check(path)?;
-        let writer = write::open(Arc::clone(&self.root), &vpath, options).await?;
+        let writer = write::open(Arc::clone(&self.root), &vpath, options, self.keep_checksums).await?;
         Ok(Box::new(writer))
     }
 
@@ -229,12 +243,15 @@ impl Storage for LocalFs {
                 Ok(root.open_dir(rel)?)
             })
             .await?;
-        Ok(Arc::new(LocalFs { root: Arc::new(dir) }))
+        Ok(Arc::new(LocalFs {
+            root: Arc::new(dir),
+            keep_checksums: self.keep_checksums,
+        }))
     }
 
     async fn open_file(&self, path: &VPath, mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
         let vpath = HostPath::check(path)?;
-        let file = positional::open(Arc::clone(&self.root), &vpath, mode).await?;
+        let file = positional::open(Arc::clone(&self.root), &vpath, mode, self.keep_checksums).await?;
         Ok(Box::new(file))
     }
 

@@ -19,7 +19,12 @@ use crate::path::HostPath;
 use crate::storage::{Metadata, OpenMode, PositionalFile};
 
 /// Opens `vpath` in `mode`.
-pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -> Result<LocalFile> {
+pub(super) async fn open(
+    root: Arc<Dir>,
+    vpath: &HostPath<'_>,
+    mode: OpenMode,
+    keep_checksums: bool,
+) -> Result<LocalFile> {
     let rel = vpath.rel();
     let split = vpath.split();
     blocking(move || match mode {
@@ -43,7 +48,7 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -
                 }
                 _ => true,
             };
-            Ok(LocalFile::new(file, None, readable))
+            Ok(LocalFile::new(file, None, readable, false))
         }
         OpenMode::Replace {
             read,
@@ -109,7 +114,12 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, mode: OpenMode) -
                 name,
                 reserved: exclusive,
             };
-            Ok(LocalFile::new(file, Some((pending, exclusive)), read))
+            Ok(LocalFile::new(
+                file,
+                Some((pending, exclusive)),
+                read,
+                keep_checksums,
+            ))
         }
     })
     .await
@@ -212,15 +222,17 @@ impl fmt::Debug for LocalFile {
 }
 
 impl LocalFile {
-    fn new(file: File, pending: Option<(Pending, bool)>, readable: bool) -> LocalFile {
+    fn new(file: File, pending: Option<(Pending, bool)>, readable: bool, keep_checksums: bool) -> LocalFile {
         LocalFile {
             readable,
             file: Arc::new(file),
-            seq: Arc::new(Mutex::new(pending.as_ref().map(|_| InOrder {
-                digester: Digester::new(),
-                next: 0,
-                ahead: BTreeMap::new(),
-            }))),
+            seq: Arc::new(Mutex::new(pending.as_ref().filter(|_| keep_checksums).map(
+                |_| InOrder {
+                    digester: Digester::new(),
+                    next: 0,
+                    ahead: BTreeMap::new(),
+                },
+            ))),
             pending: Mutex::new(pending),
         }
     }

@@ -21,7 +21,12 @@ use crate::TEMP_PREFIX;
 const TEMP_ATTEMPTS: usize = 16;
 
 /// Opens a writer for `vpath` with `options`.
-pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, options: WriteOptions) -> Result<LocalWriter> {
+pub(super) async fn open(
+    root: Arc<Dir>,
+    vpath: &HostPath<'_>,
+    options: WriteOptions,
+    keep_checksums: bool,
+) -> Result<LocalWriter> {
     let Some((parent_rel, name)) = vpath.split() else {
         return Err(ErrorKind::IsADirectory.into());
     };
@@ -63,7 +68,7 @@ pub(super) async fn open(root: Arc<Dir>, vpath: &HostPath<'_>, options: WriteOpt
                     reserved: exclusive,
                 }),
             );
-            writer.digester = Some(Digester::new());
+            writer.digester = keep_checksums.then(Digester::new);
             Ok(writer)
         }
         WriteMode::Append => {

@@ -1,12 +1,12 @@
 //! Streaming multipart uploads: client bytes are cut into parts of growing size and handed to
 //! OpenDAL one at a time; nothing touches local disk.
 //!
-//! Checksums: every byte of the object (a resumed upload's copied prefix included) goes through a
-//! [`Digester`], part by part on the blocking pool while the part is uploaded. The OpenDAL writer
-//! is opened only when the first full part must be sent, or at commit: an object smaller than one
-//! part is then one PutObject that carries its checksums as user metadata
-//! (`X-Amz-Meta-Ferry-Digests`). A multipart upload's metadata is fixed when it starts, before
-//! the checksums are known, so larger objects carry none and are hashed on demand (docs/storage.md).
+//! Checksums: the OpenDAL writer is opened only when the first full part must be sent, or at
+//! commit. An object smaller than one part (a resumed upload's copied prefix included) is hashed
+//! through a [`Digester`] on the blocking pool at commit and stored as one PutObject that carries
+//! its checksums as user metadata (`X-Amz-Meta-Ferry-Digests`). A multipart upload's metadata is
+//! fixed when it starts, before the checksums are known, so larger objects are not hashed at all
+//! and get their checksums on demand (docs/storage.md).
 //!
 //! Memory: OpenDAL keeps the last part it was given until the next one arrives (so that a small
 //! file becomes one PutObject) and uploads it while the caller waits. So at any time an upload holds
@@ -169,8 +169,7 @@ impl S3Writer {
         Ok(())
     }
 
-    /// Hands a full part to OpenDAL, hashing it on the blocking pool meanwhile (no copy: the
-    /// part's bytes are shared).
+    /// Hands a full part to OpenDAL (the object becomes a multipart upload).
     async fn send(&mut self, part: Bytes) -> Result<()> {
         if self.inner.is_none() && self.in_flight.is_none() {
             self.open_inner(None).await?;
@@ -178,22 +177,14 @@ impl S3Writer {
         let Some(mut inner) = self.inner.take() else {
             return Err(ErrorKind::Io.into());
         };
-        let hashing = self.digester.take().map(|mut d| {
-            let part = part.clone();
-            tokio::task::spawn_blocking(move || {
-                d.update(&part);
-                d
-            })
-        });
+        // A multipart upload's metadata was fixed when it started, so its checksums could not be
+        // kept: hashing its parts would cost CPU for nothing.
+        self.digester = None;
         self.in_flight = Some(tokio::spawn(async move {
             let result = inner.write(part).await;
             (inner, result)
         }));
-        let sent = self.settle().await;
-        if let Some(hashing) = hashing {
-            self.digester = hashing.await.ok();
-        }
-        sent?.map_err(|e| map_err(&self.key, e))?;
+        self.settle().await?.map_err(|e| map_err(&self.key, e))?;
         self.parts += 1;
         Ok(())
     }

@@ -275,6 +275,19 @@ pub const DEFS: &[Def] = &[
         help: "Longest file (or range) FTP HASH/XSHA256/XMD5/XCRC and SFTP check-file hash on demand, in bytes; 0 turns checksums off",
         example: "4294967296",
     },
+    Def {
+        key: "keep_checksums",
+        kind: &kind::BOOL,
+        list: false,
+        default: Is("false"),
+        scope: Scope::Serve,
+        group: &SESSIONS,
+        help: "Local back-end: compute SHA-256, MD5 and CRC-32 while files are uploaded and keep them in an \
+               extended attribute, so HASH and check-file answer without reading the file (any size); costs \
+               CPU on every upload (the three together run at a few hundred MB/s per core). The S3 back-end \
+               keeps them for objects under one part (5 MiB) whatever this says",
+        example: "true",
+    },
     // ----- hostile clients -----
     Def {
         key: "min_password_length",

@@ -44,6 +44,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Root of the served files.
     pub files_root: PathBuf,
+    /// Local back-end: compute SHA-256, MD5 and CRC-32 during uploads and keep them beside the file.
+    pub keep_checksums: bool,
     /// The user database: an SQLite file or a PostgreSQL URL.
     pub users_db: UsersDb,
     /// With a PostgreSQL user database: admit connections on this node's own limits while the database
@@ -196,6 +198,7 @@ fn build(v: &Values, origin: &str) -> Result<Settings> {
             download_kib: v.number("bandwidth.default_download_kib")?,
         },
         files_root,
+        keep_checksums: v.bool("keep_checksums")?,
         users_db,
         cluster_fail_open: v.bool("cluster.fail_open")?,
         listen,
