@@ -929,11 +929,22 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// `len` consecutive ports free on 127.0.0.1 now.
+/// `len` consecutive ports free on 127.0.0.1 now, below Linux's ephemeral range (32768 and up) so
+/// that the outgoing connections of tests running beside this one do not land in it.
 fn free_range(len: u16) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(10);
+    // A different start for each try (and each test process): the low bits of the clock and the pid.
+    let mut seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()))
+            .unwrap_or(0);
     loop {
-        let base = free_port().clamp(20_000, 60_000 - len);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let span = u64::from(32_000 - len - 20_000);
+        let base = 20_000 + u16::try_from((seed >> 33) % span).expect("below 12,000");
         let held: Vec<_> = (base..base + len)
             .map_while(|p| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], p))).ok())
             .collect();
