@@ -3,15 +3,16 @@
 
 mod common;
 
-use common::{make_dir, run, skip_unless, write_file, TestServer};
+use common::{make_dir, run, skip_unless, write_file, Options, TestServer};
 
 const PRELUDE: &str = r#"
-import ftplib, os, subprocess, zlib
+import ftplib, io, os, subprocess, zlib, hashlib
 PORT = int(os.environ['FERRY_PORT'])
 ROOT = os.environ['FERRY_ROOT']
+S3 = os.environ.get('FERRY_TEST_STORAGE') == 's3'
 
 def connect():
-    f = ftplib.FTP(timeout=30)
+    f = ftplib.FTP(timeout=60)
     f.connect('127.0.0.1', PORT)
     f.login(os.environ['FERRY_USER'], os.environ['FERRY_PASSWORD'])
     return f
@@ -29,6 +30,9 @@ def expect_error(code, cmd):
         assert str(e)[:3] == code, f'{cmd}: expected {code}, got {e!r}'
         return str(e)
     raise AssertionError(f'{cmd}: expected {code}, got {r!r}')
+
+def pattern(n, seed):
+    return bytes(((i * 2654435761 + seed) >> 13) & 0xff for i in range(n))
 "#;
 
 fn python(server: &TestServer, script: &str) {
@@ -169,6 +173,128 @@ assert 'HASH' not in f.sendcmd('FEAT')
 e = expect_error('502', 'HASH small')
 assert 'hash_max_size' in e, e
 expect_error('502', 'XCRC small')
+f.quit()
+"#,
+    );
+}
+
+// Checksums kept while files are stored: `HASH` and the `X…` verbs answer for a file uploaded through
+// ferry from the value kept beside it, even when the file is over `hash_max_size` (nothing is read);
+// a file changed outside ferry, or rewritten in place by a resumed upload, never gets the old value.
+// On S3 (`FERRY_TEST_STORAGE=s3`) the expectations that differ are chosen from the variable.
+
+/// A server whose on-demand hashing stops at 1,000 bytes.
+fn server() -> TestServer {
+    TestServer::start_with(Options {
+        tweak: Some(Box::new(|c| c.session.hash_max_size = 1000)),
+        ..Options::default()
+    })
+}
+
+#[test]
+fn an_uploaded_file_over_hash_max_size_is_answered_from_the_kept_value() {
+    if !tools_present() {
+        return;
+    }
+    let server = server();
+    python(
+        &server,
+        r#"
+f = connect()
+data = pattern(300_000, 1)
+f.storbinary('STOR up.bin', io.BytesIO(data))
+path = os.path.join(ROOT, 'up.bin')
+assert open(path, 'rb').read() == data
+n = len(data)
+r = f.sendcmd('HASH up.bin')
+assert r == f'213 SHA-256 0-{n} {tool("sha256sum", path)} up.bin', r
+assert f.sendcmd('OPTS HASH MD5') == '200 MD5'
+assert f.sendcmd('HASH up.bin') == f'213 MD5 0-{n} {tool("md5sum", path)} up.bin'
+f.sendcmd('OPTS HASH CRC32')
+assert f.sendcmd('HASH up.bin') == f'213 CRC32 0-{n} {crc(data)} up.bin'
+assert f.sendcmd('XSHA256 up.bin') == '250 ' + tool('sha256sum', path)
+assert f.sendcmd('XMD5 up.bin') == '250 ' + tool('md5sum', path)
+assert f.sendcmd('XCRC up.bin') == '250 ' + crc(data)
+# SHA-1 is not kept, and a range is not the whole file: both are computed on demand, so refused here.
+f.sendcmd('OPTS HASH SHA-1')
+assert 'hash_max_size' in expect_error('550', 'HASH up.bin')
+f.sendcmd('OPTS HASH SHA-256')
+expect_error('550', 'XSHA256 "up.bin" 0 5000')
+# A range within the limit still works.
+assert f.sendcmd('XMD5 "up.bin" 10 500') == '250 ' + hashlib.md5(data[10:500]).hexdigest()
+# A new modification time (MFMT) keeps the value valid.
+assert f.sendcmd('MFMT 20200102030405 up.bin').startswith('213 ')
+assert f.sendcmd('HASH up.bin').split()[3] == tool('sha256sum', path)
+# An empty file is kept too.
+f.storbinary('STOR empty', io.BytesIO(b''))
+assert f.sendcmd('HASH empty') == f'213 SHA-256 0-0 {hashlib.sha256(b"").hexdigest()} empty'
+f.quit()
+"#,
+    );
+}
+
+#[test]
+fn a_file_changed_outside_ferry_never_gets_the_kept_value() {
+    if !tools_present() {
+        return;
+    }
+    let server = server();
+    python(
+        &server,
+        r#"
+f = connect()
+data = pattern(5000, 2)
+f.storbinary('STOR a.bin', io.BytesIO(data))
+f.storbinary('STOR b.bin', io.BytesIO(data))
+assert f.sendcmd('HASH a.bin').split()[3] == hashlib.sha256(data).hexdigest()
+# Grown on disk: its new content is over the limit and the old value is not used.
+with open(os.path.join(ROOT, 'a.bin'), 'ab') as w:
+    w.write(b'more')
+assert 'hash_max_size' in expect_error('550', 'HASH a.bin')
+if not S3:
+    # Same size, other bytes (a new modification time on disk): refused, not the old value...
+    with open(os.path.join(ROOT, 'b.bin'), 'r+b') as w:
+        w.write(b'X')
+    expect_error('550', 'HASH b.bin')
+    # ...and setting a time cannot revive it.
+    f.sendcmd('MFMT 20200102030405 b.bin')
+    expect_error('550', 'HASH b.bin')
+# Written on disk, never uploaded through ferry: nothing kept.
+open(os.path.join(ROOT, 'c.bin'), 'wb').write(data)
+expect_error('550', 'HASH c.bin')
+f.quit()
+"#,
+    );
+}
+
+#[test]
+fn resumed_and_appended_uploads_never_keep_a_value_of_only_the_new_bytes() {
+    if !tools_present() {
+        return;
+    }
+    let server = server();
+    python(
+        &server,
+        r#"
+f = connect()
+data = pattern(200_000, 3)
+f.storbinary('STOR r.bin', io.BytesIO(data[:120_000]))
+f.storbinary('STOR r.bin', io.BytesIO(data[120_000:]), rest=120_000)
+assert open(os.path.join(ROOT, 'r.bin'), 'rb').read() == data
+f.storbinary('STOR a.bin', io.BytesIO(data[:50_000]))
+f.storbinary('APPE a.bin', io.BytesIO(data[50_000:]))
+if S3:
+    # S3 builds a new object from the old bytes and the new ones, all hashed on the way.
+    assert f.sendcmd('HASH r.bin').split()[3] == hashlib.sha256(data).hexdigest()
+    assert f.sendcmd('HASH a.bin').split()[3] == hashlib.sha256(data).hexdigest()
+else:
+    # Local writes in place: nothing is kept, so over the limit the answer is a refusal.
+    expect_error('550', 'HASH r.bin')
+    expect_error('550', 'HASH a.bin')
+# Small enough to compute: always the hash of the whole file.
+f.storbinary('STOR s.bin', io.BytesIO(data[:600]))
+f.storbinary('APPE s.bin', io.BytesIO(data[600:900]))
+assert f.sendcmd('HASH s.bin').split()[3] == hashlib.sha256(data[:900]).hexdigest()
 f.quit()
 "#,
     );

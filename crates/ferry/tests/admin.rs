@@ -145,7 +145,14 @@ fn value(m: &HashMap<String, f64>, key: &str) -> f64 {
 
 /// `ferry serve` with the admin listener on a free port: (server, FTP address, admin base URL, password).
 fn start(dir: &Path) -> (Server, std::net::SocketAddr, String, String) {
-    let mut server = Server::start(dir, &["--admin-listen", "127.0.0.1:0"]);
+    start_with(dir, &[])
+}
+
+/// [`start`] with more arguments for `ferry serve`.
+fn start_with(dir: &Path, extra: &[&str]) -> (Server, std::net::SocketAddr, String, String) {
+    let mut args = vec!["--admin-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut server = Server::start(dir, &args);
     let ftp = server.wait_listening();
     let admin = server.wait_for("ferry: admin listening on ");
     let url = admin.split_whitespace().next().expect("admin URL");
@@ -398,19 +405,7 @@ fn a_data_connection_nobody_makes_counts_as_a_425_failure() {
     require("curl");
     require("python3");
     let d = tempdir();
-    let mut server = Server::start(
-        d.path(),
-        &["--admin-listen", "127.0.0.1:0", "--data-timeout-secs", "1"],
-    );
-    let ftp = server.wait_listening();
-    let admin = server.wait_for("ferry: admin listening on ");
-    let base = admin
-        .split_whitespace()
-        .next()
-        .expect("admin URL")
-        .trim_end_matches('/')
-        .to_owned();
-    let password = server.printed_password().expect("first-start password");
+    let (_server, ftp, base, password) = start_with(d.path(), &["--data-timeout-secs", "1"]);
     let key = "ferry_data_connection_failures_total{protocol=ftp,reply=425}";
     assert_eq!(value(&scrape(&base), key), 0.0);
 
@@ -595,19 +590,7 @@ fn a_busy_server_moves_every_metric() {
         ),
     )
     .expect("config");
-    let mut server = Server::start(
-        d.path(),
-        &["--admin-listen", "127.0.0.1:0", "--data-timeout-secs", "1"],
-    );
-    let ftp = server.wait_listening();
-    let admin = server.wait_for("ferry: admin listening on ");
-    let base = admin
-        .split_whitespace()
-        .next()
-        .expect("admin URL")
-        .trim_end_matches('/')
-        .to_owned();
-    let password = server.printed_password().expect("first-start password");
+    let (server, ftp, base, password) = start_with(d.path(), &["--data-timeout-secs", "1"]);
     let sftp_port: u16 = server
         .printed
         .iter()
@@ -883,16 +866,7 @@ fn a_busy_server_moves_every_metric() {
 fn broken_and_refused_data_connections_count_as_426_and_522() {
     require("python3");
     let d = tempdir();
-    let mut server = Server::start(d.path(), &["--admin-listen", "127.0.0.1:0"]);
-    let ftp = server.wait_listening();
-    let admin = server.wait_for("ferry: admin listening on ");
-    let base = admin
-        .split_whitespace()
-        .next()
-        .expect("admin URL")
-        .trim_end_matches('/')
-        .to_owned();
-    let password = server.printed_password().expect("first-start password");
+    let (_server, ftp, base, password) = start(d.path());
     // Big enough that the download is still running when the client hangs up.
     let files = d.path().join("ferry-data/files");
     std::fs::create_dir_all(&files).expect("files root");
