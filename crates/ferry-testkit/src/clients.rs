@@ -219,3 +219,52 @@ mod tests {
         );
     }
 }
+
+/// Runs a paramiko script against the SFTP server on 127.0.0.1:`port` and returns what it printed;
+/// `body` may use `transport(source='127.0.0.1')` (a started client transport) and
+/// `try_password(t, user, pw)` (`'ok'` or `'refused'`). After a first authentication attempt,
+/// further ones on the same connection ask for userauth directly, as OpenSSH does: stock paramiko
+/// re-sends the `ssh-userauth` service request before each attempt, which russh does not answer.
+/// Fails the test, with the install hint, if paramiko is missing or the script fails.
+pub fn paramiko_script(port: u16, body: &str) -> String {
+    let script = format!(
+        "import paramiko, socket\n\
+         from paramiko.message import Message\n\
+         def transport(source='127.0.0.1'):\n\
+         \x20   s = socket.create_connection(('127.0.0.1', {port}), timeout=15, source_address=(source, 0))\n\
+         \x20   t = paramiko.Transport(s)\n\
+         \x20   t.start_client(timeout=15)\n\
+         \x20   return t\n\
+         STOCK_REQUEST = paramiko.auth_handler.AuthHandler._request_auth\n\
+         def request(self):\n\
+         \x20   if getattr(self.transport, 'userauth_accepted', False):\n\
+         \x20       m = Message(); m.add_string('ssh-userauth'); m.rewind()\n\
+         \x20       self._parse_service_accept(m)\n\
+         \x20   else:\n\
+         \x20       self.transport.userauth_accepted = True\n\
+         \x20       STOCK_REQUEST(self)\n\
+         paramiko.auth_handler.AuthHandler._request_auth = request\n\
+         def try_password(t, user, pw):\n\
+         \x20   try:\n\
+         \x20       t.auth_password(user, pw)\n\
+         \x20       return 'ok'\n\
+         \x20   except paramiko.AuthenticationException:\n\
+         \x20       return 'refused'\n\
+         {body}\n"
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 (install with scripts/install-test-deps.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'paramiko'"),
+        "paramiko is not installed; run scripts/install-test-deps.sh"
+    );
+    assert!(
+        out.status.success(),
+        "paramiko script failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}

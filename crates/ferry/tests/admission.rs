@@ -170,46 +170,9 @@ impl Ftp {
 
 // ----- SFTP client (paramiko) ------------------------------------------------------------------------
 
-/// Runs a paramiko script. After a first authentication attempt, further ones on the same connection
-/// ask for userauth directly, as OpenSSH does: stock paramiko re-sends the `ssh-userauth` service
-/// request before each attempt, which russh 0.65 does not answer (see ferry-sftpd/tests/auth.rs).
+/// Runs a paramiko script against the SFTP server at `addr` (see the test kit's `paramiko_script`).
 fn paramiko(addr: SocketAddr, body: &str) -> String {
-    let script = format!(
-        "import paramiko, socket\n\
-         from paramiko.message import Message\n\
-         def transport():\n\
-         \x20   t = paramiko.Transport(socket.create_connection(('127.0.0.1', {port})))\n\
-         \x20   t.start_client(timeout=10)\n\
-         \x20   return t\n\
-         STOCK_REQUEST = paramiko.auth_handler.AuthHandler._request_auth\n\
-         def request(self):\n\
-         \x20   if getattr(self.transport, 'userauth_accepted', False):\n\
-         \x20       m = Message(); m.add_string('ssh-userauth'); m.rewind()\n\
-         \x20       self._parse_service_accept(m)\n\
-         \x20   else:\n\
-         \x20       self.transport.userauth_accepted = True\n\
-         \x20       STOCK_REQUEST(self)\n\
-         paramiko.auth_handler.AuthHandler._request_auth = request\n\
-         def try_password(t, user, pw):\n\
-         \x20   try:\n\
-         \x20       t.auth_password(user, pw)\n\
-         \x20       return 'ok'\n\
-         \x20   except paramiko.AuthenticationException as e:\n\
-         \x20       return 'refused'\n\
-         {body}\n",
-        port = addr.port()
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3 (install with scripts/install-test-deps.sh)");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "paramiko failed (install python3-paramiko with scripts/install-test-deps.sh):\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    ferry_testkit::clients::paramiko_script(addr.port(), body)
 }
 
 // ----- the table -----------------------------------------------------------------------------------
