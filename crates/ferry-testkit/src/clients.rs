@@ -190,36 +190,6 @@ fn shell_quote(a: &OsStr) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[should_panic(expected = "scripts/install-test-deps.sh")]
-    fn a_missing_client_fails_the_test_with_the_install_hint() {
-        skip_unless("ferry-test-no-such-client");
-    }
-
-    #[test]
-    #[should_panic(expected = "python module `ferry_test_no_such_module` is not installed")]
-    fn a_missing_python_module_fails_the_test() {
-        skip_unless_python_module("ferry_test_no_such_module");
-    }
-
-    #[test]
-    fn a_present_client_runs_and_its_output_is_kept() {
-        assert!(!skip_unless("sh"));
-        let r = run(
-            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
-            None,
-        );
-        assert_eq!(
-            (r.out().as_str(), r.stderr.as_str(), r.code()),
-            ("out\n", "err\n", Some(3))
-        );
-    }
-}
-
 /// Runs a paramiko script against the SFTP server on 127.0.0.1:`port` and returns what it printed;
 /// `body` may use `transport(source='127.0.0.1')` (a started client transport) and
 /// `try_password(t, user, pw)` (`'ok'` or `'refused'`). After a first authentication attempt,
@@ -267,4 +237,34 @@ pub fn paramiko_script(port: u16, body: &str) -> String {
         "paramiko script failed:\n{stdout}\n{stderr}"
     );
     stdout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "scripts/install-test-deps.sh")]
+    fn a_missing_client_fails_the_test_with_the_install_hint() {
+        skip_unless("ferry-test-no-such-client");
+    }
+
+    #[test]
+    #[should_panic(expected = "python module `ferry_test_no_such_module` is not installed")]
+    fn a_missing_python_module_fails_the_test() {
+        skip_unless_python_module("ferry_test_no_such_module");
+    }
+
+    #[test]
+    fn a_present_client_runs_and_its_output_is_kept() {
+        assert!(!skip_unless("sh"));
+        let r = run(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            None,
+        );
+        assert_eq!(
+            (r.out().as_str(), r.stderr.as_str(), r.code()),
+            ("out\n", "err\n", Some(3))
+        );
+    }
 }
