@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side FTP benchmark: ferry against vsftpd and pyftpdlib, in interleaved rounds.
+"""Side-by-side FTP benchmark: ferry against vsftpd, Pure-FTPd and pyftpdlib, in interleaved rounds.
 
 Builds ferry (release), starts a private instance of each server on loopback (own config, own port, own
 passive range, files on tmpfs, same user and password), runs an ftpbench-compatible harness against each
@@ -8,7 +8,9 @@ in turn (A B C, B C A, C A B, ...), and prints medians per server and the ratio 
   python3 bench/compare.py [--harness ../shared/bench/ftpbench.py] [--rounds 3] [--tls]
 
 Needs root for vsftpd (it authenticates a system user through PAM; the script creates the user
-`ftpbench` with password `ftpbench` when missing and `--create-user` is given). See bench/README.md.
+`ftpbench` with password `ftpbench` when missing and `--create-user` is given) and for Pure-FTPd
+(privilege separation; a virtual user in its own password database, files owned by `nobody`). Pure-FTPd
+is unpacked from its Debian package into `--peers-dir` when it is not installed. See bench/README.md.
 """
 
 import argparse
@@ -53,7 +55,9 @@ def main():
     p.add_argument("--harness", default=os.path.join(REPO, "..", "shared", "bench", "ftpbench.py"),
                    help="path of ftpbench.py (default: ../shared/bench/ftpbench.py next to the repo)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--servers", default="ferry,vsftpd,pyftpdlib")
+    p.add_argument("--servers", default="ferry,vsftpd,pure-ftpd,pyftpdlib")
+    p.add_argument("--peers-dir", default="/var/tmp/ferry-bench-peers",
+                   help="where peers that are not installed (Pure-FTPd) are unpacked from their Debian packages")
     p.add_argument("--tests", default="retr,stor,small,conc", help="per-round tests (idle runs separately); empty for none")
     p.add_argument("--idle-n", default="1000", help="comma list of idle session counts, e.g. 1000,10000")
     p.add_argument("--no-idle", action="store_true")
@@ -135,7 +139,7 @@ def main():
 # ----------------------------------------------------------------------------- servers
 
 def build_ferry():
-    subprocess.run(["cargo", "build", "--release", "-p", "ferry"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--release", "-p", "ferry", "--bin", "ferry"], cwd=REPO, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
     return os.path.join(target, "release", "ferry")
 
@@ -149,6 +153,8 @@ def start(name, spec, a, ferry_bin, cert):
         cmd = start_ferry(spec, a, ferry_bin)
     elif name == "vsftpd":
         cmd = start_vsftpd(spec, a, cert)
+    elif name == "pure-ftpd":
+        cmd = start_pure_ftpd(spec, a, cert)
     elif name == "pyftpdlib":
         cmd = [sys.executable, os.path.join(HERE, "pyftpd_server.py"), "--port", str(spec["port"]),
                "--root", os.path.join(root, "files"), "--user", a.user, "--password", a.password,
@@ -202,6 +208,58 @@ def start_vsftpd(spec, a, cert):
     with open(conf, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return [shutil.which("vsftpd") or "/usr/sbin/vsftpd", conf]
+
+
+def start_pure_ftpd(spec, a, cert):
+    """Pure-FTPd in the foreground on loopback, one virtual user (PureDB) chrooted to its files, which
+    belong to `nobody` (a virtual user needs a system uid that is not root)."""
+    server, pure_pw = pure_ftpd_binaries(a)
+    root = spec["root"]
+    files = os.path.join(root, "files")
+    os.makedirs(files)
+    shutil.chown(files, "nobody", NOBODY_GROUP)
+    passwd, pdb = os.path.join(root, "pureftpd.passwd"), os.path.join(root, "pureftpd.pdb")
+    # pure-pw reads the password twice from standard input.
+    subprocess.run([pure_pw, "useradd", a.user, "-u", "nobody", "-g", NOBODY_GROUP, "-d", files,
+                    "-f", passwd, "-F", pdb, "-m"], input=f"{a.password}\n{a.password}\n".encode(),
+                   check=True, stdout=subprocess.DEVNULL)
+    cmd = [server, "-S", f"127.0.0.1,{spec['port']}", "-l", f"puredb:{pdb}",
+           "-p", f"{spec['pasv'][0]}:{spec['pasv'][1]}", "-c", "20000", "-C", "20000",
+           "-E",  # no anonymous logins
+           "-H",  # no reverse DNS look-ups
+           "-A",  # chroot every user into its home
+           "-4"]
+    if cert:
+        # TLS accepted (explicit AUTH TLS), not required; key and certificate in one PEM file.
+        cmd += ["-Y", "1", "-2", cert]
+    return cmd
+
+
+# Debian's group of the `nobody` user.
+NOBODY_GROUP = "nogroup"
+
+
+def pure_ftpd_binaries(a):
+    """`pure-ftpd` and `pure-pw`: installed ones, else unpacked (once) from the Debian package into
+    --peers-dir with `apt-get download` + `dpkg -x` (the package conflicts with vsftpd as an installed
+    package, and its service scripts are not wanted)."""
+    server, pure_pw = shutil.which("pure-ftpd"), shutil.which("pure-pw")
+    if server and pure_pw:
+        return server, pure_pw
+    dest = os.path.join(a.peers_dir, "pure-ftpd")
+    server, pure_pw = os.path.join(dest, "usr/sbin/pure-ftpd"), os.path.join(dest, "usr/bin/pure-pw")
+    if not (os.path.exists(server) and os.path.exists(pure_pw)):
+        os.makedirs(dest, exist_ok=True)
+        print(f"unpacking Pure-FTPd from its Debian package into {dest}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["apt-get", "download", "pure-ftpd"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+            for deb in os.listdir(tmp):
+                if deb.endswith(".deb"):
+                    subprocess.run(["dpkg", "-x", os.path.join(tmp, deb), dest], check=True)
+        if not os.path.exists(server):
+            sys.exit("Pure-FTPd: `apt-get download pure-ftpd` gave no usr/sbin/pure-ftpd; install it by hand "
+                     "or leave it out with --servers")
+    return server, pure_pw
 
 
 def ensure_system_user(a):
