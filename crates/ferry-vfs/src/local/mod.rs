@@ -1,6 +1,7 @@
 //! The local file system back-end, jailed by a `cap_std` directory handle.
 
 mod digests;
+mod fast;
 mod list;
 mod meta;
 mod positional;
@@ -33,7 +34,8 @@ use crate::{EntryKind, StoredDigests, VPath};
 ///
 /// Every operation resolves paths through a `cap_std::fs::Dir` handle opened on the root, so
 /// symlinks and `..` can never lead outside it (escapes fail with `PermissionDenied`); blocking
-/// calls run on Tokio's blocking pool.
+/// calls run on Tokio's blocking pool, except short ones known not to wait for a device (opening a
+/// file whose path the kernel has cached; small uploads on tmpfs), which run where they are called.
 ///
 /// Uploads in [`WriteMode::New`](crate::WriteMode::New) are written to a temporary file in the
 /// target directory (named with [`TEMP_PREFIX`](crate::TEMP_PREFIX)) and renamed into place on
@@ -49,6 +51,8 @@ pub struct LocalFs {
     root: Arc<Dir>,
     /// Whether uploads compute SHA-256, MD5 and CRC-32 and keep them beside the file.
     keep_checksums: bool,
+    /// What the root is on: which short operations skip the blocking pool (see `fast`).
+    medium: fast::Medium,
 }
 
 impl fmt::Debug for LocalFs {
@@ -64,6 +68,7 @@ impl LocalFs {
         std::fs::create_dir_all(root)?;
         let dir = Dir::open_ambient_dir(root, ambient_authority())?;
         Ok(LocalFs {
+            medium: fast::Medium::of(&dir),
             root: Arc::new(dir),
             keep_checksums: true,
         })
@@ -113,6 +118,19 @@ impl Storage for LocalFs {
 
     async fn metadata(&self, path: &VPath) -> Result<Metadata> {
         let rel = HostPath::check(path)?.rel();
+        // Follows a last symlink (inside the jail), as `Dir::metadata` does. A new upload's
+        // target is usually missing, which the cache can tell too.
+        match fast::lookup_cached(&self.root, &rel, fast::Open::Inspect, self.medium) {
+            fast::Cached::Open(file) => {
+                if let Ok(md) = cap_std::fs::Metadata::from_file(&file) {
+                    return Ok(convert_metadata(&md));
+                }
+            }
+            fast::Cached::NotFound => {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOENT).into());
+            }
+            fast::Cached::Miss => {}
+        }
         self.run(move |root| Ok(convert_metadata(&root.metadata(rel)?)))
             .await
     }
@@ -138,29 +156,43 @@ impl Storage for LocalFs {
     async fn open_read(&self, path: &VPath, offset: u64) -> Result<Box<dyn FileReader>> {
         let rel = HostPath::check(path)?.rel();
         check_offset(offset)?;
+        if let Some(file) = fast::open_cached(&self.root, &rel, fast::Open::Read, self.medium) {
+            let (file, size) = ready_to_read(cap_std::fs::File::from_std(file), offset)?;
+            return Ok(Box::new(LocalReader {
+                file: Arc::new(file),
+                size,
+                buf: Vec::new(),
+                // On the root's file system (the cached open does not cross mounts).
+                inline: self.medium.in_memory(),
+            }));
+        }
         let file = self
             .run(move |root| {
                 // Non-blocking open so a FIFO planted in the tree cannot hang a blocking thread.
                 let mut options = OpenOptions::new();
                 options.read(true).nonblock(true);
-                let file = root.open_with(rel, &options)?;
-                let md = file.metadata()?;
-                check_regular(&md)?;
-                let mut file = file.into_std();
-                file.seek(SeekFrom::Start(offset))?;
-                Ok((file, md.len()))
+                ready_to_read(root.open_with(rel, &options)?, offset)
             })
             .await?;
         Ok(Box::new(LocalReader {
             file: Arc::new(file.0),
             size: file.1,
             buf: Vec::new(),
+            // Possibly on another file system mounted below the root.
+            inline: false,
         }))
     }
 
     async fn open_write(&self, path: &VPath, options: WriteOptions) -> Result<Box<dyn FileWriter>> {
         let vpath = HostPath::check(path)?;
-        let writer = write::open(Arc::clone(&self.root), &vpath, options, self.keep_checksums).await?;
+        let writer = write::open(
+            Arc::clone(&self.root),
+            &vpath,
+            options,
+            self.keep_checksums,
+            self.medium,
+        )
+        .await?;
         Ok(Box::new(writer))
     }
 
@@ -235,17 +267,21 @@ impl Storage for LocalFs {
 
     async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>> {
         let rel = HostPath::check(home)?.rel();
-        let dir = self
+        let (dir, medium) = self
             .run(move |root| {
                 if create {
                     root.create_dir_all(&rel)?;
                 }
-                Ok(root.open_dir(rel)?)
+                let dir = root.open_dir(rel)?;
+                // The home may be a mount of its own.
+                let medium = fast::Medium::of(&dir);
+                Ok((dir, medium))
             })
             .await?;
         Ok(Arc::new(LocalFs {
             root: Arc::new(dir),
             keep_checksums: self.keep_checksums,
+            medium,
         }))
     }
 
@@ -284,18 +320,23 @@ impl Storage for LocalFs {
 ///
 /// Holds a plain `std::fs::File` so that front ends can send it with `sendfile`
 /// ([`FileReader::zero_copy`]); [`read`](FileReader::read) runs on the blocking pool, into a
-/// buffer kept across calls.
+/// buffer kept across calls, or in place for a file in memory (tmpfs).
 #[derive(Debug)]
 struct LocalReader {
     file: Arc<std::fs::File>,
     size: u64,
     buf: Vec<u8>,
+    /// The file is in memory: reads are copies that never wait, done where they are asked for.
+    inline: bool,
 }
 
 #[async_trait]
 impl FileReader for LocalReader {
     async fn read(&mut self, out: &mut [u8]) -> Result<usize> {
         use std::io::Read;
+        if self.inline {
+            return Ok((&*self.file).read(out)?);
+        }
         let file = Arc::clone(&self.file);
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(out.len(), 0);
@@ -356,6 +397,16 @@ where
         Ok(result) => result,
         Err(_) => Err(Error::new(ErrorKind::Io)),
     }
+}
+
+/// Checks that `file` may be read (see [`check_regular`]) and moves to `offset`; returns it with its
+/// size.
+fn ready_to_read(file: cap_std::fs::File, offset: u64) -> Result<(std::fs::File, u64)> {
+    let md = file.metadata()?;
+    check_regular(&md)?;
+    let mut file = file.into_std();
+    file.seek(SeekFrom::Start(offset))?;
+    Ok((file, md.len()))
 }
 
 /// Refuses anything but a regular file for reading or writing data.

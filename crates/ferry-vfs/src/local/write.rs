@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use cap_std::fs::{Dir, File};
 use rand::Rng;
 
+use super::fast::{self, Medium};
 use super::{blocking, check_regular, digests, write_options};
 use crate::digest::Digester;
 use crate::error::{Error, ErrorKind, Result};
@@ -26,50 +27,25 @@ pub(super) async fn open(
     vpath: &HostPath<'_>,
     options: WriteOptions,
     keep_checksums: bool,
+    medium: Medium,
 ) -> Result<LocalWriter> {
     let Some((parent_rel, name)) = vpath.split() else {
         return Err(ErrorKind::IsADirectory.into());
     };
     let rel = vpath.rel();
+    if let (WriteMode::New { exclusive }, true) = (options.mode, medium.in_memory()) {
+        // In memory and on the root's file system: created here, and committed here if small.
+        if let Some(dir) = fast::open_cached(&root, &parent_rel, fast::Open::Dir, medium) {
+            let parent = Dir::from_std_file(dir);
+            let mut writer = open_new(parent, name, exclusive, options.unix_mode, keep_checksums)?;
+            writer.inline = true;
+            return Ok(writer);
+        }
+    }
     blocking(move || match options.mode {
         WriteMode::New { exclusive } => {
             let parent = root.open_dir(&parent_rel)?;
-            // A directory, or a symlink to one, is not replaced by a file.
-            if parent.metadata(&name).is_ok_and(|md| md.is_dir())
-                || parent.symlink_metadata(&name).is_ok_and(|md| md.is_dir())
-            {
-                return Err(ErrorKind::IsADirectory.into());
-            }
-            // Exclusive: the name is taken now (empty, `create_new`), so a second exclusive upload
-            // of it fails at once rather than one of them losing at commit.
-            if exclusive {
-                reserve(&parent, &name)?;
-            }
-            let (temp, file) = match create_temp(&parent) {
-                Ok(created) => created,
-                Err(e) => {
-                    if exclusive {
-                        let _ = parent.remove_file(&name);
-                    }
-                    return Err(e);
-                }
-            };
-            let inherited = !exclusive && inherit(&parent, &name, &file);
-            if let (Some(mode), false) = (options.unix_mode, inherited) {
-                use cap_std::fs::{Permissions, PermissionsExt};
-                let _ = file.set_permissions(Permissions::from_mode(mode & 0o777));
-            }
-            let mut writer = LocalWriter::new(
-                file,
-                Some(Pending {
-                    parent,
-                    temp,
-                    name,
-                    reserved: exclusive,
-                }),
-            );
-            writer.digester = keep_checksums.then(Digester::new);
-            Ok(writer)
+            open_new(parent, name, exclusive, options.unix_mode, keep_checksums)
         }
         WriteMode::Append => {
             let mut options = write_options();
@@ -100,6 +76,52 @@ pub(super) async fn open(
         }
     })
     .await
+}
+
+/// Opens a `New` upload of `name` in `parent`: a temp file, renamed over `name` at commit.
+fn open_new(
+    parent: Dir,
+    name: OsString,
+    exclusive: bool,
+    unix_mode: Option<u32>,
+    keep_checksums: bool,
+) -> Result<LocalWriter> {
+    // A directory, or a symlink to one, is not replaced by a file.
+    if parent.metadata(&name).is_ok_and(|md| md.is_dir())
+        || parent.symlink_metadata(&name).is_ok_and(|md| md.is_dir())
+    {
+        return Err(ErrorKind::IsADirectory.into());
+    }
+    // Exclusive: the name is taken now (empty, `create_new`), so a second exclusive upload of it
+    // fails at once rather than one of them losing at commit.
+    if exclusive {
+        reserve(&parent, &name)?;
+    }
+    let (temp, file) = match create_temp(&parent) {
+        Ok(created) => created,
+        Err(e) => {
+            if exclusive {
+                let _ = parent.remove_file(&name);
+            }
+            return Err(e);
+        }
+    };
+    let inherited = !exclusive && inherit(&parent, &name, &file);
+    if let (Some(mode), false) = (unix_mode, inherited) {
+        use cap_std::fs::{Permissions, PermissionsExt};
+        let _ = file.set_permissions(Permissions::from_mode(mode & 0o777));
+    }
+    let mut writer = LocalWriter::new(
+        file,
+        Some(Pending {
+            parent,
+            temp,
+            name,
+            reserved: exclusive,
+        }),
+    );
+    writer.digester = keep_checksums.then(Digester::new);
+    Ok(writer)
 }
 
 /// A temp file waiting to be renamed over its final name.
@@ -141,6 +163,8 @@ pub(super) struct LocalWriter {
     pending: Option<Pending>,
     /// Checksums of everything written, for a `New` upload (kept beside the file at commit).
     digester: Option<Digester>,
+    /// The file is in memory (tmpfs): a small commit and an abort run where they are called.
+    inline: bool,
 }
 
 impl fmt::Debug for LocalWriter {
@@ -159,6 +183,7 @@ impl LocalWriter {
             written: 0,
             pending,
             digester: None,
+            inline: false,
         }
     }
 
@@ -202,51 +227,25 @@ impl FileWriter for LocalWriter {
     }
 
     async fn commit_with(mut self: Box<Self>, last: Vec<u8>) -> Result<u64> {
-        use std::io::Write;
         let file = self.file.take();
         let pending = self.pending.take();
         let digester = self.digester.take();
         let written = self.written + last.len() as u64;
+        if self.inline && last.len() <= fast::INLINE_WRITE_MAX {
+            return finish(file, pending, digester, &last).map(|()| written);
+        }
         // One trip to the blocking pool: the last write, close, and the rename into place.
-        blocking(move || {
-            let Some(mut file) = file else {
-                // An earlier write failed or was cancelled.
-                if let Some(pending) = pending {
-                    pending.discard();
-                }
-                return Err(ErrorKind::Io.into());
-            };
-            if let Err(e) = file.write_all(&last) {
-                drop(file);
-                if let Some(pending) = pending {
-                    pending.discard();
-                }
-                return Err(e.into());
-            }
-            if let (Some(mut digester), Some(_)) = (digester, &pending) {
-                digester.update(&last);
-                // On the temp file's own descriptor, before it appears under its name.
-                digests::store(&file, &digester.finish());
-            }
-            drop(file);
-            if let Some(pending) = pending {
-                if let Err(e) = pending
-                    .parent
-                    .rename(&pending.temp, &pending.parent, &pending.name)
-                {
-                    pending.discard();
-                    return Err(e.into());
-                }
-            }
-            Ok(written)
-        })
-        .await
+        blocking(move || finish(file, pending, digester, &last).map(|()| written)).await
     }
 
     async fn abort(mut self: Box<Self>) {
         let _ = self.close().await;
         if let Some(pending) = self.pending.take() {
-            pending.discard_in_background().await;
+            if self.inline {
+                pending.discard();
+            } else {
+                pending.discard_in_background().await;
+            }
         }
     }
 }
@@ -260,6 +259,47 @@ impl Drop for LocalWriter {
             pending.discard();
         }
     }
+}
+
+/// Ends an upload: writes `last`, keeps the checksums, closes the file and renames a temp file into
+/// place; on failure the temp file is removed.
+fn finish(
+    file: Option<std::fs::File>,
+    pending: Option<Pending>,
+    digester: Option<Digester>,
+    last: &[u8],
+) -> Result<()> {
+    use std::io::Write;
+    let Some(mut file) = file else {
+        // An earlier write failed or was cancelled.
+        if let Some(pending) = pending {
+            pending.discard();
+        }
+        return Err(ErrorKind::Io.into());
+    };
+    if let Err(e) = file.write_all(last) {
+        drop(file);
+        if let Some(pending) = pending {
+            pending.discard();
+        }
+        return Err(e.into());
+    }
+    if let (Some(mut digester), Some(_)) = (digester, &pending) {
+        digester.update(last);
+        // On the temp file's own descriptor, before it appears under its name.
+        digests::store(&file, &digester.finish());
+    }
+    drop(file);
+    if let Some(pending) = pending {
+        if let Err(e) = pending
+            .parent
+            .rename(&pending.temp, &pending.parent, &pending.name)
+        {
+            pending.discard();
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
 
 /// Creates a fresh `.ferry-upload.<hex>.tmp` file in `dir`.
