@@ -175,7 +175,9 @@ def start_ferry(spec, a, ferry_bin):
                  f'passive_ports = "{spec["pasv"][0]}-{spec["pasv"][1]}"\n'
                  'max_connections = 20000\nmax_connections_per_ip = 20000\n'
                  # ferry also limits connections that have not logged in yet (200 by default).
-                 'max_pending_connections = 20000\n')
+                 'max_pending_connections = 20000\n'
+                 # The shared benchmark password is shorter than ferry's default minimum (12).
+                 f'min_password_length = {max(8, min(12, len(a.password)))}\n')
         if a.ferry_extra_config:
             with open(a.ferry_extra_config) as extra:
                 fh.write(extra.read())

@@ -6,10 +6,11 @@
 //! holds the user's [`Rates`], so a bandwidth limit holds for the user as a whole. Usage lives in
 //! memory while the user is logged in and every change is written to the database as a delta (an
 //! `UPDATE … SET used_bytes = used_bytes + ?`, off the transfer's path), so it is cheap and several
-//! processes sharing one database add up correctly.
+//! processes sharing one database add up correctly. One write per account is in flight at a time;
+//! changes made meanwhile are summed into the next one, so a stream of small uploads costs a few
+//! database writes rather than one each.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use ferry_vfs::{Error as VfsError, ErrorKind, Quota, Rates, UploadEnd, VPath};
@@ -105,8 +106,17 @@ pub struct Account {
     limits: Mutex<EffectiveLimits>,
     state: Mutex<State>,
     rates: Rates,
-    /// Usage deltas being written to the database.
-    writing: Arc<AtomicU64>,
+    /// Usage deltas not yet in the database.
+    unwritten: Arc<Mutex<Unwritten>>,
+}
+
+/// Usage changes waiting for the account's database writer.
+#[derive(Debug, Default)]
+struct Unwritten {
+    bytes: i64,
+    files: i64,
+    /// A writer task runs; it takes these changes before it ends.
+    writer: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -221,7 +231,7 @@ impl UserStore {
                 ..State::default()
             }),
             rates: Rates::default(),
-            writing: Arc::new(AtomicU64::new(0)),
+            unwritten: Arc::default(),
         });
         account.set_limits(limits);
         live.insert(name.to_owned(), Arc::downgrade(&account));
@@ -281,7 +291,8 @@ impl Account {
         s.files = i64::try_from(u.files).unwrap_or(i64::MAX);
     }
 
-    /// Writes a usage change to the database, off the caller's path.
+    /// Writes a usage change to the database, off the caller's path: added to the account's unwritten
+    /// changes, which its one writer task (started here if none runs) stores until none are left.
     fn persist(&self, bytes: i64, files: i64) {
         if bytes == 0 && files == 0 {
             return;
@@ -290,21 +301,39 @@ impl Account {
             tracing::warn!(user = %self.name, "usage change not stored: no runtime");
             return;
         };
-        self.writing.fetch_add(1, Ordering::Relaxed);
-        let (store, name) = (self.store.clone(), self.name.clone());
-        let writing = Arc::clone(&self.writing);
-        rt.spawn(async move {
-            if let Err(e) = store.add_usage(&name, bytes, files).await {
-                tracing::warn!(user = %name, error = %e, "cannot store the quota usage change; \
-                    run `ferry user quota {name} --recount` to correct it");
+        {
+            let mut u = self.unwritten.lock().unwrap_or_else(|e| e.into_inner());
+            u.bytes = u.bytes.saturating_add(bytes);
+            u.files = u.files.saturating_add(files);
+            if u.writer {
+                return;
             }
-            writing.fetch_sub(1, Ordering::Relaxed);
+            u.writer = true;
+        }
+        let (store, name) = (self.store.clone(), self.name.clone());
+        let unwritten = Arc::clone(&self.unwritten);
+        rt.spawn(async move {
+            loop {
+                let (bytes, files) = {
+                    let mut u = unwritten.lock().unwrap_or_else(|e| e.into_inner());
+                    if u.bytes == 0 && u.files == 0 {
+                        u.writer = false;
+                        return;
+                    }
+                    (std::mem::take(&mut u.bytes), std::mem::take(&mut u.files))
+                };
+                if let Err(e) = store.add_usage(&name, bytes, files).await {
+                    tracing::warn!(user = %name, error = %e, "cannot store the quota usage change; \
+                        run `ferry user quota {name} --recount` to correct it");
+                }
+            }
         });
     }
 
-    /// Whether usage changes are still being written (for tests and `show`).
+    /// Whether every usage change has been written (for tests and `show`).
     pub fn settled(&self) -> bool {
-        self.writing.load(Ordering::Relaxed) == 0
+        let u = self.unwritten.lock().unwrap_or_else(|e| e.into_inner());
+        !u.writer && u.bytes == 0 && u.files == 0
     }
 }
 
@@ -476,5 +505,55 @@ mod tests {
         // Another session shares the account.
         let again = store.account("alice").await.expect("account");
         assert!(Arc::ptr_eq(&account, &again));
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usage_changes_made_while_one_is_written_are_all_stored() {
+        let store = UserStore::open_in_memory().await.expect("store");
+        store
+            .add_user(NewUser {
+                name: "alice".into(),
+                password: Password::new("pw".into()),
+                home: "/".into(),
+                permissions: Permissions::all(),
+            })
+            .await
+            .expect("add");
+        let account = store.account("alice").await.expect("account");
+        let fs = UserFs::with_limits(
+            Arc::new(MemoryFs::new()),
+            Protocol::Ftp,
+            "alice",
+            Permissions::all(),
+            Arc::new(NoEvents),
+            account.clone(),
+            account.rates(),
+        );
+        // Uploads from several sessions at once, then deletions: each change lands while earlier
+        // ones may still be on their way to the database, and none is lost or counted twice.
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let fs = fs.clone();
+            tasks.push(tokio::spawn(async move { put(&fs, &format!("/f{i}"), 3).await }));
+        }
+        for t in tasks {
+            t.await.expect("task").expect("upload");
+        }
+        for i in 0..5 {
+            fs.remove_file(&v(&format!("/f{i}"))).await.expect("delete");
+        }
+        assert_eq!(
+            account.usage(),
+            Usage {
+                bytes: 105,
+                files: 35
+            }
+        );
+        assert_eq!(
+            settled(&store, &account).await,
+            Usage {
+                bytes: 105,
+                files: 35
+            }
+        );
     }
 }
