@@ -16,6 +16,8 @@ mod shell;
 use std::process::ExitCode;
 
 pub use args::ClientCommand;
+pub(crate) use args::ClientOptions;
+pub(crate) use session::Ctx;
 
 /// Exit codes of the client commands (docs/client.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

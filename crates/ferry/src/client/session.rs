@@ -140,6 +140,27 @@ impl Ctx {
         }
     }
 
+    /// For callers that open many sessions themselves (`ferry bench`): the credentials for `url`, a
+    /// password asked for at most once, and the connection options. No retries happen on this path.
+    pub fn credentials_once(&self, url: &RemoteUrl) -> Result<(Credentials, ConnectOptions), Error> {
+        let mut creds = creds::resolve(url, &self.opts);
+        let wants_password = match url.scheme {
+            Scheme::Sftp => creds.identities.is_empty() && creds.agent.is_none(),
+            _ => creds.user != "anonymous" && creds.user != "ftp",
+        };
+        if creds.password.is_none() && wants_password {
+            creds.password = creds::prompt(url, &creds.user);
+            if creds.password.is_none() && url.scheme != Scheme::Sftp {
+                return Err(Error::Auth(format!(
+                    "no password for {}: put it in ${}, in ~/.netrc, or run on a terminal to be asked",
+                    creds.user,
+                    creds::PASSWORD_ENV
+                )));
+            }
+        }
+        Ok((creds, self.connect.clone()))
+    }
+
     async fn connect_once(&self, url: &RemoteUrl, creds: Credentials) -> Result<Remote, Error> {
         let mut remote = Remote::connect(url, &creds, &self.connect).await?;
         if self.opts.ascii {
