@@ -145,6 +145,11 @@ impl Shared {
         format!("{}ferry-bench-{}-{op}", self.dir(), self.tag)
     }
 
+    /// What the names of this run's files look like, for error messages.
+    fn any_file(&self) -> String {
+        format!("{}ferry-bench-{}-*", self.dir(), self.tag)
+    }
+
     async fn connect(&self) -> Result<Remote, Error> {
         Remote::connect(&self.plan.url, &self.plan.creds, &self.plan.connect).await
     }
@@ -356,26 +361,28 @@ async fn transfer_loop(shared: &Shared, mut w: Worker) -> (Tally, Worker) {
                 }
             },
         };
+        let name = match shared.plan.op {
+            Op::Put => shared.target(i),
+            _ => shared.source(w.id),
+        };
         let t0 = Instant::now();
         let result = match shared.plan.op {
-            Op::Put => {
-                let name = shared.target(i);
-                let r = put(remote, &name, shared.plan.size).await;
-                if r.is_ok() {
-                    w.made.push(name);
-                }
-                r
-            }
-            _ => get(remote, &shared.source(w.id), shared.plan.size).await,
+            Op::Put => put(remote, &name, shared.plan.size).await,
+            _ => get(remote, &name, shared.plan.size).await,
         };
         match result {
             Ok(n) => {
                 tally.latencies.push(t0.elapsed());
                 tally.done += 1;
                 tally.bytes += n;
+                if shared.plan.op == Op::Put {
+                    w.made.push(name);
+                }
             }
             Err(e) => {
-                tally.errors.add(&e);
+                // One line per cause, not per file: the file's own name is replaced by a pattern.
+                let message = e.to_string().replace(&name, &shared.any_file());
+                tally.errors.add_n(message, 1);
                 w.remote = None;
             }
         }
