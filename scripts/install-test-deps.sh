@@ -21,6 +21,8 @@ wanted+=(vsftpd:vsftpd sshd:openssh-server)
 wanted+=(haproxy:haproxy)
 # The multi-node test (crates/ferry/tests/cluster.rs) puts its clients in a network namespace.
 wanted+=(ip:iproute2 unshare:util-linux nsenter:util-linux)
+# Instruction counts of the server per operation (bench/instructions.sh).
+wanted+=(valgrind:valgrind callgrind_control:valgrind)
 # --- end client interop servers ---
 
 # Python modules, installed with pip: paramiko (SFTP tests), pyftpdlib (client interop), prometheus_client
