@@ -41,7 +41,7 @@ pub enum Op {
 /// `ferry bench URL`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The server and a directory to work in: ftp://, ftpes://, ftps:// or sftp://[USER@]HOST[:PORT]/DIR/.
+    /// The server and a directory to work in: ftp://, ftpes://, ftps:// or sftp://USER@HOST:PORT/DIR/ (user and port optional).
     /// get and put create files named ferry-bench-* there (removed afterwards unless --keep).
     pub url: String,
 
