@@ -380,8 +380,8 @@ fn the_time_limit_stops_a_run_and_says_so() {
     );
     assert_eq!(r["stopped_early"], Value::Bool(true));
     let done = num(&r, "done");
-    assert!(done > 0 && done < 10_000_000, "{done}");
-    assert_eq!(num(&r, "errors"), 0);
+    assert!(done > 0 && done < 10_000_000, "{r}");
+    assert_eq!(num(&r, "errors"), 0, "{r}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferry_client::remote::{ConnectOptions, Credentials};
@@ -112,8 +112,8 @@ struct Shared {
     plan: Plan,
     /// The next operation's number.
     next: AtomicU64,
-    /// The end of `--max-secs`.
-    stop_at: Instant,
+    /// The end of `--max-secs`, counted from the start of the timed phase.
+    stop_at: OnceLock<Instant>,
     /// Makes file names unique to this run.
     tag: String,
 }
@@ -121,7 +121,7 @@ struct Shared {
 impl Shared {
     /// The next operation's number, or `None` when all are taken or the time is up.
     fn take(&self) -> Option<u64> {
-        if Instant::now() >= self.stop_at {
+        if self.stop_at.get().is_some_and(|&t| Instant::now() >= t) {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
@@ -163,7 +163,7 @@ impl Shared {
 pub async fn run(plan: Plan) -> Result<Outcome, Error> {
     let shared = Arc::new(Shared {
         next: AtomicU64::new(0),
-        stop_at: Instant::now() + plan.max,
+        stop_at: OnceLock::new(),
         tag: format!("{}-{}", std::process::id(), unique()),
         plan,
     });
@@ -193,6 +193,12 @@ struct Clock {
 }
 
 impl Clock {
+    /// Starts the timed phase: also the time from which `--max-secs` counts.
+    fn timed(shared: &Shared) -> Clock {
+        let _ = shared.stop_at.set(Instant::now() + shared.plan.max);
+        Clock::start(shared.plan.server_pid)
+    }
+
     fn start(pid: Option<u32>) -> Clock {
         Clock {
             client: cpu_time(None, false).unwrap_or_default(),
@@ -220,7 +226,7 @@ impl Clock {
 
 /// `--op login`: each task connects, logs in and out, again and again.
 async fn logins(shared: Arc<Shared>) -> Result<Outcome, Error> {
-    let clock = Clock::start(shared.plan.server_pid);
+    let clock = Clock::timed(&shared);
     let mut tasks = JoinSet::new();
     for _ in 0..shared.plan.sessions {
         let shared = Arc::clone(&shared);
@@ -281,7 +287,7 @@ async fn transfers(shared: Arc<Shared>) -> Result<Outcome, Error> {
         setup_errors: setup.total,
         ..Outcome::default()
     };
-    let clock = Clock::start(shared.plan.server_pid);
+    let clock = Clock::timed(&shared);
     let mut tasks = JoinSet::new();
     for w in ready {
         let shared = Arc::clone(&shared);
@@ -454,7 +460,7 @@ async fn clean_up(shared: &Arc<Shared>, workers: Vec<Worker>) {
 
 /// `--op idle`: the sessions are opened (timed), held, then each is asked for the directory's status.
 async fn idle(shared: Arc<Shared>) -> Result<Outcome, Error> {
-    let clock = Clock::start(shared.plan.server_pid);
+    let clock = Clock::timed(&shared);
     let gate = Arc::new(Semaphore::new(OPENING_AT_ONCE));
     let mut tasks = JoinSet::new();
     for _ in 0..shared.plan.sessions {
