@@ -102,7 +102,7 @@ impl Storage for LocalFs {
             hard_links: false,
             space: true,
             zero_copy_read: true,
-            zero_copy_write: false,
+            zero_copy_write: true,
             resume: true,
         }
     }
