@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1e6
 BIG = 1 << 30
 F10M = 10 << 20
-USER, PASSWORD = "ftpbench", "ftpbench"
+USER, PASSWORD = "ftpbench", "ftpbench-pass"
 
 
 def main():

@@ -145,7 +145,10 @@ impl Spied {
     fn start() -> Spied {
         let root = tempfile::tempdir().expect("temp dir");
         let counts = Arc::new(Counts::default());
-        let local = LocalFs::open(root.path()).expect("open local back-end");
+        // The server's default: no checksums kept at upload (they would need the bytes).
+        let local = LocalFs::open(root.path())
+            .expect("open local back-end")
+            .keep_checksums(false);
         let storage = Arc::new(Spy {
             inner: Arc::new(local),
             counts: Arc::clone(&counts),

@@ -272,9 +272,19 @@ fn zero_copy_write(writer: &mut Box<ferry_vfs::UploadWriter>, data: &[u8]) {
     writer.zero_copy_written(data.len() as u64).expect("account");
 }
 
+/// A jail whose back-end keeps no checksums (the server's default): its new uploads offer zero-copy.
+fn jail_without_checksums() -> Jail {
+    let mut jail = Jail::new();
+    let fs = ferry_vfs::LocalFs::open(&jail.host(""))
+        .expect("open")
+        .keep_checksums(false);
+    jail.fs = common::ByteFs(std::sync::Arc::new(fs));
+    jail
+}
+
 #[tokio::test]
 async fn zero_copy_create_is_invisible_until_commit_and_keeps_every_byte() {
-    let jail = Jail::new();
+    let jail = jail_without_checksums();
     std::fs::write(jail.host("z.bin"), b"old").expect("write");
     let mut writer = jail
         .fs
@@ -300,7 +310,7 @@ async fn zero_copy_create_is_invisible_until_commit_and_keeps_every_byte() {
 
 #[tokio::test]
 async fn zero_copy_create_aborted_or_dropped_leaves_the_old_file_and_no_temp() {
-    let jail = Jail::new();
+    let jail = jail_without_checksums();
     std::fs::write(jail.host("z.bin"), b"old").expect("write");
     let mut writer = jail
         .fs
@@ -323,8 +333,13 @@ async fn zero_copy_create_aborted_or_dropped_leaves_the_old_file_and_no_temp() {
 }
 
 #[tokio::test]
-async fn zero_copy_is_offered_only_to_new_files() {
+async fn zero_copy_is_offered_only_to_new_files_without_kept_checksums() {
+    // Checksums kept at upload need the bytes in user space.
     let jail = Jail::new();
+    let mut writer = jail.fs.open_write(b"/n", WriteMode::Create).await.expect("open");
+    assert!(writer.zero_copy().is_none(), "checksums are kept");
+    writer.abort().await;
+    let jail = jail_without_checksums();
     std::fs::write(jail.host("f"), b"old").expect("write");
     for mode in [WriteMode::Append, WriteMode::At(2)] {
         let mut writer = jail.fs.open_write(b"/f", mode).await.expect("open");
