@@ -47,8 +47,8 @@ const TLS_LINGER: Duration = Duration::from_secs(5);
 /// system calls per 16 KiB record); this buffer takes what the socket holds in one call instead.
 const TLS_UPLOAD_READ: usize = 256 * 1024;
 
-/// A data connection: plain TCP, or TLS (PROT P) over a read buffer (of zero bytes, i.e. none, except
-/// for uploads: [`TLS_UPLOAD_READ`]).
+/// A data connection: plain TCP, or TLS (PROT P) over a read buffer (in effect none, except for
+/// uploads: [`TLS_UPLOAD_READ`]).
 enum DataStream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<BufReader<TcpStream>>>),
@@ -174,7 +174,8 @@ impl Job {
             return Ok(DataStream::Plain(tcp));
         };
         tls.binding.clear();
-        let tcp = BufReader::with_capacity(if upload { TLS_UPLOAD_READ } else { 0 }, tcp);
+        // One byte: every read is at least that long and bypasses it (tokio refuses zero).
+        let tcp = BufReader::with_capacity(if upload { TLS_UPLOAD_READ } else { 1 }, tcp);
         let stream = crate::conn::tls_accept(tcp, Arc::clone(&tls.config), tls.handshake_timeout)
             .await
             .map_err(|e| {
