@@ -314,3 +314,35 @@ fn ascii_and_resumed_uploads_are_copied_not_spliced() {
     assert_eq!(read_file(&s.path("text.txt")), b"one\n2\n");
     assert_eq!(s.counts.take(), (0, 2));
 }
+
+#[test]
+fn spliced_upload_over_the_quota_is_refused_and_leaves_nothing() {
+    let s = Spied::start();
+    s.server.set_limits(
+        common::USER,
+        ferry_auth::UserLimits {
+            quota_bytes: Some(1_000_000),
+            ..ferry_auth::UserLimits::default()
+        },
+    );
+    let mut c = s.server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("STOR big.bin", 150);
+    // The server may stop reading and close once the quota is crossed.
+    let _ = data.write_all(&pseudo_random(3 << 20, 9));
+    drop(data);
+    let r = c.reply();
+    assert_eq!(r.code, 552, "{}", r.text());
+    assert!(s.counts.spliced.load(Ordering::SeqCst) > 0, "nothing spliced");
+    assert!(
+        wait_until(Duration::from_secs(5), || names_in(s.root.path()).is_empty()),
+        "left behind: {:?}",
+        names_in(s.root.path())
+    );
+    // Within the quota the next upload is stored.
+    let content = pseudo_random(500_000, 10);
+    let r = c.upload("STOR small.bin", &content);
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert!(read_file(&s.path("small.bin")) == content);
+}
