@@ -308,6 +308,25 @@ fn ftpes_with_a_pinned_certificate_resumes_tls_on_data_connections() {
     let s = Serve::start(dir.path(), &[]);
     let pin = format!("SHA256:{}", s.fingerprint());
     transfers_work(&s, "ftpes", &["--pin", &pin]);
+
+    // Many uploads in one session: each data connection resumes the control connection's session
+    // again. Over TLS 1.3 the client would spend one single-use ticket per upload and get none back
+    // (the server sends none on connections the client only writes to), and the fifth upload was
+    // refused with 522.
+    let many = s.local("many");
+    std::fs::create_dir_all(&many).expect("mkdir");
+    let mut args = vec!["put".to_owned(), "-q".to_owned()];
+    for i in 0..12 {
+        let f = many.join(format!("m{i:02}.txt"));
+        std::fs::write(&f, format!("file {i}\n")).expect("write");
+        args.push(f.to_str().expect("utf8").to_owned());
+    }
+    // No retries: a retry would log in again and get fresh tickets, hiding the failure.
+    args.extend([s.url("ftpes", "/"), "--pin".to_owned(), pin.clone(), "--retries".to_owned(), "0".to_owned()]);
+    s.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in 0..12 {
+        assert_same_file(&many.join(format!("m{i:02}.txt")), &s.files().join(format!("m{i:02}.txt")));
+    }
 }
 
 #[test]

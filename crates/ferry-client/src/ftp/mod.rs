@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::names::check_arg;
 use crate::remote::{Checksum, Entry, Progress};
 use crate::secret::Secret;
-use crate::trust::tls::TlsContext;
+use crate::trust::tls::{TlsContext, TlsVersions};
 use crate::trust::TrustOptions;
 use crate::url::{RemoteUrl, Scheme};
 
@@ -90,6 +90,28 @@ impl FtpClient {
         password: &Secret,
         opts: &FtpOptions,
     ) -> Result<FtpClient> {
+        // TLS 1.2 first (its session resumes on every data connection; see `TlsVersions`), then
+        // TLS 1.3 for a server that refuses 1.2.
+        match Self::connect_with(url, user, password, opts, TlsVersions::Tls12).await {
+            Err(Error::Tls(first)) if url.scheme != Scheme::Ftp => {
+                Self::connect_with(url, user, password, opts, TlsVersions::Tls13)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Tls(second) => Error::Tls(format!("{second} (and with TLS 1.2 only: {first})")),
+                        other => other,
+                    })
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_with(
+        url: &RemoteUrl,
+        user: &str,
+        password: &Secret,
+        opts: &FtpOptions,
+        versions: TlsVersions,
+    ) -> Result<FtpClient> {
         check_arg(user)?;
         check_arg(password.expose())
             .map_err(|_| Error::Usage("the password contains CR, LF or NUL; refusing to send it".into()))?;
@@ -102,7 +124,12 @@ impl FtpClient {
             .map_err(|e| Error::io(format!("connecting to {}", url.authority()), e))?;
         let tls = match url.scheme {
             Scheme::Ftp => None,
-            Scheme::Ftpes | Scheme::Ftps => Some(TlsContext::new(&url.host, url.port, &opts.trust)?),
+            Scheme::Ftpes | Scheme::Ftps => Some(TlsContext::with_versions(
+                &url.host,
+                url.port,
+                &opts.trust,
+                versions,
+            )?),
             Scheme::Sftp => return Err(Error::Usage("sftp:// URLs need the SFTP client".into())),
         };
         let stream: Box<dyn Stream> = match (&tls, url.scheme) {
