@@ -586,8 +586,8 @@ impl Conn {
                         match &self.session_tls {
                             Some(st) => Some(DataTls {
                                 config: Arc::clone(match &t {
-                                    ferry_proto::session::Transfer::Stor { .. } => &st.upload,
-                                    _ => &st.download,
+                                    ferry_proto::session::Transfer::Stor { .. } => st.upload(),
+                                    _ => st.download(),
                                 }),
                                 require_resumed: !self.allow_unresumed,
                                 binding: Arc::clone(&st.binding),
