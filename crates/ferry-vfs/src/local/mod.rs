@@ -1,6 +1,7 @@
 //! The local file system back-end, jailed by a `cap_std` directory handle.
 
 mod digests;
+mod homes;
 mod list;
 mod meta;
 mod positional;
@@ -33,7 +34,8 @@ use crate::{EntryKind, StoredDigests, VPath};
 ///
 /// Every operation resolves paths through a `cap_std::fs::Dir` handle opened on the root, so
 /// symlinks and `..` can never lead outside it (escapes fail with `PermissionDenied`); blocking
-/// calls run on Tokio's blocking pool.
+/// calls run on Tokio's blocking pool. [`Storage::scoped`] homes share one handle among the sessions
+/// that hold the same home, so an idle session costs no descriptor of its own here.
 ///
 /// Uploads in [`WriteMode::New`](crate::WriteMode::New) are written to a temporary file in the
 /// target directory (named with [`TEMP_PREFIX`](crate::TEMP_PREFIX)) and renamed into place on
@@ -47,6 +49,8 @@ use crate::{EntryKind, StoredDigests, VPath};
 #[derive(Clone)]
 pub struct LocalFs {
     root: Arc<Dir>,
+    /// Handles on the homes below `root` that sessions hold, shared by the sessions of one home.
+    homes: Arc<homes::Homes>,
     /// Whether uploads compute SHA-256, MD5 and CRC-32 and keep them beside the file.
     keep_checksums: bool,
 }
@@ -65,6 +69,7 @@ impl LocalFs {
         let dir = Dir::open_ambient_dir(root, ambient_authority())?;
         Ok(LocalFs {
             root: Arc::new(dir),
+            homes: Arc::default(),
             keep_checksums: true,
         })
     }
@@ -102,7 +107,7 @@ impl Storage for LocalFs {
             hard_links: false,
             space: true,
             zero_copy_read: true,
-            zero_copy_write: false,
+            zero_copy_write: true,
             resume: true,
         }
     }
@@ -235,16 +240,11 @@ impl Storage for LocalFs {
 
     async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>> {
         let rel = HostPath::check(home)?.rel();
-        let dir = self
-            .run(move |root| {
-                if create {
-                    root.create_dir_all(&rel)?;
-                }
-                Ok(root.open_dir(rel)?)
-            })
-            .await?;
+        let homes = Arc::clone(&self.homes);
+        let dir = self.run(move |root| homes.open(root, &rel, create)).await?;
         Ok(Arc::new(LocalFs {
-            root: Arc::new(dir),
+            root: dir,
+            homes: Arc::default(),
             keep_checksums: self.keep_checksums,
         }))
     }

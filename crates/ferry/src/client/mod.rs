@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod creds;
 mod history;
+mod local;
 mod mirror;
 mod output;
 mod session;
