@@ -322,10 +322,19 @@ fn ftpes_with_a_pinned_certificate_resumes_tls_on_data_connections() {
         args.push(f.to_str().expect("utf8").to_owned());
     }
     // No retries: a retry would log in again and get fresh tickets, hiding the failure.
-    args.extend([s.url("ftpes", "/"), "--pin".to_owned(), pin.clone(), "--retries".to_owned(), "0".to_owned()]);
+    args.extend([
+        s.url("ftpes", "/"),
+        "--pin".to_owned(),
+        pin.clone(),
+        "--retries".to_owned(),
+        "0".to_owned(),
+    ]);
     s.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     for i in 0..12 {
-        assert_same_file(&many.join(format!("m{i:02}.txt")), &s.files().join(format!("m{i:02}.txt")));
+        assert_same_file(
+            &many.join(format!("m{i:02}.txt")),
+            &s.files().join(format!("m{i:02}.txt")),
+        );
     }
 }
 

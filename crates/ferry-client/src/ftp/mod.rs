@@ -97,7 +97,9 @@ impl FtpClient {
                 Self::connect_with(url, user, password, opts, TlsVersions::Tls13)
                     .await
                     .map_err(|e| match e {
-                        Error::Tls(second) => Error::Tls(format!("{second} (and with TLS 1.2 only: {first})")),
+                        Error::Tls(second) => {
+                            Error::Tls(format!("{second} (and with TLS 1.2 only: {first})"))
+                        }
                         other => other,
                     })
             }
