@@ -15,7 +15,9 @@
 #   PROTOS=sftp OPS="get put" LATENCY=0 bench/clients.sh   # some rows only, loopback only
 #
 # FERRY_BIN is the client measured; FERRY_SERVER_BIN (default: the same binary) serves every client,
-# so two client builds can be compared against one server.
+# so two client builds can be compared against one server. FERRY_BEFORE_BIN adds a column for a second
+# ferry client build (measured right after FERRY_BIN, against the same server, left out of "best
+# other"), for before/after figures from one run.
 #
 # Needs: curl, lftp, rclone, openssh-client, iproute2 (installed with apt-get when missing), python3.
 # Files live under /dev/shm. Namespaces and servers are removed on exit.
@@ -45,6 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         curl lftp rclone openssh-client iproute2 python3 >/dev/null
 fi
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 W=$(mktemp -d /dev/shm/ferry-clients-bench.XXXXXX)
 NS_S=ferrybench-s$$ NS_C=ferrybench-c$$
 SERVER_PID=
@@ -107,6 +110,8 @@ SSH_OPTS=(-q -F /dev/null -i "$W/id_ed25519" -o IdentitiesOnly=yes -o StrictHost
 # local targets $OUT_FILE, $OUT_DIR are set by the caller.
 cmd() {
     local proto=$1 op=$2 client=$3
+    local FERRY=$FERRY
+    if [ "$client" = ferry-before ]; then FERRY=$FERRY_BEFORE_BIN client=ferry; fi
     local ftp="ftp://ferry@$H:$FTP_PORT" sftp="sftp://ferry@$H:$SFTP_PORT"
     local rf=${SRC_FILE##*/} rd=${SRC_DIR##*/}
     CMD=()
@@ -192,6 +197,11 @@ measure() {
 }
 
 CLIENTS=(ferry curl lftp rclone sftp scp)
+BEFORE_HEAD=
+if [ -n "${FERRY_BEFORE_BIN:-}" ]; then
+    CLIENTS=(ferry ferry-before curl lftp rclone sftp scp)
+    BEFORE_HEAD=" ferry before |"
+fi
 ROWS=()
 # run_rows NET PREFIX...: every protocol × operation × client.
 run_rows() {
@@ -214,6 +224,7 @@ run_rows() {
                 echo "bench: $net $proto $op $client: $t" >&2
                 [[ $t =~ ^[0-9.]+$ ]] || continue
                 if [ "$client" = ferry ]; then ferry_t=$t
+                elif [ "$client" = ferry-before ]; then :
                 elif [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $t < $best else 1)"; then best=$t; fi
             done
             if [ -n "$ferry_t" ] && [ -n "$best" ]; then
@@ -267,7 +278,9 @@ fi
 echo
 echo "Wall-clock seconds (lower is better); last column: best other client's time / ferry's time (above 1.00: ferry faster)."
 echo
-echo "| network | protocol | operation | ferry | curl | lftp | rclone | OpenSSH sftp | OpenSSH scp | ferry vs best other |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| network | protocol | operation | ferry |$BEFORE_HEAD curl | lftp | rclone | OpenSSH sftp | OpenSSH scp | ferry vs best other |"
+echo "|---|---|---|---|---|---|---|---|---|---|${BEFORE_HEAD:+---|}"
 printf '%s\n' "${ROWS[@]}"
+echo
+echo "Load average before the run: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 [ -z "$LATENCY_NOTE" ] || { echo; echo "$LATENCY_NOTE"; }

@@ -21,14 +21,17 @@ wanted+=(vsftpd:vsftpd sshd:openssh-server)
 wanted+=(haproxy:haproxy)
 # The multi-node test (crates/ferry/tests/cluster.rs) puts its clients in a network namespace.
 wanted+=(ip:iproute2 unshare:util-linux nsenter:util-linux)
+# Instruction counts of the server per operation (bench/instructions.sh).
+wanted+=(valgrind:valgrind callgrind_control:valgrind)
 # --- end client interop servers ---
 
-# Python modules, installed with pip: paramiko (SFTP tests), pyftpdlib (client interop), prometheus_client
+# Python modules, installed with pip: paramiko (SFTP tests), pyftpdlib and pyOpenSSL (client interop,
+# FTPS with TLS 1.3 only), prometheus_client
 # (admin tests: its strict OpenMetrics parser checks /metrics), moto (a second S3 server, `moto_server`,
 # for the S3 back-end tests; pinned).
-pip_modules=(paramiko pyftpdlib prometheus_client moto.server)
+pip_modules=(paramiko pyftpdlib OpenSSL prometheus_client moto.server)
 # The pip package of a module, where the names differ.
-declare -A pip_packages=([moto.server]="moto[server]==5.2.5")
+declare -A pip_packages=([moto.server]="moto[server]==5.2.5" [OpenSSL]=pyopenssl)
 install_pip_modules() {
     command -v python3 >/dev/null 2>&1 || return 0
     local module

@@ -71,6 +71,8 @@ pub struct Credentials {
     pub identities: Vec<PathBuf>,
     /// An SSH agent's socket (`SSH_AUTH_SOCK`): its keys are tried first.
     pub agent: Option<PathBuf>,
+    /// The passphrase of passphrase-protected key files in `identities` (tried on each of them).
+    pub key_passphrase: Option<Secret>,
 }
 
 /// How to connect.
@@ -107,6 +109,7 @@ impl Remote {
                     trust: opts.trust.clone(),
                     identities: creds.identities.clone(),
                     agent: creds.agent.clone(),
+                    key_passphrase: creds.key_passphrase.clone(),
                 };
                 let c = SftpClient::connect(&url.host, url.port, &creds.user, creds.password.as_ref(), &o)
                     .await?;
@@ -285,6 +288,27 @@ impl Remote {
         match self {
             Remote::Ftp(c) => c.set_modified(path, t).await,
             Remote::Sftp(c) => c.set_modified(path, t).await,
+        }
+    }
+
+    /// [`Remote::set_modified`] and then [`Remote::checksum`], in one round trip where the protocol
+    /// allows (FTP: `MFMT` and `HASH` pipelined). Returns whether the time was set and the checksum's
+    /// result.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub async fn set_modified_and_checksum(
+        &mut self,
+        path: &str,
+        t: SystemTime,
+    ) -> Result<(bool, Result<Option<Checksum>>)> {
+        match self {
+            Remote::Ftp(c) => c.set_modified_and_checksum(path, t).await,
+            Remote::Sftp(c) => {
+                let set = c.set_modified(path, t).await?;
+                Ok((set, c.checksum(path).await))
+            }
         }
     }
 

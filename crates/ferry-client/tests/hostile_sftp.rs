@@ -152,6 +152,7 @@ async fn connect(addr: SocketAddr, dir: &tempfile::TempDir) -> SftpClient {
         },
         identities: Vec::new(),
         agent: None,
+        key_passphrase: None,
     };
     SftpClient::connect("127.0.0.1", addr.port(), "u", Some(&Secret::new("pw")), &opts)
         .await

@@ -75,11 +75,14 @@ impl Writer {
 }
 
 /// Runs a TLS handshake as the server, within `timeout`.
-pub(crate) async fn tls_accept(
-    stream: TcpStream,
+pub(crate) async fn tls_accept<IO>(
+    stream: IO,
     config: Arc<ServerConfig>,
     timeout: Duration,
-) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> io::Result<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::time::timeout(timeout, acceptor.accept(stream))
         .await
@@ -583,8 +586,8 @@ impl Conn {
                         match &self.session_tls {
                             Some(st) => Some(DataTls {
                                 config: Arc::clone(match &t {
-                                    ferry_proto::session::Transfer::Stor { .. } => &st.upload,
-                                    _ => &st.download,
+                                    ferry_proto::session::Transfer::Stor { .. } => st.upload(),
+                                    _ => st.download(),
                                 }),
                                 require_resumed: !self.allow_unresumed,
                                 binding: Arc::clone(&st.binding),

@@ -38,16 +38,18 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig};
 use sha2::{Digest, Sha256};
+
+mod cache;
 
 /// The only ALPN protocol ferry speaks on FTPS (RFC 9110's registry: "ftp"). A client that offers ALPN
 /// without it is refused, which defeats cross-protocol attacks such as ALPACA.
@@ -253,20 +255,16 @@ impl Tls {
             resumed_from: Mutex::new(None),
         });
         let mut control = self.base.clone();
-        control.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+        control.session_storage = Arc::new(cache::SessionCache::new(SESSION_CACHE));
         control.ticketer = Arc::clone(&ticketer) as Arc<dyn ProducesTickets>;
         control.send_tls13_tickets = CONTROL_TICKETS;
-        let mut download = control.clone();
-        download.send_tls13_tickets = DOWNLOAD_TICKETS;
-        let mut upload = control.clone();
-        upload.send_tls13_tickets = 0;
         SessionTls {
             id,
             sessions: Arc::clone(&self.sessions),
             binding: ticketer,
             control: Arc::new(control),
-            download: Arc::new(download),
-            upload: Arc::new(upload),
+            download: OnceLock::new(),
+            upload: OnceLock::new(),
         }
     }
 }
@@ -437,13 +435,31 @@ pub(crate) struct SessionTls {
     /// Checks which control connection a data connection's session came from.
     pub(crate) binding: Arc<BoundTicketer>,
     pub(crate) control: Arc<ServerConfig>,
-    /// Data connections the client reads (RETR, LIST, NLST, MLSD).
-    pub(crate) download: Arc<ServerConfig>,
-    /// Data connections the client writes (STOR, APPE, STOU): no tickets.
-    pub(crate) upload: Arc<ServerConfig>,
+    /// Made on first use (most idle sessions never open a data connection); see [`SessionTls::download`].
+    download: OnceLock<Arc<ServerConfig>>,
+    /// Made on first use; see [`SessionTls::upload`].
+    upload: OnceLock<Arc<ServerConfig>>,
 }
 
 impl SessionTls {
+    /// The configuration for data connections the client reads (RETR, LIST, NLST, MLSD): one replacement
+    /// ticket.
+    pub(crate) fn download(&self) -> &Arc<ServerConfig> {
+        self.download.get_or_init(|| self.data_config(DOWNLOAD_TICKETS))
+    }
+
+    /// The configuration for data connections the client writes (STOR, APPE, STOU): no tickets.
+    pub(crate) fn upload(&self) -> &Arc<ServerConfig> {
+        self.upload.get_or_init(|| self.data_config(0))
+    }
+
+    /// The control configuration (same certificate, session cache and ticketer) sending `tickets`.
+    fn data_config(&self, tickets: usize) -> Arc<ServerConfig> {
+        let mut config = ServerConfig::clone(&self.control);
+        config.send_tls13_tickets = tickets;
+        Arc::new(config)
+    }
+
     /// Records who is logged in on this control connection (for sibling resumption).
     pub(crate) fn set_user(&self, user: Option<&str>) {
         self.sessions.set_user(self.id, user);
@@ -572,7 +588,7 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let a = tls.session(ip, DataSession::Own);
         let b = tls.session(ip, DataSession::Own);
-        for data in [&a.download, &a.upload] {
+        for data in [a.download(), a.upload()] {
             assert!(Arc::ptr_eq(&a.control.ticketer, &data.ticketer));
             assert!(Arc::ptr_eq(&a.control.session_storage, &data.session_storage));
         }
@@ -580,16 +596,16 @@ mod tests {
         // A ticket of one control connection is refused by another's ticketer.
         let ticket = a.control.ticketer.encrypt(b"state").unwrap();
         assert_eq!(
-            a.download.ticketer.decrypt(&ticket).as_deref(),
+            a.download().ticketer.decrypt(&ticket).as_deref(),
             Some(&b"state"[..])
         );
-        assert_eq!(b.download.ticketer.decrypt(&ticket), None);
+        assert_eq!(b.download().ticketer.decrypt(&ticket), None);
         assert!(!Arc::ptr_eq(
             &a.control.session_storage,
             &b.control.session_storage
         ));
-        assert_eq!(a.upload.send_tls13_tickets, 0);
-        assert_eq!(a.download.send_tls13_tickets, 1);
+        assert_eq!(a.upload().send_tls13_tickets, 0);
+        assert_eq!(a.download().send_tls13_tickets, 1);
         assert!(a.control.send_tls13_tickets > 1);
     }
 
@@ -607,31 +623,31 @@ mod tests {
         let short = Duration::from_millis(50);
         // Same address: the handshake may resume, but nobody is logged in yet, so it is not confirmed.
         b.binding.clear();
-        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(b.upload().ticketer.decrypt(&ticket).is_some());
         assert!(!b.binding.confirm(short).await);
         // In `own` mode, or from another address, the ticket does not even decrypt.
-        assert_eq!(strict.upload.ticketer.decrypt(&ticket), None);
-        assert_eq!(far.upload.ticketer.decrypt(&ticket), None);
+        assert_eq!(strict.upload().ticketer.decrypt(&ticket), None);
+        assert_eq!(far.upload().ticketer.decrypt(&ticket), None);
         // `danger_any`: any control connection's ticket, whoever and wherever.
         any.binding.clear();
-        assert!(any.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(any.upload().ticketer.decrypt(&ticket).is_some());
         assert!(any.binding.confirm(short).await);
         for s in [&a, &b, &strict, &far] {
             s.set_user(Some("alice"));
         }
-        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(b.upload().ticketer.decrypt(&ticket).is_some());
         assert!(b.binding.confirm(short).await);
         // Own tickets are always confirmed; a different user is not a sibling.
         let own = b.control.ticketer.encrypt(b"mine").unwrap();
-        assert!(b.upload.ticketer.decrypt(&own).is_some());
+        assert!(b.upload().ticketer.decrypt(&own).is_some());
         assert!(b.binding.confirm(short).await);
         b.set_user(Some("bob"));
-        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(b.upload().ticketer.decrypt(&ticket).is_some());
         assert!(!b.binding.confirm(short).await);
         b.set_user(Some("alice"));
         // A sibling that logs in while the data connection waits is confirmed.
         a.set_user(None);
-        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(b.upload().ticketer.decrypt(&ticket).is_some());
         let sessions = Arc::clone(&a.sessions);
         let a_id = a.id;
         let login = tokio::spawn(async move {
@@ -642,10 +658,10 @@ mod tests {
         login.await.unwrap();
         // A closed sibling's tickets stay good for the grace period.
         drop(a);
-        assert!(b.upload.ticketer.decrypt(&ticket).is_some());
+        assert!(b.upload().ticketer.decrypt(&ticket).is_some());
         assert!(b.binding.confirm(short).await);
         // Garbage and truncated tickets are refused.
-        assert_eq!(b.upload.ticketer.decrypt(b"short"), None);
-        assert_eq!(b.upload.ticketer.decrypt(&ticket[..ticket.len() - 1]), None);
+        assert_eq!(b.upload().ticketer.decrypt(b"short"), None);
+        assert_eq!(b.upload().ticketer.decrypt(&ticket[..ticket.len() - 1]), None);
     }
 }

@@ -1,9 +1,10 @@
-//! Zero-copy sending of a host file over a plain TCP data connection with `sendfile(2)`.
+//! Zero-copy transfers between a host file and a plain TCP data connection: sending with
+//! `sendfile(2)`, receiving with `splice(2)` (socket → pipe → file).
 //!
 //! This is the only place where the server makes a system call for data transfer by itself. It
-//! needs no `unsafe`: `rustix::fs::sendfile` is a safe wrapper over the raw system call, taking
-//! borrowed file descriptors. The kernel copies from the page cache to the socket; the bytes never
-//! enter user space, which is what makes a large RETR cheap.
+//! needs no `unsafe`: rustix's `sendfile`, `pipe_with` and `splice` are safe wrappers over the raw
+//! system calls, taking borrowed file descriptors. The kernel moves the bytes between the page cache
+//! and the socket; they never enter user space, which is what makes a large RETR or STOR cheap.
 //!
 //! Readiness comes from tokio: the socket is non-blocking, `sendfile` sends what fits into the
 //! socket buffer and returns, and on `EAGAIN` the task waits for the socket to become writable
@@ -11,11 +12,16 @@
 //! for files in the page cache it does not.
 //!
 //! Only for plain TCP in binary mode (TYPE I): TLS data connections and ASCII conversion need the
-//! bytes in user space and use the read loop in `transfer`.
+//! bytes in user space and use the copy loops in `transfer`. Receiving writes only into the file a
+//! storage writer hands out for it (`FileWriter::zero_copy`: the temp file of a new upload), so an
+//! upload still appears under its name only when committed.
 
 use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
+
+use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -49,5 +55,209 @@ pub(crate) async fn send_file(
         }
         total += sent as u64;
         progress(sent);
+    }
+}
+
+/// Pipe capacity asked for zero-copy receiving: bytes moved per pair of `splice` calls. The kernel
+/// may refuse it (`/proc/sys/fs/pipe-max-size`, per-user pipe limits); the pipe then keeps its
+/// default size, which works, with more calls.
+const PIPE_SIZE: usize = 1 << 20;
+
+/// A pipe for [`receive_file`]: socket → pipe → file, the bytes staying in the kernel.
+pub(crate) struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    /// A new pipe (non-blocking, close-on-exec) of about [`PIPE_SIZE`]; `None` when the process may
+    /// create no more descriptors (the caller then copies through user space).
+    pub(crate) fn new() -> Option<Pipe> {
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).ok()?;
+        let capacity = fcntl_setpipe_size(&write, PIPE_SIZE)
+            .or_else(|_| fcntl_getpipe_size(&write))
+            .ok()?;
+        Some(Pipe {
+            read,
+            write,
+            capacity,
+        })
+    }
+}
+
+/// Why [`receive_file`] stopped early.
+#[derive(Debug)]
+pub(crate) enum ReceiveError {
+    /// The data connection failed or stalled.
+    Network(io::Error),
+    /// Writing the file failed.
+    File(io::Error),
+    /// `wrote` refused the bytes (e.g. over quota).
+    Refused(ferry_vfs::Error),
+}
+
+/// Receives `sock` until its end into `file` at the file's current position, through `pipe`:
+/// `splice(2)` moves the socket's buffers into the pipe and from the pipe into the file, so the
+/// bytes never enter user space. Calls `wrote` with the number of bytes after every piece that
+/// reached the file (before the next one is read); fails if the peer sends nothing for `timeout`.
+/// Returns the number of bytes received.
+///
+/// The socket side waits for readiness like any tokio read. The file side is a write into the
+/// page cache, done on this thread as the `write` of the copying loop would be; it blocks only
+/// when the kernel throttles writers of dirty pages.
+pub(crate) async fn receive_file(
+    sock: &TcpStream,
+    pipe: &Pipe,
+    file: &File,
+    timeout: Duration,
+    mut wrote: impl FnMut(usize) -> ferry_vfs::Result<()>,
+) -> Result<u64, ReceiveError> {
+    let mut total = 0u64;
+    loop {
+        let moved = tokio::time::timeout(
+            timeout,
+            sock.async_io(Interest::READABLE, || {
+                splice(
+                    sock,
+                    None,
+                    &pipe.write,
+                    None,
+                    pipe.capacity,
+                    SpliceFlags::NONBLOCK,
+                )
+                .map_err(io::Error::from)
+            }),
+        )
+        .await
+        .map_err(|_| {
+            ReceiveError::Network(io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))
+        })?
+        .map_err(ReceiveError::Network)?;
+        if moved == 0 {
+            return Ok(total);
+        }
+        // The pipe holds `moved` bytes and nobody else reads it: drain all of it into the file.
+        let mut left = moved;
+        while left > 0 {
+            let n = splice(&pipe.read, None, file, None, left, SpliceFlags::MOVE)
+                .map_err(|e| ReceiveError::File(e.into()))?;
+            if n == 0 {
+                return Err(ReceiveError::File(io::ErrorKind::WriteZero.into()));
+            }
+            left -= n;
+        }
+        total += moved as u64;
+        wrote(moved).map_err(ReceiveError::Refused)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    /// A connected pair: (server side, client side).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"));
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (accepted.expect("accept").0, client.expect("connect"))
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    fn contents(mut file: &File) -> Vec<u8> {
+        let mut out = Vec::new();
+        file.rewind().expect("rewind");
+        file.read_to_end(&mut out).expect("read back");
+        out
+    }
+
+    #[tokio::test]
+    async fn receive_file_stores_every_byte_in_order_after_what_was_there() {
+        let (server, mut client) = pair().await;
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(b"head:").expect("head");
+        let data = pattern(3 * PIPE_SIZE + 4099);
+        let sent = data.clone();
+        let sender = tokio::spawn(async move {
+            // Uneven pieces, so the splices see short and long socket reads.
+            let mut rest = &sent[..];
+            for size in [1usize, 4096, 65_537, 3, 1 << 20].iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*size).min(rest.len());
+                client.write_all(&rest[..n]).await.expect("send");
+                rest = &rest[n..];
+            }
+        });
+        let pipe = Pipe::new().expect("pipe");
+        let mut reported = 0u64;
+        let got = receive_file(&server, &pipe, &file, Duration::from_secs(10), |n| {
+            reported += n as u64;
+            Ok(())
+        })
+        .await
+        .expect("receive");
+        sender.await.expect("sender");
+        assert_eq!(got, data.len() as u64);
+        assert_eq!(reported, got);
+        let mut expected = b"head:".to_vec();
+        expected.extend_from_slice(&data);
+        assert!(contents(&file) == expected, "file differs from what was sent");
+    }
+
+    #[tokio::test]
+    async fn receive_file_stops_when_the_bytes_are_refused() {
+        let (server, mut client) = pair().await;
+        let file = tempfile::tempfile().expect("temp file");
+        let sender = tokio::spawn(async move {
+            let _ = client.write_all(&pattern(8 << 20)).await;
+        });
+        let pipe = Pipe::new().expect("pipe");
+        let r = receive_file(&server, &pipe, &file, Duration::from_secs(10), |_| {
+            Err(ferry_vfs::ErrorKind::QuotaExceeded.into())
+        })
+        .await;
+        assert!(
+            matches!(&r, Err(ReceiveError::Refused(e)) if e.kind() == ferry_vfs::ErrorKind::QuotaExceeded),
+            "{r:?}"
+        );
+        drop(server);
+        let _ = sender.await;
+    }
+
+    #[tokio::test]
+    async fn receive_file_reports_a_reset_connection_as_a_network_error() {
+        let (server, client) = pair().await;
+        let file = tempfile::tempfile().expect("temp file");
+        let client = client.into_std().expect("std");
+        (&client).write_all(&pattern(100_000)).expect("send");
+        // Linger 0: close with RST, which the receiver must not take for a clean end.
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+        drop(client);
+        let pipe = Pipe::new().expect("pipe");
+        let r = receive_file(&server, &pipe, &file, Duration::from_secs(10), |_| Ok(())).await;
+        assert!(matches!(r, Err(ReceiveError::Network(_))), "{r:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn receive_file_gives_up_on_a_silent_peer() {
+        let (server, _client) = pair().await;
+        let file = tempfile::tempfile().expect("temp file");
+        let pipe = Pipe::new().expect("pipe");
+        let r = receive_file(&server, &pipe, &file, Duration::from_secs(30), |_| Ok(())).await;
+        assert!(
+            matches!(&r, Err(ReceiveError::Network(e)) if e.kind() == io::ErrorKind::TimedOut),
+            "{r:?}"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Resource bounds: a listing of a directory with 100,000 entries streams with bounded memory, and
-//! wildcards stay bounded.
+//! Resource bounds: a listing of a directory with 100,000 entries streams with bounded memory,
+//! wildcards stay bounded, and an idle session holds one descriptor.
 
 mod common;
 
@@ -74,4 +74,36 @@ fn a_pathological_wildcard_over_20k_long_names_finishes_in_bounded_time() {
     assert!(listing.is_empty(), "nothing matches");
     assert!(matches!(r.code, 226 | 450 | 550), "{}", r.text());
     assert!(took < Duration::from_secs(10), "wildcard took {took:?}");
+}
+
+/// Descriptors open in this process that are not sockets (the server's and the test clients' sockets
+/// aside: files and directories).
+fn open_non_sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| !target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+#[test]
+fn an_idle_logged_in_session_holds_one_descriptor_on_the_server() {
+    const SESSIONS: usize = 200;
+    let server = TestServer::start_tweaked(|c| c.limits.max_per_ip = SESSIONS + 10);
+    // The first session opens the home's handle, which the others then share.
+    let mut first = server.login();
+    first.expect("PWD", 257);
+    let before = open_non_sockets();
+    let mut sessions: Vec<_> = (0..SESSIONS).map(|_| server.login()).collect();
+    for c in &mut sessions {
+        c.expect("PWD", 257);
+    }
+    let added = open_non_sockets().saturating_sub(before);
+    eprintln!("{SESSIONS} idle logged-in sessions added {added} descriptors besides sockets");
+    // Nothing but its socket per session; a little slack for the runtime's own descriptors.
+    assert!(
+        added <= 4,
+        "{SESSIONS} idle sessions added {added} descriptors besides their sockets"
+    );
 }

@@ -62,7 +62,8 @@ pub struct Capabilities {
     pub space: bool,
     /// [`FileReader::zero_copy`] can return a host file (sendfile).
     pub zero_copy_read: bool,
-    /// Uploads can be received with zero-copy system calls (none yet).
+    /// [`FileWriter::zero_copy`] can return a host file for zero-copy receiving (splice) of a new
+    /// file's bytes, still committed atomically.
     pub zero_copy_write: bool,
     /// [`WriteMode::Resume`]: the file becomes its bytes before the offset plus the new bytes.
     pub resume: bool,
@@ -329,4 +330,26 @@ pub trait FileWriter: Send + std::fmt::Debug {
     /// Abandons the upload: for `New` nothing appears; for `Resume`/`Append` a back-end writing in
     /// place keeps what was written so far so the client can resume.
     async fn abort(self: Box<Self>);
+
+    /// For back-ends with [`Capabilities::zero_copy_write`]: a handle on the host file this upload
+    /// writes (for `New`, the temporary file that [`commit`](FileWriter::commit) puts under the
+    /// final name and [`abort`](FileWriter::abort) removes), sharing the writer's file position.
+    ///
+    /// A front end may write into it with zero-copy system calls (`splice`), only at its current
+    /// position, and reports every such write with
+    /// [`zero_copy_written`](FileWriter::zero_copy_written) before it calls anything else on the
+    /// writer. `None` (the default, and wherever the bytes must pass through the writer: checksums
+    /// kept at upload, bandwidth limits, resumed or appended uploads): use
+    /// [`write_owned`](FileWriter::write_owned).
+    fn zero_copy(&mut self) -> Option<std::fs::File> {
+        None
+    }
+
+    /// Accounts `n` bytes written into the [`zero_copy`](FileWriter::zero_copy) file. Fails with
+    /// `QuotaExceeded` when they take the user over their quota (the upload must then be
+    /// aborted), and with `Unsupported` on a writer that gave no zero-copy file.
+    fn zero_copy_written(&mut self, n: u64) -> Result<()> {
+        let _ = n;
+        Err(crate::ErrorKind::Unsupported.into())
+    }
 }

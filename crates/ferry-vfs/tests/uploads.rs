@@ -262,3 +262,95 @@ async fn large_upload_round_trips() {
     assert_eq!(writer.commit().await.expect("commit"), data.len() as u64);
     assert_eq!(std::fs::read(jail.host("big")).expect("read"), data);
 }
+
+/// Writes `data` into the writer's zero-copy file as a front end's `splice` would (at the shared
+/// position), and reports it.
+fn zero_copy_write(writer: &mut Box<ferry_vfs::UploadWriter>, data: &[u8]) {
+    use std::io::Write;
+    let mut file = writer.zero_copy().expect("zero-copy file for a new upload");
+    file.write_all(data).expect("write into the zero-copy file");
+    writer.zero_copy_written(data.len() as u64).expect("account");
+}
+
+/// A jail whose back-end keeps no checksums (the server's default): its new uploads offer zero-copy.
+fn jail_without_checksums() -> Jail {
+    let mut jail = Jail::new();
+    let fs = ferry_vfs::LocalFs::open(&jail.host(""))
+        .expect("open")
+        .keep_checksums(false);
+    jail.fs = common::ByteFs(std::sync::Arc::new(fs));
+    jail
+}
+
+#[tokio::test]
+async fn zero_copy_create_is_invisible_until_commit_and_keeps_every_byte() {
+    let jail = jail_without_checksums();
+    std::fs::write(jail.host("z.bin"), b"old").expect("write");
+    let mut writer = jail
+        .fs
+        .open_write(b"/z.bin", WriteMode::Create)
+        .await
+        .expect("open");
+    // Copied and zero-copy pieces interleave at one position; the last piece comes with commit.
+    writer.write_owned(b"copied, ".to_vec()).await.expect("write");
+    zero_copy_write(&mut writer, b"spliced, ");
+    writer
+        .write_owned(b"copied again, ".to_vec())
+        .await
+        .expect("write");
+    zero_copy_write(&mut writer, b"spliced again");
+    assert_eq!(std::fs::read(jail.host("z.bin")).expect("read"), b"old");
+    assert_eq!(temp_files(&host_names(&jail.host(""))).len(), 1);
+    let total = writer.commit_with(b", last".to_vec()).await.expect("commit");
+    let expected = b"copied, spliced, copied again, spliced again, last";
+    assert_eq!(total, expected.len() as u64);
+    assert_eq!(std::fs::read(jail.host("z.bin")).expect("read"), expected);
+    assert_eq!(host_names(&jail.host("")), vec!["z.bin"]);
+}
+
+#[tokio::test]
+async fn zero_copy_create_aborted_or_dropped_leaves_the_old_file_and_no_temp() {
+    let jail = jail_without_checksums();
+    std::fs::write(jail.host("z.bin"), b"old").expect("write");
+    let mut writer = jail
+        .fs
+        .open_write(b"/z.bin", WriteMode::Create)
+        .await
+        .expect("open");
+    zero_copy_write(&mut writer, &vec![7u8; 100_000]);
+    writer.abort().await;
+    assert_eq!(std::fs::read(jail.host("z.bin")).expect("read"), b"old");
+    assert_eq!(host_names(&jail.host("")), vec!["z.bin"]);
+    let mut writer = jail
+        .fs
+        .open_write(b"/z.bin", WriteMode::Create)
+        .await
+        .expect("open");
+    zero_copy_write(&mut writer, b"never committed");
+    drop(writer);
+    assert_eq!(std::fs::read(jail.host("z.bin")).expect("read"), b"old");
+    assert_eq!(host_names(&jail.host("")), vec!["z.bin"]);
+}
+
+#[tokio::test]
+async fn zero_copy_is_offered_only_to_new_files_without_kept_checksums() {
+    // Checksums kept at upload need the bytes in user space.
+    let jail = Jail::new();
+    let mut writer = jail.fs.open_write(b"/n", WriteMode::Create).await.expect("open");
+    assert!(writer.zero_copy().is_none(), "checksums are kept");
+    writer.abort().await;
+    let jail = jail_without_checksums();
+    std::fs::write(jail.host("f"), b"old").expect("write");
+    for mode in [WriteMode::Append, WriteMode::At(2)] {
+        let mut writer = jail.fs.open_write(b"/f", mode).await.expect("open");
+        assert!(writer.zero_copy().is_none(), "{mode:?} writes in place");
+        assert_eq!(
+            writer
+                .zero_copy_written(1)
+                .expect_err("nothing to account")
+                .kind(),
+            ErrorKind::Unsupported
+        );
+        writer.abort().await;
+    }
+}

@@ -69,6 +69,10 @@ pub enum Command {
     #[command(flatten)]
     Client(crate::client::ClientCommand),
 
+    /// Load generator: many FTP, FTPS or SFTP sessions from few threads; reports op/s, MB/s, latency
+    /// percentiles and CPU per operation of itself and of the server (docs/benchmarks.md).
+    Bench(Box<crate::bench::BenchArgs>),
+
     /// Write man pages or shell completions into a directory (a packaging step).
     #[command(hide = true)]
     Generate(crate::generate::GenerateArgs),

@@ -10,6 +10,7 @@
 
 mod admin;
 mod ban;
+mod bench;
 mod cli;
 mod client;
 mod config;
@@ -40,6 +41,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Client(command) = cli.command {
         return client::main(command);
+    }
+    if let Command::Bench(args) = cli.command {
+        return bench::main(*args);
     }
     let serving = matches!(cli.command, Command::Serve(_));
     match run(cli) {
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Ban(_)
         | Command::Config(_)
         | Command::Client(_)
+        | Command::Bench(_)
         | Command::Generate(_) => &no_serve_flags,
     };
     let settings = config::load(&cli.common, serve_args, rust_log.as_deref())?;
@@ -108,6 +113,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Ban(_)
         | Command::Config(_)
         | Command::Client(_)
+        | Command::Bench(_)
         | Command::Generate(_) => "warn",
     };
     let filter = settings.log.as_deref().unwrap_or(default_log);
@@ -133,7 +139,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(_) => runtime.block_on(serve::run(settings, reload)),
         Command::User(command) => runtime.block_on(user::run(&settings, command)),
         Command::Ban(command) => runtime.block_on(ban::run(&settings, command)),
-        Command::Config(_) | Command::Client(_) | Command::Generate(_) => Ok(()),
+        Command::Config(_) | Command::Client(_) | Command::Bench(_) | Command::Generate(_) => Ok(()),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     logging::flush();

@@ -308,6 +308,34 @@ fn ftpes_with_a_pinned_certificate_resumes_tls_on_data_connections() {
     let s = Serve::start(dir.path(), &[]);
     let pin = format!("SHA256:{}", s.fingerprint());
     transfers_work(&s, "ftpes", &["--pin", &pin]);
+
+    // Many uploads in one session: each data connection resumes the control connection's session
+    // again. Over TLS 1.3 the client would spend one single-use ticket per upload and get none back
+    // (the server sends none on connections the client only writes to), and the fifth upload was
+    // refused with 522.
+    let many = s.local("many");
+    std::fs::create_dir_all(&many).expect("mkdir");
+    let mut args = vec!["put".to_owned(), "-q".to_owned()];
+    for i in 0..12 {
+        let f = many.join(format!("m{i:02}.txt"));
+        std::fs::write(&f, format!("file {i}\n")).expect("write");
+        args.push(f.to_str().expect("utf8").to_owned());
+    }
+    // No retries: a retry would log in again and get fresh tickets, hiding the failure.
+    args.extend([
+        s.url("ftpes", "/"),
+        "--pin".to_owned(),
+        pin.clone(),
+        "--retries".to_owned(),
+        "0".to_owned(),
+    ]);
+    s.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in 0..12 {
+        assert_same_file(
+            &many.join(format!("m{i:02}.txt")),
+            &s.files().join(format!("m{i:02}.txt")),
+        );
+    }
 }
 
 #[test]
@@ -398,17 +426,28 @@ fn sftp_transfers_and_host_key_trust() {
 
 /// Runs the client with a terminal (through `script`), answering `answer` to any question.
 fn run_client_on_a_terminal(s: &Serve, args: &[&str], answer: &str) -> Output {
+    on_a_terminal(s, args, answer, Some(&s.password))
+}
+
+/// [`run_client_on_a_terminal`] with `password` (or none) in $FERRY_PASSWORD.
+fn on_a_terminal(s: &Serve, args: &[&str], answer: &str, password: Option<&str>) -> Output {
     let line = std::iter::once(common::BIN)
         .chain(args.iter().copied())
         .map(|a| format!("'{a}'"))
         .collect::<Vec<_>>()
         .join(" ");
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
         .current_dir(s.dir.join("local"))
         .env("HOME", s.dir.join("home"))
-        .env("FERRY_PASSWORD", &s.password)
-        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("FERRY_PASSWORD")
+        .env_remove("FERRY_KEY_PASSPHRASE")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("XDG_CONFIG_HOME");
+    if let Some(pw) = password {
+        cmd.env("FERRY_PASSWORD", pw);
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -904,4 +943,153 @@ fn sftp_logs_in_with_a_key_held_by_a_real_ssh_agent() {
     let out = run(Some(other.socket()));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("SSH agent"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn sftp_logs_in_with_a_passphrase_protected_key_from_env_or_terminal() {
+    ferry_testkit::clients::require("ssh-keygen");
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    let key = dir.path().join("locked_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "correct horse",
+            "-C",
+            "locked@test",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(dir.path().join("locked_key.pub")).expect("public key");
+    let added = ferry(dir.path())
+        .args(["user", "key", "add", "ferry", public.trim()])
+        .output()
+        .expect("key add");
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    std::fs::write(s.files().join("behind-the-lock.txt"), b"x").expect("write");
+    let key_arg = key.display().to_string();
+    let url = s.url("sftp", "/");
+    // No password anywhere: only the key can log in.
+    let run = |passphrase: Option<&str>| {
+        let mut cmd = ferry(&dir.path().join("local"));
+        cmd.env("HOME", dir.path().join("home"))
+            .env_remove("FERRY_PASSWORD")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("FERRY_KEY_PASSPHRASE")
+            .args(["ls", "--trust-on-first-use", "-i", &key_arg, &url])
+            .stdin(Stdio::null());
+        if let Some(p) = passphrase {
+            cmd.env("FERRY_KEY_PASSPHRASE", p);
+        }
+        cmd.output().expect("run ferry")
+    };
+    let out = run(Some("correct horse"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("behind-the-lock.txt"));
+    // Without it (and no terminal to ask on): refused, and the message says how to give it.
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("passphrase-protected") && err.contains("FERRY_KEY_PASSPHRASE"),
+        "{err}"
+    );
+    // A wrong one: refused, said so, and the passphrase itself never printed.
+    let out = run(Some("wrong staple"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("does not decrypt"), "{err}");
+    assert!(!err.contains("wrong staple"), "{err}");
+    // On a terminal the client asks for it (no echo) once, and logs in with the answer.
+    let asked = on_a_terminal(
+        &s,
+        &["ls", "--trust-on-first-use", "-i", &key_arg, &url],
+        "correct horse",
+        None,
+    );
+    let shown = text(&asked.stdout);
+    assert!(asked.status.success(), "{shown}");
+    assert!(shown.contains("Passphrase for key"), "{shown}");
+    assert!(shown.contains("behind-the-lock.txt"), "{shown}");
+    assert!(!shown.contains("correct horse"), "{shown}");
+}
+
+/// `ferry serve` with at most `per_ip` connections from one address, and `n` small files in `/many` and
+/// in the local `many` directory.
+fn limited_server(dir: &Path, per_ip: &str, n: usize) -> Serve {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let s = Serve::start(dir, &["--max-connections-per-ip", per_ip]);
+    for root in [s.files().join("many"), s.local("many")] {
+        std::fs::create_dir_all(&root).expect("mkdir");
+        for i in 0..n {
+            std::fs::write(
+                root.join(format!("f{i:02}.bin")),
+                random_bytes(5_000 + i, i as u64),
+            )
+            .expect("write");
+        }
+    }
+    s
+}
+
+#[track_caller]
+fn assert_same_dir(a: &Path, b: &Path, n: usize) {
+    for i in 0..n {
+        let name = format!("f{i:02}.bin");
+        assert_same_file(&a.join(&name), &b.join(&name));
+    }
+}
+
+#[test]
+fn parallel_transfers_stay_within_the_servers_connection_limit() {
+    let dir = common::tempdir();
+    // The server takes two connections from this address; mirror asks for four.
+    let s = limited_server(dir.path(), "2", 16);
+    for scheme in ["ftp", "sftp"] {
+        let err = mirror_summary(
+            &s,
+            &["-P", "4", &s.url(scheme, "/many"), &format!("down-{scheme}")],
+        );
+        assert!(err.contains("refused another connection"), "{err}");
+        assert!(err.contains("16 file(s) copied"), "{err}");
+        assert_same_dir(&s.files().join("many"), &s.local(&format!("down-{scheme}")), 16);
+        let err = mirror_summary(&s, &["-P", "4", "many", &s.url(scheme, &format!("/up-{scheme}"))]);
+        assert!(err.contains("16 file(s) copied"), "{err}");
+        assert_same_dir(&s.local("many"), &s.files().join(format!("up-{scheme}")), 16);
+    }
+    // put -j 4: every file arrives over the connections the server allowed.
+    let files: Vec<String> = (0..16)
+        .map(|i| s.local(&format!("many/f{i:02}.bin")).display().to_string())
+        .collect();
+    let mut args: Vec<&str> = vec!["put", "-j", "4"];
+    args.extend(files.iter().map(String::as_str));
+    s.ok(&["mkdir", &s.url("ftp", "/put-j")]);
+    let target = s.url("ftp", "/put-j/");
+    args.push(&target);
+    let out = s.client(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_same_dir(&s.local("many"), &s.files().join("put-j"), 16);
+
+    // --max-connections 1: one connection does it all, and nothing is refused.
+    let s1 = limited_server(&dir.path().join("one"), "1", 8);
+    let err = mirror_summary(
+        &s1,
+        &[
+            "-P",
+            "4",
+            "--max-connections",
+            "1",
+            &s1.url("ftp", "/many"),
+            "down-one",
+        ],
+    );
+    assert!(!err.contains("refused"), "{err}");
+    assert!(err.contains("8 file(s) copied"), "{err}");
+    assert_same_dir(&s1.files().join("many"), &s1.local("down-one"), 8);
 }

@@ -1,5 +1,6 @@
 //! `ferry get/put/ls/mirror` against third-party servers started on loopback by the tests: vsftpd
-//! (FTP and FTPS, which requires TLS session reuse on data connections), pyftpdlib (FTP with MLSD) and
+//! (FTP and FTPS, which requires TLS session reuse on data connections), pyftpdlib (FTP with MLSD, and
+//! FTPS with TLS 1.3 only) and
 //! OpenSSH sshd with sftp-server. The servers are installed by `scripts/install-test-deps.sh`; a missing
 //! one fails the test with that hint. vsftpd and sshd must run as root (privilege separation).
 
@@ -394,6 +395,94 @@ fn pyftpdlib_with_mlsd() {
         &format!("ftp://bob@127.0.0.1:{port}"),
         &served,
         true,
+    );
+}
+
+/// pyftpdlib serving FTPS with TLS 1.3 only (pyOpenSSL), for the client's version fallback.
+const PYFTPDLIB_TLS13_ONLY: &str = r#"
+import sys
+from OpenSSL import SSL
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+port, root, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+auth = DummyAuthorizer()
+auth.add_user("bob", "pyftp pw", root, perm="elradfmwMT")
+ctx = SSL.Context(SSL.TLS_METHOD)
+ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+ctx.use_certificate_chain_file(cert)
+ctx.use_privatekey_file(key)
+TLS_FTPHandler.ssl_context = ctx
+TLS_FTPHandler.authorizer = auth
+TLS_FTPHandler.tls_control_required = True
+TLS_FTPHandler.tls_data_required = True
+FTPServer(("127.0.0.1", port), TLS_FTPHandler).serve_forever()
+"#;
+
+/// The client offers TLS 1.2 first (its sessions resume on any number of data connections) and falls
+/// back to TLS 1.3 for a server that refuses 1.2: here pyftpdlib with TLS 1.3 only.
+#[test]
+fn pyftpdlib_ftps_with_tls13_only() {
+    let has = Command::new("python3")
+        .args(["-c", "import pyftpdlib, OpenSSL"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has,
+        "python3 with pyftpdlib and pyOpenSSL is not installed; {HINT}"
+    );
+    let dir = common::tempdir();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-days", "2", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "openssl could not make a certificate; {HINT}");
+    let script = dir.path().join("server.py");
+    std::fs::write(&script, PYFTPDLIB_TLS13_ONLY).expect("script");
+    let port = free_port();
+    let log = dir.path().join("pyftpdlib.log");
+    let mut daemon = Daemon(
+        Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .args([&served, &cert, &key])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start pyftpdlib"),
+    );
+    wait_port(port, &mut daemon, &log);
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    round_trip(
+        &home,
+        Some("pyftp pw"),
+        &format!("ftpes://bob@127.0.0.1:{port}"),
+        &served,
+        &["--trust-on-first-use", "--retries", "0"],
+    );
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        log.contains("SSL handshake failed"),
+        "the TLS 1.2 attempt should have been refused first: {log}"
     );
 }
 

@@ -85,6 +85,23 @@ impl Control {
         self.write(line.as_bytes(), verb).await
     }
 
+    /// Sends several commands in one write (pipelined); the caller reads their replies in order. Each
+    /// argument is checked as in [`Control::send`] before anything is written.
+    pub(crate) async fn send_all(&mut self, commands: &[(&str, Option<&str>)]) -> Result<()> {
+        let mut lines = String::new();
+        for (verb, arg) in commands {
+            lines.push_str(verb);
+            if let Some(arg) = arg {
+                check_arg(arg)?;
+                lines.push(' ');
+                lines.push_str(arg);
+            }
+            lines.push_str("\r\n");
+        }
+        let verbs = commands.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(" + ");
+        self.write(lines.as_bytes(), &verbs).await
+    }
+
     /// Sends `VERB secret` without the secret ever appearing in an error.
     pub(crate) async fn send_secret(&mut self, verb: &str, secret: &Secret) -> Result<()> {
         check_arg(secret.expose()).map_err(|_| Error::Usage("the password contains CR, LF or NUL".into()))?;

@@ -10,8 +10,20 @@ use crate::limits::{MAX_LISTING_ENTRIES, MAX_LISTING_LINE};
 use crate::remote::Progress;
 use crate::trust::tls::TlsContext;
 
-/// Copy buffer size.
+/// Largest copy buffer.
 const BUF: usize = 256 * 1024;
+
+/// First copy buffer: a transfer starts small and doubles its buffer each time a read fills it, up
+/// to [`BUF`]. A fresh zeroed 256 KiB buffer per file was the largest user-space cost of mirroring
+/// many small files (`perf`: memset, and glibc serving allocations that large with mmap/munmap).
+const FIRST_BUF: usize = 16 * 1024;
+
+/// Doubles `buf` (up to [`BUF`]) when the last read or write used all of it.
+fn grow(buf: &mut Vec<u8>, used: usize) {
+    if used == buf.len() && buf.len() < BUF {
+        buf.resize((buf.len() * 2).min(BUF), 0);
+    }
+}
 
 /// TLS handshake over `io` with `ctx` (its session cache makes data connections resume the control
 /// connection's session).
@@ -52,11 +64,11 @@ pub(crate) async fn copy_in(
     limit: u64,
     ascii: bool,
 ) -> Result<u64> {
-    let mut buf = vec![0u8; BUF];
+    let mut buf = vec![0u8; FIRST_BUF];
     let mut total = 0u64;
     let mut text = ascii.then(|| (ferry_proto::ascii::FromNetwork::new(), Vec::new()));
     while total < limit {
-        let want = usize::try_from(limit - total).unwrap_or(BUF).min(BUF);
+        let want = usize::try_from(limit - total).unwrap_or(BUF).min(buf.len());
         let n = match tokio::time::timeout(timeout, conn.read(&mut buf[..want])).await {
             Err(_) => return Err(stalled(timeout)),
             Ok(Ok(n)) => n,
@@ -80,6 +92,7 @@ pub(crate) async fn copy_in(
             .map_err(|e| Error::local("writing the local file", e))?;
         total += n as u64;
         progress(n as u64);
+        grow(&mut buf, n);
     }
     if let Some((mut conv, mut rest)) = text {
         rest.clear();
@@ -102,7 +115,7 @@ pub(crate) async fn copy_out(
     progress: &mut Progress<'_>,
     ascii: bool,
 ) -> Result<u64> {
-    let mut buf = vec![0u8; BUF];
+    let mut buf = vec![0u8; FIRST_BUF];
     let mut total = 0u64;
     let mut text = ascii.then(|| (ferry_proto::ascii::ToNetwork::new(), Vec::new()));
     loop {
@@ -129,6 +142,7 @@ pub(crate) async fn copy_out(
         }
         total += n as u64;
         progress(n as u64);
+        grow(&mut buf, n);
     }
 }
 
@@ -156,7 +170,7 @@ pub(crate) async fn finish_upload(conn: &mut Box<dyn Stream>, timeout: Duration)
 pub(crate) async fn read_lines(conn: &mut Box<dyn Stream>, timeout: Duration) -> Result<Vec<Vec<u8>>> {
     let mut lines = Vec::new();
     let mut current = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; FIRST_BUF];
     loop {
         let n = match tokio::time::timeout(timeout, conn.read(&mut buf)).await {
             Err(_) => return Err(stalled(timeout)),
@@ -188,9 +202,29 @@ pub(crate) async fn read_lines(conn: &mut Box<dyn Stream>, timeout: Duration) ->
                 current.push(b);
             }
         }
+        grow(&mut buf, n);
     }
     if !current.is_empty() {
         lines.push(current);
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{grow, BUF, FIRST_BUF};
+
+    #[test]
+    fn the_copy_buffer_doubles_only_when_filled_and_stops_at_its_limit() {
+        let mut buf = vec![0u8; FIRST_BUF];
+        grow(&mut buf, FIRST_BUF - 1);
+        assert_eq!(buf.len(), FIRST_BUF);
+        grow(&mut buf, FIRST_BUF);
+        assert_eq!(buf.len(), 2 * FIRST_BUF);
+        for _ in 0..10 {
+            let full = buf.len();
+            grow(&mut buf, full);
+        }
+        assert_eq!(buf.len(), BUF);
+    }
 }

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::names::check_arg;
 use crate::remote::{Checksum, Entry, Progress};
 use crate::secret::Secret;
-use crate::trust::tls::TlsContext;
+use crate::trust::tls::{TlsContext, TlsVersions};
 use crate::trust::TrustOptions;
 use crate::url::{RemoteUrl, Scheme};
 
@@ -90,6 +90,30 @@ impl FtpClient {
         password: &Secret,
         opts: &FtpOptions,
     ) -> Result<FtpClient> {
+        // TLS 1.2 first (its session resumes on every data connection; see `TlsVersions`), then
+        // TLS 1.3 for a server that refuses 1.2.
+        match Self::connect_with(url, user, password, opts, TlsVersions::Tls12).await {
+            Err(Error::Tls(first)) if url.scheme != Scheme::Ftp => {
+                Self::connect_with(url, user, password, opts, TlsVersions::Tls13)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Tls(second) => {
+                            Error::Tls(format!("{second} (and with TLS 1.2 only: {first})"))
+                        }
+                        other => other,
+                    })
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_with(
+        url: &RemoteUrl,
+        user: &str,
+        password: &Secret,
+        opts: &FtpOptions,
+        versions: TlsVersions,
+    ) -> Result<FtpClient> {
         check_arg(user)?;
         check_arg(password.expose())
             .map_err(|_| Error::Usage("the password contains CR, LF or NUL; refusing to send it".into()))?;
@@ -102,7 +126,12 @@ impl FtpClient {
             .map_err(|e| Error::io(format!("connecting to {}", url.authority()), e))?;
         let tls = match url.scheme {
             Scheme::Ftp => None,
-            Scheme::Ftpes | Scheme::Ftps => Some(TlsContext::new(&url.host, url.port, &opts.trust)?),
+            Scheme::Ftpes | Scheme::Ftps => Some(TlsContext::with_versions(
+                &url.host,
+                url.port,
+                &opts.trust,
+                versions,
+            )?),
             Scheme::Sftp => return Err(Error::Usage("sftp:// URLs need the SFTP client".into())),
         };
         let stream: Box<dyn Stream> = match (&tls, url.scheme) {
@@ -416,16 +445,7 @@ impl FtpClient {
                 self.features.hash_selected = Some(algorithm);
             }
             let r = self.cmd("HASH", Some(path)).await?;
-            return match r.code() {
-                // A reply in another form than the draft's is no checksum (servers differ), not an error.
-                ReplyCode::FILE_STATUS => Ok(ferry_proto::hash::parse_hash_reply(&r.text())
-                    .filter(|h| h.algorithm == algorithm && h.start == 0)
-                    .map(|h| Checksum {
-                        algorithm,
-                        digest: h.digest,
-                    })),
-                _ => declined(&r, "HASH", path),
-            };
+            return hash_reply(&r, algorithm, path);
         }
         let Some(algorithm) = PREFERENCE.into_iter().find(|a| self.features.xhash.contains(a)) else {
             return Ok(None);
@@ -437,6 +457,38 @@ impl FtpClient {
         }
         Ok(ferry_proto::hash::parse_xhash_reply(algorithm, &r.text())
             .map(|digest| Checksum { algorithm, digest }))
+    }
+
+    /// `MFMT` and then the checksum of `path` ([`FtpClient::checksum`]) in one round trip: when the
+    /// server offers `MFMT` and `HASH` with the preferred algorithm already selected, both commands go
+    /// out in one write and their replies are read in order (a mirror's upload saves a round trip per
+    /// file); otherwise one after the other. Returns whether the time was set, and the checksum's result
+    /// (its own errors, such as a file the server no longer shows, do not hide the time's).
+    ///
+    /// # Errors
+    ///
+    /// Connection errors and timeouts.
+    pub async fn set_modified_and_checksum(
+        &mut self,
+        path: &str,
+        t: SystemTime,
+    ) -> Result<(bool, Result<Option<Checksum>>)> {
+        check_arg(path)?;
+        let algorithm = PREFERENCE.into_iter().find(|a| self.features.hash.contains(a));
+        let pipelined = match algorithm {
+            Some(a) if self.features.mfmt && self.features.hash_selected == Some(a) => a,
+            _ => {
+                let set = self.set_modified(path, t).await?;
+                return Ok((set, self.checksum(path).await));
+            }
+        };
+        let mfmt = format!("{} {path}", ferry_proto::listing::format_mdtm(t));
+        self.control
+            .send_all(&[("MFMT", Some(mfmt.as_str())), ("HASH", Some(path))])
+            .await?;
+        let set = self.control.reply().await?.code() == ReplyCode::FILE_STATUS;
+        let r = self.control.reply().await?;
+        Ok((set, hash_reply(&r, pipelined, path)))
     }
 
     /// Says goodbye (`QUIT`), ignoring the answer.
@@ -689,6 +741,20 @@ async fn accept_from(
             return Ok(conn);
         }
         drop(conn);
+    }
+}
+
+/// The checksum in a `HASH` reply for `algorithm`. A reply in another form than the draft's is no
+/// checksum (servers differ), not an error.
+fn hash_reply(r: &Reply, algorithm: Algorithm, path: &str) -> Result<Option<Checksum>> {
+    match r.code() {
+        ReplyCode::FILE_STATUS => Ok(ferry_proto::hash::parse_hash_reply(&r.text())
+            .filter(|h| h.algorithm == algorithm && h.start == 0)
+            .map(|h| Checksum {
+                algorithm,
+                digest: h.digest,
+            })),
+        _ => declined(r, "HASH", path),
     }
 }
 

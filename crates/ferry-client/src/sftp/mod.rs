@@ -10,6 +10,7 @@
 
 mod packet;
 mod ssh;
+pub use ssh::key_is_encrypted;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ pub struct SftpOptions {
     pub identities: Vec<PathBuf>,
     /// An SSH agent's socket; its keys are tried before the files.
     pub agent: Option<PathBuf>,
+    /// The passphrase of passphrase-protected key files in `identities`.
+    pub key_passphrase: Option<Secret>,
 }
 
 /// A logged-in SFTP session.
@@ -102,6 +105,7 @@ impl SftpClient {
             user,
             password,
             &opts.identities,
+            opts.key_passphrase.as_ref(),
             opts.agent.as_deref(),
             &opts.trust,
             opts.timeout,

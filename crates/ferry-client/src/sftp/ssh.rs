@@ -198,12 +198,42 @@ fn aes_hardware() -> bool {
     }
 }
 
+/// Reads the private key at `path`, decrypting it with `passphrase` when it is protected; `Err` says
+/// why it cannot be used (for the authentication error).
+fn load_key(
+    path: &Path,
+    passphrase: Option<&Secret>,
+) -> std::result::Result<russh::keys::PrivateKey, String> {
+    match russh::keys::load_secret_key(path, None) {
+        Ok(key) => Ok(key),
+        Err(russh::keys::Error::KeyIsEncrypted) => match passphrase {
+            None => Err(
+                "passphrase-protected: give its passphrase in $FERRY_KEY_PASSPHRASE, run on a terminal to be asked, or add the key to ssh-agent"
+                    .into(),
+            ),
+            Some(p) => russh::keys::load_secret_key(path, Some(p.expose()))
+                .map_err(|_| "passphrase-protected, and the passphrase given does not decrypt it".into()),
+        },
+        Err(russh::keys::Error::IO(e)) => Err(format!("unreadable: {e}")),
+        Err(e) => Err(format!("not a private key this client reads: {e}")),
+    }
+}
+
+/// Whether the private key file at `path` is passphrase-protected (`false` when it is unreadable or
+/// not a key: the login attempt reports that).
+pub fn key_is_encrypted(path: &Path) -> bool {
+    matches!(
+        russh::keys::load_secret_key(path, None),
+        Err(russh::keys::Error::KeyIsEncrypted)
+    )
+}
+
 /// Most agent keys offered: servers count every attempt (OpenSSH's MaxAuthTries is 6), and the key
 /// files and the password come after them.
 const MAX_AGENT_KEYS: usize = 4;
 
-/// Connects, checks the host key and logs in: the agent's keys, each key in `identities` (that loads
-/// without a passphrase), then `password` if given.
+/// Connects, checks the host key and logs in: the agent's keys, each key in `identities` (a
+/// passphrase-protected one decrypted with `passphrase`), then `password` if given.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn connect(
     host: &str,
@@ -211,6 +241,7 @@ pub(crate) async fn connect(
     user: &str,
     password: Option<&Secret>,
     identities: &[PathBuf],
+    passphrase: Option<&Secret>,
     agent: Option<&Path>,
     trust: &TrustOptions,
     timeout: Duration,
@@ -264,9 +295,12 @@ pub(crate) async fn connect(
             }
         }
         for path in identities {
-            let Ok(key) = russh::keys::load_secret_key(path, None) else {
-                tried.push(format!("{} (unreadable or passphrase-protected)", path.display()));
-                continue;
+            let key = match load_key(path, passphrase) {
+                Ok(key) => key,
+                Err(why) => {
+                    tried.push(format!("{} ({why})", path.display()));
+                    continue;
+                }
             };
             let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
             let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);

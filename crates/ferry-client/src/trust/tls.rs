@@ -12,6 +12,25 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use super::{append_line, Fingerprint, TrustOptions};
 use crate::error::{Error, Result};
 
+/// The TLS versions a control connection offers.
+///
+/// FTPS needs one resumption of the control connection's session per data connection (servers refuse
+/// data connections that do not resume it). A TLS 1.2 session can be resumed any number of times; a
+/// TLS 1.3 ticket only once in rustls, and servers rightly send no new ticket on a connection the client
+/// only writes to, so a session of uploads over TLS 1.3 runs out of tickets after the few sent at login.
+/// ferry therefore offers TLS 1.2 first and TLS 1.3 only to servers that refuse 1.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersions {
+    /// TLS 1.2 only (ECDHE key exchange and AEAD ciphers only, as rustls offers them).
+    Tls12,
+    /// TLS 1.3 and 1.2 (the server chooses, so 1.3 where it has it).
+    Tls13,
+}
+
+static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+static TLS13_AND_12: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
 /// A TLS client configuration for one control connection and its data connections.
 #[derive(Debug, Clone)]
 pub struct TlsContext {
@@ -30,6 +49,20 @@ impl TlsContext {
     /// [`Error::Usage`] for a host that is not a valid DNS name or IP address, [`Error::Tls`] when no
     /// protocol version can be configured.
     pub fn new(host: &str, port: u16, trust: &TrustOptions) -> Result<TlsContext> {
+        Self::with_versions(host, port, trust, TlsVersions::Tls13)
+    }
+
+    /// A fresh context for `host:port` offering `versions`.
+    ///
+    /// # Errors
+    ///
+    /// As [`TlsContext::new`].
+    pub fn with_versions(
+        host: &str,
+        port: u16,
+        trust: &TrustOptions,
+        versions: TlsVersions,
+    ) -> Result<TlsContext> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let verifier = Arc::new(Verifier {
             webpki: system_verifier(&provider),
@@ -39,7 +72,10 @@ impl TlsContext {
             refusal: Mutex::new(None),
         });
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(match versions {
+                TlsVersions::Tls12 => TLS12_ONLY,
+                TlsVersions::Tls13 => TLS13_AND_12,
+            })
             .map_err(|e| Error::Tls(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())

@@ -2,6 +2,7 @@
 
 mod digests;
 mod fast;
+mod homes;
 mod list;
 mod meta;
 mod positional;
@@ -36,6 +37,8 @@ use crate::{EntryKind, StoredDigests, VPath};
 /// symlinks and `..` can never lead outside it (escapes fail with `PermissionDenied`); blocking
 /// calls run on Tokio's blocking pool, except short ones known not to wait for a device (opening a
 /// file whose path the kernel has cached; small uploads on tmpfs), which run where they are called.
+/// [`Storage::scoped`] homes share one handle among the sessions that hold the same home, so an idle
+/// session costs no descriptor of its own here.
 ///
 /// Uploads in [`WriteMode::New`](crate::WriteMode::New) are written to a temporary file in the
 /// target directory (named with [`TEMP_PREFIX`](crate::TEMP_PREFIX)) and renamed into place on
@@ -49,6 +52,8 @@ use crate::{EntryKind, StoredDigests, VPath};
 #[derive(Clone)]
 pub struct LocalFs {
     root: Arc<Dir>,
+    /// Handles on the homes below `root` that sessions hold, shared by the sessions of one home.
+    homes: Arc<homes::Homes>,
     /// Whether uploads compute SHA-256, MD5 and CRC-32 and keep them beside the file.
     keep_checksums: bool,
     /// What the root is on: which short operations skip the blocking pool (see `fast`).
@@ -70,6 +75,7 @@ impl LocalFs {
         Ok(LocalFs {
             medium: fast::Medium::of(&dir),
             root: Arc::new(dir),
+            homes: Arc::default(),
             keep_checksums: true,
         })
     }
@@ -107,7 +113,7 @@ impl Storage for LocalFs {
             hard_links: false,
             space: true,
             zero_copy_read: true,
-            zero_copy_write: false,
+            zero_copy_write: true,
             resume: true,
         }
     }
@@ -267,19 +273,18 @@ impl Storage for LocalFs {
 
     async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>> {
         let rel = HostPath::check(home)?.rel();
+        let homes = Arc::clone(&self.homes);
         let (dir, medium) = self
             .run(move |root| {
-                if create {
-                    root.create_dir_all(&rel)?;
-                }
-                let dir = root.open_dir(rel)?;
+                let dir = homes.open(root, &rel, create)?;
                 // The home may be a mount of its own.
                 let medium = fast::Medium::of(&dir);
                 Ok((dir, medium))
             })
             .await?;
         Ok(Arc::new(LocalFs {
-            root: Arc::new(dir),
+            root: dir,
+            homes: Arc::default(),
             keep_checksums: self.keep_checksums,
             medium,
         }))

@@ -238,6 +238,22 @@ impl FileWriter for LocalWriter {
         blocking(move || finish(file, pending, digester, &last).map(|()| written)).await
     }
 
+    fn zero_copy(&mut self) -> Option<std::fs::File> {
+        // Only a new file, whose bytes go to a temp file until commit; checksums need the bytes.
+        if self.pending.is_none() || self.digester.is_some() {
+            return None;
+        }
+        self.file.as_ref()?.try_clone().ok()
+    }
+
+    fn zero_copy_written(&mut self, n: u64) -> Result<()> {
+        if self.pending.is_none() || self.file.is_none() {
+            return Err(ErrorKind::Unsupported.into());
+        }
+        self.written += n;
+        Ok(())
+    }
+
     async fn abort(mut self: Box<Self>) {
         let _ = self.close().await;
         if let Some(pending) = self.pending.take() {

@@ -305,6 +305,24 @@ impl FileWriter for UploadWriter {
         }
         self.end(Err(None));
     }
+
+    fn zero_copy(&mut self) -> Option<std::fs::File> {
+        // A limited upload is paced buffer by buffer.
+        if self.fs.inner.rates.upload.is_limited() {
+            return None;
+        }
+        self.inner.as_mut()?.zero_copy()
+    }
+
+    fn zero_copy_written(&mut self, n: u64) -> Result<()> {
+        self.writer()?.zero_copy_written(n)?;
+        // Reserved after the fact: the bytes are in the temp file, which an upload over quota
+        // never commits.
+        self.reserve(n)?;
+        self.bytes += n;
+        self.ticket.size += n;
+        Ok(())
+    }
 }
 
 impl Drop for UploadWriter {

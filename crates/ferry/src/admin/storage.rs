@@ -391,6 +391,15 @@ impl FileWriter for MeteredWriter {
     async fn abort(self: Box<Self>) {
         self.inner.abort().await;
     }
+
+    fn zero_copy(&mut self) -> Option<std::fs::File> {
+        self.inner.zero_copy()
+    }
+
+    fn zero_copy_written(&mut self, n: u64) -> Result<()> {
+        let r = self.inner.zero_copy_written(n);
+        self.meter.check(Op::Write, r)
+    }
 }
 
 /// A positional file whose failures count as `open` errors and whose commit is a `commit` (when

@@ -73,6 +73,12 @@ pub struct ClientOptions {
     #[arg(long, help_heading = "Connection")]
     pub ascii: bool,
 
+    /// Most connections open at once to the server: `put -j`, `mirror --parallel` and `get -n` above it
+    /// are lowered to it. When the server refuses a further connection (too many), the transfer
+    /// continues over the connections it has.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), help_heading = "Connection")]
+    pub max_connections: u16,
+
     /// Seconds to wait for connecting, a reply, or a stalled transfer.
     #[arg(long, value_name = "SECS", default_value_t = 30, help_heading = "Connection")]
     pub timeout: u64,

@@ -8,9 +8,12 @@ use ferry_client::names::{join_remote, remote_basename};
 use ferry_client::url::RemoteUrl;
 use ferry_client::{Entry, Error, Remote};
 use ferry_proto::listing::EntryKind;
+use std::io::Seek;
+
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::args::{ClientCommand, GetArgs, LsArgs, MvArgs, PathsArgs, PutArgs};
+use super::local::LocalFile;
 use super::output::{bar, human_time, json_line, json_str, json_time};
 use super::session::Ctx;
 use super::Exit;
@@ -135,6 +138,7 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
 /// Downloads `url` into `local` in `n` segments over `n` connections: each writes its byte range of a
 /// temporary file of the final size, renamed over `local` once every segment is complete.
 async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u64, Error> {
+    let n = n.min(ctx.opts.max_connections);
     let shown = local.display().to_string();
     let mut first = ctx.connect(url).await?;
     let size = first
@@ -230,22 +234,20 @@ pub async fn download(
         ctx.tick(n);
     };
     let result = if resume {
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(local)
-            .await
             .map_err(|e| Error::local(format!("opening {shown}"), e))?;
         let have = file
             .metadata()
-            .await
             .map_err(|e| Error::local(format!("reading {shown}"), e))?
             .len();
         pb.inc(have);
         if size.is_some_and(|s| s == have) {
             Ok(0)
         } else {
-            let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), file);
+            let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), LocalFile(file));
             match remote.get(path, have, &mut out, &mut progress).await {
                 Ok(n) => out
                     .flush()
@@ -261,11 +263,10 @@ pub async fn download(
         }
     } else {
         let tmp = temp_name(local);
-        let file = tokio::fs::File::create(&tmp)
-            .await
+        let file = std::fs::File::create(&tmp)
             .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
         part_started(&tmp);
-        let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), file);
+        let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), LocalFile(file));
         let r = remote.get(path, 0, &mut out, &mut progress).await;
         let r = match r {
             Ok(n) => out
@@ -275,17 +276,16 @@ pub async fn download(
                 .map_err(|e| Error::local(format!("writing {shown}"), e)),
             Err(e) => Err(e),
         };
-        let file = out.into_inner();
-        let synced = file.sync_all().await;
+        let LocalFile(file) = out.into_inner();
+        let synced = file.sync_all();
         drop(file);
         part_done(&tmp);
         match (r, synced) {
-            (Ok(n), Ok(())) => tokio::fs::rename(&tmp, local)
-                .await
+            (Ok(n), Ok(())) => std::fs::rename(&tmp, local)
                 .map(|()| n)
                 .map_err(|e| Error::local(format!("renaming {} to {shown}", tmp.display()), e)),
             (r, synced) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                let _ = std::fs::remove_file(&tmp);
                 r.and_then(|n| {
                     synced
                         .map(|()| n)
@@ -298,10 +298,10 @@ pub async fn download(
     result
 }
 
-/// Size of the buffer between a transfer and its local file. An SFTP transfer hands over data in
-/// pieces of its request size (32 KiB with servers that do not state larger limits), and every read or
-/// write of a `tokio::fs::File` is a round trip to a blocking thread: a 1 MiB buffer makes that one
-/// round trip per MiB (small files get a buffer of their size). FTP copies in 256 KiB pieces already:
+/// Size of the buffer between a transfer and its local file ([`LocalFile`]: read and written in place).
+/// An SFTP transfer hands over data in pieces of its request size (32 KiB with servers that do not
+/// state larger limits): a 1 MiB buffer makes that one system call per MiB (small files get a buffer
+/// of their size). FTP copies in 256 KiB pieces already:
 /// no buffer (0: a download's writes go straight through its `BufWriter`, an upload reads the file
 /// directly), which saves a copy of every byte.
 fn io_buffer(remote: &Remote, size: Option<u64>) -> usize {
@@ -361,7 +361,6 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
         || url.path.ends_with('/')
         || url.path == "."
         || matches!(remote.try_stat(&url.path).await?, Some(e) if e.kind == EntryKind::Dir);
-    remote.close().await;
     let jobs: VecDeque<(PathBuf, String)> = locals
         .iter()
         .map(PathBuf::from)
@@ -378,7 +377,7 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
             (local, path)
         })
         .collect();
-    let workers = usize::from(a.jobs).min(jobs.len());
+    let workers = ctx.connections(a.jobs, jobs.len());
     let bytes = jobs
         .iter()
         .filter_map(|(l, _)| std::fs::metadata(l).ok())
@@ -389,9 +388,14 @@ async fn put(a: PutArgs) -> Result<Exit, Error> {
     ctx.total = Some(total.clone());
     let queue = Arc::new(Mutex::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
+    // The connection that looked at the target uploads too: one login fewer.
+    let mut first = Some(remote);
     for _ in 0..workers {
-        let (ctx, url, queue) = (ctx.clone(), url.clone(), queue.clone());
-        tasks.spawn(put_worker(ctx, url, queue, a.resume));
+        let (ctx, url, queue, conn) = (ctx.clone(), url.clone(), queue.clone(), first.take());
+        tasks.spawn(put_worker(ctx, url, queue, a.resume, conn));
+    }
+    if let Some(unused) = first {
+        unused.close().await;
     }
     let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
     while let Some(done) = tasks.join_next().await {
@@ -418,9 +422,18 @@ async fn put_worker(
     url: RemoteUrl,
     queue: Arc<Mutex<VecDeque<(PathBuf, String)>>>,
     resume: bool,
+    conn: Option<Remote>,
 ) -> (usize, usize, Option<Error>) {
     let (mut ok, mut failed, mut last_err) = (0usize, 0usize, None);
-    let mut remote: Option<Remote> = None;
+    // The first worker has the connection that looked at the target; the others add theirs if the
+    // server allows.
+    let mut remote = match conn {
+        Some(c) => Some(c),
+        None => match ctx.extra_connection(&url).await {
+            Some(c) => Some(c),
+            None => return (ok, failed, last_err),
+        },
+    };
     while let Some((local, path)) = next_upload(&queue) {
         let mut attempt = 0u32;
         let result = loop {
@@ -477,12 +490,9 @@ pub async fn upload(
     resume: bool,
 ) -> Result<u64, Error> {
     let shown = local.display().to_string();
-    let mut file = tokio::fs::File::open(local)
-        .await
-        .map_err(|e| Error::local(format!("opening {shown}"), e))?;
+    let mut file = std::fs::File::open(local).map_err(|e| Error::local(format!("opening {shown}"), e))?;
     let len = file
         .metadata()
-        .await
         .map_err(|e| Error::local(format!("reading {shown}"), e))?
         .len();
     let offset = if resume {
@@ -498,9 +508,11 @@ pub async fn upload(
     if resume && offset == len && len > 0 {
         return Ok(0);
     }
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| Error::local(format!("reading {shown}"), e))?;
+    if offset > 0 {
+        file.seek(std::io::SeekFrom::Start(offset))
+            .map_err(|e| Error::local(format!("reading {shown}"), e))?;
+    }
+    let mut file = LocalFile(file);
     let pb = bar(&shown, Some(len), ctx.opts.quiet || ctx.opts.json);
     pb.inc(offset);
     let mut progress = |n: u64| {

@@ -13,6 +13,9 @@ use super::args::ClientOptions;
 /// The environment variable holding the password.
 pub const PASSWORD_ENV: &str = "FERRY_PASSWORD";
 
+/// The environment variable holding the passphrase of passphrase-protected SSH key files.
+pub const KEY_PASSPHRASE_ENV: &str = "FERRY_KEY_PASSPHRASE";
+
 /// Credentials for `url`, without prompting.
 pub fn resolve(url: &RemoteUrl, opts: &ClientOptions) -> Credentials {
     let netrc = home().and_then(|h| std::fs::read_to_string(h.join(".netrc")).ok());
@@ -59,12 +62,32 @@ pub fn resolve(url: &RemoteUrl, opts: &ClientOptions) -> Credentials {
     let agent = std::env::var_os("SSH_AUTH_SOCK")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from);
+    let key_passphrase = std::env::var(KEY_PASSPHRASE_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(Secret::new);
     Credentials {
         user,
         password,
         identities,
         agent,
+        key_passphrase,
     }
+}
+
+/// Asks on the terminal (no echo) for the passphrase of the first passphrase-protected key file among
+/// `identities`; `None` when none is protected or standard input is not a terminal.
+pub fn prompt_key_passphrase(identities: &[PathBuf]) -> Option<Secret> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let key = identities
+        .iter()
+        .find(|p| ferry_client::sftp::key_is_encrypted(p))?;
+    rpassword::prompt_password(format!("Passphrase for key {}: ", key.display()))
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(Secret::new)
 }
 
 /// Asks for the password on the terminal (no echo); `None` when standard input is not a terminal.

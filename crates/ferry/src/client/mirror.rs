@@ -153,7 +153,6 @@ pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
             tally.fail(rel, e);
         }
     }
-    remote.close().await;
     let bytes = plan.copies.iter().filter_map(|(_, n)| n.size).sum();
     let total = super::output::Total::new(plan.copies.len(), bytes, ctx.opts.quiet || ctx.opts.json);
     let mut copy_ctx = ctx.clone();
@@ -165,7 +164,8 @@ pub async fn run(a: MirrorArgs) -> Result<Exit, Error> {
         dir,
         verify: checksums,
     };
-    copy_all(job, plan.copies, a.parallel, &tally).await;
+    // The listing's connection becomes the first worker's: one login fewer.
+    copy_all(job, plan.copies, remote, a.parallel, &tally).await;
     total.finish();
     if !plan.deletes.is_empty() {
         let mut remote = ctx.connect(&url).await?;
@@ -493,18 +493,29 @@ struct Job {
     verify: bool,
 }
 
-async fn copy_all(job: Job, copies: Vec<(String, Node)>, parallel: u16, tally: &Arc<Tally>) {
-    let workers = usize::from(parallel).min(copies.len());
+/// Copies over `parallel` connections; `first` (already logged in) serves the first worker.
+async fn copy_all(job: Job, copies: Vec<(String, Node)>, first: Remote, parallel: u16, tally: &Arc<Tally>) {
+    let workers = job.ctx.connections(parallel, copies.len());
+    if workers == 0 {
+        first.close().await;
+        return;
+    }
     let queue = Arc::new(Mutex::new(VecDeque::from(copies)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut first = Some(first);
     for _ in 0..workers {
-        let (job, queue, tally) = (job.clone(), queue.clone(), tally.clone());
-        tasks.spawn(async move { worker(job, queue, tally).await });
+        let (job, queue, tally, conn) = (job.clone(), queue.clone(), tally.clone(), first.take());
+        tasks.spawn(async move { worker(job, queue, tally, conn).await });
     }
     while tasks.join_next().await.is_some() {}
 }
 
-async fn worker(job: Job, queue: Arc<Mutex<VecDeque<(String, Node)>>>, tally: Arc<Tally>) {
+async fn worker(
+    job: Job,
+    queue: Arc<Mutex<VecDeque<(String, Node)>>>,
+    tally: Arc<Tally>,
+    conn: Option<Remote>,
+) {
     let Job {
         ctx,
         url,
@@ -512,15 +523,37 @@ async fn worker(job: Job, queue: Arc<Mutex<VecDeque<(String, Node)>>>, tally: Ar
         dir,
         verify,
     } = job;
-    let mut remote: Option<Remote> = None;
+    // The first worker has the listing's connection; the others add theirs if the server allows.
+    let mut remote = match conn {
+        Some(c) => Some(c),
+        None => match ctx.extra_connection(&url).await {
+            Some(c) => Some(c),
+            None => return,
+        },
+    };
     while let Some((rel, node)) = next_job(&queue) {
         let path = join_remote(&url.path, &rel);
         let file = local_path(&local, &rel);
         let mut attempt = 0u32;
         let result = loop {
-            let mut r = copy_one(&ctx, &url, &mut remote, dir, &path, &file, &node, attempt > 0).await;
+            let copied = copy_one(
+                &ctx,
+                &url,
+                &mut remote,
+                dir,
+                &path,
+                &file,
+                &node,
+                attempt > 0,
+                verify,
+            )
+            .await;
+            let (mut r, fetched) = match copied {
+                Ok((n, fetched)) => (Ok(n), fetched),
+                Err(e) => (Err(e), None),
+            };
             if let (Ok(_), true, Some(conn)) = (&r, verify, remote.as_mut()) {
-                match verify_copy(conn, dir, &path, &file).await {
+                match verify_copy(conn, dir, &path, &file, fetched).await {
                     Ok(true) => {
                         tally.verified.fetch_add(1, Ordering::Relaxed);
                     }
@@ -561,10 +594,21 @@ async fn worker(job: Job, queue: Arc<Mutex<VecDeque<(String, Node)>>>, tally: Ar
 
 /// Compares the copy with the original by the server's checksum: `Ok(true)` when they match, `Ok(false)`
 /// when the server gives none for this file. On a mismatch the copy is removed (so that a retry starts
-/// over instead of resuming a bad file) and a retryable error returned.
-async fn verify_copy(remote: &mut Remote, dir: Direction, path: &str, file: &Path) -> Result<bool, Error> {
+/// over instead of resuming a bad file) and a retryable error returned. `fetched` is the server's answer
+/// when it came with the copy already (an upload's `MFMT` + `HASH`).
+async fn verify_copy(
+    remote: &mut Remote,
+    dir: Direction,
+    path: &str,
+    file: &Path,
+    fetched: Option<Result<Option<Checksum>, Error>>,
+) -> Result<bool, Error> {
+    let answer = match fetched {
+        Some(answer) => answer,
+        None => remote.checksum(path).await,
+    };
     // A file the server no longer shows (an upload directory that takes files away) cannot be checked.
-    let theirs = match remote.checksum(path).await {
+    let theirs = match answer {
         Err(Error::NotFound(_)) => return Ok(false),
         other => other?,
     };
@@ -608,7 +652,8 @@ async fn copy_one(
     file: &Path,
     node: &Node,
     resume: bool,
-) -> Result<u64, Error> {
+    verify: bool,
+) -> Result<(u64, Option<Result<Option<Checksum>, Error>>), Error> {
     if remote.is_none() {
         *remote = Some(ctx.connect(url).await?);
     }
@@ -623,14 +668,22 @@ async fn copy_one(
                     let _ = f.set_modified(t);
                 }
             }
-            Ok(n)
+            Ok((n, None))
         }
         Direction::Upload => {
             let n = upload(ctx, r, file, path, resume).await?;
-            if let Some(t) = node.modified {
-                r.set_modified(path, t).await?;
+            match node.modified {
+                // The time and the checksum in one round trip.
+                Some(t) if verify => {
+                    let (_, theirs) = r.set_modified_and_checksum(path, t).await?;
+                    Ok((n, Some(theirs)))
+                }
+                Some(t) => {
+                    r.set_modified(path, t).await?;
+                    Ok((n, None))
+                }
+                None => Ok((n, None)),
             }
-            Ok(n)
         }
     }
 }

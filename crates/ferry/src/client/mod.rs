@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod creds;
 mod history;
+mod local;
 mod mirror;
 mod output;
 mod session;
@@ -16,6 +17,8 @@ mod shell;
 use std::process::ExitCode;
 
 pub use args::ClientCommand;
+pub(crate) use args::ClientOptions;
+pub(crate) use session::Ctx;
 
 /// Exit codes of the client commands (docs/client.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

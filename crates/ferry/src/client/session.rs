@@ -1,14 +1,15 @@
 //! Connecting with the user's trust settings and credentials, with retries on transient failures.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ferry_client::remote::{ConnectOptions, Credentials};
 use ferry_client::trust::{config_dir, Confirm, Fingerprint, TrustOptions};
 use ferry_client::url::{RemoteUrl, Scheme};
-use ferry_client::{Error, Remote};
+use ferry_client::{Error, Remote, Secret};
 
 use super::args::ClientOptions;
 use super::creds;
@@ -22,6 +23,11 @@ pub struct Ctx {
     pub tick: Option<Tick>,
     /// The total bar of a multi-file operation.
     pub total: Option<super::output::Total>,
+    /// The SSH key passphrase asked for on the terminal, asked once for every connection of this run.
+    asked_passphrase: Arc<OnceLock<Option<Secret>>>,
+    /// Passwords asked for on the terminal, by `user@host:port`: asked once for every connection of
+    /// this run to that server (never sent to another).
+    asked_passwords: Arc<Mutex<HashMap<String, Secret>>>,
 }
 
 /// A second progress observer, besides the progress bar.
@@ -88,6 +94,8 @@ impl Ctx {
             },
             tick: None,
             total: None,
+            asked_passphrase: Arc::new(OnceLock::new()),
+            asked_passwords: Arc::default(),
         })
     }
 
@@ -114,8 +122,26 @@ impl Ctx {
             Scheme::Sftp => creds.identities.is_empty() && creds.agent.is_none(),
             _ => creds.user != "anonymous" && creds.user != "ftp",
         };
+        if url.scheme == Scheme::Sftp && creds.key_passphrase.is_none() {
+            creds.key_passphrase = self
+                .asked_passphrase
+                .get_or_init(|| creds::prompt_key_passphrase(&creds.identities))
+                .clone();
+        }
         if creds.password.is_none() && wants_password {
-            creds.password = creds::prompt(url, &creds.user);
+            let key = format!("{}@{}", creds.user, url.authority());
+            let asked = self
+                .asked_passwords
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).cloned());
+            creds.password = asked.or_else(|| {
+                let pw = creds::prompt(url, &creds.user)?;
+                if let Ok(mut m) = self.asked_passwords.lock() {
+                    m.insert(key, pw.clone());
+                }
+                Some(pw)
+            });
             if creds.password.is_none() && url.scheme != Scheme::Sftp {
                 return Err(Error::Auth(format!(
                     "no password for {}: put it in ${}, in ~/.netrc, or run on a terminal to be asked",
@@ -137,6 +163,64 @@ impl Ctx {
                 }
             }
             other => other,
+        }
+    }
+
+    /// For callers that open many sessions themselves (`ferry bench`): the credentials for `url`, a
+    /// password asked for at most once, and the connection options. No retries happen on this path.
+    pub fn credentials_once(&self, url: &RemoteUrl) -> Result<(Credentials, ConnectOptions), Error> {
+        let mut creds = creds::resolve(url, &self.opts);
+        let wants_password = match url.scheme {
+            Scheme::Sftp => creds.identities.is_empty() && creds.agent.is_none(),
+            _ => creds.user != "anonymous" && creds.user != "ftp",
+        };
+        if creds.password.is_none() && wants_password {
+            creds.password = creds::prompt(url, &creds.user);
+            if creds.password.is_none() && url.scheme != Scheme::Sftp {
+                return Err(Error::Auth(format!(
+                    "no password for {}: put it in ${}, in ~/.netrc, or run on a terminal to be asked",
+                    creds.user,
+                    creds::PASSWORD_ENV
+                )));
+            }
+        }
+        Ok((creds, self.connect.clone()))
+    }
+
+    /// How many connections a multi-connection operation opens: `wanted` (its `-j`/`-P`/`-n`), at
+    /// most `--max-connections`, and no more than it has `items` to spread.
+    pub fn connections(&self, wanted: u16, items: usize) -> usize {
+        usize::from(wanted.min(self.opts.max_connections)).min(items)
+    }
+
+    /// One more connection for a parallel operation that already holds one: a single attempt, no
+    /// retries. A refusal (typically the server's limit of connections per client) is not an error of
+    /// the operation, which continues over the connections it has: `None`, with a note.
+    pub async fn extra_connection(&self, url: &RemoteUrl) -> Option<Remote> {
+        let mut creds = creds::resolve(url, &self.opts);
+        if url.scheme == Scheme::Sftp && creds.key_passphrase.is_none() {
+            creds.key_passphrase = self.asked_passphrase.get().cloned().flatten();
+        }
+        let key = format!("{}@{}", creds.user, url.authority());
+        if let Some(pw) = self
+            .asked_passwords
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            creds.password.get_or_insert(pw);
+        }
+        match self.connect_once(url, creds).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                if !EXTRA_REFUSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!(
+                        "ferry: note: {} refused another connection ({e}); continuing over fewer connections",
+                        url.authority()
+                    );
+                }
+                None
+            }
         }
     }
 
@@ -179,6 +263,9 @@ impl Ctx {
         tokio::time::sleep(wait).await;
     }
 }
+
+/// The note about a refused extra connection is printed once per run.
+static EXTRA_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Asks on the terminal whether to trust a server seen for the first time.
 fn ask_first_contact(what: &str) -> bool {

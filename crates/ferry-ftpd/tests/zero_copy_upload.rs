@@ -1,0 +1,348 @@
+//! Plain binary STOR into the local back-end is received with `splice` (socket → pipe → file, the
+//! bytes never in user space) and stays exactly as safe as the copying path: every byte arrives in
+//! order, and an upload cut off by a reset or an ABOR leaves the old file and no temp file.
+//!
+//! A spy around the local back-end counts the bytes that arrive through the writer's zero-copy file
+//! and through ordinary writes, so these tests fail if the server quietly stops splicing as well as
+//! if splicing loses or reorders bytes.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use common::{pseudo_random, read_file, reset, wait_until, write_file, Options, TestServer};
+use ferry_vfs::{
+    Capabilities, DirStream, FileReader, FileWriter, LocalFs, Metadata, OpenMode, PositionalFile, Result,
+    Space, Storage, StoredDigests, VPath, WriteOptions,
+};
+
+/// Bytes that reached the back-end by each route.
+#[derive(Debug, Default)]
+struct Counts {
+    spliced: AtomicU64,
+    copied: AtomicU64,
+}
+
+impl Counts {
+    fn take(&self) -> (u64, u64) {
+        (
+            self.spliced.swap(0, Ordering::SeqCst),
+            self.copied.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+/// The local back-end, counting what its writers receive.
+#[derive(Debug)]
+struct Spy {
+    inner: Arc<dyn Storage>,
+    counts: Arc<Counts>,
+}
+
+#[async_trait]
+impl Storage for Spy {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+    async fn metadata(&self, path: &VPath) -> Result<Metadata> {
+        self.inner.metadata(path).await
+    }
+    async fn stored_digests(&self, path: &VPath) -> Result<Option<StoredDigests>> {
+        self.inner.stored_digests(path).await
+    }
+    async fn list(&self, path: &VPath) -> Result<Box<dyn DirStream>> {
+        self.inner.list(path).await
+    }
+    async fn open_read(&self, path: &VPath, offset: u64) -> Result<Box<dyn FileReader>> {
+        self.inner.open_read(path, offset).await
+    }
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> Result<Box<dyn FileWriter>> {
+        let inner = self.inner.open_write(path, options).await?;
+        Ok(Box::new(SpyWriter {
+            inner,
+            counts: Arc::clone(&self.counts),
+        }))
+    }
+    async fn create_dir(&self, path: &VPath) -> Result<()> {
+        self.inner.create_dir(path).await
+    }
+    async fn remove_dir(&self, path: &VPath) -> Result<()> {
+        self.inner.remove_dir(path).await
+    }
+    async fn remove_file(&self, path: &VPath) -> Result<()> {
+        self.inner.remove_file(path).await
+    }
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> Result<()> {
+        self.inner.rename(from, to, replace).await
+    }
+    async fn set_modified(&self, path: &VPath, t: SystemTime) -> Result<()> {
+        self.inner.set_modified(path, t).await
+    }
+    async fn set_mode(&self, path: &VPath, mode: u32) -> Result<()> {
+        self.inner.set_mode(path, mode).await
+    }
+    async fn space(&self) -> Result<Space> {
+        self.inner.space().await
+    }
+    async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>> {
+        Ok(Arc::new(Spy {
+            inner: self.inner.scoped(home, create).await?,
+            counts: Arc::clone(&self.counts),
+        }))
+    }
+    async fn open_file(&self, path: &VPath, mode: OpenMode) -> Result<Box<dyn PositionalFile>> {
+        self.inner.open_file(path, mode).await
+    }
+}
+
+#[derive(Debug)]
+struct SpyWriter {
+    inner: Box<dyn FileWriter>,
+    counts: Arc<Counts>,
+}
+
+#[async_trait]
+impl FileWriter for SpyWriter {
+    async fn write_owned(&mut self, buf: Vec<u8>) -> Result<Vec<u8>> {
+        self.counts.copied.fetch_add(buf.len() as u64, Ordering::SeqCst);
+        self.inner.write_owned(buf).await
+    }
+    async fn commit(self: Box<Self>) -> Result<u64> {
+        self.inner.commit().await
+    }
+    async fn commit_with(self: Box<Self>, last: Vec<u8>) -> Result<u64> {
+        self.counts.copied.fetch_add(last.len() as u64, Ordering::SeqCst);
+        self.inner.commit_with(last).await
+    }
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await;
+    }
+    fn zero_copy(&mut self) -> Option<std::fs::File> {
+        self.inner.zero_copy()
+    }
+    fn zero_copy_written(&mut self, n: u64) -> Result<()> {
+        self.counts.spliced.fetch_add(n, Ordering::SeqCst);
+        self.inner.zero_copy_written(n)
+    }
+}
+
+/// A server over a spied local back-end in its own directory.
+struct Spied {
+    server: TestServer,
+    root: tempfile::TempDir,
+    counts: Arc<Counts>,
+}
+
+impl Spied {
+    fn start() -> Spied {
+        let root = tempfile::tempdir().expect("temp dir");
+        let counts = Arc::new(Counts::default());
+        // The server's default: no checksums kept at upload (they would need the bytes).
+        let local = LocalFs::open(root.path())
+            .expect("open local back-end")
+            .keep_checksums(false);
+        let storage = Arc::new(Spy {
+            inner: Arc::new(local),
+            counts: Arc::clone(&counts),
+        });
+        let server = TestServer::start_with(Options {
+            storage: Some(storage),
+            ..Options::default()
+        });
+        Spied { server, root, counts }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Sends `payload` in pieces of changing sizes (1 byte to ~200 KiB), some with pauses, so that the
+/// server's splice calls see short and long socket reads.
+fn send_unevenly(data: &mut std::net::TcpStream, payload: &[u8]) {
+    let mut sizes = [1usize, 7, 4096, 65_536, 200_003, 13, 131_072, 999]
+        .iter()
+        .cycle();
+    let mut rest = payload;
+    let mut pieces = 0;
+    while !rest.is_empty() {
+        let n = (*sizes.next().expect("cycle")).min(rest.len());
+        data.write_all(&rest[..n]).expect("send");
+        rest = &rest[n..];
+        pieces += 1;
+        if pieces % 5 == 0 {
+            data.flush().expect("flush");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+#[test]
+fn binary_stor_is_spliced_into_the_file_byte_exact() {
+    let s = Spied::start();
+    let mut c = s.server.login();
+    c.expect("TYPE I", 200);
+    for (i, len) in [
+        1usize,
+        4096,
+        65_535,
+        65_536,
+        65_537,
+        (1 << 20) + 1,
+        9 * (1 << 20) + 12_345,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let content = pseudo_random(len, 100 + i as u64);
+        let mut data = c.data();
+        c.expect("STOR up.bin", 150);
+        send_unevenly(&mut data, &content);
+        drop(data);
+        let r = c.reply();
+        assert_eq!(r.code, 226, "{len} bytes: {}", r.text());
+        let (spliced, copied) = s.counts.take();
+        assert_eq!((spliced, copied), (len as u64, 0), "{len} bytes: not all spliced");
+        let stored = read_file(&s.path("up.bin"));
+        assert!(
+            stored == content,
+            "{len} bytes: stored {} bytes that differ",
+            stored.len()
+        );
+        assert_eq!(names_in(s.root.path()), ["up.bin"]);
+    }
+    // An empty upload replaces the file with an empty one.
+    let r = c.upload("STOR up.bin", b"");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert!(read_file(&s.path("up.bin")).is_empty());
+}
+
+#[test]
+fn spliced_upload_cut_by_a_reset_keeps_the_old_file_and_leaves_no_temp() {
+    let s = Spied::start();
+    write_file(&s.path("keep.bin"), b"the old content\n");
+    let mut c = s.server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("STOR keep.bin", 150);
+    data.write_all(&pseudo_random(3 << 20, 7)).expect("send part");
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .counts
+            .spliced
+            .load(Ordering::SeqCst)
+            > 0),
+        "nothing spliced"
+    );
+    reset(data);
+    let r = c.reply();
+    assert!(matches!(r.code, 426 | 451), "reset upload got {}", r.text());
+    assert!(
+        wait_until(Duration::from_secs(5), || names_in(s.root.path()) == ["keep.bin"]),
+        "left behind: {:?}",
+        names_in(s.root.path())
+    );
+    assert_eq!(read_file(&s.path("keep.bin")), b"the old content\n");
+    assert_eq!(s.counts.copied.load(Ordering::SeqCst), 0);
+    c.expect("NOOP", 200);
+}
+
+#[test]
+fn spliced_upload_aborted_with_abor_keeps_the_old_file_and_leaves_no_temp() {
+    let s = Spied::start();
+    write_file(&s.path("keep.bin"), b"the old content\n");
+    let mut c = s.server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("STOR keep.bin", 150);
+    data.write_all(&pseudo_random(2 << 20, 8)).expect("send part");
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .counts
+            .spliced
+            .load(Ordering::SeqCst)
+            > 0),
+        "nothing spliced"
+    );
+    c.send("ABOR");
+    let r1 = c.reply();
+    if r1.code == 426 {
+        c.expect_reply(226);
+    } else {
+        assert_eq!(r1.code, 226, "{}", r1.text());
+    }
+    // The rest of the stream and its clean end must not commit the aborted upload.
+    let _ = data.write_all(b"tail");
+    drop(data);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(names_in(s.root.path()), ["keep.bin"]);
+    assert_eq!(read_file(&s.path("keep.bin")), b"the old content\n");
+    c.expect("NOOP", 200);
+}
+
+#[test]
+fn ascii_and_resumed_uploads_are_copied_not_spliced() {
+    let s = Spied::start();
+    let mut c = s.server.login();
+    c.expect("TYPE A", 200);
+    let r = c.upload("STOR text.txt", b"one\r\ntwo\r\n");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(read_file(&s.path("text.txt")), b"one\ntwo\n");
+    assert_eq!(s.counts.take(), (0, 8));
+    // REST + STOR writes in place: through the writer, keeping the bytes before the offset.
+    c.expect("TYPE I", 200);
+    c.expect("REST 4", 350);
+    let r = c.upload("STOR text.txt", b"2\n");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(read_file(&s.path("text.txt")), b"one\n2\n");
+    assert_eq!(s.counts.take(), (0, 2));
+}
+
+#[test]
+fn spliced_upload_over_the_quota_is_refused_and_leaves_nothing() {
+    let s = Spied::start();
+    s.server.set_limits(
+        common::USER,
+        ferry_auth::UserLimits {
+            quota_bytes: Some(1_000_000),
+            ..ferry_auth::UserLimits::default()
+        },
+    );
+    let mut c = s.server.login();
+    c.expect("TYPE I", 200);
+    let mut data = c.data();
+    c.expect("STOR big.bin", 150);
+    // The server may stop reading and close once the quota is crossed.
+    let _ = data.write_all(&pseudo_random(3 << 20, 9));
+    drop(data);
+    let r = c.reply();
+    assert_eq!(r.code, 552, "{}", r.text());
+    assert!(s.counts.spliced.load(Ordering::SeqCst) > 0, "nothing spliced");
+    assert!(
+        wait_until(Duration::from_secs(5), || names_in(s.root.path()).is_empty()),
+        "left behind: {:?}",
+        names_in(s.root.path())
+    );
+    // Within the quota the next upload is stored.
+    let content = pseudo_random(500_000, 10);
+    let r = c.upload("STOR small.bin", &content);
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert!(read_file(&s.path("small.bin")) == content);
+}
