@@ -451,8 +451,8 @@ mod tests {
         store.quota("alice").await.expect("quota").usage
     }
 
-    #[tokio::test]
-    async fn quota_reserves_settles_and_persists_usage() {
+    /// A store in memory with the user alice (all permissions, home `/`).
+    async fn store_with_alice() -> UserStore {
         let store = UserStore::open_in_memory().await.expect("store");
         store
             .add_user(NewUser {
@@ -463,6 +463,12 @@ mod tests {
             })
             .await
             .expect("add");
+        store
+    }
+
+    #[tokio::test]
+    async fn quota_reserves_settles_and_persists_usage() {
+        let store = store_with_alice().await;
         store.set_default_limits(DefaultLimits {
             quota_files: 2,
             ..DefaultLimits::default()
@@ -506,18 +512,10 @@ mod tests {
         let again = store.account("alice").await.expect("account");
         assert!(Arc::ptr_eq(&account, &again));
     }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn usage_changes_made_while_one_is_written_are_all_stored() {
-        let store = UserStore::open_in_memory().await.expect("store");
-        store
-            .add_user(NewUser {
-                name: "alice".into(),
-                password: Password::new("pw".into()),
-                home: "/".into(),
-                permissions: Permissions::all(),
-            })
-            .await
-            .expect("add");
+        let store = store_with_alice().await;
         let account = store.account("alice").await.expect("account");
         let fs = UserFs::with_limits(
             Arc::new(MemoryFs::new()),

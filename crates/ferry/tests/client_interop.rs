@@ -51,6 +51,27 @@ fn wait_port(port: u16, daemon: &mut Daemon, log: &Path) {
 }
 
 #[track_caller]
+/// Starts `python3 ARGS` (a pyftpdlib server that listens on `port`), its stderr in `log`, and waits
+/// until it listens. Fails with an install hint when python3 lacks `modules`.
+fn start_python_server(modules: &str, args: &[&std::ffi::OsStr], port: u16, log: &Path) -> Daemon {
+    let has = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(has, "python3 with {modules} is not installed; {HINT}");
+    let mut daemon = Daemon(
+        Command::new("python3")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log"))
+            .spawn()
+            .expect("start python3"),
+    );
+    wait_port(port, &mut daemon, log);
+    daemon
+}
+
 fn require(path: &str) {
     assert!(Path::new(path).exists(), "{path} is not installed; {HINT}");
 }
@@ -346,40 +367,33 @@ fn vsftpd_ftp_and_ftps_with_required_session_reuse() {
 
 #[test]
 fn pyftpdlib_with_mlsd() {
-    let has = Command::new("python3")
-        .args(["-c", "import pyftpdlib"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(has, "python3 with pyftpdlib is not installed; {HINT}");
     let dir = common::tempdir();
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
     let port = free_port();
     let log = dir.path().join("pyftpdlib.log");
-    let mut daemon = Daemon(
-        Command::new("python3")
-            .args([
-                "-m",
-                "pyftpdlib",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-w",
-                "-u",
-                "bob",
-                "-P",
-                "pyftp pw",
-                "-d",
-            ])
-            .arg(&served)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start pyftpdlib"),
-    );
-    wait_port(port, &mut daemon, &log);
+    let port_arg = port.to_string();
+    let args: Vec<&std::ffi::OsStr> = [
+        "-m",
+        "pyftpdlib",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port_arg,
+        "-w",
+        "-u",
+        "bob",
+    ]
+    .iter()
+    .map(std::ffi::OsStr::new)
+    .chain([
+        std::ffi::OsStr::new("-P"),
+        "pyftp pw".as_ref(),
+        "-d".as_ref(),
+        served.as_os_str(),
+    ])
+    .collect();
+    let _daemon = start_python_server("pyftpdlib", &args, port, &log);
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     round_trip(
@@ -423,14 +437,6 @@ FTPServer(("127.0.0.1", port), TLS_FTPHandler).serve_forever()
 /// back to TLS 1.3 for a server that refuses 1.2: here pyftpdlib with TLS 1.3 only.
 #[test]
 fn pyftpdlib_ftps_with_tls13_only() {
-    let has = Command::new("python3")
-        .args(["-c", "import pyftpdlib, OpenSSL"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        has,
-        "python3 with pyftpdlib and pyOpenSSL is not installed; {HINT}"
-    );
     let dir = common::tempdir();
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
@@ -458,18 +464,15 @@ fn pyftpdlib_ftps_with_tls13_only() {
     std::fs::write(&script, PYFTPDLIB_TLS13_ONLY).expect("script");
     let port = free_port();
     let log = dir.path().join("pyftpdlib.log");
-    let mut daemon = Daemon(
-        Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .args([&served, &cert, &key])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start pyftpdlib"),
-    );
-    wait_port(port, &mut daemon, &log);
+    let port_arg = port.to_string();
+    let args = [
+        script.as_os_str(),
+        port_arg.as_ref(),
+        served.as_os_str(),
+        cert.as_os_str(),
+        key.as_os_str(),
+    ];
+    let _daemon = start_python_server("pyftpdlib, OpenSSL", &args, port, &log);
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     round_trip(

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use cap_std::fs::PermissionsExt;
 use cap_std::fs::{Dir, File, FileExt, Permissions};
 
-use super::write::{create_temp, inherit, reserve, Pending};
+use super::write::{inherit, reserve_and_create_temp, Pending};
 use super::{blocking, check_regular, convert_metadata, digests, write_options};
 use crate::digest::{Digester, Digests};
 use crate::error::{Error, ErrorKind, Result};
@@ -64,20 +64,8 @@ pub(super) async fn open(
                 Ok(_) if exclusive => return Err(ErrorKind::AlreadyExists.into()),
                 _ => {}
             }
-            // Exclusive: the name is taken now (empty, `create_new`), so a second exclusive open of
-            // it fails at once, as with OpenSSH, rather than one upload losing at close.
-            if exclusive {
-                reserve(&parent, &name)?;
-            }
-            let (temp, file) = match create_temp(&parent) {
-                Ok(created) => created,
-                Err(e) => {
-                    if exclusive {
-                        let _ = parent.remove_file(&name);
-                    }
-                    return Err(e);
-                }
-            };
+            // Exclusive (as with OpenSSH): a second exclusive open of the name fails at once.
+            let (temp, file) = reserve_and_create_temp(&parent, &name, exclusive)?;
             let file = {
                 drop(file);
                 // The temp was created write-only; reopen it for reading and writing (reads of a

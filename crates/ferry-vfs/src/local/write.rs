@@ -92,20 +92,7 @@ fn open_new(
     {
         return Err(ErrorKind::IsADirectory.into());
     }
-    // Exclusive: the name is taken now (empty, `create_new`), so a second exclusive upload of it
-    // fails at once rather than one of them losing at commit.
-    if exclusive {
-        reserve(&parent, &name)?;
-    }
-    let (temp, file) = match create_temp(&parent) {
-        Ok(created) => created,
-        Err(e) => {
-            if exclusive {
-                let _ = parent.remove_file(&name);
-            }
-            return Err(e);
-        }
-    };
+    let (temp, file) = reserve_and_create_temp(&parent, &name, exclusive)?;
     let inherited = !exclusive && inherit(&parent, &name, &file);
     if let (Some(mode), false) = (unix_mode, inherited) {
         use cap_std::fs::{Permissions, PermissionsExt};
@@ -334,6 +321,20 @@ pub(super) fn create_temp(dir: &Dir) -> Result<(OsString, File)> {
 }
 
 /// Reserves `name` in `dir` by creating it empty; fails with `AlreadyExists` if it exists.
+/// A temporary file in `dir` for an upload of `name`. With `exclusive`, the name is taken first (empty,
+/// `create_new`), so a second exclusive upload or open of it fails at once rather than one of them
+/// losing at commit; the placeholder goes again if the temporary file cannot be made.
+pub(super) fn reserve_and_create_temp(dir: &Dir, name: &OsStr, exclusive: bool) -> Result<(OsString, File)> {
+    if exclusive {
+        reserve(dir, name)?;
+    }
+    create_temp(dir).inspect_err(|_| {
+        if exclusive {
+            let _ = dir.remove_file(name);
+        }
+    })
+}
+
 pub(super) fn reserve(dir: &Dir, name: &OsStr) -> Result<()> {
     create_new(dir, name).map(drop).map_err(Error::from)
 }
