@@ -372,27 +372,14 @@ fn pyftpdlib_with_mlsd() {
     std::fs::create_dir_all(&served).expect("mkdir");
     let port = free_port();
     let log = dir.path().join("pyftpdlib.log");
-    let port_arg = port.to_string();
-    let args: Vec<&std::ffi::OsStr> = [
-        "-m",
-        "pyftpdlib",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port_arg,
-        "-w",
-        "-u",
-        "bob",
-    ]
-    .iter()
-    .map(std::ffi::OsStr::new)
-    .chain([
-        std::ffi::OsStr::new("-P"),
-        "pyftp pw".as_ref(),
-        "-d".as_ref(),
-        served.as_os_str(),
-    ])
-    .collect();
+    let port_arg = std::ffi::OsString::from(port.to_string());
+    let args: Vec<&std::ffi::OsStr> = ["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"]
+        .into_iter()
+        .map(std::ffi::OsStr::new)
+        .chain([port_arg.as_os_str()])
+        .chain(["-w", "-u", "bob", "-P", "pyftp pw", "-d"].map(std::ffi::OsStr::new))
+        .chain([served.as_os_str()])
+        .collect();
     let _daemon = start_python_server("pyftpdlib", &args, port, &log);
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
