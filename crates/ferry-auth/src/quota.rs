@@ -451,6 +451,19 @@ mod tests {
         store.quota("alice").await.expect("quota").usage
     }
 
+    /// alice's files in memory, under her account's limits.
+    fn alice_fs(account: &Arc<Account>) -> UserFs {
+        UserFs::with_limits(
+            Arc::new(MemoryFs::new()),
+            Protocol::Ftp,
+            "alice",
+            Permissions::all(),
+            Arc::new(NoEvents),
+            Arc::clone(account),
+            account.rates(),
+        )
+    }
+
     /// A store in memory with the user alice (all permissions, home `/`).
     async fn store_with_alice() -> UserStore {
         let store = UserStore::open_in_memory().await.expect("store");
@@ -485,15 +498,7 @@ mod tests {
             .expect("limits");
         let account = store.account("alice").await.expect("account");
         assert_eq!(account.limits().quota_files, 2, "the default applies");
-        let fs = UserFs::with_limits(
-            Arc::new(MemoryFs::new()),
-            Protocol::Ftp,
-            "alice",
-            Permissions::all(),
-            Arc::new(NoEvents),
-            account.clone(),
-            account.rates(),
-        );
+        let fs = alice_fs(&account);
         put(&fs, "/a", 6).await.expect("within the quota");
         let e = put(&fs, "/b", 6).await.expect_err("crosses the quota");
         assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
@@ -517,15 +522,7 @@ mod tests {
     async fn usage_changes_made_while_one_is_written_are_all_stored() {
         let store = store_with_alice().await;
         let account = store.account("alice").await.expect("account");
-        let fs = UserFs::with_limits(
-            Arc::new(MemoryFs::new()),
-            Protocol::Ftp,
-            "alice",
-            Permissions::all(),
-            Arc::new(NoEvents),
-            account.clone(),
-            account.rates(),
-        );
+        let fs = alice_fs(&account);
         // Uploads from several sessions at once, then deletions: each change lands while earlier
         // ones may still be on their way to the database, and none is lost or counted twice.
         let mut tasks = Vec::new();

@@ -234,15 +234,16 @@ fn binary_stor_is_spliced_into_the_file_byte_exact() {
     assert!(read_file(&s.path("up.bin")).is_empty());
 }
 
-#[test]
-fn spliced_upload_cut_by_a_reset_keeps_the_old_file_and_leaves_no_temp() {
+/// A server whose `keep.bin` holds "the old content", and a binary STOR of it under way: `len` bytes
+/// sent and splicing seen. Returns the server, the control connection and the open data connection.
+fn stor_under_way(len: usize, seed: u64) -> (Spied, common::Control, std::net::TcpStream) {
     let s = Spied::start();
     write_file(&s.path("keep.bin"), b"the old content\n");
     let mut c = s.server.login();
     c.expect("TYPE I", 200);
     let mut data = c.data();
     c.expect("STOR keep.bin", 150);
-    data.write_all(&pseudo_random(3 << 20, 7)).expect("send part");
+    data.write_all(&pseudo_random(len, seed)).expect("send part");
     assert!(
         wait_until(Duration::from_secs(10), || s
             .counts
@@ -251,6 +252,12 @@ fn spliced_upload_cut_by_a_reset_keeps_the_old_file_and_leaves_no_temp() {
             > 0),
         "nothing spliced"
     );
+    (s, c, data)
+}
+
+#[test]
+fn spliced_upload_cut_by_a_reset_keeps_the_old_file_and_leaves_no_temp() {
+    let (s, mut c, data) = stor_under_way(3 << 20, 7);
     reset(data);
     let r = c.reply();
     assert!(matches!(r.code, 426 | 451), "reset upload got {}", r.text());
@@ -266,21 +273,7 @@ fn spliced_upload_cut_by_a_reset_keeps_the_old_file_and_leaves_no_temp() {
 
 #[test]
 fn spliced_upload_aborted_with_abor_keeps_the_old_file_and_leaves_no_temp() {
-    let s = Spied::start();
-    write_file(&s.path("keep.bin"), b"the old content\n");
-    let mut c = s.server.login();
-    c.expect("TYPE I", 200);
-    let mut data = c.data();
-    c.expect("STOR keep.bin", 150);
-    data.write_all(&pseudo_random(2 << 20, 8)).expect("send part");
-    assert!(
-        wait_until(Duration::from_secs(10), || s
-            .counts
-            .spliced
-            .load(Ordering::SeqCst)
-            > 0),
-        "nothing spliced"
-    );
+    let (s, mut c, data) = stor_under_way(2 << 20, 8);
     c.send("ABOR");
     let r1 = c.reply();
     if r1.code == 426 {

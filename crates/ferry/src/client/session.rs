@@ -117,6 +117,32 @@ impl Ctx {
     /// Connects and logs in, prompting for a password on a terminal when none was given, retrying
     /// transient failures.
     pub async fn connect(&self, url: &RemoteUrl) -> Result<Remote, Error> {
+        let mut creds = self.credentials(url)?;
+        let result = self.retry(|| self.connect_once(url, creds.clone())).await;
+        match result {
+            // SFTP keys were refused: ask for a password once, if there is a terminal.
+            Err(Error::Auth(_)) if url.scheme == Scheme::Sftp && creds.password.is_none() => {
+                match creds::prompt(url, &creds.user) {
+                    Some(pw) => {
+                        creds.password = Some(pw);
+                        self.connect_once(url, creds).await
+                    }
+                    None => result,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// For callers that open many sessions themselves (`ferry bench`): the credentials for `url`, a
+    /// password asked for at most once, and the connection options. No retries happen on this path.
+    pub fn credentials_once(&self, url: &RemoteUrl) -> Result<(Credentials, ConnectOptions), Error> {
+        Ok((self.credentials(url)?, self.connect.clone()))
+    }
+
+    /// The credentials for `url`: from the URL, flags, environment or ~/.netrc; a key passphrase and a
+    /// password asked on a terminal at most once per command (per user and server).
+    fn credentials(&self, url: &RemoteUrl) -> Result<Credentials, Error> {
         let mut creds = creds::resolve(url, &self.opts);
         let wants_password = match url.scheme {
             Scheme::Sftp => creds.identities.is_empty() && creds.agent.is_none(),
@@ -150,41 +176,7 @@ impl Ctx {
                 )));
             }
         }
-        let result = self.retry(|| self.connect_once(url, creds.clone())).await;
-        match result {
-            // SFTP keys were refused: ask for a password once, if there is a terminal.
-            Err(Error::Auth(_)) if url.scheme == Scheme::Sftp && creds.password.is_none() => {
-                match creds::prompt(url, &creds.user) {
-                    Some(pw) => {
-                        creds.password = Some(pw);
-                        self.connect_once(url, creds).await
-                    }
-                    None => result,
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// For callers that open many sessions themselves (`ferry bench`): the credentials for `url`, a
-    /// password asked for at most once, and the connection options. No retries happen on this path.
-    pub fn credentials_once(&self, url: &RemoteUrl) -> Result<(Credentials, ConnectOptions), Error> {
-        let mut creds = creds::resolve(url, &self.opts);
-        let wants_password = match url.scheme {
-            Scheme::Sftp => creds.identities.is_empty() && creds.agent.is_none(),
-            _ => creds.user != "anonymous" && creds.user != "ftp",
-        };
-        if creds.password.is_none() && wants_password {
-            creds.password = creds::prompt(url, &creds.user);
-            if creds.password.is_none() && url.scheme != Scheme::Sftp {
-                return Err(Error::Auth(format!(
-                    "no password for {}: put it in ${}, in ~/.netrc, or run on a terminal to be asked",
-                    creds.user,
-                    creds::PASSWORD_ENV
-                )));
-            }
-        }
-        Ok((creds, self.connect.clone()))
+        Ok(creds)
     }
 
     /// How many connections a multi-connection operation opens: `wanted` (its `-j`/`-P`/`-n`), at
