@@ -459,7 +459,7 @@ mod tests {
             "alice",
             Permissions::all(),
             Arc::new(NoEvents),
-            Arc::clone(account),
+            account.clone(),
             account.rates(),
         )
     }

@@ -273,7 +273,7 @@ fn spliced_upload_cut_by_a_reset_keeps_the_old_file_and_leaves_no_temp() {
 
 #[test]
 fn spliced_upload_aborted_with_abor_keeps_the_old_file_and_leaves_no_temp() {
-    let (s, mut c, data) = stor_under_way(2 << 20, 8);
+    let (s, mut c, mut data) = stor_under_way(2 << 20, 8);
     c.send("ABOR");
     let r1 = c.reply();
     if r1.code == 426 {
