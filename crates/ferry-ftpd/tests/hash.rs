@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{make_dir, run, skip_unless, write_file, Options, TestServer};
+use common::{make_dir, require, run, write_file, Options, TestServer};
 
 const PRELUDE: &str = r#"
 import ftplib, io, os, subprocess, zlib, hashlib
@@ -53,17 +53,16 @@ fn python(server: &TestServer, script: &str) {
     );
 }
 
-fn tools_present() -> bool {
-    !["python3", "sha256sum", "sha1sum", "md5sum"]
-        .iter()
-        .any(|t| skip_unless(t))
+/// Fails the test, with the install hint, unless the programs it compares with are installed.
+fn require_tools() {
+    for tool in ["python3", "sha256sum", "sha1sum", "md5sum"] {
+        require(tool);
+    }
 }
 
 #[test]
 fn hash_matches_coreutils_and_zlib_for_every_algorithm() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let server = TestServer::start();
     // 3 MiB and a bit: more than one read chunk; an empty file; a name with a space.
     let big: Vec<u8> = (0..3 * 1024 * 1024 + 17u32)
@@ -104,9 +103,7 @@ f.quit()
 
 #[test]
 fn hash_ranges_from_rang_and_legacy_offsets() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let server = TestServer::start();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
     write_file(&server.root().join("r.bin"), &data);
@@ -140,9 +137,7 @@ f.quit()
 
 #[test]
 fn hash_errors_are_clear() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let server = TestServer::start_tweaked(|c| c.session.hash_max_size = 1000);
     write_file(&server.root().join("small"), vec![7u8; 1000]);
     write_file(&server.root().join("large"), vec![7u8; 1001]);
@@ -193,9 +188,7 @@ fn server() -> TestServer {
 
 #[test]
 fn an_uploaded_file_over_hash_max_size_is_answered_from_the_kept_value() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let server = server();
     python(
         &server,
@@ -235,9 +228,7 @@ f.quit()
 
 #[test]
 fn a_file_changed_outside_ferry_never_gets_the_kept_value() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let server = server();
     python(
         &server,
@@ -269,9 +260,7 @@ f.quit()
 
 #[test]
 fn resumed_and_appended_uploads_never_keep_a_value_of_only_the_new_bytes() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let server = server();
     python(
         &server,
