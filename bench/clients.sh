@@ -3,31 +3,40 @@
 # sftp and scp), all talking to the same `ferry serve` (release build), in one run, side by side:
 #   - loopback: a BIG_MIB (default 1024) MiB get and put, and a mirror of FILES_N (default 2000) files
 #     of 4 KiB in both directions, over FTP and SFTP;
-#   - latency: the same over a veth pair between two network namespaces created here, with
-#     `tc netem delay 25ms` on both ends (50 ms round trip), with LAT_MIB (default 256) MiB files and
-#     LAT_FILES (default 200) files to keep the run short.
+#   - latency: the same through `ferry-delay` (crates/ferry-delay), a relay that adds DELAY_MS (default
+#     25) ms each way with a TCP-like window (WINDOW_KIB, default 4096 KiB, and slow start), with
+#     LAT_MIB (default 1024) MiB files and LAT_FILES (default 2000) files, each bounded by LAT_TMO
+#     (default 600) seconds. The relay listens on 127.0.0.2 and forwards the server's FTP port, its
+#     passive ports (announced as 127.0.0.2) and its SFTP port to 127.0.0.1, so every client's control
+#     and data connections take the delayed path. No root needed; this kernel has no sch_netem.
 # Every measurement is bounded by TMO seconds (default 90) and checked (cmp, file counts). Prints a
 # Markdown table of wall-clock seconds and, per row, the speed of ferry relative to the fastest other
 # client (best other time / ferry time: above 1.00 means ferry was faster).
 #
-#   sudo bench/clients.sh            # as root: network namespaces need it
-#   BIG_MIB=256 FILES_N=500 bench/clients.sh
+#   bench/clients.sh                 # loopback, then latency rows (the latency part takes about an hour)
+#   BIG_MIB=256 FILES_N=500 LAT_MIB=256 LAT_FILES=200 bench/clients.sh   # shorter
 #   PROTOS=sftp OPS="get put" LATENCY=0 bench/clients.sh   # some rows only, loopback only
+#   LOOPBACK=0 bench/clients.sh      # latency rows only
 #
 # FERRY_BIN is the client measured; FERRY_SERVER_BIN (default: the same binary) serves every client,
 # so two client builds can be compared against one server. FERRY_BEFORE_BIN adds a column for a second
 # ferry client build (measured right after FERRY_BIN, against the same server, left out of "best
-# other"), for before/after figures from one run.
+# other"), for before/after figures from one run. FERRY_ARGS adds arguments to every ferry client
+# command (e.g. FERRY_ARGS="--no-checksum" is not valid for get/put; use with OPS="down up").
 #
-# Needs: curl, lftp, rclone, openssh-client, iproute2 (installed with apt-get when missing), python3.
-# Files live under /dev/shm. Namespaces and servers are removed on exit.
+# Needs: curl, lftp, rclone, openssh-client (installed with apt-get when missing), python3, and the
+# relay (DELAY_BIN, default target/release/ferry-delay, built when missing).
+# Files live under /dev/shm. Servers and the relay are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIG_MIB=${BIG_MIB:-1024}
-LAT_MIB=${LAT_MIB:-256}
+LAT_MIB=${LAT_MIB:-1024}
 FILES_N=${FILES_N:-2000}
-LAT_FILES=${LAT_FILES:-200}
+LAT_FILES=${LAT_FILES:-2000}
 TMO=${TMO:-90}
+LAT_TMO=${LAT_TMO:-600}
+DELAY_MS=${DELAY_MS:-25}
+WINDOW_KIB=${WINDOW_KIB:-4096}
 TARGET=${CARGO_TARGET_DIR:-target}
 FERRY=${FERRY_BIN:-$(realpath -m "$TARGET/release/ferry")}
 [ -x "$FERRY" ] || cargo build --release -p ferry
@@ -35,26 +44,28 @@ SERVER=${FERRY_SERVER_BIN:-$FERRY}
 PROTOS=${PROTOS:-ftp sftp}
 OPS=${OPS:-get put down up}
 LATENCY=${LATENCY:-1}
+LOOPBACK=${LOOPBACK:-1}
+DELAY=${DELAY_BIN:-$(realpath -m "$TARGET/release/ferry-delay")}
+if [ "$LATENCY" != 0 ] && [ ! -x "$DELAY" ]; then cargo build --release -p ferry-delay; fi
+read -ra FERRY_EXTRA <<< "${FERRY_ARGS:-}"
 
 missing=()
-for tool in curl lftp rclone sftp scp ip tc python3; do
+for tool in curl lftp rclone sftp scp python3; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: installing packages for: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-        curl lftp rclone openssh-client iproute2 python3 >/dev/null
+        curl lftp rclone openssh-client python3 >/dev/null
 fi
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 W=$(mktemp -d /dev/shm/ferry-clients-bench.XXXXXX)
-NS_S=ferrybench-s$$ NS_C=ferrybench-c$$
-SERVER_PID=
+SERVER_PID= RELAY_PID=
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    ip netns del "$NS_S" 2>/dev/null || true
-    ip netns del "$NS_C" 2>/dev/null || true
+    if [ -n "$RELAY_PID" ]; then kill "$RELAY_PID" 2>/dev/null || true; wait "$RELAY_PID" 2>/dev/null || true; fi
     rm -rf "$W"
 }
 trap cleanup EXIT
@@ -64,8 +75,11 @@ FILES=$W/files
 mkdir -p "$FILES/up" "$W/ferry" "$W/home/.ssh" "$W/out"
 ssh-keygen -q -t ed25519 -N '' -f "$W/id_ed25519"
 echo "bench: preparing files in $W" >&2
-head -c $((BIG_MIB << 20)) /dev/urandom > "$FILES/big.bin"
-head -c $((LAT_MIB << 20)) "$FILES/big.bin" > "$FILES/lat.bin"
+[ "$LOOPBACK" = 0 ] || head -c $((BIG_MIB << 20)) /dev/urandom > "$FILES/big.bin"
+if [ "$LATENCY" != 0 ]; then
+    if [ "$LOOPBACK" != 0 ] && [ "$LAT_MIB" = "$BIG_MIB" ]; then ln "$FILES/big.bin" "$FILES/lat.bin"
+    else head -c $((LAT_MIB << 20)) /dev/urandom > "$FILES/lat.bin"; fi
+fi
 python3 - "$W" "$FILES_N" "$LAT_FILES" <<'PY'
 import os, sys
 w, n, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -81,16 +95,15 @@ cp -r "$W/latsmall" "$FILES/latsmall"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_server NETNS-or-empty ADDR: ferry serve with FTP and SFTP on ADDR; sets H, FTP_PORT, SFTP_PORT.
+# start_server PASSIVE-PORTS [ARG…]: ferry serve with FTP and SFTP on 127.0.0.1 (more serve arguments
+# after the passive range); sets FTP_PORT, SFTP_PORT, SERVER_PID.
 start_server() {
-    local ns=$1 addr=$2
-    local -a pre=()
-    [ -n "$ns" ] && pre=(ip netns exec "$ns")
-    FTP_PORT=$(free_port) SFTP_PORT=$(free_port) H=$addr
-    "${pre[@]}" "$SERVER" serve --data-dir "$W/ferry" --files-root "$FILES" \
-        --listen "$addr:$FTP_PORT" --sftp-listen "$addr:$SFTP_PORT" --passive-ports 42000-42999 \
+    local passive=$1; shift
+    FTP_PORT=$(free_port) SFTP_PORT=$(free_port)
+    "$SERVER" serve --data-dir "$W/ferry" --files-root "$FILES" \
+        --listen "127.0.0.1:$FTP_PORT" --sftp-listen "127.0.0.1:$SFTP_PORT" --passive-ports "$passive" \
         --ftps-policy off --max-connections 512 --max-connections-per-ip 256 \
-        --max-commands-per-sec 100000 --defender-allow-list 10.77.0.0/24 --log warn \
+        --max-commands-per-sec 100000 --defender-allow-list 127.0.0.0/8 --log warn "$@" \
         > "$W/server.out" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 300); do grep -q "SFTP listening" "$W/server.out" && break; sleep 0.1; done
@@ -116,14 +129,14 @@ cmd() {
     local rf=${SRC_FILE##*/} rd=${SRC_DIR##*/}
     CMD=()
     case "$proto/$client/$op" in
-    ftp/ferry/get) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" get -q "$ftp/$rf" "$OUT_FILE") ;;
-    ftp/ferry/put) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" put -q "$SRC_FILE" "$ftp/up/$rf") ;;
-    ftp/ferry/down) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" mirror -q "$ftp/$rd" "$OUT_DIR") ;;
-    ftp/ferry/up) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" mirror -q "$SRC_DIR" "$ftp/up/$rd") ;;
-    sftp/ferry/get) CMD=(env HOME="$W/home" "$FERRY" get -q --trust-on-first-use -i "$W/id_ed25519" "$sftp/$rf" "$OUT_FILE") ;;
-    sftp/ferry/put) CMD=(env HOME="$W/home" "$FERRY" put -q --trust-on-first-use -i "$W/id_ed25519" "$SRC_FILE" "$sftp/up/$rf") ;;
-    sftp/ferry/down) CMD=(env HOME="$W/home" "$FERRY" mirror -q --trust-on-first-use -i "$W/id_ed25519" "$sftp/$rd" "$OUT_DIR") ;;
-    sftp/ferry/up) CMD=(env HOME="$W/home" "$FERRY" mirror -q --trust-on-first-use -i "$W/id_ed25519" "$SRC_DIR" "$sftp/up/$rd") ;;
+    ftp/ferry/get) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" get -q "${FERRY_EXTRA[@]}" "$ftp/$rf" "$OUT_FILE") ;;
+    ftp/ferry/put) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" put -q "${FERRY_EXTRA[@]}" "$SRC_FILE" "$ftp/up/$rf") ;;
+    ftp/ferry/down) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" mirror -q "${FERRY_EXTRA[@]}" "$ftp/$rd" "$OUT_DIR") ;;
+    ftp/ferry/up) CMD=(env FERRY_PASSWORD="$PASSWORD" HOME="$W/home" "$FERRY" mirror -q "${FERRY_EXTRA[@]}" "$SRC_DIR" "$ftp/up/$rd") ;;
+    sftp/ferry/get) CMD=(env HOME="$W/home" "$FERRY" get -q "${FERRY_EXTRA[@]}" --trust-on-first-use -i "$W/id_ed25519" "$sftp/$rf" "$OUT_FILE") ;;
+    sftp/ferry/put) CMD=(env HOME="$W/home" "$FERRY" put -q "${FERRY_EXTRA[@]}" --trust-on-first-use -i "$W/id_ed25519" "$SRC_FILE" "$sftp/up/$rf") ;;
+    sftp/ferry/down) CMD=(env HOME="$W/home" "$FERRY" mirror -q "${FERRY_EXTRA[@]}" --trust-on-first-use -i "$W/id_ed25519" "$sftp/$rd" "$OUT_DIR") ;;
+    sftp/ferry/up) CMD=(env HOME="$W/home" "$FERRY" mirror -q "${FERRY_EXTRA[@]}" --trust-on-first-use -i "$W/id_ed25519" "$SRC_DIR" "$sftp/up/$rd") ;;
     ftp/curl/get) CMD=(curl -sS --user "ferry:$PASSWORD" -o "$OUT_FILE" "ftp://$H:$FTP_PORT/$rf") ;;
     ftp/curl/put) CMD=(curl -sS --user "ferry:$PASSWORD" -T "$SRC_FILE" "ftp://$H:$FTP_PORT/up/$rf") ;;
     sftp/curl/get) CMD=(curl -sS -k --user "ferry:" --key "$W/id_ed25519" --pubkey "$W/id_ed25519.pub" -o "$OUT_FILE" "sftp://$H:$SFTP_PORT/$rf") ;;
@@ -238,41 +251,37 @@ run_rows() {
 }
 
 # Loopback.
-OUT_FILE=$W/out/file.bin OUT_DIR=$W/out/dir
-start_server "" 127.0.0.1
-# One untimed download with curl first: the first transfer after writing the files (and starting the
-# server) was up to 3× slower than the same transfer a minute later, and ferry's cell is always first.
-curl -sS --user "ferry:$PASSWORD" -o /dev/null "ftp://127.0.0.1:$FTP_PORT/big.bin" || true
-SRC_FILE=$FILES/big.bin SRC_DIR=$W/small NFILES=$FILES_N SIZE_LABEL="$BIG_MIB MiB"
-run_rows loopback
-stop_server
+if [ "$LOOPBACK" != 0 ]; then
+    OUT_FILE=$W/out/file.bin OUT_DIR=$W/out/dir H=127.0.0.1
+    start_server 42000-42999
+    # One untimed download with curl first: the first transfer after writing the files (and starting the
+    # server) was up to 3× slower than the same transfer a minute later, and ferry's cell is always first.
+    curl -sS --user "ferry:$PASSWORD" -o /dev/null "ftp://127.0.0.1:$FTP_PORT/big.bin" || true
+    SRC_FILE=$FILES/big.bin SRC_DIR=$W/small NFILES=$FILES_N SIZE_LABEL="$BIG_MIB MiB"
+    run_rows loopback
+    stop_server
+fi
 
-# Latency: two namespaces joined by a veth pair, 25 ms each way. Needs the kernel's netem qdisc
-# (sch_netem); without it the latency rows are skipped with a note.
+# Latency: every connection through ferry-delay on 127.0.0.2, DELAY_MS each way. The server announces
+# 127.0.0.2 in PASV replies (clients that follow the PASV address, like lftp, take the relay too; the
+# others use the control connection's address, which is the relay's), and every relayed connection
+# reaches the server from 127.0.0.1, so its data-connection address check holds.
 LATENCY_NOTE=
 if [ "$LATENCY" = 0 ]; then
     LATENCY_NOTE="Latency rows not run: LATENCY=0."
 else
-    ip netns add "$NS_S"
-    ip netns add "$NS_C"
-    ip link add "fbs$$" type veth peer name "fbc$$"
-    ip link set "fbs$$" netns "$NS_S"
-    ip link set "fbc$$" netns "$NS_C"
-    ip -n "$NS_S" addr add 10.77.0.1/24 dev "fbs$$"
-    ip -n "$NS_C" addr add 10.77.0.2/24 dev "fbc$$"
-    for ns in "$NS_S" "$NS_C"; do ip -n "$ns" link set lo up; done
-    ip -n "$NS_S" link set "fbs$$" up
-    ip -n "$NS_C" link set "fbc$$" up
-    if ip netns exec "$NS_S" tc qdisc add dev "fbs$$" root netem delay 25ms limit 100000 2> "$W/tc.err" &&
-        ip netns exec "$NS_C" tc qdisc add dev "fbc$$" root netem delay 25ms limit 100000 2>> "$W/tc.err"; then
-        start_server "$NS_S" 10.77.0.1
-        SRC_FILE=$FILES/lat.bin SRC_DIR=$W/latsmall NFILES=$LAT_FILES SIZE_LABEL="$LAT_MIB MiB"
-        run_rows "25 ms each way" ip netns exec "$NS_C"
-        stop_server
-    else
-        LATENCY_NOTE="Latency rows not run: \`tc qdisc add … netem\` failed ($(tr -d '\n' < "$W/tc.err")); this kernel has no sch_netem."
-        echo "bench: $LATENCY_NOTE" >&2
-    fi
+    OUT_FILE=$W/out/file.bin OUT_DIR=$W/out/dir
+    start_server 43000-43199 --masquerade-address 127.0.0.2
+    "$DELAY" --delay-ms "$DELAY_MS" --window-kib "$WINDOW_KIB" --listen 127.0.0.2 --upstream 127.0.0.1 \
+        --ports "$FTP_PORT,$SFTP_PORT,43000-43199" > "$W/relay.out" 2>&1 &
+    RELAY_PID=$!
+    for _ in $(seq 100); do grep -q "ready" "$W/relay.out" && break; sleep 0.1; done
+    grep -q "ready" "$W/relay.out" || { cat "$W/relay.out" >&2; exit 1; }
+    H=127.0.0.2 TMO=$LAT_TMO
+    SRC_FILE=$FILES/lat.bin SRC_DIR=$W/latsmall NFILES=$LAT_FILES SIZE_LABEL="$LAT_MIB MiB"
+    run_rows "$DELAY_MS ms each way"
+    kill "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null || true; RELAY_PID=
+    stop_server
 fi
 
 echo
@@ -283,4 +292,5 @@ echo "|---|---|---|---|---|---|---|---|---|---|${BEFORE_HEAD:+---|}"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "Load average before the run: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
+[ "$LATENCY" = 0 ] || echo "Latency rows: ferry-delay, $DELAY_MS ms each way, window $WINDOW_KIB KiB per connection and direction (slow start from 10 segments)."
 [ -z "$LATENCY_NOTE" ] || { echo; echo "$LATENCY_NOTE"; }
