@@ -17,11 +17,13 @@
 #   BIG_MIB=256 FILES_N=500 LAT_MIB=256 LAT_FILES=200 bench/clients.sh   # shorter
 #   PROTOS=sftp OPS="get put" LATENCY=0 bench/clients.sh   # some rows only, loopback only
 #   LOOPBACK=0 bench/clients.sh      # latency rows only
+#   SKIP="sftp/curl/put sftp/curl/get" bench/clients.sh  # leave cells out (PROTO/CLIENT/OP, as in cmd)
 #
 # FERRY_BIN is the client measured; FERRY_SERVER_BIN (default: the same binary) serves every client,
 # so two client builds can be compared against one server. FERRY_BEFORE_BIN adds a column for a second
 # ferry client build (measured right after FERRY_BIN, against the same server, left out of "best
-# other"), for before/after figures from one run. FERRY_ARGS adds arguments to every ferry client
+# other"), for before/after figures from one run. OTHERS_PARALLEL (default 4, rclone's default; lftp's
+# is 1) is the files at once of lftp's and rclone's mirrors; ferry's mirror runs with its own default. FERRY_ARGS adds arguments to every ferry client
 # command (e.g. FERRY_ARGS="--no-checksum" is not valid for get/put; use with OPS="down up").
 #
 # Needs: curl, lftp, rclone, openssh-client (installed with apt-get when missing), python3, and the
@@ -45,6 +47,8 @@ PROTOS=${PROTOS:-ftp sftp}
 OPS=${OPS:-get put down up}
 LATENCY=${LATENCY:-1}
 LOOPBACK=${LOOPBACK:-1}
+OTHERS_PARALLEL=${OTHERS_PARALLEL:-4}
+SKIP=${SKIP:-}
 DELAY=${DELAY_BIN:-$(realpath -m "$TARGET/release/ferry-delay")}
 if [ "$LATENCY" != 0 ] && [ ! -x "$DELAY" ]; then cargo build --release -p ferry-delay; fi
 read -ra FERRY_EXTRA <<< "${FERRY_ARGS:-}"
@@ -146,8 +150,8 @@ cmd() {
         case $op in
         get) script="get $rf -o $OUT_FILE" ;;
         put) script="put $SRC_FILE -o up/$rf" ;;
-        down) script="mirror --parallel=4 $rd $OUT_DIR" ;;
-        up) script="mirror -R --parallel=4 $SRC_DIR up/$rd" ;;
+        down) script="mirror --parallel=$OTHERS_PARALLEL $rd $OUT_DIR" ;;
+        up) script="mirror -R --parallel=$OTHERS_PARALLEL $SRC_DIR up/$rd" ;;
         esac
         CMD=(lftp -u "ferry,$PASSWORD" -p "$FTP_PORT" -e "set ftp:ssl-allow no; set net:max-retries 1; $script; bye" "$H") ;;
     */rclone/*)
@@ -160,8 +164,8 @@ cmd() {
         case $op in
         get) CMD=(rclone copyto -q "$remote$rf" "$OUT_FILE") ;;
         put) CMD=(rclone copyto -q "$SRC_FILE" "${remote}up/$rf") ;;
-        down) CMD=(rclone copy -q --transfers 4 "$remote$rd" "$OUT_DIR") ;;
-        up) CMD=(rclone copy -q --transfers 4 "$SRC_DIR" "${remote}up/$rd") ;;
+        down) CMD=(rclone copy -q --transfers "$OTHERS_PARALLEL" "$remote$rd" "$OUT_DIR") ;;
+        up) CMD=(rclone copy -q --transfers "$OTHERS_PARALLEL" "$SRC_DIR" "${remote}up/$rd") ;;
         esac ;;
     sftp/sftp/*)
         local script
@@ -231,6 +235,7 @@ run_rows() {
             local ferry_t="" best=""
             for client in "${CLIENTS[@]}"; do
                 if ! cmd "$proto" "$op" "$client"; then line+=" — |"; continue; fi
+                if [[ " $SKIP " == *" $proto/$client/$op "* ]]; then line+=" skipped |"; continue; fi
                 local t
                 t=$(measure "$op" "$@")
                 line+=" $t |"
