@@ -30,6 +30,9 @@ struct Script {
     intruder: Option<&'static [u8]>,
     /// FEAT offers `HASH SHA-256*` and HASH is answered with this reply line.
     hash_reply: Option<&'static str>,
+    /// FEAT offers `HASH SHA-256;MD5` (none selected), and TYPE is answered only once the next command
+    /// (PWD) is in: a client that waits for each set-up reply before the next command stalls.
+    batched_setup: bool,
 }
 
 /// A fake server; `lines` records every command line received.
@@ -90,6 +93,22 @@ async fn serve(conn: TcpStream, script: Script, lines: Arc<Mutex<Vec<String>>>) 
         let reply: String = match verb.as_str() {
             "USER" => "331 password\r\n".into(),
             "PASS" => "230 in\r\n".into(),
+            "FEAT" if script.batched_setup => {
+                "211-Features:\r\n EPSV\r\n HASH SHA-256;MD5\r\n211 End\r\n".into()
+            }
+            "TYPE" if script.batched_setup => {
+                line.clear();
+                if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let next = line.trim_end().to_owned();
+                lines.lock().expect("lines").push(next.clone());
+                if next == "PWD" {
+                    "200 ok\r\n257 \"/\"\r\n".into()
+                } else {
+                    "200 ok\r\n500 PWD expected\r\n".into()
+                }
+            }
             "FEAT" if script.hash_reply.is_some() => {
                 "211-Features:\r\n EPSV\r\n HASH SHA-256*;MD5\r\n211 End\r\n".into()
             }
@@ -320,6 +339,40 @@ async fn checksum_replies_are_parsed_strictly() {
     .await;
     let mut client = login(&fake).await;
     assert!(matches!(client.checksum("f").await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test]
+async fn setup_after_login_is_pipelined_and_selects_the_hash_once() {
+    let good = "213 SHA-256 0-3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad f";
+    let fake = Fake::start(Script {
+        hash_reply: Some(good),
+        batched_setup: true,
+        ..Script::default()
+    })
+    .await;
+    // The fake answers TYPE only after PWD has arrived: this login succeeds only if the client sends
+    // the set-up commands without waiting for each reply.
+    let mut client = FtpClient::connect(
+        &fake.url("/"),
+        "u",
+        &Secret::new("pw"),
+        &opts(Duration::from_secs(2)),
+    )
+    .await
+    .expect("login with pipelined set-up");
+    assert!(client.checksum("f").await.expect("checksum").is_some());
+    let received = fake.received();
+    let at = |cmd: &str| received.iter().position(|l| l == cmd);
+    assert!(
+        at("TYPE I") < at("PWD") && at("PWD") < at("OPTS HASH SHA-256"),
+        "{received:?}"
+    );
+    assert!(at("OPTS HASH SHA-256") < at("HASH f"), "{received:?}");
+    assert_eq!(
+        received.iter().filter(|l| l.starts_with("OPTS HASH")).count(),
+        1,
+        "{received:?}"
+    );
 }
 
 #[tokio::test]
