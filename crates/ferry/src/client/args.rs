@@ -184,8 +184,8 @@ pub struct MirrorArgs {
     /// Show what would be done, change nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Files transferred at once, each over its own connection.
-    #[arg(long, short = 'P', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Files transferred at once, each over its own connection (at most --max-connections).
+    #[arg(long, short = 'P', value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
     /// Compare files by size and modification time only, and do not verify copies, even when the server
     /// offers checksums [default: files of equal size are compared by checksum (FTP HASH/XSHA256…, SFTP
