@@ -370,6 +370,11 @@ impl Conn {
                 }
                 event = next_event(&mut self.running) => {
                     self.transfer_event(event);
+                    // Whatever else the transfer reported in the same run is taken now, so that the
+                    // replies go out together (a small file's 150 and 226 in one write).
+                    while let Some(ev) = self.running.as_ref().and_then(Running::take_event) {
+                        self.transfer_event(Some(ev));
+                    }
                 }
                 result = next_hash(&mut self.hashing) => {
                     self.hashing = None;
@@ -521,7 +526,7 @@ impl Conn {
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
             }
-            // The task ended without a final event (it panicked): report a local error.
+            // The transfer ended without a final event (it panicked): report a local error.
             None => {
                 self.running = None;
                 self.session
@@ -617,7 +622,7 @@ impl Conn {
                         tls,
                     };
                     let plan = std::mem::take(&mut self.plan);
-                    self.running = Some(transfer::spawn(t, storage, plan, ctx));
+                    self.running = Some(transfer::start(t, storage, plan, ctx));
                 }
                 Output::AbortTransfer => self.abort_transfer().await,
                 Output::StopTls => {
@@ -673,13 +678,11 @@ impl Conn {
     /// Cancels the running transfer and reports how it ended: if it had already ended, its own final
     /// event; otherwise `Aborted`.
     async fn abort_transfer(&mut self) {
-        let Some(mut running) = self.running.take() else {
+        let Some(running) = self.running.take() else {
             return;
         };
-        running.handle.abort();
-        let _ = (&mut running.handle).await;
         let mut last = None;
-        while let Ok(ev) = running.events.try_recv() {
+        for ev in running.cancel() {
             match ev {
                 TransferEvent::Started { .. } => self.session.handle_transfer(Instant::now(), ev),
                 ev => last = Some(ev),
@@ -917,7 +920,7 @@ async fn next_hash(
 
 async fn next_event(running: &mut Option<Running>) -> Option<TransferEvent> {
     match running {
-        Some(r) => r.events.recv().await,
+        Some(r) => r.next_event().await,
         None => std::future::pending().await,
     }
 }

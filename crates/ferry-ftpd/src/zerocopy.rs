@@ -58,6 +58,32 @@ pub(crate) async fn send_file(
     }
 }
 
+/// Reads `sock` into `buf` until `buf` is full (its capacity) or the peer ends the stream; returns
+/// whether it ended. Fails if the peer sends nothing for `timeout`.
+///
+/// The start of a zero-copy upload goes through here: a small file arrives whole, and is then
+/// written together with the commit, without a pipe and the system calls that set one up.
+pub(crate) async fn read_head(sock: &TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> io::Result<bool> {
+    while buf.len() < buf.capacity() {
+        let read = async {
+            loop {
+                sock.readable().await?;
+                match sock.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    r => return r,
+                }
+            }
+        };
+        let n = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??;
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Pipe capacity asked for zero-copy receiving: bytes moved per pair of `splice` calls. The kernel
 /// may refuse it (`/proc/sys/fs/pipe-max-size`, per-user pipe limits); the pipe then keeps its
 /// default size, which works, with more calls.

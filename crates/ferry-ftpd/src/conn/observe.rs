@@ -69,11 +69,9 @@ impl Conn {
     /// Ends the session for a shutdown: a transfer still running is aborted (`426`; an upload is
     /// discarded, never committed), then `421`.
     pub(super) async fn end_for_shutdown(&mut self) {
-        if let Some(mut running) = self.running.take() {
-            running.handle.abort();
-            let _ = (&mut running.handle).await;
+        if let Some(running) = self.running.take() {
             let mut last = None;
-            while let Ok(ev) = running.events.try_recv() {
+            for ev in running.cancel() {
                 match ev {
                     TransferEvent::Started { .. } => self.session.handle_transfer(Instant::now(), ev),
                     ev => last = Some(ev),
