@@ -334,7 +334,9 @@ impl Job {
         // encrypt in user space.
         if let (false, Some(file), DataStream::Plain(tcp)) = (ascii, reader.zero_copy(), &sock) {
             {
-                let sent = zerocopy::send_file(tcp, file, self.ctx.timeout, |n| {
+                // An empty file is read to its end all the same (pseudo files say 0 and have more).
+                let known = size.filter(|n| *n > 0);
+                let sent = zerocopy::send_file(tcp, file, known, self.ctx.timeout, |n| {
                     self.add(n);
                 })
                 .await;
@@ -456,9 +458,13 @@ impl Job {
         tcp: &TcpStream,
         writer: &mut UploadWriter,
     ) -> Option<Result<Vec<u8>, TransferEvent>> {
+        // Only where the back-end offers a zero-copy file (a new file, written to a temp file until
+        // commit): a broken upload is then discarded, so holding its head in memory changes
+        // nothing, whereas a resumed upload keeps what arrived as it arrives.
         if !self.fs.capabilities().zero_copy_write {
             return None;
         }
+        let file = writer.zero_copy()?;
         let mut head = Vec::with_capacity(UPLOAD_HEAD);
         let ended = zerocopy::read_head(tcp, &mut head, self.ctx.timeout).await;
         self.add(head.len());
@@ -467,16 +473,8 @@ impl Job {
             Ok(false) => None,
             Err(e) => Some(e),
         };
-        // More than the head: it goes first into the file, then the rest is spliced after it (or
-        // copied after it, without a zero-copy file or a pipe).
-        let Some(file) = writer.zero_copy() else {
-            let written = writer.write_owned(head).await;
-            return match (broken, written) {
-                (Some(_), _) => Some(Err(TransferEvent::ConnectionLost)),
-                (None, Err(e)) => Some(Err(TransferEvent::StorageFailed(fs_error(e)))),
-                (None, Ok(_)) => None,
-            };
-        };
+        // More than the head: it goes first into the file, then the rest is spliced after it (or,
+        // without a pipe, copied after it by the caller).
         let written = self.write_head(&file, &head, writer);
         if let Some(e) = broken {
             // What came before the break is kept, as the copying loop keeps it.
