@@ -44,6 +44,10 @@ pub(crate) async fn send_file(
     mut progress: impl FnMut(usize),
 ) -> io::Result<u64> {
     let mut total = 0u64;
+    // A data connection just accepted is writable, but tokio learns that only from the reactor's
+    // next turn: the first call is made at once (a small file then goes out without waiting for a
+    // turn), and only a full socket buffer makes the transfer wait for readiness.
+    let mut first = true;
     loop {
         let chunk = match size {
             Some(size) if total >= size => return Ok(total),
@@ -52,14 +56,26 @@ pub(crate) async fn send_file(
         };
         // `None` as offset: the kernel reads from, and advances, the file position, which the
         // storage back-end set to the REST offset when it opened the file.
-        let sent = tokio::time::timeout(
-            timeout,
-            sock.async_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(sock, file, None, chunk).map_err(io::Error::from)
-            }),
-        )
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??;
+        let direct = if std::mem::take(&mut first) {
+            match rustix::fs::sendfile(sock, file, None, chunk) {
+                Ok(n) => Some(n),
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
+        let sent = match direct {
+            Some(n) => n,
+            None => tokio::time::timeout(
+                timeout,
+                sock.async_io(Interest::WRITABLE, || {
+                    rustix::fs::sendfile(sock, file, None, chunk).map_err(io::Error::from)
+                }),
+            )
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??,
+        };
         if sent == 0 {
             return Ok(total);
         }
