@@ -93,6 +93,11 @@ where
 /// only while a read runs, so an idle session holds no read buffer at all.
 const READ_BUFFER: usize = 4096;
 
+/// Control-channel read buffer under TLS: it is held while the session waits for its next command, so
+/// it is small (rustls keeps the decrypted record; commands are short and a longer line arrives in
+/// several reads).
+const TLS_READ_BUFFER: usize = 512;
+
 /// Control-socket buffers read per wake-up (see `Conn::read_available`).
 const MAX_READS: usize = 4;
 
@@ -107,7 +112,9 @@ pub(crate) async fn run(
 ) {
     // Behind a load balancer the client is the one its PROXY header names; everything below (limits,
     // bans, TLS policy, PORT checks, passive-peer checks, logs) uses that address.
-    let Ok(arrival) = server.admission.arrive(&mut stream, tcp_peer).await else {
+    // The steps before and after the session proper are boxed: inline, each would make every idle
+    // session's task as large as that step's future (see `an_idle_sessions_task_stays_small`).
+    let Ok(arrival) = Box::pin(server.admission.arrive(&mut stream, tcp_peer)).await else {
         return;
     };
     let peer = arrival.client;
@@ -119,7 +126,7 @@ pub(crate) async fn run(
         let ip = canonical(peer.ip());
         // Banned addresses and connections over a limit are refused before anything else: 421 instead
         // of the greeting.
-        let slot = match server.admission.admit(ip).await {
+        let slot = match Box::pin(server.admission.admit(ip)).await {
             Ok(slot) => slot,
             Err(Refused::Banned(until)) => {
                 info!("connection refused: address banned");
@@ -131,11 +138,11 @@ pub(crate) async fn run(
                 if let Some(o) = server.observer() {
                     o.connection_banned(protocol);
                 }
-                refuse(stream, &banned_text(until)).await;
+                Box::pin(refuse(stream, &banned_text(until))).await;
                 return;
             }
             Err(Refused::Limit(refusal)) => {
-                refuse(stream, refusal.text()).await;
+                Box::pin(refuse(stream, refusal.text())).await;
                 return;
             }
         };
@@ -157,10 +164,16 @@ pub(crate) async fn run(
                 return;
             };
             let st = tls.session(peer.ip(), ftps.data_session);
-            match tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await {
+            match Box::pin(tls_accept(
+                stream,
+                Arc::clone(&st.control),
+                ftps.handshake_timeout,
+            ))
+            .await
+            {
                 Ok(s) => {
                     info!("connected (implicit TLS)");
-                    session_tls = Some(st);
+                    session_tls = Some(Box::new(st));
                     let (r, w) = tokio::io::split(s);
                     (Reader::Tls(r), Writer::Tls(w))
                 }
@@ -224,7 +237,7 @@ pub(crate) async fn run(
         // Only a client that tried to log in is scored for leaving: health checks, port scans and
         // clients that give up on the certificate never sent USER or PASS.
         let (logged_in, tried) = (conn.guard.logged_in, conn.guard.tried_login);
-        conn.server.admission.left(ip, logged_in, tried).await;
+        Box::pin(conn.server.admission.left(ip, logged_in, tried)).await;
         drop(conn);
         info!("disconnected");
     }
@@ -255,8 +268,9 @@ struct Conn {
     reached: SocketAddr,
     /// The control connection came through a load balancer (PROXY header).
     proxied: bool,
-    /// This control connection's TLS configurations, once TLS is up.
-    session_tls: Option<SessionTls>,
+    /// This control connection's TLS configurations, once TLS is up (boxed: plain sessions hold a null
+    /// pointer only).
+    session_tls: Option<Box<SessionTls>>,
     /// The session asked for the TLS handshake (after `234`).
     start_tls: bool,
     /// The session asked to end TLS on the control connection (after `200` to CCC).
@@ -315,7 +329,7 @@ impl Conn {
                 break End::Closed;
             }
             if std::mem::take(&mut self.start_tls) {
-                match self.upgrade(rd).await {
+                match Box::pin(self.upgrade(rd)).await {
                     Ok(tls) => {
                         rd = tls;
                         // Cleartext that followed AUTH TLS in the same read is dropped, never run.
@@ -331,7 +345,7 @@ impl Conn {
                 }
             }
             if std::mem::take(&mut self.stop_tls) {
-                match self.downgrade(rd).await {
+                match Box::pin(self.downgrade(rd)).await {
                     Ok(plain) => {
                         rd = plain;
                         decoder.reset();
@@ -352,8 +366,12 @@ impl Conn {
                 .throttle
                 .blocked_until(Instant::now())
                 .map(tokio::time::Instant::from_std);
+            // One timer for both (a timer is a large part of an idle session's state).
+            let wake = match (deadline, throttled) {
+                (Some(d), Some(t)) => Some(d.min(t)),
+                (d, t) => d.or(t),
+            };
             tokio::select! {
-                () = sleep_until(throttled) => {}
                 input = wait_input(&mut rd, &mut tls_buf), if throttled.is_none() => {
                     let ok = match (input, &rd) {
                         (Ok(None), Reader::Plain(plain)) => self.read_available(plain, &mut decoder).is_ok(),
@@ -375,12 +393,14 @@ impl Conn {
                     self.hashing = None;
                     self.session.handle_hash(Instant::now(), result);
                 }
-                () = sleep_until(deadline) => {
-                    self.session.handle_timeout(Instant::now());
+                () = sleep_until(wake) => {
+                    if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                        self.session.handle_timeout(Instant::now());
+                    }
                 }
                 phase = stop.next() => {
                     if phase == Phase::Closing || self.running.is_none() {
-                        self.end_for_shutdown().await;
+                        Box::pin(self.end_for_shutdown()).await;
                         break End::Closed;
                     }
                 }
@@ -451,7 +471,7 @@ impl Conn {
         let stream = tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await?;
         info!("TLS established on the control connection");
         self.tap.set_protocol(Protocol::Ftps);
-        self.session_tls = Some(st);
+        self.session_tls = Some(Box::new(st));
         let (r, w) = tokio::io::split(stream);
         self.wr = Writer::Tls(w);
         Ok(Reader::Tls(r))
@@ -570,7 +590,9 @@ impl Conn {
                 Output::SetActive(addr) => self.plan = DataPlan::Active(addr),
                 Output::ResetData => self.plan = DataPlan::None,
                 Output::Transfer(t) => {
-                    if !self.upload_allowed(&t).await {
+                    // Boxed, and only for uploads: the pre-upload check's future is large and rare.
+                    let stor = matches!(t, ferry_proto::session::Transfer::Stor { .. });
+                    if stor && !Box::pin(self.upload_allowed(&t)).await {
                         continue;
                     }
                     let storage = match &self.storage {
@@ -895,8 +917,8 @@ async fn wait_input(rd: &mut Reader, buf: &mut Vec<u8>) -> io::Result<Option<usi
             Ok(None)
         }
         Reader::Tls(tls) => {
-            if buf.len() < READ_BUFFER {
-                buf.resize(READ_BUFFER, 0);
+            if buf.len() < TLS_READ_BUFFER {
+                buf.resize(TLS_READ_BUFFER, 0);
             }
             match tls.read(buf).await? {
                 0 => Err(io::ErrorKind::UnexpectedEof.into()),
@@ -940,5 +962,27 @@ mod clock {
         pub(super) fn now() -> std::time::Instant {
             tokio::time::Instant::now().into_std()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<A, B, C, D, E, G, F>(_: impl FnOnce(A, B, C, D, E, G) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// An idle session's task is this future (plus tokio's header): all of it stays allocated for as
+    /// long as the session is open, sized for the largest step it may ever await. Rare, large steps
+    /// (PROXY header, admission, TLS handshakes, shutdown, the pre-upload check, logins, storage
+    /// requests) are boxed so that they cost memory only while they run. It was 3,472 bytes in a
+    /// debug build before they were, and tokio's task held it twice (see ferry-admission's
+    /// `connection_task`).
+    #[test]
+    fn an_idle_sessions_task_stays_small() {
+        let size = future_size(run);
+        assert!(size <= 2400, "a session's future takes {size} bytes");
     }
 }
