@@ -102,147 +102,195 @@ const TLS_READ_BUFFER: usize = 512;
 const MAX_READS: usize = 4;
 
 /// Runs one control connection to completion.
-pub(crate) async fn run(
+///
+/// Opening the session (PROXY header, admission, implicit TLS) is one boxed future that is gone before
+/// the session proper starts. The session's own future, allocated for as long as the connection is
+/// open, so holds nothing of what opening it took (one async block around both kept its arguments and
+/// the largest step's future for the whole session; see `an_idle_sessions_task_stays_small`).
+pub(crate) fn run(
+    id: u64,
+    stream: TcpStream,
+    tcp_peer: SocketAddr,
+    server: Arc<Server>,
+    kind: ListenerKind,
+    stop: Stop,
+) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::future::{Either, FutureExt};
+    Box::pin(open(id, stream, tcp_peer, server, kind)).then(move |opened| match opened {
+        Some(Opened { conn, rd, ip, span }) => Either::Left(session(conn, rd, stop, ip).instrument(span)),
+        None => Either::Right(std::future::ready(())),
+    })
+}
+
+/// A control connection that was admitted, ready for its session.
+struct Opened {
+    /// Boxed: moved into the session's future, which would otherwise keep room for it twice (an async
+    /// function's argument and the local it becomes).
+    conn: Box<Conn>,
+    rd: Reader,
+    /// The client's address, canonical (for the admission's books when it leaves).
+    ip: std::net::IpAddr,
+    span: tracing::Span,
+}
+
+/// Reads the PROXY header if one is expected and names the session's span after the client.
+async fn open(
     id: u64,
     mut stream: TcpStream,
     tcp_peer: SocketAddr,
     server: Arc<Server>,
     kind: ListenerKind,
-    stop: Stop,
-) {
+) -> Option<Opened> {
     // Behind a load balancer the client is the one its PROXY header names; everything below (limits,
     // bans, TLS policy, PORT checks, passive-peer checks, logs) uses that address.
-    // The steps before and after the session proper are boxed: inline, each would make every idle
-    // session's task as large as that step's future (see `an_idle_sessions_task_stays_small`).
-    let Ok(arrival) = Box::pin(server.admission.arrive(&mut stream, tcp_peer)).await else {
-        return;
-    };
+    let arrival = server.admission.arrive(&mut stream, tcp_peer).await.ok()?;
     let peer = arrival.client;
     let span = info_span!("session", id, peer = %peer, via = field::Empty, user = field::Empty);
     if let Some(via) = arrival.via {
         span.record("via", field::display(via));
     }
-    async move {
-        let ip = canonical(peer.ip());
-        // Banned addresses and connections over a limit are refused before anything else: 421 instead
-        // of the greeting.
-        let slot = match Box::pin(server.admission.admit(ip)).await {
-            Ok(slot) => slot,
-            Err(Refused::Banned(until)) => {
-                info!("connection refused: address banned");
-                let protocol = if kind == ListenerKind::Implicit {
-                    Protocol::Ftps
-                } else {
-                    Protocol::Ftp
-                };
-                if let Some(o) = server.observer() {
-                    o.connection_banned(protocol);
-                }
-                Box::pin(refuse(stream, &banned_text(until))).await;
-                return;
-            }
-            Err(Refused::Limit(refusal)) => {
-                Box::pin(refuse(stream, refusal.text())).await;
-                return;
-            }
-        };
-        let implicit = kind == ListenerKind::Implicit;
-        let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
-        let tap = SessionTap::open(server.observer().cloned(), protocol, peer);
-        let local = match stream.local_addr() {
-            Ok(a) => a,
-            Err(_) => return,
-        };
-        // The address the client connected to: the balancer's, from the header, when proxied.
-        let reached = arrival.reached.unwrap_or(local);
-        let _ = stream.set_nodelay(true);
-        let ftps = &server.config.ftps;
-        let mut session_tls = None;
-        let (rd, wr) = if implicit {
-            let Some(tls) = ftps.tls.as_ref() else {
-                warn!("implicit FTPS listener without a certificate; closing");
-                return;
-            };
-            let st = tls.session(peer.ip(), ftps.data_session);
-            match Box::pin(tls_accept(
-                stream,
-                Arc::clone(&st.control),
-                ftps.handshake_timeout,
-            ))
-            .await
-            {
-                Ok(s) => {
-                    info!("connected (implicit TLS)");
-                    session_tls = Some(Box::new(st));
-                    let (r, w) = tokio::io::split(s);
-                    (Reader::Tls(r), Writer::Tls(w))
-                }
-                Err(e) => {
-                    info!(error = %e, "TLS handshake failed");
-                    return;
-                }
-            }
-        } else {
-            // Clients send the Telnet Synch's DM byte as TCP urgent data before ABOR (RFC 959 §4.1.3).
-            // Without OOBINLINE the kernel drops it from the stream, and the IAC before it would swallow the
-            // "A" of ABOR; inline, the decoder sees IAC IP IAC DM ABOR as intended.
-            let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
-            info!("connected");
-            let (r, w) = stream.into_split();
-            (Reader::Plain(r), Writer::Plain(w))
-        };
-        let mut config = server.session_config();
-        config.tls = TlsSettings {
-            policy: if implicit {
-                TlsPolicy::Required
+    let (conn, rd, ip) = admit(stream, arrival, server, kind)
+        .instrument(span.clone())
+        .await?;
+    Some(Opened {
+        conn: Box::new(conn),
+        rd,
+        ip,
+        span,
+    })
+}
+
+/// Admits the connection (bans, limits), runs the implicit-TLS handshake, and sets up its session.
+async fn admit(
+    stream: TcpStream,
+    arrival: ferry_admission::Arrival,
+    server: Arc<Server>,
+    kind: ListenerKind,
+) -> Option<(Conn, Reader, std::net::IpAddr)> {
+    let peer = arrival.client;
+    let ip = canonical(peer.ip());
+    // Banned addresses and connections over a limit are refused before anything else: 421 instead
+    // of the greeting.
+    let slot = match server.admission.admit(ip).await {
+        Ok(slot) => slot,
+        Err(Refused::Banned(until)) => {
+            info!("connection refused: address banned");
+            let protocol = if kind == ListenerKind::Implicit {
+                Protocol::Ftps
             } else {
-                ftps.policy_for(peer.ip())
-            },
-            require_protected_data: ftps.require_protected_data,
-            implicit,
-            allow_ccc: ftps.danger_allow_ccc,
+                Protocol::Ftp
+            };
+            if let Some(o) = server.observer() {
+                o.connection_banned(protocol);
+            }
+            refuse(stream, &banned_text(until)).await;
+            return None;
+        }
+        Err(Refused::Limit(refusal)) => {
+            refuse(stream, refusal.text()).await;
+            return None;
+        }
+    };
+    let implicit = kind == ListenerKind::Implicit;
+    let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
+    let tap = SessionTap::open(server.observer().cloned(), protocol, peer);
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return None,
+    };
+    // The address the client connected to: the balancer's, from the header, when proxied.
+    let reached = arrival.reached.unwrap_or(local);
+    let _ = stream.set_nodelay(true);
+    let ftps = &server.config.ftps;
+    let mut session_tls = None;
+    let (rd, wr) = if implicit {
+        let Some(tls) = ftps.tls.as_ref() else {
+            warn!("implicit FTPS listener without a certificate; closing");
+            return None;
         };
-        let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
-        let session = Session::new(config, peer, reached, Instant::now());
-        let throttle = Throttle::new(server.config.protection.max_commands_per_sec, Instant::now());
-        let mut conn = Conn {
-            server,
-            session,
-            peer,
-            local,
-            reached,
-            proxied: arrival.via.is_some(),
-            session_tls,
-            start_tls: false,
-            stop_tls: false,
-            allow_unresumed,
-            wr,
-            out: Vec::new(),
-            storage: None,
-            plan: DataPlan::None,
-            running: None,
-            tap,
-            hashing: None,
-            guard: Guard {
-                slot,
-                throttle,
-                logged_in: false,
-                tried_login: false,
-                fxp: false,
-                banned: None,
-                refused: None,
-            },
-        };
-        conn.serve(rd, stop).await;
-        // Only a client that tried to log in is scored for leaving: health checks, port scans and
-        // clients that give up on the certificate never sent USER or PASS.
-        let (logged_in, tried) = (conn.guard.logged_in, conn.guard.tried_login);
-        Box::pin(conn.server.admission.left(ip, logged_in, tried)).await;
-        drop(conn);
-        info!("disconnected");
-    }
-    .instrument(span)
-    .await
+        let st = tls.session(peer.ip(), ftps.data_session);
+        match Box::pin(tls_accept(
+            stream,
+            Arc::clone(&st.control),
+            ftps.handshake_timeout,
+        ))
+        .await
+        {
+            Ok(s) => {
+                info!("connected (implicit TLS)");
+                session_tls = Some(Box::new(st));
+                let (r, w) = tokio::io::split(s);
+                (Reader::Tls(r), Writer::Tls(w))
+            }
+            Err(e) => {
+                info!(error = %e, "TLS handshake failed");
+                return None;
+            }
+        }
+    } else {
+        // Clients send the Telnet Synch's DM byte as TCP urgent data before ABOR (RFC 959 §4.1.3).
+        // Without OOBINLINE the kernel drops it from the stream, and the IAC before it would swallow the
+        // "A" of ABOR; inline, the decoder sees IAC IP IAC DM ABOR as intended.
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+        info!("connected");
+        let (r, w) = stream.into_split();
+        (Reader::Plain(r), Writer::Plain(w))
+    };
+    let mut config = server.session_config();
+    config.tls = TlsSettings {
+        policy: if implicit {
+            TlsPolicy::Required
+        } else {
+            ftps.policy_for(peer.ip())
+        },
+        require_protected_data: ftps.require_protected_data,
+        implicit,
+        allow_ccc: ftps.danger_allow_ccc,
+    };
+    let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
+    let session = Session::new(config, peer, reached, Instant::now());
+    let throttle = Throttle::new(server.config.protection.max_commands_per_sec, Instant::now());
+    let conn = Conn {
+        server,
+        session,
+        peer,
+        local,
+        reached,
+        proxied: arrival.via.is_some(),
+        session_tls,
+        start_tls: false,
+        stop_tls: false,
+        allow_unresumed,
+        wr,
+        out: Vec::new(),
+        storage: None,
+        plan: DataPlan::None,
+        running: None,
+        tap,
+        hashing: None,
+        guard: Guard {
+            slot,
+            throttle,
+            logged_in: false,
+            tried_login: false,
+            fxp: false,
+            banned: None,
+            refused: None,
+        },
+    };
+    Some((conn, rd, ip))
+}
+
+/// The session proper, until the connection ends.
+async fn session(mut conn: Box<Conn>, rd: Reader, stop: Stop, ip: std::net::IpAddr) {
+    conn.serve(rd, stop).await;
+    // Only a client that tried to log in is scored for leaving: health checks, port scans and
+    // clients that give up on the certificate never sent USER or PASS.
+    let (logged_in, tried) = (conn.guard.logged_in, conn.guard.tried_login);
+    // Boxed: large, and needed once.
+    Box::pin(conn.server.admission.left(ip, logged_in, tried)).await;
+    drop(conn);
+    info!("disconnected");
 }
 
 /// The `421` text for a banned address: until when, in UTC.
@@ -974,15 +1022,16 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// An idle session's task is this future (plus tokio's header): all of it stays allocated for as
-    /// long as the session is open, sized for the largest step it may ever await. Rare, large steps
-    /// (PROXY header, admission, TLS handshakes, shutdown, the pre-upload check, logins, storage
-    /// requests) are boxed so that they cost memory only while they run. It was 3,472 bytes in a
-    /// debug build before they were, and tokio's task held it twice (see ferry-admission's
-    /// `connection_task`).
+    /// An idle session's task is this future (plus tokio's header) and its boxed `Conn`: all of it stays
+    /// allocated for as long as the session is open, sized for the largest step it may ever await.
+    /// Opening the session is a separate boxed future that is gone once the session runs, and rare,
+    /// large steps (TLS handshakes, CCC, shutdown, the pre-upload check, logins, storage requests,
+    /// leaving) are boxed, so that they cost memory only while they run. In a debug build this was
+    /// 3,472 bytes before (and tokio's task held it twice, see ferry-admission's `connection_task`);
+    /// 1,768 after.
     #[test]
     fn an_idle_sessions_task_stays_small() {
-        let size = future_size(run);
-        assert!(size <= 2400, "a session's future takes {size} bytes");
+        let size = future_size(run) + std::mem::size_of::<Conn>();
+        assert!(size <= 2000, "a session's future and state take {size} bytes");
     }
 }
