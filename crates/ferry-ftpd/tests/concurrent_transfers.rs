@@ -1,5 +1,8 @@
 //! Many transfers in progress at the same moment: every one of them completes, byte-exact, with `226`.
-//! (The bounded benchmark for 1,000 and more is `bench/sessions.py --active`.)
+//! Uploads are in progress on the server's side at once (none can end before its client sends the
+//! rest); a download of this size may already be all in the kernel's socket buffers when its client
+//! pauses, so downloads are concurrent from the clients' side. (The bounded benchmark for 1,000 and
+//! more, with downloads larger than the socket buffers, is `bench/sessions.py --active`.)
 
 mod common;
 
