@@ -73,14 +73,16 @@ fn two_hundred_downloads_and_uploads_at_once_all_complete() {
 }
 
 async fn login(addr: std::net::SocketAddr) -> TcpStream {
-    let mut c = TcpStream::connect(addr).await.unwrap();
+    let mut c = TcpStream::connect(addr).await.expect("connect");
     assert!(read_reply(&mut c).await.starts_with("220"));
     for (line, code) in [
         (format!("USER {USER}"), "331"),
         (format!("PASS {PASSWORD}"), "230"),
         ("TYPE I".to_owned(), "200"),
     ] {
-        c.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+        c.write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("data or control I/O");
         let reply = read_reply(&mut c).await;
         assert!(reply.starts_with(code), "{line}: {reply}");
     }
@@ -89,7 +91,7 @@ async fn login(addr: std::net::SocketAddr) -> TcpStream {
 
 /// One RETR of `src.bin` or STOR of `up-{i}.bin`; returns the bytes moved once the `226` came.
 async fn transfer(c: &mut TcpStream, i: usize, upload: bool, content: &[u8], barrier: &Barrier) -> usize {
-    c.write_all(b"EPSV\r\n").await.unwrap();
+    c.write_all(b"EPSV\r\n").await.expect("data or control I/O");
     let reply = read_reply(c).await;
     let port: u16 = reply
         .split("|||")
@@ -97,28 +99,34 @@ async fn transfer(c: &mut TcpStream, i: usize, upload: bool, content: &[u8], bar
         .and_then(|r| r.split('|').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("EPSV: {reply}"));
-    let mut data = TcpStream::connect((c.peer_addr().unwrap().ip(), port))
+    let mut data = TcpStream::connect((c.peer_addr().expect("peer address").ip(), port))
         .await
-        .unwrap();
+        .expect("data connection");
     let command = if upload {
         format!("STOR up-{i}.bin\r\n")
     } else {
         "RETR src.bin\r\n".to_owned()
     };
-    c.write_all(command.as_bytes()).await.unwrap();
+    c.write_all(command.as_bytes())
+        .await
+        .expect("data or control I/O");
     let reply = read_reply(c).await;
     assert!(reply.starts_with("150"), "{command}: {reply}");
     let moved = if upload {
-        data.write_all(&content[..FIRST]).await.unwrap();
+        data.write_all(&content[..FIRST])
+            .await
+            .expect("data or control I/O");
         barrier.wait().await;
-        data.write_all(&content[FIRST..]).await.unwrap();
-        data.shutdown().await.unwrap();
+        data.write_all(&content[FIRST..])
+            .await
+            .expect("data or control I/O");
+        data.shutdown().await.expect("data or control I/O");
         content.len()
     } else {
         let mut got = vec![0u8; FIRST];
-        data.read_exact(&mut got).await.unwrap();
+        data.read_exact(&mut got).await.expect("data or control I/O");
         barrier.wait().await;
-        data.read_to_end(&mut got).await.unwrap();
+        data.read_to_end(&mut got).await.expect("data or control I/O");
         assert!(got == content, "download {i} differs ({} bytes)", got.len());
         got.len()
     };
