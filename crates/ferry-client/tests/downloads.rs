@@ -190,7 +190,11 @@ async fn a_resumed_download_continues_at_the_files_end() {
         .expect("resume");
     assert_eq!(n, data.len() as u64 - have);
     assert_eq!(std::fs::read(&path).expect("read"), data);
-    assert!(fake.received().iter().any(|l| l == "REST 1000003"), "{:?}", fake.received());
+    assert!(
+        fake.received().iter().any(|l| l == "REST 1000003"),
+        "{:?}",
+        fake.received()
+    );
 }
 
 #[tokio::test]
@@ -216,6 +220,10 @@ async fn the_checksum_is_asked_for_in_the_same_write_as_retr() {
     assert_eq!(ferry_proto::hash::hex(&digest), DIGEST);
     let lines = fake.received();
     let hash = lines.iter().position(|l| l == "HASH /f").expect("HASH sent");
-    assert_eq!(lines.get(hash + 1).map(String::as_str), Some("RETR /f"), "{lines:?}");
+    assert_eq!(
+        lines.get(hash + 1).map(String::as_str),
+        Some("RETR /f"),
+        "{lines:?}"
+    );
     client.quit().await;
 }

@@ -303,23 +303,31 @@ impl FtpClient {
                 "resuming or segmenting is not possible in ASCII mode (byte offsets differ from the server's); use binary mode".into(),
             ));
         }
-        let algorithm = if checksum { self.hash_algorithm().await? } else { None };
+        let algorithm = if checksum {
+            self.hash_algorithm().await?
+        } else {
+            None
+        };
         if offset > 0 {
             let r = self.cmd("REST", Some(&offset.to_string())).await?;
             expect(&r, &[ReplyCode::FILE_ACTION_PENDING], "REST (resume)", path)?;
         }
         let (conn, hashed) = self.transfer_with(algorithm.is_some(), "RETR", path).await?;
-        let fetched = algorithm
-            .zip(hashed)
-            .map(|(a, r)| hash_reply(&r, a, path));
+        let fetched = algorithm.zip(hashed).map(|(a, r)| hash_reply(&r, a, path));
         let (timeout, ascii) = (self.timeout, self.ascii);
         // The data connection is closed before the final reply is read (a range closes it early).
         let received = match (conn, sink) {
-            (Data::Plain(tcp), Sink::File(file)) if !ascii => {
-                self.splice_in(tcp, file, progress, len).await
-            }
+            (Data::Plain(tcp), Sink::File(file)) if !ascii => self.splice_in(tcp, file, progress, len).await,
             (conn, Sink::File(file)) => {
-                data::copy_in(&mut conn.boxed(), &mut FileWriter(file), timeout, progress, len, ascii).await
+                data::copy_in(
+                    &mut conn.boxed(),
+                    &mut FileWriter(file),
+                    timeout,
+                    progress,
+                    len,
+                    ascii,
+                )
+                .await
             }
             (conn, Sink::Writer(out)) => {
                 data::copy_in(&mut conn.boxed(), out, timeout, progress, len, ascii).await
@@ -735,7 +743,12 @@ impl FtpClient {
 
     /// [`FtpClient::transfer`], with `HASH path` sent in the same write as `verb path` when
     /// `hash_first` (its reply, read before the transfer's, is returned).
-    async fn transfer_with(&mut self, hash_first: bool, verb: &str, path: &str) -> Result<(Data, Option<Reply>)> {
+    async fn transfer_with(
+        &mut self,
+        hash_first: bool,
+        verb: &str,
+        path: &str,
+    ) -> Result<(Data, Option<Reply>)> {
         let (tcp, hashed) = if self.active {
             self.active_transfer(hash_first, verb, path).await?
         } else {

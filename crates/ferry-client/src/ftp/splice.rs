@@ -112,7 +112,12 @@ fn drain(pipe: &Pipe, file: &File, len: usize) -> Result<bool> {
     let mut left = len;
     while left > 0 {
         match splice(&pipe.read, None, file, None, left, SpliceFlags::MOVE) {
-            Ok(0) => return Err(Error::local("writing the local file", io::ErrorKind::WriteZero.into())),
+            Ok(0) => {
+                return Err(Error::local(
+                    "writing the local file",
+                    io::ErrorKind::WriteZero.into(),
+                ))
+            }
             Ok(n) => left -= n,
             Err(rustix::io::Errno::INVAL) if left == len => {
                 copy_out_of(pipe, file, len)?;
@@ -191,9 +196,11 @@ mod tests {
         let sender = send(peer, data.clone());
         let pipe = Pipe::new().expect("pipe");
         let mut seen = 0u64;
-        let got = receive(&sock, &pipe, &file, Duration::from_secs(10), u64::MAX, &mut |n| seen += n)
-            .await
-            .expect("receive");
+        let got = receive(&sock, &pipe, &file, Duration::from_secs(10), u64::MAX, &mut |n| {
+            seen += n
+        })
+        .await
+        .expect("receive");
         sender.await.expect("sender");
         assert_eq!(got, Received::Done(data.len() as u64));
         assert_eq!(seen, data.len() as u64);
@@ -229,9 +236,16 @@ mod tests {
         let data = pattern(200_000);
         let sender = send(peer, data.clone());
         let pipe = Pipe::new().expect("pipe");
-        let got = receive(&sock, &pipe, &file, Duration::from_secs(10), u64::MAX, &mut |_| {})
-            .await
-            .expect("receive");
+        let got = receive(
+            &sock,
+            &pipe,
+            &file,
+            Duration::from_secs(10),
+            u64::MAX,
+            &mut |_| {},
+        )
+        .await
+        .expect("receive");
         let Received::Unsupported(n) = got else {
             panic!("splice into an O_APPEND file should be refused: {got:?}");
         };
@@ -254,7 +268,15 @@ mod tests {
         let (_peer, sock) = pair().await;
         let file = tempfile::tempfile().expect("temp file");
         let pipe = Pipe::new().expect("pipe");
-        let r = receive(&sock, &pipe, &file, Duration::from_millis(200), u64::MAX, &mut |_| {}).await;
+        let r = receive(
+            &sock,
+            &pipe,
+            &file,
+            Duration::from_millis(200),
+            u64::MAX,
+            &mut |_| {},
+        )
+        .await;
         assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
     }
 }

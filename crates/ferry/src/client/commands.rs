@@ -4,9 +4,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use ferry_client::ftp::Fetched;
 use ferry_client::names::{join_remote, remote_basename};
 use ferry_client::url::RemoteUrl;
-use ferry_client::ftp::Fetched;
 use ferry_client::{Entry, Error, Remote};
 use ferry_proto::listing::EntryKind;
 use std::io::Seek;
