@@ -227,3 +227,31 @@ async fn the_checksum_is_asked_for_in_the_same_write_as_retr() {
     );
     client.quit().await;
 }
+
+#[tokio::test]
+async fn a_resumed_download_sends_no_hash_between_rest_and_retr() {
+    let data = pattern(10_000);
+    let fake = Fake::start(data.clone(), true).await;
+    let mut client = fake.login().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f");
+    std::fs::write(&path, &data[..4_000]).expect("partial");
+    let mut file = std::fs::File::options().write(true).open(&path).expect("open");
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).expect("seek");
+    let (n, fetched) = client
+        .get_file("/f", 4_000, &file, &mut |_| {}, true)
+        .await
+        .expect("resume");
+    assert_eq!(n, 6_000);
+    assert!(
+        fetched.is_none(),
+        "no checksum asked for with a REST: {fetched:?}"
+    );
+    assert_eq!(std::fs::read(&path).expect("read"), data);
+    assert!(
+        !fake.received().iter().any(|l| l.starts_with("HASH")),
+        "{:?}",
+        fake.received()
+    );
+    client.quit().await;
+}

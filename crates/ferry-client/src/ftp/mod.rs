@@ -267,9 +267,10 @@ impl FtpClient {
 
     /// Downloads `path` from byte `offset` into `file` at its current position (a plain binary
     /// transfer is spliced from the socket into the file, the bytes never passing through user
-    /// space); returns the bytes received. With `checksum`, when the server offers `HASH`, the
-    /// file's checksum is asked for in the same write as the `RETR` (no extra round trip) and
-    /// returned as well (`None` when it was not asked for; then use [`FtpClient::checksum`]).
+    /// space); returns the bytes received. With `checksum`, when the server offers `HASH` and
+    /// `offset` is 0, the file's checksum is asked for in the same write as the `RETR` (no extra
+    /// round trip) and returned as well (`None` when it was not asked for; then use
+    /// [`FtpClient::checksum`]).
     ///
     /// # Errors
     ///
@@ -286,8 +287,8 @@ impl FtpClient {
             .await
     }
 
-    /// `REST` (when `offset` > 0) and `RETR`, with `HASH` in front of it when `checksum` and the
-    /// server offers it; reads at most `len` bytes into `sink`.
+    /// `REST` (when `offset` > 0) and `RETR`, with `HASH` in front of it when `checksum`, the server
+    /// offers it and there is no `REST`; reads at most `len` bytes into `sink`.
     async fn retrieve(
         &mut self,
         path: &str,
@@ -303,7 +304,8 @@ impl FtpClient {
                 "resuming or segmenting is not possible in ASCII mode (byte offsets differ from the server's); use binary mode".into(),
             ));
         }
-        let algorithm = if checksum {
+        // Not between REST and RETR: a server may take any other command as cancelling the offset.
+        let algorithm = if checksum && offset == 0 {
             self.hash_algorithm().await?
         } else {
             None
