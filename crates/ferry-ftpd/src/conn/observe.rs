@@ -62,7 +62,8 @@ impl Conn {
         if self.running.is_some() || stop.phase() == Phase::Serving {
             return false;
         }
-        self.end_for_shutdown().await;
+        // Boxed: checked on every turn of the session loop, needed once.
+        Box::pin(self.end_for_shutdown()).await;
         true
     }
 
