@@ -14,8 +14,10 @@ is unpacked from its Debian package into `--peers-dir` when it is not installed.
 """
 
 import argparse
+import grp
 import json
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -39,6 +41,8 @@ ROWS = [
     ("login storm 1000: wall s", "conc", "n1000.wall_s", "low"),
     ("login storm 1000: sessions/s", "conc", "n1000.sessions_per_s", "high"),
     ("login storm 1000: failed", "conc", "n1000.errors", "low"),
+    ("100 x 10 MiB RETR at once, MB/s", "dl", "agg_MBps", "high"),
+    ("100 x 10 MiB RETR at once: failed", "dl", "errors", "low"),
 ]
 
 
@@ -58,7 +62,7 @@ def main():
     p.add_argument("--servers", default="ferry,vsftpd,pure-ftpd,pyftpdlib")
     p.add_argument("--peers-dir", default="/var/tmp/ferry-bench-peers",
                    help="where peers that are not installed (Pure-FTPd) are unpacked from their Debian packages")
-    p.add_argument("--tests", default="retr,stor,small,conc", help="per-round tests (idle runs separately); empty for none")
+    p.add_argument("--tests", default="retr,stor,small,conc,dl", help="per-round tests (idle runs separately); empty for none")
     p.add_argument("--idle-n", default="1000", help="comma list of idle session counts, e.g. 1000,10000")
     p.add_argument("--no-idle", action="store_true")
     p.add_argument("--tls", action="store_true",
@@ -89,7 +93,7 @@ def main():
     specs = {}
     for i, name in enumerate(servers):
         port = a.base_port + i
-        pasv = (44000 + 1000 * i, 44000 + 1000 * i + 999)
+        pasv = (40000 + PASV_PORTS * i, 40000 + PASV_PORTS * (i + 1) - 1)
         specs[name] = dict(name=name, port=port, pasv=pasv, root=os.path.join(a.workdir, name))
 
     results = {name: {} for name in servers}  # name -> test -> [flat run dicts]
@@ -221,10 +225,7 @@ def start_pure_ftpd(spec, a, cert):
     os.makedirs(files)
     shutil.chown(files, "nobody", NOBODY_GROUP)
     passwd, pdb = os.path.join(root, "pureftpd.passwd"), os.path.join(root, "pureftpd.pdb")
-    # pure-pw reads the password twice from standard input.
-    subprocess.run([pure_pw, "useradd", a.user, "-u", "nobody", "-g", NOBODY_GROUP, "-d", files,
-                    "-f", passwd, "-F", pdb, "-m"], input=f"{a.password}\n{a.password}\n".encode(),
-                   check=True, stdout=subprocess.DEVNULL)
+    pure_ftpd_user(pure_pw, a.user, a.password, files, passwd, pdb)
     cmd = [server, "-S", f"127.0.0.1,{spec['port']}", "-l", f"puredb:{pdb}",
            "-p", f"{spec['pasv'][0]}:{spec['pasv'][1]}", "-c", "20000", "-C", "20000",
            "-E",  # no anonymous logins
@@ -239,6 +240,28 @@ def start_pure_ftpd(spec, a, cert):
 
 # Debian's group of the `nobody` user.
 NOBODY_GROUP = "nogroup"
+
+# Passive ports per server. Pure-FTPd caps its client limit at half its passive ports (and its listen
+# backlog at 3 + limit / 8): with 1,000 ports it would take at most 500 sessions, too few for the
+# 1,000-client login storm.
+PASV_PORTS = 2500
+
+
+def pure_ftpd_user(pure_pw, user, password, home, passwd, pdb):
+    """Adds `user` (files owned by `nobody`) to a PureDB password database with a SHA-512-crypt hash.
+
+    Not `pure-pw useradd`: it hashes with Argon2id at a cost that took about 6 s of CPU per login on this
+    machine (`m=8192,t=511..1023`), run by every session process at once and without a bound. A login
+    storm then left hundreds of session processes hashing for minutes after the harness had given up
+    (947 processes, load average 500), and 100 concurrent downloads each spent 6 s logging in. The
+    benchmark measures the FTP server, not its choice of password hash: SHA-512-crypt costs a few
+    milliseconds, like the system password that vsftpd checks through PAM."""
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password.encode(), check=True,
+                            capture_output=True).stdout.decode().strip()
+    uid, gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam(NOBODY_GROUP).gr_gid
+    with open(passwd, "w") as fh:
+        fh.write(f"{user}:{hashed}:{uid}:{gid}::{home}/./::::::::::::\n")
+    subprocess.run([pure_pw, "mkdb", pdb, "-f", passwd], check=True, stdout=subprocess.DEVNULL)
 
 
 def pure_ftpd_binaries(a):
@@ -342,13 +365,20 @@ def descendants(root):
 
 
 def stop(proc):
+    """Stops a server and every process of its group: a forking server's session processes can outlive
+    their parent (Pure-FTPd's did, still hashing passwords)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc.poll() is None:
+        proc.wait()
 
 
 # ----------------------------------------------------------------------------- harness and results

@@ -319,6 +319,18 @@ impl Stop {
     }
 }
 
+/// One connection's task: the connection, then `done` is dropped (the drain waits until every sender
+/// is gone). A combinator, not `async move { connection.await; drop(done) }`: an async block keeps the
+/// connection's future twice (once captured, once moved out to be awaited), which doubled the memory of
+/// every idle session.
+fn connection_task<Fut>(connection: Fut, done: mpsc::Sender<()>) -> impl Future<Output = ()>
+where
+    Fut: Future<Output = ()>,
+{
+    use futures_util::FutureExt;
+    connection.map(move |()| drop(done))
+}
+
 /// [`serve`], draining: when `shutdown` completes the listener is closed (new connections are
 /// refused by the kernel), every connection is told [`Phase::Draining`], and after `grace` (or as
 /// soon as every connection has ended) [`Phase::Closing`]; then it waits for them all to end.
@@ -349,11 +361,7 @@ pub async fn serve_draining<H, Fut>(
             }
         };
         let connection = handle(stream, peer, Stop { rx: stop_rx.clone() });
-        let done = done_tx.clone();
-        tokio::spawn(async move {
-            connection.await;
-            drop(done);
-        });
+        tokio::spawn(connection_task(connection, done_tx.clone()));
     }
     // Stop accepting: connections that arrive from now on are refused, not queued.
     drop(listener);
@@ -397,6 +405,23 @@ pub async fn refresh_bans(defender: Arc<Defender>, shutdown: impl Future<Output 
 mod tests {
     use super::*;
     use ferry_auth::defender::DefenderConfig;
+
+    #[test]
+    fn a_connections_task_holds_its_future_once() {
+        let connection = async {
+            let state = [7u8; 4096];
+            tokio::task::yield_now().await;
+            assert_eq!(std::hint::black_box(&state)[0], 7);
+        };
+        let alone = std::mem::size_of_val(&connection);
+        let (done, _rx) = mpsc::channel::<()>(1);
+        let task = connection_task(connection, done);
+        let size = std::mem::size_of_val(&task);
+        assert!(
+            size >= 4096 && size <= alone + 32,
+            "task {size} bytes for a future of {alone}"
+        );
+    }
 
     fn admission(score_loopback: bool) -> Admission {
         let defender = Defender::new(

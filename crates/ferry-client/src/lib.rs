@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+mod file;
 pub mod ftp;
 pub mod limits;
 pub mod names;

@@ -148,6 +148,41 @@ impl Remote {
         }
     }
 
+    /// Downloads `path` from byte `offset` into `file` at its current position; returns the bytes
+    /// received and, when `checksum` and the server can answer it with the transfer (FTP `HASH`, sent
+    /// in the same write as `RETR`), the server's checksum of the file. Plain FTP in binary mode
+    /// splices the data into the file; SFTP writes it through a buffer of `buffer` bytes (0: none).
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, I/O errors on either side (the checksum's own errors are in the result).
+    pub async fn get_file(
+        &mut self,
+        path: &str,
+        offset: u64,
+        file: &std::fs::File,
+        buffer: usize,
+        progress: &mut Progress<'_>,
+        checksum: bool,
+    ) -> Result<(u64, crate::ftp::Fetched)> {
+        match self {
+            Remote::Ftp(c) => c.get_file(path, offset, file, progress, checksum).await,
+            Remote::Sftp(c) => {
+                use tokio::io::AsyncWriteExt;
+                let mut out = tokio::io::BufWriter::with_capacity(buffer, crate::file::FileWriter(file));
+                let got = c.get(path, offset, &mut out, progress).await;
+                // What arrived is written even after a failure (a resumed download continues there).
+                let flushed = out
+                    .flush()
+                    .await
+                    .map_err(|e| Error::local("writing the local file", e));
+                let n = got?;
+                flushed?;
+                Ok((n, None))
+            }
+        }
+    }
+
     /// Downloads at most `len` bytes of `path` from `offset` (a segment of a segmented download). Over
     /// FTP the data connection is closed once `len` bytes are in, which the server may report as an
     /// aborted transfer: end the session after a segment.

@@ -93,143 +93,204 @@ where
 /// only while a read runs, so an idle session holds no read buffer at all.
 const READ_BUFFER: usize = 4096;
 
+/// Control-channel read buffer under TLS: it is held while the session waits for its next command, so
+/// it is small (rustls keeps the decrypted record; commands are short and a longer line arrives in
+/// several reads).
+const TLS_READ_BUFFER: usize = 512;
+
 /// Control-socket buffers read per wake-up (see `Conn::read_available`).
 const MAX_READS: usize = 4;
 
 /// Runs one control connection to completion.
-pub(crate) async fn run(
+///
+/// Opening the session (PROXY header, admission, implicit TLS) is one boxed future that is gone before
+/// the session proper starts. The session's own future, allocated for as long as the connection is
+/// open, so holds nothing of what opening it took (one async block around both kept its arguments and
+/// the largest step's future for the whole session; see `an_idle_sessions_task_stays_small`).
+pub(crate) fn run(
+    id: u64,
+    stream: TcpStream,
+    tcp_peer: SocketAddr,
+    server: Arc<Server>,
+    kind: ListenerKind,
+    stop: Stop,
+) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::future::{Either, FutureExt};
+    Box::pin(open(id, stream, tcp_peer, server, kind)).then(move |opened| match opened {
+        Some(Opened { conn, rd, ip, span }) => Either::Left(session(conn, rd, stop, ip).instrument(span)),
+        None => Either::Right(std::future::ready(())),
+    })
+}
+
+/// A control connection that was admitted, ready for its session.
+struct Opened {
+    /// Boxed: moved into the session's future, which would otherwise keep room for it twice (an async
+    /// function's argument and the local it becomes).
+    conn: Box<Conn>,
+    rd: Reader,
+    /// The client's address, canonical (for the admission's books when it leaves).
+    ip: std::net::IpAddr,
+    span: tracing::Span,
+}
+
+/// Reads the PROXY header if one is expected and names the session's span after the client.
+async fn open(
     id: u64,
     mut stream: TcpStream,
     tcp_peer: SocketAddr,
     server: Arc<Server>,
     kind: ListenerKind,
-    stop: Stop,
-) {
+) -> Option<Opened> {
     // Behind a load balancer the client is the one its PROXY header names; everything below (limits,
     // bans, TLS policy, PORT checks, passive-peer checks, logs) uses that address.
-    let Ok(arrival) = server.admission.arrive(&mut stream, tcp_peer).await else {
-        return;
-    };
+    let arrival = server.admission.arrive(&mut stream, tcp_peer).await.ok()?;
     let peer = arrival.client;
     let span = info_span!("session", id, peer = %peer, via = field::Empty, user = field::Empty);
     if let Some(via) = arrival.via {
         span.record("via", field::display(via));
     }
-    async move {
-        let ip = canonical(peer.ip());
-        // Banned addresses and connections over a limit are refused before anything else: 421 instead
-        // of the greeting.
-        let slot = match server.admission.admit(ip).await {
-            Ok(slot) => slot,
-            Err(Refused::Banned(until)) => {
-                info!("connection refused: address banned");
-                let protocol = if kind == ListenerKind::Implicit {
-                    Protocol::Ftps
-                } else {
-                    Protocol::Ftp
-                };
-                if let Some(o) = server.observer() {
-                    o.connection_banned(protocol);
-                }
-                refuse(stream, &banned_text(until)).await;
-                return;
-            }
-            Err(Refused::Limit(refusal)) => {
-                refuse(stream, refusal.text()).await;
-                return;
-            }
-        };
-        let implicit = kind == ListenerKind::Implicit;
-        let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
-        let tap = SessionTap::open(server.observer().cloned(), protocol, peer);
-        let local = match stream.local_addr() {
-            Ok(a) => a,
-            Err(_) => return,
-        };
-        // The address the client connected to: the balancer's, from the header, when proxied.
-        let reached = arrival.reached.unwrap_or(local);
-        let _ = stream.set_nodelay(true);
-        let ftps = &server.config.ftps;
-        let mut session_tls = None;
-        let (rd, wr) = if implicit {
-            let Some(tls) = ftps.tls.as_ref() else {
-                warn!("implicit FTPS listener without a certificate; closing");
-                return;
-            };
-            let st = tls.session(peer.ip(), ftps.data_session);
-            match tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await {
-                Ok(s) => {
-                    info!("connected (implicit TLS)");
-                    session_tls = Some(st);
-                    let (r, w) = tokio::io::split(s);
-                    (Reader::Tls(r), Writer::Tls(w))
-                }
-                Err(e) => {
-                    info!(error = %e, "TLS handshake failed");
-                    return;
-                }
-            }
-        } else {
-            // Clients send the Telnet Synch's DM byte as TCP urgent data before ABOR (RFC 959 §4.1.3).
-            // Without OOBINLINE the kernel drops it from the stream, and the IAC before it would swallow the
-            // "A" of ABOR; inline, the decoder sees IAC IP IAC DM ABOR as intended.
-            let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
-            info!("connected");
-            let (r, w) = stream.into_split();
-            (Reader::Plain(r), Writer::Plain(w))
-        };
-        let mut config = server.session_config();
-        config.tls = TlsSettings {
-            policy: if implicit {
-                TlsPolicy::Required
+    let (conn, rd, ip) = admit(stream, arrival, server, kind)
+        .instrument(span.clone())
+        .await?;
+    Some(Opened {
+        conn: Box::new(conn),
+        rd,
+        ip,
+        span,
+    })
+}
+
+/// Admits the connection (bans, limits), runs the implicit-TLS handshake, and sets up its session.
+async fn admit(
+    stream: TcpStream,
+    arrival: ferry_admission::Arrival,
+    server: Arc<Server>,
+    kind: ListenerKind,
+) -> Option<(Conn, Reader, std::net::IpAddr)> {
+    let peer = arrival.client;
+    let ip = canonical(peer.ip());
+    // Banned addresses and connections over a limit are refused before anything else: 421 instead
+    // of the greeting.
+    let slot = match server.admission.admit(ip).await {
+        Ok(slot) => slot,
+        Err(Refused::Banned(until)) => {
+            info!("connection refused: address banned");
+            let protocol = if kind == ListenerKind::Implicit {
+                Protocol::Ftps
             } else {
-                ftps.policy_for(peer.ip())
-            },
-            require_protected_data: ftps.require_protected_data,
-            implicit,
-            allow_ccc: ftps.danger_allow_ccc,
+                Protocol::Ftp
+            };
+            if let Some(o) = server.observer() {
+                o.connection_banned(protocol);
+            }
+            refuse(stream, &banned_text(until)).await;
+            return None;
+        }
+        Err(Refused::Limit(refusal)) => {
+            refuse(stream, refusal.text()).await;
+            return None;
+        }
+    };
+    let implicit = kind == ListenerKind::Implicit;
+    let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
+    let tap = SessionTap::open(server.observer().cloned(), protocol, peer);
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return None,
+    };
+    // The address the client connected to: the balancer's, from the header, when proxied.
+    let reached = arrival.reached.unwrap_or(local);
+    let _ = stream.set_nodelay(true);
+    let ftps = &server.config.ftps;
+    let mut session_tls = None;
+    let (rd, wr) = if implicit {
+        let Some(tls) = ftps.tls.as_ref() else {
+            warn!("implicit FTPS listener without a certificate; closing");
+            return None;
         };
-        let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
-        let session = Session::new(config, peer, reached, Instant::now());
-        let throttle = Throttle::new(server.config.protection.max_commands_per_sec, Instant::now());
-        let mut conn = Conn {
-            server,
-            session,
-            peer,
-            local,
-            reached,
-            proxied: arrival.via.is_some(),
-            session_tls,
-            start_tls: false,
-            stop_tls: false,
-            allow_unresumed,
-            wr,
-            out: Vec::new(),
-            storage: None,
-            plan: DataPlan::None,
-            running: None,
-            tap,
-            hashing: None,
-            guard: Guard {
-                slot,
-                throttle,
-                logged_in: false,
-                tried_login: false,
-                fxp: false,
-                banned: None,
-                refused: None,
-            },
-        };
-        conn.serve(rd, stop).await;
-        // Only a client that tried to log in is scored for leaving: health checks, port scans and
-        // clients that give up on the certificate never sent USER or PASS.
-        let (logged_in, tried) = (conn.guard.logged_in, conn.guard.tried_login);
-        conn.server.admission.left(ip, logged_in, tried).await;
-        drop(conn);
-        info!("disconnected");
-    }
-    .instrument(span)
-    .await
+        let st = tls.session(peer.ip(), ftps.data_session);
+        match Box::pin(tls_accept(
+            stream,
+            Arc::clone(&st.control),
+            ftps.handshake_timeout,
+        ))
+        .await
+        {
+            Ok(s) => {
+                info!("connected (implicit TLS)");
+                session_tls = Some(Box::new(st));
+                let (r, w) = tokio::io::split(s);
+                (Reader::Tls(r), Writer::Tls(w))
+            }
+            Err(e) => {
+                info!(error = %e, "TLS handshake failed");
+                return None;
+            }
+        }
+    } else {
+        // Clients send the Telnet Synch's DM byte as TCP urgent data before ABOR (RFC 959 §4.1.3).
+        // Without OOBINLINE the kernel drops it from the stream, and the IAC before it would swallow the
+        // "A" of ABOR; inline, the decoder sees IAC IP IAC DM ABOR as intended.
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+        info!("connected");
+        let (r, w) = stream.into_split();
+        (Reader::Plain(r), Writer::Plain(w))
+    };
+    let mut config = server.session_config();
+    config.tls = TlsSettings {
+        policy: if implicit {
+            TlsPolicy::Required
+        } else {
+            ftps.policy_for(peer.ip())
+        },
+        require_protected_data: ftps.require_protected_data,
+        implicit,
+        allow_ccc: ftps.danger_allow_ccc,
+    };
+    let allow_unresumed = ftps.danger_allow_unresumed_data_tls;
+    let session = Session::new(config, peer, reached, Instant::now());
+    let throttle = Throttle::new(server.config.protection.max_commands_per_sec, Instant::now());
+    let conn = Conn {
+        server,
+        session,
+        peer,
+        local,
+        reached,
+        proxied: arrival.via.is_some(),
+        session_tls,
+        start_tls: false,
+        stop_tls: false,
+        allow_unresumed,
+        wr,
+        out: Vec::new(),
+        storage: None,
+        plan: DataPlan::None,
+        running: None,
+        tap,
+        hashing: None,
+        guard: Guard {
+            slot,
+            throttle,
+            logged_in: false,
+            tried_login: false,
+            fxp: false,
+            banned: None,
+            refused: None,
+        },
+    };
+    Some((conn, rd, ip))
+}
+
+/// The session proper, until the connection ends.
+async fn session(mut conn: Box<Conn>, rd: Reader, stop: Stop, ip: std::net::IpAddr) {
+    conn.serve(rd, stop).await;
+    // Only a client that tried to log in is scored for leaving: health checks, port scans and
+    // clients that give up on the certificate never sent USER or PASS.
+    let (logged_in, tried) = (conn.guard.logged_in, conn.guard.tried_login);
+    // Boxed: large, and needed once.
+    Box::pin(conn.server.admission.left(ip, logged_in, tried)).await;
+    drop(conn);
+    info!("disconnected");
 }
 
 /// The `421` text for a banned address: until when, in UTC.
@@ -255,8 +316,9 @@ struct Conn {
     reached: SocketAddr,
     /// The control connection came through a load balancer (PROXY header).
     proxied: bool,
-    /// This control connection's TLS configurations, once TLS is up.
-    session_tls: Option<SessionTls>,
+    /// This control connection's TLS configurations, once TLS is up (boxed: plain sessions hold a null
+    /// pointer only).
+    session_tls: Option<Box<SessionTls>>,
     /// The session asked for the TLS handshake (after `234`).
     start_tls: bool,
     /// The session asked to end TLS on the control connection (after `200` to CCC).
@@ -315,7 +377,7 @@ impl Conn {
                 break End::Closed;
             }
             if std::mem::take(&mut self.start_tls) {
-                match self.upgrade(rd).await {
+                match Box::pin(self.upgrade(rd)).await {
                     Ok(tls) => {
                         rd = tls;
                         // Cleartext that followed AUTH TLS in the same read is dropped, never run.
@@ -331,7 +393,7 @@ impl Conn {
                 }
             }
             if std::mem::take(&mut self.stop_tls) {
-                match self.downgrade(rd).await {
+                match Box::pin(self.downgrade(rd)).await {
                     Ok(plain) => {
                         rd = plain;
                         decoder.reset();
@@ -352,8 +414,12 @@ impl Conn {
                 .throttle
                 .blocked_until(Instant::now())
                 .map(tokio::time::Instant::from_std);
+            // One timer for both (a timer is a large part of an idle session's state).
+            let wake = match (deadline, throttled) {
+                (Some(d), Some(t)) => Some(d.min(t)),
+                (d, t) => d.or(t),
+            };
             tokio::select! {
-                () = sleep_until(throttled) => {}
                 input = wait_input(&mut rd, &mut tls_buf), if throttled.is_none() => {
                     let ok = match (input, &rd) {
                         (Ok(None), Reader::Plain(plain)) => self.read_available(plain, &mut decoder).is_ok(),
@@ -370,17 +436,24 @@ impl Conn {
                 }
                 event = next_event(&mut self.running) => {
                     self.transfer_event(event);
+                    // Whatever else the transfer reported in the same run is taken now, so that the
+                    // replies go out together (a small file's 150 and 226 in one write).
+                    while let Some(ev) = self.running.as_ref().and_then(Running::take_event) {
+                        self.transfer_event(Some(ev));
+                    }
                 }
                 result = next_hash(&mut self.hashing) => {
                     self.hashing = None;
                     self.session.handle_hash(Instant::now(), result);
                 }
-                () = sleep_until(deadline) => {
-                    self.session.handle_timeout(Instant::now());
+                () = sleep_until(wake) => {
+                    if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                        self.session.handle_timeout(Instant::now());
+                    }
                 }
                 phase = stop.next() => {
                     if phase == Phase::Closing || self.running.is_none() {
-                        self.end_for_shutdown().await;
+                        Box::pin(self.end_for_shutdown()).await;
                         break End::Closed;
                     }
                 }
@@ -451,7 +524,7 @@ impl Conn {
         let stream = tls_accept(stream, Arc::clone(&st.control), ftps.handshake_timeout).await?;
         info!("TLS established on the control connection");
         self.tap.set_protocol(Protocol::Ftps);
-        self.session_tls = Some(st);
+        self.session_tls = Some(Box::new(st));
         let (r, w) = tokio::io::split(stream);
         self.wr = Writer::Tls(w);
         Ok(Reader::Tls(r))
@@ -521,7 +594,7 @@ impl Conn {
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
             }
-            // The task ended without a final event (it panicked): report a local error.
+            // The transfer ended without a final event (it panicked): report a local error.
             None => {
                 self.running = None;
                 self.session
@@ -570,7 +643,9 @@ impl Conn {
                 Output::SetActive(addr) => self.plan = DataPlan::Active(addr),
                 Output::ResetData => self.plan = DataPlan::None,
                 Output::Transfer(t) => {
-                    if !self.upload_allowed(&t).await {
+                    // Boxed, and only for uploads: the pre-upload check's future is large and rare.
+                    let stor = matches!(t, ferry_proto::session::Transfer::Stor { .. });
+                    if stor && !Box::pin(self.upload_allowed(&t)).await {
                         continue;
                     }
                     let storage = match &self.storage {
@@ -617,7 +692,7 @@ impl Conn {
                         tls,
                     };
                     let plan = std::mem::take(&mut self.plan);
-                    self.running = Some(transfer::spawn(t, storage, plan, ctx));
+                    self.running = Some(transfer::start(t, storage, plan, ctx));
                 }
                 Output::AbortTransfer => self.abort_transfer().await,
                 Output::StopTls => {
@@ -673,13 +748,11 @@ impl Conn {
     /// Cancels the running transfer and reports how it ended: if it had already ended, its own final
     /// event; otherwise `Aborted`.
     async fn abort_transfer(&mut self) {
-        let Some(mut running) = self.running.take() else {
+        let Some(running) = self.running.take() else {
             return;
         };
-        running.handle.abort();
-        let _ = (&mut running.handle).await;
         let mut last = None;
-        while let Ok(ev) = running.events.try_recv() {
+        for ev in running.cancel() {
             match ev {
                 TransferEvent::Started { .. } => self.session.handle_transfer(Instant::now(), ev),
                 ev => last = Some(ev),
@@ -895,8 +968,8 @@ async fn wait_input(rd: &mut Reader, buf: &mut Vec<u8>) -> io::Result<Option<usi
             Ok(None)
         }
         Reader::Tls(tls) => {
-            if buf.len() < READ_BUFFER {
-                buf.resize(READ_BUFFER, 0);
+            if buf.len() < TLS_READ_BUFFER {
+                buf.resize(TLS_READ_BUFFER, 0);
             }
             match tls.read(buf).await? {
                 0 => Err(io::ErrorKind::UnexpectedEof.into()),
@@ -917,7 +990,7 @@ async fn next_hash(
 
 async fn next_event(running: &mut Option<Running>) -> Option<TransferEvent> {
     match running {
-        Some(r) => r.events.recv().await,
+        Some(r) => r.next_event().await,
         None => std::future::pending().await,
     }
 }
@@ -940,5 +1013,28 @@ mod clock {
         pub(super) fn now() -> std::time::Instant {
             tokio::time::Instant::now().into_std()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<A, B, C, D, E, G, F>(_: impl FnOnce(A, B, C, D, E, G) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// An idle session's task is this future (plus tokio's header) and its boxed `Conn`: all of it stays
+    /// allocated for as long as the session is open, sized for the largest step it may ever await.
+    /// Opening the session is a separate boxed future that is gone once the session runs, and rare,
+    /// large steps (TLS handshakes, CCC, shutdown, the pre-upload check, logins, storage requests,
+    /// leaving) are boxed, so that they cost memory only while they run. In a debug build this was
+    /// 3,472 bytes before (and tokio's task held it twice, see ferry-admission's `connection_task`);
+    /// 1,768 after.
+    #[test]
+    fn an_idle_sessions_task_stays_small() {
+        let size = future_size(run) + std::mem::size_of::<Conn>();
+        assert!(size <= 2000, "a session's future and state take {size} bytes");
     }
 }

@@ -22,8 +22,9 @@ pub(crate) enum DataPlan {
     /// Nothing prepared.
     #[default]
     None,
-    /// A listener waiting for the client.
-    Passive(TcpListener),
+    /// A listener waiting for the client. Not registered with the reactor until a transfer has to
+    /// wait for the connection (see `accept_peer`).
+    Passive(std::net::TcpListener),
     /// Connect to the client here.
     Active(SocketAddr),
 }
@@ -65,8 +66,9 @@ impl std::fmt::Debug for DataTls {
     }
 }
 
-/// Opens a passive listener on `ip`, on a random free port of `ports`.
-pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<TcpListener> {
+/// Opens a passive listener on `ip`, on a random free port of `ports` (non-blocking, not registered
+/// with the reactor).
+pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<std::net::TcpListener> {
     let (lo, hi) = (*ports.start(), *ports.end());
     if lo > hi {
         return Err(io::Error::new(
@@ -92,18 +94,21 @@ pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Resul
     Err(io::Error::new(io::ErrorKind::AddrInUse, "no free passive port"))
 }
 
-fn bind(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
-    let socket = match ip {
-        IpAddr::V4(_) => TcpSocket::new_v4()?,
-        IpAddr::V6(_) => TcpSocket::new_v6()?,
+fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let domain = match ip {
+        IpAddr::V4(_) => Domain::IPV4,
+        IpAddr::V6(_) => Domain::IPV6,
     };
+    let socket = Socket::new(domain, Type::STREAM.nonblocking(), None)?;
     // SO_REUSEADDR lets a port whose last data connection is in TIME_WAIT (the server closes first after
     // RETR and listings) be used again at once; without it a busy session exhausts the range within one
     // TIME_WAIT period. On Linux it never lets two sockets listen on the same port, so two sessions still
     // cannot share a passive port.
-    socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::new(ip, port))?;
-    socket.listen(1)
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::new(ip, port).into())?;
+    socket.listen(1)?;
+    Ok(socket.into())
 }
 
 /// Establishes the data connection of `plan`, within the timeout.
@@ -149,9 +154,31 @@ enum Expect<'a> {
 /// allowed load balancer, for this client when headers are on, when the control connection was
 /// proxied); connections from anyone else are closed at once (passive-port theft), and the listener
 /// is dropped after the first good one.
-async fn accept_peer(listener: TcpListener, expect: Expect<'_>) -> io::Result<TcpStream> {
+///
+/// A passive client connects before it sends the command, so the connection is usually queued
+/// already: it is taken without registering the listener with the reactor, so that its arrival
+/// wakes no worker thread and the listener costs no `epoll_ctl`. Only when nothing is queued does
+/// the listener join the reactor and the transfer wait.
+async fn accept_peer(listener: std::net::TcpListener, expect: Expect<'_>) -> io::Result<TcpStream> {
+    let mut queued = Some(listener);
+    let mut waiting: Option<TcpListener> = None;
     loop {
-        let (mut stream, from) = listener.accept().await?;
+        let (mut stream, from) = match (queued.take(), &waiting) {
+            (Some(l), _) => match l.accept() {
+                Ok((s, from)) => {
+                    queued = Some(l);
+                    s.set_nonblocking(true)?;
+                    (TcpStream::from_std(s)?, from)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    waiting = Some(TcpListener::from_std(l)?);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+            (None, Some(l)) => l.accept().await?,
+            (None, None) => return Err(io::ErrorKind::NotConnected.into()),
+        };
         let refused = match expect {
             Expect::Anyone => None,
             Expect::Peer(ip) => (canonical(from.ip()) != canonical(ip)).then(|| format!("expected {ip}")),

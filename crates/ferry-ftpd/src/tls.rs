@@ -33,7 +33,7 @@
 //! the end of the upload — how vsftpd and pyftpdlib lose TLS 1.3 uploads. (ferry would answer such an upload
 //! with 426, never keep it truncated; see `transfer.rs`.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
@@ -272,7 +272,29 @@ impl Tls {
 /// Control connections with TLS: their address and, once logged in, their user. Closed ones are kept for
 /// [`SIBLING_GRACE`] so that a sibling's data connection may still resume one of their tickets.
 #[derive(Debug, Default)]
-struct Registry(Mutex<HashMap<u64, Member>>);
+struct Registry(Mutex<Members>);
+
+/// The registry's contents. `closed` lists closed connections in the order they closed (so oldest
+/// first): expiring them costs only the ones that expire, however many connections a busy server saw in
+/// the grace period (a whole-map sweep on every new connection grew with that number).
+#[derive(Debug, Default)]
+struct Members {
+    map: HashMap<u64, Member>,
+    closed: VecDeque<(Instant, u64)>,
+}
+
+impl Members {
+    /// Forgets the closed connections whose grace period is over.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(ended, id)) = self.closed.front() {
+            if now.duration_since(ended) < SIBLING_GRACE {
+                break;
+            }
+            self.closed.pop_front();
+            self.map.remove(&id);
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Member {
@@ -282,15 +304,14 @@ struct Member {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Member>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Members> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn open(&self, id: u64, ip: IpAddr) {
-        let mut map = self.lock();
-        let now = Instant::now();
-        map.retain(|_, m| m.ended.is_none_or(|t| now.duration_since(t) < SIBLING_GRACE));
-        map.insert(
+        let mut members = self.lock();
+        members.expire(Instant::now());
+        members.map.insert(
             id,
             Member {
                 ip: ferry_admission::canonical(ip),
@@ -301,15 +322,27 @@ impl Registry {
     }
 
     fn set_user(&self, id: u64, user: Option<&str>) {
-        if let Some(m) = self.lock().get_mut(&id) {
+        if let Some(m) = self.lock().map.get_mut(&id) {
             m.user = user.map(str::to_owned);
         }
     }
 
     fn close(&self, id: u64) {
-        if let Some(m) = self.lock().get_mut(&id) {
-            m.ended = Some(Instant::now());
+        let now = Instant::now();
+        let mut members = self.lock();
+        let Some(m) = members.map.get_mut(&id) else {
+            return;
+        };
+        if m.ended.is_none() {
+            m.ended = Some(now);
+            members.closed.push_back((now, id));
         }
+    }
+
+    /// Connections known (open, or closed within the grace period).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().map.len()
     }
 
     /// True when `other` is logged in (or was, within the grace period) as the same user as `me`, from the
@@ -326,8 +359,8 @@ impl Registry {
 
     /// `me` and a still-fresh `other` from the same address, passing `also`.
     fn compare(&self, me: u64, other: u64, also: impl Fn(&Member, &Member) -> bool) -> bool {
-        let map = self.lock();
-        let (Some(a), Some(b)) = (map.get(&me), map.get(&other)) else {
+        let members = self.lock();
+        let (Some(a), Some(b)) = (members.map.get(&me), members.map.get(&other)) else {
             return false;
         };
         let fresh = b.ended.is_none_or(|t| t.elapsed() < SIBLING_GRACE);
@@ -607,6 +640,30 @@ mod tests {
         assert_eq!(a.upload().send_tls13_tickets, 0);
         assert_eq!(a.download().send_tls13_tickets, 1);
         assert!(a.control.send_tls13_tickets > 1);
+    }
+
+    #[test]
+    fn closed_connections_are_forgotten_after_the_grace_period_only() {
+        let registry = Registry::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for id in 0..1000 {
+            registry.open(id, ip);
+            registry.close(id);
+        }
+        registry.close(7); // closing twice changes nothing
+        registry.open(1000, ip);
+        // All closed within the grace period: still known, as siblings may resume their tickets.
+        assert_eq!(registry.len(), 1001);
+        assert!(registry.same_address(1000, 999));
+        // Once the grace period is over, each is dropped, and only those: the open one stays.
+        let later = Instant::now() + SIBLING_GRACE + Duration::from_secs(1);
+        registry.lock().expire(later);
+        assert_eq!(registry.len(), 1);
+        assert!(registry.lock().closed.is_empty());
+        assert!(!registry.same_address(1000, 999));
+        registry.close(1000);
+        registry.lock().expire(Instant::now());
+        assert_eq!(registry.len(), 1);
     }
 
     #[tokio::test]

@@ -1,13 +1,18 @@
-//! One data transfer, run as its own task so the control channel stays live (ABOR, STAT, NOOP, QUIT).
+//! One data transfer, a future that the session's own task polls beside the control connection, so
+//! the control channel stays live (ABOR, STAT, NOOP, QUIT) without a second task: no hand-over between
+//! threads per file, and the `150` and the final reply of a small file go out in one write.
 //!
-//! The task reports [`TransferEvent`]s in order: `Started` once the storage side is open (the session then
-//! sends 150), and exactly one final event. Dropping or aborting the task drops the storage writer, which
-//! removes an unfinished upload's temporary file; only a clean end of the data stream commits it.
+//! The transfer reports [`TransferEvent`]s in order: `Started` once the storage side is open (the session
+//! then sends 150), and exactly one final event. Dropping the transfer ([`Running::cancel`]) drops the
+//! storage writer, which removes an unfinished upload's temporary file; only a clean end of the data
+//! stream commits it.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -18,8 +23,6 @@ use ferry_proto::{ascii, glob};
 use ferry_vfs::{EntryKind, ErrorKind, FileWriter, Upload, UploadWriter, UserFs};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::data::{self, DataCtx, DataPlan};
 use crate::storage::{entry, fs_error, name_of};
@@ -32,6 +35,10 @@ const BUFFER: usize = 1024 * 1024;
 /// An upload buffer that is not full is handed to storage once the client has sent nothing for this
 /// long (see `Job::fill`).
 const PAUSE: Duration = Duration::from_millis(50);
+
+/// A zero-copy upload's first bytes are read into memory: a file up to this size is then stored with
+/// its commit in one step, without setting up a pipe (see `Job::receive_zero_copy`).
+const UPLOAD_HEAD: usize = 64 * 1024;
 
 /// Listing output is flushed to the data connection in chunks of about this size.
 const LIST_CHUNK: usize = 64 * 1024;
@@ -86,12 +93,23 @@ impl AsyncWrite for DataStream {
     }
 }
 
-/// A running transfer.
-#[derive(Debug)]
+/// A running transfer: its future, polled by the session's task ([`Running::next_event`]), and the
+/// events it has reported and the session not yet taken.
 pub(crate) struct Running {
-    pub(crate) handle: JoinHandle<()>,
-    pub(crate) events: mpsc::UnboundedReceiver<TransferEvent>,
-    pub(crate) progress: Arc<AtomicU64>,
+    job: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Filled by the job as it runs; read after each poll. A plain queue, not a channel with a
+    /// waker: the reader is the task that polls the job, so there is nobody to wake.
+    events: Arc<Mutex<VecDeque<TransferEvent>>>,
+    progress: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("running", &self.job.is_some())
+            .field("bytes", &self.bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Running {
@@ -99,39 +117,75 @@ impl Running {
     pub(crate) fn bytes(&self) -> u64 {
         self.progress.load(Ordering::Relaxed)
     }
+
+    /// Runs the transfer until it reports its next event. `None`: it ended without a final event
+    /// (it panicked; the panic is contained here, as it would be in a task of its own).
+    pub(crate) async fn next_event(&mut self) -> Option<TransferEvent> {
+        std::future::poll_fn(|cx| {
+            if let Some(ev) = self.take_event() {
+                return Poll::Ready(Some(ev));
+            }
+            if let Some(job) = self.job.as_mut() {
+                let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.as_mut().poll(cx)));
+                match polled {
+                    Ok(Poll::Pending) => {}
+                    Ok(Poll::Ready(())) => self.job = None,
+                    Err(_) => {
+                        tracing::error!("a transfer panicked");
+                        self.job = None;
+                    }
+                }
+            }
+            match self.take_event() {
+                Some(ev) => Poll::Ready(Some(ev)),
+                None if self.job.is_none() => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// An event already reported, without running the transfer.
+    pub(crate) fn take_event(&self) -> Option<TransferEvent> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
+
+    /// Stops the transfer where it is (an unfinished upload is discarded) and returns the events it
+    /// reported that were not taken yet.
+    pub(crate) fn cancel(mut self) -> Vec<TransferEvent> {
+        self.job = None;
+        let mut q = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        q.drain(..).collect()
+    }
 }
 
-/// Starts `transfer` in a new task.
-pub(crate) fn spawn(transfer: Transfer, fs: UserFs, plan: DataPlan, ctx: DataCtx) -> Running {
-    let (tx, events) = mpsc::unbounded_channel();
+/// Prepares `transfer`; it runs as the session polls [`Running::next_event`].
+pub(crate) fn start(transfer: Transfer, fs: UserFs, plan: DataPlan, ctx: DataCtx) -> Running {
+    let events = Arc::new(Mutex::new(VecDeque::new()));
     let progress = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&progress);
-    let span = tracing::Span::current();
-    let handle = tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            let job = Job {
-                fs,
-                plan: Some(plan),
-                ctx,
-                tx: tx.clone(),
-                progress: counter,
-            };
-            let end = match transfer {
-                Transfer::Retr { path, offset, ascii } => job.retr(&path, offset, ascii).await,
-                Transfer::Stor { path, mode, ascii } => job.stor(&path, mode, ascii).await,
-                Transfer::List {
-                    path,
-                    format,
-                    permissions,
-                    all,
-                } => job.list(&path, format, permissions, all).await,
-            };
-            let _ = tx.send(end);
-        },
-        span,
-    ));
+    let job = Job {
+        fs,
+        plan: Some(plan),
+        ctx,
+        events: Arc::clone(&events),
+        progress: Arc::clone(&progress),
+    };
+    let job = async move {
+        let queue = Arc::clone(&job.events);
+        let end = match transfer {
+            Transfer::Retr { path, offset, ascii } => job.retr(&path, offset, ascii).await,
+            Transfer::Stor { path, mode, ascii } => job.stor(&path, mode, ascii).await,
+            Transfer::List {
+                path,
+                format,
+                permissions,
+                all,
+            } => job.list(&path, format, permissions, all).await,
+        };
+        queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(end);
+    };
     Running {
-        handle,
+        job: Some(Box::pin(job)),
         events,
         progress,
     }
@@ -142,13 +196,17 @@ struct Job {
     fs: UserFs,
     plan: Option<DataPlan>,
     ctx: DataCtx,
-    tx: mpsc::UnboundedSender<TransferEvent>,
+    events: Arc<Mutex<VecDeque<TransferEvent>>>,
     progress: Arc<AtomicU64>,
 }
 
 impl Job {
     fn started(&self, name: Option<Vec<u8>>, size: Option<u64>) {
-        let _ = self.tx.send(TransferEvent::Started { name, size });
+        let started = TransferEvent::Started { name, size };
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(started);
     }
 
     /// Establishes the data connection; `upload`: the client sends (a TLS connection then reads
@@ -276,7 +334,9 @@ impl Job {
         // encrypt in user space.
         if let (false, Some(file), DataStream::Plain(tcp)) = (ascii, reader.zero_copy(), &sock) {
             {
-                let sent = zerocopy::send_file(tcp, file, self.ctx.timeout, |n| {
+                // An empty file is read to its end all the same (pseudo files say 0 and have more).
+                let known = size.filter(|n| *n > 0);
+                let sent = zerocopy::send_file(tcp, file, known, self.ctx.timeout, |n| {
                     self.add(n);
                 })
                 .await;
@@ -351,11 +411,14 @@ impl Job {
         // upload still appears under its name only on commit.
         if let (false, DataStream::Plain(tcp)) = (ascii, &sock) {
             if let Some(received) = self.receive_zero_copy(tcp, &mut writer).await {
-                if let Err(ev) = received {
-                    Box::new(writer).abort().await;
-                    return ev;
-                }
-                return match Box::new(writer).commit().await {
+                let last = match received {
+                    Ok(last) => last,
+                    Err(ev) => {
+                        Box::new(writer).abort().await;
+                        return ev;
+                    }
+                };
+                return match Box::new(writer).commit_with(last).await {
                     Ok(_) => TransferEvent::Finished {
                         bytes: self.progress.load(Ordering::Relaxed),
                     },
@@ -384,25 +447,50 @@ impl Job {
         }
     }
 
-    /// Receives the data connection into `writer`'s host file with `splice` until EOF; `None` when the
-    /// back-end offers no zero-copy file for this upload (or no pipe could be made): the caller
-    /// copies.
+    /// Receives the data connection into `writer`'s host file until EOF: the first [`UPLOAD_HEAD`]
+    /// bytes through user space, the rest with `splice`. Returns what is left to write with the
+    /// commit: the whole file when it fitted into the head (no pipe is made for it, and the local
+    /// back-end writes and renames it in one go), else nothing. `None` when the back-end offers no
+    /// zero-copy file for this upload (or no pipe could be made): the caller copies, after what was
+    /// written here.
     async fn receive_zero_copy(
         &self,
         tcp: &TcpStream,
         writer: &mut UploadWriter,
-    ) -> Option<Result<(), TransferEvent>> {
+    ) -> Option<Result<Vec<u8>, TransferEvent>> {
+        // Only where the back-end offers a zero-copy file (a new file, written to a temp file until
+        // commit): a broken upload is then discarded, so holding its head in memory changes
+        // nothing, whereas a resumed upload keeps what arrived as it arrives.
         if !self.fs.capabilities().zero_copy_write {
             return None;
         }
-        let pipe = zerocopy::Pipe::new()?;
         let file = writer.zero_copy()?;
+        let mut head = Vec::with_capacity(UPLOAD_HEAD);
+        let ended = zerocopy::read_head(tcp, &mut head, self.ctx.timeout).await;
+        self.add(head.len());
+        let broken = match ended {
+            Ok(true) => return Some(Ok(head)),
+            Ok(false) => None,
+            Err(e) => Some(e),
+        };
+        // More than the head: it goes first into the file, then the rest is spliced after it (or,
+        // without a pipe, copied after it by the caller).
+        let written = self.write_head(&file, &head, writer);
+        if let Some(e) = broken {
+            // What came before the break is kept, as the copying loop keeps it.
+            tracing::info!(error = %e, "data connection failed during an upload");
+            return Some(Err(TransferEvent::ConnectionLost));
+        }
+        if let Err(ev) = written {
+            return Some(Err(ev));
+        }
+        let pipe = zerocopy::Pipe::new()?;
         let received = zerocopy::receive_file(tcp, &pipe, &file, self.ctx.timeout, |n| {
             self.add(n);
             writer.zero_copy_written(n as u64)
         })
         .await;
-        Some(received.map(drop).map_err(|e| match e {
+        Some(received.map(|_| Vec::new()).map_err(|e| match e {
             zerocopy::ReceiveError::Network(e) => {
                 tracing::info!(error = %e, "data connection failed during an upload");
                 TransferEvent::ConnectionLost
@@ -410,6 +498,22 @@ impl Job {
             zerocopy::ReceiveError::File(e) => TransferEvent::StorageFailed(fs_error(e.into())),
             zerocopy::ReceiveError::Refused(e) => TransferEvent::StorageFailed(fs_error(e)),
         }))
+    }
+
+    /// Writes the head of a zero-copy upload into its file (page cache: as a `splice` would, on this
+    /// thread) and accounts for it.
+    fn write_head(
+        &self,
+        mut file: &std::fs::File,
+        head: &[u8],
+        writer: &mut UploadWriter,
+    ) -> Result<(), TransferEvent> {
+        use std::io::Write;
+        file.write_all(head)
+            .map_err(|e| TransferEvent::StorageFailed(fs_error(e.into())))?;
+        writer
+            .zero_copy_written(head.len() as u64)
+            .map_err(|e| TransferEvent::StorageFailed(fs_error(e)))
     }
 
     /// Copies the data connection into `writer` until EOF, except for the last piece of data, which

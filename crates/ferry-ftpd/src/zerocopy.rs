@@ -32,30 +32,82 @@ const CHUNK: usize = 4 << 20;
 /// Sends `file` from its current position to its end over `sock`, calling `progress` with the
 /// number of bytes after every call that sent some. Fails if the socket accepts nothing for
 /// `timeout`. Returns the number of bytes sent.
+///
+/// `size`: the bytes left when the file was opened (the size the `150` announced); once they are
+/// sent the transfer ends without asking the file for more (a file that grew since is sent as it
+/// was announced; one that shrank ends where it ends).
 pub(crate) async fn send_file(
     sock: &TcpStream,
     file: &File,
+    size: Option<u64>,
     timeout: Duration,
     mut progress: impl FnMut(usize),
 ) -> io::Result<u64> {
     let mut total = 0u64;
+    // A data connection just accepted is writable, but tokio learns that only from the reactor's
+    // next turn: the first call is made at once (a small file then goes out without waiting for a
+    // turn), and only a full socket buffer makes the transfer wait for readiness.
+    let mut first = true;
     loop {
+        let chunk = match size {
+            Some(size) if total >= size => return Ok(total),
+            Some(size) => usize::try_from(size - total).unwrap_or(CHUNK).min(CHUNK),
+            None => CHUNK,
+        };
         // `None` as offset: the kernel reads from, and advances, the file position, which the
         // storage back-end set to the REST offset when it opened the file.
-        let sent = tokio::time::timeout(
-            timeout,
-            sock.async_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(sock, file, None, CHUNK).map_err(io::Error::from)
-            }),
-        )
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??;
+        let direct = if std::mem::take(&mut first) {
+            match rustix::fs::sendfile(sock, file, None, chunk) {
+                Ok(n) => Some(n),
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
+        let sent = match direct {
+            Some(n) => n,
+            None => tokio::time::timeout(
+                timeout,
+                sock.async_io(Interest::WRITABLE, || {
+                    rustix::fs::sendfile(sock, file, None, chunk).map_err(io::Error::from)
+                }),
+            )
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??,
+        };
         if sent == 0 {
             return Ok(total);
         }
         total += sent as u64;
         progress(sent);
     }
+}
+
+/// Reads `sock` into `buf` until `buf` is full (its capacity) or the peer ends the stream; returns
+/// whether it ended. Fails if the peer sends nothing for `timeout`.
+///
+/// The start of a zero-copy upload goes through here: a small file arrives whole, and is then
+/// written together with the commit, without a pipe and the system calls that set one up.
+pub(crate) async fn read_head(sock: &TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> io::Result<bool> {
+    while buf.len() < buf.capacity() {
+        let read = async {
+            loop {
+                sock.readable().await?;
+                match sock.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    r => return r,
+                }
+            }
+        };
+        let n = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??;
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Pipe capacity asked for zero-copy receiving: bytes moved per pair of `splice` calls. The kernel
@@ -176,6 +228,47 @@ mod tests {
         file.rewind().expect("rewind");
         file.read_to_end(&mut out).expect("read back");
         out
+    }
+
+    #[tokio::test]
+    async fn send_file_sends_the_announced_size_or_to_the_end() {
+        use tokio::io::AsyncReadExt;
+        let data = pattern(100_000);
+        for (size, want) in [(Some(60_000u64), 60_000usize), (None, 100_000)] {
+            let (server, mut client) = pair().await;
+            let mut file = tempfile::tempfile().expect("temp file");
+            file.write_all(&data).expect("fill");
+            file.rewind().expect("rewind");
+            let sent = send_file(&server, &file, size, Duration::from_secs(10), |_| {})
+                .await
+                .expect("send");
+            drop(server);
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.expect("receive");
+            assert_eq!(sent, want as u64);
+            assert!(got == data[..want], "{size:?}: wrong bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn read_head_tells_a_small_file_from_a_large_one() {
+        for (len, ended) in [(4096usize, true), (200_000, false)] {
+            let (server, mut client) = pair().await;
+            let data = pattern(len);
+            let sent = data.clone();
+            let sender = tokio::spawn(async move {
+                let _ = client.write_all(&sent).await;
+            });
+            let mut head = Vec::with_capacity(65_536);
+            let r = read_head(&server, &mut head, Duration::from_secs(10))
+                .await
+                .expect("read");
+            assert_eq!(r, ended, "{len} bytes");
+            assert_eq!(head.len(), len.min(65_536));
+            assert!(head == data[..head.len()], "{len}: wrong bytes");
+            drop(server);
+            let _ = sender.await;
+        }
     }
 
     #[tokio::test]

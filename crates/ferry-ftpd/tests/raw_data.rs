@@ -778,3 +778,34 @@ fn abor_during_an_upload_keeps_the_old_file_and_leaves_nothing_else() {
     assert_eq!(common::read_file(&server.path("keep.bin")), b"the old content\n");
     c.expect("NOOP", 200);
 }
+
+#[test]
+fn passive_connection_made_after_the_command_is_waited_for() {
+    // Most clients connect before they send RETR or STOR (the connection is then taken from the
+    // listener's queue at once); some send the command first. The transfer must wait for them.
+    let server = TestServer::start();
+    let mut c = server.login();
+    c.expect("TYPE I", 200);
+    let r = c.upload("STOR late.bin", b"late download");
+    assert_eq!(r.code, 226, "{}", r.text());
+    let addr = c.epsv();
+    c.send("RETR late.bin");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut data = TcpStream::connect(addr).expect("connect data");
+    assert_eq!(c.reply().code, 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read data");
+    assert_eq!(got, b"late download");
+    assert_eq!(c.reply().code, 226);
+    let addr = c.epsv();
+    c.send("STOR late-up.bin");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut data = TcpStream::connect(addr).expect("connect data");
+    assert_eq!(c.reply().code, 150);
+    data.write_all(b"late upload").expect("send");
+    drop(data);
+    assert_eq!(c.reply().code, 226);
+    let (stored, r) = c.download("RETR late-up.bin");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(stored, b"late upload");
+}

@@ -246,7 +246,10 @@ impl SessionTap {
         };
         let mut e = self.make(EventKind::Upload);
         e.path = Some(path.to_owned());
-        match o.check_upload(&e) {
+        // The event is not kept while the check runs: this future stays small inside the session's.
+        let check = o.check_upload(&e);
+        drop(e);
+        match check {
             Some(check) => check.await,
             None => Ok(()),
         }

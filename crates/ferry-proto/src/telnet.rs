@@ -112,7 +112,12 @@ impl ControlDecoder {
     /// The next decoded item, in order of appearance, or `None` if more input is needed.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<ControlInput> {
-        self.out.pop_front()
+        let input = self.out.pop_front();
+        if input.is_none() && self.out.capacity() > 0 {
+            // Everything read has been handed out: an idle connection keeps no queue.
+            self.out = VecDeque::new();
+        }
+        input
     }
 
     /// Bytes held for the incomplete current line; always `<= max_line`.
@@ -280,6 +285,16 @@ pub fn escape_iac(bytes: &[u8]) -> Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decoder_whose_input_was_handed_out_keeps_no_queue() {
+        let mut d = ControlDecoder::new(crate::limits::MAX_LINE);
+        d.push(b"NOOP\r\nPWD\r\n");
+        assert!(matches!(d.next(), Some(ControlInput::Line(l)) if l == b"NOOP"));
+        assert!(matches!(d.next(), Some(ControlInput::Line(l)) if l == b"PWD"));
+        assert!(d.next().is_none());
+        assert_eq!(d.out.capacity(), 0);
+    }
 
     /// Decode `input` in one push and also byte by byte; both must agree. Returns the items.
     fn decode(max_line: usize, input: &[u8]) -> Vec<ControlInput> {

@@ -8,6 +8,13 @@ pub const MAX_PACKET_LEN: usize = 256 * 1024 + 1024;
 pub const MAX_READ_LEN: usize = 256 * 1024 - 1024;
 /// Most bytes one WRITE may carry, advertised as `max-write-length`.
 pub const MAX_WRITE_LEN: usize = 256 * 1024 - 1024;
+/// Largest SSH channel data packet a client may send, announced when a channel opens (RFC 4254
+/// §5.1). russh's default, 32 KiB, made a client split every maximal WRITE ([`MAX_WRITE_LEN`] plus
+/// its header) into eight SSH packets, each with its own MAC, decryption and hand-over; 256 KiB
+/// carries one in a single packet. It is what russh's transport accepts at most (a larger packet
+/// ends the connection with a packet-size error) and what OpenSSH accepts; what a client may send
+/// in all stays bounded by the channel window.
+pub const MAX_CHANNEL_PACKET: u32 = 256 * 1024;
 /// Bytes of received but not yet started requests one SFTP session may hold; more ends the
 /// session. Input is read even while [`MAX_IN_FLIGHT`] requests run (see `sftp::run`), so this is
 /// what bounds a client that sends faster than the server works; OpenSSH's client never gets near
@@ -34,3 +41,16 @@ pub const READDIR_BATCH: usize = 64;
 pub const MAX_SFTP_CHANNELS: usize = 4;
 /// Longest extension name accepted (longer ones are unsupported anyway).
 pub const MAX_EXTENSION_NAME: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_maximal_write_fits_one_channel_packet() {
+        // length, type, id, handle (the largest SFTP v3 allows: 256 bytes), offset, data length.
+        let header = 4 + 1 + 4 + (4 + 256) + 8 + 4;
+        assert!(header + MAX_WRITE_LEN <= MAX_CHANNEL_PACKET as usize);
+        assert!(MAX_WRITE_LEN + header <= MAX_PACKET_LEN + 4);
+    }
+}

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tracing::{debug, field, info, info_span, warn, Instrument};
 
 use crate::keys::key_base64;
-use crate::limits::MAX_SFTP_CHANNELS;
+use crate::limits::{MAX_CHANNEL_PACKET, MAX_SFTP_CHANNELS};
 use crate::sftp::{self, Ctx};
 use crate::Server;
 
@@ -118,6 +118,7 @@ pub(crate) fn russh_config(config: &crate::Config) -> russh::server::Config {
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: config.host_keys.clone(),
         window_size: WINDOW_SIZE,
+        maximum_packet_size: MAX_CHANNEL_PACKET,
         preferred,
         // Attempts are counted by `Connection` (russh would count the client's `none` query too, which
         // is not an attempt); 0 turns russh's own count off.

@@ -181,6 +181,33 @@ except IOError:
 }
 
 #[test]
+fn a_maximal_write_travels_in_one_ssh_packet() {
+    if skip_unless_paramiko() {
+        return;
+    }
+    let s = TestServer::start();
+    // paramiko sends channel data in pieces of the maximum packet the server announced; a 255 KiB
+    // WRITE request (the most `limits@openssh.com` allows) then goes out as one SSH packet.
+    let r = paramiko(
+        &s,
+        r#"
+import hashlib
+sftp, t = connect()
+print("max packet", sftp.get_channel().out_max_packet_size)
+data = bytes((i * 7 + i // 251) % 256 for i in range(255 * 1024))
+f = sftp.open("/big-write.bin", "wb")
+sftp._request(paramiko.sftp.CMD_WRITE, f.handle, paramiko.sftp.int64(0), data)
+f.close()
+g = sftp.open("/big-write.bin", "rb")
+print("same", g.read() == data)
+"#,
+    );
+    let out = r.out();
+    assert!(out.contains("max packet 262144"), "{}", r.dump());
+    assert!(out.contains("same True"), "{}", r.dump());
+}
+
+#[test]
 fn permissions_are_enforced() {
     if skip_unless_paramiko() {
         return;

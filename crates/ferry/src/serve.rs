@@ -272,10 +272,13 @@ pub async fn run(mut settings: Settings, reload: impl Fn() -> Result<Settings>) 
                     continue;
                 }
                 warn!(signal = name, "stopping without waiting for open sessions");
+                users.flush_usage().await;
                 return Ok(());
             }
         }
     }
+    // Usage changes still waiting for their batched database write.
+    users.flush_usage().await;
     info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@
 
 mod control;
 mod data;
+mod splice;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -25,6 +26,7 @@ use control::Control;
 pub use control::Stream;
 
 use crate::error::{Error, Result};
+use crate::file::FileWriter;
 use crate::names::check_arg;
 use crate::remote::{Checksum, Entry, Progress};
 use crate::secret::Secret;
@@ -76,7 +78,35 @@ pub struct FtpClient {
     epsv_refused: bool,
     /// The directory after login, to return to after probing with `CWD`.
     home: Option<String>,
+    /// The pipe plain binary downloads into files are spliced through (made at the first one).
+    pipe: Option<splice::Pipe>,
 }
+
+/// A data connection: plain TCP (downloads into files splice from it) or TLS.
+enum Data {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<dyn Stream>),
+}
+
+impl Data {
+    fn boxed(self) -> Box<dyn Stream> {
+        match self {
+            Data::Plain(tcp) => Box::new(tcp),
+            Data::Tls(s) => s,
+        }
+    }
+}
+
+/// Where a download goes.
+enum Sink<'a> {
+    Writer(&'a mut (dyn tokio::io::AsyncWrite + Unpin + Send)),
+    /// A local file, written at its current position (spliced into when the connection is plain TCP
+    /// in binary mode).
+    File(&'a std::fs::File),
+}
+
+/// The server's answer to a checksum request sent with a transfer: `None` when none was sent.
+pub type Fetched = Option<Result<Option<Checksum>>>;
 
 impl FtpClient {
     /// Connects to `url`'s server and logs in as `user`.
@@ -150,6 +180,7 @@ impl FtpClient {
             features: Features::default(),
             epsv_refused: false,
             home: None,
+            pipe: None,
         };
         client.greeting().await?;
         if url.scheme == Scheme::Ftpes {
@@ -228,25 +259,121 @@ impl FtpClient {
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         progress: &mut Progress<'_>,
     ) -> Result<u64> {
+        let (n, _) = self
+            .retrieve(path, offset, len, Sink::Writer(out), progress, false)
+            .await?;
+        Ok(n)
+    }
+
+    /// Downloads `path` from byte `offset` into `file` at its current position (a plain binary
+    /// transfer is spliced from the socket into the file, the bytes never passing through user
+    /// space); returns the bytes received. With `checksum`, when the server offers `HASH` and
+    /// `offset` is 0, the file's checksum is asked for in the same write as the `RETR` (no extra
+    /// round trip) and returned as well (`None` when it was not asked for; then use
+    /// [`FtpClient::checksum`]).
+    ///
+    /// # Errors
+    ///
+    /// Refusals, timeouts, I/O errors on either side (the checksum's own errors are in the result).
+    pub async fn get_file(
+        &mut self,
+        path: &str,
+        offset: u64,
+        file: &std::fs::File,
+        progress: &mut Progress<'_>,
+        checksum: bool,
+    ) -> Result<(u64, Fetched)> {
+        self.retrieve(path, offset, u64::MAX, Sink::File(file), progress, checksum)
+            .await
+    }
+
+    /// `REST` (when `offset` > 0) and `RETR`, with `HASH` in front of it when `checksum`, the server
+    /// offers it and there is no `REST`; reads at most `len` bytes into `sink`.
+    async fn retrieve(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        sink: Sink<'_>,
+        progress: &mut Progress<'_>,
+        checksum: bool,
+    ) -> Result<(u64, Fetched)> {
         check_arg(path)?;
         if self.ascii && (offset > 0 || len != u64::MAX) {
             return Err(Error::Usage(
                 "resuming or segmenting is not possible in ASCII mode (byte offsets differ from the server's); use binary mode".into(),
             ));
         }
+        // Not between REST and RETR: a server may take any other command as cancelling the offset.
+        let algorithm = if checksum && offset == 0 {
+            self.hash_algorithm().await?
+        } else {
+            None
+        };
         if offset > 0 {
             let r = self.cmd("REST", Some(&offset.to_string())).await?;
             expect(&r, &[ReplyCode::FILE_ACTION_PENDING], "REST (resume)", path)?;
         }
-        let mut conn = self.transfer("RETR", path).await?;
-        let received = data::copy_in(&mut conn, out, self.timeout, progress, len, self.ascii).await;
-        drop(conn);
+        let (conn, hashed) = self.transfer_with(algorithm.is_some(), "RETR", path).await?;
+        let fetched = algorithm.zip(hashed).map(|(a, r)| hash_reply(&r, a, path));
+        let (timeout, ascii) = (self.timeout, self.ascii);
+        // The data connection is closed before the final reply is read (a range closes it early).
+        let received = match (conn, sink) {
+            (Data::Plain(tcp), Sink::File(file)) if !ascii => self.splice_in(tcp, file, progress, len).await,
+            (conn, Sink::File(file)) => {
+                data::copy_in(
+                    &mut conn.boxed(),
+                    &mut FileWriter(file),
+                    timeout,
+                    progress,
+                    len,
+                    ascii,
+                )
+                .await
+            }
+            (conn, Sink::Writer(out)) => {
+                data::copy_in(&mut conn.boxed(), out, timeout, progress, len, ascii).await
+            }
+        };
         let end = self.control.reply().await?;
         let n = received?;
         if n < len {
             expect_done(&end, "RETR", path)?;
         }
-        Ok(n)
+        Ok((n, fetched))
+    }
+
+    /// Splices `tcp` into `file` through the session's pipe (copying when no pipe can be made or the
+    /// file refuses splicing); closes `tcp` at the end.
+    async fn splice_in(
+        &mut self,
+        tcp: tokio::net::TcpStream,
+        file: &std::fs::File,
+        progress: &mut Progress<'_>,
+        len: u64,
+    ) -> Result<u64> {
+        if self.pipe.is_none() {
+            self.pipe = splice::Pipe::new();
+        }
+        let timeout = self.timeout;
+        let spliced = match &self.pipe {
+            Some(pipe) => splice::receive(&tcp, pipe, file, timeout, len, progress).await,
+            None => Ok(splice::Received::Unsupported(0)),
+        };
+        match spliced {
+            Ok(splice::Received::Done(n)) => Ok(n),
+            Ok(splice::Received::Unsupported(n)) => {
+                let mut conn: Box<dyn Stream> = Box::new(tcp);
+                let mut out = FileWriter(file);
+                let rest = data::copy_in(&mut conn, &mut out, timeout, progress, len - n, false).await?;
+                Ok(n + rest)
+            }
+            Err(e) => {
+                // The pipe may still hold bytes of this transfer.
+                self.pipe = None;
+                Err(e)
+            }
+        }
     }
 
     /// Uploads `input` to `path` (appending with `APPE` when `append`); returns the bytes sent.
@@ -434,16 +561,10 @@ impl FtpClient {
     /// [`Error::NotFound`], connection errors and timeouts.
     pub async fn checksum(&mut self, path: &str) -> Result<Option<Checksum>> {
         check_arg(path)?;
-        if let Some(algorithm) = PREFERENCE.into_iter().find(|a| self.features.hash.contains(a)) {
-            if self.features.hash_selected != Some(algorithm) {
-                let r = self
-                    .cmd("OPTS", Some(&format!("HASH {}", algorithm.ftp_name())))
-                    .await?;
-                if r.code() != ReplyCode::COMMAND_OK {
-                    return Ok(None);
-                }
-                self.features.hash_selected = Some(algorithm);
-            }
+        if !self.features.hash.is_empty() {
+            let Some(algorithm) = self.hash_algorithm().await? else {
+                return Ok(None);
+            };
             let r = self.cmd("HASH", Some(path)).await?;
             return hash_reply(&r, algorithm, path);
         }
@@ -457,6 +578,24 @@ impl FtpClient {
         }
         Ok(ferry_proto::hash::parse_xhash_reply(algorithm, &r.text())
             .map(|digest| Checksum { algorithm, digest }))
+    }
+
+    /// The algorithm `HASH` answers with: the preferred one the server offers, selected with `OPTS HASH`
+    /// first when it is not already. `None` when the server offers no `HASH` or refuses the selection.
+    async fn hash_algorithm(&mut self) -> Result<Option<Algorithm>> {
+        let Some(algorithm) = PREFERENCE.into_iter().find(|a| self.features.hash.contains(a)) else {
+            return Ok(None);
+        };
+        if self.features.hash_selected != Some(algorithm) {
+            let r = self
+                .cmd("OPTS", Some(&format!("HASH {}", algorithm.ftp_name())))
+                .await?;
+            if r.code() != ReplyCode::COMMAND_OK {
+                return Ok(None);
+            }
+            self.features.hash_selected = Some(algorithm);
+        }
+        Ok(Some(algorithm))
     }
 
     /// `MFMT` and then the checksum of `path` ([`FtpClient::checksum`]) in one round trip: when the
@@ -628,26 +767,58 @@ impl FtpClient {
     /// Opens a data connection (passive, or active when asked), sends `verb path`, and waits for
     /// `150`/`125`.
     async fn transfer(&mut self, verb: &str, path: &str) -> Result<Box<dyn Stream>> {
-        let tcp = if self.active {
-            self.active_transfer(verb, path).await?
+        let (conn, _) = self.transfer_with(false, verb, path).await?;
+        Ok(conn.boxed())
+    }
+
+    /// [`FtpClient::transfer`], with `HASH path` sent in the same write as `verb path` when
+    /// `hash_first` (its reply, read before the transfer's, is returned).
+    async fn transfer_with(
+        &mut self,
+        hash_first: bool,
+        verb: &str,
+        path: &str,
+    ) -> Result<(Data, Option<Reply>)> {
+        let (tcp, hashed) = if self.active {
+            self.active_transfer(hash_first, verb, path).await?
         } else {
             let tcp = self.passive().await?;
-            self.control.send(verb, Some(path)).await?;
+            let hashed = self.send_transfer(hash_first, verb, path).await?;
             let r = self.control.reply().await?;
             if !matches!(r.code(), ReplyCode::FILE_STATUS_OK | ReplyCode::DATA_ALREADY_OPEN) {
                 return Err(refusal(&r, verb, path));
             }
-            tcp
+            (tcp, hashed)
         };
-        match &self.tls {
-            Some(ctx) => Ok(Box::new(data::tls_connect(ctx, tcp, self.timeout).await?)),
-            None => Ok(Box::new(tcp)),
+        let conn = match &self.tls {
+            Some(ctx) => Data::Tls(Box::new(data::tls_connect(ctx, tcp, self.timeout).await?)),
+            None => Data::Plain(tcp),
+        };
+        Ok((conn, hashed))
+    }
+
+    /// Sends `verb path`, after `HASH path` in the same write when `hash_first`, and reads the `HASH`
+    /// reply.
+    async fn send_transfer(&mut self, hash_first: bool, verb: &str, path: &str) -> Result<Option<Reply>> {
+        if !hash_first {
+            self.control.send(verb, Some(path)).await?;
+            return Ok(None);
         }
+        self.control
+            .send_all(&[("HASH", Some(path)), (verb, Some(path))])
+            .await?;
+        Ok(Some(self.control.reply().await?))
     }
 
     /// Active mode: listens on the control connection's local address, announces it (`EPRT`, else
-    /// `PORT`), sends `verb path` and accepts the server's connection, from its control address only.
-    async fn active_transfer(&mut self, verb: &str, path: &str) -> Result<tokio::net::TcpStream> {
+    /// `PORT`), sends `verb path` (after `HASH path` when `hash_first`) and accepts the server's
+    /// connection, from its control address only.
+    async fn active_transfer(
+        &mut self,
+        hash_first: bool,
+        verb: &str,
+        path: &str,
+    ) -> Result<(tokio::net::TcpStream, Option<Reply>)> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(self.local.ip(), 0))
             .await
             .map_err(|e| Error::io("listening for the active data connection", e))?;
@@ -655,11 +826,14 @@ impl FtpClient {
             .local_addr()
             .map_err(|e| Error::io("listening for the active data connection", e))?;
         self.announce_active(addr).await?;
-        self.control.send(verb, Some(path)).await?;
         let (peer, timeout) = (self.peer.ip(), self.timeout);
-        // Accepted while the reply is read: some servers connect before they send 150.
+        // Accepted while the replies are read: some servers connect before they send 150.
         let accept = tokio::spawn(tokio::time::timeout(timeout, accept_from(listener, peer)));
-        let r = match self.control.reply().await {
+        let replies = async {
+            let hashed = self.send_transfer(hash_first, verb, path).await?;
+            Ok::<_, Error>((hashed, self.control.reply().await?))
+        };
+        let (hashed, r) = match replies.await {
             Ok(r) => r,
             Err(e) => {
                 accept.abort();
@@ -671,7 +845,7 @@ impl FtpClient {
             return Err(refusal(&r, verb, path));
         }
         match accept.await {
-            Ok(Ok(conn)) => conn,
+            Ok(Ok(conn)) => conn.map(|c| (c, hashed)),
             Ok(Err(_)) => Err(Error::Timeout {
                 what: format!("the server's active data connection to {addr}"),
                 secs: timeout.as_secs(),

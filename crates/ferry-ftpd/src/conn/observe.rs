@@ -62,18 +62,17 @@ impl Conn {
         if self.running.is_some() || stop.phase() == Phase::Serving {
             return false;
         }
-        self.end_for_shutdown().await;
+        // Boxed: checked on every turn of the session loop, needed once.
+        Box::pin(self.end_for_shutdown()).await;
         true
     }
 
     /// Ends the session for a shutdown: a transfer still running is aborted (`426`; an upload is
     /// discarded, never committed), then `421`.
     pub(super) async fn end_for_shutdown(&mut self) {
-        if let Some(mut running) = self.running.take() {
-            running.handle.abort();
-            let _ = (&mut running.handle).await;
+        if let Some(running) = self.running.take() {
             let mut last = None;
-            while let Ok(ev) = running.events.try_recv() {
+            for ev in running.cancel() {
                 match ev {
                     TransferEvent::Started { .. } => self.session.handle_transfer(Instant::now(), ev),
                     ev => last = Some(ev),

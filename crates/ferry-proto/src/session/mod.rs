@@ -159,7 +159,13 @@ impl Session {
 
     /// The next action for the glue, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front();
+        if output.is_none() && self.outputs.capacity() > 0 {
+            // Drained: an idle session keeps no output queue (thousands of idle sessions would each
+            // hold room for several outputs otherwise).
+            self.outputs = VecDeque::new();
+        }
+        output
     }
 
     /// When [`Session::handle_timeout`] should next be called, if ever.
@@ -581,5 +587,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn a_drained_session_keeps_no_output_queue() {
+        let peer: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        let local: SocketAddr = "192.0.2.2:21".parse().unwrap();
+        let now = Instant::now();
+        let mut s = Session::new(Config::default(), peer, local, now);
+        s.handle_line(now, b"NOOP");
+        s.handle_line(now, b"SYST");
+        let mut replies = 0;
+        while let Some(output) = s.poll_output() {
+            assert!(matches!(output, Output::Reply(_)));
+            replies += 1;
+        }
+        assert_eq!(replies, 3, "greeting, NOOP, SYST");
+        assert_eq!(s.outputs.capacity(), 0);
     }
 }

@@ -410,7 +410,10 @@ fn ready_to_read(file: cap_std::fs::File, offset: u64) -> Result<(std::fs::File,
     let md = file.metadata()?;
     check_regular(&md)?;
     let mut file = file.into_std();
-    file.seek(SeekFrom::Start(offset))?;
+    // A file just opened is at its start.
+    if offset != 0 {
+        file.seek(SeekFrom::Start(offset))?;
+    }
     Ok((file, md.len()))
 }
 

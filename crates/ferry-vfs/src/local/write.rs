@@ -86,14 +86,16 @@ fn open_new(
     unix_mode: Option<u32>,
     keep_checksums: bool,
 ) -> Result<LocalWriter> {
-    // A directory, or a symlink to one, is not replaced by a file.
-    if parent.metadata(&name).is_ok_and(|md| md.is_dir())
-        || parent.symlink_metadata(&name).is_ok_and(|md| md.is_dir())
-    {
+    // What is there now, looked up once (a new name costs one failed look-up): a directory, or a
+    // symlink to one, is not replaced by a file; a file passes its permissions on.
+    let old = parent.symlink_metadata(&name).ok();
+    if old.as_ref().is_some_and(|md| {
+        md.is_dir() || (md.is_symlink() && parent.metadata(&name).is_ok_and(|md| md.is_dir()))
+    }) {
         return Err(ErrorKind::IsADirectory.into());
     }
     let (temp, file) = reserve_and_create_temp(&parent, &name, exclusive)?;
-    let inherited = !exclusive && inherit(&parent, &name, &file);
+    let inherited = !exclusive && old.is_some_and(|md| inherit_from(&md, &file));
     if let (Some(mode), false) = (unix_mode, inherited) {
         use cap_std::fs::{Permissions, PermissionsExt};
         let _ = file.set_permissions(Permissions::from_mode(mode & 0o777));
@@ -343,10 +345,13 @@ pub(super) fn reserve(dir: &Dir, name: &OsStr) -> Result<()> {
 /// (as root), its owner and group, as overwriting the file in place would keep them. Only a regular
 /// file with one name passes its facts on; returns whether it did.
 pub(super) fn inherit(dir: &Dir, name: &OsStr, temp: &File) -> bool {
+    dir.symlink_metadata(name)
+        .is_ok_and(|old| inherit_from(&old, temp))
+}
+
+/// [`inherit`] from the old file's metadata (`symlink_metadata`), already looked up.
+fn inherit_from(old: &cap_std::fs::Metadata, temp: &File) -> bool {
     use cap_std::fs::{MetadataExt, Permissions, PermissionsExt};
-    let Ok(old) = dir.symlink_metadata(name) else {
-        return false;
-    };
     if !old.is_file() || old.nlink() != 1 {
         return false;
     }

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use ferry_client::ftp::Fetched;
 use ferry_client::names::{join_remote, remote_basename};
 use ferry_client::url::RemoteUrl;
 use ferry_client::{Entry, Error, Remote};
@@ -223,6 +224,23 @@ pub async fn download(
     resume: bool,
     size: Option<u64>,
 ) -> Result<u64, Error> {
+    download_checked(ctx, remote, path, local, resume, size, false)
+        .await
+        .map(|(n, _)| n)
+}
+
+/// [`download`], asking with `checksum` for the server's checksum of the file along with the transfer
+/// where the protocol allows (FTP `HASH` in the same write as `RETR`: no round trip of its own); the
+/// answer is returned when it was asked for.
+pub async fn download_checked(
+    ctx: &Ctx,
+    remote: &mut Remote,
+    path: &str,
+    local: &Path,
+    resume: bool,
+    size: Option<u64>,
+    checksum: bool,
+) -> Result<(u64, Fetched), Error> {
     let shown = local.display().to_string();
     let size = match size {
         Some(s) => Some(s),
@@ -233,62 +251,47 @@ pub async fn download(
         pb.inc(n);
         ctx.tick(n);
     };
+    let buffer = io_buffer(remote, size);
     let result = if resume {
-        let file = std::fs::OpenOptions::new()
+        // Written at its end rather than opened for appending: splice(2) refuses O_APPEND files.
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .write(true)
+            .truncate(false)
             .open(local)
             .map_err(|e| Error::local(format!("opening {shown}"), e))?;
         let have = file
-            .metadata()
-            .map_err(|e| Error::local(format!("reading {shown}"), e))?
-            .len();
+            .seek(std::io::SeekFrom::End(0))
+            .map_err(|e| Error::local(format!("reading {shown}"), e))?;
         pb.inc(have);
         if size.is_some_and(|s| s == have) {
-            Ok(0)
+            Ok((0, None))
         } else {
-            let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), LocalFile(file));
-            match remote.get(path, have, &mut out, &mut progress).await {
-                Ok(n) => out
-                    .flush()
-                    .await
-                    .map(|()| n)
-                    .map_err(|e| Error::local(format!("writing {shown}"), e)),
-                Err(e) => {
-                    // What arrived is kept for the next resume.
-                    let _ = out.flush().await;
-                    Err(e)
-                }
-            }
+            // What arrived is kept for the next resume.
+            remote
+                .get_file(path, have, &file, buffer, &mut progress, checksum)
+                .await
         }
     } else {
         let tmp = temp_name(local);
         let file = std::fs::File::create(&tmp)
             .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
         part_started(&tmp);
-        let mut out = tokio::io::BufWriter::with_capacity(io_buffer(remote, size), LocalFile(file));
-        let r = remote.get(path, 0, &mut out, &mut progress).await;
-        let r = match r {
-            Ok(n) => out
-                .flush()
-                .await
-                .map(|()| n)
-                .map_err(|e| Error::local(format!("writing {shown}"), e)),
-            Err(e) => Err(e),
-        };
-        let LocalFile(file) = out.into_inner();
+        let r = remote
+            .get_file(path, 0, &file, buffer, &mut progress, checksum)
+            .await;
         let synced = file.sync_all();
         drop(file);
         part_done(&tmp);
         match (r, synced) {
-            (Ok(n), Ok(())) => std::fs::rename(&tmp, local)
-                .map(|()| n)
+            (Ok(got), Ok(())) => std::fs::rename(&tmp, local)
+                .map(|()| got)
                 .map_err(|e| Error::local(format!("renaming {} to {shown}", tmp.display()), e)),
             (r, synced) => {
                 let _ = std::fs::remove_file(&tmp);
-                r.and_then(|n| {
+                r.and_then(|got| {
                     synced
-                        .map(|()| n)
+                        .map(|()| got)
                         .map_err(|e| Error::local(format!("writing {shown}"), e))
                 })
             }
@@ -298,12 +301,11 @@ pub async fn download(
     result
 }
 
-/// Size of the buffer between a transfer and its local file ([`LocalFile`]: read and written in place).
+/// Size of the buffer between a transfer and its local file (read and written in place).
 /// An SFTP transfer hands over data in pieces of its request size (32 KiB with servers that do not
 /// state larger limits): a 1 MiB buffer makes that one system call per MiB (small files get a buffer
-/// of their size). FTP copies in 256 KiB pieces already:
-/// no buffer (0: a download's writes go straight through its `BufWriter`, an upload reads the file
-/// directly), which saves a copy of every byte.
+/// of their size). FTP needs none: a plain binary download is spliced into the file, TLS and ASCII
+/// ones copy in pieces of up to 256 KiB, and an upload reads the file directly.
 fn io_buffer(remote: &Remote, size: Option<u64>) -> usize {
     const MAX: u64 = 1024 * 1024;
     match remote {

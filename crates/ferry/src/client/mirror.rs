@@ -22,7 +22,7 @@ use ferry_client::{Checksum, Error, Remote};
 use ferry_proto::listing::EntryKind;
 
 use super::args::MirrorArgs;
-use super::commands::{download, outcome, report, upload};
+use super::commands::{download_checked, outcome, report, upload};
 use super::session::Ctx;
 use super::Exit;
 
@@ -595,7 +595,7 @@ async fn worker(
 /// Compares the copy with the original by the server's checksum: `Ok(true)` when they match, `Ok(false)`
 /// when the server gives none for this file. On a mismatch the copy is removed (so that a retry starts
 /// over instead of resuming a bad file) and a retryable error returned. `fetched` is the server's answer
-/// when it came with the copy already (an upload's `MFMT` + `HASH`).
+/// when it came with the copy already (an upload's `MFMT` + `HASH`, a download's `HASH` + `RETR`).
 async fn verify_copy(
     remote: &mut Remote,
     dir: Direction,
@@ -662,13 +662,14 @@ async fn copy_one(
     };
     match dir {
         Direction::Download => {
-            let n = download(ctx, r, path, file, resume, node.size).await?;
+            // The checksum is asked for with the transfer (FTP: `HASH` in the same write as `RETR`).
+            let (n, theirs) = download_checked(ctx, r, path, file, resume, node.size, verify).await?;
             if let Some(t) = node.modified {
                 if let Ok(f) = std::fs::File::options().write(true).open(file) {
                     let _ = f.set_modified(t);
                 }
             }
-            Ok((n, None))
+            Ok((n, theirs))
         }
         Direction::Upload => {
             let n = upload(ctx, r, file, path, resume).await?;
