@@ -183,6 +183,33 @@ impl Remote {
         }
     }
 
+    /// Downloads at most `len` bytes of `path` from `offset` into `file` at its current position (a
+    /// segment of a segmented download written in place): plain binary FTP splices it into the file,
+    /// SFTP writes it through a buffer of `buffer` bytes (0: none). Over FTP the data connection is
+    /// closed once `len` bytes are in: end the session after a segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`FtpClient::get_range`] and [`SftpClient::get_range`].
+    pub async fn get_file_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        file: &std::fs::File,
+        buffer: usize,
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        match self {
+            Remote::Ftp(c) => c.get_file_range(path, offset, len, file, progress).await,
+            Remote::Sftp(c) => {
+                let mut out = tokio::io::BufWriter::with_capacity(buffer, crate::file::FileWriter(file));
+                // get_range flushes `out` once the range is in.
+                c.get_range(path, offset, len, &mut out, progress).await
+            }
+        }
+    }
+
     /// Downloads at most `len` bytes of `path` from `offset` (a segment of a segmented download). Over
     /// FTP the data connection is closed once `len` bytes are in, which the server may report as an
     /// aborted transfer: end the session after a segment.

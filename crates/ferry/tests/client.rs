@@ -1093,3 +1093,101 @@ fn parallel_transfers_stay_within_the_servers_connection_limit() {
     assert!(err.contains("8 file(s) copied"), "{err}");
     assert_same_dir(&s1.files().join("many"), &s1.local("down-one"), 8);
 }
+
+/// Runs `ferry get --json` with `args` and returns the `"connections":N` of its line.
+#[track_caller]
+fn get_connections(s: &Serve, args: &[&str]) -> (u64, String) {
+    let mut all = vec!["get", "--json", "--retries", "0"];
+    all.extend_from_slice(args);
+    let out = s.client(&all);
+    let (line, err) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "ferry {all:?} failed: {line}{err}");
+    let n = line
+        .split("\"connections\":")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no connection count in {line:?}"));
+    (n, err)
+}
+
+#[test]
+fn big_downloads_are_split_over_connections_by_default() {
+    let dir = common::tempdir();
+    let s = Serve::start(dir.path(), &[]);
+    let pin = format!("SHA256:{}", s.fingerprint());
+    // Just over 3 MiB, an odd size so the segments differ.
+    let big = s.files().join("big.bin");
+    std::fs::write(&big, random_bytes(3 * 1024 * 1024 + 7, 21)).expect("write");
+    for (scheme, trust) in [
+        ("ftp", "--trust-on-first-use"),
+        ("ftpes", "--pin"),
+        ("sftp", "--trust-on-first-use"),
+    ] {
+        let trust: Vec<&str> = match trust {
+            "--pin" => vec!["--pin", &pin],
+            t => vec![t],
+        };
+        let url = s.url(scheme, "/big.bin");
+        let with = |extra: &[&str], local: &str| {
+            let mut a = trust.clone();
+            a.extend_from_slice(extra);
+            a.extend([url.as_str(), local]);
+            let (n, _) = get_connections(&s, &a);
+            assert_same_file(&big, &s.local(local));
+            n
+        };
+        // Over the threshold: four connections without being asked.
+        let local = format!("{scheme}-auto.bin");
+        assert_eq!(with(&["--segment-min-size", "2"], &local), 4, "{scheme}");
+        // -n 1 turns it off; below the threshold (the default, 256 MiB) it is one connection.
+        let local = format!("{scheme}-one.bin");
+        assert_eq!(
+            with(&["--segment-min-size", "2", "-n", "1"], &local),
+            1,
+            "{scheme}"
+        );
+        assert_eq!(with(&[], &format!("{scheme}-small.bin")), 1, "{scheme}");
+        // --max-connections bounds it.
+        let local = format!("{scheme}-two.bin");
+        assert_eq!(
+            with(&["--segment-min-size", "2", "--max-connections", "2"], &local),
+            2,
+            "{scheme}"
+        );
+        // No temporary file is left behind.
+        assert!(!s.local(&format!(".{scheme}-auto.bin.ferry-part")).exists());
+    }
+}
+
+#[test]
+fn a_split_download_continues_over_the_connections_the_server_allows() {
+    let dir = common::tempdir();
+    for per_ip in ["1", "2"] {
+        let s = limited_server(&dir.path().join(per_ip), per_ip, 0);
+        let big = s.files().join("big.bin");
+        std::fs::write(&big, random_bytes(2 * 1024 * 1024 + 3, 22)).expect("write");
+        for scheme in ["ftp", "sftp"] {
+            let local = format!("{scheme}.bin");
+            let (n, err) = get_connections(
+                &s,
+                &[
+                    "--trust-on-first-use",
+                    "--segment-min-size",
+                    "1",
+                    &s.url(scheme, "/big.bin"),
+                    &local,
+                ],
+            );
+            assert_eq!(n.to_string(), per_ip, "{scheme}: {err}");
+            assert!(err.contains("refused another connection"), "{scheme}: {err}");
+            assert_same_file(&big, &s.local(&local));
+            // Asked for explicitly, the same.
+            let local = format!("{scheme}-n.bin");
+            let url = s.url(scheme, "/big.bin");
+            let (n, err) = get_connections(&s, &["--trust-on-first-use", "-n", "4", &url, &local]);
+            assert_eq!(n.to_string(), per_ip, "{scheme}: {err}");
+            assert_same_file(&big, &s.local(&local));
+        }
+    }
+}

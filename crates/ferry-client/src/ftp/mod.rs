@@ -287,6 +287,27 @@ impl FtpClient {
             .await
     }
 
+    /// Downloads at most `len` bytes of `path` from `offset` into `file` at its current position (a
+    /// segment of a segmented download, spliced like [`FtpClient::get_file`]); the data connection is
+    /// closed once `len` bytes are in, as in [`FtpClient::get_range`]: end the session afterwards.
+    ///
+    /// # Errors
+    ///
+    /// As [`FtpClient::get_range`].
+    pub async fn get_file_range(
+        &mut self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        file: &std::fs::File,
+        progress: &mut Progress<'_>,
+    ) -> Result<u64> {
+        let (n, _) = self
+            .retrieve(path, offset, len, Sink::File(file), progress, false)
+            .await?;
+        Ok(n)
+    }
+
     /// `REST` (when `offset` > 0) and `RETR`, with `HASH` in front of it when `checksum`, the server
     /// offers it and there is no `REST`; reads at most `len` bytes into `sink`.
     async fn retrieve(

@@ -107,9 +107,14 @@ pub struct GetArgs {
     /// Continue a partial download: keep the bytes LOCAL has and fetch the rest.
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
-    /// Download the file in N segments over N connections at once (FTP: REST and an early close).
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "resume")]
-    pub segments: u16,
+    /// Download the file in N byte ranges over N connections at once (FTP: REST and an early close)
+    /// [default: 4 for a file of --segment-min-size or more, else 1]; `-n 1` uses one connection.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "resume")]
+    pub segments: Option<u16>,
+    /// Without -n: files of this many MiB or more are downloaded in 4 segments (at most
+    /// --max-connections).
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub segment_min_size: u64,
     #[command(flatten)]
     pub opts: ClientOptions,
 }

@@ -11,7 +11,7 @@ use ferry_client::{Entry, Error, Remote};
 use ferry_proto::listing::EntryKind;
 use std::io::Seek;
 
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::args::{ClientCommand, GetArgs, LsArgs, MvArgs, PathsArgs, PutArgs};
 use super::local::LocalFile;
@@ -45,6 +45,18 @@ pub async fn run(command: ClientCommand) -> Exit {
 
 /// Prints the JSON line (with `--json`) for one finished file.
 pub fn report(ctx: &Ctx, op: &str, remote: &RemoteUrl, local: &str, result: &Result<u64, Error>) {
+    report_with(ctx, op, remote, local, result, &[]);
+}
+
+/// [`report`] with `extra` fields after `bytes` of a successful transfer.
+fn report_with(
+    ctx: &Ctx,
+    op: &str,
+    remote: &RemoteUrl,
+    local: &str,
+    result: &Result<u64, Error>,
+    extra: &[(&'static str, String)],
+) {
     if !ctx.opts.json {
         return;
     }
@@ -57,6 +69,7 @@ pub fn report(ctx: &Ctx, op: &str, remote: &RemoteUrl, local: &str, result: &Res
         Ok(n) => {
             fields.push(("status", json_str("ok")));
             fields.push(("bytes", n.to_string()));
+            fields.extend(extra.iter().cloned());
         }
         Err(e) => {
             fields.push(("status", json_str("error")));
@@ -78,8 +91,13 @@ fn ascii_conflict(ascii: bool, resume: bool, segments: u16) -> Result<(), Error>
     Ok(())
 }
 
+/// Segments of a download split by default (`-n` not given, file of `--segment-min-size` or more):
+/// as many as rclone's default streams, enough to pass one connection's window on a long path.
+const AUTO_SEGMENTS: u16 = 4;
+
 async fn get(a: GetArgs) -> Result<Exit, Error> {
-    ascii_conflict(a.opts.ascii, a.resume, a.segments)?;
+    let explicit = a.segments.unwrap_or(1);
+    ascii_conflict(a.opts.ascii, a.resume, explicit)?;
     let ctx = Ctx::new(&a.opts)?;
     let url = Ctx::url(&a.url)?;
     let name = remote_basename(&url.path).ok_or_else(|| {
@@ -93,13 +111,20 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
         Some(p) => p.clone(),
         None => PathBuf::from(name),
     };
-    let result = if a.segments > 1 {
+    // Split by default only where byte offsets mean the same on both sides and a fresh file is made.
+    let auto = (a.segments.is_none() && !a.resume && !a.opts.ascii && !to_stdout)
+        .then(|| a.segment_min_size.saturating_mul(1024 * 1024));
+    let mut used = 1;
+    let result = if explicit > 1 {
         if to_stdout {
             return Err(Error::Usage(
                 "--segments needs a local file, not standard output".into(),
             ));
         }
-        segmented(&ctx, &url, &local, a.segments).await
+        segmented(&ctx, &url, &local, explicit, None).await.map(|(n, k)| {
+            used = k;
+            n
+        })
     } else if to_stdout {
         // No retry once bytes may have been written: they cannot be taken back.
         match ctx.connect(&url).await {
@@ -116,11 +141,16 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
         loop {
             // A retry continues the partial file when -c was given, else starts afresh.
             let r = match ctx.connect(&url).await {
-                Ok(mut remote) => {
-                    let r = download(&ctx, &mut remote, &url.path, &local, a.resume, None).await;
-                    remote.close().await;
-                    r
-                }
+                Ok(remote) => match whole_or_split(&ctx, remote, &url, &local, a.resume, auto).await {
+                    Split::Done(r) => r,
+                    Split::Segmented(r) => {
+                        // Each segment has had its own retries.
+                        break r.map(|(n, k)| {
+                            used = k;
+                            n
+                        });
+                    }
+                },
                 Err(e) => Err(e),
             };
             match r {
@@ -132,74 +162,124 @@ async fn get(a: GetArgs) -> Result<Exit, Error> {
             }
         }
     };
-    report(&ctx, "get", &url, &local.display().to_string(), &result);
+    let extra = [("connections", used.to_string())];
+    report_with(&ctx, "get", &url, &local.display().to_string(), &result, &extra);
     result.map(|_| Exit::Ok)
 }
 
-/// Downloads `url` into `local` in `n` segments over `n` connections: each writes its byte range of a
-/// temporary file of the final size, renamed over `local` once every segment is complete.
-async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u64, Error> {
-    let n = n.min(ctx.opts.max_connections);
+/// How [`whole_or_split`] went.
+enum Split {
+    /// Over the one connection.
+    Done(Result<u64, Error>),
+    /// In segments: the bytes and the connections used.
+    Segmented(Result<(u64, usize), Error>),
+}
+
+/// Downloads over `remote` alone, or — with `auto` (the smallest size to split) when the file is at
+/// least that large and more than one connection is allowed — in segments, `remote` being the first
+/// segment's connection.
+async fn whole_or_split(
+    ctx: &Ctx,
+    mut remote: Remote,
+    url: &RemoteUrl,
+    local: &Path,
+    resume: bool,
+    auto: Option<u64>,
+) -> Split {
+    let size = match remote.try_stat(&url.path).await {
+        Ok(entry) => entry.and_then(|e| e.size),
+        Err(e) => {
+            remote.close().await;
+            return Split::Done(Err(e));
+        }
+    };
+    let split = match (auto, size) {
+        (Some(min), Some(size)) => size >= min && ctx.connections(AUTO_SEGMENTS, usize::MAX) > 1,
+        _ => false,
+    };
+    if let (true, Some(size)) = (split, size) {
+        return Split::Segmented(segmented(ctx, url, local, AUTO_SEGMENTS, Some((remote, size))).await);
+    }
+    let r = download(ctx, &mut remote, &url.path, local, resume, size).await;
+    remote.close().await;
+    Split::Done(r)
+}
+
+/// Downloads `url` into `local` in up to `n` segments over as many connections (at most
+/// `--max-connections`), starting from `first` (a connection and the file's size) when given: each
+/// writes its byte range of a temporary file of the final size, renamed over `local` once every
+/// segment is complete. Connections the server refuses leave fewer, larger segments. Returns the
+/// bytes and the connections used.
+async fn segmented(
+    ctx: &Ctx,
+    url: &RemoteUrl,
+    local: &Path,
+    n: u16,
+    first: Option<(Remote, u64)>,
+) -> Result<(u64, usize), Error> {
+    let (first, size) = match first {
+        Some(f) => f,
+        None => {
+            let mut remote = ctx.retry(|| ctx.connect(url)).await?;
+            match remote.stat(&url.path).await.map(|e| e.size) {
+                Ok(Some(size)) => (remote, size),
+                Ok(None) => {
+                    remote.close().await;
+                    return Err(Error::Protocol(
+                        "the server did not say how large the file is".into(),
+                    ));
+                }
+                Err(e) => {
+                    remote.close().await;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let wanted = ctx.connections(n, usize::try_from(size).unwrap_or(usize::MAX).max(1));
+    let mut remotes = vec![first];
+    remotes.extend(extra_connections(ctx, url, wanted.saturating_sub(1)).await);
+    let used = remotes.len();
     let shown = local.display().to_string();
-    let mut first = ctx.connect(url).await?;
-    let size = first
-        .stat(&url.path)
-        .await?
-        .size
-        .ok_or_else(|| Error::Protocol("the server did not say how large the file is".into()))?;
-    first.close().await;
     let tmp = temp_name(local);
     let file =
         std::fs::File::create(&tmp).map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
     part_started(&tmp);
-    file.set_len(size)
-        .map_err(|e| Error::local(format!("creating {}", tmp.display()), e))?;
-    drop(file);
+    let made = file
+        .set_len(size)
+        .map_err(|e| Error::local(format!("creating {}", tmp.display()), e));
     let pb = bar(&shown, Some(size), ctx.opts.quiet || ctx.opts.json);
-    let step = size.div_ceil(u64::from(n)).max(1);
+    let step = size.div_ceil(used as u64).max(1);
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..u64::from(n) {
-        let start = i * step;
-        if start >= size && i > 0 {
-            break;
-        }
-        let len = step.min(size - start.min(size));
-        let (ctx, url, tmp, pb) = (ctx.clone(), url.clone(), tmp.clone(), pb.clone());
-        tasks.spawn(async move {
-            ctx.retry(|| async {
-                let mut out = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&tmp)
-                    .await
-                    .map_err(|e| Error::local(format!("opening {}", tmp.display()), e))?;
-                out.seek(std::io::SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| Error::local(format!("writing {}", tmp.display()), e))?;
-                let mut remote = ctx.connect(&url).await?;
-                let r = remote
-                    .get_range(&url.path, start, len, &mut out, &mut |b| pb.inc(b))
-                    .await;
+    for (i, remote) in remotes.into_iter().enumerate() {
+        let start = (i as u64 * step).min(size);
+        let len = step.min(size - start);
+        if made.is_err() || (len == 0 && i > 0) {
+            tasks.spawn(async move {
                 remote.close().await;
-                out.sync_all()
-                    .await
-                    .map_err(|e| Error::local(format!("writing {}", tmp.display()), e))?;
-                r
-            })
-            .await
-        });
+                Ok(0)
+            });
+            continue;
+        }
+        let (ctx, url, tmp, pb) = (ctx.clone(), url.clone(), tmp.clone(), pb.clone());
+        tasks.spawn(async move { segment(&ctx, remote, &url, &tmp, start, len, &pb).await });
     }
     let mut total = 0u64;
-    let mut failure = None;
+    let mut failure = made.err();
     while let Some(done) = tasks.join_next().await {
         match done {
             Ok(Ok(got)) => total += got,
-            Ok(Err(e)) => failure = Some(e),
-            Err(e) => failure = Some(Error::Usage(format!("a segment task failed: {e}"))),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(Error::Usage(format!("a segment task failed: {e}")))),
         }
     }
     pb.finish_and_clear();
+    let synced = file
+        .sync_all()
+        .map_err(|e| Error::local(format!("writing {}", tmp.display()), e));
+    drop(file);
     part_done(&tmp);
-    if let Some(e) = failure {
+    if let Some(e) = failure.or(synced.err()) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
@@ -211,7 +291,80 @@ async fn segmented(ctx: &Ctx, url: &RemoteUrl, local: &Path, n: u16) -> Result<u
     }
     std::fs::rename(&tmp, local)
         .map_err(|e| Error::local(format!("renaming {} to {shown}", tmp.display()), e))?;
-    Ok(total)
+    Ok((total, used))
+}
+
+/// Up to `n` more connections, opened at once; those the server refuses are left out (with a note).
+async fn extra_connections(ctx: &Ctx, url: &RemoteUrl, n: usize) -> Vec<Remote> {
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (ctx, url) = (ctx.clone(), url.clone());
+        opening.spawn(async move { ctx.extra_connection(&url).await });
+    }
+    let mut remotes = Vec::with_capacity(n);
+    while let Some(done) = opening.join_next().await {
+        if let Ok(Some(remote)) = done {
+            remotes.push(remote);
+        }
+    }
+    remotes
+}
+
+/// Downloads bytes `[start, start + len)` of `url` into `tmp` at the same offsets over `remote`; a
+/// retryable failure fetches the segment again over a new connection (`--retries`).
+async fn segment(
+    ctx: &Ctx,
+    remote: Remote,
+    url: &RemoteUrl,
+    tmp: &Path,
+    start: u64,
+    len: u64,
+    pb: &indicatif::ProgressBar,
+) -> Result<u64, Error> {
+    let mut given = Some(remote);
+    ctx.retry(|| {
+        let given = given.take();
+        async move {
+            let mut remote = match given {
+                Some(r) => r,
+                None => ctx.connect(url).await?,
+            };
+            let r = segment_once(&mut remote, url, tmp, start, len, pb).await;
+            // Over FTP the early close of a range leaves the session unusable.
+            remote.close().await;
+            r
+        }
+    })
+    .await
+}
+
+async fn segment_once(
+    remote: &mut Remote,
+    url: &RemoteUrl,
+    tmp: &Path,
+    start: u64,
+    len: u64,
+    pb: &indicatif::ProgressBar,
+) -> Result<u64, Error> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(tmp)
+        .map_err(|e| Error::local(format!("opening {}", tmp.display()), e))?;
+    file.seek(std::io::SeekFrom::Start(start))
+        .map_err(|e| Error::local(format!("writing {}", tmp.display()), e))?;
+    let buffer = io_buffer(remote, Some(len));
+    let mut shown = 0u64;
+    let r = remote
+        .get_file_range(&url.path, start, len, &file, buffer, &mut |b| {
+            shown += b;
+            pb.inc(b);
+        })
+        .await;
+    if r.is_err() {
+        // A retry fetches the segment again from its start.
+        pb.set_position(pb.position().saturating_sub(shown));
+    }
+    r
 }
 
 /// Downloads `path` to `local`: resumed in place with `resume`, else into a temporary file renamed over
