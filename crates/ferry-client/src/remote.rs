@@ -183,6 +183,15 @@ impl Remote {
         }
     }
 
+    /// Whether downloads can start at an offset: always over SFTP; over FTP when the server announces
+    /// `REST STREAM` (RFC 3659) in FEAT.
+    pub fn has_ranges(&self) -> bool {
+        match self {
+            Remote::Ftp(c) => c.has_restart(),
+            Remote::Sftp(_) => true,
+        }
+    }
+
     /// Downloads at most `len` bytes of `path` from `offset` into `file` at its current position (a
     /// segment of a segmented download written in place): plain binary FTP splices it into the file,
     /// SFTP writes it through a buffer of `buffer` bytes (0: none). Over FTP the data connection is

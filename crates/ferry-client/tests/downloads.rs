@@ -12,7 +12,7 @@ use ferry_client::{Checksum, Secret};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A fake server sending `data` for every RETR. It answers `HASH` only once the next command line
+/// A fake server sending `data` for every RETR (`REST STREAM` and `HASH` in FEAT with `offer_hash`). It answers `HASH` only once the next command line
 /// has arrived, so a client that waits for the `HASH` reply before sending `RETR` stalls.
 struct Fake {
     addr: SocketAddr,
@@ -87,7 +87,9 @@ async fn serve(conn: TcpStream, data: Arc<Vec<u8>>, offer_hash: bool, lines: Arc
         let reply: String = match verb.as_str() {
             "USER" => "331 password\r\n".into(),
             "PASS" => "230 in\r\n".into(),
-            "FEAT" if offer_hash => "211-Features:\r\n EPSV\r\n HASH SHA-256*;MD5\r\n211 End\r\n".into(),
+            "FEAT" if offer_hash => {
+                "211-Features:\r\n EPSV\r\n HASH SHA-256*;MD5\r\n REST STREAM\r\n211 End\r\n".into()
+            }
             "FEAT" => "211-Features:\r\n EPSV\r\n211 End\r\n".into(),
             "TYPE" | "OPTS" => "200 ok\r\n".into(),
             "PWD" => "257 \"/\"\r\n".into(),
@@ -254,4 +256,36 @@ async fn a_resumed_download_sends_no_hash_between_rest_and_retr() {
         fake.received()
     );
     client.quit().await;
+}
+
+#[tokio::test]
+async fn a_range_lands_at_its_offset_and_only_rest_stream_servers_offer_ranges() {
+    use std::io::Seek;
+    let data = pattern(2 * 1024 * 1024 + 5);
+    let fake = Fake::start(data.clone(), true).await;
+    let mut client = fake.login().await;
+    assert!(client.has_restart(), "REST STREAM was in FEAT");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f");
+    let mut file = std::fs::File::create(&path).expect("create");
+    file.set_len(data.len() as u64).expect("size");
+    let (start, len) = (1_000_003u64, 500_001u64);
+    file.seek(std::io::SeekFrom::Start(start)).expect("seek");
+    let mut seen = 0u64;
+    let n = client
+        .get_file_range("/f", start, len, &file, &mut |b| seen += b)
+        .await
+        .expect("range");
+    assert_eq!((n, seen), (len, len));
+    let got = std::fs::read(&path).expect("read");
+    let (a, b) = (start as usize, (start + len) as usize);
+    assert_eq!(&got[a..b], &data[a..b]);
+    assert!(
+        got[..a].iter().chain(&got[b..]).all(|&x| x == 0),
+        "nothing outside the range"
+    );
+    assert!(fake.received().iter().any(|l| l == "REST 1000003"));
+    // Without REST STREAM in FEAT, no ranges by default.
+    let plain = Fake::start(data, false).await;
+    assert!(!plain.login().await.has_restart());
 }

@@ -51,6 +51,8 @@ struct Features {
     mlst: bool,
     mfmt: bool,
     utf8: bool,
+    /// `REST STREAM` (RFC 3659): a transfer can start at an offset.
+    rest_stream: bool,
     /// `HASH` algorithms offered, and the one selected (marked `*`).
     hash: Vec<Algorithm>,
     hash_selected: Option<Algorithm>,
@@ -568,6 +570,12 @@ impl FtpClient {
         Ok(r.code() == ReplyCode::FILE_STATUS)
     }
 
+    /// Whether the server announced `REST STREAM` in FEAT: a download can start at an offset (resume,
+    /// the segments of a segmented download).
+    pub fn has_restart(&self) -> bool {
+        self.features.rest_stream
+    }
+
     /// Whether the server offers checksums (`HASH` in FEAT, or one of the `X…` verbs).
     pub fn has_checksums(&self) -> bool {
         !self.features.hash.is_empty() || !self.features.xhash.is_empty()
@@ -725,6 +733,7 @@ impl FtpClient {
                     "MLST" => self.features.mlst = true,
                     "MFMT" => self.features.mfmt = true,
                     "UTF8" => self.features.utf8 = true,
+                    "REST" => self.features.rest_stream |= upper.split(' ').nth(1) == Some("STREAM"),
                     "HASH" => {
                         let list = upper.trim_start_matches("HASH").trim();
                         for name in list.split(';').filter(|n| !n.is_empty()).take(16) {

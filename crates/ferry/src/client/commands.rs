@@ -176,7 +176,8 @@ enum Split {
 }
 
 /// Downloads over `remote` alone, or — with `auto` (the smallest size to split) when the file is at
-/// least that large and more than one connection is allowed — in segments, `remote` being the first
+/// least that large, the server can start a download at an offset (FTP: `REST STREAM` in FEAT) and
+/// more than one connection is allowed — in segments, `remote` being the first
 /// segment's connection.
 async fn whole_or_split(
     ctx: &Ctx,
@@ -194,7 +195,9 @@ async fn whole_or_split(
         }
     };
     let split = match (auto, size) {
-        (Some(min), Some(size)) => size >= min && ctx.connections(AUTO_SEGMENTS, usize::MAX) > 1,
+        (Some(min), Some(size)) => {
+            size >= min && remote.has_ranges() && ctx.connections(AUTO_SEGMENTS, usize::MAX) > 1
+        }
         _ => false,
     };
     if let (true, Some(size)) = (split, size) {
