@@ -207,35 +207,17 @@ pub(crate) async fn receive_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Seek, Write};
+    use ferry_testkit::files::{pseudo_random, read_back};
+    use ferry_testkit::net::tcp_pair;
+    use std::io::{Seek, Write};
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
-
-    /// A connected pair: (server side, client side).
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let client = TcpStream::connect(listener.local_addr().expect("addr"));
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        (accepted.expect("accept").0, client.expect("connect"))
-    }
-
-    fn pattern(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-    }
-
-    fn contents(mut file: &File) -> Vec<u8> {
-        let mut out = Vec::new();
-        file.rewind().expect("rewind");
-        file.read_to_end(&mut out).expect("read back");
-        out
-    }
 
     #[tokio::test]
     async fn send_file_sends_the_announced_size_or_to_the_end() {
         use tokio::io::AsyncReadExt;
-        let data = pattern(100_000);
+        let data = pseudo_random(100_000, 7);
         for (size, want) in [(Some(60_000u64), 60_000usize), (None, 100_000)] {
-            let (server, mut client) = pair().await;
+            let (server, mut client) = tcp_pair().await;
             let mut file = tempfile::tempfile().expect("temp file");
             file.write_all(&data).expect("fill");
             file.rewind().expect("rewind");
@@ -253,8 +235,8 @@ mod tests {
     #[tokio::test]
     async fn read_head_tells_a_small_file_from_a_large_one() {
         for (len, ended) in [(4096usize, true), (200_000, false)] {
-            let (server, mut client) = pair().await;
-            let data = pattern(len);
+            let (server, mut client) = tcp_pair().await;
+            let data = pseudo_random(len, 7);
             let sent = data.clone();
             let sender = tokio::spawn(async move {
                 let _ = client.write_all(&sent).await;
@@ -273,10 +255,10 @@ mod tests {
 
     #[tokio::test]
     async fn receive_file_stores_every_byte_in_order_after_what_was_there() {
-        let (server, mut client) = pair().await;
+        let (server, mut client) = tcp_pair().await;
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(b"head:").expect("head");
-        let data = pattern(3 * PIPE_SIZE + 4099);
+        let data = pseudo_random(3 * PIPE_SIZE + 4099, 7);
         let sent = data.clone();
         let sender = tokio::spawn(async move {
             // Uneven pieces, so the splices see short and long socket reads.
@@ -303,15 +285,15 @@ mod tests {
         assert_eq!(reported, got);
         let mut expected = b"head:".to_vec();
         expected.extend_from_slice(&data);
-        assert!(contents(&file) == expected, "file differs from what was sent");
+        assert!(read_back(&file) == expected, "file differs from what was sent");
     }
 
     #[tokio::test]
     async fn receive_file_stops_when_the_bytes_are_refused() {
-        let (server, mut client) = pair().await;
+        let (server, mut client) = tcp_pair().await;
         let file = tempfile::tempfile().expect("temp file");
         let sender = tokio::spawn(async move {
-            let _ = client.write_all(&pattern(8 << 20)).await;
+            let _ = client.write_all(&pseudo_random(8 << 20, 7)).await;
         });
         let pipe = Pipe::new().expect("pipe");
         let r = receive_file(&server, &pipe, &file, Duration::from_secs(10), |_| {
@@ -328,10 +310,10 @@ mod tests {
 
     #[tokio::test]
     async fn receive_file_reports_a_reset_connection_as_a_network_error() {
-        let (server, client) = pair().await;
+        let (server, client) = tcp_pair().await;
         let file = tempfile::tempfile().expect("temp file");
         let client = client.into_std().expect("std");
-        (&client).write_all(&pattern(100_000)).expect("send");
+        (&client).write_all(&pseudo_random(100_000, 7)).expect("send");
         // Linger 0: close with RST, which the receiver must not take for a clean end.
         socket2::SockRef::from(&client)
             .set_linger(Some(Duration::ZERO))
@@ -344,7 +326,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn receive_file_gives_up_on_a_silent_peer() {
-        let (server, _client) = pair().await;
+        let (server, _client) = tcp_pair().await;
         let file = tempfile::tempfile().expect("temp file");
         let pipe = Pipe::new().expect("pipe");
         let r = receive_file(&server, &pipe, &file, Duration::from_secs(30), |_| Ok(())).await;

@@ -32,6 +32,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Everything `file` holds, read from its start (the file's position is moved).
+pub fn read_back(mut file: &std::fs::File) -> Vec<u8> {
+    use std::io::Seek;
+    let mut out = Vec::new();
+    file.rewind().expect("rewind");
+    file.read_to_end(&mut out).expect("read back");
+    out
+}
+
 /// `len` pseudo-random bytes, the same for the same `seed` (cheap; for small and medium files).
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -12,6 +12,7 @@
 //! - [`agent`]: a real `ssh-agent` on a private socket, holding keys made for the test.
 //! - [`wait`]: waiting for a condition with a deadline rather than sleeping a fixed time.
 //! - [`files`]: hashes, pseudo-random content and file trees.
+//! - [`net`]: a connected pair of TCP sockets on loopback.
 //! - [`logs`]: the servers' log captured in memory, and the check that log lines stay bounded.
 //! - [`postgres`]: one throwaway PostgreSQL server per test binary, a database per test.
 //! - [`store_with_user`]: a user database with one user, and local storage, for in-process servers.
@@ -26,6 +27,7 @@ pub mod clients;
 pub mod files;
 pub mod ftp;
 pub mod logs;
+pub mod net;
 pub mod postgres;
 pub mod s3;
 pub mod sftp;

@@ -148,27 +148,9 @@ fn copy_out_of(pipe: &Pipe, mut file: &File, len: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Seek};
+    use ferry_testkit::files::{pseudo_random, read_back};
+    use ferry_testkit::net::tcp_pair;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let client = TcpStream::connect(listener.local_addr().expect("addr"));
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        (accepted.expect("accept").0, client.expect("connect"))
-    }
-
-    fn pattern(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-    }
-
-    fn contents(mut file: &File) -> Vec<u8> {
-        let mut out = Vec::new();
-        file.rewind().expect("rewind");
-        file.read_to_end(&mut out).expect("read back");
-        out
-    }
 
     fn send(mut peer: TcpStream, data: Vec<u8>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
@@ -189,10 +171,10 @@ mod tests {
 
     #[tokio::test]
     async fn every_byte_arrives_in_order_after_what_the_file_held() {
-        let (peer, sock) = pair().await;
+        let (peer, sock) = tcp_pair().await;
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(b"head:").expect("head");
-        let data = pattern(3 * PIPE_SIZE + 4099);
+        let data = pseudo_random(3 * PIPE_SIZE + 4099, 7);
         let sender = send(peer, data.clone());
         let pipe = Pipe::new().expect("pipe");
         let mut seen = 0u64;
@@ -206,14 +188,14 @@ mod tests {
         assert_eq!(seen, data.len() as u64);
         let mut expected = b"head:".to_vec();
         expected.extend_from_slice(&data);
-        assert_eq!(contents(&file), expected);
+        assert_eq!(read_back(&file), expected);
     }
 
     #[tokio::test]
     async fn a_range_stops_at_its_length() {
-        let (peer, sock) = pair().await;
+        let (peer, sock) = tcp_pair().await;
         let file = tempfile::tempfile().expect("temp file");
-        let data = pattern(2 * PIPE_SIZE);
+        let data = pseudo_random(2 * PIPE_SIZE, 7);
         let sender = send(peer, data.clone());
         let pipe = Pipe::new().expect("pipe");
         let limit = PIPE_SIZE as u64 + 12_345;
@@ -223,17 +205,17 @@ mod tests {
         drop(sock);
         let _ = sender.await;
         assert_eq!(got, Received::Done(limit));
-        assert_eq!(contents(&file), data[..PIPE_SIZE + 12_345].to_vec());
+        assert_eq!(read_back(&file), data[..PIPE_SIZE + 12_345].to_vec());
     }
 
     #[tokio::test]
     async fn a_file_opened_for_appending_is_copied_into_without_losing_a_byte() {
-        let (peer, sock) = pair().await;
+        let (peer, sock) = tcp_pair().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
         std::fs::write(&path, b"old").expect("write");
         let file = File::options().append(true).open(&path).expect("open");
-        let data = pattern(200_000);
+        let data = pseudo_random(200_000, 7);
         let sender = send(peer, data.clone());
         let pipe = Pipe::new().expect("pipe");
         let got = receive(
@@ -265,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_peer_hits_the_timeout() {
-        let (_peer, sock) = pair().await;
+        let (_peer, sock) = tcp_pair().await;
         let file = tempfile::tempfile().expect("temp file");
         let pipe = Pipe::new().expect("pipe");
         let r = receive(
