@@ -9,6 +9,7 @@ use ferry_client::ftp::{FtpClient, FtpOptions};
 use ferry_client::trust::TrustOptions;
 use ferry_client::url::RemoteUrl;
 use ferry_client::{Checksum, Secret};
+use ferry_testkit::files::pseudo_random;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -141,13 +142,9 @@ async fn serve(conn: TcpStream, data: Arc<Vec<u8>>, offer_hash: bool, lines: Arc
     }
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 13 + i / 4093) as u8).collect()
-}
-
 #[tokio::test]
 async fn a_download_into_a_file_is_byte_exact_and_counted() {
-    let data = pattern(3 * 1024 * 1024 + 777);
+    let data = pseudo_random(3 * 1024 * 1024 + 777, 13);
     let fake = Fake::start(data.clone(), false).await;
     let mut client = fake.login().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -178,7 +175,7 @@ async fn a_download_into_a_file_is_byte_exact_and_counted() {
 #[tokio::test]
 async fn a_resumed_download_continues_at_the_files_end() {
     use std::io::Seek;
-    let data = pattern(2 * 1024 * 1024 + 5);
+    let data = pseudo_random(2 * 1024 * 1024 + 5, 13);
     let fake = Fake::start(data.clone(), false).await;
     let mut client = fake.login().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -201,7 +198,7 @@ async fn a_resumed_download_continues_at_the_files_end() {
 
 #[tokio::test]
 async fn the_checksum_is_asked_for_in_the_same_write_as_retr() {
-    let data = pattern(10_000);
+    let data = pseudo_random(10_000, 13);
     let fake = Fake::start(data.clone(), true).await;
     let mut client = fake.login().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -232,7 +229,7 @@ async fn the_checksum_is_asked_for_in_the_same_write_as_retr() {
 
 #[tokio::test]
 async fn a_resumed_download_sends_no_hash_between_rest_and_retr() {
-    let data = pattern(10_000);
+    let data = pseudo_random(10_000, 13);
     let fake = Fake::start(data.clone(), true).await;
     let mut client = fake.login().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -261,7 +258,7 @@ async fn a_resumed_download_sends_no_hash_between_rest_and_retr() {
 #[tokio::test]
 async fn a_range_lands_at_its_offset_and_only_rest_stream_servers_offer_ranges() {
     use std::io::Seek;
-    let data = pattern(2 * 1024 * 1024 + 5);
+    let data = pseudo_random(2 * 1024 * 1024 + 5, 13);
     let fake = Fake::start(data.clone(), true).await;
     let mut client = fake.login().await;
     assert!(client.has_restart(), "REST STREAM was in FEAT");

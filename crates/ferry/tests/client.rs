@@ -1051,6 +1051,11 @@ fn parallel_transfers_stay_within_the_servers_connection_limit() {
     let dir = common::tempdir();
     // The server takes two connections from this address; mirror asks for four.
     let s = limited_server(dir.path(), "2", 16);
+    // By default too (8 files at once): the refusals are noted and every file arrives.
+    let err = mirror_summary(&s, &[&s.url("ftp", "/many"), "down-default"]);
+    assert!(err.contains("refused another connection"), "{err}");
+    assert!(err.contains("16 file(s) copied"), "{err}");
+    assert_same_dir(&s.files().join("many"), &s.local("down-default"), 16);
     for scheme in ["ftp", "sftp"] {
         let err = mirror_summary(
             &s,
