@@ -38,10 +38,12 @@ fn download(c: &mut Control, addr: SocketAddr, name: &str) -> Vec<u8> {
     got
 }
 
-/// The JSON lines of the log that are events.
+/// The JSON lines of the log that are events. Only complete lines count: the server may be writing
+/// the last one while the test reads the file.
 fn events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .filter(|v| v["target"] == "ferry::event")
