@@ -40,6 +40,11 @@ const PAUSE: Duration = Duration::from_millis(50);
 /// its commit in one step, without setting up a pipe (see `Job::receive_zero_copy`).
 const UPLOAD_HEAD: usize = 64 * 1024;
 
+/// A TLS upload into a host file is written in pieces of this size (see `Job::receive_decrypted`):
+/// few system calls, and small enough that the decrypted bytes are still in the CPU's cache when
+/// the kernel copies them into the file.
+const DECRYPTED_BUFFER: usize = 256 * 1024;
+
 /// Listing output is flushed to the data connection in chunks of about this size.
 const LIST_CHUNK: usize = 64 * 1024;
 
@@ -407,26 +412,19 @@ impl Job {
                 return ev;
             }
         };
-        // Zero-copy for binary uploads on cleartext connections into back-ends that offer it; the
-        // upload still appears under its name only on commit.
-        if let (false, DataStream::Plain(tcp)) = (ascii, &sock) {
-            if let Some(received) = self.receive_zero_copy(tcp, &mut writer).await {
-                let last = match received {
-                    Ok(last) => last,
-                    Err(ev) => {
-                        Box::new(writer).abort().await;
-                        return ev;
-                    }
-                };
-                return match Box::new(writer).commit_with(last).await {
-                    Ok(_) => TransferEvent::Finished {
-                        bytes: self.progress.load(Ordering::Relaxed),
-                    },
-                    Err(e) => TransferEvent::StorageFailed(fs_error(e)),
-                };
-            }
-        }
-        match self.receive_into(&mut sock, &mut writer, ascii).await {
+        // Binary uploads into back-ends that offer a host file for them: spliced on cleartext
+        // connections, decrypted and written on this thread under TLS; the upload still appears
+        // under its name only on commit. Otherwise the copying loop.
+        let direct = match (ascii, &sock) {
+            (true, _) => None,
+            (false, DataStream::Plain(tcp)) => self.receive_zero_copy(tcp, &mut writer).await,
+            (false, DataStream::Tls(_)) => self.receive_decrypted(&mut sock, &mut writer).await,
+        };
+        let received = match direct {
+            Some(received) => received,
+            None => self.receive_into(&mut sock, &mut writer, ascii).await,
+        };
+        match received {
             Ok(last) => {
                 // Under TLS the client's close_notify has arrived (a bare EOF is an error); answer with
                 // ours.
@@ -475,7 +473,7 @@ impl Job {
         };
         // More than the head: it goes first into the file, then the rest is spliced after it (or,
         // without a pipe, copied after it by the caller).
-        let written = self.write_head(&file, &head, writer);
+        let written = self.write_direct(&file, &head, writer);
         if let Some(e) = broken {
             // What came before the break is kept, as the copying loop keeps it.
             tracing::info!(error = %e, "data connection failed during an upload");
@@ -500,19 +498,54 @@ impl Job {
         }))
     }
 
-    /// Writes the head of a zero-copy upload into its file (page cache: as a `splice` would, on this
-    /// thread) and accounts for it.
-    fn write_head(
+    /// Receives a TLS upload into `writer`'s host file: the decrypted bytes are gathered in a buffer of
+    /// [`DECRYPTED_BUFFER`] and written into the file on this thread (into the page cache, as a
+    /// `splice` would), without a hand-over to the blocking pool per buffer; the file's pages are
+    /// written while the bytes are still in this core's cache. Returns what is left to write with
+    /// the commit (the whole file when it fitted into one buffer). `None` when the back-end offers no
+    /// host file for this upload: the caller copies.
+    ///
+    /// The stream's end is the client's close_notify: a bare EOF or a broken connection is an
+    /// error, and the caller discards the upload (only a new file gets a host file).
+    async fn receive_decrypted(
+        &self,
+        sock: &mut DataStream,
+        writer: &mut UploadWriter,
+    ) -> Option<Result<Vec<u8>, TransferEvent>> {
+        if !self.fs.capabilities().zero_copy_write {
+            return None;
+        }
+        let file = writer.zero_copy()?;
+        let mut buf = Vec::with_capacity(DECRYPTED_BUFFER);
+        loop {
+            match self.fill(sock, &mut buf).await {
+                Ok(true) => return Some(Ok(buf)),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::info!(error = %e, "data connection failed during an upload");
+                    return Some(Err(TransferEvent::ConnectionLost));
+                }
+            }
+            if let Err(ev) = self.write_direct(&file, &buf, writer) {
+                return Some(Err(ev));
+            }
+            buf.clear();
+        }
+    }
+
+    /// Writes `data` into the host file of a zero-copy upload at its position (page cache: as a
+    /// `splice` would, on this thread) and accounts for it.
+    fn write_direct(
         &self,
         mut file: &std::fs::File,
-        head: &[u8],
+        data: &[u8],
         writer: &mut UploadWriter,
     ) -> Result<(), TransferEvent> {
         use std::io::Write;
-        file.write_all(head)
+        file.write_all(data)
             .map_err(|e| TransferEvent::StorageFailed(fs_error(e.into())))?;
         writer
-            .zero_copy_written(head.len() as u64)
+            .zero_copy_written(data.len() as u64)
             .map_err(|e| TransferEvent::StorageFailed(fs_error(e)))
     }
 

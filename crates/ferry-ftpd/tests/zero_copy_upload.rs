@@ -2,6 +2,10 @@
 //! bytes never in user space) and stays exactly as safe as the copying path: every byte arrives in
 //! order, and an upload cut off by a reset or an ABOR leaves the old file and no temp file.
 //!
+//! FTPS uploads take the same route into the file without the pipe: the server decrypts into a
+//! buffer and writes it into the writer's zero-copy file on its own thread, and the client's
+//! close_notify is still what commits the upload.
+//!
 //! A spy around the local back-end counts the bytes that arrive through the writer's zero-copy file
 //! and through ordinary writes, so these tests fail if the server quietly stops splicing as well as
 //! if splicing loses or reorders bytes.
@@ -15,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use common::{pseudo_random, read_file, reset, wait_until, write_file, Options, TestServer};
+use common::{
+    pseudo_random, python_ftps, read_file, require, reset, wait_until, write_file, Options, TestServer,
+};
 use ferry_vfs::{
     Capabilities, DirStream, FileReader, FileWriter, LocalFs, Metadata, OpenMode, PositionalFile, Result,
     Space, Storage, StoredDigests, VPath, WriteOptions,
@@ -143,6 +149,15 @@ struct Spied {
 
 impl Spied {
     fn start() -> Spied {
+        Spied::start_with(false)
+    }
+
+    /// With FTPS (explicit, TLS optional on loopback).
+    fn start_ftps() -> Spied {
+        Spied::start_with(true)
+    }
+
+    fn start_with(ftps: bool) -> Spied {
         let root = tempfile::tempdir().expect("temp dir");
         let counts = Arc::new(Counts::default());
         // The server's default: no checksums kept at upload (they would need the bytes).
@@ -155,6 +170,7 @@ impl Spied {
         });
         let server = TestServer::start_with(Options {
             storage: Some(storage),
+            ftps,
             ..Options::default()
         });
         Spied { server, root, counts }
@@ -345,4 +361,140 @@ fn spliced_upload_over_the_quota_is_refused_and_leaves_nothing() {
     let r = c.upload("STOR small.bin", &content);
     assert_eq!(r.code, 226, "{}", r.text());
     assert!(read_file(&s.path("small.bin")) == content);
+}
+
+/// Sizes around the server's decryption buffer (256 KiB) and the 16 KiB TLS record.
+const TLS_SIZES: [usize; 8] = [
+    1,
+    16_384,
+    65_537,
+    262_143,
+    262_144,
+    262_145,
+    (1 << 20) + 16_383,
+    5 * (1 << 20) + 12_345,
+];
+
+#[test]
+fn tls_upload_is_decrypted_into_the_file_byte_exact() {
+    require("python3");
+    let s = Spied::start_ftps();
+    python_ftps(
+        &s.server,
+        &format!(
+            r#"
+f = login()
+f.voidcmd('TYPE I')
+for i, n in enumerate({TLS_SIZES:?}):
+    # Uneven client writes, so the server's records and reads do not line up with its buffer.
+    put_blocks = [1, 7, 4096, 65536, 200003, 13, 131072, 999]
+    data = bytes((i * 7 + k * 31) % 251 for k in range(n))
+    conn = f.transfercmd('STOR up%d.bin' % i)
+    rest, k = memoryview(data), 0
+    while rest:
+        m = put_blocks[k % len(put_blocks)]
+        conn.sendall(rest[:m])
+        rest, k = rest[m:], k + 1
+    conn.unwrap()
+    conn.close()
+    assert f.voidresp().startswith('226')
+f.quit()
+"#
+        ),
+    );
+    let mut total = 0u64;
+    for (i, n) in TLS_SIZES.into_iter().enumerate() {
+        let want: Vec<u8> = (0..n).map(|k| ((i * 7 + k * 31) % 251) as u8).collect();
+        let got = read_file(&s.path(&format!("up{i}.bin")));
+        assert!(got == want, "{n} bytes: stored {} bytes that differ", got.len());
+        total += n as u64;
+    }
+    let (direct, copied) = s.counts.take();
+    assert_eq!(direct + copied, total, "direct {direct}, copied {copied}");
+    // Everything but each file's last buffer goes straight into the file; the copied part is what
+    // was left for the commit.
+    let largest = TLS_SIZES.iter().max().copied().unwrap_or_default() as u64;
+    assert!(
+        direct >= largest - 262_144,
+        "only {direct} bytes went into the file directly"
+    );
+    let names = names_in(s.root.path());
+    assert_eq!(names.len(), TLS_SIZES.len(), "{names:?}");
+}
+
+#[test]
+fn tls_upload_cut_without_close_notify_keeps_the_old_file_and_leaves_no_temp() {
+    require("python3");
+    let s = Spied::start_ftps();
+    write_file(&s.path("keep.bin"), b"the old content\n");
+    python_ftps(
+        &s.server,
+        r#"
+f = login()
+f.voidcmd('TYPE I')
+conn = f.transfercmd('STOR keep.bin')
+conn.sendall(os.urandom(3 << 20))
+# A TCP FIN without close_notify: a truncation, never a clean end.
+raw = socket.socket(fileno=os.dup(conn.fileno()))
+raw.shutdown(socket.SHUT_WR)
+try:
+    resp = f.voidresp()
+except ftplib.all_errors as e:
+    resp = str(e)
+assert resp.startswith('426'), resp
+raw.close()
+conn.close()
+f.quit()
+"#,
+    );
+    assert!(
+        s.counts.spliced.load(Ordering::SeqCst) > 0,
+        "nothing went into the file directly"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || names_in(s.root.path()) == ["keep.bin"]),
+        "left behind: {:?}",
+        names_in(s.root.path())
+    );
+    assert_eq!(read_file(&s.path("keep.bin")), b"the old content\n");
+}
+
+#[test]
+fn tls_upload_over_the_quota_is_refused_and_leaves_nothing() {
+    require("python3");
+    let s = Spied::start_ftps();
+    s.server.set_limits(
+        common::USER,
+        ferry_auth::UserLimits {
+            quota_bytes: Some(1_000_000),
+            ..ferry_auth::UserLimits::default()
+        },
+    );
+    python_ftps(
+        &s.server,
+        r#"
+f = login()
+f.voidcmd('TYPE I')
+conn = f.transfercmd('STOR big.bin')
+try:
+    conn.sendall(os.urandom(3 << 20))
+    conn.unwrap()
+except (ssl.SSLError, OSError):
+    pass  # the server may stop reading and close once the quota is crossed
+conn.close()
+try:
+    resp = f.voidresp()
+except ftplib.all_errors as e:
+    resp = str(e)
+assert resp.startswith('552'), resp
+# Within the quota the next upload is stored.
+put(f, 'STOR small.bin', b'x' * 500000)
+f.quit()
+"#,
+    );
+    assert!(
+        s.counts.spliced.load(Ordering::SeqCst) > 0,
+        "nothing went into the file directly"
+    );
+    assert_eq!(names_in(s.root.path()), ["small.bin"]);
 }
