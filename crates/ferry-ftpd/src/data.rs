@@ -16,6 +16,18 @@ use tracing::{debug, warn};
 /// Random ports tried before scanning the whole range in order.
 const RANDOM_PORT_TRIES: usize = 16;
 
+/// Unsent bytes a data connection may queue in its send buffer (`TCP_NOTSENT_LOWAT`); the socket
+/// reports writable again once fewer than half of them are left.
+///
+/// Without a limit a download queues as much as the send buffer holds (megabytes, autotuned) beyond
+/// what the receiver's window takes. Each window update from the receiver then transmits that backlog
+/// from inside the receiver's `recv`: on loopback and on a busy host the client pays for the server's
+/// sending. A hundred concurrent downloads to one client host spent half again as much client CPU per
+/// byte that way (docs/benchmarks.md, "Transfers at once"). With the limit, the server's own
+/// `sendfile`/`write` transmits what the window allows, and the kernel holds less memory per
+/// connection; the window itself, and so the throughput of one transfer, is not limited by it.
+pub(crate) const NOTSENT_LOWAT: u32 = 128 << 10;
+
 /// How the next transfer gets its data connection.
 #[derive(Debug, Default)]
 pub(crate) enum DataPlan {
@@ -137,6 +149,10 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
         }
     };
     stream.set_nodelay(true)?;
+    // Only an optimisation (see NOTSENT_LOWAT): a kernel without the option still transfers.
+    if let Err(e) = socket2_06::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        debug!(error = %e, "TCP_NOTSENT_LOWAT not set on the data connection");
+    }
     Ok(stream)
 }
 
@@ -248,4 +264,54 @@ async fn connect(target: SocketAddr, local_ip: IpAddr, source_port: Option<u16>)
         None => {}
     }
     socket.connect(target).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> DataCtx {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        DataCtx {
+            peer_ip: lo,
+            local_ip: lo,
+            timeout: Duration::from_secs(10),
+            active_source: None,
+            allow_fxp: false,
+            proxy: None,
+            tls: None,
+        }
+    }
+
+    fn assert_send_options(stream: &TcpStream, how: &str) {
+        let sock = socket2_06::SockRef::from(stream);
+        assert_eq!(
+            sock.tcp_notsent_lowat().expect("getsockopt"),
+            NOTSENT_LOWAT,
+            "{how}"
+        );
+        assert!(stream.nodelay().expect("nodelay"), "{how}: TCP_NODELAY");
+    }
+
+    #[tokio::test]
+    async fn data_connections_limit_the_unsent_bytes_they_queue() {
+        // Passive: the client connects to the listener the session opened.
+        let listener = open_passive(ctx().local_ip, &(1024..=65535)).expect("passive listener");
+        let addr = listener.local_addr().expect("address");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let stream = establish(DataPlan::Passive(listener), &ctx())
+            .await
+            .expect("accept");
+        assert_send_options(&stream, "passive");
+        drop(client);
+
+        // Active: the server connects to the client.
+        let client = TcpListener::bind((ctx().peer_ip, 0))
+            .await
+            .expect("client listener");
+        let target = client.local_addr().expect("address");
+        let (stream, accepted) = tokio::join!(establish(DataPlan::Active(target), &ctx()), client.accept());
+        let (stream, _) = (stream.expect("connect"), accepted.expect("accept"));
+        assert_send_options(&stream, "active");
+    }
 }
