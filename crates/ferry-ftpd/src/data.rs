@@ -310,7 +310,8 @@ mod tests {
             .await
             .expect("client listener");
         let target = client.local_addr().expect("address");
-        let (stream, accepted) = tokio::join!(establish(DataPlan::Active(target), &ctx()), client.accept());
+        let ctx = ctx();
+        let (stream, accepted) = tokio::join!(establish(DataPlan::Active(target), &ctx), client.accept());
         let (stream, _) = (stream.expect("connect"), accepted.expect("accept"));
         assert_send_options(&stream, "active");
     }
