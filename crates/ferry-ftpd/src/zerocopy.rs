@@ -79,6 +79,11 @@ pub(crate) async fn send_file(
         if sent == 0 {
             return Ok(total);
         }
+        if total == 0 && size.is_none_or(|size| sent as u64 != size) {
+            // More to send than the first call took: from now on the server transmits what the
+            // client's window allows, not the client's reads (see `data::NOTSENT_LOWAT`).
+            crate::data::limit_unsent(sock);
+        }
         total += sent as u64;
         progress(sent);
     }
@@ -229,6 +234,35 @@ mod tests {
             client.read_to_end(&mut got).await.expect("receive");
             assert_eq!(sent, want as u64);
             assert!(got == data[..want], "{size:?}: wrong bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_download_larger_than_one_send_limits_the_unsent_bytes() {
+        use tokio::io::AsyncReadExt;
+        for (len, limited) in [(4096usize, false), (8 << 20, true)] {
+            let (server, mut client) = tcp_pair().await;
+            let mut file = tempfile::tempfile().expect("temp file");
+            file.write_all(&pseudo_random(len, 7)).expect("fill");
+            file.rewind().expect("rewind");
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.map(|_| got.len())
+            });
+            let sent = send_file(&server, &file, Some(len as u64), Duration::from_secs(10), |_| {})
+                .await
+                .expect("send");
+            let lowat = socket2_06::SockRef::from(&server)
+                .tcp_notsent_lowat()
+                .expect("getsockopt");
+            drop(server);
+            assert_eq!(reader.await.expect("reader").expect("read"), len);
+            assert_eq!(sent, len as u64);
+            assert_eq!(
+                lowat == crate::data::NOTSENT_LOWAT,
+                limited,
+                "{len} bytes: lowat {lowat}"
+            );
         }
     }
 
