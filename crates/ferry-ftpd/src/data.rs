@@ -154,8 +154,8 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
     Ok(stream)
 }
 
-/// Limits the unsent bytes `stream` queues to [`NOTSENT_LOWAT`]: for a download that does not fit
-/// into one send (a small file goes out in its first call, and is spared the system call).
+/// Limits the unsent bytes `stream` queues to [`NOTSENT_LOWAT`]: for a download of more than that (a
+/// smaller file is spared the system call).
 pub(crate) fn limit_unsent(stream: &TcpStream) {
     // Only an optimisation: a kernel without the option still transfers.
     if let Err(e) = socket2_06::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {

@@ -43,6 +43,12 @@ pub(crate) async fn send_file(
     timeout: Duration,
     mut progress: impl FnMut(usize),
 ) -> io::Result<u64> {
+    // More than the limit to send: from the first call on, the server transmits what the client's
+    // window allows, not the client's reads (see `data::NOTSENT_LOWAT`; set later, the first call
+    // would already have queued up to a whole send buffer). A smaller file needs no system call.
+    if size.is_none_or(|size| size > u64::from(crate::data::NOTSENT_LOWAT)) {
+        crate::data::limit_unsent(sock);
+    }
     let mut total = 0u64;
     // A data connection just accepted is writable, but tokio learns that only from the reactor's
     // next turn: the first call is made at once (a small file then goes out without waiting for a
@@ -78,11 +84,6 @@ pub(crate) async fn send_file(
         };
         if sent == 0 {
             return Ok(total);
-        }
-        if total == 0 && size.is_none_or(|size| sent as u64 != size) {
-            // More to send than the first call took: from now on the server transmits what the
-            // client's window allows, not the client's reads (see `data::NOTSENT_LOWAT`).
-            crate::data::limit_unsent(sock);
         }
         total += sent as u64;
         progress(sent);
@@ -238,7 +239,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_download_larger_than_one_send_limits_the_unsent_bytes() {
+    async fn a_download_larger_than_the_limit_limits_the_unsent_bytes() {
         use tokio::io::AsyncReadExt;
         for (len, limited) in [(4096usize, false), (8 << 20, true)] {
             let (server, mut client) = tcp_pair().await;
