@@ -16,6 +16,20 @@ use tracing::{debug, warn};
 /// Random ports tried before scanning the whole range in order.
 const RANDOM_PORT_TRIES: usize = 16;
 
+/// Unsent bytes a data connection may queue in its send buffer (`TCP_NOTSENT_LOWAT`); the socket
+/// reports writable again once fewer than half of them are left.
+///
+/// Without a limit a download queues as much as the send buffer holds (megabytes, autotuned) beyond
+/// what the receiver's window takes. Each window update from the receiver then transmits that backlog
+/// from inside the receiver's `recv`: on loopback and on a busy host the client pays for the server's
+/// sending. A hundred concurrent downloads to one client host spent half again as much client CPU per
+/// byte that way (docs/benchmarks.md, "Transfers at once"). With the limit, the server's own
+/// `sendfile`/`write` transmits what the window allows, and the kernel holds less memory per
+/// connection; the window itself, and so the throughput of one transfer, is not limited by it.
+/// 32 KiB and 64 KiB cost the client the same; 128 KiB a tenth more, 512 KiB a third more. 64 KiB
+/// leaves the sender some slack on fast links (it is woken when 32 KiB are left).
+pub(crate) const NOTSENT_LOWAT: u32 = 64 << 10;
+
 /// How the next transfer gets its data connection.
 #[derive(Debug, Default)]
 pub(crate) enum DataPlan {
@@ -140,6 +154,15 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
     Ok(stream)
 }
 
+/// Limits the unsent bytes `stream` queues to [`NOTSENT_LOWAT`]: for a download of more than that (a
+/// smaller file is spared the system call).
+pub(crate) fn limit_unsent(stream: &TcpStream) {
+    // Only an optimisation: a kernel without the option still transfers.
+    if let Err(e) = socket2_06::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        debug!(error = %e, "TCP_NOTSENT_LOWAT not set on the data connection");
+    }
+}
+
 /// Whom a passive listener accepts.
 enum Expect<'a> {
     /// Anyone (FXP).
@@ -248,4 +271,22 @@ async fn connect(target: SocketAddr, local_ip: IpAddr, source_port: Option<u16>)
         None => {}
     }
     socket.connect(target).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limiting_unsent_bytes_sets_the_socket_option() {
+        let (server, _client) = ferry_testkit::net::tcp_pair().await;
+        let sock = socket2_06::SockRef::from(&server);
+        assert_ne!(
+            sock.tcp_notsent_lowat().expect("getsockopt"),
+            NOTSENT_LOWAT,
+            "default"
+        );
+        limit_unsent(&server);
+        assert_eq!(sock.tcp_notsent_lowat().expect("getsockopt"), NOTSENT_LOWAT);
+    }
 }

@@ -354,6 +354,11 @@ impl Job {
                 };
             }
         }
+        // The copy loop writes in 1 MiB pieces: limit what the socket queues beyond the window.
+        match &sock {
+            DataStream::Plain(tcp) => data::limit_unsent(tcp),
+            DataStream::Tls(tls) => data::limit_unsent(tls.get_ref().0.get_ref()),
+        }
         let mut buf = vec![0u8; BUFFER];
         let mut converted = Vec::new();
         let mut conv = ascii::ToNetwork::new();

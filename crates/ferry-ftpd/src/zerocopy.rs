@@ -43,6 +43,12 @@ pub(crate) async fn send_file(
     timeout: Duration,
     mut progress: impl FnMut(usize),
 ) -> io::Result<u64> {
+    // More than the limit to send: from the first call on, the server transmits what the client's
+    // window allows, not the client's reads (see `data::NOTSENT_LOWAT`; set later, the first call
+    // would already have queued up to a whole send buffer). A smaller file needs no system call.
+    if size.is_none_or(|size| size > u64::from(crate::data::NOTSENT_LOWAT)) {
+        crate::data::limit_unsent(sock);
+    }
     let mut total = 0u64;
     // A data connection just accepted is writable, but tokio learns that only from the reactor's
     // next turn: the first call is made at once (a small file then goes out without waiting for a
@@ -229,6 +235,35 @@ mod tests {
             client.read_to_end(&mut got).await.expect("receive");
             assert_eq!(sent, want as u64);
             assert!(got == data[..want], "{size:?}: wrong bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_download_larger_than_the_limit_limits_the_unsent_bytes() {
+        use tokio::io::AsyncReadExt;
+        for (len, limited) in [(4096usize, false), (8 << 20, true)] {
+            let (server, mut client) = tcp_pair().await;
+            let mut file = tempfile::tempfile().expect("temp file");
+            file.write_all(&pseudo_random(len, 7)).expect("fill");
+            file.rewind().expect("rewind");
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.map(|_| got.len())
+            });
+            let sent = send_file(&server, &file, Some(len as u64), Duration::from_secs(10), |_| {})
+                .await
+                .expect("send");
+            let lowat = socket2_06::SockRef::from(&server)
+                .tcp_notsent_lowat()
+                .expect("getsockopt");
+            drop(server);
+            assert_eq!(reader.await.expect("reader").expect("read"), len);
+            assert_eq!(sent, len as u64);
+            assert_eq!(
+                lowat == crate::data::NOTSENT_LOWAT,
+                limited,
+                "{len} bytes: lowat {lowat}"
+            );
         }
     }
 
