@@ -414,11 +414,14 @@ impl Conn {
                 .throttle
                 .blocked_until(Instant::now())
                 .map(tokio::time::Instant::from_std);
-            // One timer for both (a timer is a large part of an idle session's state).
-            let wake = match (deadline, throttled) {
-                (Some(d), Some(t)) => Some(d.min(t)),
-                (d, t) => d.or(t),
+            // A passive listener kept from the last transfer is dropped when this session goes idle
+            // (not during a transfer: it ends by renewing the listener's time).
+            let spare = match self.running {
+                None => self.plan.spare_until().map(tokio::time::Instant::from_std),
+                Some(_) => None,
             };
+            // One timer for all (a timer is a large part of an idle session's state).
+            let wake = [deadline, throttled, spare].into_iter().flatten().min();
             tokio::select! {
                 input = wait_input(&mut rd, &mut tls_buf), if throttled.is_none() => {
                     let ok = match (input, &rd) {
@@ -447,8 +450,12 @@ impl Conn {
                     self.session.handle_hash(Instant::now(), result);
                 }
                 () = sleep_until(wake) => {
-                    if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    let now = tokio::time::Instant::now();
+                    if deadline.is_some_and(|d| d <= now) {
                         self.session.handle_timeout(Instant::now());
+                    }
+                    if spare.is_some_and(|s| s <= now) {
+                        self.plan = DataPlan::None;
                     }
                 }
                 phase = stop.next() => {
@@ -591,6 +598,9 @@ impl Conn {
                 if self.running.take().is_some() {
                     self.observe_transfer(&ev);
                 }
+                if let DataPlan::Spare(spare) = &mut self.plan {
+                    spare.renew(now);
+                }
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
             }
@@ -636,8 +646,11 @@ impl Conn {
                     ),
                 },
                 Output::OpenPassive(family) => {
-                    self.plan = DataPlan::None;
-                    let result = self.open_passive(family);
+                    let kept = match std::mem::take(&mut self.plan) {
+                        DataPlan::Spare(spare) => data::reuse(spare),
+                        _ => None,
+                    };
+                    let result = self.open_passive(family, kept);
                     self.session.handle_passive(Instant::now(), result);
                 }
                 Output::SetActive(addr) => self.plan = DataPlan::Active(addr),
@@ -692,6 +705,12 @@ impl Conn {
                         tls,
                     };
                     let plan = std::mem::take(&mut self.plan);
+                    // A passive listener is kept for the next transfer, unless anyone may connect to it
+                    // (FXP) or connections come through a load balancer: a port that stays the same
+                    // would then be easier to take over.
+                    if let (DataPlan::Passive(passive), false, false) = (&plan, ctx.allow_fxp, self.proxied) {
+                        self.plan = DataPlan::Spare(data::Spare::new(passive.clone(), Instant::now()));
+                    }
                     self.running = Some(transfer::start(t, storage, plan, ctx));
                 }
                 Output::AbortTransfer => self.abort_transfer().await,
@@ -777,14 +796,17 @@ impl Conn {
         }
     }
 
-    fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
-        // Listen on the address the client reached us on (multi-homed hosts, IPv4 vs IPv6).
-        let listener =
-            data::open_passive(self.local.ip(), &self.server.config.passive_ports).map_err(|e| {
+    /// Prepares a passive listener: `kept` (the last transfer's, emptied), or a new one.
+    fn open_passive(&mut self, family: PassiveFamily, kept: Option<data::Passive>) -> Result<SocketAddr, ()> {
+        let passive = match kept {
+            Some(p) => p,
+            // Listen on the address the client reached us on (multi-homed hosts, IPv4 vs IPv6).
+            None => data::open_passive(self.local.ip(), &self.server.config.passive_ports).map_err(|e| {
                 warn!(error = %e, "cannot open passive listener");
-            })?;
-        let port = listener.local_addr().map_err(|_| ())?.port();
-        self.plan = DataPlan::Passive(listener);
+            })?,
+        };
+        let port = passive.port;
+        self.plan = DataPlan::Passive(passive);
         // Announce the address the client connected to (a balancer's when proxied), unless masqueraded
         // (per client network, then the default).
         let ip = match family {

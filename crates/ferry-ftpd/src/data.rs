@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -16,6 +16,15 @@ use tracing::{debug, warn};
 /// Random ports tried before scanning the whole range in order.
 const RANDOM_PORT_TRIES: usize = 16;
 
+/// How long a passive listener is kept after its transfer for the session's next PASV/EPSV. A client
+/// moving many files asks again within milliseconds; an idle session is back to one descriptor (its
+/// control connection) after this.
+pub(crate) const SPARE_LINGER: Duration = Duration::from_secs(2);
+
+/// Connections queued on a kept listener that are closed when it is taken back; a listener with more
+/// (a flood from the client's own address) is dropped and a fresh one opened.
+const DRAIN_MAX: usize = 8;
+
 /// How the next transfer gets its data connection.
 #[derive(Debug, Default)]
 pub(crate) enum DataPlan {
@@ -23,10 +32,79 @@ pub(crate) enum DataPlan {
     #[default]
     None,
     /// A listener waiting for the client. Not registered with the reactor until a transfer has to
-    /// wait for the connection (see `accept_peer`).
-    Passive(std::net::TcpListener),
+    /// wait for the connection (see `accept_peer`). Shared with the session, which may keep it for
+    /// the next transfer ([`Spare`]).
+    Passive(Passive),
     /// Connect to the client here.
     Active(SocketAddr),
+    /// No data connection prepared, but the last transfer's passive listener is kept for the next
+    /// PASV/EPSV until [`Spare::until`].
+    Spare(Spare),
+}
+
+impl DataPlan {
+    /// When a kept listener is to be dropped, if one is kept.
+    pub(crate) fn spare_until(&self) -> Option<Instant> {
+        match self {
+            DataPlan::Spare(s) => Some(s.until),
+            _ => None,
+        }
+    }
+}
+
+/// A passive listener and its port.
+#[derive(Debug, Clone)]
+pub(crate) struct Passive {
+    pub(crate) listener: Arc<std::net::TcpListener>,
+    pub(crate) port: u16,
+}
+
+/// A passive listener kept after the transfer it served, so that the session's next PASV/EPSV costs
+/// no new socket (five system calls fewer per file). The transfer that used it has let it go once it
+/// accepted its connection; connections queued since are closed when it is taken back ([`reuse`]),
+/// and every connection the next transfer accepts is checked like a fresh listener's.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    passive: Passive,
+    until: Instant,
+}
+
+impl Spare {
+    /// Keeps `passive` until [`SPARE_LINGER`] after `now`.
+    pub(crate) fn new(passive: Passive, now: Instant) -> Self {
+        Spare {
+            passive,
+            until: now + SPARE_LINGER,
+        }
+    }
+
+    /// Keeps it until [`SPARE_LINGER`] after `now` (the transfer it served ended then).
+    pub(crate) fn renew(&mut self, now: Instant) {
+        self.until = now + SPARE_LINGER;
+    }
+}
+
+/// Takes back a kept listener for a new PASV/EPSV: `None` if its transfer still holds it (it has not
+/// accepted its connection yet) or if it cannot be emptied. Connections queued on it since its transfer
+/// (late or stray ones, a thief's) are closed first, so that the next transfer accepts only a connection
+/// made after the reply that announces the port.
+pub(crate) fn reuse(spare: Spare) -> Option<Passive> {
+    let passive = spare.passive;
+    if Arc::strong_count(&passive.listener) != 1 {
+        return None;
+    }
+    for _ in 0..DRAIN_MAX {
+        match passive.listener.accept() {
+            Ok((stray, from)) => {
+                debug!(%from, "connection queued between transfers closed");
+                drop(stray);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(passive),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Addresses a data connection must respect, and its TLS settings.
@@ -68,7 +146,7 @@ impl std::fmt::Debug for DataTls {
 
 /// Opens a passive listener on `ip`, on a random free port of `ports` (non-blocking, not registered
 /// with the reactor).
-pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<std::net::TcpListener> {
+pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<Passive> {
     let (lo, hi) = (*ports.start(), *ports.end());
     if lo > hi {
         return Err(io::Error::new(
@@ -78,8 +156,9 @@ pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Resul
     }
     let mut rng = rand::rng();
     for _ in 0..RANDOM_PORT_TRIES {
-        if let Ok(l) = bind(ip, rng.random_range(lo..=hi)) {
-            return Ok(l);
+        let port = rng.random_range(lo..=hi);
+        if let Ok(l) = bind(ip, port) {
+            return passive(l, port);
         }
     }
     // Crowded range: scan from a random start so that concurrent sessions do not all collide.
@@ -88,10 +167,22 @@ pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Resul
     for i in 0..span {
         let port = lo + ((start + i) % span) as u16;
         if let Ok(l) = bind(ip, port) {
-            return Ok(l);
+            return passive(l, port);
         }
     }
     Err(io::Error::new(io::ErrorKind::AddrInUse, "no free passive port"))
+}
+
+fn passive(listener: std::net::TcpListener, port: u16) -> io::Result<Passive> {
+    // Port 0 in the range: the system chose one.
+    let port = match port {
+        0 => listener.local_addr()?.port(),
+        p => p,
+    };
+    Ok(Passive {
+        listener: Arc::new(listener),
+        port,
+    })
 }
 
 fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
@@ -114,13 +205,13 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
 /// Establishes the data connection of `plan`, within the timeout.
 pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpStream> {
     let stream = match plan {
-        DataPlan::None => {
+        DataPlan::None | DataPlan::Spare(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "no data connection prepared",
             ))
         }
-        DataPlan::Passive(listener) => {
+        DataPlan::Passive(Passive { listener, .. }) => {
             let from = match (ctx.allow_fxp, &ctx.proxy) {
                 (true, _) => Expect::Anyone,
                 (false, Some(proxy)) => Expect::Proxied(proxy, ctx.peer_ip),
@@ -152,32 +243,30 @@ enum Expect<'a> {
 
 /// Accepts exactly one connection from the control peer's IP (from any address with FXP; through an
 /// allowed load balancer, for this client when headers are on, when the control connection was
-/// proxied); connections from anyone else are closed at once (passive-port theft), and the listener
-/// is dropped after the first good one.
+/// proxied); connections from anyone else are closed at once (passive-port theft). The transfer lets
+/// go of the listener after the first good one (the session may keep it for its next transfer, see
+/// [`Spare`]).
 ///
 /// A passive client connects before it sends the command, so the connection is usually queued
 /// already: it is taken without registering the listener with the reactor, so that its arrival
 /// wakes no worker thread and the listener costs no `epoll_ctl`. Only when nothing is queued does
-/// the listener join the reactor and the transfer wait.
-async fn accept_peer(listener: std::net::TcpListener, expect: Expect<'_>) -> io::Result<TcpStream> {
-    let mut queued = Some(listener);
+/// a duplicate of the listener join the reactor and the transfer wait.
+async fn accept_peer(listener: Arc<std::net::TcpListener>, expect: Expect<'_>) -> io::Result<TcpStream> {
     let mut waiting: Option<TcpListener> = None;
     loop {
-        let (mut stream, from) = match (queued.take(), &waiting) {
-            (Some(l), _) => match l.accept() {
+        let (mut stream, from) = match &waiting {
+            None => match listener.accept() {
                 Ok((s, from)) => {
-                    queued = Some(l);
                     s.set_nonblocking(true)?;
                     (TcpStream::from_std(s)?, from)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    waiting = Some(TcpListener::from_std(l)?);
+                    waiting = Some(TcpListener::from_std(listener.try_clone()?)?);
                     continue;
                 }
                 Err(e) => return Err(e),
             },
-            (None, Some(l)) => l.accept().await?,
-            (None, None) => return Err(io::ErrorKind::NotConnected.into()),
+            Some(l) => l.accept().await?,
         };
         let refused = match expect {
             Expect::Anyone => None,
