@@ -709,7 +709,10 @@ impl Conn {
                     // (FXP) or connections come through a load balancer: a port that stays the same
                     // would then be easier to take over.
                     if let (DataPlan::Passive(passive), false, false) = (&plan, ctx.allow_fxp, self.proxied) {
-                        self.plan = DataPlan::Spare(data::Spare::new(passive.clone(), Instant::now()));
+                        let budget = &self.server.spare_listeners;
+                        if let Some(spare) = data::Spare::new(passive.clone(), Instant::now(), budget) {
+                            self.plan = DataPlan::Spare(spare);
+                        }
                     }
                     self.running = Some(transfer::start(t, storage, plan, ctx));
                 }

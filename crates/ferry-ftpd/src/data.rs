@@ -6,6 +6,7 @@ use ferry_admission::canonical;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,20 +68,66 @@ pub(crate) struct Passive {
 pub(crate) struct Spare {
     passive: Passive,
     until: Instant,
+    /// Its place in the server's [`SpareBudget`], given back when it is dropped or reused.
+    _kept: Kept,
 }
 
 impl Spare {
-    /// Keeps `passive` until [`SPARE_LINGER`] after `now`.
-    pub(crate) fn new(passive: Passive, now: Instant) -> Self {
-        Spare {
+    /// Keeps `passive` until [`SPARE_LINGER`] after `now`, if the server's budget allows another
+    /// kept listener.
+    pub(crate) fn new(passive: Passive, now: Instant, budget: &Arc<SpareBudget>) -> Option<Self> {
+        let kept = budget.take()?;
+        Some(Spare {
             passive,
             until: now + SPARE_LINGER,
-        }
+            _kept: kept,
+        })
     }
 
     /// Keeps it until [`SPARE_LINGER`] after `now` (the transfer it served ended then).
     pub(crate) fn renew(&mut self, now: Instant) {
         self.until = now + SPARE_LINGER;
+    }
+}
+
+/// How many passive listeners the sessions of a server may keep between transfers: half the passive
+/// range, so that kept ports never crowd out transfers that need a fresh one (with a range of one
+/// port, none is kept).
+#[derive(Debug)]
+pub(crate) struct SpareBudget {
+    kept: AtomicUsize,
+    max: usize,
+}
+
+impl SpareBudget {
+    /// Half of `ports`.
+    pub(crate) fn for_range(ports: &RangeInclusive<u16>) -> Self {
+        let len = usize::from(*ports.end())
+            .saturating_add(1)
+            .saturating_sub(usize::from(*ports.start()));
+        SpareBudget {
+            kept: AtomicUsize::new(0),
+            max: len / 2,
+        }
+    }
+
+    fn take(self: &Arc<Self>) -> Option<Kept> {
+        self.kept
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Kept(Arc::clone(self)))
+    }
+}
+
+/// One place in a [`SpareBudget`].
+#[derive(Debug)]
+struct Kept(Arc<SpareBudget>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.0.kept.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -337,4 +384,49 @@ async fn connect(target: SocketAddr, local_ip: IpAddr, source_port: Option<u16>)
         None => {}
     }
     socket.connect(target).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener() -> Passive {
+        open_passive(IpAddr::from([127, 0, 0, 1]), &(0..=0)).expect("listen")
+    }
+
+    #[test]
+    fn kept_listeners_are_bounded_by_half_the_passive_range() {
+        let now = Instant::now();
+        let none = Arc::new(SpareBudget::for_range(&(47011..=47011)));
+        assert!(
+            Spare::new(listener(), now, &none).is_none(),
+            "a one-port range keeps nothing"
+        );
+        let budget = Arc::new(SpareBudget::for_range(&(40000..=40003)));
+        let first = Spare::new(listener(), now, &budget).expect("first kept");
+        let second = Spare::new(listener(), now, &budget).expect("second kept");
+        assert!(
+            Spare::new(listener(), now, &budget).is_none(),
+            "more than half the range kept"
+        );
+        drop(first);
+        let third = Spare::new(listener(), now, &budget).expect("a dropped one gives its place back");
+        // Taking one back for a transfer gives its place back too.
+        assert!(reuse(second).is_some());
+        assert!(Spare::new(listener(), now, &budget).is_some());
+        drop(third);
+    }
+
+    #[test]
+    fn a_kept_listener_still_held_by_its_transfer_is_not_reused() {
+        let budget = Arc::new(SpareBudget::for_range(&(40000..=40999)));
+        let passive = listener();
+        let held = Arc::clone(&passive.listener);
+        let spare = Spare::new(passive, Instant::now(), &budget).expect("kept");
+        assert!(
+            reuse(spare).is_none(),
+            "reused while its transfer may still accept on it"
+        );
+        drop(held);
+    }
 }
