@@ -416,12 +416,11 @@ impl Conn {
                 .map(tokio::time::Instant::from_std);
             // A passive listener kept from the last transfer is dropped when this session goes idle
             // (not during a transfer: it ends by renewing the listener's time).
-            let spare = match self.running {
-                None => self.plan.spare_until().map(tokio::time::Instant::from_std),
-                Some(_) => None,
-            };
             // One timer for all (a timer is a large part of an idle session's state).
-            let wake = [deadline, throttled, spare].into_iter().flatten().min();
+            let wake = [deadline, throttled, self.spare_until()]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 input = wait_input(&mut rd, &mut tls_buf), if throttled.is_none() => {
                     let ok = match (input, &rd) {
@@ -454,7 +453,8 @@ impl Conn {
                     if deadline.is_some_and(|d| d <= now) {
                         self.session.handle_timeout(Instant::now());
                     }
-                    if spare.is_some_and(|s| s <= now) {
+                    // Not kept across the wait (it would make every idle session's future larger).
+                    if self.spare_until().is_some_and(|s| s <= now) {
                         self.plan = DataPlan::None;
                     }
                 }
@@ -647,7 +647,7 @@ impl Conn {
                 },
                 Output::OpenPassive(family) => {
                     let kept = match std::mem::take(&mut self.plan) {
-                        DataPlan::Spare(spare) => data::reuse(spare),
+                        DataPlan::Spare(spare) => data::reuse(*spare),
                         _ => None,
                     };
                     let result = self.open_passive(family, kept);
@@ -796,6 +796,15 @@ impl Conn {
         };
         if let Some(reply) = failed_reply {
             self.tap.data_connection_failed(reply);
+        }
+    }
+
+    /// When the passive listener kept from the last transfer is to be closed; `None` while a
+    /// transfer runs (it renews the time when it ends).
+    fn spare_until(&self) -> Option<tokio::time::Instant> {
+        match self.running {
+            None => self.plan.spare_until().map(tokio::time::Instant::from_std),
+            Some(_) => None,
         }
     }
 

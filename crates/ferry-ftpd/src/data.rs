@@ -39,8 +39,8 @@ pub(crate) enum DataPlan {
     /// Connect to the client here.
     Active(SocketAddr),
     /// No data connection prepared, but the last transfer's passive listener is kept for the next
-    /// PASV/EPSV until [`Spare::until`].
-    Spare(Spare),
+    /// PASV/EPSV until [`Spare::until`] (boxed: an idle session's plan stays as small as before).
+    Spare(Box<Spare>),
 }
 
 impl DataPlan {
@@ -75,13 +75,13 @@ pub(crate) struct Spare {
 impl Spare {
     /// Keeps `passive` until [`SPARE_LINGER`] after `now`, if the server's budget allows another
     /// kept listener.
-    pub(crate) fn new(passive: Passive, now: Instant, budget: &Arc<SpareBudget>) -> Option<Self> {
+    pub(crate) fn new(passive: Passive, now: Instant, budget: &Arc<SpareBudget>) -> Option<Box<Self>> {
         let kept = budget.take()?;
-        Some(Spare {
+        Some(Box::new(Spare {
             passive,
             until: now + SPARE_LINGER,
             _kept: kept,
-        })
+        }))
     }
 
     /// Keeps it until [`SPARE_LINGER`] after `now` (the transfer it served ended then).
@@ -412,9 +412,19 @@ mod tests {
         drop(first);
         let third = Spare::new(listener(), now, &budget).expect("a dropped one gives its place back");
         // Taking one back for a transfer gives its place back too.
-        assert!(reuse(second).is_some());
+        assert!(reuse(*second).is_some());
         assert!(Spare::new(listener(), now, &budget).is_some());
         drop(third);
+    }
+
+    #[test]
+    fn keeping_a_listener_does_not_make_a_sessions_plan_larger() {
+        // Every session holds a plan; a kept listener is boxed so that idle sessions pay nothing.
+        assert!(
+            std::mem::size_of::<DataPlan>() <= std::mem::size_of::<Option<SocketAddr>>(),
+            "{} bytes",
+            std::mem::size_of::<DataPlan>()
+        );
     }
 
     #[test]
@@ -424,7 +434,7 @@ mod tests {
         let held = Arc::clone(&passive.listener);
         let spare = Spare::new(passive, Instant::now(), &budget).expect("kept");
         assert!(
-            reuse(spare).is_none(),
+            reuse(*spare).is_none(),
             "reused while its transfer may still accept on it"
         );
         drop(held);
