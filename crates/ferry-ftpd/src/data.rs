@@ -302,11 +302,8 @@ async fn accept_peer(listener: Arc<std::net::TcpListener>, expect: Expect<'_>) -
     let mut waiting: Option<TcpListener> = None;
     loop {
         let (mut stream, from) = match &waiting {
-            None => match listener.accept() {
-                Ok((s, from)) => {
-                    s.set_nonblocking(true)?;
-                    (TcpStream::from_std(s)?, from)
-                }
+            None => match accept_nonblocking(&listener) {
+                Ok((s, from)) => (TcpStream::from_std(s)?, from),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     waiting = Some(TcpListener::from_std(listener.try_clone()?)?);
                     continue;
@@ -333,6 +330,20 @@ async fn accept_peer(listener: Arc<std::net::TcpListener>, expect: Expect<'_>) -
         }
         drop(stream);
     }
+}
+
+/// Takes a queued connection, already non-blocking (`accept4` with `SOCK_NONBLOCK`: one system call
+/// instead of `accept` and `ioctl(FIONBIO)`).
+fn accept_nonblocking(listener: &std::net::TcpListener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let (socket, from) =
+        socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let from = from.as_socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "passive connection from a non-IP address",
+        )
+    })?;
+    Ok((socket.into(), from))
 }
 
 /// Active connections cannot leave from the configured source port: it is below 1024 and the server has
