@@ -414,8 +414,7 @@ impl Conn {
                 .throttle
                 .blocked_until(Instant::now())
                 .map(tokio::time::Instant::from_std);
-            // A passive listener kept from the last transfer is dropped when this session goes idle
-            // (not during a transfer: it ends by renewing the listener's time).
+            // A passive listener kept from the last transfer is dropped when this session goes idle.
             // One timer for all (a timer is a large part of an idle session's state).
             let wake = [deadline, throttled, self.spare_until()]
                 .into_iter()
@@ -455,7 +454,7 @@ impl Conn {
                     }
                     // Not kept across the wait (it would make every idle session's future larger).
                     if self.spare_until().is_some_and(|s| s <= now) {
-                        self.plan = DataPlan::None;
+                        self.spare_expired();
                     }
                 }
                 phase = stop.next() => {
@@ -647,7 +646,7 @@ impl Conn {
                 },
                 Output::OpenPassive(family) => {
                     let kept = match std::mem::take(&mut self.plan) {
-                        DataPlan::Spare(spare) => data::reuse(*spare),
+                        DataPlan::Spare(spare) => data::reuse(spare),
                         _ => None,
                     };
                     let result = self.open_passive(family, kept);
@@ -704,16 +703,7 @@ impl Conn {
                         proxy: self.proxied.then(|| Arc::clone(self.server.admission.proxy())),
                         tls,
                     };
-                    let plan = std::mem::take(&mut self.plan);
-                    // A passive listener is kept for the next transfer, unless anyone may connect to it
-                    // (FXP) or connections come through a load balancer: a port that stays the same
-                    // would then be easier to take over.
-                    if let (DataPlan::Passive(passive), false, false) = (&plan, ctx.allow_fxp, self.proxied) {
-                        let budget = &self.server.spare_listeners;
-                        if let Some(spare) = data::Spare::new(passive.clone(), Instant::now(), budget) {
-                            self.plan = DataPlan::Spare(spare);
-                        }
-                    }
+                    let plan = self.plan_for_transfer(&ctx);
                     self.running = Some(transfer::start(t, storage, plan, ctx));
                 }
                 Output::AbortTransfer => self.abort_transfer().await,
@@ -799,26 +789,68 @@ impl Conn {
         }
     }
 
-    /// When the passive listener kept from the last transfer is to be closed; `None` while a
-    /// transfer runs (it renews the time when it ends).
+    /// When the passive listener kept from the last transfer is to be closed (or, while the session
+    /// is using it, looked at again).
     fn spare_until(&self) -> Option<tokio::time::Instant> {
-        match self.running {
-            None => self.plan.spare_until().map(tokio::time::Instant::from_std),
-            Some(_) => None,
+        self.plan.spare_until().map(tokio::time::Instant::from_std)
+    }
+
+    /// The kept listener's time is up: closed if the session is idle; otherwise (a transfer runs,
+    /// or the port was announced and the client has yet to use it) kept a while longer.
+    fn spare_expired(&mut self) {
+        match &mut self.plan {
+            DataPlan::Spare(_) if self.running.is_none() => self.plan = DataPlan::None,
+            DataPlan::Spare(spare) | DataPlan::Reused(spare) => spare.renew(Instant::now()),
+            _ => {}
+        }
+    }
+
+    /// The data connection plan handed to a transfer that starts now. A passive listener is kept for
+    /// the next transfer, unless anyone may connect to it (FXP) or connections come through a load
+    /// balancer: a port that stays the same would then be easier to take over.
+    fn plan_for_transfer(&mut self, ctx: &DataCtx) -> DataPlan {
+        match std::mem::take(&mut self.plan) {
+            DataPlan::Reused(mut spare) => {
+                let plan = DataPlan::Passive(spare.passive().clone());
+                spare.renew(Instant::now());
+                self.plan = DataPlan::Spare(spare);
+                plan
+            }
+            plan => {
+                if let (DataPlan::Passive(passive), false, false) = (&plan, ctx.allow_fxp, self.proxied) {
+                    let budget = &self.server.spare_listeners;
+                    if let Some(spare) = data::Spare::new(passive.clone(), Instant::now(), budget) {
+                        self.plan = DataPlan::Spare(spare);
+                    }
+                }
+                plan
+            }
         }
     }
 
     /// Prepares a passive listener: `kept` (the last transfer's, emptied), or a new one.
-    fn open_passive(&mut self, family: PassiveFamily, kept: Option<data::Passive>) -> Result<SocketAddr, ()> {
-        let passive = match kept {
-            Some(p) => p,
-            // Listen on the address the client reached us on (multi-homed hosts, IPv4 vs IPv6).
-            None => data::open_passive(self.local.ip(), &self.server.config.passive_ports).map_err(|e| {
-                warn!(error = %e, "cannot open passive listener");
-            })?,
+    fn open_passive(
+        &mut self,
+        family: PassiveFamily,
+        kept: Option<Box<data::Spare>>,
+    ) -> Result<SocketAddr, ()> {
+        let port = match kept {
+            Some(spare) => {
+                let port = spare.passive().port;
+                self.plan = DataPlan::Reused(spare);
+                port
+            }
+            None => {
+                // Listen on the address the client reached us on (multi-homed hosts, IPv4 vs IPv6).
+                let passive = data::open_passive(self.local.ip(), &self.server.config.passive_ports)
+                    .map_err(|e| {
+                        warn!(error = %e, "cannot open passive listener");
+                    })?;
+                let port = passive.port;
+                self.plan = DataPlan::Passive(passive);
+                port
+            }
         };
-        let port = passive.port;
-        self.plan = DataPlan::Passive(passive);
         // Announce the address the client connected to (a balancer's when proxied), unless masqueraded
         // (per client network, then the default).
         let ip = match family {

@@ -41,13 +41,16 @@ pub(crate) enum DataPlan {
     /// No data connection prepared, but the last transfer's passive listener is kept for the next
     /// PASV/EPSV until [`Spare::until`] (boxed: an idle session's plan stays as small as before).
     Spare(Box<Spare>),
+    /// A kept listener announced again by PASV/EPSV, waiting for the client like [`DataPlan::Passive`]
+    /// (it keeps its place in the budget and its time, see `Conn::serve`).
+    Reused(Box<Spare>),
 }
 
 impl DataPlan {
     /// When a kept listener is to be dropped, if one is kept.
     pub(crate) fn spare_until(&self) -> Option<Instant> {
         match self {
-            DataPlan::Spare(s) => Some(s.until),
+            DataPlan::Spare(s) | DataPlan::Reused(s) => Some(s.until),
             _ => None,
         }
     }
@@ -68,7 +71,7 @@ pub(crate) struct Passive {
 pub(crate) struct Spare {
     passive: Passive,
     until: Instant,
-    /// Its place in the server's [`SpareBudget`], given back when it is dropped or reused.
+    /// Its place in the server's [`SpareBudget`], given back when it is dropped.
     _kept: Kept,
 }
 
@@ -84,9 +87,17 @@ impl Spare {
         }))
     }
 
-    /// Keeps it until [`SPARE_LINGER`] after `now` (the transfer it served ended then).
+    /// Keeps it until [`SPARE_LINGER`] after `now`. The time only ever moves later while a session
+    /// is busy, so the session's timer is never set earlier than before (tokio wakes its I/O driver,
+    /// an `eventfd` write and an extra `epoll_wait`, whenever a timer earlier than the one it sleeps
+    /// for is set).
     pub(crate) fn renew(&mut self, now: Instant) {
-        self.until = now + SPARE_LINGER;
+        self.until = self.until.max(now + SPARE_LINGER);
+    }
+
+    /// The listener.
+    pub(crate) fn passive(&self) -> &Passive {
+        &self.passive
     }
 }
 
@@ -135,8 +146,8 @@ impl Drop for Kept {
 /// accepted its connection yet) or if it cannot be emptied. Connections queued on it since its transfer
 /// (late or stray ones, a thief's) are closed first, so that the next transfer accepts only a connection
 /// made after the reply that announces the port.
-pub(crate) fn reuse(spare: Spare) -> Option<Passive> {
-    let passive = spare.passive;
+pub(crate) fn reuse(spare: Box<Spare>) -> Option<Box<Spare>> {
+    let passive = &spare.passive;
     if Arc::strong_count(&passive.listener) != 1 {
         return None;
     }
@@ -146,7 +157,7 @@ pub(crate) fn reuse(spare: Spare) -> Option<Passive> {
                 debug!(%from, "connection queued between transfers closed");
                 drop(stray);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(passive),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(spare),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return None,
         }
@@ -252,7 +263,7 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
 /// Establishes the data connection of `plan`, within the timeout.
 pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpStream> {
     let stream = match plan {
-        DataPlan::None | DataPlan::Spare(_) => {
+        DataPlan::None | DataPlan::Spare(_) | DataPlan::Reused(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "no data connection prepared",
@@ -423,7 +434,10 @@ mod tests {
         drop(first);
         let third = Spare::new(listener(), now, &budget).expect("a dropped one gives its place back");
         // Taking one back for a transfer gives its place back too.
-        assert!(reuse(*second).is_some());
+        // Announced again, it keeps its place until dropped.
+        let second = reuse(second).expect("reused");
+        assert!(Spare::new(listener(), now, &budget).is_none());
+        drop(second);
         assert!(Spare::new(listener(), now, &budget).is_some());
         drop(third);
     }
@@ -445,7 +459,7 @@ mod tests {
         let held = Arc::clone(&passive.listener);
         let spare = Spare::new(passive, Instant::now(), &budget).expect("kept");
         assert!(
-            reuse(*spare).is_none(),
+            reuse(spare).is_none(),
             "reused while its transfer may still accept on it"
         );
         drop(held);
