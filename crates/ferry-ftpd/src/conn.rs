@@ -414,11 +414,12 @@ impl Conn {
                 .throttle
                 .blocked_until(Instant::now())
                 .map(tokio::time::Instant::from_std);
-            // One timer for both (a timer is a large part of an idle session's state).
-            let wake = match (deadline, throttled) {
-                (Some(d), Some(t)) => Some(d.min(t)),
-                (d, t) => d.or(t),
-            };
+            // A passive listener kept from the last transfer is dropped when this session goes idle.
+            // One timer for all (a timer is a large part of an idle session's state).
+            let wake = [deadline, throttled, self.spare_until()]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 input = wait_input(&mut rd, &mut tls_buf), if throttled.is_none() => {
                     let ok = match (input, &rd) {
@@ -447,8 +448,13 @@ impl Conn {
                     self.session.handle_hash(Instant::now(), result);
                 }
                 () = sleep_until(wake) => {
-                    if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    let now = tokio::time::Instant::now();
+                    if deadline.is_some_and(|d| d <= now) {
                         self.session.handle_timeout(Instant::now());
+                    }
+                    // Not kept across the wait (it would make every idle session's future larger).
+                    if self.spare_until().is_some_and(|s| s <= now) {
+                        self.spare_expired();
                     }
                 }
                 phase = stop.next() => {
@@ -591,6 +597,9 @@ impl Conn {
                 if self.running.take().is_some() {
                     self.observe_transfer(&ev);
                 }
+                if let DataPlan::Spare(spare) = &mut self.plan {
+                    spare.renew(now);
+                }
                 debug!(?ev, "transfer ended");
                 self.session.handle_transfer(now, ev);
             }
@@ -636,8 +645,11 @@ impl Conn {
                     ),
                 },
                 Output::OpenPassive(family) => {
-                    self.plan = DataPlan::None;
-                    let result = self.open_passive(family);
+                    let kept = match std::mem::take(&mut self.plan) {
+                        DataPlan::Spare(spare) => data::reuse(spare),
+                        _ => None,
+                    };
+                    let result = self.open_passive(family, kept);
                     self.session.handle_passive(Instant::now(), result);
                 }
                 Output::SetActive(addr) => self.plan = DataPlan::Active(addr),
@@ -691,7 +703,7 @@ impl Conn {
                         proxy: self.proxied.then(|| Arc::clone(self.server.admission.proxy())),
                         tls,
                     };
-                    let plan = std::mem::take(&mut self.plan);
+                    let plan = self.plan_for_transfer(&ctx);
                     self.running = Some(transfer::start(t, storage, plan, ctx));
                 }
                 Output::AbortTransfer => self.abort_transfer().await,
@@ -777,14 +789,68 @@ impl Conn {
         }
     }
 
-    fn open_passive(&mut self, family: PassiveFamily) -> Result<SocketAddr, ()> {
-        // Listen on the address the client reached us on (multi-homed hosts, IPv4 vs IPv6).
-        let listener =
-            data::open_passive(self.local.ip(), &self.server.config.passive_ports).map_err(|e| {
-                warn!(error = %e, "cannot open passive listener");
-            })?;
-        let port = listener.local_addr().map_err(|_| ())?.port();
-        self.plan = DataPlan::Passive(listener);
+    /// When the passive listener kept from the last transfer is to be closed (or, while the session
+    /// is using it, looked at again).
+    fn spare_until(&self) -> Option<tokio::time::Instant> {
+        self.plan.spare_until().map(tokio::time::Instant::from_std)
+    }
+
+    /// The kept listener's time is up: closed if the session is idle; otherwise (a transfer runs,
+    /// or the port was announced and the client has yet to use it) kept a while longer.
+    fn spare_expired(&mut self) {
+        match &mut self.plan {
+            DataPlan::Spare(_) if self.running.is_none() => self.plan = DataPlan::None,
+            DataPlan::Spare(spare) | DataPlan::Reused(spare) => spare.renew(Instant::now()),
+            _ => {}
+        }
+    }
+
+    /// The data connection plan handed to a transfer that starts now. A passive listener is kept for
+    /// the next transfer, unless anyone may connect to it (FXP) or connections come through a load
+    /// balancer: a port that stays the same would then be easier to take over.
+    fn plan_for_transfer(&mut self, ctx: &DataCtx) -> DataPlan {
+        match std::mem::take(&mut self.plan) {
+            DataPlan::Reused(mut spare) => {
+                let plan = DataPlan::Passive(spare.passive().clone());
+                spare.renew(Instant::now());
+                self.plan = DataPlan::Spare(spare);
+                plan
+            }
+            plan => {
+                if let (DataPlan::Passive(passive), false, false) = (&plan, ctx.allow_fxp, self.proxied) {
+                    let budget = &self.server.spare_listeners;
+                    if let Some(spare) = data::Spare::new(passive.clone(), Instant::now(), budget) {
+                        self.plan = DataPlan::Spare(spare);
+                    }
+                }
+                plan
+            }
+        }
+    }
+
+    /// Prepares a passive listener: `kept` (the last transfer's, emptied), or a new one.
+    fn open_passive(
+        &mut self,
+        family: PassiveFamily,
+        kept: Option<Box<data::Spare>>,
+    ) -> Result<SocketAddr, ()> {
+        let port = match kept {
+            Some(spare) => {
+                let port = spare.passive().port;
+                self.plan = DataPlan::Reused(spare);
+                port
+            }
+            None => {
+                // Listen on the address the client reached us on (multi-homed hosts, IPv4 vs IPv6).
+                let passive = data::open_passive(self.local.ip(), &self.server.config.passive_ports)
+                    .map_err(|e| {
+                        warn!(error = %e, "cannot open passive listener");
+                    })?;
+                let port = passive.port;
+                self.plan = DataPlan::Passive(passive);
+                port
+            }
+        };
         // Announce the address the client connected to (a balancer's when proxied), unless masqueraded
         // (per client network, then the default).
         let ip = match family {

@@ -6,8 +6,9 @@ use ferry_admission::canonical;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -29,6 +30,14 @@ const RANDOM_PORT_TRIES: usize = 16;
 /// 32 KiB and 64 KiB cost the client the same; 128 KiB a tenth more, 512 KiB a third more. 64 KiB
 /// leaves the sender some slack on fast links (it is woken when 32 KiB are left).
 pub(crate) const NOTSENT_LOWAT: u32 = 64 << 10;
+/// How long a passive listener is kept after its transfer for the session's next PASV/EPSV. A client
+/// moving many files asks again within milliseconds; an idle session is back to one descriptor (its
+/// control connection) after this.
+pub(crate) const SPARE_LINGER: Duration = Duration::from_secs(2);
+
+/// Connections queued on a kept listener that are closed when it is taken back; a listener with more
+/// (a flood from the client's own address) is dropped and a fresh one opened.
+const DRAIN_MAX: usize = 8;
 
 /// How the next transfer gets its data connection.
 #[derive(Debug, Default)]
@@ -37,10 +46,136 @@ pub(crate) enum DataPlan {
     #[default]
     None,
     /// A listener waiting for the client. Not registered with the reactor until a transfer has to
-    /// wait for the connection (see `accept_peer`).
-    Passive(std::net::TcpListener),
+    /// wait for the connection (see `accept_peer`). Shared with the session, which may keep it for
+    /// the next transfer ([`Spare`]).
+    Passive(Passive),
     /// Connect to the client here.
     Active(SocketAddr),
+    /// No data connection prepared, but the last transfer's passive listener is kept for the next
+    /// PASV/EPSV until [`Spare::until`] (boxed: an idle session's plan stays as small as before).
+    Spare(Box<Spare>),
+    /// A kept listener announced again by PASV/EPSV, waiting for the client like [`DataPlan::Passive`]
+    /// (it keeps its place in the budget and its time, see `Conn::serve`).
+    Reused(Box<Spare>),
+}
+
+impl DataPlan {
+    /// When a kept listener is to be dropped, if one is kept.
+    pub(crate) fn spare_until(&self) -> Option<Instant> {
+        match self {
+            DataPlan::Spare(s) | DataPlan::Reused(s) => Some(s.until),
+            _ => None,
+        }
+    }
+}
+
+/// A passive listener and its port.
+#[derive(Debug, Clone)]
+pub(crate) struct Passive {
+    pub(crate) listener: Arc<std::net::TcpListener>,
+    pub(crate) port: u16,
+}
+
+/// A passive listener kept after the transfer it served, so that the session's next PASV/EPSV costs
+/// no new socket (five system calls fewer per file). The transfer that used it has let it go once it
+/// accepted its connection; connections queued since are closed when it is taken back ([`reuse`]),
+/// and every connection the next transfer accepts is checked like a fresh listener's.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    passive: Passive,
+    until: Instant,
+    /// Its place in the server's [`SpareBudget`], given back when it is dropped.
+    _kept: Kept,
+}
+
+impl Spare {
+    /// Keeps `passive` until [`SPARE_LINGER`] after `now`, if the server's budget allows another
+    /// kept listener.
+    pub(crate) fn new(passive: Passive, now: Instant, budget: &Arc<SpareBudget>) -> Option<Box<Self>> {
+        let kept = budget.take()?;
+        Some(Box::new(Spare {
+            passive,
+            until: now + SPARE_LINGER,
+            _kept: kept,
+        }))
+    }
+
+    /// Keeps it until [`SPARE_LINGER`] after `now`. The time only ever moves later while a session
+    /// is busy, so the session's timer is never set earlier than before (tokio wakes its I/O driver,
+    /// an `eventfd` write and an extra `epoll_wait`, whenever a timer earlier than the one it sleeps
+    /// for is set).
+    pub(crate) fn renew(&mut self, now: Instant) {
+        self.until = self.until.max(now + SPARE_LINGER);
+    }
+
+    /// The listener.
+    pub(crate) fn passive(&self) -> &Passive {
+        &self.passive
+    }
+}
+
+/// How many passive listeners the sessions of a server may keep between transfers: half the passive
+/// range, so that kept ports never crowd out transfers that need a fresh one (with a range of one
+/// port, none is kept).
+#[derive(Debug)]
+pub(crate) struct SpareBudget {
+    kept: AtomicUsize,
+    max: usize,
+}
+
+impl SpareBudget {
+    /// Half of `ports`.
+    pub(crate) fn for_range(ports: &RangeInclusive<u16>) -> Self {
+        let len = usize::from(*ports.end())
+            .saturating_add(1)
+            .saturating_sub(usize::from(*ports.start()));
+        SpareBudget {
+            kept: AtomicUsize::new(0),
+            max: len / 2,
+        }
+    }
+
+    fn take(self: &Arc<Self>) -> Option<Kept> {
+        self.kept
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Kept(Arc::clone(self)))
+    }
+}
+
+/// One place in a [`SpareBudget`].
+#[derive(Debug)]
+struct Kept(Arc<SpareBudget>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.0.kept.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes back a kept listener for a new PASV/EPSV: `None` if its transfer still holds it (it has not
+/// accepted its connection yet) or if it cannot be emptied. Connections queued on it since its transfer
+/// (late or stray ones, a thief's) are closed first, so that the next transfer accepts only a connection
+/// made after the reply that announces the port.
+pub(crate) fn reuse(spare: Box<Spare>) -> Option<Box<Spare>> {
+    let passive = &spare.passive;
+    if Arc::strong_count(&passive.listener) != 1 {
+        return None;
+    }
+    for _ in 0..DRAIN_MAX {
+        match passive.listener.accept() {
+            Ok((stray, from)) => {
+                debug!(%from, "connection queued between transfers closed");
+                drop(stray);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(spare),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Addresses a data connection must respect, and its TLS settings.
@@ -82,7 +217,7 @@ impl std::fmt::Debug for DataTls {
 
 /// Opens a passive listener on `ip`, on a random free port of `ports` (non-blocking, not registered
 /// with the reactor).
-pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<std::net::TcpListener> {
+pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<Passive> {
     let (lo, hi) = (*ports.start(), *ports.end());
     if lo > hi {
         return Err(io::Error::new(
@@ -92,8 +227,9 @@ pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Resul
     }
     let mut rng = rand::rng();
     for _ in 0..RANDOM_PORT_TRIES {
-        if let Ok(l) = bind(ip, rng.random_range(lo..=hi)) {
-            return Ok(l);
+        let port = rng.random_range(lo..=hi);
+        if let Ok(l) = bind(ip, port) {
+            return passive(l, port);
         }
     }
     // Crowded range: scan from a random start so that concurrent sessions do not all collide.
@@ -102,10 +238,22 @@ pub(crate) fn open_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Resul
     for i in 0..span {
         let port = lo + ((start + i) % span) as u16;
         if let Ok(l) = bind(ip, port) {
-            return Ok(l);
+            return passive(l, port);
         }
     }
     Err(io::Error::new(io::ErrorKind::AddrInUse, "no free passive port"))
+}
+
+fn passive(listener: std::net::TcpListener, port: u16) -> io::Result<Passive> {
+    // Port 0 in the range: the system chose one.
+    let port = match port {
+        0 => listener.local_addr()?.port(),
+        p => p,
+    };
+    Ok(Passive {
+        listener: Arc::new(listener),
+        port,
+    })
 }
 
 fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
@@ -128,13 +276,13 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
 /// Establishes the data connection of `plan`, within the timeout.
 pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpStream> {
     let stream = match plan {
-        DataPlan::None => {
+        DataPlan::None | DataPlan::Spare(_) | DataPlan::Reused(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "no data connection prepared",
             ))
         }
-        DataPlan::Passive(listener) => {
+        DataPlan::Passive(Passive { listener, .. }) => {
             let from = match (ctx.allow_fxp, &ctx.proxy) {
                 (true, _) => Expect::Anyone,
                 (false, Some(proxy)) => Expect::Proxied(proxy, ctx.peer_ip),
@@ -175,32 +323,27 @@ enum Expect<'a> {
 
 /// Accepts exactly one connection from the control peer's IP (from any address with FXP; through an
 /// allowed load balancer, for this client when headers are on, when the control connection was
-/// proxied); connections from anyone else are closed at once (passive-port theft), and the listener
-/// is dropped after the first good one.
+/// proxied); connections from anyone else are closed at once (passive-port theft). The transfer lets
+/// go of the listener after the first good one (the session may keep it for its next transfer, see
+/// [`Spare`]).
 ///
 /// A passive client connects before it sends the command, so the connection is usually queued
 /// already: it is taken without registering the listener with the reactor, so that its arrival
 /// wakes no worker thread and the listener costs no `epoll_ctl`. Only when nothing is queued does
-/// the listener join the reactor and the transfer wait.
-async fn accept_peer(listener: std::net::TcpListener, expect: Expect<'_>) -> io::Result<TcpStream> {
-    let mut queued = Some(listener);
+/// a duplicate of the listener join the reactor and the transfer wait.
+async fn accept_peer(listener: Arc<std::net::TcpListener>, expect: Expect<'_>) -> io::Result<TcpStream> {
     let mut waiting: Option<TcpListener> = None;
     loop {
-        let (mut stream, from) = match (queued.take(), &waiting) {
-            (Some(l), _) => match l.accept() {
-                Ok((s, from)) => {
-                    queued = Some(l);
-                    s.set_nonblocking(true)?;
-                    (TcpStream::from_std(s)?, from)
-                }
+        let (mut stream, from) = match &waiting {
+            None => match accept_nonblocking(&listener) {
+                Ok((s, from)) => (TcpStream::from_std(s)?, from),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    waiting = Some(TcpListener::from_std(l)?);
+                    waiting = Some(TcpListener::from_std(listener.try_clone()?)?);
                     continue;
                 }
                 Err(e) => return Err(e),
             },
-            (None, Some(l)) => l.accept().await?,
-            (None, None) => return Err(io::ErrorKind::NotConnected.into()),
+            Some(l) => l.accept().await?,
         };
         let refused = match expect {
             Expect::Anyone => None,
@@ -220,6 +363,20 @@ async fn accept_peer(listener: std::net::TcpListener, expect: Expect<'_>) -> io:
         }
         drop(stream);
     }
+}
+
+/// Takes a queued connection, already non-blocking (`accept4` with `SOCK_NONBLOCK`: one system call
+/// instead of `accept` and `ioctl(FIONBIO)`).
+fn accept_nonblocking(listener: &std::net::TcpListener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let (socket, from) =
+        socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let from = from.as_socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "passive connection from a non-IP address",
+        )
+    })?;
+    Ok((socket.into(), from))
 }
 
 /// Active connections cannot leave from the configured source port: it is below 1024 and the server has
@@ -288,5 +445,58 @@ mod tests {
         );
         limit_unsent(&server);
         assert_eq!(sock.tcp_notsent_lowat().expect("getsockopt"), NOTSENT_LOWAT);
+    }
+
+    fn listener() -> Passive {
+        open_passive(IpAddr::from([127, 0, 0, 1]), &(0..=0)).expect("listen")
+    }
+
+    #[test]
+    fn kept_listeners_are_bounded_by_half_the_passive_range() {
+        let now = Instant::now();
+        let none = Arc::new(SpareBudget::for_range(&(47011..=47011)));
+        assert!(
+            Spare::new(listener(), now, &none).is_none(),
+            "a one-port range keeps nothing"
+        );
+        let budget = Arc::new(SpareBudget::for_range(&(40000..=40003)));
+        let first = Spare::new(listener(), now, &budget).expect("first kept");
+        let second = Spare::new(listener(), now, &budget).expect("second kept");
+        assert!(
+            Spare::new(listener(), now, &budget).is_none(),
+            "more than half the range kept"
+        );
+        drop(first);
+        let third = Spare::new(listener(), now, &budget).expect("a dropped one gives its place back");
+        // Taking one back for a transfer gives its place back too.
+        // Announced again, it keeps its place until dropped.
+        let second = reuse(second).expect("reused");
+        assert!(Spare::new(listener(), now, &budget).is_none());
+        drop(second);
+        assert!(Spare::new(listener(), now, &budget).is_some());
+        drop(third);
+    }
+
+    #[test]
+    fn keeping_a_listener_does_not_make_a_sessions_plan_larger() {
+        // Every session holds a plan; a kept listener is boxed so that idle sessions pay nothing.
+        assert!(
+            std::mem::size_of::<DataPlan>() <= std::mem::size_of::<Option<SocketAddr>>(),
+            "{} bytes",
+            std::mem::size_of::<DataPlan>()
+        );
+    }
+
+    #[test]
+    fn a_kept_listener_still_held_by_its_transfer_is_not_reused() {
+        let budget = Arc::new(SpareBudget::for_range(&(40000..=40999)));
+        let passive = listener();
+        let held = Arc::clone(&passive.listener);
+        let spare = Spare::new(passive, Instant::now(), &budget).expect("kept");
+        assert!(
+            reuse(spare).is_none(),
+            "reused while its transfer may still accept on it"
+        );
+        drop(held);
     }
 }

@@ -197,6 +197,8 @@ pub struct Server {
     shutdown_grace_ms: std::sync::atomic::AtomicU64,
     /// The session settings and data timeout for new sessions (SIGHUP may change them).
     live: std::sync::RwLock<(ferry_proto::session::Config, Duration)>,
+    /// How many passive listeners sessions may keep between transfers (half the passive range).
+    spare_listeners: Arc<data::SpareBudget>,
 }
 
 impl Server {
@@ -242,6 +244,7 @@ impl Server {
                 networks: config.masquerade_networks.clone(),
             }),
             live: std::sync::RwLock::new((config.session.clone(), config.data_timeout)),
+            spare_listeners: Arc::new(data::SpareBudget::for_range(&config.passive_ports)),
             config,
             users,
             storage,

@@ -446,6 +446,80 @@ fn a_small_passive_range_serves_many_transfers_in_a_row() {
 }
 
 #[test]
+fn a_passive_listener_is_kept_for_the_next_transfer_and_drops_connections_queued_meanwhile() {
+    let server = TestServer::start_tweaked(|config: &mut ferry_ftpd::Config| {
+        config.passive_ports = 41000..=41999;
+    });
+    write_file(&server.path("f.txt"), b"kept\n");
+    let mut c = server.login();
+    let first = c.pasv();
+    let mut data = TcpStream::connect(first).expect("connect data");
+    c.expect("RETR f.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read data");
+    assert_eq!(got, b"kept\n");
+    c.expect_reply(226);
+    // A connection from the client's address made between transfers (late, or a stray one) waits in
+    // the kept listener's queue.
+    let mut stray = TcpStream::connect(first).expect("connect stray");
+    stray
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // The next PASV announces the same port and closes what was queued on it.
+    let second = c.pasv();
+    assert_eq!(second.port(), first.port(), "the listener was not kept");
+    let mut leaked = Vec::new();
+    let _ = stray.read_to_end(&mut leaked);
+    assert!(leaked.is_empty(), "the stray connection got {leaked:?}");
+    // The transfer takes the connection made after the reply.
+    let mut data = TcpStream::connect(second).expect("connect data");
+    c.expect("RETR f.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read data");
+    assert_eq!(got, b"kept\n");
+    c.expect_reply(226);
+    // A failed transfer keeps it too, and its unused connection is closed at the next PASV.
+    let third = c.pasv();
+    assert_eq!(third.port(), first.port());
+    let mut unused = TcpStream::connect(third).expect("connect data");
+    unused
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.expect("RETR missing.txt", 550);
+    let (got, r) = c.download("RETR f.txt");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(got, b"kept\n");
+    let mut leaked = Vec::new();
+    let _ = unused.read_to_end(&mut leaked);
+    assert!(leaked.is_empty(), "the unused connection got {leaked:?}");
+}
+
+#[test]
+fn an_idle_session_closes_its_kept_passive_listener() {
+    let server = TestServer::start();
+    write_file(&server.path("f.txt"), b"idle\n");
+    let mut c = server.login();
+    let addr = c.pasv();
+    let mut data = TcpStream::connect(addr).expect("connect data");
+    c.expect("RETR f.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).expect("read data");
+    c.expect_reply(226);
+    // Kept for two seconds after the transfer, then closed: an idle session holds only its control
+    // connection.
+    std::thread::sleep(Duration::from_millis(3500));
+    let again = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+    assert!(
+        matches!(&again, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "the passive port still accepts: {again:?}"
+    );
+    // The session goes on with a new listener.
+    let (got, r) = c.download("RETR f.txt");
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(got, b"idle\n");
+}
+
+#[test]
 fn two_sessions_never_share_a_passive_port() {
     let server = TestServer::start_tweaked(|config: &mut ferry_ftpd::Config| {
         config.passive_ports = 47011..=47011;

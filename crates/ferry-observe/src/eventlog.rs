@@ -3,7 +3,7 @@
 //! JSON layout is the subscriber's (`log_format`); strings from clients are escaped in text.
 
 use ferry_proto::untrusted::Untrusted;
-use tracing::field::display;
+use tracing::field::{display, DisplayValue};
 
 use crate::{Event, Observer};
 
@@ -13,7 +13,10 @@ pub struct EventLog;
 
 impl Observer for EventLog {
     fn event(&self, e: &Event) {
-        let esc = |s: &Option<String>| s.as_deref().map(|s| display(Untrusted::str(s).to_string()));
+        // Escaped as the line is written, without a copy of each string first.
+        fn esc(s: &Option<String>) -> Option<DisplayValue<Untrusted<'_>>> {
+            s.as_deref().map(|s| display(Untrusted::str(s)))
+        }
         tracing::info!(
             target: "ferry::event",
             event = e.event.as_str(),
