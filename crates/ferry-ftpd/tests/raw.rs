@@ -213,6 +213,31 @@ fn stat_and_help_are_multiline_replies() {
     c.expect("NOOP", 200);
 }
 
+/// Replies the socket cannot take at once (the client is not reading) wait, then arrive whole and in
+/// order: the server writes what the socket takes straight away and the rest under its time-out.
+#[test]
+fn replies_larger_than_the_socket_buffers_arrive_whole_once_the_client_reads() {
+    const ROUNDS: usize = 40;
+    let server = TestServer::start();
+    // 200 entries (STAT's most) of over 200 bytes each: about 2 MB of replies for the 40 commands.
+    let names: Vec<String> = (0..200).map(|i| format!("{i:04}-{}", "n".repeat(200))).collect();
+    for name in &names {
+        write_file(&server.path(format!("d/{name}")), b"");
+    }
+    let mut c = server.login();
+    c.send_raw("STAT d\r\n".repeat(ROUNDS).as_bytes());
+    std::thread::sleep(Duration::from_millis(500));
+    for round in 0..ROUNDS {
+        let r = c.reply();
+        assert_eq!(r.code / 100, 2, "round {round}: {}", r.text());
+        let text = r.text();
+        for name in &names {
+            assert!(text.contains(name.as_str()), "round {round}: STAT d lacks {name}");
+        }
+    }
+    c.expect("NOOP", 200);
+}
+
 #[test]
 fn rnto_without_rnfr_is_a_bad_sequence() {
     let server = TestServer::start();
