@@ -5,6 +5,8 @@
 use ferry_proto::hash::Hasher;
 use ferry_proto::session::{FsError, HashError, HashRequest, HashValue};
 use ferry_vfs::{EntryKind, ErrorKind, UserFs};
+use std::future::Future;
+
 use tokio::task::JoinHandle;
 
 use crate::storage::fs_error;
@@ -26,11 +28,16 @@ impl Hashing {
     }
 
     /// The result, once computed.
-    pub(crate) async fn result(&mut self) -> Result<HashValue, HashError> {
-        match (&mut self.0).await {
-            Ok(result) => result,
-            Err(_) => Err(HashError::Storage(FsError::from(ErrorKind::Io))),
-        }
+    pub(crate) fn poll_result(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<HashValue, HashError>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(result) => result,
+                Err(_) => Err(HashError::Storage(FsError::from(ErrorKind::Io))),
+            })
     }
 }
 

@@ -98,7 +98,7 @@ impl AsyncWrite for DataStream {
     }
 }
 
-/// A running transfer: its future, polled by the session's task ([`Running::next_event`]), and the
+/// A running transfer: its future, polled by the session's task ([`Running::poll_event`]), and the
 /// events it has reported and the session not yet taken.
 pub(crate) struct Running {
     job: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
@@ -125,29 +125,27 @@ impl Running {
 
     /// Runs the transfer until it reports its next event. `None`: it ended without a final event
     /// (it panicked; the panic is contained here, as it would be in a task of its own).
-    pub(crate) async fn next_event(&mut self) -> Option<TransferEvent> {
-        std::future::poll_fn(|cx| {
-            if let Some(ev) = self.take_event() {
-                return Poll::Ready(Some(ev));
-            }
-            if let Some(job) = self.job.as_mut() {
-                let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.as_mut().poll(cx)));
-                match polled {
-                    Ok(Poll::Pending) => {}
-                    Ok(Poll::Ready(())) => self.job = None,
-                    Err(_) => {
-                        tracing::error!("a transfer panicked");
-                        self.job = None;
-                    }
+    /// A poll function, not an async one: the session polls it from its loop and keeps no future for it.
+    pub(crate) fn poll_event(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<TransferEvent>> {
+        if let Some(ev) = self.take_event() {
+            return Poll::Ready(Some(ev));
+        }
+        if let Some(job) = self.job.as_mut() {
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.as_mut().poll(cx)));
+            match polled {
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Ready(())) => self.job = None,
+                Err(_) => {
+                    tracing::error!("a transfer panicked");
+                    self.job = None;
                 }
             }
-            match self.take_event() {
-                Some(ev) => Poll::Ready(Some(ev)),
-                None if self.job.is_none() => Poll::Ready(None),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        }
+        match self.take_event() {
+            Some(ev) => Poll::Ready(Some(ev)),
+            None if self.job.is_none() => Poll::Ready(None),
+            None => Poll::Pending,
+        }
     }
 
     /// An event already reported, without running the transfer.
@@ -164,7 +162,7 @@ impl Running {
     }
 }
 
-/// Prepares `transfer`; it runs as the session polls [`Running::next_event`].
+/// Prepares `transfer`; it runs as the session polls [`Running::poll_event`].
 pub(crate) fn start(transfer: Transfer, fs: UserFs, plan: DataPlan, ctx: DataCtx) -> Running {
     let events = Arc::new(Mutex::new(VecDeque::new()));
     let progress = Arc::new(AtomicU64::new(0));

@@ -213,6 +213,85 @@ fn stat_and_help_are_multiline_replies() {
     c.expect("NOOP", 200);
 }
 
+/// Replies the socket cannot take at once (the client is not reading, and its receive window is
+/// small) wait, then arrive whole and in order: the server writes what the socket takes straight away
+/// and the rest under its time-out.
+#[test]
+fn replies_larger_than_the_socket_buffers_arrive_whole_once_the_client_reads() {
+    use std::io::{BufRead, BufReader, Write};
+    // Two batches of 60 (a client may pipeline at most 64 commands), the second sent while the server
+    // is still writing the first's replies.
+    const BATCH: usize = 60;
+    let server = TestServer::start();
+    // 200 entries (STAT's most) of about 250 bytes each: about 6 MB of replies for the 120 commands,
+    // more than the server's socket buffer grows to (4 MiB by default on Linux).
+    let names: Vec<String> = (0..200).map(|i| format!("{i:04}-{}", "n".repeat(240))).collect();
+    for name in &names {
+        write_file(&server.path(format!("d/{name}")), b"");
+    }
+    // A small receive buffer, set before connecting, keeps the window small (loopback would otherwise
+    // take megabytes).
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(server.addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    sock.connect_timeout(&server.addr.into(), Duration::from_secs(10))
+        .expect("connect");
+    let mut w: TcpStream = sock.into();
+    w.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut r = BufReader::new(w.try_clone().expect("clone"));
+    // One reply: its lines, up to the one that starts with its code and a space.
+    let mut reply = || {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                r.read_line(&mut line).expect("read") > 0,
+                "closed after {lines:?}"
+            );
+            // The first line's code and a space; a single-line reply is its own first line.
+            let code = lines
+                .first()
+                .unwrap_or(&line)
+                .get(..3)
+                .unwrap_or_default()
+                .to_owned();
+            let last = line.get(..3) == Some(code.as_str()) && line.get(3..4) == Some(" ");
+            lines.push(line);
+            if last {
+                return lines;
+            }
+        }
+    };
+    assert!(reply()[0].starts_with("220"));
+    write!(w, "USER {}\r\nPASS {}\r\n", common::USER, common::PASSWORD).expect("login");
+    assert!(reply()[0].starts_with("331"));
+    assert!(reply()[0].starts_with("230"));
+    for _ in 0..2 {
+        w.write_all("STAT d\r\n".repeat(BATCH).as_bytes()).expect("STAT");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for round in 0..2 * BATCH {
+        let lines = reply();
+        assert!(lines[0].starts_with('2'), "round {round}: {}", lines.concat());
+        // Each entry's line ends with its name.
+        let listed: std::collections::HashSet<&str> =
+            lines.iter().filter_map(|l| l.split_whitespace().last()).collect();
+        for name in &names {
+            assert!(
+                listed.contains(name.as_str()),
+                "round {round}: STAT d lacks {name}"
+            );
+        }
+    }
+    w.write_all(b"NOOP\r\n").expect("NOOP");
+    assert!(reply()[0].starts_with("200"));
+}
+
 #[test]
 fn rnto_without_rnfr_is_a_bad_sequence() {
     let server = TestServer::start();

@@ -359,11 +359,12 @@ mod tests {
 /// Hangs a session's tap on the storage policy layer: every upload, download, delete, rename,
 /// mkdir and rmdir that goes through the user's [`ferry_vfs::UserFs`] becomes an event (log line,
 /// xferlog entry, hook delivery, metrics), whatever the front end. Give it to
-/// [`ferry_vfs::UserFs::with_hooks`].
+/// [`ferry_vfs::UserFs::with_hooks`]. The tap itself is the same hook without this wrapper's allocation
+/// (an `Arc<SessionTap>` is an `Arc<dyn FsEvents>`), which is what a session held for a long time uses.
 #[derive(Debug)]
 pub struct TapEvents(pub Arc<SessionTap>);
 
-impl TapEvents {
+impl SessionTap {
     fn report(&self, kind: EventKind, e: &ferry_vfs::FsEvent<'_>) {
         let result = match e.result {
             Ok(()) => Ok(()),
@@ -371,7 +372,7 @@ impl TapEvents {
             Err(None) => Err("aborted".to_owned()),
         };
         let to = e.to.map(ferry_vfs::VPath::display);
-        self.0.fs_op(
+        self.fs_op(
             kind,
             &e.path.display(),
             to.as_deref(),
@@ -382,7 +383,7 @@ impl TapEvents {
     }
 }
 
-impl ferry_vfs::FsEvents for TapEvents {
+impl ferry_vfs::FsEvents for SessionTap {
     fn on_upload(&self, e: &ferry_vfs::FsEvent<'_>) {
         self.report(EventKind::Upload, e);
     }
@@ -400,5 +401,26 @@ impl ferry_vfs::FsEvents for TapEvents {
     }
     fn on_rmdir(&self, e: &ferry_vfs::FsEvent<'_>) {
         self.report(EventKind::Rmdir, e);
+    }
+}
+
+impl ferry_vfs::FsEvents for TapEvents {
+    fn on_upload(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.0.on_upload(e);
+    }
+    fn on_download(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.0.on_download(e);
+    }
+    fn on_delete(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.0.on_delete(e);
+    }
+    fn on_rename(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.0.on_rename(e);
+    }
+    fn on_mkdir(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.0.on_mkdir(e);
+    }
+    fn on_rmdir(&self, e: &ferry_vfs::FsEvent<'_>) {
+        self.0.on_rmdir(e);
     }
 }

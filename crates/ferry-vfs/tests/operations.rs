@@ -200,6 +200,36 @@ async fn scoped_storage_is_jailed_at_home() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
+/// A home's storage keeps no table of shared home handles (it is rarely scoped again, and the table
+/// cost every session memory); scoping it again still opens, creates and jails like the root's.
+#[tokio::test]
+async fn a_scoped_storage_scoped_again_is_jailed_at_the_inner_home() {
+    let jail = Jail::new();
+    let home = jail.fs.scoped(b"/users/alice", true).await.expect("scoped");
+    let err = home
+        .scoped(b"/inbox", false)
+        .await
+        .expect_err("missing inner home");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let inbox = home.scoped(b"/inbox", true).await.expect("scoped again");
+    upload(&inbox, b"/a.txt", WriteMode::Create, b"in")
+        .await
+        .expect("upload");
+    assert_eq!(
+        std::fs::read(jail.host("users/alice/inbox/a.txt")).expect("read"),
+        b"in"
+    );
+    std::fs::write(jail.host("users/alice/outside.txt"), b"x").expect("write");
+    let err = inbox.metadata(b"/../outside.txt").await.expect_err("escape");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // Two scopes of the same inner home see the same directory.
+    let again = home.scoped(b"/inbox", false).await.expect("scoped a second time");
+    assert_eq!(
+        list_names(&again, b"/").await.expect("list"),
+        vec![b"a.txt".to_vec()]
+    );
+}
+
 #[tokio::test]
 async fn scoped_without_create_requires_existing_home() {
     let jail = Jail::new();

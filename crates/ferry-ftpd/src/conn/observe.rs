@@ -1,9 +1,9 @@
 //! What a control connection reports (logins; file operations and transfers are reported by the
-//! policy layer through `ferry_observe::TapEvents`) and how it ends when the
+//! policy layer through the session's `SessionTap`) and how it ends when the
 //! server shuts down: `421` at once when idle; a running transfer may finish (`226`, then `421`)
 //! until the grace period ends, then it is aborted (`426`, the upload discarded) and `421` follows.
 
-use ferry_admission::{LoginResult, Phase, Stop};
+use ferry_admission::{LoginResult, Phase};
 use ferry_observe::{LoginOutcome, SessionTap};
 use ferry_proto::reply::{Reply, ReplyCode};
 use ferry_proto::session::{Login, Transfer, TransferEvent};
@@ -58,8 +58,8 @@ impl Conn {
 
     /// Whether the session is done draining: the server is shutting down and no transfer runs any
     /// more (its final reply has gone out); then says `421`.
-    pub(super) async fn drained(&mut self, stop: &Stop) -> bool {
-        if self.running.is_some() || stop.phase() == Phase::Serving {
+    pub(super) async fn drained(&mut self) -> bool {
+        if self.running.is_some() || self.stop.phase() == Phase::Serving {
             return false;
         }
         // Boxed: checked on every turn of the session loop, needed once.

@@ -152,7 +152,8 @@ impl Session {
             hash_algorithm: crate::hash::Algorithm::Sha256,
             hash_range: None,
         };
-        let greeting = s.config.greeting.clone();
+        // Taken, not copied: it is said once, and a copy would stay with every session.
+        let greeting = std::mem::take(&mut s.config.greeting);
         s.reply(ReplyCode::SERVICE_READY, greeting);
         s
     }
@@ -195,6 +196,16 @@ impl Session {
     /// True once the session has asked to close; no further input is processed.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The client's address, as given to [`Session::new`].
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The address the client connected to, as given to [`Session::new`].
+    pub fn local(&self) -> SocketAddr {
+        self.local
     }
 
     /// The logged-in user, if any.

@@ -53,6 +53,14 @@ impl Homes {
         Ok(dir)
     }
 
+    /// A handle of its own on `rel` below `root` (created first if `create`). Blocking.
+    pub(super) fn open_unshared(root: &Dir, rel: &Path, create: bool) -> Result<Arc<Dir>> {
+        if create {
+            root.create_dir_all(rel)?;
+        }
+        Ok(Arc::new(root.open_dir(rel)?))
+    }
+
     /// The handle on `rel` if a session still holds one.
     fn held(&self, rel: &Path) -> Option<Arc<Dir>> {
         self.lock().open.get(rel).and_then(Weak::upgrade)

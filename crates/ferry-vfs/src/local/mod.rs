@@ -52,8 +52,10 @@ use crate::{EntryKind, StoredDigests, VPath};
 #[derive(Clone)]
 pub struct LocalFs {
     root: Arc<Dir>,
-    /// Handles on the homes below `root` that sessions hold, shared by the sessions of one home.
-    homes: Arc<homes::Homes>,
+    /// Handles on the homes below `root` that sessions hold, shared by the sessions of one home. A
+    /// home's own storage (one per session) has none: it is rarely scoped again, and an empty table
+    /// in every idle session cost about 100 bytes each.
+    homes: Option<Arc<homes::Homes>>,
     /// Whether uploads compute SHA-256, MD5 and CRC-32 and keep them beside the file.
     keep_checksums: bool,
     /// What the root is on: which short operations skip the blocking pool (see `fast`).
@@ -75,7 +77,7 @@ impl LocalFs {
         Ok(LocalFs {
             medium: fast::Medium::of(&dir),
             root: Arc::new(dir),
-            homes: Arc::default(),
+            homes: Some(Arc::default()),
             keep_checksums: true,
         })
     }
@@ -273,10 +275,13 @@ impl Storage for LocalFs {
 
     async fn scoped(&self, home: &VPath, create: bool) -> Result<Arc<dyn Storage>> {
         let rel = HostPath::check(home)?.rel();
-        let homes = Arc::clone(&self.homes);
+        let homes = self.homes.clone();
         let (dir, medium) = self
             .run(move |root| {
-                let dir = homes.open(root, &rel, create)?;
+                let dir = match &homes {
+                    Some(homes) => homes.open(root, &rel, create)?,
+                    None => homes::Homes::open_unshared(root, &rel, create)?,
+                };
                 // The home may be a mount of its own.
                 let medium = fast::Medium::of(&dir);
                 Ok((dir, medium))
@@ -284,7 +289,7 @@ impl Storage for LocalFs {
             .await?;
         Ok(Arc::new(LocalFs {
             root: dir,
-            homes: Arc::default(),
+            homes: None,
             keep_checksums: self.keep_checksums,
             medium,
         }))

@@ -48,8 +48,16 @@ struct Inner {
     rates: Rates,
     /// One paced transfer request of this session at a time in each direction, so that a session
     /// with many requests in flight (SFTP) gets the same share of a shared limit as one with one.
-    download_turn: tokio::sync::Mutex<()>,
-    upload_turn: tokio::sync::Mutex<()>,
+    /// Made at the first paced request: a session that is never limited (most, and every idle one)
+    /// keeps a null pointer instead of two locks.
+    turns: std::sync::OnceLock<Box<Turns>>,
+}
+
+/// The locks that take paced requests one at a time, one per direction.
+#[derive(Debug, Default)]
+struct Turns {
+    download: tokio::sync::Mutex<()>,
+    upload: tokio::sync::Mutex<()>,
 }
 
 /// Which permission an operation needs.
@@ -115,8 +123,7 @@ impl UserFs {
                 events,
                 quota,
                 rates,
-                download_turn: tokio::sync::Mutex::new(()),
-                upload_turn: tokio::sync::Mutex::new(()),
+                turns: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -232,10 +239,14 @@ impl UserFs {
         self.inner.storage.stored_digests(path).await
     }
 
+    fn turns(&self) -> &Turns {
+        self.inner.turns.get_or_init(Box::default)
+    }
+
     /// Waits until `bytes` more may be sent to the user under their download limit.
     pub(crate) async fn pace_download(&self, bytes: u64) {
         if self.inner.rates.download.is_limited() {
-            let _turn = self.inner.download_turn.lock().await;
+            let _turn = self.turns().download.lock().await;
             self.inner.rates.download.take(bytes).await;
         }
     }
@@ -243,7 +254,7 @@ impl UserFs {
     /// Waits until `bytes` more may be received from the user under their upload limit.
     pub(crate) async fn pace_upload(&self, bytes: u64) {
         if self.inner.rates.upload.is_limited() {
-            let _turn = self.inner.upload_turn.lock().await;
+            let _turn = self.turns().upload.lock().await;
             self.inner.rates.upload.take(bytes).await;
         }
     }
