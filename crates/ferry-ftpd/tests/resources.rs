@@ -11,8 +11,17 @@ use common::TestServer;
 
 const ENTRIES: usize = 100_000;
 
+/// The tests here run one at a time: the descriptor count covers the whole test process, and the other
+/// tests open files and directories by the thousand.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn listing_100k_entries_streams_with_bounded_memory() {
+    let _serial = one_at_a_time();
     let server = TestServer::start();
     let dir = server.path("big");
     std::fs::create_dir(&dir).expect("mkdir");
@@ -58,6 +67,7 @@ fn listing_100k_entries_streams_with_bounded_memory() {
 
 #[test]
 fn a_pathological_wildcard_over_20k_long_names_finishes_in_bounded_time() {
+    let _serial = one_at_a_time();
     let server = TestServer::start();
     let dir = server.path("many");
     std::fs::create_dir(&dir).expect("mkdir");
@@ -89,6 +99,7 @@ fn open_non_sockets() -> usize {
 
 #[test]
 fn an_idle_logged_in_session_holds_one_descriptor_on_the_server() {
+    let _serial = one_at_a_time();
     const SESSIONS: usize = 200;
     let server = TestServer::start_tweaked(|c| c.limits.max_per_ip = SESSIONS + 10);
     // The first session opens the home's handle, which the others then share.
