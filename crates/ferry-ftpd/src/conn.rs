@@ -545,9 +545,11 @@ impl Conn {
 
     /// Reads what the control socket has, up to [`MAX_READS`] buffers, feeding the session.
     ///
-    /// Reads go through `try_io`, which clears tokio's readiness only when the kernel answers WouldBlock.
-    /// A plain `read` also clears it after a short read, and Linux ends a read early at a TCP urgent mark
-    /// (the DM byte of an urgent ABOR): the rest of the line would then wait for data that never comes.
+    /// Reads go through `try_io`, which clears tokio's readiness only when the kernel answers WouldBlock
+    /// or when the read [`ends_the_input`]: then the kernel's queue is known to be empty, and reading
+    /// again only to hear WouldBlock would cost a system call per command. A short read in the middle of
+    /// a line keeps readiness: Linux ends a read early at a TCP urgent mark (the DM byte of an urgent
+    /// ABOR), and the rest of the line would otherwise wait for data that never comes.
     /// Stopping after a few buffers keeps one chatty client from holding the task; readiness stays set,
     /// so the next loop turn reads on.
     fn read_available(&mut self, rd: &OwnedReadHalf, decoder: &mut ControlDecoder) -> std::io::Result<()> {
@@ -557,18 +559,33 @@ impl Conn {
         let stream = rd.as_ref();
         let sock = socket2::SockRef::from(stream);
         for _ in 0..MAX_READS {
-            match stream.try_io(Interest::READABLE, || (&*sock).read(buf)) {
-                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
+            let mut last = None;
+            let read = stream.try_io(Interest::READABLE, || {
+                let n = (&*sock).read(buf)?;
+                if n > 0 && ends_the_input(buf, n) {
+                    // The bytes are kept in `last`; the WouldBlock only tells tokio to clear readiness.
+                    last = Some(n);
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match (read, last) {
+                (_, Some(n)) => {
+                    decoder.push(buf.get(..n).unwrap_or_default());
+                    self.feed(decoder);
+                    return Ok(());
+                }
+                (Ok(0), None) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                (Ok(n), None) => {
                     decoder.push(buf.get(..n).unwrap_or_default());
                     self.feed(decoder);
                     if self.guard.throttle.blocked_until(Instant::now()).is_some() {
                         return Ok(());
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                (Err(e), None) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                (Err(e), None) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                (Err(e), None) => return Err(e),
             }
         }
         Ok(())
@@ -1056,6 +1073,16 @@ fn write_now(w: &OwnedWriteHalf, bytes: &[u8]) -> io::Result<usize> {
     Ok(written)
 }
 
+/// Whether a read of `n` bytes into `buf` took everything the kernel had queued: it did not fill the
+/// buffer and it ends a line. Linux ends a read early only at a TCP urgent mark, and clients put the
+/// mark after a Telnet byte (the DM after `IAC IP IAC`, or `IAC` itself) or on the `LF` of an `ABOR`
+/// sent urgent whole (Python's ftplib): the read then ends before the mark, in the middle of a
+/// line, and is followed by another. Should a client mark the first byte after a line, what follows
+/// it waits for the client's next packet, as it would at any server that reads one line at a time.
+fn ends_the_input(buf: &[u8], n: usize) -> bool {
+    n < buf.len() && n > 0 && buf.get(n - 1) == Some(&b'\n')
+}
+
 /// Polls for control input. Cleartext: for readiness (the caller reads with `try_io`, see
 /// `Conn::read_available`), `false`. TLS: reads decrypted bytes into a buffer on the stack and pushes
 /// them into `decoder`, `true`. A TLS read that returns `Pending` has taken nothing, so no buffer is
@@ -1139,6 +1166,28 @@ mod tests {
     /// only when the socket does not take the replies at once), the shutdown signal moved into `Conn`
     /// (an async function keeps room for its arguments as long as it runs) and the addresses that the
     /// session already holds were no longer kept twice.
+    #[test]
+    fn only_a_short_read_ending_a_line_ends_the_input() {
+        let mut buf = [0u8; 8];
+        buf[..6].copy_from_slice(b"NOOP\r\n");
+        assert!(ends_the_input(&buf, 6));
+        assert!(
+            !ends_the_input(&buf, 5),
+            "a read ending in CR stopped before an urgent LF"
+        );
+        assert!(!ends_the_input(&buf, 0));
+        buf[..3].copy_from_slice(b"\xff\xf4\xff");
+        assert!(
+            !ends_the_input(&buf, 3),
+            "a read ending in IAC stopped before an urgent DM"
+        );
+        let full = *b"NOOP\r\n\r\n";
+        assert!(
+            !ends_the_input(&full, full.len()),
+            "a full buffer may have more behind it"
+        );
+    }
+
     #[test]
     fn an_idle_sessions_task_stays_small() {
         let size = future_size(run) + std::mem::size_of::<Conn>();

@@ -350,6 +350,27 @@ fn pipelined_commands_are_answered_in_order() {
     assert_eq!(codes, [331, 230, 257, 200, 257, 250, 257]);
 }
 
+/// Each command is read whole, the server clears readiness without reading again, and the next one
+/// (alone in its packet, or after an urgent mark) is still read and answered.
+#[test]
+fn commands_around_urgent_marks_are_all_answered() {
+    let server = TestServer::start();
+    let mut c = server.login();
+    for _ in 0..3 {
+        c.expect("NOOP", 200);
+    }
+    // Python ftplib's abort: a whole line sent urgent, so the mark is on its LF.
+    c.send_raw(b"NOOP\r\n");
+    c.send_out_of_band(b"NOOP\r\n");
+    // The Telnet Synch of BSD clients: the mark after IAC IP IAC, the command after it.
+    c.send_raw(b"NOOP\r\n\xff\xf4\xff");
+    c.send_out_of_band(b"\xf2");
+    c.send_raw(b"NOOP\r\nNOOP\r\n");
+    let codes: Vec<u16> = (0..5).map(|_| c.reply().code).collect();
+    assert_eq!(codes, [200; 5]);
+    c.expect("PWD", 257);
+}
+
 #[test]
 fn rein_logs_out_and_a_new_login_works() {
     let server = TestServer::start();

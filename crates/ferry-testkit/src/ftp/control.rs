@@ -95,6 +95,13 @@ impl Control {
         self.writer.write_all(bytes).expect("write to control connection");
     }
 
+    /// Sends exactly `bytes` as TCP urgent data (MSG_OOB): the urgent mark goes on the last byte.
+    pub fn send_out_of_band(&mut self, bytes: &[u8]) {
+        socket2::SockRef::from(&self.writer)
+            .send_out_of_band(bytes)
+            .expect("send urgent data");
+    }
+
     /// Sends ABOR the way RFC 959 §4.1.3 describes and BSD-derived clients do it: IAC IP and IAC in
     /// band, the DM byte as TCP urgent data (MSG_OOB), then the ABOR line.
     pub fn send_urgent_abor(&mut self) {
