@@ -273,8 +273,77 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// An established data connection, joined to tokio's reactor only once a transfer has to wait on it.
+///
+/// A passive connection the client had queued before its command is taken without the reactor (see
+/// [`accept_peer`]); a small download then goes out in its first `sendfile` and the connection is
+/// shut down and closed without ever being registered: two `epoll_ctl` calls fewer per file.
+pub(crate) struct Established {
+    /// Not registered with the reactor yet (non-blocking all the same).
+    unregistered: Option<std::net::TcpStream>,
+    registered: Option<TcpStream>,
+}
+
+impl From<TcpStream> for Established {
+    fn from(stream: TcpStream) -> Self {
+        Established {
+            unregistered: None,
+            registered: Some(stream),
+        }
+    }
+}
+
+impl Established {
+    /// A connection kept out of the reactor until it has to wait; `stream` must be non-blocking.
+    pub(crate) fn unregistered(stream: std::net::TcpStream) -> Self {
+        Established {
+            unregistered: Some(stream),
+            registered: None,
+        }
+    }
+
+    /// Whether the connection has not joined the reactor (yet).
+    #[cfg(test)]
+    pub(crate) fn is_unregistered(&self) -> bool {
+        self.unregistered.is_some()
+    }
+
+    /// The connection as a tokio stream, registering it with the reactor if that was not done yet.
+    pub(crate) fn registered(&mut self) -> io::Result<&TcpStream> {
+        if let Some(stream) = self.unregistered.take() {
+            self.registered = Some(TcpStream::from_std(stream)?);
+        }
+        self.registered
+            .as_ref()
+            .ok_or_else(|| io::Error::other("data connection was not kept"))
+    }
+
+    /// The connection as a tokio stream, registered with the reactor.
+    pub(crate) fn into_registered(mut self) -> io::Result<TcpStream> {
+        self.registered()?;
+        self.registered
+            .ok_or_else(|| io::Error::other("data connection was not kept"))
+    }
+
+    /// The socket, registered or not.
+    pub(crate) fn fd(&self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match (&self.unregistered, &self.registered) {
+            (Some(stream), _) => Ok(stream.as_fd()),
+            (None, Some(stream)) => Ok(stream.as_fd()),
+            (None, None) => Err(io::Error::other("data connection was not kept")),
+        }
+    }
+
+    /// Ends the sending side: the EOF that tells the client the data is complete (a `shutdown` does not
+    /// block, registered or not). Closing follows when `self` is dropped.
+    pub(crate) fn shut_down(&self) -> io::Result<()> {
+        socket2_06::SockRef::from(&self.fd()?).shutdown(std::net::Shutdown::Write)
+    }
+}
+
 /// Establishes the data connection of `plan`, within the timeout.
-pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpStream> {
+pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<Established> {
     let stream = match plan {
         DataPlan::None | DataPlan::Spare(_) | DataPlan::Reused(_) => {
             return Err(io::Error::new(
@@ -292,19 +361,19 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<TcpSt
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "passive accept timed out"))??
         }
-        DataPlan::Active(target) => {
+        DataPlan::Active(target) => Established::from(
             tokio::time::timeout(ctx.timeout, connect(target, ctx.local_ip, ctx.active_source))
                 .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "active connect timed out"))??
-        }
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "active connect timed out"))??,
+        ),
     };
-    stream.set_nodelay(true)?;
+    socket2_06::SockRef::from(&stream.fd()?).set_tcp_nodelay(true)?;
     Ok(stream)
 }
 
 /// Limits the unsent bytes `stream` queues to [`NOTSENT_LOWAT`]: for a download of more than that (a
 /// smaller file is spared the system call).
-pub(crate) fn limit_unsent(stream: &TcpStream) {
+pub(crate) fn limit_unsent(stream: &impl std::os::fd::AsFd) {
     // Only an optimisation: a kernel without the option still transfers.
     if let Err(e) = socket2_06::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
         debug!(error = %e, "TCP_NOTSENT_LOWAT not set on the data connection");
@@ -331,28 +400,39 @@ enum Expect<'a> {
 /// already: it is taken without registering the listener with the reactor, so that its arrival
 /// wakes no worker thread and the listener costs no `epoll_ctl`. Only when nothing is queued does
 /// a duplicate of the listener join the reactor and the transfer wait.
-async fn accept_peer(listener: Arc<std::net::TcpListener>, expect: Expect<'_>) -> io::Result<TcpStream> {
+async fn accept_peer(listener: Arc<std::net::TcpListener>, expect: Expect<'_>) -> io::Result<Established> {
     let mut waiting: Option<TcpListener> = None;
     loop {
-        let (mut stream, from) = match &waiting {
+        let (stream, from) = match &waiting {
             None => match accept_nonblocking(&listener) {
-                Ok((s, from)) => (TcpStream::from_std(s)?, from),
+                Ok((s, from)) => (Established::unregistered(s), from),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     waiting = Some(TcpListener::from_std(listener.try_clone()?)?);
                     continue;
                 }
                 Err(e) => return Err(e),
             },
-            Some(l) => l.accept().await?,
+            Some(l) => {
+                let (s, from) = l.accept().await?;
+                (Established::from(s), from)
+            }
         };
-        let refused = match expect {
-            Expect::Anyone => None,
-            Expect::Peer(ip) => (canonical(from.ip()) != canonical(ip)).then(|| format!("expected {ip}")),
-            Expect::Proxied(proxy, client) => proxy
-                .accept_data(&mut stream, from, client)
-                .await
-                .err()
-                .map(|e| e.to_string()),
+        let (stream, refused) = match expect {
+            Expect::Anyone => (stream, None),
+            Expect::Peer(ip) => (
+                stream,
+                (canonical(from.ip()) != canonical(ip)).then(|| format!("expected {ip}")),
+            ),
+            // The PROXY header may have to be waited for: the connection joins the reactor.
+            Expect::Proxied(proxy, client) => {
+                let mut stream = stream.into_registered()?;
+                let refused = proxy
+                    .accept_data(&mut stream, from, client)
+                    .await
+                    .err()
+                    .map(|e| e.to_string());
+                (Established::from(stream), refused)
+            }
         };
         match refused {
             None => {
@@ -449,6 +529,29 @@ mod tests {
 
     fn listener() -> Passive {
         open_passive(IpAddr::from([127, 0, 0, 1]), &(0..=0)).expect("listen")
+    }
+
+    #[tokio::test]
+    async fn a_queued_passive_connection_stays_out_of_the_reactor_and_a_later_one_joins_it() {
+        let passive = listener();
+        let addr = passive.listener.local_addr().expect("address");
+        let _early = std::net::TcpStream::connect(addr).expect("connect");
+        let queued = accept_peer(Arc::clone(&passive.listener), Expect::Anyone)
+            .await
+            .expect("accept");
+        assert!(queued.is_unregistered());
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            TcpStream::connect(addr).await
+        });
+        let waited = accept_peer(Arc::clone(&passive.listener), Expect::Peer(addr.ip()))
+            .await
+            .expect("accept");
+        assert!(!waited.is_unregistered(), "a connection waited for is registered");
+        late.await.expect("join").expect("connect");
+        let mut queued = queued;
+        queued.registered().expect("register");
+        assert!(!queued.is_unregistered());
     }
 
     #[test]

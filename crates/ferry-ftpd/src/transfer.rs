@@ -215,19 +215,7 @@ impl Job {
     /// Establishes the data connection; `upload`: the client sends (a TLS connection then reads
     /// through [`TLS_UPLOAD_READ`]).
     async fn connect(&mut self, upload: bool) -> Result<DataStream, TransferEvent> {
-        let plan = self.plan.take().unwrap_or_default();
-        let tcp = data::establish(plan, &self.ctx).await.map_err(|e| {
-            let denied = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<data::SourcePortDenied>());
-            if let Some(data::SourcePortDenied(port)) = denied {
-                tracing::warn!(
-                    port,
-                    "active data connection failed: binding source port {port} needs root or \
-                     CAP_NET_BIND_SERVICE (set active_source_port = \"any\", or grant the capability)"
-                );
-                return TransferEvent::SourcePortDenied { port: *port };
-            }
+        let tcp = self.establish().await?.into_registered().map_err(|e| {
             tracing::info!(error = %e, "data connection failed");
             TransferEvent::NoConnection
         })?;
@@ -255,6 +243,26 @@ impl Job {
             return Err(TransferEvent::DataTlsRefused(DataTlsError::NotResumed));
         }
         Ok(DataStream::Tls(Box::new(stream)))
+    }
+
+    /// Establishes the TCP data connection (not registered with the reactor when it need not be).
+    async fn establish(&mut self) -> Result<data::Established, TransferEvent> {
+        let plan = self.plan.take().unwrap_or_default();
+        data::establish(plan, &self.ctx).await.map_err(|e| {
+            let denied = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<data::SourcePortDenied>());
+            if let Some(data::SourcePortDenied(port)) = denied {
+                tracing::warn!(
+                    port,
+                    "active data connection failed: binding source port {port} needs root or \
+                     CAP_NET_BIND_SERVICE (set active_source_port = \"any\", or grant the capability)"
+                );
+                return TransferEvent::SourcePortDenied { port: *port };
+            }
+            tracing::info!(error = %e, "data connection failed");
+            TransferEvent::NoConnection
+        })
     }
 
     /// Writes all of `data`; fails if the peer accepts nothing for the data timeout. Slow but steady
@@ -329,29 +337,31 @@ impl Job {
         };
         let size = (!ascii).then(|| total.saturating_sub(offset));
         self.started(None, size);
+        // Zero-copy for binary transfers from back-ends that offer it, on cleartext connections; TLS must
+        // encrypt in user space.
+        if let (false, Some(file), None) = (ascii, reader.zero_copy(), &self.ctx.tls) {
+            let mut sock = match self.establish().await {
+                Ok(s) => s,
+                Err(ev) => return ev,
+            };
+            // An empty file is read to its end all the same (pseudo files say 0 and have more).
+            let known = size.filter(|n| *n > 0);
+            let sent = zerocopy::send_file(&mut sock, file, known, self.ctx.timeout, |n| {
+                self.add(n);
+            })
+            .await;
+            return match sent.and_then(|bytes| sock.shut_down().map(|()| bytes)) {
+                Ok(bytes) => TransferEvent::Finished { bytes },
+                Err(e) => {
+                    tracing::info!(error = %e, "zero-copy download failed");
+                    TransferEvent::ConnectionLost
+                }
+            };
+        }
         let mut sock = match self.connect(false).await {
             Ok(s) => s,
             Err(ev) => return ev,
         };
-        // Zero-copy for binary transfers from back-ends that offer it, on cleartext connections; TLS must
-        // encrypt in user space.
-        if let (false, Some(file), DataStream::Plain(tcp)) = (ascii, reader.zero_copy(), &sock) {
-            {
-                // An empty file is read to its end all the same (pseudo files say 0 and have more).
-                let known = size.filter(|n| *n > 0);
-                let sent = zerocopy::send_file(tcp, file, known, self.ctx.timeout, |n| {
-                    self.add(n);
-                })
-                .await;
-                return match sent {
-                    Ok(bytes) => self.finished(sock, bytes).await,
-                    Err(e) => {
-                        tracing::info!(error = %e, "sendfile failed");
-                        TransferEvent::ConnectionLost
-                    }
-                };
-            }
-        }
         // The copy loop writes in 1 MiB pieces: limit what the socket queues beyond the window.
         match &sock {
             DataStream::Plain(tcp) => data::limit_unsent(tcp),

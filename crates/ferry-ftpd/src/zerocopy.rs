@@ -26,6 +26,8 @@ use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice, Pi
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use crate::data::Established;
+
 /// Bytes asked for per `sendfile` call; the kernel sends at most what fits into the socket buffer.
 const CHUNK: usize = 4 << 20;
 
@@ -37,7 +39,7 @@ const CHUNK: usize = 4 << 20;
 /// sent the transfer ends without asking the file for more (a file that grew since is sent as it
 /// was announced; one that shrank ends where it ends).
 pub(crate) async fn send_file(
-    sock: &TcpStream,
+    sock: &mut Established,
     file: &File,
     size: Option<u64>,
     timeout: Duration,
@@ -47,13 +49,14 @@ pub(crate) async fn send_file(
     // window allows, not the client's reads (see `data::NOTSENT_LOWAT`; set later, the first call
     // would already have queued up to a whole send buffer). A smaller file needs no system call.
     if size.is_none_or(|size| size > u64::from(crate::data::NOTSENT_LOWAT)) {
-        crate::data::limit_unsent(sock);
+        crate::data::limit_unsent(&sock.fd()?);
     }
     let mut total = 0u64;
     // A data connection just accepted is writable, but tokio learns that only from the reactor's
-    // next turn: the first call is made at once (a small file then goes out without waiting for a
-    // turn), and only a full socket buffer makes the transfer wait for readiness.
-    let mut first = true;
+    // next turn: calls are made at once while they send everything asked for, and only a full socket
+    // buffer makes the transfer wait for readiness. A connection taken from the passive listener's
+    // queue joins the reactor only then: a small file goes out without it.
+    let mut direct = true;
     loop {
         let chunk = match size {
             Some(size) if total >= size => return Ok(total),
@@ -62,25 +65,35 @@ pub(crate) async fn send_file(
         };
         // `None` as offset: the kernel reads from, and advances, the file position, which the
         // storage back-end set to the REST offset when it opened the file.
-        let direct = if std::mem::take(&mut first) {
-            match rustix::fs::sendfile(sock, file, None, chunk) {
-                Ok(n) => Some(n),
-                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => None,
+        let sent = if direct {
+            match rustix::fs::sendfile(sock.fd()?, file, None, chunk) {
+                // A short send: the socket buffer is (nearly) full, wait for readiness from now on.
+                Ok(n) => {
+                    direct = n == chunk;
+                    Some(n)
+                }
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+                    direct = false;
+                    None
+                }
                 Err(e) => return Err(e.into()),
             }
         } else {
             None
         };
-        let sent = match direct {
+        let sent = match sent {
             Some(n) => n,
-            None => tokio::time::timeout(
-                timeout,
-                sock.async_io(Interest::WRITABLE, || {
-                    rustix::fs::sendfile(sock, file, None, chunk).map_err(io::Error::from)
-                }),
-            )
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??,
+            None => {
+                let tcp = sock.registered()?;
+                tokio::time::timeout(
+                    timeout,
+                    tcp.async_io(Interest::WRITABLE, || {
+                        rustix::fs::sendfile(tcp, file, None, chunk).map_err(io::Error::from)
+                    }),
+                )
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "data connection stalled"))??
+            }
         };
         if sent == 0 {
             return Ok(total);
@@ -227,7 +240,8 @@ mod tests {
             let mut file = tempfile::tempfile().expect("temp file");
             file.write_all(&data).expect("fill");
             file.rewind().expect("rewind");
-            let sent = send_file(&server, &file, size, Duration::from_secs(10), |_| {})
+            let mut server = Established::from(server);
+            let sent = send_file(&mut server, &file, size, Duration::from_secs(10), |_| {})
                 .await
                 .expect("send");
             drop(server);
@@ -250,10 +264,17 @@ mod tests {
                 let mut got = Vec::new();
                 client.read_to_end(&mut got).await.map(|_| got.len())
             });
-            let sent = send_file(&server, &file, Some(len as u64), Duration::from_secs(10), |_| {})
-                .await
-                .expect("send");
-            let lowat = socket2_06::SockRef::from(&server)
+            let mut server = Established::from(server);
+            let sent = send_file(
+                &mut server,
+                &file,
+                Some(len as u64),
+                Duration::from_secs(10),
+                |_| {},
+            )
+            .await
+            .expect("send");
+            let lowat = socket2_06::SockRef::from(&server.fd().expect("socket"))
                 .tcp_notsent_lowat()
                 .expect("getsockopt");
             drop(server);
@@ -264,6 +285,46 @@ mod tests {
                 limited,
                 "{len} bytes: lowat {lowat}"
             );
+        }
+    }
+
+    /// A connection outside the reactor: a small file goes out in one call and it stays outside; a
+    /// file larger than the socket buffer makes it join the reactor, and arrives whole.
+    #[tokio::test]
+    async fn an_unregistered_connection_joins_the_reactor_only_when_a_send_has_to_wait() {
+        use std::io::Read;
+        for (len, stays_out) in [(4096usize, true), (8 << 20, false)] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let mut client =
+                std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+            let (server, _) = listener.accept().expect("accept");
+            server.set_nonblocking(true).expect("non-blocking");
+            let mut server = Established::unregistered(server);
+            let data = pseudo_random(len, 9);
+            let mut file = tempfile::tempfile().expect("temp file");
+            file.write_all(&data).expect("fill");
+            file.rewind().expect("rewind");
+            let reader = std::thread::spawn(move || {
+                // Late, so that a large file fills the socket buffer first.
+                std::thread::sleep(Duration::from_millis(100));
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).map(|_| got)
+            });
+            let sent = send_file(
+                &mut server,
+                &file,
+                Some(len as u64),
+                Duration::from_secs(10),
+                |_| {},
+            )
+            .await
+            .expect("send");
+            assert_eq!(server.is_unregistered(), stays_out, "{len} bytes");
+            server.shut_down().expect("shutdown");
+            assert_eq!(sent, len as u64);
+            let got = reader.join().expect("reader").expect("read");
+            assert!(got == data, "{len} bytes: wrong bytes");
+            drop(server);
         }
     }
 
