@@ -371,6 +371,36 @@ fn commands_around_urgent_marks_are_all_answered() {
     c.expect("PWD", 257);
 }
 
+/// A client that sends its last command and half-closes is answered, and its session ends at once
+/// (the end of input is not lost when a read that ends a line clears readiness).
+#[test]
+fn a_client_that_half_closes_after_its_command_is_answered_and_let_go() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut banner = [0u8; 512];
+    let n = s.read(&mut banner).expect("banner");
+    assert!(
+        banner[..n].starts_with(b"220"),
+        "{:?}",
+        String::from_utf8_lossy(&banner[..n])
+    );
+    let started = std::time::Instant::now();
+    s.write_all(b"NOOP\r\n").expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("the server closes its side");
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("200 "), "after the half-close: {rest:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "session lingered {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn rein_logs_out_and_a_new_login_works() {
     let server = TestServer::start();
