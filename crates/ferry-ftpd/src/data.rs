@@ -338,7 +338,7 @@ impl Established {
     /// Ends the sending side: the EOF that tells the client the data is complete (a `shutdown` does not
     /// block, registered or not). Closing follows when `self` is dropped.
     pub(crate) fn shut_down(&self) -> io::Result<()> {
-        socket2_06::SockRef::from(&self.fd()?).shutdown(std::net::Shutdown::Write)
+        socket2::SockRef::from(&self.fd()?).shutdown(std::net::Shutdown::Write)
     }
 }
 
@@ -371,7 +371,7 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<Estab
     // Nagle's algorithm would hold back. Cleartext data only flows one way and ends with a shutdown,
     // which sends what is queued at once: without the option it arrives as soon, one call fewer.
     if ctx.tls.is_some() {
-        socket2_06::SockRef::from(&stream.fd()?).set_tcp_nodelay(true)?;
+        socket2::SockRef::from(&stream.fd()?).set_tcp_nodelay(true)?;
     }
     Ok(stream)
 }
@@ -380,7 +380,7 @@ pub(crate) async fn establish(plan: DataPlan, ctx: &DataCtx) -> io::Result<Estab
 /// smaller file is spared the system call).
 pub(crate) fn limit_unsent(stream: &impl std::os::fd::AsFd) {
     // Only an optimisation: a kernel without the option still transfers.
-    if let Err(e) = socket2_06::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
         debug!(error = %e, "TCP_NOTSENT_LOWAT not set on the data connection");
     }
 }
@@ -522,7 +522,7 @@ mod tests {
     #[tokio::test]
     async fn limiting_unsent_bytes_sets_the_socket_option() {
         let (server, _client) = ferry_testkit::net::tcp_pair().await;
-        let sock = socket2_06::SockRef::from(&server);
+        let sock = socket2::SockRef::from(&server);
         assert_ne!(
             sock.tcp_notsent_lowat().expect("getsockopt"),
             NOTSENT_LOWAT,
