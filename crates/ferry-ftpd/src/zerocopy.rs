@@ -231,15 +231,21 @@ mod tests {
     use std::io::{Seek, Write};
     use tokio::io::AsyncWriteExt;
 
+    /// A temporary file holding `data`, positioned at its start.
+    fn file_holding(data: &[u8]) -> File {
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(data).expect("fill");
+        file.rewind().expect("rewind");
+        file
+    }
+
     #[tokio::test]
     async fn send_file_sends_the_announced_size_or_to_the_end() {
         use tokio::io::AsyncReadExt;
         let data = pseudo_random(100_000, 7);
         for (size, want) in [(Some(60_000u64), 60_000usize), (None, 100_000)] {
             let (server, mut client) = tcp_pair().await;
-            let mut file = tempfile::tempfile().expect("temp file");
-            file.write_all(&data).expect("fill");
-            file.rewind().expect("rewind");
+            let file = file_holding(&data);
             let mut server = Established::from(server);
             let sent = send_file(&mut server, &file, size, Duration::from_secs(10), |_| {})
                 .await
@@ -257,9 +263,7 @@ mod tests {
         use tokio::io::AsyncReadExt;
         for (len, limited) in [(4096usize, false), (8 << 20, true)] {
             let (server, mut client) = tcp_pair().await;
-            let mut file = tempfile::tempfile().expect("temp file");
-            file.write_all(&pseudo_random(len, 7)).expect("fill");
-            file.rewind().expect("rewind");
+            let file = file_holding(&pseudo_random(len, 7));
             let reader = tokio::spawn(async move {
                 let mut got = Vec::new();
                 client.read_to_end(&mut got).await.map(|_| got.len())
@@ -274,7 +278,7 @@ mod tests {
             )
             .await
             .expect("send");
-            let lowat = socket2_06::SockRef::from(&server.fd().expect("socket"))
+            let lowat = socket2::SockRef::from(&server.fd().expect("socket"))
                 .tcp_notsent_lowat()
                 .expect("getsockopt");
             drop(server);
@@ -301,9 +305,7 @@ mod tests {
             server.set_nonblocking(true).expect("non-blocking");
             let mut server = Established::unregistered(server);
             let data = pseudo_random(len, 9);
-            let mut file = tempfile::tempfile().expect("temp file");
-            file.write_all(&data).expect("fill");
-            file.rewind().expect("rewind");
+            let file = file_holding(&data);
             let reader = std::thread::spawn(move || {
                 // Late, so that a large file fills the socket buffer first.
                 std::thread::sleep(Duration::from_millis(100));
