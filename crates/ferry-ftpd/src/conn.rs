@@ -445,7 +445,7 @@ impl Conn {
                 event = poll_fn(|cx| poll_event(&mut self.running, cx)) => {
                     self.transfer_event(event);
                     // Whatever else the transfer reported in the same run is taken now, so that the
-                    // replies go out together (a small file's 150 and 226 in one write).
+                    // replies go out together.
                     while let Some(ev) = self.running.as_ref().and_then(Running::take_event) {
                         self.transfer_event(Some(ev));
                     }

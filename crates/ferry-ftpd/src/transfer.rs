@@ -1,6 +1,6 @@
 //! One data transfer, a future that the session's own task polls beside the control connection, so
 //! the control channel stays live (ABOR, STAT, NOOP, QUIT) without a second task: no hand-over between
-//! threads per file, and the `150` and the final reply of a small file go out in one write.
+//! threads per file. The `150` goes out before the data (see `Job::started`).
 //!
 //! The transfer reports [`TransferEvent`]s in order: `Started` once the storage side is open (the session
 //! then sends 150), and exactly one final event. Dropping the transfer ([`Running::cancel`]) drops the
@@ -126,6 +126,8 @@ impl Running {
     /// Runs the transfer until it reports its next event. `None`: it ended without a final event
     /// (it panicked; the panic is contained here, as it would be in a task of its own).
     /// A poll function, not an async one: the session polls it from its loop and keeps no future for it.
+    /// After a `Ready` the caller must poll again (the transfer may have paused at `Started` without
+    /// arranging a wake-up, see `HandOver`).
     pub(crate) fn poll_event(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<TransferEvent>> {
         if let Some(ev) = self.take_event() {
             return Poll::Ready(Some(ev));
@@ -194,6 +196,27 @@ pub(crate) fn start(transfer: Transfer, fs: UserFs, plan: DataPlan, ctx: DataCtx
     }
 }
 
+/// Pending once, so that the task polling the transfer takes the events reported so far (and writes
+/// their replies) before it polls again. It does not wake the task: [`Running::poll_event`] returns
+/// the event just reported instead of `Pending`, and its caller polls again for the next one (a
+/// wake-up here would schedule the task anew, and could wake an idle worker thread to look at it).
+#[derive(Default)]
+struct HandOver {
+    yielded: bool,
+}
+
+impl Future for HandOver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.yielded, true) {
+            return Poll::Ready(());
+        }
+        let _ = cx;
+        Poll::Pending
+    }
+}
+
 struct Job {
     /// The user's storage, through the policy layer (which checks permissions).
     fs: UserFs,
@@ -204,12 +227,17 @@ struct Job {
 }
 
 impl Job {
-    fn started(&self, name: Option<Vec<u8>>, size: Option<u64>) {
+    /// Reports `Started` and lets the session send its `150` before the transfer goes on: the reply
+    /// is on the wire before the first data byte, so a client woken by the data finds it waiting
+    /// (otherwise a small file's data arrives first, the client wakes for it, then sleeps again until
+    /// the `150` comes with the `226`: one more wake-up per file, across CPUs the dearest part of it).
+    async fn started(&self, name: Option<Vec<u8>>, size: Option<u64>) {
         let started = TransferEvent::Started { name, size };
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(started);
+        HandOver::default().await;
     }
 
     /// Establishes the data connection; `upload`: the client sends (a TLS connection then reads
@@ -336,7 +364,7 @@ impl Job {
             },
         };
         let size = (!ascii).then(|| total.saturating_sub(offset));
-        self.started(None, size);
+        self.started(None, size).await;
         // Zero-copy for binary transfers from back-ends that offer it, on cleartext connections; TLS must
         // encrypt in user space.
         if let (false, Some(file), None) = (ascii, reader.zero_copy(), &self.ctx.tls) {
@@ -417,7 +445,7 @@ impl Job {
             Ok(w) => w,
             Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
         };
-        self.started(Some(writer.final_name().to_vec()), None);
+        self.started(Some(writer.final_name().to_vec()), None).await;
         let mut sock = match self.connect(true).await {
             Ok(s) => s,
             Err(ev) => {
@@ -707,7 +735,7 @@ impl Job {
         } else {
             single = Some(entry(name_of(path), &meta));
         }
-        self.started(None, None);
+        self.started(None, None).await;
         let mut sock = match self.connect(false).await {
             Ok(s) => s,
             Err(ev) => return ev,
@@ -765,5 +793,72 @@ fn format_entry(out: &mut Vec<u8>, e: &Entry, format: ListFormat, perms: Permiss
             write_mlsx_facts(out, e, perms);
             out.extend_from_slice(b"\r\n");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{ErrorKind as IoKind, Read};
+    use std::net::IpAddr;
+
+    use ferry_vfs::{LocalFs, Permissions, Protocol, Storage};
+
+    use super::*;
+
+    fn ctx() -> DataCtx {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        DataCtx {
+            peer_ip: lo,
+            local_ip: lo,
+            timeout: Duration::from_secs(10),
+            active_source: None,
+            allow_fxp: false,
+            proxy: None,
+            tls: None,
+        }
+    }
+
+    /// Downloads `/f` (4 KiB) from `storage` through a passive connection the client opened before
+    /// RETR, as clients do, and checks that the transfer reports `Started` (the session then sends its
+    /// `150`) before the first data byte is sent, and the whole file after.
+    async fn started_comes_before_the_data(storage: Arc<dyn Storage>) {
+        let fs = UserFs::new(storage, Protocol::Ftp, "u", Permissions::all());
+        let passive = data::open_passive(IpAddr::from([127, 0, 0, 1]), &(0..=0)).expect("listen");
+        let mut client =
+            std::net::TcpStream::connect(passive.listener.local_addr().expect("address")).expect("connect");
+        let path = VPath::parse(b"/f").expect("path");
+        let retr = Transfer::Retr {
+            path,
+            offset: 0,
+            ascii: false,
+        };
+        let mut running = start(retr, fs, DataPlan::Passive(passive), ctx());
+        let first = std::future::poll_fn(|cx| running.poll_event(cx)).await;
+        assert!(
+            matches!(first, Some(TransferEvent::Started { size: Some(4096), .. })),
+            "{first:?}"
+        );
+        client.set_nonblocking(true).expect("nonblocking");
+        let early = client.peek(&mut [0u8; 1]);
+        assert!(
+            matches!(&early, Err(e) if e.kind() == IoKind::WouldBlock),
+            "data was sent before the session could send its 150: {early:?}"
+        );
+        let end = std::future::poll_fn(|cx| running.poll_event(cx)).await;
+        assert!(
+            matches!(end, Some(TransferEvent::Finished { bytes: 4096 })),
+            "{end:?}"
+        );
+        client.set_nonblocking(false).expect("blocking");
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("read");
+        assert_eq!(got, vec![7u8; 4096]);
+    }
+
+    #[tokio::test]
+    async fn a_zero_copy_download_reports_started_before_any_data_is_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), vec![7u8; 4096]).expect("write");
+        started_comes_before_the_data(Arc::new(LocalFs::open(dir.path()).expect("open"))).await;
     }
 }
