@@ -91,10 +91,16 @@ where
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
 }
 
-/// Control-channel read buffer; small because lines are short. It lives on the worker thread's stack
-/// only while a read runs, cleartext or TLS, so an idle session holds no read buffer at all (under TLS,
-/// what has not been read yet stays in rustls's buffer).
+/// Control-channel read buffer; small because lines are short. It belongs to the worker thread (a
+/// thread-local one for cleartext, on the stack while a TLS read runs), so an idle session holds no read
+/// buffer at all (under TLS, what has not been read yet stays in rustls's buffer).
 const READ_BUFFER: usize = 4096;
+
+thread_local! {
+    /// The cleartext control read buffer ([`READ_BUFFER`]) of this worker thread: zeroed once, not
+    /// for every read as a buffer on the stack would be.
+    static READ_BUF: std::cell::RefCell<[u8; READ_BUFFER]> = const { std::cell::RefCell::new([0; READ_BUFFER]) };
+}
 
 /// Control-socket buffers read per wake-up (see `Conn::read_available`).
 const MAX_READS: usize = 4;
@@ -554,30 +560,36 @@ impl Conn {
     /// so the next loop turn reads on.
     fn read_available(&mut self, rd: &OwnedReadHalf, decoder: &mut ControlDecoder) -> std::io::Result<()> {
         use std::io::Read;
-        let mut buf = [0u8; READ_BUFFER];
-        let buf = &mut buf[..];
         let stream = rd.as_ref();
         let sock = socket2::SockRef::from(stream);
         for _ in 0..MAX_READS {
-            let mut last = None;
-            let read = stream.try_io(Interest::READABLE, || {
-                let n = (&*sock).read(buf)?;
-                if n > 0 && ends_the_input(buf, n) {
-                    // The bytes are kept in `last`; the WouldBlock only tells tokio to clear readiness.
-                    last = Some(n);
-                    return Err(std::io::ErrorKind::WouldBlock.into());
-                }
-                Ok(n)
+            // What was read goes into the decoder before the buffer is let go.
+            let (read, last) = READ_BUF.with_borrow_mut(|buf| {
+                let buf = &mut buf[..];
+                let mut last = None;
+                let read = stream.try_io(Interest::READABLE, || {
+                    let n = (&*sock).read(buf)?;
+                    if n > 0 && ends_the_input(buf, n) {
+                        // The bytes are kept in `last`; the WouldBlock only tells tokio to clear readiness.
+                        last = Some(n);
+                        return Err(std::io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(n)
+                });
+                let got = match (&read, last) {
+                    (_, Some(n)) | (&Ok(n), None) => n,
+                    _ => 0,
+                };
+                decoder.push(buf.get(..got).unwrap_or_default());
+                (read, last)
             });
             match (read, last) {
-                (_, Some(n)) => {
-                    decoder.push(buf.get(..n).unwrap_or_default());
+                (_, Some(_)) => {
                     self.feed(decoder);
                     return Ok(());
                 }
                 (Ok(0), None) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                (Ok(n), None) => {
-                    decoder.push(buf.get(..n).unwrap_or_default());
+                (Ok(_), None) => {
                     self.feed(decoder);
                     if self.guard.throttle.blocked_until(Instant::now()).is_some() {
                         return Ok(());
