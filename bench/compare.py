@@ -43,7 +43,14 @@ ROWS = [
     ("login storm 1000: failed", "conc", "n1000.errors", "low"),
     ("100 x 10 MiB RETR at once, MB/s", "dl", "agg_MBps", "high"),
     ("100 x 10 MiB RETR at once: failed", "dl", "errors", "low"),
+    ("ferry bench 4 KiB RETR, files/s", "fbget", "ops_per_sec", "high"),
+    ("ferry bench 4 KiB STOR, files/s", "fbput", "ops_per_sec", "high"),
 ]
+
+# Tests run by `ferry bench` (this repository's client, about half the harness's CPU per small file)
+# instead of the harness: one session, BENCH_FILES files of 4 KiB; `--op` per test.
+BENCH_TESTS = {"fbget": "get", "fbput": "put"}
+BENCH_FILES = 3000
 
 
 def idle_rows(counts):
@@ -76,7 +83,11 @@ def main():
     p.add_argument("--create-user", action="store_true", help="create the system user for vsftpd if missing")
     p.add_argument("--json", help="write all raw results here")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--pin", metavar="SERVER_CPUS:CLIENT_CPUS",
+                   help="run every server (all its threads and processes) on SERVER_CPUS and the clients on "
+                        "CLIENT_CPUS (taskset lists, e.g. 0:0 to share one CPU, 1:0 to keep them apart)")
     a = p.parse_args()
+    a.server_cpus, a.client_cpus = parse_pin(a.pin)
 
     if not os.path.exists(a.harness):
         sys.exit(f"harness not found: {a.harness} (give --harness)")
@@ -85,7 +96,7 @@ def main():
     os.makedirs(a.workdir, exist_ok=True)
     src = os.path.join(a.workdir, "src")
     servers = [s.strip() for s in a.servers.split(",") if s.strip()]
-    ferry_bin = a.ferry_bin or build_ferry()
+    ferry_bin = a.ferry_bin = a.ferry_bin or build_ferry()
     cert = make_cert(a.workdir) if a.tls else None
 
     machine = machine_info()
@@ -101,7 +112,8 @@ def main():
     try:
         for name in servers if a.tests else []:
             running[name] = start(name, specs[name], a, ferry_bin, cert)
-            harness(a, specs[name], "prepare", src)
+            if any(t not in BENCH_TESTS for t in a.tests.split(",") if t):
+                harness(a, specs[name], "prepare", src)
         for r in range(a.rounds if a.tests else 0):
             # The order rotates each round, so no server always follows the same one (a login storm
             # against a forking server leaves load behind for a while).
@@ -166,9 +178,28 @@ def start(name, spec, a, ferry_bin, cert):
         os.makedirs(os.path.join(root, "files"))
     else:
         sys.exit(f"unknown server {name}")
+    if a.server_cpus:
+        # Before it starts: every thread and forked session process inherits the placement.
+        cmd = ["taskset", "-c", a.server_cpus] + cmd
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_port(spec["port"], proc)
     return proc
+
+
+def parse_pin(pin):
+    """`--pin SERVER:CLIENT` as two taskset CPU lists (None, None without it)."""
+    if not pin:
+        return None, None
+    server, sep, client = pin.partition(":")
+    if not sep or not server or not client:
+        sys.exit(f"--pin {pin!r}: give SERVER_CPUS:CLIENT_CPUS, e.g. 0:0 or 1:0")
+    if shutil.which("taskset") is None:
+        sys.exit("--pin needs taskset (apt-get install util-linux)")
+    return server, client
+
+
+def client_cmd(a, cmd):
+    return (["taskset", "-c", a.client_cpus] if a.client_cpus else []) + cmd
 
 
 def start_ferry(spec, a, ferry_bin):
@@ -384,12 +415,45 @@ def stop(proc):
 # ----------------------------------------------------------------------------- harness and results
 
 def harness(a, spec, tests, src, extra=()):
+    """Runs `tests` (comma list) against one server: `ferry bench` for those in BENCH_TESTS, the harness
+    for the rest. Returns {test: [flat result dicts]}."""
+    names = [t for t in tests.split(",") if t]
+    results = {t: [ferry_bench(a, spec, t)] for t in names if t in BENCH_TESTS}
+    rest = ",".join(t for t in names if t not in BENCH_TESTS)
+    if rest:
+        results.update(run_harness(a, spec, rest, src, extra))
+    return {t: [r for r in runs if r] for t, runs in results.items()}
+
+
+def ferry_bench(a, spec, test):
+    """One `ferry bench` run of BENCH_FILES files of 4 KiB in one session (with the ferry binary being
+    measured: the client is the same for every server). Returns its JSON report, flattened, or {}."""
+    scheme = "ftpes" if a.tls else "ftp"
+    # vsftpd does not chroot here: its files are under their absolute path. The others show their files
+    # directory as /.
+    where = os.path.join(spec["root"], "files").lstrip("/") + "/" if spec["name"] == "vsftpd" else ""
+    url = f"{scheme}://{a.user}:{a.password}@127.0.0.1:{spec['port']}/{where}"
+    cmd = [a.ferry_bin, "bench", url, "--op", BENCH_TESTS[test], "-n", str(BENCH_FILES), "--size", "4KiB",
+           "--json"] + (["-k"] if a.tls else [])
+    run = subprocess.run(client_cmd(a, cmd), capture_output=True, text=True)
+    try:
+        report = json.loads(run.stdout)
+    except ValueError:
+        print(f"ferry bench against {spec['name']} failed: {run.stderr.strip()[-500:]}", file=sys.stderr)
+        return {}
+    if report.get("errors"):
+        print(f"ferry bench against {spec['name']}: {report['errors']} errors: {report.get('error_messages')}",
+              file=sys.stderr)
+    return flatten("", report, {})
+
+
+def run_harness(a, spec, tests, src, extra=()):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         out = tmp.name
     cmd = [sys.executable, a.harness, "--host", "127.0.0.1", "--port", str(spec["port"]), "--user", a.user,
            "--password", a.password, "--tests", tests, "--runs", "1", "--src", src, "--label", spec["name"],
            "--json", out, "--quiet", *extra] + (["--tls"] if a.tls else [])
-    subprocess.run(cmd, stdout=subprocess.DEVNULL)
+    subprocess.run(client_cmd(a, cmd), stdout=subprocess.DEVNULL)
     try:
         with open(out) as fh:
             data = json.load(fh)
