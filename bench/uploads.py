@@ -4,7 +4,11 @@ STOR, with the per-client throughput of the slowest clients, not only the aggreg
 
 Every server gets its own control port, passive range and directory on tmpfs; rounds are interleaved
 (the order rotates each round) and the table gives medians and the ratio of the first server to the best
-other one. Clients are curl processes (one per transfer, EPSV; explicit TLS for the FTPS rows).
+other one. Clients are curl processes (one per transfer, EPSV; explicit TLS for the FTPS rows); with
+`--client ferry` the 1 GiB uploads use `ferry put` instead (the binary of `--client-bin`, default the
+first `--ferry`). The 1 GiB rows also give the CPU time of the client (user + system, as a share of one
+core over the transfer) and of the server's processes (per GiB): on loopback the sender's CPU also
+carries the receiving side's TCP processing, so a client at 100 % of a core is the limit of the row.
 
   python3 bench/uploads.py --ferry after=target/release/ferry --ferry before=/tmp/ferry-old \\
       [--peers pyftpdlib,pure-ftpd] [--rounds 3] [--tests stor,stor-tls,conc-retr,conc-stor] [--clients 100]
@@ -16,6 +20,7 @@ Bounded: every curl has a time-out, the concurrent rows start at most --clients 
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,7 +48,12 @@ def main():
     p.add_argument("--workdir", default="/dev/shm/ferry-uploads-bench")
     p.add_argument("--base-port", type=int, default=23100)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per curl")
+    p.add_argument("--client", choices=["curl", "ferry"], default="curl", help="client of the 1 GiB uploads")
+    p.add_argument("--client-bin", help="ferry binary for --client ferry (default: the first --ferry)")
     a = p.parse_args()
+    if a.client == "ferry" and not a.client_bin:
+        first = next((f.partition("=")[2] for f in a.ferry if f.partition("=")[2]), None)
+        a.client_bin = first or sys.exit("--client ferry needs --client-bin or a --ferry LABEL=PATH")
 
     shutil.rmtree(a.workdir, ignore_errors=True)
     os.makedirs(a.workdir)
@@ -67,6 +77,7 @@ def main():
         order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
         for s in order:
             proc = start(s, a, cert)
+            s["pid"] = proc.pid
             try:
                 put(s, os.path.join(src, "f10m.bin"), "f10m.bin", False, a.timeout)
                 for t in tests:
@@ -175,13 +186,48 @@ def put(s, local, name, tls, timeout):
     return int(size), float(total) - float(pre)
 
 
+def ferry_put(s, a, local, name, tls):
+    """`ferry put` of `local`: (bytes sent, seconds from start to exit, login included)."""
+    scheme = "ftpes" if tls else "ftp"
+    argv = [a.client_bin, "put", "-q", "-k", local, f"{scheme}://{USER}:{PASSWORD}@127.0.0.1:{s['port']}/{name}"]
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, timeout=a.timeout + 10)
+    secs = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"{s['label']}: ferry put failed: {out.stderr.decode(errors='replace')[-300:]}")
+    return os.path.getsize(local), secs
+
+
+def cpu_seconds(pid):
+    """User + system CPU of `pid` and its descendants, with the children it has reaped."""
+    total = 0
+    for p in [pid, *compare.descendants(pid)]:
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in f[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def t_stor(s, a, src, tls=False):
-    size, secs = put(s, os.path.join(src, "big1g.bin"), "big.bin", tls, a.timeout)
+    server0 = cpu_seconds(s["pid"])
+    client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if a.client == "ferry":
+        size, secs = ferry_put(s, a, os.path.join(src, "big1g.bin"), "big.bin", tls)
+    else:
+        size, secs = put(s, os.path.join(src, "big1g.bin"), "big.bin", tls, a.timeout)
+    client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = cpu_seconds(s["pid"]) - server0
+    client = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
     stored = os.path.getsize(os.path.join(s["files"], "big.bin"))
     os.unlink(os.path.join(s["files"], "big.bin"))
     if stored != BIG or size != BIG:
         return {"ok": False, "error": f"sent {size}, stored {stored}"}
-    return {"ok": True, "MBps": round(size / secs / MB)}
+    gib = size / BIG
+    return {"ok": True, "MBps": round(size / secs / MB), "client_pct": round(client / secs * 100),
+            "client_s": round(client / gib, 2), "server_s": round(server / gib, 2)}
 
 
 def t_stor_tls(s, a, src):
@@ -249,8 +295,10 @@ RUN = {
 }
 
 ROWS = {
-    "stor": [("STOR 1 GiB plain, MB/s", "MBps")],
-    "stor-tls": [("STOR 1 GiB FTPS, MB/s", "MBps")],
+    "stor": [("STOR 1 GiB plain, MB/s", "MBps"), ("  client CPU, % of a core", "client_pct"),
+             ("  client CPU, s per GiB", "client_s"), ("  server CPU, s per GiB", "server_s")],
+    "stor-tls": [("STOR 1 GiB FTPS, MB/s", "MBps"), ("  client CPU, % of a core", "client_pct"),
+                 ("  client CPU, s per GiB", "client_s"), ("  server CPU, s per GiB", "server_s")],
     "conc-retr": [("N x 10 MiB RETR aggregate, MB/s", "agg_MBps"), ("  per client p50, MB/s", "p50_MBps"),
                   ("  per client p99 (slowest 1 %), MB/s", "p99_MBps"),
                   ("  transfers in flight on average", "in_flight")],
@@ -273,6 +321,8 @@ def report(results, servers, tests):
                 med[lab] = statistics.median(vals) if vals else None
             others = [v for k, v in med.items() if k != labels[0] and v]
             ratio = f"{med[labels[0]] / max(others):.2f}" if others and med[labels[0]] else "-"
+            if key in ("client_pct", "client_s", "server_s"):
+                ratio = "-"  # costs, not speeds
             cells = " | ".join("-" if med[lab] is None else f"{med[lab]:g}" for lab in labels)
             print(f"| {title} | {cells} | {ratio} |")
 
