@@ -1,5 +1,6 @@
 //! The tracing subscriber: a filter that SIGHUP can change, text or JSON lines (`log_format`), on
-//! standard error or in a file (`log_file`) that SIGHUP reopens.
+//! standard error or in a file (`log_file`) that SIGHUP reopens. The event log's text lines are
+//! written by a layout of our own (module `text`), byte for byte as the general one writes them.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
 use crate::config::observe::LogFormat;
+
+mod text;
 
 /// What SIGHUP may change in the logging set up at start.
 #[derive(Debug)]
@@ -47,6 +50,7 @@ pub fn init(filter: &str, format: LogFormat, file: Option<&std::path::Path>) -> 
         LogFormat::Text => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .event_format(text::TextFormat::new())
                     .with_writer(writer())
                     .with_ansi(ansi),
             )
