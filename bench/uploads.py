@@ -294,11 +294,13 @@ RUN = {
     "conc-stor": lambda s, a, src: concurrent(s, a, src, True),
 }
 
+# Costs reported under each 1 GiB upload row: no ratio is given for them.
+CPU_ROWS = [("  client CPU, % of a core", "client_pct"), ("  client CPU, s per GiB", "client_s"),
+            ("  server CPU, s per GiB", "server_s")]
+
 ROWS = {
-    "stor": [("STOR 1 GiB plain, MB/s", "MBps"), ("  client CPU, % of a core", "client_pct"),
-             ("  client CPU, s per GiB", "client_s"), ("  server CPU, s per GiB", "server_s")],
-    "stor-tls": [("STOR 1 GiB FTPS, MB/s", "MBps"), ("  client CPU, % of a core", "client_pct"),
-                 ("  client CPU, s per GiB", "client_s"), ("  server CPU, s per GiB", "server_s")],
+    "stor": [("STOR 1 GiB plain, MB/s", "MBps"), *CPU_ROWS],
+    "stor-tls": [("STOR 1 GiB FTPS, MB/s", "MBps"), *CPU_ROWS],
     "conc-retr": [("N x 10 MiB RETR aggregate, MB/s", "agg_MBps"), ("  per client p50, MB/s", "p50_MBps"),
                   ("  per client p99 (slowest 1 %), MB/s", "p99_MBps"),
                   ("  transfers in flight on average", "in_flight")],
@@ -321,8 +323,8 @@ def report(results, servers, tests):
                 med[lab] = statistics.median(vals) if vals else None
             others = [v for k, v in med.items() if k != labels[0] and v]
             ratio = f"{med[labels[0]] / max(others):.2f}" if others and med[labels[0]] else "-"
-            if key in ("client_pct", "client_s", "server_s"):
-                ratio = "-"  # costs, not speeds
+            if (title, key) in CPU_ROWS:
+                ratio = "-"
             cells = " | ".join("-" if med[lab] is None else f"{med[lab]:g}" for lab in labels)
             print(f"| {title} | {cells} | {ratio} |")
 

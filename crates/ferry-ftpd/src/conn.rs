@@ -563,41 +563,42 @@ impl Conn {
         let stream = rd.as_ref();
         let sock = socket2::SockRef::from(stream);
         for _ in 0..MAX_READS {
-            // What was read goes into the decoder before the buffer is let go.
-            let (read, last) = READ_BUF.with_borrow_mut(|buf| {
-                let buf = &mut buf[..];
-                let mut last = None;
+            // Bytes read, and whether they ended the input; they go into the decoder before the
+            // buffer is let go.
+            let read = READ_BUF.with_borrow_mut(|buf| {
+                let mut ended = None;
                 let read = stream.try_io(Interest::READABLE, || {
-                    let n = (&*sock).read(buf)?;
-                    if n > 0 && ends_the_input(buf, n) {
-                        // The bytes are kept in `last`; the WouldBlock only tells tokio to clear readiness.
-                        last = Some(n);
+                    let n = (&*sock).read(&mut buf[..])?;
+                    if ends_the_input(&buf[..], n) {
+                        // The bytes are kept in `ended`; the WouldBlock only tells tokio to clear
+                        // readiness.
+                        ended = Some(n);
                         return Err(std::io::ErrorKind::WouldBlock.into());
                     }
                     Ok(n)
                 });
-                let got = match (&read, last) {
-                    (_, Some(n)) | (&Ok(n), None) => n,
-                    _ => 0,
+                let (n, ended) = match ended {
+                    Some(n) => (n, true),
+                    None => (read?, false),
                 };
-                decoder.push(buf.get(..got).unwrap_or_default());
-                (read, last)
+                decoder.push(buf.get(..n).unwrap_or_default());
+                Ok::<_, std::io::Error>((n, ended))
             });
-            match (read, last) {
-                (_, Some(_)) => {
+            match read {
+                Ok((_, true)) => {
                     self.feed(decoder);
                     return Ok(());
                 }
-                (Ok(0), None) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                (Ok(_), None) => {
+                Ok((0, false)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok((_, false)) => {
                     self.feed(decoder);
                     if self.guard.throttle.blocked_until(Instant::now()).is_some() {
                         return Ok(());
                     }
                 }
-                (Err(e), None) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                (Err(e), None) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                (Err(e), None) => return Err(e),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())

@@ -231,6 +231,13 @@ mod tests {
     use std::io::{Seek, Write};
     use tokio::io::AsyncWriteExt;
 
+    /// `send_file` of `file` (`size` announced) with a time-out far above what the tests need.
+    async fn send(sock: &mut Established, file: &File, size: Option<u64>) -> u64 {
+        send_file(sock, file, size, Duration::from_secs(10), |_| {})
+            .await
+            .expect("send")
+    }
+
     /// A temporary file holding `data`, positioned at its start.
     fn file_holding(data: &[u8]) -> File {
         let mut file = tempfile::tempfile().expect("temp file");
@@ -247,9 +254,7 @@ mod tests {
             let (server, mut client) = tcp_pair().await;
             let file = file_holding(&data);
             let mut server = Established::from(server);
-            let sent = send_file(&mut server, &file, size, Duration::from_secs(10), |_| {})
-                .await
-                .expect("send");
+            let sent = send(&mut server, &file, size).await;
             drop(server);
             let mut got = Vec::new();
             client.read_to_end(&mut got).await.expect("receive");
@@ -269,15 +274,7 @@ mod tests {
                 client.read_to_end(&mut got).await.map(|_| got.len())
             });
             let mut server = Established::from(server);
-            let sent = send_file(
-                &mut server,
-                &file,
-                Some(len as u64),
-                Duration::from_secs(10),
-                |_| {},
-            )
-            .await
-            .expect("send");
+            let sent = send(&mut server, &file, Some(len as u64)).await;
             let lowat = socket2::SockRef::from(&server.fd().expect("socket"))
                 .tcp_notsent_lowat()
                 .expect("getsockopt");
@@ -312,15 +309,7 @@ mod tests {
                 let mut got = Vec::new();
                 client.read_to_end(&mut got).map(|_| got)
             });
-            let sent = send_file(
-                &mut server,
-                &file,
-                Some(len as u64),
-                Duration::from_secs(10),
-                |_| {},
-            )
-            .await
-            .expect("send");
+            let sent = send(&mut server, &file, Some(len as u64)).await;
             assert_eq!(server.is_unregistered(), stays_out, "{len} bytes");
             server.shut_down().expect("shutdown");
             assert_eq!(sent, len as u64);
