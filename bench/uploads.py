@@ -50,6 +50,9 @@ def main():
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per curl")
     p.add_argument("--client", choices=["curl", "ferry"], default="curl", help="client of the 1 GiB uploads")
     p.add_argument("--client-bin", help="ferry binary for --client ferry (default: the first --ferry)")
+    p.add_argument("--warm-memory", type=float, default=2.0, metavar="GIB",
+                   help="before each 1 GiB upload, write and remove this many GiB in --workdir (see "
+                        "compare.warm_memory); 0 to turn off")
     a = p.parse_args()
     if a.client == "ferry" and not a.client_bin:
         first = next((f.partition("=")[2] for f in a.ferry if f.partition("=")[2]), None)
@@ -212,6 +215,8 @@ def cpu_seconds(pid):
 
 
 def t_stor(s, a, src, tls=False):
+    if a.warm_memory > 0:
+        compare.warm_memory(a.workdir, a.warm_memory)
     server0 = cpu_seconds(s["pid"])
     client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if a.client == "ferry":
