@@ -445,7 +445,7 @@ impl Job {
             Err(e) => return TransferEvent::StorageFailed(fs_error(e)),
         };
         self.started(Some(writer.final_name().to_vec()), None).await;
-        let mut sock = match self.connect(true).await {
+        let sock = match self.connect(true).await {
             Ok(s) => s,
             Err(ev) => {
                 Box::new(writer).abort().await;
@@ -455,29 +455,32 @@ impl Job {
         // Binary uploads into back-ends that offer a host file for them: spliced on cleartext
         // connections, decrypted and written on this thread under TLS; the upload still appears
         // under its name only on commit. Otherwise the copying loop.
-        let direct = match (ascii, &sock) {
-            (true, _) => None,
-            (false, DataStream::Plain(tcp)) => self.receive_zero_copy(tcp, &mut writer).await,
-            (false, DataStream::Tls(_)) => self.receive_decrypted(&mut sock, &mut writer).await,
-        };
-        let received = match direct {
-            Some(received) => received,
-            None => self.receive_into(&mut sock, &mut writer, ascii).await,
-        };
-        match received {
-            Ok(last) => {
-                // Under TLS the client's close_notify has arrived (a bare EOF is an error); answer with
-                // ours.
-                if let DataStream::Tls(_) = sock {
+        let received = match sock {
+            DataStream::Plain(tcp) if !ascii => self.receive_zero_copy(tcp, &mut writer).await,
+            mut sock => {
+                let decrypted = match (&sock, ascii) {
+                    (DataStream::Tls(_), false) => self.receive_decrypted(&mut sock, &mut writer).await,
+                    _ => None,
+                };
+                let received = match decrypted {
+                    Some(received) => received,
+                    None => self.receive_into(&mut sock, &mut writer, ascii).await,
+                };
+                // Under TLS the client's close_notify has arrived (a bare EOF is an error); answer
+                // with ours.
+                if let (Ok(_), DataStream::Tls(_)) = (&received, &sock) {
                     let _ = self.finish(sock).await;
                 }
-                match Box::new(writer).commit_with(last).await {
-                    Ok(_) => TransferEvent::Finished {
-                        bytes: self.progress.load(Ordering::Relaxed),
-                    },
-                    Err(e) => TransferEvent::StorageFailed(fs_error(e)),
-                }
+                received
             }
+        };
+        match received {
+            Ok(last) => match Box::new(writer).commit_with(last).await {
+                Ok(_) => TransferEvent::Finished {
+                    bytes: self.progress.load(Ordering::Relaxed),
+                },
+                Err(e) => TransferEvent::StorageFailed(fs_error(e)),
+            },
             Err(ev) => {
                 Box::new(writer).abort().await;
                 ev
@@ -488,54 +491,68 @@ impl Job {
     /// Receives the data connection into `writer`'s host file until EOF: the first [`UPLOAD_HEAD`]
     /// bytes through user space, the rest with `splice`. Returns what is left to write with the
     /// commit: the whole file when it fitted into the head (no pipe is made for it, and the local
-    /// back-end writes and renames it in one go), else nothing. `None` when the back-end offers no
-    /// zero-copy file for this upload (or no pipe could be made): the caller copies, after what was
-    /// written here.
+    /// back-end writes and renames it in one go), else nothing. Where the back-end offers no
+    /// zero-copy file for this upload (or no pipe could be made), the copying loop takes over, after
+    /// what was written here.
     async fn receive_zero_copy(
         &self,
-        tcp: &TcpStream,
+        tcp: TcpStream,
         writer: &mut UploadWriter,
-    ) -> Option<Result<Vec<u8>, TransferEvent>> {
+    ) -> Result<Vec<u8>, TransferEvent> {
         // Only where the back-end offers a zero-copy file (a new file, written to a temp file until
         // commit): a broken upload is then discarded, so holding its head in memory changes
         // nothing, whereas a resumed upload keeps what arrived as it arrives.
-        if !self.fs.capabilities().zero_copy_write {
-            return None;
-        }
-        let file = writer.zero_copy()?;
+        let file = match self.fs.capabilities().zero_copy_write {
+            true => writer.zero_copy(),
+            false => None,
+        };
+        let Some(file) = file else {
+            return self
+                .receive_into(&mut DataStream::Plain(tcp), writer, false)
+                .await;
+        };
         let mut head = Vec::with_capacity(UPLOAD_HEAD);
-        let ended = zerocopy::read_head(tcp, &mut head, self.ctx.timeout).await;
+        let ended = zerocopy::read_head(&tcp, &mut head, self.ctx.timeout).await;
         self.add(head.len());
         let broken = match ended {
-            Ok(true) => return Some(Ok(head)),
+            Ok(true) => return Ok(head),
             Ok(false) => None,
             Err(e) => Some(e),
         };
         // More than the head: it goes first into the file, then the rest is spliced after it (or,
-        // without a pipe, copied after it by the caller).
+        // without a pipe, copied after it).
         let written = self.write_direct(&file, &head, writer);
         if let Some(e) = broken {
             // What came before the break is kept, as the copying loop keeps it.
             tracing::info!(error = %e, "data connection failed during an upload");
-            return Some(Err(TransferEvent::ConnectionLost));
+            return Err(TransferEvent::ConnectionLost);
         }
-        if let Err(ev) = written {
-            return Some(Err(ev));
-        }
-        let pipe = zerocopy::Pipe::new()?;
-        let received = zerocopy::receive_file(tcp, &pipe, &file, self.ctx.timeout, |n| {
-            self.add(n);
-            writer.zero_copy_written(n as u64)
-        })
-        .await;
-        Some(received.map(|_| Vec::new()).map_err(|e| match e {
-            zerocopy::ReceiveError::Network(e) => {
-                tracing::info!(error = %e, "data connection failed during an upload");
-                TransferEvent::ConnectionLost
+        written?;
+        let Some(pipe) = zerocopy::Pipe::new() else {
+            return self
+                .receive_into(&mut DataStream::Plain(tcp), writer, false)
+                .await;
+        };
+        let received = match tcp.into_std() {
+            Ok(sock) => zerocopy::receive_file(sock, &pipe, &file, self.ctx.timeout, |n| {
+                self.add(n);
+                writer.zero_copy_written(n as u64)
+            })
+            .await
+            .map_err(|e| match e {
+                zerocopy::ReceiveError::Network(e) => {
+                    tracing::info!(error = %e, "data connection failed during an upload");
+                    TransferEvent::ConnectionLost
+                }
+                zerocopy::ReceiveError::File(e) => TransferEvent::StorageFailed(fs_error(e.into())),
+                zerocopy::ReceiveError::Refused(e) => TransferEvent::StorageFailed(fs_error(e)),
+            }),
+            Err(e) => {
+                tracing::info!(error = %e, "data connection could not leave the reactor");
+                Err(TransferEvent::ConnectionLost)
             }
-            zerocopy::ReceiveError::File(e) => TransferEvent::StorageFailed(fs_error(e.into())),
-            zerocopy::ReceiveError::Refused(e) => TransferEvent::StorageFailed(fs_error(e)),
-        }))
+        };
+        received.map(|_| Vec::new())
     }
 
     /// Receives a TLS upload into `writer`'s host file: the decrypted bytes are gathered in a buffer of
