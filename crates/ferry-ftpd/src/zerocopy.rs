@@ -369,6 +369,18 @@ mod tests {
         }
     }
 
+    /// [`receive_file`] on the server's end of a [`tcp_pair`], giving up after `secs` of silence.
+    async fn receive(
+        server: TcpStream,
+        pipe: &Pipe,
+        file: &File,
+        secs: u64,
+        wrote: impl FnMut(usize) -> ferry_vfs::Result<()>,
+    ) -> Result<u64, ReceiveError> {
+        let server = server.into_std().expect("std");
+        receive_file(server, pipe, file, Duration::from_secs(secs), wrote).await
+    }
+
     #[tokio::test]
     async fn receive_file_stores_every_byte_in_order_after_what_was_there() {
         let (server, mut client) = tcp_pair().await;
@@ -390,16 +402,10 @@ mod tests {
         });
         let pipe = Pipe::new().expect("pipe");
         let mut reported = 0u64;
-        let got = receive_file(
-            server.into_std().expect("std"),
-            &pipe,
-            &file,
-            Duration::from_secs(10),
-            |n| {
-                reported += n as u64;
-                Ok(())
-            },
-        )
+        let got = receive(server, &pipe, &file, 10, |n| {
+            reported += n as u64;
+            Ok(())
+        })
         .await
         .expect("receive");
         sender.await.expect("sender");
@@ -418,13 +424,9 @@ mod tests {
             let _ = client.write_all(&pseudo_random(8 << 20, 7)).await;
         });
         let pipe = Pipe::new().expect("pipe");
-        let r = receive_file(
-            server.into_std().expect("std"),
-            &pipe,
-            &file,
-            Duration::from_secs(10),
-            |_| Err(ferry_vfs::ErrorKind::QuotaExceeded.into()),
-        )
+        let r = receive(server, &pipe, &file, 10, |_| {
+            Err(ferry_vfs::ErrorKind::QuotaExceeded.into())
+        })
         .await;
         assert!(
             matches!(&r, Err(ReceiveError::Refused(e)) if e.kind() == ferry_vfs::ErrorKind::QuotaExceeded),
@@ -445,14 +447,7 @@ mod tests {
             .expect("linger");
         drop(client);
         let pipe = Pipe::new().expect("pipe");
-        let r = receive_file(
-            server.into_std().expect("std"),
-            &pipe,
-            &file,
-            Duration::from_secs(10),
-            |_| Ok(()),
-        )
-        .await;
+        let r = receive(server, &pipe, &file, 10, |_| Ok(())).await;
         assert!(matches!(r, Err(ReceiveError::Network(_))), "{r:?}");
     }
 
@@ -484,16 +479,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             drop(client);
         });
-        let got = receive_file(
-            server.into_std().expect("std"),
-            &pipe,
-            &file,
-            Duration::from_secs(10),
-            |n| {
-                received.fetch_add(n as u64, Ordering::Relaxed);
-                Ok(())
-            },
-        )
+        let got = receive(server, &pipe, &file, 10, |n| {
+            received.fetch_add(n as u64, Ordering::Relaxed);
+            Ok(())
+        })
         .await
         .expect("receive");
         closer.join().expect("closer");
@@ -510,14 +499,7 @@ mod tests {
         let (server, _client) = tcp_pair().await;
         let file = tempfile::tempfile().expect("temp file");
         let pipe = Pipe::new().expect("pipe");
-        let r = receive_file(
-            server.into_std().expect("std"),
-            &pipe,
-            &file,
-            Duration::from_secs(30),
-            |_| Ok(()),
-        )
-        .await;
+        let r = receive(server, &pipe, &file, 30, |_| Ok(())).await;
         assert!(
             matches!(&r, Err(ReceiveError::Network(e)) if e.kind() == io::ErrorKind::TimedOut),
             "{r:?}"
