@@ -87,8 +87,9 @@ def main():
                    help="run every server (all its threads and processes) on SERVER_CPUS and the clients on "
                         "CLIENT_CPUS (taskset lists, e.g. 0:0 to share one CPU, 1:0 to keep them apart)")
     p.add_argument("--warm-memory", type=float, default=2.0, metavar="GIB",
-                   help="before each 1 GiB upload, write and remove this many GiB in --workdir so that the "
-                        "upload's pages were in use a moment ago (see warm_memory); 0 to turn off")
+                   help="before each 1 GiB upload, write and remove this many GiB (at most a quarter of the "
+                        "available memory) in --workdir so that the upload's pages were in use a moment ago "
+                        "(see warm_memory); 0 to turn off")
     a = p.parse_args()
     a.server_cpus, a.client_cpus = parse_pin(a.pin)
 
@@ -452,12 +453,27 @@ def warm_memory(where, gib):
     same, warm start."""
     path = os.path.join(where, "warm-memory.bin")
     block = b"\xa5" * (1 << 20)
+    # Never more than a quarter of the memory available: on a small machine this must not crowd out
+    # the servers (tmpfs pages count as memory).
+    mib = min(int(gib * 1024), available_mib() // 4)
     try:
         with open(path, "wb") as fh:
-            for _ in range(int(gib * 1024)):
+            for _ in range(mib):
                 fh.write(block)
     finally:
         os.unlink(path)
+
+
+def available_mib():
+    """MemAvailable from /proc/meminfo, in MiB (0 where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def ferry_bench(a, spec, test):

@@ -51,8 +51,8 @@ def main():
     p.add_argument("--client", choices=["curl", "ferry"], default="curl", help="client of the 1 GiB uploads")
     p.add_argument("--client-bin", help="ferry binary for --client ferry (default: the first --ferry)")
     p.add_argument("--warm-memory", type=float, default=2.0, metavar="GIB",
-                   help="before each 1 GiB upload, write and remove this many GiB in --workdir (see "
-                        "compare.warm_memory); 0 to turn off")
+                   help="before each 1 GiB upload, write and remove this many GiB (at most a quarter of the "
+                        "available memory) in --workdir (see compare.warm_memory); 0 to turn off")
     a = p.parse_args()
     if a.client == "ferry" and not a.client_bin:
         first = next((f.partition("=")[2] for f in a.ferry if f.partition("=")[2]), None)
