@@ -425,17 +425,15 @@ def harness(a, spec, tests, src, extra=()):
     results = {t: [ferry_bench(a, spec, t)] for t in names if t in BENCH_TESTS}
     rest = [t for t in names if t not in BENCH_TESTS]
     # The 1 GiB upload runs on its own, right after the memory is warmed; the others keep their order.
-    warm = "stor" in rest and a.warm_memory > 0
-    groups = []
+    warm = a.warm_memory > 0
+    groups = [[]]
     for t in rest:
         if warm and t == "stor":
-            groups.append(["stor"])
-        elif groups and groups[-1] != ["stor"]:
-            groups[-1].append(t)
+            groups += [["stor"], []]
         else:
-            groups.append([t])
-    for group in groups:
-        if group == ["stor"] and warm:
+            groups[-1].append(t)
+    for group in filter(None, groups):
+        if warm and group == ["stor"]:
             warm_memory(a.workdir, a.warm_memory)
         results.update(run_harness(a, spec, ",".join(group), src, extra))
     return {t: [r for r in runs if r] for t, runs in results.items()}

@@ -262,3 +262,47 @@ fn temp_files_of_a_killed_upload_are_swept_at_the_next_start() {
     assert!(files.join("keep.tmp").exists(), "other files are kept");
     assert!(stderr_logs(d).contains("removed temporary files of unfinished uploads"));
 }
+
+/// On the embedded defaults, as a first-time user runs it: a plain upload larger than the part read
+/// through user space (so the rest is spliced, the socket out of the event loop while data moves)
+/// arrives whole under its name, leaves no temporary file behind, and downloads back the same.
+#[test]
+fn a_large_upload_on_the_defaults_arrives_whole_and_leaves_no_temporary_file() {
+    common::require("curl");
+    let dir = tempdir();
+    let d = dir.path();
+    let mut server = Server::start(d, &[]);
+    let addr = server.wait_listening();
+    let password = server.printed_password().expect("first-start password");
+    let content = ferry_testkit::files::pseudo_random(24 << 20, 61);
+    std::fs::write(d.join("big.bin"), &content).expect("source");
+    let url = format!("ftp://127.0.0.1:{}/big.bin", addr.port());
+    let user = format!("ferry:{password}");
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-u", &user])
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "curl {args:?}: {}", text(&out.stderr));
+    };
+    curl(&["-T", "big.bin", &url]);
+    let files = d.join("ferry-data/files");
+    assert!(
+        std::fs::read(files.join("big.bin")).expect("stored") == content,
+        "the stored file differs from what was sent"
+    );
+    let left: Vec<_> = std::fs::read_dir(&files)
+        .expect("files")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "big.bin")
+        .collect();
+    assert!(left.is_empty(), "left in the files directory: {left:?}");
+    curl(&["-o", "back.bin", &url]);
+    assert!(
+        std::fs::read(d.join("back.bin")).expect("downloaded") == content,
+        "the download differs from the upload"
+    );
+}
